@@ -1,0 +1,32 @@
+"""evloop: a single-threaded, event-loop HTTP/1.1 server in pure Python, and the reactor under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .reactor import Handle, Reactor, Timer
+from .transport import Listener, Protocol, SocketTransport, connect, listen
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Reactor", "Handle", "Timer", "Protocol", "SocketTransport", "Listener", "listen", "connect",
+    "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig",
+]
+
+# The HTTP layer is imported on first use, so embedding only the reactor stays light.
+_LAZY = {
+    "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
+    "serve": "server", "Server": "server", "ServerConfig": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evloop' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,140 @@
+"""The send queue: bytes waiting for a socket, and file regions for ``sendfile``.
+
+Work is proportional to bytes: small writes are coalesced into one trailing
+``bytearray`` (many tiny ``send`` calls cost more than one copy), large ones are
+kept as they are, and a partly sent item is advanced with a ``memoryview``
+instead of being sliced into a new ``bytes``.  The queued size is a running
+count, never re-summed.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Callable, Union
+
+__all__ = ["FileRegion", "SendQueue"]
+
+# Writes up to this size are copied into a shared bytearray ...
+_COALESCE_MAX_WRITE = 16 * 1024
+# ... until that bytearray holds this much.
+_COALESCE_MAX_BUFFER = 64 * 1024
+
+
+class FileRegion:
+    """``count`` bytes of the file descriptor ``fd`` starting at ``offset``, to send with sendfile.
+
+    ``on_done(exc)`` is called once: with None when the region was sent, or
+    with the exception (or None) when the queue was dropped before that.
+    """
+
+    __slots__ = ("fd", "offset", "remaining", "on_done")
+
+    def __init__(self, fd: int, offset: int, count: int, on_done: Callable[[BaseException | None], Any] | None) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.remaining = count
+        self.on_done = on_done
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done(exc)
+
+
+Item = Union[bytes, bytearray, memoryview, FileRegion]
+
+
+class SendQueue:
+    """FIFO of byte chunks and file regions, with a running byte count (``size``)."""
+
+    __slots__ = ("_items", "size")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Item] = collections.deque()
+        self.size = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue bytes.  Mutable inputs are copied, so the caller may reuse them."""
+        n = len(data)
+        if not n:
+            return
+        items = self._items
+        if n <= _COALESCE_MAX_WRITE:
+            last = items[-1] if items else None
+            if type(last) is bytearray and len(last) < _COALESCE_MAX_BUFFER:
+                last += data
+            else:
+                items.append(bytearray(data))
+        else:
+            items.append(data if type(data) is bytes else bytes(data))
+        self.size += n
+
+    def append_file(self, region: FileRegion) -> None:
+        """Queue a file region; it is sent after the bytes queued before it."""
+        self._items.append(region)
+        self.size += region.remaining
+
+    def head_file(self) -> FileRegion | None:
+        """The file region at the front of the queue, if the front is one."""
+        items = self._items
+        if items and type(items[0]) is FileRegion:
+            return items[0]  # type: ignore[return-value]
+        return None
+
+    def buffers(self, max_count: int = 64) -> list[bytes | bytearray | memoryview]:
+        """The leading byte chunks (up to the first file region), for ``send``/``sendmsg``."""
+        out: list[bytes | bytearray | memoryview] = []
+        for item in self._items:
+            if type(item) is FileRegion or len(out) == max_count:
+                break
+            out.append(item)  # type: ignore[arg-type]
+        return out
+
+    def consume(self, n: int) -> None:
+        """Drop the first ``n`` bytes of leading byte chunks (they were sent)."""
+        self.size -= n
+        items = self._items
+        while n:
+            item = items[0]
+            size = len(item)  # type: ignore[arg-type]
+            if n >= size:
+                items.popleft()
+                n -= size
+            else:
+                items[0] = memoryview(item)[n:]  # type: ignore[arg-type]
+                return
+
+    def file_progress(self, region: FileRegion, n: int) -> None:
+        """Record that ``n`` bytes of the head file region were sent; pops it when done."""
+        region.offset += n
+        region.remaining -= n
+        self.size -= n
+        if region.remaining <= 0:
+            self._items.popleft()
+            region.finish(None)
+
+    def file_head_read(self, region: FileRegion, data: bytes) -> None:
+        """Replace the first ``len(data)`` bytes of the head file region with ``data``, read from it.
+
+        The read-and-send fallback for when ``sendfile`` cannot be used: the
+        bytes move from the region into the queue, so ``size`` is unchanged.
+        """
+        n = len(data)
+        region.offset += n
+        region.remaining -= n
+        items = self._items
+        if region.remaining <= 0:
+            items.popleft()
+            region.finish(None)  # its bytes are all read: the file may close now
+        items.appendleft(data)
+
+    def clear(self, exc: BaseException | None = None) -> None:
+        """Drop everything; file regions are told why."""
+        items, self._items = self._items, collections.deque()
+        self.size = 0
+        for item in items:
+            if type(item) is FileRegion:
+                item.finish(exc)  # type: ignore[union-attr]

@@ -1,0 +1,138 @@
+"""Callback handles and the timer heap.
+
+Theory of operation: timers live in a binary heap of ``(when, seq, timer)``
+tuples, so ordering is by deadline and, for equal deadlines, by the order they
+were scheduled (``seq`` never repeats).  Most timers in a server are timeouts
+that get cancelled before they fire, so cancelling is O(1): the timer is only
+marked, and the heap drops it lazily when it reaches the top.  When cancelled
+entries make up more than half of a large heap, the heap is rebuilt without
+them, which keeps memory and the cost of ``heappush`` proportional to the live
+timers (the trick asyncio's ``_run_once`` uses).
+
+This module knows nothing of clocks: callers pass the current time in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Any, Callable
+
+__all__ = ["Handle", "Timer", "TimerQueue"]
+
+# Rebuild the heap only past this many cancelled entries: for small heaps the
+# lazy pops are cheaper than a rebuild.
+_MIN_CANCELLED_TO_COMPACT = 256
+
+
+class Handle:
+    """A callback scheduled on a reactor; ``cancel()`` stops it from running."""
+
+    __slots__ = ("callback", "args", "cancelled")
+
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Prevent the callback from running; cancelling twice is harmless."""
+        if not self.cancelled:
+            self.cancelled = True
+            # Drop references early so cancelled handles keep nothing alive.
+            self.callback = _cancelled_callback
+            self.args = ()
+
+    def __repr__(self) -> str:
+        state = " cancelled" if self.cancelled else ""
+        return f"<{type(self).__name__} {_describe(self.callback)}{state}>"
+
+
+class Timer(Handle):
+    """A handle that runs at a deadline (``when``, on the reactor's clock)."""
+
+    __slots__ = ("when", "_queue")
+
+    def __init__(
+        self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], queue: "TimerQueue | None"
+    ) -> None:
+        super().__init__(callback, args)
+        self.when = when
+        self._queue = queue
+
+    def cancel(self) -> None:
+        """Prevent the timer from firing.  O(1): the heap drops it lazily."""
+        if not self.cancelled:
+            super().cancel()
+            queue = self._queue
+            if queue is not None:
+                self._queue = None
+                queue._timer_cancelled()
+
+
+class TimerQueue:
+    """A heap of timers ordered by deadline, then by scheduling order."""
+
+    __slots__ = ("_heap", "_seq", "_cancelled")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._cancelled = 0
+
+    def __len__(self) -> int:
+        """Live (not cancelled) timers."""
+        return len(self._heap) - self._cancelled
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, cancelled ones included (for tests and stats)."""
+        return len(self._heap)
+
+    def schedule(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...] = ()) -> Timer:
+        """Add a timer that is due at ``when`` and return it."""
+        timer = Timer(when, callback, args, self)
+        heapq.heappush(self._heap, (when, next(self._seq), timer))
+        return timer
+
+    def next_deadline(self) -> float | None:
+        """The earliest live deadline, or None when no timer is live."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+            self._cancelled -= 1
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> list[Timer]:
+        """Remove and return the live timers due at ``now``, in firing order."""
+        heap = self._heap
+        due: list[Timer] = []
+        while heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)[2]
+            if timer.cancelled:
+                self._cancelled -= 1
+            else:
+                timer._queue = None  # fired: a later cancel() must not count it
+                due.append(timer)
+        return due
+
+    def clear(self) -> None:
+        for _, _, timer in self._heap:
+            timer._queue = None
+        self._heap.clear()
+        self._cancelled = 0
+
+    def _timer_cancelled(self) -> None:
+        self._cancelled += 1
+        if self._cancelled > _MIN_CANCELLED_TO_COMPACT and self._cancelled * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+
+def _cancelled_callback(*args: Any) -> None:
+    """Stands in for the callback of a cancelled handle."""
+
+
+def _describe(callback: Callable[..., Any]) -> str:
+    return getattr(callback, "__qualname__", None) or repr(callback)

@@ -1,0 +1,669 @@
+"""TCP and Unix-socket transports, listeners and client connections.
+
+A transport sits between a non-blocking socket and a protocol object that
+uses asyncio's method names, with the same call grammar::
+
+    connection_made -> data_received* -> eof_received? -> connection_lost
+
+plus ``pause_writing`` / ``resume_writing`` around the write buffer's water
+marks.  Writes try ``send`` at once and queue only what the socket did not
+take; write interest is registered only while bytes are queued (one selector
+``modify`` costs more than half a small send+recv).  A peer reset is an
+ordinary close reported through ``connection_lost(exc)``, not an error log.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+from typing import Any, Callable, Iterable, Protocol as TypingProtocol
+
+from .buffers import FileRegion, SendQueue
+from .reactor import Reactor
+
+__all__ = ["Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection"]
+
+logger = logging.getLogger("evloop")
+
+_READ_SIZE = 256 * 1024
+_SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
+_FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
+_ACCEPT_BATCH = 128                   # accepts per readiness event, so one listener cannot hog a pass
+_ACCEPT_BACKOFF_S = 0.1               # pause on EMFILE/ENFILE before polling the listener again
+
+# Errors that mean the peer went away: ordinary closes, not failures to log.
+_DISCONNECT_ERRNOS = frozenset(
+    {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ESHUTDOWN, errno.ENOTCONN, errno.ETIMEDOUT}
+)
+_ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_SENDFILE_UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP})
+
+
+class Protocol:
+    """Base class for protocols; every method is optional to override.
+
+    Call order: ``connection_made(transport)``, then ``data_received(data)``
+    any number of times, ``eof_received()`` at most once, and finally
+    ``connection_lost(exc)`` exactly once (exc is None for a clean close).
+    ``pause_writing()`` / ``resume_writing()`` bracket the periods in which
+    the transport's write buffer is above its high water mark.
+    For ``connect()``: if the connection cannot be made, only
+    ``connection_failed(exc)`` is called.
+    """
+
+    def connection_made(self, transport: "SocketTransport") -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        """The peer shut down its writing side.  Return true to keep our side open."""
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    def connection_failed(self, exc: BaseException) -> None:
+        logger.warning("connection failed: %s", exc)
+
+
+class _File(TypingProtocol):
+    def fileno(self) -> int: ...
+
+
+class SocketTransport:
+    """A connected non-blocking stream socket driven by a reactor.
+
+    ``high_water``/``low_water`` (bytes) bound the write buffer: above the
+    high mark the protocol's ``pause_writing()`` is called, and
+    ``resume_writing()`` once it drains to the low mark.
+    """
+
+    __slots__ = (
+        "_reactor", "_sock", "_protocol", "_queue", "_high_water", "_low_water",
+        "_closing", "_closed", "_reading", "_reading_paused", "_writing_registered",
+        "_protocol_paused", "_eof_pending", "_eof_written", "peername", "sockname",
+    )
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        protocol: Protocol,
+        *,
+        high_water: int = 64 * 1024,
+        low_water: int | None = None,
+        peername: Any = None,
+    ) -> None:
+        self._reactor = reactor
+        self._sock = sock
+        self._protocol = protocol
+        self._queue = SendQueue()
+        self._high_water = high_water
+        self._low_water = high_water // 4 if low_water is None else low_water
+        self._closing = False
+        self._closed = False
+        self._reading = False
+        self._reading_paused = False
+        self._writing_registered = False
+        self._protocol_paused = False
+        self._eof_pending = False
+        self._eof_written = False
+        self.peername = peername
+        try:
+            self.sockname = sock.getsockname()
+            if peername is None:
+                self.peername = sock.getpeername()
+        except OSError:
+            self.sockname = None
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Responses are written whole; Nagle would only delay them.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def start(self) -> None:
+        """Call ``connection_made`` and start reading (done by listeners and ``connect``)."""
+        try:
+            self._protocol.connection_made(self)
+        except BaseException:
+            self.abort()
+            raise
+        if not self._closing and not self._reading_paused:
+            self._reading = True
+            self._reactor.add_reader(self._sock, self._on_readable)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def protocol(self) -> Protocol:
+        return self._protocol
+
+    @property
+    def socket(self) -> socket.socket:
+        return self._sock
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes queued and not yet sent (file regions included)."""
+        return self._queue.size
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+        self._maybe_resume_protocol()
+
+    # --------------------------------------------------------------- reading
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until ``resume_reading()``."""
+        if self._reading_paused:
+            return
+        self._reading_paused = True
+        if self._reading:
+            self._reading = False
+            self._reactor.remove_reader(self._sock)
+
+    def resume_reading(self) -> None:
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        if not self._closing and not self._reading:
+            self._reading = True
+            self._reactor.add_reader(self._sock, self._on_readable)
+
+    def is_reading(self) -> bool:
+        return self._reading
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+            return
+        # EOF from the peer.
+        self._reading = False
+        self._reactor.remove_reader(self._sock)
+        keep_open = self._protocol.eof_received()
+        if not keep_open:
+            self.close()
+
+    # --------------------------------------------------------------- writing
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``: at once if nothing is queued, else after what is queued."""
+        if self._closing:
+            return  # writing to a closing transport is ignored, like asyncio
+        if self._eof_pending or self._eof_written:
+            raise RuntimeError("cannot write after write_eof()")
+        if not data:
+            return
+        queue = self._queue
+        if not queue:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._fatal_error(exc)
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            queue.append(data)
+            self._register_writer()
+        else:
+            queue.append(data)
+        self._maybe_pause_protocol()
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write several chunks; they go out together when possible."""
+        self.write(b"".join(chunks))
+
+    def sendfile(
+        self,
+        file: _File | int,
+        offset: int = 0,
+        count: int | None = None,
+        on_done: Callable[[BaseException | None], Any] | None = None,
+    ) -> None:
+        """Queue ``count`` bytes of ``file`` from ``offset`` (to its end when None).
+
+        Uses ``os.sendfile`` with non-blocking partial progress, after the
+        bytes already queued; falls back to reading and sending blocks where
+        sendfile cannot be used.  The caller keeps the file open until
+        ``on_done(exc)`` is called (exc None on success).
+        """
+        fd = file if isinstance(file, int) else file.fileno()
+        if count is None:
+            count = max(0, os.fstat(fd).st_size - offset)
+        if self._closing:
+            if on_done is not None:
+                on_done(ConnectionError("transport is closing"))
+            return
+        if count <= 0:
+            if on_done is not None:
+                on_done(None)
+            return
+        self._queue.append_file(FileRegion(fd, offset, count, on_done))
+        if not self._writing_registered:
+            self._on_writable()  # make progress now; registers write interest if it must wait
+        self._maybe_pause_protocol()
+
+    def write_eof(self) -> None:
+        """Shut down the writing side once the queue has drained (half-close)."""
+        if self._closing or self._eof_pending or self._eof_written:
+            return
+        if self._queue:
+            self._eof_pending = True
+        else:
+            self._shutdown_write()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def _shutdown_write(self) -> None:
+        self._eof_written = True
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _register_writer(self) -> None:
+        if not self._writing_registered:
+            self._writing_registered = True
+            self._reactor.add_writer(self._sock, self._on_writable)
+
+    def _on_writable(self) -> None:
+        queue = self._queue
+        sock = self._sock
+        try:
+            while queue:
+                region = queue.head_file()
+                if region is None:
+                    buffers = queue.buffers()
+                    sent = sock.sendmsg(buffers) if len(buffers) > 1 else sock.send(buffers[0])
+                    queue.consume(sent)
+                    if queue.size and queue.head_file() is None:
+                        break  # the socket took less than we offered: wait for writability
+                elif not self._send_file_block(region):
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+        except (OSError, EOFError) as exc:
+            self._fatal_error(exc)
+            return
+        if queue:
+            self._register_writer()
+        else:
+            if self._writing_registered:
+                self._writing_registered = False
+                self._reactor.remove_writer(sock)
+            if self._closing:
+                self._finish_close(None)
+                return
+            if self._eof_pending:
+                self._eof_pending = False
+                self._shutdown_write()
+        self._maybe_resume_protocol()
+
+    def _send_file_block(self, region: FileRegion) -> bool:
+        """Send part of the head file region; returns False when the socket is full."""
+        queue = self._queue
+        try:
+            sent = os.sendfile(self._sock.fileno(), region.fd, region.offset, min(region.remaining, _SENDFILE_BLOCK))
+        except OSError as exc:
+            if exc.errno not in _SENDFILE_UNSUPPORTED_ERRNOS:
+                raise
+            # Not a regular file, or a socket sendfile does not support: read and send.
+            data = os.pread(region.fd, min(region.remaining, _FALLBACK_BLOCK), region.offset)
+            if not data:
+                raise EOFError("file ended before the requested byte range") from None
+            queue.file_head_read(region, data)
+            return True
+        if sent == 0:
+            # The file is shorter than promised: fail rather than wait forever.
+            raise EOFError("file ended before the requested byte range")
+        asked = min(region.remaining, _SENDFILE_BLOCK)
+        queue.file_progress(region, sent)
+        # A short send means the socket buffer is full: wait for writability.
+        return region.remaining <= 0 or sent == asked
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and self._queue.size > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception:
+                logger.exception("protocol.pause_writing() failed")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self._queue.size <= self._low_water and not self._closed:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception:
+                logger.exception("protocol.resume_writing() failed")
+
+    # --------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Stop reading, send what is queued, then close and call ``connection_lost(None)``."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._reading:
+            self._reading = False
+            self._reactor.remove_reader(self._sock)
+        if not self._queue:
+            self._finish_close(None)
+
+    def abort(self) -> None:
+        """Close now, dropping whatever is queued; ``connection_lost(None)`` follows."""
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException) -> None:
+        if isinstance(exc, OSError) and exc.errno not in _DISCONNECT_ERRNOS:
+            logger.debug("transport error on %r: %s", self.peername, exc)
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        self._queue.clear(exc)
+        self._finish_close(exc)
+
+    def _finish_close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._closing = True
+        reactor = self._reactor
+        # Unregister before closing: a closed fd number may be reused at once.
+        if self._reading:
+            self._reading = False
+            reactor.remove_reader(self._sock)
+        if self._writing_registered:
+            self._writing_registered = False
+            reactor.remove_writer(self._sock)
+        reactor.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+            self._protocol = None  # type: ignore[assignment]  # break the cycle
+
+
+class Listener:
+    """Listening sockets that accept connections into new transports.
+
+    ``addresses`` lists the bound addresses; ``port`` is the port of the first
+    (the one the kernel picked when port 0 was asked for).  On ``EMFILE`` or
+    ``ENFILE`` the listener stops polling for a short back-off, logs once per
+    episode and resumes, so it never spins.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        protocol_factory: Callable[[], Protocol],
+        sockets: list[socket.socket],
+        *,
+        transport_kwargs: dict[str, Any] | None = None,
+        unlink_path: str | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._protocol_factory = protocol_factory
+        self.sockets = sockets
+        self._transport_kwargs = transport_kwargs or {}
+        self._unlink_path = unlink_path
+        self._accepting = False
+        self._paused = False            # by the user (pause_accepting)
+        self._backoff_timer: Any = None  # by exhaustion of descriptors
+        self._exhausted_episode = False
+        self._closed = False
+        for sock in sockets:
+            sock.setblocking(False)
+        self._start_accepting()
+
+    @property
+    def addresses(self) -> list[Any]:
+        return [sock.getsockname() for sock in self.sockets]
+
+    @property
+    def port(self) -> int | None:
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                return sock.getsockname()[1]
+        return None
+
+    def pause_accepting(self) -> None:
+        """Stop accepting; pending connections wait in the kernel's backlog."""
+        self._paused = True
+        self._stop_accepting()
+
+    def resume_accepting(self) -> None:
+        self._paused = False
+        if self._backoff_timer is None:
+            self._start_accepting()
+
+    def _start_accepting(self) -> None:
+        if self._accepting or self._closed or self._paused:
+            return
+        self._accepting = True
+        for sock in self.sockets:
+            self._reactor.add_reader(sock, self._on_acceptable, sock)
+
+    def _stop_accepting(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        for sock in self.sockets:
+            self._reactor.remove_reader(sock)
+
+    def _on_acceptable(self, sock: socket.socket) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
+                    self._back_off(exc)
+                    return
+                if exc.errno in _DISCONNECT_ERRNOS or exc.errno == errno.EPROTO:
+                    continue  # the client gave up before we accepted it
+                raise
+            if self._exhausted_episode:
+                self._exhausted_episode = False
+                logger.warning("accepting connections again")
+            self._serve(conn, addr)
+
+    def _serve(self, conn: socket.socket, addr: Any) -> None:
+        try:
+            protocol = self._protocol_factory()
+            transport = SocketTransport(self._reactor, conn, protocol, peername=addr, **self._transport_kwargs)
+        except BaseException:
+            conn.close()
+            raise
+        transport.start()
+
+    def _back_off(self, exc: OSError) -> None:
+        if not self._exhausted_episode:
+            self._exhausted_episode = True
+            logger.error("accept() failed: %s; pausing accepts for %.0f ms at a time", exc, _ACCEPT_BACKOFF_S * 1000)
+        self._stop_accepting()
+        self._backoff_timer = self._reactor.call_later(_ACCEPT_BACKOFF_S, self._end_back_off)
+
+    def _end_back_off(self) -> None:
+        self._backoff_timer = None
+        self._start_accepting()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets (open connections are not touched)."""
+        if self._closed:
+            return
+        self._stop_accepting()
+        self._closed = True
+        if self._backoff_timer is not None:
+            self._backoff_timer.cancel()
+            self._backoff_timer = None
+        for sock in self.sockets:
+            sock.close()
+        if self._unlink_path is not None:
+            _unlink_if_socket(self._unlink_path)
+
+
+def listen(
+    reactor: Reactor,
+    protocol_factory: Callable[[], Protocol],
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    backlog: int = 1024,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    path: str | None = None,
+    transport_kwargs: dict[str, Any] | None = None,
+) -> Listener:
+    """Listen for connections and give each a new transport and ``protocol_factory()``.
+
+    Exactly one of: ``host``/``port`` (IPv4 or IPv6; ``host`` None or "" binds
+    every interface; port 0 picks a free port, reported by ``listener.port``),
+    ``path`` (a Unix domain socket; a stale socket file is replaced), or
+    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
+    """
+    if sock is not None:
+        sock.listen(backlog)
+        return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs)
+    if path is not None:
+        _unlink_if_socket(path)
+        usock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            usock.bind(path)
+            usock.listen(backlog)
+        except BaseException:
+            usock.close()
+            raise
+        return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path)
+
+    infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[Any] = set()
+    try:
+        for family, type_, proto, _, addr in infos:
+            if (family, addr[:2]) in seen:
+                continue
+            seen.add((family, addr[:2]))
+            s = socket.socket(family, type_, proto)
+            sockets.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                # Several addresses and port 0: use the port the first one got.
+                addr = (addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:])
+            s.bind(addr)
+            s.listen(backlog)
+    except BaseException:
+        for s in sockets:
+            s.close()
+        raise
+    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs)
+
+
+class PendingConnection:
+    """A client connection being established by ``connect()``; ``cancel()`` gives up."""
+
+    def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Protocol, transport_kwargs: dict[str, Any]):
+        self._reactor = reactor
+        self._sock = sock
+        self._protocol = protocol
+        self._transport_kwargs = transport_kwargs
+        self.transport: SocketTransport | None = None
+        self._done = False
+
+    def _on_writable(self) -> None:
+        self._reactor.remove_writer(self._sock)
+        self._done = True
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._sock.close()
+            self._protocol.connection_failed(OSError(err, os.strerror(err)))
+            return
+        self.transport = SocketTransport(self._reactor, self._sock, self._protocol, **self._transport_kwargs)
+        self.transport.start()
+
+    def _fail(self, exc: BaseException) -> None:
+        self._done = True
+        self._sock.close()
+        self._protocol.connection_failed(exc)
+
+    def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            self._reactor.remove_writer(self._sock)
+            self._sock.close()
+
+
+def connect(
+    reactor: Reactor,
+    protocol_factory: Callable[[], Protocol],
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    path: str | None = None,
+    transport_kwargs: dict[str, Any] | None = None,
+) -> PendingConnection:
+    """Open a non-blocking client connection to ``host``:``port`` (or the Unix socket ``path``).
+
+    When it is established the protocol gets ``connection_made``; when it
+    fails, ``connection_failed(exc)`` (from a later loop pass, never from
+    inside this call).  The name is resolved with a blocking ``getaddrinfo``:
+    pass a numeric address in latency-sensitive code.
+    """
+    protocol = protocol_factory()
+    if path is not None:
+        family, addr = socket.AF_UNIX, path
+    else:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    pending = PendingConnection(reactor, sock, protocol, transport_kwargs or {})
+    err = sock.connect_ex(addr)
+    if err in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        reactor.add_writer(sock, pending._on_writable)
+    else:
+        reactor.call_soon(pending._fail, OSError(err, os.strerror(err)))
+    return pending
+
+
+def _unlink_if_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
