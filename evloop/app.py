@@ -1,0 +1,674 @@
+"""The handler API: Request, Response, a router, and the access-log line.
+
+Contract with the server (server.py builds requests and sends responses)
+------------------------------------------------------------------------
+1. For each complete request the server builds ``Request(method=..., target=...,
+   version=..., headers=..., body=..., client=..., server=..., scheme=...,
+   reactor=..., responder=callback)`` and calls ``app(request)``.
+2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
+   handler keeps the request and calls ``request.respond(response)`` later
+   (from a timer, another callback, or even before returning); ``respond``
+   calls ``responder(response)`` exactly once. A second ``respond`` raises
+   ``RuntimeError``. An exception out of ``app(request)`` is the server's to
+   turn into a 500.
+3. The server sends ``response.status``, ``response.headers`` (a list of
+   ``(str, str)``, never containing Content-Length) and frames the body with
+   ``response.content_length``:
+
+   - ``bytes``: sent as is; ``content_length == len(body)``.
+   - ``FileBody``: ``body.count`` bytes of ``body.file`` from ``body.offset``,
+     meant for ``os.sendfile``; ``content_length == body.count``.
+   - any other iterable of bytes: streamed. The server calls ``iter(body)``
+     and pulls chunks only while its send buffer is below the high water mark.
+     Empty chunks may occur and must be skipped (an empty chunk would end a
+     chunked body). ``content_length`` is the Content-Length the handler
+     declared, or ``None`` (chunked on HTTP/1.1, close-delimited on 1.0).
+     The server must not send more than a declared length, and must close
+     the connection if the iterable ends short of it.
+
+   Whatever the body, the server calls ``response.close()`` exactly once when
+   the response is finished, abandoned (HEAD, 304, error, timeout) or the
+   connection dies. It closes the file of a ``FileBody`` and calls ``close()``
+   on an iterable that has one (a generator, a WSGI iterable), which is how
+   ``finally`` blocks in streaming handlers run.
+
+Paths: ``Request.path`` is the percent-decoded path with
+``errors="surrogateescape"``: undecodable UTF-8 bytes become lone surrogates,
+so ``path.encode("utf-8", "surrogateescape")`` gives back the exact bytes the
+client sent (``os.fsencode`` does the same, so static files with non-UTF-8
+names still map). ``raw_path`` is the path as sent, without the query. Routing
+uses the decoded path, so ``{name}`` never matches a ``%2F``-encoded slash as
+part of one segment; no dot-segment normalisation is done here.
+
+This module imports no ``socket``, ``selectors`` or ``time``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = [
+    "App",
+    "FileBody",
+    "Headers",
+    "Request",
+    "Response",
+    "format_access_log",
+    "split_target",
+]
+
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
+
+# --------------------------------------------------------------------- headers
+
+
+class Headers:
+    """Case-insensitive multi-dict over a list of ``(name, value)`` pairs.
+
+    ``raw`` is the list as received: names as sent, received order. Lookups
+    build a lowercase index on first use, so a request whose handler never
+    reads a header pays nothing for it.
+    """
+
+    __slots__ = ("raw", "_index")
+
+    def __init__(self, raw: Iterable[tuple[str, str]] | None = None) -> None:
+        self.raw: list[tuple[str, str]] = raw if type(raw) is list else list(raw or ())
+        self._index: dict[str, list[str]] | None = None
+
+    def _build_index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for name, value in self.raw:
+            index.setdefault(name.lower(), []).append(value)
+        self._index = index
+        return index
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of field ``name``, or ``default``.
+
+        Use ``get_all`` for fields that may repeat (RFC 9110 section 5.3).
+        """
+        index = self._index if self._index is not None else self._build_index()
+        values = index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of field ``name`` in received order (empty list if none)."""
+        index = self._index if self._index is not None else self._build_index()
+        return list(index.get(name.lower(), ()))
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        index = self._index if self._index is not None else self._build_index()
+        return name.lower() in index
+
+    def __iter__(self):
+        """Yield ``(name, value)`` pairs in received order, names as sent."""
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({self.raw!r})"
+
+
+# --------------------------------------------------------------------- request
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """Split a request-target into ``(raw_path, query_string)``.
+
+    Origin form ``/a?b`` -> ``("/a", "b")``; absolute form
+    ``http://h/a?b`` -> ``("/a", "b")``; asterisk form ``*`` and authority form
+    ``host:port`` are returned unchanged with an empty query.
+    """
+    if target[:1] == "/":
+        raw_path, _, query_string = target.partition("?")
+        return raw_path, query_string
+    if "://" in target:
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    return target, ""
+
+
+def decode_path(raw_path: str) -> str:
+    """Percent-decode a path (UTF-8, undecodable bytes as surrogate escapes)."""
+    if "%" not in raw_path:
+        return raw_path
+    return unquote(raw_path, errors="surrogateescape")
+
+
+class Request:
+    """One HTTP request, built by the server with keyword arguments.
+
+    Fields: ``method``, ``target`` (as sent), ``path`` (percent-decoded),
+    ``raw_path`` (not decoded, no query), ``query`` (``dict[str, list[str]]``,
+    parsed on first access, blank values kept), ``query_string``, ``version``,
+    ``headers`` (``Headers``), ``body`` (bytes), ``client`` (peer address or
+    None), ``server`` (``(host, port)`` or None), ``scheme``, ``reactor``,
+    ``path_params`` (set by the router).
+    """
+
+    __slots__ = (
+        "method",
+        "target",
+        "path",
+        "raw_path",
+        "query_string",
+        "_query",
+        "version",
+        "headers",
+        "body",
+        "client",
+        "server",
+        "scheme",
+        "reactor",
+        "path_params",
+        "_responder",
+        "_responded",
+    )
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        target: str,
+        version: str = "HTTP/1.1",
+        headers: Headers | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        client: Any = None,
+        server: Any = None,
+        scheme: str = "http",
+        reactor: Any = None,
+        responder: Callable[[Response], None] | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        raw_path, self.query_string = split_target(target)
+        self.raw_path = raw_path
+        self.path = decode_path(raw_path)
+        self._query: dict[str, list[str]] | None = None
+        self.version = version
+        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        self.body = body
+        self.client = client
+        self.server = server
+        self.scheme = scheme
+        self.reactor = reactor
+        self.path_params: dict[str, str] = {}
+        self._responder = responder
+        self._responded = False
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            if self.query_string:
+                self._query = parse_qs(
+                    self.query_string, keep_blank_values=True, errors="surrogateescape"
+                )
+            else:
+                self._query = {}
+        return self._query
+
+    @property
+    def responded(self) -> bool:
+        """True once ``respond`` has been called."""
+        return self._responded
+
+    def respond(self, response: Response) -> None:
+        """Send ``response`` for a request whose handler returned None.
+
+        Calls the server's responder once. Raises ``RuntimeError`` on a
+        second call or when the request has no responder, ``TypeError`` when
+        ``response`` is not a ``Response``.
+        """
+        if not isinstance(response, Response):
+            raise TypeError(f"respond() needs a Response, got {type(response).__name__}")
+        if self._responded:
+            raise RuntimeError(f"{self.method} {self.target}: respond() called twice")
+        if self._responder is None:
+            raise RuntimeError(f"{self.method} {self.target}: request has no responder")
+        self._responded = True
+        self._responder(response)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} {self.version}>"
+
+
+# -------------------------------------------------------------------- response
+
+
+class FileBody:
+    """``count`` bytes of an open binary ``file`` from ``offset``, for sendfile.
+
+    ``count=None`` means up to the end of the file. ``close()`` closes the file
+    and then calls ``on_close`` if given (WSGI uses it to close its wrapper).
+    """
+
+    __slots__ = ("file", "offset", "count", "_on_close")
+
+    def __init__(
+        self,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        if offset < 0:
+            raise ValueError(f"negative offset {offset}")
+        if count is None:
+            count = max(0, os.fstat(file.fileno()).st_size - offset)
+        elif count < 0:
+            raise ValueError(f"negative count {count}")
+        self.file = file
+        self.offset = offset
+        self.count = count
+        self._on_close = on_close
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+    def __repr__(self) -> str:
+        return f"<FileBody {getattr(self.file, 'name', self.file)!r} offset={self.offset} count={self.count}>"
+
+
+_is_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_bad_value = re.compile(r"[\r\n\0]").search
+
+
+# Valid header names seen so far -> lowercase: handlers reuse a handful of
+# names, and a dict hit is several times cheaper than the token regex.
+_checked_names: dict[str, str] = {}
+_MAX_CHECKED_NAMES = 1024
+
+
+def _remember_name(name: str) -> str:
+    lname = name.lower()
+    if len(_checked_names) < _MAX_CHECKED_NAMES:
+        _checked_names[name] = lname
+    return lname
+
+
+def _check_header(name: str, value: str) -> None:
+    # Response splitting: a CR or LF in a field would let a handler that
+    # echoes user input write a second response (RFC 9110 section 5.5).
+    if _is_token(name) is None:
+        raise ValueError(f"invalid header name {name!r}")
+    if _bad_value(value) is not None:
+        raise ValueError(f"invalid header value for {name}: {value!r}")
+
+
+class Response:
+    """Status, headers and body of a response.
+
+    ``body`` is bytes, str (encoded as UTF-8; Content-Type defaults to
+    ``text/plain; charset=utf-8``), a ``FileBody``, or an iterable of bytes.
+    ``headers`` is a list of ``(name, value)`` str pairs (a dict or
+    ``Headers`` is accepted too). ``content_type`` adds a Content-Type field;
+    giving it as well as a Content-Type header is a ``ValueError``.
+
+    A Content-Length header is taken out of ``headers``: for an iterable it
+    becomes ``content_length``; for bytes and ``FileBody`` it must agree with
+    the body's length (``ValueError`` otherwise). See the module docstring for
+    how the server consumes the body and when it calls ``close()``.
+    """
+
+    __slots__ = ("status", "headers", "body", "content_length")
+
+    def __init__(
+        self,
+        status: int = 200,
+        headers: Iterable[tuple[str, str]] | dict[str, str] | Headers | None = None,
+        body: Any = b"",
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        if type(status) is not int or not 100 <= status <= 999:
+            raise ValueError(f"invalid status {status!r}")
+        if headers is None:
+            header_list: list[tuple[str, str]] = []
+        elif isinstance(headers, dict):
+            header_list = list(headers.items())
+        else:
+            header_list = list(headers)
+
+        declared: int | None = None
+        has_content_type = False
+        if header_list:
+            kept = []
+            for name, value in header_list:
+                lname = _checked_names.get(name)
+                if lname is None:
+                    _check_header(name, value)
+                    lname = _remember_name(name)
+                elif not value.isprintable() and _bad_value(value) is not None:
+                    _check_header(name, value)  # raises with the reason
+                if lname == "content-length":
+                    value = value.strip()
+                    if not value.isdigit() or not value.isascii():
+                        raise ValueError(f"invalid Content-Length {value!r}")
+                    if declared is not None and declared != int(value):
+                        raise ValueError("conflicting Content-Length headers")
+                    declared = int(value)
+                    continue
+                if lname == "content-type":
+                    has_content_type = True
+                kept.append((name, value))
+            header_list = kept
+
+        if content_type is not None:
+            if has_content_type:
+                raise ValueError("content_type given twice (argument and header)")
+            _check_header("Content-Type", content_type)
+            header_list.append(("Content-Type", content_type))
+            has_content_type = True
+
+        if isinstance(body, bytes):
+            length: int | None = len(body)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+            length = len(body)
+            if not has_content_type:
+                header_list.append(("Content-Type", TEXT_PLAIN))
+        elif isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+            length = len(body)
+        elif isinstance(body, FileBody):
+            length = body.count
+        elif hasattr(body, "__iter__"):
+            length = declared
+        else:
+            raise TypeError(f"unsupported body type {type(body).__name__}")
+        if declared is not None and length != declared:
+            raise ValueError(f"Content-Length {declared} does not match a body of {length} bytes")
+
+        self.status = status
+        self.headers = header_list
+        self.body = body
+        self.content_length = length
+
+    @classmethod
+    def text(
+        cls,
+        text: str,
+        status: int = 200,
+        headers: Iterable[tuple[str, str]] | None = None,
+        *,
+        content_type: str = TEXT_PLAIN,
+    ) -> Response:
+        """A text response encoded as UTF-8."""
+        return cls(status, headers, text.encode("utf-8"), content_type=content_type)
+
+    @classmethod
+    def json(
+        cls, obj: Any, status: int = 200, headers: Iterable[tuple[str, str]] | None = None
+    ) -> Response:
+        """``obj`` as compact JSON, ``application/json``."""
+        body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return cls(status, headers, body, content_type="application/json")
+
+    def close(self) -> None:
+        """Release the body: close a FileBody's file or call the iterable's close()."""
+        body = self.body
+        if isinstance(body, bytes):
+            return
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {type(self.body).__name__} length={self.content_length}>"
+
+
+# ---------------------------------------------------------------------- router
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
+_CONVERTERS = {None: "[^/]+", "str": "[^/]+", "path": ".*"}
+Handler = Callable[..., "Response | None"]
+
+
+class _Route:
+    __slots__ = ("pattern", "regex", "plain", "handlers")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.regex, self.plain = _compile(pattern)
+        self.handlers: dict[str, Handler] = {}
+
+    def lookup(self, method: str) -> Handler | None:
+        handler = self.handlers.get(method)
+        if handler is None and method == "HEAD":
+            handler = self.handlers.get("GET")
+        return handler
+
+    def allowed(self) -> list[str]:
+        methods = list(self.handlers)
+        if "GET" in methods and "HEAD" not in methods:
+            methods.insert(methods.index("GET") + 1, "HEAD")
+        if "OPTIONS" not in methods:
+            methods.append("OPTIONS")
+        return methods
+
+
+def _compile(pattern: str) -> tuple[re.Pattern[str] | None, str]:
+    """Regex for a pattern with ``{name}`` / ``{name:path}`` parts (None if
+    literal), and its source with plain groups instead of named ones."""
+    parts = []
+    plain = []
+    names = set()
+    pos = 0
+    for m in _PARAM.finditer(pattern):
+        name, conv = m.group(1), m.group(2)
+        if conv not in _CONVERTERS:
+            raise ValueError(f"{pattern}: unknown converter {conv!r}")
+        if name in names:
+            raise ValueError(f"{pattern}: parameter {name!r} used twice")
+        names.add(name)
+        literal = re.escape(pattern[pos : m.start()])
+        # Parameter regexes hold no groups of their own, so group i of the
+        # pattern is its i-th parameter (App._combine relies on it).
+        parts += [literal, f"(?P<{name}>{_CONVERTERS[conv]})"]
+        plain += [literal, f"({_CONVERTERS[conv]})"]
+        pos = m.end()
+    if not names:
+        if "{" in pattern or "}" in pattern:
+            raise ValueError(f"{pattern}: malformed parameter")
+        return None, ""
+    rest = pattern[pos:]
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"{pattern}: malformed parameter")
+    parts.append(re.escape(rest))
+    plain.append(re.escape(rest))
+    return re.compile("".join(parts), re.DOTALL), "".join(plain)  # DOTALL: a decoded path may hold "\n"
+
+
+class App:
+    """A router from ``(method, path)`` to handlers; itself a server app.
+
+    ``@app.route("/items/{id}", methods=["GET", "POST"])`` registers
+    ``handler(request, id=...)``. ``{name}`` matches one non-empty path
+    segment, ``{name:path}`` the rest of the path, slashes included (possibly
+    empty). Literal routes are looked up in a dict first; patterns are tried in
+    registration order. Unknown path: 404. Known path, other method: 405 with
+    Allow. HEAD goes to the GET handler (the server drops the body). OPTIONS on
+    a known path without an OPTIONS handler: 204 with Allow.
+    """
+
+    def __init__(self) -> None:
+        self._exact: dict[str, _Route] = {}
+        self._dynamic: list[_Route] = []
+        self._combined: re.Pattern[str] | None = None
+        self._branches: list[tuple[_Route, list[tuple[str, int]]] | None] = []
+        self._by_pattern: dict[str, _Route] = {}
+
+    def route(self, pattern: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
+        """Decorator registering a handler for ``pattern`` and ``methods``."""
+
+        def register(handler: Handler) -> Handler:
+            self.add_route(pattern, handler, methods)
+            return handler
+
+        return register
+
+    def add_route(self, pattern: str, handler: Handler, methods: Iterable[str] = ("GET",)) -> None:
+        """Register ``handler`` for ``pattern``; ``ValueError`` on a duplicate or bad pattern."""
+        if isinstance(methods, str):
+            raise TypeError("methods must be a list of method names, not a str")
+        if not pattern.startswith("/"):
+            raise ValueError(f"route pattern must start with '/': {pattern!r}")
+        route = self._by_pattern.get(pattern)
+        if route is None:
+            route = _Route(pattern)
+            self._by_pattern[pattern] = route
+            if route.regex is None:
+                self._exact[pattern] = route
+            else:
+                self._dynamic.append(route)
+                self._combined = None
+        for method in methods:
+            method = method.upper()
+            if method in route.handlers:
+                raise ValueError(f"{method} {pattern} registered twice")
+            route.handlers[method] = handler
+
+    def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
+        """``(handler, path_params, allowed)`` for a decoded path.
+
+        ``handler`` is None when nothing matches: then ``allowed`` lists the
+        methods of the routes matching the path (empty: 404; else 405).
+        """
+        allowed: list[str] = []
+        route = self._exact.get(path)
+        if route is not None:
+            handler = route.lookup(method)
+            if handler is not None:
+                return handler, {}, allowed
+            allowed = route.allowed()
+        if not self._dynamic:
+            return None, {}, allowed
+        combined = self._combined or self._combine()
+        m = combined.fullmatch(path)
+        if m is None:
+            return None, {}, allowed
+        # The first pattern that matches, in registration order (alternation
+        # tries its branches in order); its outer group closes last.
+        first, params = self._branches[m.lastindex]  # type: ignore[index]
+        handler = first.lookup(method)
+        if handler is not None:
+            return handler, {name: m.group(i) for name, i in params}, []
+        # Wrong method on the first match: the slow path looks at every
+        # matching pattern, for a handler or for the Allow list.
+        for route in self._dynamic:
+            m = route.regex.fullmatch(path)  # type: ignore[union-attr]
+            if m is None:
+                continue
+            handler = route.lookup(method)
+            if handler is not None:
+                return handler, m.groupdict(), []
+            for name in route.allowed():
+                if name not in allowed:
+                    allowed.append(name)
+        return None, {}, allowed
+
+    def _combine(self) -> re.Pattern[str]:
+        """One regex with a branch per pattern: a single C-level scan per request."""
+        branches = []
+        self._branches = [None]  # indexed by group number: (route, [(param, group)])
+        for route in self._dynamic:
+            regex = route.regex
+            assert regex is not None
+            outer = len(self._branches)
+            params = [(name, outer + i) for name, i in regex.groupindex.items()]
+            self._branches.append((route, params))
+            self._branches.extend([None] * regex.groups)
+            # Group names must be unique in one regex: turn each parameter
+            # into a plain group, found again by number.
+            branches.append(f"({route.plain})")
+        self._combined = re.compile("|".join(branches), re.DOTALL)
+        return self._combined
+
+    def __call__(self, request: Request) -> Response | None:
+        handler, params, allowed = self.resolve(request.method, request.path)
+        if handler is not None:
+            request.path_params = params
+            return handler(request, **params)
+        if not allowed:
+            return Response(404, None, b"Not Found\n", content_type=TEXT_PLAIN)
+        allow = ", ".join(allowed)
+        if request.method == "OPTIONS":
+            return Response(204, [("Allow", allow)])
+        return Response(405, [("Allow", allow)], b"Method Not Allowed\n", content_type=TEXT_PLAIN)
+
+    def would_accept(self, method: str, target: str) -> bool:
+        """Would ``app(request)`` reach a handler (or answer OPTIONS)?
+
+        ``target`` is the raw request-target (``RequestHead.target``). The
+        server uses this for ``Expect: 100-continue``: when it is False the
+        request gets its final 404/405 without a 100 and without reading the
+        body. Other apps may lack this method; treat that as True.
+        """
+        handler, _, allowed = self.resolve(method, decode_path(split_target(target)[0]))
+        return handler is not None or (method == "OPTIONS" and bool(allowed))
+
+
+# ------------------------------------------------------------------ access log
+
+
+def _log_escape(text: str) -> str:
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch.isprintable() and ord(ch) < 0x7F:
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
+def format_access_log(
+    client_host: str | None,
+    method: str,
+    target: str,
+    version: str,
+    status: int,
+    size: int | None,
+    duration_s: float,
+    when_str: str,
+) -> str:
+    """A Common Log Format line followed by the duration in seconds.
+
+    ``when_str`` is the CLF timestamp without brackets, e.g.
+    ``10/Oct/2000:13:55:36 +0000``; ``size`` is body bytes sent (0 or None
+    prints ``-`` as CLF does). Quotes, backslashes and control characters in
+    the request line are escaped so a client cannot forge log lines.
+    """
+    host = client_host or "-"
+    request_line = _log_escape(f"{method} {target} {version}")
+    size_str = str(size) if size else "-"
+    return f'{host} - - [{when_str}] "{request_line}" {status} {size_str} {duration_s:.6f}'

@@ -1,0 +1,335 @@
+"""Static files from a directory, sent with sendfile.
+
+``StaticFiles(root)`` is a handler: route it with a ``{path:path}`` parameter,
+
+    app.add_route("/static/{path:path}", StaticFiles("public"), ["GET", "HEAD"])
+
+or call ``serve(request, rel_path)`` yourself. The response body is a
+``FileBody`` (the open file, offset, count) so the server can use
+``os.sendfile`` and memory stays flat whatever the file size.
+
+Safety (every refusal is a 404 logged at INFO on ``evloop.static`` with the
+reason): the relative path is the percent-decoded one; a ``..`` segment, a
+backslash, a NUL, or an encoded slash (``%2F`` in the raw path) is refused
+before the file system is touched; empty and ``.`` segments are dropped, so a
+leading ``/`` never makes ``os.path.join`` discard the root; the joined path
+is resolved with ``realpath`` and must stay under the resolved root, so a
+symlink leading outside the root is refused while one inside is followed.
+Only regular files are opened (``O_NONBLOCK``, checked with ``fstat`` after
+opening, so a FIFO swapped in cannot block the loop). A symlink swapped in
+between the check and the open is not defended against: the root is assumed
+not to be writable by attackers.
+
+Conditional requests follow RFC 9110 section 13.2.2: If-Match, then
+If-Unmodified-Since (412), then If-None-Match (weak comparison), else
+If-Modified-Since (304); then Range with If-Range. One byte range gives 206;
+several ranges are answered 200 with the whole file (section 14.2 allows
+ignoring Range); an unsatisfiable range gives 416 with ``bytes */LEN``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import mimetypes
+import os
+import stat
+
+from evloop.app import FileBody, Request, Response
+
+__all__ = ["StaticFiles", "content_type_for", "make_etag"]
+
+logger = logging.getLogger("evloop.static")
+
+# The stdlib defaults only, not /etc/mime.types: the same file gets the same
+# type on every machine.
+_MIME = mimetypes.MimeTypes()
+for _type, _ext in (
+    ("text/javascript", ".mjs"),
+    ("font/woff", ".woff"),
+    ("font/woff2", ".woff2"),
+    ("image/webp", ".webp"),
+    ("text/markdown", ".md"),
+    ("application/manifest+json", ".webmanifest"),
+):
+    _MIME.add_type(_type, _ext)
+
+# Files compressed as a whole are served as what they are, never with
+# Content-Encoding (which would make clients decompress a download).
+_ENCODED_TYPES = {
+    "gzip": "application/gzip",
+    "bzip2": "application/x-bzip2",
+    "xz": "application/x-xz",
+    "br": "application/x-brotli",
+    "compress": "application/x-compress",
+}
+_CHARSET_TYPES = {"application/javascript", "application/json", "application/manifest+json"}
+_ALLOW = "GET, HEAD"
+
+
+def content_type_for(path: str) -> str:
+    """Content-Type for a file name, with ``charset=utf-8`` for text types."""
+    ctype, encoding = _MIME.guess_type(path, strict=False)
+    if encoding is not None:
+        return _ENCODED_TYPES.get(encoding, "application/octet-stream")
+    if ctype is None:
+        return "application/octet-stream"
+    if ctype.startswith("text/") or ctype in _CHARSET_TYPES or ctype.endswith("+json"):
+        return ctype + "; charset=utf-8"
+    return ctype
+
+
+def make_etag(st: os.stat_result) -> str:
+    """Strong ETag from inode, size and mtime in nanoseconds."""
+    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+def _parse_date(value: str) -> int | None:
+    """An HTTP-date as integer seconds since the epoch, None if invalid."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed is None:
+        return None
+    try:
+        return int(parsed.timestamp())
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _etag_list(value: str) -> list[str]:
+    """Entity tags of an If-Match / If-None-Match value (``*`` kept as is)."""
+    tags = []
+    for item in value.split(","):
+        item = item.strip()
+        if item:
+            tags.append(item)
+    return tags
+
+
+def _weak_match(tags: list[str], etag: str) -> bool:
+    # RFC 9110 section 8.8.3.2: weak comparison ignores the W/ prefix.
+    opaque = etag.removeprefix("W/")
+    return any(tag == "*" or tag.removeprefix("W/") == opaque for tag in tags)
+
+
+def _strong_match(tags: list[str], etag: str) -> bool:
+    # Strong comparison: both tags strong and identical.
+    return any(tag == "*" or (tag == etag and not tag.startswith("W/")) for tag in tags)
+
+
+_MAX_RANGE_DIGITS = 19
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+    """The single range of a Range value as ``(start, end_inclusive)``.
+
+    Returns ``None`` to ignore the field (syntax we do not handle, other
+    units, several ranges: the whole file is served), ``"unsatisfiable"`` for
+    a well-formed range that selects nothing (RFC 9110 section 14.1.1).
+    """
+    unit, sep, spec = value.partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    spec = spec.strip()
+    if "," in spec:
+        return None
+    first, dash, last = spec.partition("-")
+    if not dash:
+        return None
+    first = first.strip()
+    last = last.strip()
+    for part in (first, last):
+        if part and (not part.isdigit() or not part.isascii() or len(part) > _MAX_RANGE_DIGITS):
+            return None
+    if first:
+        start = int(first)
+        if last:
+            end = int(last)
+            if end < start:
+                return None
+        else:
+            end = size - 1
+        if start >= size:
+            return "unsatisfiable"
+        return start, min(end, size - 1)
+    if not last:
+        return None
+    suffix = int(last)
+    if suffix == 0 or size == 0:
+        return "unsatisfiable"
+    return max(0, size - suffix), size - 1
+
+
+class StaticFiles:
+    """Serve the files under ``root``; see the module docstring.
+
+    ``index`` is the file served for a directory (None: directories are 404).
+    ``cache_control``, when given, is sent on 200, 206 and 304 responses.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, index: str | None = "index.html",
+        cache_control: str | None = None,
+    ) -> None:
+        self.root = os.path.realpath(os.fspath(root))
+        if not os.path.isdir(self.root):
+            raise ValueError(f"static root is not a directory: {root}")
+        self.index = index
+        self.cache_control = cache_control
+
+    def __call__(self, request: Request, path: str | None = None, **_params: str) -> Response:
+        """Handler form: ``path`` is the route's ``{path:path}`` parameter.
+
+        Without it the whole request path is taken as relative to the root.
+        """
+        return self.serve(request, request.path if path is None else path)
+
+    def _refuse(self, request: Request, reason: str) -> Response:
+        logger.info("refused %s %r: %s", request.method, request.target, reason)
+        return Response(404, None, b"Not Found\n", content_type="text/plain; charset=utf-8")
+
+    def _resolve(self, request: Request, rel_path: str) -> str | Response:
+        """The real path of ``rel_path`` under the root, or a 404."""
+        if "\0" in rel_path:
+            return self._refuse(request, "NUL byte in path")
+        if "\\" in rel_path:
+            return self._refuse(request, "backslash in path")
+        if "%2f" in request.raw_path.lower():
+            return self._refuse(request, "encoded slash in path")
+        segments = []
+        for segment in rel_path.split("/"):
+            if segment == "..":
+                return self._refuse(request, "'..' segment in path")
+            if segment and segment != ".":
+                segments.append(segment)
+        full = os.path.join(self.root, *segments)
+        try:
+            real = os.path.realpath(full)
+        except (OSError, ValueError) as exc:
+            return self._refuse(request, f"cannot resolve: {exc}")
+        if real != self.root and not real.startswith(self.root + os.sep):
+            return self._refuse(request, f"resolves outside the root to {real!r}")
+        return real
+
+    def _open(self, request: Request, real: str) -> tuple[object, os.stat_result] | Response:
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, ValueError) as exc:
+            return self._refuse(request, f"cannot open: {exc.__class__.__name__}")
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                return self._refuse(request, "not a regular file")
+            return os.fdopen(fd, "rb"), st
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def serve(self, request: Request, rel_path: str) -> Response:
+        """Respond to a GET or HEAD for ``rel_path`` (decoded, relative to root)."""
+        if request.method not in ("GET", "HEAD"):
+            return Response(
+                405, [("Allow", _ALLOW)], b"Method Not Allowed\n",
+                content_type="text/plain; charset=utf-8",
+            )
+        real = self._resolve(request, rel_path)
+        if isinstance(real, Response):
+            return real
+        try:
+            st = os.stat(real)
+        except (OSError, ValueError) as exc:
+            return self._refuse(request, f"cannot stat: {exc.__class__.__name__}")
+        if stat.S_ISDIR(st.st_mode):
+            if not request.raw_path.endswith("/"):
+                # Like nginx: relative links in the index must resolve
+                # against the directory, so send the client to "dir/".
+                location = request.raw_path + "/"
+                if request.query_string:
+                    location += "?" + request.query_string
+                return Response(
+                    301, [("Location", location)], b"Moved Permanently\n",
+                    content_type="text/plain; charset=utf-8",
+                )
+            if not self.index:
+                return self._refuse(request, "directory without index")
+            real = os.path.realpath(os.path.join(real, self.index))
+            if not real.startswith(self.root + os.sep):
+                return self._refuse(request, f"index resolves outside the root to {real!r}")
+        opened = self._open(request, real)
+        if isinstance(opened, Response):
+            return opened
+        file, st = opened
+        try:
+            response = self._respond_file(request, real, file, st)
+        except BaseException:
+            file.close()  # type: ignore[attr-defined]
+            raise
+        if not isinstance(response.body, FileBody):
+            file.close()  # type: ignore[attr-defined]
+        return response
+
+    def _respond_file(self, request: Request, real: str, file, st: os.stat_result) -> Response:
+        size = st.st_size
+        etag = make_etag(st)
+        mtime = int(st.st_mtime)
+        last_modified = email.utils.formatdate(mtime, usegmt=True)
+        validators = [("ETag", etag), ("Last-Modified", last_modified)]
+        if self.cache_control:
+            validators.append(("Cache-Control", self.cache_control))
+        headers = request.headers
+
+        # RFC 9110 section 13.2.2, steps 1 to 4.
+        if_match = headers.get("If-Match")
+        if if_match is not None:
+            if not _strong_match(_etag_list(if_match), etag):
+                return Response(412, validators, b"Precondition Failed\n",
+                                content_type="text/plain; charset=utf-8")
+        else:
+            ius = headers.get("If-Unmodified-Since")
+            if ius is not None:
+                since = _parse_date(ius)
+                if since is not None and mtime > since:
+                    return Response(412, validators, b"Precondition Failed\n",
+                                    content_type="text/plain; charset=utf-8")
+        if_none_match = headers.get("If-None-Match")
+        if if_none_match is not None:
+            if _weak_match(_etag_list(", ".join(headers.get_all("If-None-Match"))), etag):
+                return Response(304, validators)
+        else:
+            ims = headers.get("If-Modified-Since")
+            if ims is not None:
+                since = _parse_date(ims)
+                if since is not None and mtime <= since:
+                    return Response(304, validators)
+
+        base = [("Content-Type", content_type_for(real)), ("Accept-Ranges", "bytes"), *validators]
+
+        # Range applies to GET only (RFC 9110 section 14.2).
+        range_value = headers.get("Range") if request.method == "GET" else None
+        if range_value is not None and len(headers.get_all("Range")) == 1:
+            if_range = headers.get("If-Range")
+            if if_range is None or self._if_range_holds(if_range, etag, mtime):
+                byte_range = _parse_range(range_value, size)
+                if byte_range == "unsatisfiable":
+                    return Response(
+                        416, [("Content-Range", f"bytes */{size}"), *validators],
+                        b"Range Not Satisfiable\n", content_type="text/plain; charset=utf-8",
+                    )
+                if byte_range is not None:
+                    start, end = byte_range  # type: ignore[misc]
+                    base.append(("Content-Range", f"bytes {start}-{end}/{size}"))
+                    return Response(206, base, FileBody(file, start, end - start + 1))
+        return Response(200, base, FileBody(file, 0, size))
+
+    @staticmethod
+    def _if_range_holds(value: str, etag: str, mtime: int) -> bool:
+        # RFC 9110 section 13.1.5: an entity tag must match strongly; a date
+        # must equal Last-Modified exactly.
+        value = value.strip()
+        if value.startswith('"') or value.startswith("W/"):
+            return value == etag
+        since = _parse_date(value)
+        return since is not None and since == mtime
