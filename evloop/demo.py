@@ -1,0 +1,229 @@
+"""``evloop-demo``: a ready HTTP server with the demo endpoints, static files and WSGI apps.
+
+The endpoints are a fixed contract (load tests and benchmarks talk to them):
+
+=====================  ========================================================
+``GET /``              200 ``text/plain`` ``Hello, World!``
+``POST|PUT /echo``     the request body, with the request's Content-Type
+``* /inspect``         JSON: method, path, query, version, headers, body_length, body_sha256
+``GET /bytes/N``       exactly N bytes (N <= 1 GiB), streamed with a Content-Length
+``GET /stream/N``      N chunks ``chunk i\\n`` (chunked; close-delimited for HTTP/1.0)
+``GET /delay/MS``      ``delayed`` after MS milliseconds, through a reactor timer
+``GET /healthz``       ``ok``
+``GET /static/<path>`` files under ``--root``
+=====================  ========================================================
+
+With ``--wsgi module:app`` the WSGI application serves every path instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import Iterator
+
+from .app import App, Request, Response
+from .http import Limits
+from .server import ServerConfig, serve
+from .static import StaticFiles
+
+__all__ = ["make_app", "main", "build_parser"]
+
+logger = logging.getLogger("evloop.demo")
+
+MAX_BYTES = 1 << 30          # /bytes/N: 1 GiB
+MAX_STREAM_CHUNKS = 1_000_000
+MAX_DELAY_MS = 60_000
+_BLOCK = b"x" * 65536        # /bytes/N is N times b"x", sent 64 KiB at a time
+_BUNDLED_ROOT = os.path.join(os.path.dirname(__file__), "demo_root")
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _number(text: str, name: str, maximum: int) -> int | Response:
+    """A path number: ASCII digits only, at most ``maximum``; else a 400 response saying why."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return Response(400, body=f"{name} must be a non-negative integer, got {text!r}\n", content_type=_TEXT)
+    value = int(text)
+    if value > maximum:
+        return Response(400, body=f"{name} must be at most {maximum}, got {value}\n", content_type=_TEXT)
+    return value
+
+
+def _bytes_body(n: int) -> Iterator[bytes]:
+    full, rest = divmod(n, len(_BLOCK))
+    for _ in range(full):
+        yield _BLOCK
+    if rest:
+        yield _BLOCK[:rest]
+
+
+def _stream_body(n: int) -> Iterator[bytes]:
+    for i in range(n):
+        yield b"chunk %d\n" % i
+
+
+def make_app(root: str | None = None) -> App:
+    """The demo application, serving static files from ``root`` (the bundled folder by default)."""
+    app = App()
+    # Built once: these responses never change, and the server does not mutate them.
+    hello = Response(200, body=b"Hello, World!", content_type="text/plain")
+    healthz = Response(200, body=b"ok", content_type="text/plain")
+
+    @app.route("/", methods=["GET"])
+    def index(request: Request) -> Response:
+        return hello
+
+    @app.route("/healthz", methods=["GET"])
+    def health(request: Request) -> Response:
+        return healthz
+
+    @app.route("/echo", methods=["POST", "PUT"])
+    def echo(request: Request) -> Response:
+        content_type = request.headers.get("content-type") or "application/octet-stream"
+        return Response(200, body=request.body, content_type=content_type)
+
+    @app.route("/inspect", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    def inspect(request: Request) -> Response:
+        body = request.body
+        return Response.json({
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "version": request.version,
+            "headers": [[name, value] for name, value in request.headers],
+            "body_length": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+        })
+
+    @app.route("/bytes/{n}", methods=["GET"])
+    def bytes_(request: Request, n: str) -> Response:
+        count = _number(n, "N", MAX_BYTES)
+        if isinstance(count, Response):
+            return count
+        return Response(200, [("Content-Length", str(count))], _bytes_body(count),
+                        content_type="application/octet-stream")
+
+    @app.route("/stream/{n}", methods=["GET"])
+    def stream(request: Request, n: str) -> Response:
+        count = _number(n, "N", MAX_STREAM_CHUNKS)
+        if isinstance(count, Response):
+            return count
+        return Response(200, None, _stream_body(count), content_type=_TEXT)
+
+    @app.route("/delay/{ms}", methods=["GET"])
+    def delay(request: Request, ms: str) -> None | Response:
+        millis = _number(ms, "MS", MAX_DELAY_MS)
+        if isinstance(millis, Response):
+            return millis
+        response = Response(200, body=b"delayed", content_type="text/plain")
+        request.reactor.call_later(millis / 1000.0, request.respond, response)
+        return None
+
+    static = StaticFiles(root or _BUNDLED_ROOT)
+    app.add_route("/static/{path:path}", static, ["GET", "HEAD"])
+    app.add_route("/static", lambda request: Response(301, [("Location", "/static/")], b""), ["GET", "HEAD"])
+    return app
+
+
+def load_wsgi(spec: str):
+    """Import ``module:attribute`` (``module`` alone means ``module:app``)."""
+    module_name, _, attribute = spec.partition(":")
+    module = importlib.import_module(module_name)
+    obj = module
+    for part in (attribute or "app").split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = ServerConfig()
+    limits = Limits()
+    p = argparse.ArgumentParser(prog="evloop-demo", description="Run the evloop demo HTTP server.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--uds", metavar="PATH", help="bind a Unix domain socket instead of host/port")
+    p.add_argument("--fd", type=int, help="serve an already-open listening socket with this file descriptor")
+    p.add_argument("--root", metavar="DIR", help="static files served under /static/ (default: a bundled folder)")
+    p.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of the demo endpoints")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-access-log", action="store_true", help="do not log each request")
+    p.add_argument("--backlog", type=int, default=defaults.backlog)
+    p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes)
+    p.add_argument("--max-head-bytes", type=int, default=limits.max_head_bytes)
+    p.add_argument("--max-request-line-bytes", type=int, default=limits.max_request_line_bytes)
+    p.add_argument("--max-header-count", type=int, default=limits.max_header_count)
+    p.add_argument("--header-timeout", type=float, default=defaults.header_timeout_s, metavar="S")
+    p.add_argument("--keepalive-timeout", type=float, default=defaults.keepalive_timeout_s, metavar="S")
+    p.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="S")
+    p.add_argument("--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S")
+    p.add_argument("--graceful-timeout", type=float, default=defaults.graceful_timeout_s, metavar="S")
+    p.add_argument("--max-connections", type=int, default=None)
+    p.add_argument("--slow-callback", type=float, default=None, metavar="S",
+                   help="log callbacks that hold the loop longer than this")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    import dataclasses
+    import socket
+
+    limits = dataclasses.replace(
+        Limits(),
+        max_body_bytes=args.max_body_bytes,
+        max_head_bytes=args.max_head_bytes,
+        max_request_line_bytes=args.max_request_line_bytes,
+        max_header_count=args.max_header_count,
+    )
+    sock = socket.socket(fileno=args.fd) if args.fd is not None else None
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        uds=args.uds,
+        sock=sock,
+        backlog=args.backlog,
+        limits=limits,
+        header_timeout_s=args.header_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
+        body_timeout_s=args.body_timeout,
+        send_timeout_s=args.send_timeout,
+        graceful_timeout_s=args.graceful_timeout,
+        max_connections=args.max_connections,
+        access_log=not args.no_access_log,
+        debug_log_heads=args.log_level == "debug",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.no_access_log:
+        logging.getLogger("evloop.access").setLevel(logging.WARNING)
+    if args.wsgi:
+        from .wsgi import WSGIApp
+
+        app = WSGIApp(load_wsgi(args.wsgi))
+    else:
+        app = make_app(args.root)
+    config = config_from_args(args)
+    from .reactor import Reactor
+
+    reactor = Reactor(slow_callback_s=args.slow_callback)
+    try:
+        serve(app, config=config, reactor=reactor)  # logs "evloop serving on <URL>" once listening
+    finally:
+        reactor.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,757 @@
+"""The HTTP server: transports <-> ``evloop.http.ServerConnection`` <-> the app.
+
+Theory of operation.  Each accepted socket gets an ``HTTPProtocol``.  Bytes
+go into the connection's sans-I/O state machine; its events drive the app:
+a complete request (head, body, end) becomes a ``Request`` and the app's
+``Response`` is framed by the state machine and written.  Responses to
+requests that are already in the buffer (pipelining) are collected and sent
+with one ``write`` at the end of the batch.
+
+One request is served at a time per connection (HTTP/1.1 responses go out in
+request order): while a response is pending (a deferred handler, a streamed
+body, or a write buffer above its high water mark) the parser is not asked for
+more events, later bytes stay buffered, and past ``max_pipelined_bytes`` the
+transport stops reading.
+
+Deadlines are cheap: each connection keeps one reactor timer and a
+``deadline`` attribute.  Moving the deadline later (a new request, body
+progress) only stores a number; when the timer fires early it re-arms itself
+for the stored deadline.  So a keep-alive request costs no timer operations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import logging
+import signal
+import socket
+import time
+from typing import Any, Callable, Iterator
+
+from .app import FileBody, Headers, Request, Response, format_access_log
+from .http import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Limits,
+    ProtocolError,
+    RequestHead,
+    ServerConnection,
+)
+from .reactor import Reactor
+from .transport import Listener, Protocol, SocketTransport, listen
+
+__all__ = ["ServerConfig", "Server", "HTTPProtocol", "serve"]
+
+logger = logging.getLogger("evloop.server")
+access_logger = logging.getLogger("evloop.access")
+
+_LINGER_S = 2.0   # after an error response: how long to drain the client's bytes before closing
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    """Settings of an HTTP server; every limit and timeout has a default.
+
+    Times are in seconds.  ``limits`` holds the parser's size limits
+    (request line, head, header count, body).
+    """
+
+    host: str | None = "127.0.0.1"
+    port: int = 8080
+    uds: str | None = None
+    sock: socket.socket | None = None
+    backlog: int = 1024
+    reuse_port: bool = False
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    body_timeout_s: float = 30.0
+    send_timeout_s: float = 30.0
+    graceful_timeout_s: float = 30.0
+    max_connections: int | None = None
+    access_log: bool = True
+    server_header: str = "evloop"
+    write_high_water: int = 64 * 1024
+    debug_log_heads: bool = False
+
+
+class _DateHeader:
+    """The ``Date`` field value, formatted at most once a second (RFC 9110 section 6.6.1)."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._value = email.utils.formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+class Server:
+    """Serves ``app`` on ``reactor`` with ``config``: listeners, connections, shutdown."""
+
+    def __init__(self, app: Callable[[Request], Response | None], reactor: Reactor, config: ServerConfig | None = None):
+        self.app = app
+        self.reactor = reactor
+        self.config = config or ServerConfig()
+        self.listeners: list[Listener] = []
+        self.connections: set[HTTPProtocol] = set()
+        self.date = _DateHeader()
+        self.server_header = self.config.server_header.encode("latin-1")
+        self._would_accept = getattr(app, "would_accept", None)
+        self._shutting_down = False
+        self._shutdown_timer: Any = None
+        self._on_shutdown_done: Callable[[], None] | None = None
+        self._accept_paused = False
+        self.requests_served = 0
+
+    # --------------------------------------------------------------- start
+    def start(self) -> list[Listener]:
+        """Open the listening socket(s) named by the config; returns the listeners."""
+        cfg = self.config
+        kwargs = {"transport_kwargs": {"high_water": cfg.write_high_water}, "backlog": cfg.backlog}
+        if cfg.sock is not None:
+            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **kwargs)
+        elif cfg.uds is not None:
+            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, **kwargs)
+        else:
+            listener = listen(
+                self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, **kwargs
+            )
+        self.listeners.append(listener)
+        return self.listeners
+
+    @property
+    def urls(self) -> list[str]:
+        urls = []
+        for listener in self.listeners:
+            for addr in listener.addresses:
+                if isinstance(addr, str):
+                    urls.append(f"unix:{addr}")
+                elif ":" in addr[0]:
+                    urls.append(f"http://[{addr[0]}]:{addr[1]}")
+                else:
+                    urls.append(f"http://{addr[0]}:{addr[1]}")
+        return urls
+
+    def _make_protocol(self) -> "HTTPProtocol":
+        return HTTPProtocol(self)
+
+    # ------------------------------------------------- connection accounting
+    def connection_opened(self, protocol: "HTTPProtocol") -> None:
+        self.connections.add(protocol)
+        limit = self.config.max_connections
+        if limit is not None and len(self.connections) >= limit and not self._accept_paused:
+            self._accept_paused = True
+            logger.warning("%d connections open (--max-connections): pausing accepts", len(self.connections))
+            for listener in self.listeners:
+                listener.pause_accepting()
+
+    def connection_closed(self, protocol: "HTTPProtocol") -> None:
+        self.connections.discard(protocol)
+        if self._accept_paused and len(self.connections) < (self.config.max_connections or 0):
+            self._accept_paused = False
+            logger.info("below --max-connections again: accepting")
+            for listener in self.listeners:
+                listener.resume_accepting()
+        if self._shutting_down and not self.connections:
+            self._finish_shutdown()
+
+    # ------------------------------------------------------------ shutdown
+    def shutdown(self, on_done: Callable[[], None] | None = None, *, graceful: bool = True) -> None:
+        """Stop accepting, close idle connections, let requests in flight finish.
+
+        ``on_done()`` is called when every connection is gone, or after
+        ``graceful_timeout_s`` when the rest are closed by force.  With
+        ``graceful=False`` every connection is aborted at once.
+        """
+        if on_done is not None:
+            self._on_shutdown_done = on_done
+        if not self._shutting_down:
+            self._shutting_down = True
+            for listener in self.listeners:
+                listener.close()
+            self._shutdown_timer = self.reactor.call_later(self.config.graceful_timeout_s, self._shutdown_expired)
+            for protocol in list(self.connections):
+                protocol.close_when_idle()
+        if not graceful:
+            for protocol in list(self.connections):
+                protocol.abort()
+        if not self.connections:
+            self._finish_shutdown()
+
+    def _shutdown_expired(self) -> None:
+        self._shutdown_timer = None
+        if self.connections:
+            logger.warning("graceful timeout: closing %d connections still open", len(self.connections))
+        for protocol in list(self.connections):
+            protocol.abort()
+        self._finish_shutdown()
+
+    def _finish_shutdown(self) -> None:
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
+        on_done, self._on_shutdown_done = self._on_shutdown_done, None
+        if on_done is not None:
+            self.reactor.call_soon(on_done)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def close(self) -> None:
+        """Close the listeners and abort every connection now."""
+        for listener in self.listeners:
+            listener.close()
+        for protocol in list(self.connections):
+            protocol.abort()
+
+
+class HTTPProtocol(Protocol):
+    """One HTTP connection: feeds bytes to the state machine and runs the app."""
+
+    __slots__ = (
+        "server", "reactor", "transport", "conn", "head", "body_parts", "body_size", "request",
+        "busy", "_out", "_write_paused", "_reading_paused", "_closed", "_close_when_idle", "_lingering",
+        "deadline", "_timer", "_deadline_kind", "_stream", "_started", "_sent_head", "_last_buffer_size",
+        "_response_bytes", "_status", "_stream_owner", "_dispatching",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.reactor = server.reactor
+        self.transport: SocketTransport | None = None
+        self.conn = ServerConnection(server.config.limits)
+        self.head: RequestHead | None = None
+        self.body_parts: list[bytes] = []
+        self.body_size = 0
+        self.request: Request | None = None
+        self.busy = False                 # a request is being answered
+        self._out: list[bytes] | None = None  # responses collected during a batch
+        self._write_paused = False
+        self._reading_paused = False
+        self._closed = False
+        self._close_when_idle = False
+        self._lingering = False
+        self.deadline = 0.0
+        self._deadline_kind = ""
+        self._timer: Any = None
+        self._stream: Iterator[bytes] | None = None
+        self._stream_owner: Any = None
+        self._dispatching = False
+        self._started = 0.0
+        self._sent_head = False
+        self._last_buffer_size = 0
+        self._response_bytes = 0
+        self._status = 0
+
+    # ----------------------------------------------------------- lifecycle
+    def connection_made(self, transport: SocketTransport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.server.connection_opened(self)
+        # A new connection must send its head within the header timeout.
+        self._set_deadline(self.server.config.header_timeout_s, "idle")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            _close_quietly(stream)
+        self.server.connection_closed(self)
+        self.transport = None
+        self.request = None
+
+    def eof_received(self) -> bool | None:
+        if self._lingering:
+            return False
+        # A half-closed client may still read our responses (RFC 9112
+        # section 9.6): answer the complete requests already received; the
+        # state machine then reports the closed connection and we close.
+        self.conn.receive_data(b"")
+        if not self.busy:
+            self._process()
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # draining after an error response
+        self.conn.receive_data(data)
+        if not self.busy:
+            self._process()
+        elif self.conn.buffered_bytes > self.server.config.limits.max_pipelined_bytes:
+            self._pause_reading()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._stream is not None:
+            self._pump_stream()
+        if not self.busy and not self._closed:
+            self._resume_reading()
+            self._process()
+
+    def close_when_idle(self) -> None:
+        """Graceful shutdown: close now if idle, else after the response in flight."""
+        self._close_when_idle = True
+        if not self.busy and self.head is None and self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ------------------------------------------------------------ deadlines
+    def _set_deadline(self, delay_s: float, kind: str) -> None:
+        """Move the connection's one deadline; the timer re-arms lazily."""
+        deadline = time.monotonic() + delay_s
+        self.deadline = deadline
+        self._deadline_kind = kind
+        timer = self._timer
+        if timer is None:
+            self._timer = self.reactor.call_at(deadline, self._on_deadline)
+        elif timer.when > deadline:
+            timer.cancel()
+            self._timer = self.reactor.call_at(deadline, self._on_deadline)
+
+    def _clear_deadline(self) -> None:
+        self._deadline_kind = ""
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        kind = self._deadline_kind
+        if not kind or self._closed:
+            return
+        now = time.monotonic()
+        if now < self.deadline:
+            self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
+            return
+        transport = self.transport
+        assert transport is not None
+        if kind == "send":
+            size = transport.get_write_buffer_size()
+            if size == 0 and not self.busy:
+                self._set_deadline(self.server.config.keepalive_timeout_s, "idle")
+                return
+            if 0 < size < self._last_buffer_size:
+                # Progress since the last check: the peer is reading, slowly.
+                self._last_buffer_size = size
+                self._set_deadline(self.server.config.send_timeout_s, "send")
+                return
+            logger.info("send timeout: peer %s stopped reading; aborting", _peer(transport))
+            transport.abort()
+        elif kind == "idle":
+            logger.debug("keep-alive timeout for %s", _peer(transport))
+            transport.close()
+        elif kind == "head":
+            logger.info("header timeout for %s", _peer(transport))
+            self._send_error(408, "request head not received in time")
+        elif kind == "body":
+            logger.info("body timeout for %s", _peer(transport))
+            self._send_error(408, "request body made no progress")
+        elif kind == "linger":
+            transport.abort()
+
+    # ------------------------------------------------------------- reading
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _process(self) -> None:
+        """Take events from the state machine until it needs data or a response is pending."""
+        conn = self.conn
+        self._out = []
+        try:
+            while not self.busy and not self._closed:
+                if self._write_paused:
+                    self._pause_reading()
+                    break
+                try:
+                    event = conn.next_event()
+                except ProtocolError as exc:
+                    self._protocol_error(exc)
+                    return
+                event_type = type(event)
+                if event_type is RequestHead:
+                    self._head_received(event)  # type: ignore[arg-type]
+                elif event_type is Data:
+                    self.body_parts.append(event.data)  # type: ignore[union-attr]
+                    self.body_size += len(event.data)  # type: ignore[union-attr]
+                    self._set_deadline(self.server.config.body_timeout_s, "body")
+                elif event_type is EndOfMessage:
+                    self._request_complete()
+                elif event is NEED_DATA:
+                    if self.head is None and conn.buffered_bytes and self._deadline_kind == "idle":
+                        # The first bytes of a head: it must be complete within the header timeout.
+                        self._set_deadline(self.server.config.header_timeout_s, "head")
+                    break
+                elif event is PAUSED:
+                    break
+                elif event_type is ConnectionClosed or isinstance(event, ConnectionClosed):
+                    if self.transport is not None:
+                        self.transport.close()
+                    break
+                else:
+                    raise RuntimeError(f"unexpected event {event!r}")
+        finally:
+            self._flush()
+
+    def _flush(self) -> None:
+        out, self._out = self._out, None
+        if out and self.transport is not None:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        if not data:
+            return
+        self._response_bytes += len(data)
+        if self._out is not None:
+            self._out.append(data)
+        elif self.transport is not None:
+            self.transport.write(data)
+
+    def _head_received(self, head: RequestHead) -> None:
+        self.head = head
+        self.body_parts = []
+        self.body_size = 0
+        self._started = time.monotonic()
+        if self.server.config.debug_log_heads and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
+                         head.version, head.headers)
+        if head.content_length or head.chunked:
+            self._set_deadline(self.server.config.body_timeout_s, "body")
+        else:
+            self._clear_deadline()
+        if head.expect_continue:
+            would_accept = self.server._would_accept
+            if would_accept is not None and not would_accept(head.method, head.target):
+                # Refused before the body: answer without 100 and do not read the body (RFC 9110 10.1.1).
+                self.busy = True
+                self._dispatch(self._make_request(b""), must_close=True)
+                return
+            self._write(self.conn.send_informational(100))
+
+    def _request_complete(self) -> None:
+        parts = self.body_parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self.body_parts = []
+        self.busy = True
+        self._clear_deadline()
+        self._dispatch(self._make_request(body), must_close=False)
+
+    def _make_request(self, body: bytes) -> Request:
+        head = self.head
+        assert head is not None and self.transport is not None
+        return Request(
+            method=head.method,
+            target=head.target,
+            version=head.version,
+            headers=Headers(head.headers),
+            body=body,
+            client=self.transport.peername,
+            server=self.transport.sockname,
+            reactor=self.reactor,
+            responder=self._respond_later,
+        )
+
+    # ------------------------------------------------------------- responses
+    def _dispatch(self, request: Request, must_close: bool) -> None:
+        self.request = request
+        self._status = 0
+        self._response_bytes = 0
+        self._dispatching = True
+        try:
+            response = self.server.app(request)
+        except Exception:
+            logger.exception("handler for %s %s failed", request.method, request.target)
+            if request.responded:
+                return  # it answered before raising; the answer stands
+            response = Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
+        finally:
+            self._dispatching = False
+        if response is None:
+            # Deferred: request.respond() comes later.  Meanwhile bytes that
+            # arrive stay buffered; past the pipelining cap reading pauses.
+            return
+        request._responded = True  # a later respond() is an error
+        self._send(response, must_close)
+
+    def _respond_later(self, response: Response) -> None:
+        """``request.respond()`` from a timer or another callback."""
+        if self._closed or self.transport is None:
+            response.close()
+            return
+        if self._dispatching:
+            # respond() called before the handler returned: part of this batch.
+            self._send(response, must_close=False)
+            return
+        self._out = []
+        try:
+            self._send(response, must_close=False)
+        finally:
+            self._flush()
+        if not self.busy and not self._closed:
+            self._process()
+
+    def _send(self, response: Response, must_close: bool) -> None:
+        head = self.head
+        assert head is not None
+        conn = self.conn
+        headers = response.headers
+        if must_close or self._close_when_idle:
+            headers = headers + [("Connection", "close")]
+        status = response.status
+        self._status = status
+        body = response.body
+        date = self.server.date.get()
+        server_header = self.server.server_header
+        try:
+            if type(body) is bytes:
+                self._write(
+                    conn.send_response(status, headers, content_length=len(body), date=date,
+                                       server=server_header, body=body)
+                )
+                self._response_done()
+            elif isinstance(body, FileBody):
+                self._write(conn.send_response(status, headers, content_length=body.count, date=date,
+                                               server=server_header))
+                if head.method == "HEAD" or body.count == 0 or status in (204, 304):
+                    body.close()
+                    self._write(conn.send_end())
+                    self._response_done()
+                else:
+                    self._send_file(body)
+            else:
+                self._write(conn.send_response(status, headers, content_length=response.content_length, date=date,
+                                               server=server_header))
+                if head.method == "HEAD" or status in (204, 304):
+                    _close_quietly(body)
+                    self._write(conn.send_end())
+                    self._response_done()
+                else:
+                    self._stream = iter(body)
+                    self._stream_owner = body
+                    self._flush_and_pump()
+        except ValueError as exc:
+            # The app gave a response that cannot be framed (bad header, wrong length).
+            logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+            response.close()
+            self._abort_response()
+
+    def _send_file(self, body: FileBody) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._flush()  # the head goes before the file region
+        self._out = None
+        self._response_bytes += body.count
+        self._arm_send_deadline()
+
+        def on_done(exc: BaseException | None) -> None:
+            body.close()
+            if exc is None and not self._closed:
+                self._write(self.conn.send_end())
+                self._response_done()
+                if not self.busy and not self._closed:
+                    self._process()
+
+        transport.sendfile(body.file, body.offset, body.count, on_done)
+
+    def _flush_and_pump(self) -> None:
+        self._flush()
+        self._out = None
+        self._pump_stream()
+
+    def _pump_stream(self) -> None:
+        """Pull body chunks while the transport is below its high water mark."""
+        stream = self._stream
+        conn = self.conn
+        transport = self.transport
+        while stream is not None and transport is not None and not self._write_paused:
+            try:
+                chunk = next(stream)
+            except StopIteration:
+                self._stream = None
+                _close_quietly(self._stream_owner)
+                self._write(conn.send_end())
+                self._response_done()
+                if not self.busy and not self._closed:
+                    self._process()
+                return
+            except Exception:
+                logger.exception("response body of %s %s failed", self.head.method if self.head else "?", "")
+                self._abort_response()
+                return
+            if chunk:
+                self._write(conn.send_data(chunk))
+        if self._write_paused:
+            self._arm_send_deadline()
+
+    def _arm_send_deadline(self) -> None:
+        if self.transport is not None:
+            self._last_buffer_size = self.transport.get_write_buffer_size()
+            self._set_deadline(self.server.config.send_timeout_s, "send")
+
+    def _abort_response(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            _close_quietly(self._stream_owner)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _response_done(self) -> None:
+        """The whole response is queued: log it, then start the next cycle or close."""
+        server = self.server
+        server.requests_served += 1
+        if server.config.access_log and access_logger.isEnabledFor(logging.INFO):
+            self._log_access()
+        conn = self.conn
+        self.busy = False
+        self.request = None
+        self.head = None
+        transport = self.transport
+        if transport is None:
+            return
+        if conn.keep_alive and not self._close_when_idle:
+            conn.start_next_cycle()
+            if transport.get_write_buffer_size() > server.config.write_high_water:
+                self._arm_send_deadline()  # a peer that stops reading must not pin the buffer
+            else:
+                self._set_deadline(server.config.keepalive_timeout_s, "idle")
+            if self._reading_paused and not self._write_paused:
+                self._resume_reading()
+        else:
+            self._flush()
+            self._out = None
+            self._arm_send_deadline()  # close() flushes first; bound how long that may take
+            transport.close()
+
+    def _log_access(self) -> None:
+        head = self.head
+        transport = self.transport
+        if head is None or transport is None:
+            return
+        peer = transport.peername
+        host = peer[0] if isinstance(peer, tuple) else "-"
+        access_logger.info(
+            format_access_log(host, head.method, head.target, head.version, self._status, self._response_bytes,
+                              time.monotonic() - self._started, time.strftime("%d/%b/%Y:%H:%M:%S %z"))
+        )
+
+    # --------------------------------------------------------------- errors
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        logger.info("bad request from %s: %d %s", _peer(self.transport), exc.status, exc.reason)
+        self._send_error(exc.status, exc.reason)
+
+    def _send_error(self, status: int, reason: str) -> None:
+        """Answer ``status`` with ``Connection: close`` and close after a lingering drain."""
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        if self._sent_head_of_current():
+            transport.abort()
+            return
+        try:
+            data = self.conn.send_error_response(status, reason, self.server.date.get())
+        except Exception:  # the state machine refuses: the framing is unknown, just close
+            data = b""
+        self._write(data)
+        self._flush()
+        self.busy = True  # read no more requests
+        self._lingering = True
+        # Lingering close: half-close, then drain what the client still sends,
+        # so that closing with unread data does not reset the connection and
+        # destroy the error response before the client reads it.
+        transport.write_eof()
+        self._set_deadline(_LINGER_S, "linger")
+
+    def _sent_head_of_current(self) -> bool:
+        return self._stream is not None
+
+
+def _close_quietly(obj: Any) -> None:
+    close = getattr(obj, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("closing a response body failed")
+
+
+def _peer(transport: SocketTransport | None) -> str:
+    if transport is None:
+        return "-"
+    peer = transport.peername
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "-")
+
+
+def serve(
+    app: Callable[[Request], Response | None],
+    host: str | None = "127.0.0.1",
+    port: int = 8080,
+    *,
+    config: ServerConfig | None = None,
+    reactor: Reactor | None = None,
+    on_started: Callable[[Server], Any] | None = None,
+    **settings: Any,
+) -> None:
+    """Run ``app`` on a fresh reactor until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``settings`` are ``ServerConfig`` fields (``header_timeout_s=...``).  The
+    first SIGINT/SIGTERM drains requests in flight (bounded by
+    ``graceful_timeout_s``); a second SIGINT stops at once.
+    """
+    if config is None:
+        config = ServerConfig(host=host, port=port, **settings)
+    elif settings:
+        config = dataclasses.replace(config, **settings)
+    own_reactor = reactor is None
+    reactor = reactor if reactor is not None else Reactor()
+    server = Server(app, reactor, config)
+    server.start()
+    for url in server.urls:
+        logger.info("evloop serving on %s", url)
+    if on_started is not None:
+        on_started(server)
+
+    def on_signal(signum: int) -> None:
+        if server.shutting_down:
+            if signum == signal.SIGINT:
+                logger.warning("second SIGINT: stopping now")
+                server.shutdown(reactor.stop, graceful=False)
+            return
+        logger.info("%s: shutting down gracefully", signal.Signals(signum).name)
+        server.shutdown(reactor.stop)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        reactor.add_signal_handler(signum, on_signal, signum)
+    try:
+        reactor.run()
+    finally:
+        server.close()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+            reactor.remove_signal_handler(signum)
+        if own_reactor:
+            reactor.close()
