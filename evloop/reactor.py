@@ -172,7 +172,13 @@ class Reactor:
         self._check_open()
         if signum not in self._signal_handlers:
             self._ensure_signal_wakeup()
-            previous = signal.signal(signum, _ignore_in_signal_frame)
+            try:
+                previous = signal.signal(signum, _ignore_in_signal_frame)
+            except BaseException:
+                # e.g. SIGKILL: leave no wakeup fd behind when no handler is set.
+                if not self._signal_handlers:
+                    self._close_signal_wakeup()
+                raise
             self._previous_signal_handlers[signum] = previous
             # Let blocking system calls restart; the wakeup fd still fires.
             signal.siginterrupt(signum, False)
@@ -329,6 +335,7 @@ class Reactor:
             raise RuntimeError("cannot close a running reactor")
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
+        self._close_signal_wakeup()
         self._closed = True
         self._ready.clear()
         self._timers.clear()

@@ -39,7 +39,8 @@ _DISCONNECT_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ESHUTDOWN, errno.ENOTCONN, errno.ETIMEDOUT}
 )
 _ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_SENDFILE_UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP})
+# ESPIPE: sendfile() with an offset on a pipe.
+_SENDFILE_UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP, errno.ESPIPE})
 
 
 class Protocol:
@@ -92,7 +93,7 @@ class SocketTransport:
     __slots__ = (
         "_reactor", "_sock", "_protocol", "_queue", "_high_water", "_low_water",
         "_closing", "_closed", "_reading", "_reading_paused", "_writing_registered",
-        "_protocol_paused", "_eof_pending", "_eof_written", "peername", "sockname",
+        "_protocol_paused", "_eof_pending", "_eof_written", "_eof_received", "peername", "sockname",
     )
 
     def __init__(
@@ -119,6 +120,7 @@ class SocketTransport:
         self._protocol_paused = False
         self._eof_pending = False
         self._eof_written = False
+        self._eof_received = False
         self.peername = peername
         try:
             self.sockname = sock.getsockname()
@@ -183,7 +185,8 @@ class SocketTransport:
         if not self._reading_paused:
             return
         self._reading_paused = False
-        if not self._closing and not self._reading:
+        # After EOF there is nothing left to read: eof_received is called once.
+        if not self._closing and not self._reading and not self._eof_received:
             self._reading = True
             self._reactor.add_reader(self._sock, self._on_readable)
 
@@ -199,14 +202,28 @@ class SocketTransport:
             self._fatal_error(exc)
             return
         if data:
-            self._protocol.data_received(data)
+            try:
+                self._protocol.data_received(data)
+            except Exception as exc:
+                self._protocol_failed(exc, "data_received")
             return
         # EOF from the peer.
+        self._eof_received = True
         self._reading = False
         self._reactor.remove_reader(self._sock)
-        keep_open = self._protocol.eof_received()
+        try:
+            keep_open = self._protocol.eof_received()
+        except Exception as exc:
+            self._protocol_failed(exc, "eof_received")
+            return
         if not keep_open:
             self.close()
+
+    def _protocol_failed(self, exc: Exception, method: str) -> None:
+        # Like asyncio: a protocol that raised is in an unknown state, so the
+        # connection is aborted rather than left open with nobody reading it.
+        logger.error("protocol.%s() failed; aborting the connection", method, exc_info=exc)
+        self._force_close(exc)
 
     # --------------------------------------------------------------- writing
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -335,7 +352,14 @@ class SocketTransport:
             if exc.errno not in _SENDFILE_UNSUPPORTED_ERRNOS:
                 raise
             # Not a regular file, or a socket sendfile does not support: read and send.
-            data = os.pread(region.fd, min(region.remaining, _FALLBACK_BLOCK), region.offset)
+            size = min(region.remaining, _FALLBACK_BLOCK)
+            try:
+                data = os.pread(region.fd, size, region.offset)
+            except OSError as read_exc:
+                if read_exc.errno != errno.ESPIPE:
+                    raise
+                # A pipe or another stream: offsets do not apply, read what comes next.
+                data = os.read(region.fd, size)
             if not data:
                 raise EOFError("file ended before the requested byte range") from None
             queue.file_head_read(region, data)
@@ -389,7 +413,8 @@ class SocketTransport:
         if self._closed:
             return
         self._closing = True
-        self._queue.clear(exc)
+        # Pending file regions were not sent: never report them done with None.
+        self._queue.clear(exc if exc is not None else ConnectionAbortedError("transport aborted"))
         self._finish_close(exc)
 
     def _finish_close(self, exc: BaseException | None) -> None:
@@ -649,7 +674,13 @@ def connect(
     if path is not None:
         family, addr = socket.AF_UNIX, path
     else:
-        family, _, _, _, addr = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]
+        try:
+            family, _, _, _, addr = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]
+        except OSError as exc:  # socket.gaierror: reported like any other failure
+            failed = PendingConnection(reactor, None, protocol, transport_kwargs or {})  # type: ignore[arg-type]
+            failed._done = True
+            reactor.call_soon(protocol.connection_failed, exc)
+            return failed
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     pending = PendingConnection(reactor, sock, protocol, transport_kwargs or {})
