@@ -31,6 +31,7 @@ from .app import App, Request, Response
 from .http import Limits
 from .server import ServerConfig, serve
 from .static import StaticFiles
+from .workers import current_worker, systemd_sockets
 
 __all__ = ["make_app", "main", "build_parser"]
 
@@ -99,6 +100,7 @@ def make_app(root: str | None = None) -> App:
             "headers": [[name, value] for name, value in request.headers],
             "body_length": len(body),
             "body_sha256": hashlib.sha256(body).hexdigest(),
+            **({"worker": worker} if (worker := current_worker()) is not None else {}),
         })
 
     @app.route("/bytes/{n}", methods=["GET"])
@@ -166,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-connections", type=int, default=None)
     p.add_argument("--slow-callback", type=float, default=None, metavar="S",
                    help="log callbacks that hold the loop longer than this")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="worker processes, each with its own reactor (default: %(default)s, no supervisor)")
+    p.add_argument("--max-requests", type=int, default=0, metavar="N",
+                   help="replace a worker after about N requests (0: never)")
+    p.add_argument("--max-requests-jitter", type=int, default=0, metavar="J",
+                   help="add 0..J to --max-requests per worker, so workers do not all restart at once")
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="take the client address and scheme from Forwarded / X-Forwarded-For / "
+                        "X-Forwarded-Proto sent by a trusted proxy")
+    p.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                   metavar="LIST",
+                   help="proxies trusted with --proxy-headers: addresses, CIDR ranges, '*' or 'unix:', "
+                        "comma-separated (default: $FORWARDED_ALLOW_IPS or %(default)s)")
     return p
 
 
@@ -181,6 +196,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_header_count=args.max_header_count,
     )
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
+    if sock is None and args.uds is None:
+        activated = systemd_sockets()  # systemd socket activation (LISTEN_FDS, LISTEN_PID)
+        if activated:
+            sock = activated[0]
+            if len(activated) > 1:
+                logger.warning("systemd passed %d sockets: serving the first (fd 3) only", len(activated))
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -196,7 +217,34 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_connections=args.max_connections,
         access_log=not args.no_access_log,
         debug_log_heads=args.log_level == "debug",
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )
+
+
+def raise_nofile_limit() -> None:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit, and log it.
+
+    Every connection costs a descriptor, and distributions still default the
+    soft limit to 1024 for compatibility with ``select()``; the reactor uses
+    epoll or poll, so the hard limit is the real bound (Go's runtime does the
+    same at start-up).  Past it, accept() fails with EMFILE and the listener
+    backs off.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return
+    soft, hard = limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20  # Linux's default fs.nr_open; "unlimited" is refused for NOFILE
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, limits[1]))
+        except (ValueError, OSError) as exc:
+            logger.info("could not raise the soft RLIMIT_NOFILE from %d to %d: %s", soft, hard, exc)
+        else:
+            logger.info("raised the soft RLIMIT_NOFILE from %d to %d (the hard limit)", soft, hard)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_access_log:
         logging.getLogger("evloop.access").setLevel(logging.WARNING)
+    raise_nofile_limit()
     if args.wsgi:
         from .wsgi import WSGIApp
 
@@ -215,6 +264,22 @@ def main(argv: list[str] | None = None) -> int:
     else:
         app = make_app(args.root)
     config = config_from_args(args)
+    if args.proxy_headers:
+        from .proxy import TrustedProxies
+
+        try:
+            TrustedProxies(args.forwarded_allow_ips)
+        except ValueError as exc:
+            build_parser().error(str(exc))
+    if args.workers < 1:
+        build_parser().error("--workers must be at least 1")
+    if args.workers > 1 or args.max_requests:
+        from .workers import Supervisor
+
+        # Logs "evloop serving on <URL>" once every worker listens.
+        return Supervisor(app, config, args.workers, max_requests=args.max_requests,
+                          max_requests_jitter=args.max_requests_jitter,
+                          slow_callback_s=args.slow_callback).run()
     from .reactor import Reactor
 
     reactor = Reactor(slow_callback_s=args.slow_callback)

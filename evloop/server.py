@@ -41,6 +41,7 @@ from .http import (
     RequestHead,
     ServerConnection,
 )
+from .proxy import TrustedProxies, resolve_client
 from .reactor import Reactor
 from .transport import Listener, Protocol, SocketTransport, listen
 
@@ -77,6 +78,10 @@ class ServerConfig:
     server_header: str = "evloop"
     write_high_water: int = 64 * 1024
     debug_log_heads: bool = False
+    # Behind a load balancer: read Forwarded / X-Forwarded-For / -Proto from
+    # these peers (addresses, CIDR ranges, "*", "unix:"); see evloop.proxy.
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 class _DateHeader:
@@ -113,7 +118,9 @@ class Server:
         self._shutdown_timer: Any = None
         self._on_shutdown_done: Callable[[], None] | None = None
         self._accept_paused = False
+        self._limit_episode = False  # at --max-connections since the last drop below the low mark
         self.requests_served = 0
+        self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
 
     # --------------------------------------------------------------- start
     def start(self) -> list[Listener]:
@@ -153,17 +160,27 @@ class Server:
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
             self._accept_paused = True
-            logger.warning("%d connections open (--max-connections): pausing accepts", len(self.connections))
+            if not self._limit_episode:
+                self._limit_episode = True
+                logger.warning("%d connections open (--max-connections): pausing accepts; "
+                               "the kernel's backlog holds new clients", len(self.connections))
             for listener in self.listeners:
                 listener.pause_accepting()
 
     def connection_closed(self, protocol: "HTTPProtocol") -> None:
         self.connections.discard(protocol)
-        if self._accept_paused and len(self.connections) < (self.config.max_connections or 0):
+        limit = self.config.max_connections or 0
+        if self._accept_paused and len(self.connections) < limit:
+            # Accept again at once (clients wait in the backlog), but a server
+            # hovering at the limit pauses and resumes with every connection:
+            # the episode, and its one log line, end only below 3/4 of the
+            # limit (a low water mark, as for the write buffer).
             self._accept_paused = False
-            logger.info("below --max-connections again: accepting")
             for listener in self.listeners:
                 listener.resume_accepting()
+        if self._limit_episode and len(self.connections) <= limit * 3 // 4:
+            self._limit_episode = False
+            logger.info("%d connections open, below --max-connections again", len(self.connections))
         if self._shutting_down and not self.connections:
             self._finish_shutdown()
 
@@ -225,7 +242,7 @@ class HTTPProtocol(Protocol):
         "server", "reactor", "transport", "conn", "head", "body_parts", "body_size", "request",
         "busy", "_out", "_write_paused", "_reading_paused", "_closed", "_close_when_idle", "_lingering",
         "deadline", "_timer", "_deadline_kind", "_stream", "_started", "_sent_head", "_last_buffer_size",
-        "_response_bytes", "_status", "_stream_owner", "_dispatching",
+        "_response_bytes", "_status", "_stream_owner", "_dispatching", "_processing",
     )
 
     def __init__(self, server: Server) -> None:
@@ -250,6 +267,7 @@ class HTTPProtocol(Protocol):
         self._stream: Iterator[bytes] | None = None
         self._stream_owner: Any = None
         self._dispatching = False
+        self._processing = False          # inside _process: its loop takes the next request
         self._started = 0.0
         self._sent_head = False
         self._last_buffer_size = 0
@@ -380,8 +398,11 @@ class HTTPProtocol(Protocol):
 
     def _process(self) -> None:
         """Take events from the state machine until it needs data or a response is pending."""
+        if self._processing:
+            return  # called back from inside the loop (a write completed at once): the loop goes on
         conn = self.conn
         self._out = []
+        self._processing = True
         try:
             while not self.busy and not self._closed:
                 if self._write_paused:
@@ -404,17 +425,25 @@ class HTTPProtocol(Protocol):
                 elif event is NEED_DATA:
                     if self.head is None and conn.buffered_bytes and self._deadline_kind == "idle":
                         # The first bytes of a head: it must be complete within the header timeout.
-                        self._set_deadline(self.server.config.header_timeout_s, "head")
+                        if self._started:
+                            self._set_deadline(self.server.config.header_timeout_s, "head")
+                        else:
+                            # The first request: its deadline counts from the accept (as
+                            # nginx's client_header_timeout), so waiting silently first does
+                            # not buy a second header timeout.
+                            self._deadline_kind = "head"
                     break
                 elif event is PAUSED:
                     break
                 elif event_type is ConnectionClosed or isinstance(event, ConnectionClosed):
                     if self.transport is not None:
+                        self._flush()  # responses of this batch first: a closing transport drops writes
                         self.transport.close()
                     break
                 else:
                     raise RuntimeError(f"unexpected event {event!r}")
         finally:
+            self._processing = False
             self._flush()
 
     def _flush(self) -> None:
@@ -463,13 +492,19 @@ class HTTPProtocol(Protocol):
     def _make_request(self, body: bytes) -> Request:
         head = self.head
         assert head is not None and self.transport is not None
+        client = self.transport.peername
+        scheme = "http"
+        trusted = self.server.trusted_proxies
+        if trusted is not None:
+            client, scheme = resolve_client(client, scheme, head.headers, trusted)
         return Request(
             method=head.method,
             target=head.target,
             version=head.version,
             headers=Headers(head.headers),
             body=body,
-            client=self.transport.peername,
+            client=client,
+            scheme=scheme,
             server=self.transport.sockname,
             reactor=self.reactor,
             responder=self._respond_later,
@@ -570,9 +605,12 @@ class HTTPProtocol(Protocol):
         def on_done(exc: BaseException | None) -> None:
             body.close()
             if exc is None and not self._closed:
+                self.conn.file_data_sent(body.count)
                 self._write(self.conn.send_end())
                 self._response_done()
-                if not self.busy and not self._closed:
+                # Inside _process (the file went out at once) its loop goes on; calling
+                # it again would recurse once per pipelined request.
+                if not self.busy and not self._closed and not self._processing:
                     self._process()
 
         transport.sendfile(body.file, body.offset, body.count, on_done)
@@ -581,6 +619,8 @@ class HTTPProtocol(Protocol):
         self._flush()
         self._out = None
         self._pump_stream()
+        if self._stream is None and self._processing:
+            self._out = []  # the body went out at once: batch the next pipelined responses again
 
     def _pump_stream(self) -> None:
         """Pull body chunks while the transport is below its high water mark."""
@@ -595,7 +635,7 @@ class HTTPProtocol(Protocol):
                 _close_quietly(self._stream_owner)
                 self._write(conn.send_end())
                 self._response_done()
-                if not self.busy and not self._closed:
+                if not self.busy and not self._closed and not self._processing:
                     self._process()
                 return
             except Exception:
@@ -651,7 +691,8 @@ class HTTPProtocol(Protocol):
         transport = self.transport
         if head is None or transport is None:
             return
-        peer = transport.peername
+        # The request's client: the real one when proxy headers were honoured.
+        peer = self.request.client if self.request is not None else transport.peername
         host = peer[0] if isinstance(peer, tuple) else "-"
         access_logger.info(
             format_access_log(host, head.method, head.target, head.version, self._status, self._response_bytes,
@@ -660,7 +701,8 @@ class HTTPProtocol(Protocol):
 
     # --------------------------------------------------------------- errors
     def _protocol_error(self, exc: ProtocolError) -> None:
-        logger.info("bad request from %s: %d %s", _peer(self.transport), exc.status, exc.reason)
+        # Garbage from clients and scanners is noise, not news: debug level.
+        logger.debug("bad request from %s: %d %s", _peer(self.transport), exc.status, exc.reason)
         self._send_error(exc.status, exc.reason)
 
     def _send_error(self, status: int, reason: str) -> None:

@@ -509,6 +509,8 @@ class Listener:
 
     def _on_acceptable(self, sock: socket.socket) -> None:
         for _ in range(_ACCEPT_BATCH):
+            if not self._accepting:
+                return  # a connection just served paused or closed us (--max-connections, shutdown)
             try:
                 conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):

@@ -1,0 +1,467 @@
+"""The per-connection HTTP/1.1 state machine (sans-I/O).
+
+Theory of operation
+-------------------
+Two small machines, joined by ``keep_alive``:
+
+receiving side (RecvState)::
+
+    IDLE --head--> BODY --end--> DONE --next_cycle--> IDLE
+    IDLE, BODY --eof--> CLOSED        IDLE, BODY --error--> ERROR
+
+sending side (SendState)::
+
+    IDLE --request--> SEND_RESPONSE --response--> SEND_BODY --end--> DONE
+                      SEND_RESPONSE --complete_response--> DONE
+    DONE --next_cycle--> IDLE         any --error_response--> MUST_CLOSE
+
+A response that completes while ``keep_alive`` is false lands in MUST_CLOSE
+instead of DONE.  ``keep_alive`` starts as what the request asks for and is
+cleared by ``Connection: close`` from the application, a close-delimited
+response, a response that starts before the request body was fully read, a
+short Content-Length body, or any error.
+
+Pipelining: once the receiving side is DONE, ``next_event`` returns PAUSED
+and later bytes stay unparsed until ``start_next_cycle`` (both sides DONE).
+The server calls ``next_event`` until EndOfMessage before responding;
+responding earlier (for example refusing an ``Expect: 100-continue`` request)
+closes the connection after the response.
+"""
+
+import enum
+
+from .errors import ProtocolError, StateError
+from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, RequestHead
+from .parser import Limits, ReceiveBuffer, body_reader, read_head
+from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, status_line
+
+
+class RecvState(enum.Enum):
+    IDLE = "IDLE"
+    BODY = "BODY"
+    DONE = "DONE"
+    CLOSED = "CLOSED"
+    ERROR = "ERROR"
+
+    # Members are singletons; identity hashing keeps table lookups in C.
+    __hash__ = object.__hash__
+
+
+class SendState(enum.Enum):
+    IDLE = "IDLE"
+    SEND_RESPONSE = "SEND_RESPONSE"
+    SEND_BODY = "SEND_BODY"
+    DONE = "DONE"
+    MUST_CLOSE = "MUST_CLOSE"
+
+    __hash__ = object.__hash__
+
+
+RECV_EVENTS = ("head", "data", "end", "eof", "error", "next_cycle")
+RECV_TRANSITIONS = {
+    (RecvState.IDLE, "head"): RecvState.BODY,
+    (RecvState.BODY, "data"): RecvState.BODY,
+    (RecvState.BODY, "end"): RecvState.DONE,
+    (RecvState.DONE, "next_cycle"): RecvState.IDLE,
+    (RecvState.IDLE, "eof"): RecvState.CLOSED,
+    (RecvState.BODY, "eof"): RecvState.CLOSED,
+    (RecvState.IDLE, "error"): RecvState.ERROR,
+    (RecvState.BODY, "error"): RecvState.ERROR,
+}
+
+SEND_EVENTS = (
+    "request",
+    "informational",
+    "response",
+    "complete_response",
+    "data",
+    "end",
+    "error_response",
+    "next_cycle",
+)
+SEND_TRANSITIONS = {
+    (SendState.IDLE, "request"): SendState.SEND_RESPONSE,
+    (SendState.SEND_RESPONSE, "informational"): SendState.SEND_RESPONSE,
+    (SendState.SEND_RESPONSE, "response"): SendState.SEND_BODY,
+    (SendState.SEND_RESPONSE, "complete_response"): SendState.DONE,
+    (SendState.SEND_BODY, "data"): SendState.SEND_BODY,
+    (SendState.SEND_BODY, "end"): SendState.DONE,
+    (SendState.DONE, "next_cycle"): SendState.IDLE,
+    # An error response is always possible; once a response has started it
+    # is empty and only forces the close.
+    (SendState.IDLE, "error_response"): SendState.MUST_CLOSE,
+    (SendState.SEND_RESPONSE, "error_response"): SendState.MUST_CLOSE,
+    (SendState.SEND_BODY, "error_response"): SendState.MUST_CLOSE,
+    (SendState.DONE, "error_response"): SendState.MUST_CLOSE,
+    (SendState.MUST_CLOSE, "error_response"): SendState.MUST_CLOSE,
+}
+
+
+def recv_transition(state: RecvState, event: str) -> RecvState:
+    try:
+        return RECV_TRANSITIONS[state, event]
+    except KeyError:
+        raise StateError(f"receiving side: no transition from {state.name} on {event!r}") from None
+
+
+def send_transition(state: SendState, event: str, keep_alive: bool = True) -> SendState:
+    try:
+        new = SEND_TRANSITIONS[state, event]
+    except KeyError:
+        raise StateError(f"sending side: no transition from {state.name} on {event!r}") from None
+    if new is SendState.DONE and not keep_alive:
+        return SendState.MUST_CLOSE
+    return new
+
+
+class _Body(enum.Enum):
+    """How the response body in progress is framed on the wire."""
+
+    LENGTH = "Content-Length"
+    CHUNKED = "chunked"
+    CLOSE = "close-delimited"
+    NONE = "no body"  # HEAD, 204, 304: body bytes are dropped
+
+
+_CONNECTION_CLOSE = b"Connection: close\r\n"
+_CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+
+
+class ServerConnection:
+    """One HTTP/1.1 server connection: bytes in, events out; calls in, bytes out.
+
+    Receiving: ``receive_data(bytes)`` (``b""`` for EOF), then ``next_event()``
+    until it returns NEED_DATA or PAUSED.  Sending: ``send_response`` [,
+    ``send_data``* , ``send_end``], each returning the bytes to write; then
+    ``start_next_cycle()`` when ``keep_alive`` and both sides are DONE.
+    """
+
+    __slots__ = (
+        "_limits",
+        "_buf",
+        "_reader",
+        "_eof",
+        "_error",
+        "_http10",
+        "_head_request",
+        "_body",
+        "_remaining",
+        "their_state",
+        "our_state",
+        "keep_alive",
+    )
+
+    def __init__(self, limits: Limits = Limits()) -> None:
+        self._limits = limits
+        self._buf = ReceiveBuffer()
+        self._reader = None
+        self._eof = False
+        self._error = None
+        self._http10 = False
+        self._head_request = False
+        self._body = _Body.NONE
+        self._remaining = 0
+        self.their_state = RecvState.IDLE
+        self.our_state = SendState.IDLE
+        self.keep_alive = True
+
+    def __repr__(self) -> str:
+        return (
+            f"<ServerConnection their_state={self.their_state.name} "
+            f"our_state={self.our_state.name} keep_alive={self.keep_alive} "
+            f"buffered={len(self._buf)}>"
+        )
+
+    # -- receiving side ---------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Add received bytes; ``b""`` means the peer closed its side (EOF)."""
+        if data:
+            if self._eof:
+                raise StateError("receiving side: data received after EOF")
+            self._buf.feed(data)
+        else:
+            self._eof = True
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not parsed yet."""
+        return len(self._buf)
+
+    trailing_bytes = buffered_bytes
+
+    @property
+    def should_pause_reading(self) -> bool:
+        """True while a complete request waits for its response and either
+        the connection will close or too many bytes are buffered behind it."""
+        return self.their_state is RecvState.DONE and (
+            not self.keep_alive or len(self._buf) > self._limits.max_pipelined_bytes
+        )
+
+    def next_event(self):
+        """Return the next event: RequestHead, Data, EndOfMessage,
+        ConnectionClosed, NEED_DATA or PAUSED.
+
+        Raises ProtocolError on invalid input; the receiving side is then in
+        ERROR, every later call raises the same error, and the server should
+        answer with ``send_error_response(err.status, err.reason, date)``.
+        """
+        state = self.their_state
+        if state is RecvState.BODY:
+            try:
+                event = self._reader(self._buf)
+            except ProtocolError as exc:
+                self._fail(exc)
+                raise
+            if event is None:
+                if self._eof:
+                    # The request can never complete; nobody waits for an answer.
+                    self.their_state = recv_transition(state, "eof")
+                    self.keep_alive = False
+                    return ConnectionClosed()
+                return NEED_DATA
+            if event.__class__ is Data:
+                self.their_state = recv_transition(state, "data")
+            else:
+                self.their_state = recv_transition(state, "end")
+            return event
+        if state is RecvState.IDLE:
+            try:
+                head = read_head(self._buf, self._limits)
+            except ProtocolError as exc:
+                self._fail(exc)
+                raise
+            if head is None:
+                if self._eof:
+                    if len(self._buf):
+                        self._fail(ProtocolError(400, "connection closed inside request head"))
+                        raise self._error
+                    self.their_state = recv_transition(state, "eof")
+                    return ConnectionClosed()
+                return NEED_DATA
+            self._begin_request(head)
+            return head
+        if state is RecvState.DONE:
+            return PAUSED
+        if state is RecvState.CLOSED:
+            return ConnectionClosed()
+        raise self._error
+
+    def _begin_request(self, head: RequestHead) -> None:
+        our_state = send_transition(self.our_state, "request")
+        self.their_state = recv_transition(self.their_state, "head")
+        self.our_state = our_state
+        self.keep_alive = head.keep_alive
+        self._reader = body_reader(head, self._limits)
+        self._http10 = head.version == "HTTP/1.0"
+        self._head_request = head.method == "HEAD"
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self.their_state = recv_transition(self.their_state, "error")
+        self._error = exc
+        self.keep_alive = False
+
+    # -- sending side -----------------------------------------------------
+
+    def send_informational(self, status: int = 100, headers=()) -> bytes:
+        """An interim 1xx response (not 101); ``b""`` for an HTTP/1.0 client
+        (RFC 9110 15.2).  Only before ``send_response``."""
+        if not 100 <= status <= 199 or status == 101:
+            raise ValueError(f"not an informational status: {status!r}")
+        block = encode_fields(headers)
+        self.our_state = send_transition(self.our_state, "informational")
+        if self._http10:
+            return b""
+        return b"".join((status_line(status), block, b"\r\n"))
+
+    def send_response(
+        self,
+        status: int,
+        headers,
+        *,
+        content_length: int | None,
+        date: bytes,
+        server: bytes = b"evloop",
+        body: bytes = b"",
+    ) -> bytes:
+        """Serialise a final response head, plus ``body`` if given.
+
+        ``headers``: (name, value) pairs, all ``str`` or all ``bytes``; a CR,
+        LF or other control in them raises ValueError.  Content-Length and
+        Transfer-Encoding among them are dropped (a Content-Length stands in
+        for ``content_length`` when that is None); Date and Server among them
+        replace evloop's.  ``content_length``: the body length, or None for a
+        streamed body of unknown length (chunked for HTTP/1.1, close-delimited
+        for HTTP/1.0).  ``body``: the first bytes of the body; when it is the
+        whole body the response is complete and ``send_data``/``send_end``
+        must not be called.  HEAD, 204 and 304 responses carry no body bytes.
+        Joining copies ``body``: pass big bodies to ``send_data`` instead.
+        """
+        if not 200 <= status <= 999:
+            raise ValueError(f"not a final status: {status!r}")
+        if headers:
+            block, app = prepare_fields(headers)
+            if app is not None:
+                block = app.block
+                if content_length is None:
+                    content_length = app.content_length
+        else:
+            block = b""
+            app = None
+        close = not self.keep_alive or self.their_state is not RecvState.DONE
+        if app is not None and app.close:
+            close = True
+
+        no_content = status == 204 or status == 304
+        if content_length is not None:
+            if len(body) > content_length:
+                raise ValueError("body longer than content_length")
+            # RFC 9110 8.6: no Content-Length on 204; on 304 it would have
+            # to describe the selected representation, which we do not know.
+            framing = b"" if no_content else b"Content-Length: %d\r\n" % content_length
+            mode = _Body.NONE if no_content or self._head_request else _Body.LENGTH
+        elif no_content:
+            framing = b""
+            mode = _Body.NONE
+        elif not self._http10:
+            framing = _CHUNKED
+            mode = _Body.NONE if self._head_request else _Body.CHUNKED
+        elif self._head_request:
+            framing = b""
+            mode = _Body.NONE
+        else:
+            framing = b""
+            mode = _Body.CLOSE
+            close = True
+
+        complete = content_length is not None and len(body) == content_length
+        our_state = send_transition(
+            self.our_state, "complete_response" if complete else "response", not close
+        )
+
+        if close:
+            self.keep_alive = False
+            connection = b"" if app is not None and app.close else _CONNECTION_CLOSE
+        elif self._http10 and (app is None or not app.connection):
+            connection = _CONNECTION_KEEP_ALIVE
+        else:
+            connection = b""
+        if mode is _Body.LENGTH:
+            self._remaining = content_length - len(body)
+        elif mode is _Body.CHUNKED:
+            body = chunk(body) if body else b""
+        elif mode is _Body.NONE:
+            body = b""
+        self._body = mode
+        self.our_state = our_state
+
+        if app is None:
+            return b"".join(
+                (
+                    status_line(status),
+                    b"Server: ",
+                    server,
+                    b"\r\nDate: ",
+                    date,
+                    b"\r\n",
+                    block,
+                    framing,
+                    connection,
+                    b"\r\n",
+                    body,
+                )
+            )
+        parts = [status_line(status)]
+        if not app.server:
+            parts += (b"Server: ", server, b"\r\n")
+        if not app.date:
+            parts += (b"Date: ", date, b"\r\n")
+        parts += (block, framing, connection, b"\r\n", body)
+        return b"".join(parts)
+
+    def send_data(self, data: bytes) -> bytes:
+        """Frame a piece of the response body (chunked when chunked)."""
+        self.our_state = send_transition(self.our_state, "data")
+        mode = self._body
+        if mode is _Body.LENGTH:
+            n = len(data)
+            if n > self._remaining:
+                raise ValueError("response body longer than its Content-Length")
+            self._remaining -= n
+            return data
+        if mode is _Body.CHUNKED:
+            return chunk(data) if data else b""
+        if mode is _Body.CLOSE:
+            return data
+        return b""
+
+    def file_data_sent(self, count: int) -> None:
+        """``count`` body bytes went out without ``send_data`` (sendfile of a
+        Content-Length or close-delimited body); account for them, so that
+        ``send_end`` does not take the body for short.  Chunked bodies must
+        go through ``send_data``: raises ValueError."""
+        self.our_state = send_transition(self.our_state, "data")
+        mode = self._body
+        if mode is _Body.CHUNKED:
+            raise ValueError("a chunked body cannot bypass send_data")
+        if mode is _Body.LENGTH:
+            if count > self._remaining:
+                raise ValueError("response body longer than its Content-Length")
+            self._remaining -= count
+
+    def send_end(self) -> bytes:
+        """Finish the response body: the last chunk when chunked, else b"".
+
+        A Content-Length body that fell short, or a close-delimited body,
+        leaves the connection in MUST_CLOSE.
+        """
+        mode = self._body
+        keep_alive = self.keep_alive
+        if mode is _Body.CLOSE or (mode is _Body.LENGTH and self._remaining):
+            keep_alive = False
+        self.our_state = send_transition(self.our_state, "end", keep_alive)
+        self.keep_alive = keep_alive
+        return LAST_CHUNK if mode is _Body.CHUNKED else b""
+
+    def send_error_response(
+        self, status: int, reason: str, date: bytes, server: bytes = b"evloop"
+    ) -> bytes:
+        """A complete ``text/plain`` error response with ``Connection: close``.
+
+        Always moves the sending side to MUST_CLOSE.  Returns b"" when a
+        response has already started (the server can only close then).
+        """
+        state = self.our_state
+        self.our_state = send_transition(state, "error_response")
+        self.keep_alive = False
+        if state is not SendState.IDLE and state is not SendState.SEND_RESPONSE:
+            return b""
+        body = error_body(status, reason)
+        return b"".join(
+            (
+                status_line(status),
+                b"Server: ",
+                server,
+                b"\r\nDate: ",
+                date,
+                b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
+                _CONNECTION_CLOSE,
+                b"\r\n",
+                b"" if self._head_request and state is SendState.SEND_RESPONSE else body,
+            )
+        )
+
+    def start_next_cycle(self) -> None:
+        """Reset both sides for the next request (both DONE, keep-alive)."""
+        their_state = self.their_state
+        our_state = self.our_state
+        if their_state is not RecvState.DONE or our_state is not SendState.DONE:
+            raise StateError(
+                f"cannot start next cycle: receiving side {their_state.name}, "
+                f"sending side {our_state.name}"
+            )
+        self.their_state = recv_transition(their_state, "next_cycle")
+        self.our_state = send_transition(our_state, "next_cycle")
+        self._reader = None
+        self._body = _Body.NONE

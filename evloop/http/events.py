@@ -1,0 +1,63 @@
+"""Events produced by ``ServerConnection.next_event``.
+
+Per request the call grammar is::
+
+    RequestHead Data* EndOfMessage PAUSED*
+
+then, after ``start_next_cycle``, the next request, or ``ConnectionClosed``
+once the peer has closed and nothing is buffered.  ``NEED_DATA`` may appear
+anywhere before ``EndOfMessage``.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """A parsed, validated request line and header section."""
+
+    method: str  # "GET"
+    target: str  # request-target as sent, e.g. "/a%20b?x=1"
+    version: str  # "HTTP/1.1" or "HTTP/1.0" (1.x, x > 1, is served as "HTTP/1.1")
+    headers: list[tuple[str, str]]  # (name as sent, value without OWS), received order, latin-1
+    keep_alive: bool  # what the request asks for: 1.1 unless "close", 1.0 only with "keep-alive"
+    content_length: int | None  # None when chunked or when there is no body
+    chunked: bool
+    expect_continue: bool  # "Expect: 100-continue" on HTTP/1.1
+    host: str | None  # Host field or absolute-form authority, lowercased (RFC 3986 3.2.2)
+
+
+@dataclass(slots=True)
+class Data:
+    """A piece of the request body (chunk boundaries are not preserved)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class EndOfMessage:
+    """The request body is complete; ``trailers`` from a chunked body."""
+
+    trailers: list[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    """The peer closed its side and no complete request is left to read."""
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+# Not enough bytes buffered to produce the next event: read more.
+NEED_DATA = _Sentinel("NEED_DATA")
+# A request is complete and its response is not finished: later bytes stay
+# unparsed until ``start_next_cycle``.
+PAUSED = _Sentinel("PAUSED")

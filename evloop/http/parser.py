@@ -1,0 +1,580 @@
+"""Request parsing: the receive buffer, the head parser and the body readers.
+
+Theory of operation
+-------------------
+Bytes accumulate in a ``ReceiveBuffer`` (a bytearray and a read offset).  A
+request head is parsed only once it is complete: ``read_head`` looks for the
+empty line that ends it, resuming each search where the previous one stopped
+(``ReceiveBuffer.searched``), so a head that arrives one byte at a time costs
+linear time.  The complete head is decoded once as latin-1 and validated with
+one compiled ``fullmatch`` for the request line and one ``findall`` for all
+field lines (a count check proves every line matched).  The few fields that
+matter to framing are picked out by one more ``finditer`` over the lowercased
+head instead of a Python loop over every header.
+
+Line endings: RFC 9112 2.2 lets a recipient accept a bare LF as the end of a
+line in the request line and header section, and evloop does (some scripted
+clients send them; accepting them cannot desynchronise framing because the
+head ends at the first empty line either way).  A bare CR anywhere in the head
+is rejected.  Inside chunked framing (sizes, data CRLF, trailers) only CRLF is
+accepted (RFC 9112 7.1).
+
+The body is read by a reader chosen from the head (``body_reader``): a callable
+``reader(buf) -> Data | EndOfMessage | None`` where None means "need more
+bytes".  All errors are ``ProtocolError(status, reason)``.
+"""
+
+import enum
+import re
+from dataclasses import dataclass
+
+from . import grammar
+from .errors import ProtocolError
+from .events import Data, EndOfMessage, RequestHead
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection parser limits; each overrun maps to a status."""
+
+    max_request_line_bytes: int = 8192  # else 414
+    max_head_bytes: int = 65536  # else 431
+    max_header_count: int = 100  # else 431 (also for trailers)
+    max_body_bytes: int = 1048576  # else 413
+    max_chunk_ext_bytes: int = 4096  # else 400
+    # Unparsed bytes held behind a complete request before the server should
+    # stop reading (``ServerConnection.should_pause_reading``).
+    max_pipelined_bytes: int = 65536 * 4
+
+
+class ReceiveBuffer:
+    """Received bytes not yet parsed: ``data[pos:]``.
+
+    ``searched`` counts bytes past ``pos`` that the current search (head
+    terminator, chunk-size line, trailer section) has already examined; any
+    code that advances ``pos`` resets it.  It is relative to ``pos`` so that
+    compaction does not disturb it.
+    """
+
+    __slots__ = ("data", "pos", "searched")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.pos = 0
+        self.searched = 0
+
+    def __len__(self) -> int:
+        return len(self.data) - self.pos
+
+    def feed(self, chunk: bytes) -> None:
+        data = self.data
+        pos = self.pos
+        if pos:
+            # Compact only when the consumed prefix is at least as large as
+            # what is kept, so the moves cost amortised linear time.
+            if pos == len(data):
+                data.clear()
+                self.pos = 0
+            elif pos * 2 >= len(data):
+                del data[:pos]
+                self.pos = 0
+        data += chunk
+
+
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_DIGITS = re.compile(r"[0-9]++")
+# Host values already validated: a server sees the same few again and again.
+_VALID_HOSTS: set[str] = set()
+# More digits than this cannot be a sane length; refuse before int().
+_MAX_LENGTH_DIGITS = 19
+
+
+def _take(data: bytearray, pos: int, n: int) -> bytes:
+    # One copy (a bytearray slice would copy twice).
+    with memoryview(data) as view:
+        return bytes(view[pos : pos + n])
+
+
+# ---------------------------------------------------------------------------
+# Head
+
+
+def skip_empty_lines(buf: ReceiveBuffer) -> None:
+    """Drop empty lines before a request line (RFC 9112 2.2 SHOULD ignore)."""
+    data = buf.data
+    pos = buf.pos
+    size = len(data)
+    while pos < size:
+        c = data[pos]
+        if c == 10:
+            pos += 1
+        elif c == 13:
+            if pos + 1 == size:
+                break
+            if data[pos + 1] != 10:
+                raise ProtocolError(400, "bare CR before request line (RFC 9112 2.2)")
+            pos += 2
+        else:
+            break
+    if pos != buf.pos:
+        buf.pos = pos
+        buf.searched = 0
+
+
+def read_head(buf: ReceiveBuffer, limits: Limits) -> RequestHead | None:
+    """Consume and parse one complete request head, or return None.
+
+    Returns None when the head is not complete yet (nothing is consumed).
+    Raises ProtocolError for a malformed head or an exceeded limit; incomplete
+    heads are checked as they grow (limits, bare CR) so an attack is refused
+    without waiting for its end.
+    """
+    data = buf.data
+    pos = buf.pos
+    size = len(data)
+    if pos == size:
+        return None
+    c = data[pos]
+    if c == 13 or c == 10:
+        skip_empty_lines(buf)
+        pos = buf.pos
+        if pos == size:
+            return None
+    lo = pos + buf.searched
+    # The head ends at the first empty line: "\n\r\n" or, with bare LF, "\n\n".
+    i = data.find(b"\n\r\n", lo)
+    if i >= 0:
+        j = data.find(b"\n\n", lo, i + 1)
+        end = j + 2 if j >= 0 else i + 3
+    else:
+        j = data.find(b"\n\n", lo)
+        if j < 0:
+            _check_partial_head(buf, limits, lo)
+            return None
+        end = j + 2
+    buf.pos = end
+    buf.searched = 0
+    try:
+        if end - pos > limits.max_head_bytes:
+            # The request line limit wins when the request line alone is too long.
+            nl = data.find(b"\n", pos, end)
+            if nl - pos - (data[nl - 1] == 13) > limits.max_request_line_bytes:
+                raise ProtocolError(414, "request line too long")
+            raise ProtocolError(431, "request head too large")
+        return parse_head(data[pos:end].decode("latin-1"), limits)
+    except ProtocolError:
+        # A bare CR always fails parsing; report it first, as an incomplete
+        # head would, so the answer does not depend on how bytes arrived.
+        if _BARE_CR.search(data, pos, end) is not None:
+            raise ProtocolError(400, "bare CR in request head (RFC 9112 2.2)") from None
+        raise
+
+
+def _check_partial_head(buf: ReceiveBuffer, limits: Limits, lo: int) -> None:
+    data = buf.data
+    pos = buf.pos
+    size = len(data)
+    # A trailing CR may yet be followed by LF; check everything before it.
+    end = size - 1 if data[size - 1] == 13 else size
+    if _BARE_CR.search(data, lo, end) is not None:
+        raise ProtocolError(400, "bare CR in request head (RFC 9112 2.2)")
+    n = size - pos
+    max_line = limits.max_request_line_bytes
+    # Once the request line window is complete the answer cannot change, so
+    # look only on the call that completes it (keeps byte-at-a-time linear).
+    if n > max_line + 1 >= lo - pos + 1 and data.find(b"\n", pos, pos + max_line + 2) < 0:
+        raise ProtocolError(414, "request line too long")
+    if n > limits.max_head_bytes:
+        raise ProtocolError(431, "request head too large")
+    # Overlap by two bytes so a terminator split across reads is found.
+    buf.searched = n - 2 if n > 2 else 0
+
+
+def parse_head(text: str, limits: Limits) -> RequestHead:
+    """Parse a complete head (latin-1 text ending with its empty line)."""
+    line_end = text.find("\n")
+    rl_end = line_end - 1 if text[line_end - 1] == "\r" else line_end
+    if rl_end > limits.max_request_line_bytes:
+        raise ProtocolError(414, "request line too long")
+    nfields = text.count("\n") - 2
+    if nfields > limits.max_header_count:
+        raise ProtocolError(431, "too many header fields")
+
+    target_host = None
+    m = grammar.REQUEST_LINE_FAST_RE.fullmatch(text, 0, rl_end)
+    if m is not None and m[1] != "CONNECT":
+        method, target, minor = m.groups()
+        version = "HTTP/1.0" if minor == "0" else "HTTP/1.1"
+    else:
+        method, target, version, target_host = parse_request_line(text[:rl_end])
+
+    if nfields:
+        # One match per valid line; a count mismatch means some line is bad.
+        headers = grammar.FIELD_LINE_RE.findall(text, line_end + 1)
+        if len(headers) != nfields:
+            raise field_error(text[line_end + 1 :])
+    else:
+        headers = []
+
+    http11 = version == "HTTP/1.1"
+    host = None
+    host_count = 0
+    connection = expect = transfer_encoding = content_length = None
+    for name, value in grammar.SPECIAL_FIELD_RE.findall(text.lower(), line_end):
+        if name == "host":
+            host_count += 1
+            host = value.rstrip(" \t")
+        elif name == "connection":
+            connection = connection + "," + value if connection is not None else value
+        elif name == "content-length":
+            if content_length is None:
+                content_length = [value]
+            else:
+                content_length.append(value)
+        elif name == "transfer-encoding":
+            if transfer_encoding is None:
+                transfer_encoding = value
+            else:
+                transfer_encoding = transfer_encoding + "," + value
+        else:
+            expect = expect + "," + value if expect is not None else value
+
+    # RFC 9112 3.2: exactly one valid Host in HTTP/1.1; at most one in 1.0.
+    if host_count != 1:
+        if host_count:
+            raise ProtocolError(400, "multiple Host headers (RFC 9112 3.2)")
+        if http11:
+            raise ProtocolError(400, "missing Host header (RFC 9112 3.2)")
+    elif host not in _VALID_HOSTS:
+        if grammar.HOST_RE.fullmatch(host) is None:
+            raise ProtocolError(400, "invalid Host header (RFC 9112 3.2)")
+        if len(_VALID_HOSTS) >= 256:
+            _VALID_HOSTS.clear()
+        _VALID_HOSTS.add(host)
+    if target_host is not None:
+        # RFC 9112 3.2.2: the authority of an absolute-form target wins.
+        host = target_host.lower()
+
+    keep_alive = http11
+    if connection is not None:
+        tokens = list_elements(connection)
+        if "close" in tokens:
+            keep_alive = False
+        elif not http11 and "keep-alive" in tokens:
+            keep_alive = True
+
+    expect_continue = False
+    if expect is not None:
+        for element in list_elements(expect):
+            if element != "100-continue":
+                raise ProtocolError(417, "unsupported expectation (RFC 9110 10.1.1)")
+            # RFC 9110 10.1.1: ignore 100-continue from an HTTP/1.0 client.
+            expect_continue = http11
+
+    chunked = False
+    if transfer_encoding is not None:
+        if not http11:
+            raise ProtocolError(400, "Transfer-Encoding in HTTP/1.0 (RFC 9112 6.1)")
+        if content_length is not None:
+            raise ProtocolError(400, "both Transfer-Encoding and Content-Length (RFC 9112 6.3)")
+        check_transfer_coding(list_elements(transfer_encoding))
+        chunked = True
+    elif content_length is not None:
+        content_length = parse_content_length(content_length, limits)
+
+    return RequestHead(
+        method, target, version, headers, keep_alive, content_length, chunked, expect_continue, host
+    )
+
+
+def parse_request_line(line: str) -> tuple[str, str, str, str | None]:
+    """The slow path: any request line the fast pattern did not accept.
+
+    Returns (method, target, version, authority of an absolute-form target or
+    None) or raises ProtocolError naming the problem.
+    """
+    if "\r" in line:
+        raise ProtocolError(400, "bare CR in request line (RFC 9112 2.2)")
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise ProtocolError(400, "malformed request line (RFC 9112 3)")
+    method, target, version = parts
+    if grammar.TOKEN_RE.fullmatch(method) is None:
+        raise ProtocolError(400, "invalid method (RFC 9112 3.1)")
+    vm = grammar.VERSION_RE.fullmatch(version)
+    if vm is None:
+        raise ProtocolError(400, "invalid HTTP version (RFC 9112 2.3)")
+    if vm[1] != "1":
+        raise ProtocolError(505, "HTTP version not supported")
+    version = "HTTP/1.0" if vm[2] == "0" else "HTTP/1.1"
+    if method == "CONNECT":
+        # RFC 9112 3.2.3: CONNECT takes the authority form; evloop is no proxy.
+        if grammar.AUTHORITY_FORM_RE.fullmatch(target) is None:
+            raise ProtocolError(400, "CONNECT needs an authority-form target (RFC 9112 3.2.3)")
+        raise ProtocolError(501, "CONNECT not supported")
+    target_host = None
+    if target[:1] == "/":
+        if grammar.ORIGIN_FORM_RE.fullmatch(target) is None:
+            raise ProtocolError(400, "invalid request-target (RFC 9112 3.2.1)")
+    elif target == "*":
+        if method != "OPTIONS":
+            raise ProtocolError(400, "asterisk-form is only for OPTIONS (RFC 9112 3.2.4)")
+    else:
+        am = grammar.ABSOLUTE_FORM_RE.fullmatch(target)
+        if am is None:
+            raise ProtocolError(400, "invalid request-target (RFC 9112 3.2)")
+        target_host = am[1]
+    return method, target, version, target_host
+
+
+def field_error(lines: str) -> ProtocolError:
+    """Name the first bad field line in ``lines`` (the slow path)."""
+    for line in lines.split("\n"):
+        if line[-1:] == "\r":
+            line = line[:-1]
+        if not line:
+            continue
+        if "\r" in line:
+            return ProtocolError(400, "bare CR in field line (RFC 9112 2.2)")
+        if line[0] in " \t":
+            return ProtocolError(400, "obs-fold or leading whitespace in field line (RFC 9112 5.2)")
+        name, colon, value = line.partition(":")
+        if not colon:
+            return ProtocolError(400, "field line without a colon (RFC 9112 5)")
+        if not name:
+            return ProtocolError(400, "empty field name (RFC 9112 5)")
+        if name[-1] in " \t":
+            return ProtocolError(400, "whitespace before colon (RFC 9112 5.1)")
+        if grammar.TOKEN_RE.fullmatch(name) is None:
+            return ProtocolError(400, "invalid character in field name (RFC 9110 5.1)")
+        if grammar.FIELD_VALUE_RE.fullmatch(value) is None:
+            return ProtocolError(400, "invalid character in field value (RFC 9110 5.5)")
+    return ProtocolError(400, "malformed field line")
+
+
+def list_elements(value: str) -> list[str]:
+    """Non-empty, OWS-stripped elements of a comma list (RFC 9110 5.6.1)."""
+    return [e for e in (e.strip(" \t") for e in value.split(",")) if e]
+
+
+def parse_content_length(values: list[str], limits: Limits) -> int:
+    """RFC 9112 6.3 / RFC 9110 8.6: one decimal length, lists of identical values folded.
+
+    ``values``: the raw value of each Content-Length field line.
+    """
+    length = None
+    for value in values:
+        for element in value.split(","):
+            element = element.strip(" \t")
+            if _DIGITS.fullmatch(element) is None:
+                raise ProtocolError(400, "invalid Content-Length (RFC 9110 8.6)")
+            element = element.lstrip("0") or "0"
+            if length is None:
+                length = element
+            elif element != length:
+                raise ProtocolError(400, "conflicting Content-Length values (RFC 9112 6.3)")
+    if len(length) > _MAX_LENGTH_DIGITS:
+        raise ProtocolError(413, "Content-Length too large")
+    n = int(length)
+    if n > limits.max_body_bytes:
+        raise ProtocolError(413, "request body too large")
+    return n
+
+
+def check_transfer_coding(elements: list[str]) -> None:
+    """Accept exactly a final "chunked"; see RFC 9112 6.1 and 6.3."""
+    codings = []
+    for element in elements:
+        m = grammar.TRANSFER_CODING_RE.fullmatch(element)
+        if m is None:
+            raise ProtocolError(400, "invalid Transfer-Encoding (RFC 9112 6.1)")
+        codings.append(m.groups())
+    if not codings:
+        raise ProtocolError(400, "empty Transfer-Encoding (RFC 9112 6.1)")
+    name, params = codings[-1]
+    if name != "chunked":
+        raise ProtocolError(400, "final transfer coding is not chunked (RFC 9112 6.3)")
+    if params:
+        raise ProtocolError(400, "parameters on chunked (RFC 9112 7)")
+    for name, _ in codings[:-1]:
+        if name == "chunked":
+            raise ProtocolError(400, "chunked applied more than once (RFC 9112 6.1)")
+    if len(codings) > 1:
+        raise ProtocolError(501, "unsupported transfer coding (RFC 9112 6.1)")
+
+
+# ---------------------------------------------------------------------------
+# Body readers: reader(buf) -> Data | EndOfMessage | None (need more bytes)
+
+
+def read_no_body(buf: ReceiveBuffer) -> EndOfMessage:
+    """The reader of a request without a body."""
+    return EndOfMessage([])
+
+
+class ContentLengthReader:
+    __slots__ = ("remaining",)
+
+    def __init__(self, length: int) -> None:
+        self.remaining = length
+
+    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
+        remaining = self.remaining
+        if not remaining:
+            return EndOfMessage([])
+        data = buf.data
+        pos = buf.pos
+        n = len(data) - pos
+        if not n:
+            return None
+        if n > remaining:
+            n = remaining
+        self.remaining = remaining - n
+        buf.pos = pos + n
+        return Data(_take(data, pos, n))
+
+
+class _Chunk(enum.Enum):
+    SIZE = "size line"
+    DATA = "chunk data"
+    DATA_END = "CRLF after chunk data"
+    TRAILER = "trailer section"
+
+
+class ChunkedReader:
+    """RFC 9112 7.1: chunk sizes, extensions, data, CRLFs and trailers.
+
+    Consecutive chunks already buffered are returned as one Data event.
+    """
+
+    __slots__ = ("_limits", "_state", "_remaining", "_total", "_max_line")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._state = _Chunk.SIZE
+        self._remaining = 0
+        self._total = 0
+        # 16 hex digits, the extensions, CRLF.
+        self._max_line = 16 + limits.max_chunk_ext_bytes + 2
+
+    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
+        data = buf.data
+        pieces = None
+        while True:
+            state = self._state
+            if state is _Chunk.DATA:
+                pos = buf.pos
+                n = len(data) - pos
+                if not n:
+                    break
+                remaining = self._remaining
+                if n >= remaining:
+                    n = remaining
+                    self._state = _Chunk.DATA_END
+                self._remaining = remaining - n
+                buf.pos = pos + n
+                piece = _take(data, pos, n)
+                if pieces is None:
+                    pieces = [piece]
+                else:
+                    pieces.append(piece)
+            elif state is _Chunk.DATA_END:
+                pos = buf.pos
+                avail = len(data) - pos
+                if avail < 2:
+                    if avail and data[pos] != 13:
+                        raise ProtocolError(400, "missing CRLF after chunk data (RFC 9112 7.1)")
+                    break
+                if data[pos] != 13 or data[pos + 1] != 10:
+                    raise ProtocolError(400, "missing CRLF after chunk data (RFC 9112 7.1)")
+                buf.pos = pos + 2
+                self._state = _Chunk.SIZE
+            elif state is _Chunk.SIZE:
+                if not self._read_size_line(buf):
+                    break
+            elif pieces is None:
+                return self._read_trailers(buf)
+            else:
+                break
+        if pieces is None:
+            return None
+        return Data(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _read_size_line(self, buf: ReceiveBuffer) -> bool:
+        data = buf.data
+        pos = buf.pos
+        i = data.find(b"\n", pos + buf.searched)
+        if i < 0:
+            n = len(data) - pos
+            if n > self._max_line:
+                raise ProtocolError(400, "chunk size line too long (RFC 9112 7.1.1)")
+            buf.searched = n
+            return False
+        if i == pos or data[i - 1] != 13:
+            raise ProtocolError(400, "bare LF in chunked framing (RFC 9112 7.1)")
+        m = grammar.CHUNK_LINE_RE.fullmatch(data, pos, i - 1)
+        if m is None:
+            raise ProtocolError(400, "invalid chunk size line (RFC 9112 7.1)")
+        digits_end = m.end(1)
+        if digits_end - pos > 16:
+            raise ProtocolError(400, "chunk size has too many digits (RFC 9112 7.1)")
+        if i - 1 - digits_end > self._limits.max_chunk_ext_bytes:
+            raise ProtocolError(400, "chunk extensions too long (RFC 9112 7.1.1)")
+        size = int(m[1], 16)
+        total = self._total + size
+        if total > self._limits.max_body_bytes:
+            raise ProtocolError(413, "request body too large")
+        self._total = total
+        buf.pos = i + 1
+        buf.searched = 0
+        if size:
+            self._remaining = size
+            self._state = _Chunk.DATA
+        else:
+            self._state = _Chunk.TRAILER
+        return True
+
+    def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
+        data = buf.data
+        pos = buf.pos
+        size = len(data)
+        limits = self._limits
+        if size - pos < 2:
+            if size > pos and data[pos] == 10:
+                raise ProtocolError(400, "bare LF in chunked framing (RFC 9112 7.1)")
+            return None
+        if data[pos] == 13 and data[pos + 1] == 10:
+            buf.pos = pos + 2
+            return EndOfMessage([])
+        lo = pos + buf.searched
+        k = data.find(b"\r\n\r\n", lo)
+        end = k + 4 if k >= 0 else size
+        check_end = end if k >= 0 or data[size - 1] != 13 else size - 1
+        if _BARE_CR_OR_LF.search(data, lo, check_end) is not None:
+            raise ProtocolError(400, "bare CR or LF in trailer section (RFC 9112 7.1)")
+        if end - pos > limits.max_head_bytes:
+            raise ProtocolError(431, "trailer section too large")
+        if k < 0:
+            n = size - pos
+            buf.searched = n - 3 if n > 3 else 0
+            return None
+        text = data[pos : k + 2].decode("latin-1")
+        n = text.count("\n")
+        if n > limits.max_header_count:
+            raise ProtocolError(431, "too many trailer fields")
+        trailers = grammar.FIELD_LINE_RE.findall(text)
+        if len(trailers) != n:
+            raise field_error(text)
+        buf.pos = end
+        buf.searched = 0
+        return EndOfMessage(trailers)
+
+
+def body_reader(head: RequestHead, limits: Limits):
+    """Choose the body reader for a parsed head (RFC 9112 6.3)."""
+    if head.chunked:
+        return ChunkedReader(limits)
+    if head.content_length:
+        return ContentLengthReader(head.content_length)
+    return read_no_body

@@ -1,0 +1,135 @@
+"""Response serialisation: status lines, field blocks, chunk framing.
+
+The connection decides framing and keep-alive; this module only turns
+decisions into bytes.  Every response goes out as HTTP/1.1 (RFC 9110 2.5: a
+server sends its highest conformant version with the received major version).
+"""
+
+from http import HTTPStatus  # the standard library's, not evloop.http
+
+from . import grammar
+
+STATUS_LINES: dict[int, bytes] = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
+}
+LAST_CHUNK = b"0\r\n\r\n"
+CRLF = b"\r\n"
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n``; unknown codes get an empty reason (RFC 9112 4)."""
+    line = STATUS_LINES.get(status)
+    if line is not None:
+        return line
+    if not isinstance(status, int) or not 100 <= status <= 999:
+        raise ValueError(f"invalid status code {status!r}")
+    return b"HTTP/1.1 %d \r\n" % status
+
+
+def reason_phrase(status: int) -> str:
+    line = STATUS_LINES.get(status)
+    return line[13:-2].decode("latin-1") if line is not None else ""
+
+
+def encode_fields(headers) -> bytes:
+    """Serialise (name, value) pairs, all ``str`` or all ``bytes``, as field lines.
+
+    Raises ValueError when a name is not a token or a value holds CR, LF or
+    another control character (response splitting), or when a ``str`` is not
+    latin-1.
+    """
+    if not headers:
+        return b""
+    if headers[0][0].__class__ is str:
+        block = "\r\n".join(map(": ".join, headers)) + "\r\n"
+        # A CRLF inside a value would make an extra, valid-looking line.
+        if grammar.RESPONSE_FIELDS_RE.fullmatch(block) is None or block.count("\n") != len(headers):
+            raise ValueError(f"invalid response header in {headers!r}")
+        return block.encode("latin-1")
+    block = b"\r\n".join(map(b": ".join, headers)) + b"\r\n"
+    if grammar.RESPONSE_FIELDS_BYTES_RE.fullmatch(block) is None or block.count(b"\n") != len(headers):
+        raise ValueError(f"invalid response header in {headers!r}")
+    return block
+
+
+def has_special_fields(block: bytes) -> bool:
+    """Does the block set a field evloop manages (Connection, framing, Date, Server)?"""
+    return grammar.RESPONSE_SPECIAL_BYTES_RE.search(block) is not None
+
+
+class AppFields:
+    """What an application's own fields say about framing and connection.
+
+    ``block`` drops Content-Length and Transfer-Encoding: framing is decided
+    by the connection, from ``content_length`` (set here when the application
+    gave exactly one valid Content-Length).
+    """
+
+    __slots__ = ("block", "content_length", "connection", "close", "date", "server")
+
+    def __init__(self, block: bytes) -> None:
+        self.content_length = None
+        self.connection = False
+        self.close = False
+        self.date = False
+        self.server = False
+        kept = []
+        lengths = set()
+        for line in block.split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b":")
+            name = name.lower()
+            value = value.strip(b" \t")
+            if name == b"content-length":
+                lengths.add(value)
+                continue
+            if name == b"transfer-encoding":
+                continue
+            if name == b"connection":
+                self.connection = True
+                tokens = {t.strip(b" \t").lower() for t in value.split(b",")}
+                self.close = self.close or b"close" in tokens
+            elif name == b"date":
+                self.date = True
+            elif name == b"server":
+                self.server = True
+            kept.append(line)
+        if lengths:
+            if len(lengths) != 1 or not (value := lengths.pop()).isdigit():
+                raise ValueError("conflicting or invalid Content-Length header")
+            self.content_length = int(value)
+        self.block = b"".join([line + b"\r\n" for line in kept])
+
+
+_PREPARED: dict = {}
+_PREPARED_MAX = 512
+
+
+def prepare_fields(headers) -> tuple[bytes, "AppFields | None"]:
+    """``encode_fields`` plus ``AppFields`` when the block sets a managed field.
+
+    Applications tend to send the same few header lists again and again, so
+    results are cached by value (a bounded dict, cleared when full).
+    """
+    try:
+        key = tuple(headers)
+        cached = _PREPARED.get(key)
+    except TypeError:  # unhashable pairs (lists): no caching
+        key = cached = None
+    if cached is not None:
+        return cached
+    block = encode_fields(headers)
+    result = (block, AppFields(block) if has_special_fields(block) else None)
+    if key is not None:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        _PREPARED[key] = result
+    return result
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk (RFC 9112 7.1); never call with empty data (that ends the body)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+def error_body(status: int, reason: str) -> bytes:
+    return f"{status} {reason_phrase(status)}: {reason}\n".encode("utf-8")
