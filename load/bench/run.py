@@ -1,0 +1,854 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: evloop against the servers people would pick instead.
+
+One command::
+
+    python load/bench/run.py                      # full run: every server, every scenario
+    python load/bench/run.py --duration 3 --rounds 1 --servers uvicorn,tornado \\
+        --scenarios hello,pipeline16              # a quick look
+    python load/bench/run.py --append             # also record the run in load/BENCHMARKS.md
+
+Theory of operation
+-------------------
+Setup builds a separate virtual environment (``.bench-venv`` at the repository root,
+git-ignored) with the peers from ``requirements.txt`` and installs ``wrk`` with
+apt-get when it is missing. Every server runs on the same interpreter, serves the
+same endpoints with the same bytes (``peers/common.py``), has its access log off,
+and is pinned to CPU 0 with ``taskset``; wrk and this script's own clients run on
+CPU 1.
+
+For each round, for each scenario, the servers take turns (the order rotates each
+round). Every measurement gets a freshly started server that binds port 0; the
+port is read from the listening socket the process tree owns (``/proc``), so no
+port number is ever guessed or reused. A short warm-up run precedes each
+measured run. The server's CPU time is ``utime + stime`` of its whole process
+tree from ``/proc/PID/stat`` before and after the measured run, so requests per
+CPU-second is independent of how much CPU wrk left it.
+
+The report gives, per scenario, the median over rounds and the spread
+(``(max - min) / 2 / median``) of requests per second and per CPU-second, each
+also as a ratio to evloop (``--baseline``). It reports; it never asserts, and is
+never a timed test in CI.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import resource
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PEERS = HERE / "peers"
+DEFAULT_VENV = REPO / ".bench-venv"
+RESULTS = REPO / "load" / "results"
+BENCHMARKS_MD = REPO / "load" / "BENCHMARKS.md"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HELLO = b"Hello, World!"
+
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+
+# --------------------------------------------------------------------------- servers
+
+
+def server_commands(py, venv_bin, evloop_args):
+    """Map a server name to (description, argv). Every argv binds 127.0.0.1 port 0."""
+    uvicorn = [str(venv_bin / "uvicorn"), "asgi_app:app", "--host", "127.0.0.1", "--port", "0",
+               "--no-access-log", "--log-level", "warning", "--backlog", "2048"]
+    return {
+        "evloop": (
+            "evloop-demo (pure Python)",
+            [py, "-m", "evloop.demo", "--no-access-log", "--port", "0", *evloop_args],
+        ),
+        "uvicorn": (
+            "uvicorn, httptools + uvloop",
+            [*uvicorn, "--http", "httptools", "--loop", "uvloop"],
+        ),
+        "uvicorn-h11": (
+            "uvicorn, h11 + asyncio",
+            [*uvicorn, "--http", "h11", "--loop", "asyncio"],
+        ),
+        "tornado": ("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
+        "waitress": (
+            "waitress (4 threads)",
+            [str(venv_bin / "waitress-serve"), "--host=127.0.0.1", "--port=0",
+             "--connection-limit=20000", "--backlog=2048", "wsgi_app:app"],
+        ),
+        "gunicorn": (
+            "gunicorn, 1 sync worker",
+            [str(venv_bin / "gunicorn"), "-w", "1", "-k", "sync", "-b", "127.0.0.1:0",
+             "--backlog", "2048", "--log-level", "warning", "wsgi_app:app"],
+        ),
+        "threading": (
+            "stdlib ThreadingHTTPServer",
+            [py, "threading_server.py", "--port", "0"],
+        ),
+    }
+
+
+def _children_map():
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def process_tree(pid):
+    """Return ``pid`` and all its descendants."""
+    kids = _children_map()
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(kids.get(p, ()))
+    return tree
+
+
+def cpu_seconds(pids):
+    """utime + stime of the given processes (all their threads), in seconds."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / CLK_TCK
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def listening_port(pids):
+    """Return a TCP port a socket of ``pids`` listens on at 127.0.0.1, or None."""
+    inodes = set()
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], parts[9]
+            if state == "0A" and inode in inodes:  # 0A = LISTEN
+                return int(local.split(":")[1], 16)
+    return None
+
+
+class Server:
+    """One running server process, started fresh for one measurement."""
+
+    def __init__(self, name, argv, env, log):
+        self.name = name
+        cmd = ["taskset", "-c", SERVER_CPU, *argv] if PIN else argv
+        self.proc = subprocess.Popen(
+            cmd, cwd=PEERS, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+        self.port = None
+
+    @property
+    def pids(self):
+        return process_tree(self.proc.pid)
+
+    def wait_ready(self, timeout_s=20.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with status {self.proc.returncode} on start")
+            if self.port is None:
+                self.port = listening_port(self.pids)
+            if self.port is not None:
+                try:
+                    status, body = http_request(self.port, "GET", "/healthz")
+                    if status == 200:
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready within {timeout_s} s")
+
+    def stop(self, timeout_s=5.0):
+        if self.proc.poll() is not None:
+            return
+        # Remember each process with its start time, so a pid the kernel has meanwhile
+        # given to another process is never signalled.
+        tree = [(pid, _start_time(pid)) for pid in self.pids]
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for pid, started in tree[1:]:  # workers that outlived their parent
+            while _start_time(pid) == started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _start_time(pid) == started:
+                os.kill(pid, signal.SIGKILL)
+
+
+def _start_time(pid):
+    """The start time of ``pid`` in clock ticks since boot, or None if it has exited."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return None if fields[0] == "Z" else int(fields[19])  # a zombie is gone already
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def http_request(port, method, path, body=b"", headers=None, timeout=10.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body or None, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def preflight(port):
+    """Check that a server answers the benchmark's endpoints with the right bytes."""
+    problems = []
+    status, body = http_request(port, "GET", "/")
+    if (status, body) != (200, HELLO):
+        problems.append(f"GET / -> {status} {body[:40]!r}")
+    payload = os.urandom(4096)
+    status, body = http_request(port, "POST", "/echo", payload,
+                                {"Content-Type": "application/octet-stream"})
+    if (status, body) != (200, payload):
+        problems.append(f"POST /echo -> {status}, {len(body)} bytes")
+    status, body = http_request(port, "GET", "/bytes/1048576")
+    if status != 200 or len(body) != 1048576:
+        problems.append(f"GET /bytes/1048576 -> {status}, {len(body)} bytes")
+    status, body = http_request(port, "GET", "/delay/1")
+    if (status, body) != (200, b"delayed"):
+        problems.append(f"GET /delay/1 -> {status} {body[:40]!r}")
+    return problems
+
+
+# --------------------------------------------------------------------------- scenarios
+
+WRK_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%.0f,"bytes":%.0f,"duration_us":%.0f,"connect":%.0f,"read":%.0f,' ..
+    '"write":%.0f,"status":%.0f,"timeout":%.0f,"p50_us":%.0f,"p90_us":%.0f,"p99_us":%.0f,' ..
+    '"max_us":%.0f}\n',
+    summary.requests, summary.bytes, summary.duration, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max))
+end
+"""
+
+PIPELINE_LUA = r"""
+init = function(args)
+  local r = {}
+  for i = 1, 16 do r[i] = wrk.format("GET", "/") end
+  req = table.concat(r)
+end
+request = function() return req end
+"""
+
+ECHO_LUA = r"""
+wrk.method = "POST"
+wrk.path = "/echo"
+wrk.body = string.rep("e", 4096)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"""
+
+# name -> (title, kind, options)
+SCENARIOS = {
+    "hello": ("hello, keep-alive, 50 connections", "wrk", {"conns": 50, "path": "/"}),
+    "hello-close": ("hello, `Connection: close`, 50 connections", "wrk",
+                    {"conns": 50, "path": "/", "headers": ["Connection: close"]}),
+    "pipeline16": ("hello, pipelined 16 deep, 50 connections", "wrk",
+                   {"conns": 50, "path": "/", "lua": PIPELINE_LUA}),
+    "conns1000": ("hello, keep-alive, 1,000 connections", "wrk", {"conns": 1000, "path": "/"}),
+    "echo4k": ("POST /echo, 4 KiB bodies, 50 connections", "wrk",
+               {"conns": 50, "path": "/echo", "lua": ECHO_LUA}),
+    "bytes1m": ("GET /bytes/1048576, 10 connections", "wrk",
+                {"conns": 10, "path": "/bytes/1048576", "bytes": True}),
+    "latency": ("latency percentiles, hello keep-alive, 50 connections", "wrk",
+                {"conns": 50, "path": "/", "latency": True}),
+    "idle-memory": ("idle memory per open keep-alive connection", "idle", {}),
+    "delay1000": ("1,000 concurrent GET /delay/100, wall time", "delay", {}),
+}
+
+
+def run_wrk(port, opts, duration_s, workdir, timeout_s="5s"):
+    script = workdir / "scenario.lua"
+    script.write_text(opts.get("lua", "") + WRK_DONE)
+    cmd = ["wrk", "-t1", f"-c{opts['conns']}", f"-d{duration_s}s", f"--timeout={timeout_s}",
+           "-s", str(script)]
+    for header in opts.get("headers", ()):
+        cmd += ["-H", header]
+    if PIN:
+        cmd = ["taskset", "-c", CLIENT_CPU, *cmd]
+    cmd.append(f"http://127.0.0.1:{port}{opts['path']}")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
+    for line in out.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            return json.loads(line[8:])
+    raise RuntimeError(f"wrk gave no summary: {out.stdout[-300:]} {out.stderr[-300:]}")
+
+
+def measure_wrk(server, opts, duration_s, warmup_s, workdir):
+    if warmup_s > 0:
+        run_wrk(server.port, opts, warmup_s, workdir)
+    pids = server.pids
+    cpu0 = cpu_seconds(pids)
+    res = run_wrk(server.port, opts, duration_s, workdir)
+    cpu_s = cpu_seconds(pids) - cpu0
+    seconds = res["duration_us"] / 1e6
+    errors = res["connect"] + res["read"] + res["write"] + res["timeout"] + res["status"]
+    if opts.get("bytes"):
+        mib = res["bytes"] / 1048576
+        return {"rate": mib / seconds, "per_cpu": mib / cpu_s if cpu_s else None,
+                "cpu_s": cpu_s, "errors": errors, "detail": res}
+    return {
+        "rate": res["requests"] / seconds,
+        "per_cpu": res["requests"] / cpu_s if cpu_s else None,
+        "cpu_s": cpu_s,
+        "errors": errors,
+        "p50_ms": res["p50_us"] / 1000,
+        "p90_ms": res["p90_us"] / 1000,
+        "p99_ms": res["p99_us"] / 1000,
+        "detail": res,
+    }
+
+
+class _Conn:
+    __slots__ = ("sock", "buf", "state", "started", "done_at")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = bytearray()
+        self.state = "connecting"
+        self.started = 0.0
+        self.done_at = 0.0
+
+
+def _response_complete(buf):
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    match = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", bytes(buf[:head_end]))
+    length = int(match.group(1)) if match else 0
+    return len(buf) >= head_end + 4 + length
+
+
+def _says_close(buf):
+    head = bytes(buf[: buf.find(b"\r\n\r\n")])
+    return re.search(rb"(?im)^connection:[ \t]*close[ \t]*\r?$", head) is not None
+
+
+def open_and_request(port, count, request, timeout_s, max_pending=256, send_now=True):
+    """Open ``count`` connections (at most ``max_pending`` connecting at once).
+
+    With ``send_now`` each sends ``request`` as soon as it is connected and the
+    function returns once every response is complete or ``timeout_s`` ran out.
+    Without it, it returns once all are connected. Returns the connections.
+    """
+    sel = selectors.DefaultSelector()
+    conns, opened, pending = [], 0, 0
+    deadline = time.monotonic() + timeout_s
+    finished = 0
+    try:
+        while finished < count and time.monotonic() < deadline:
+            while opened < count and pending < max_pending:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                sock.connect_ex(("127.0.0.1", port))
+                conn = _Conn(sock)
+                conns.append(conn)
+                sel.register(sock, selectors.EVENT_WRITE, conn)
+                opened += 1
+                pending += 1
+            for key, _mask in sel.select(0.05):
+                conn = key.data
+                if conn.state == "connecting":
+                    err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        conn.state = "failed"
+                        sel.unregister(conn.sock)
+                        pending -= 1
+                        finished += 1
+                        continue
+                    if not send_now:
+                        conn.state = "connected"
+                        sel.unregister(conn.sock)
+                        pending -= 1
+                        finished += 1
+                        continue
+                    conn.started = time.monotonic()
+                    conn.sock.send(request)
+                    conn.state = "waiting"
+                    sel.modify(conn.sock, selectors.EVENT_READ, conn)
+                else:
+                    try:
+                        data = conn.sock.recv(65536)
+                    except ConnectionError:
+                        data = b""
+                    if data:
+                        conn.buf += data
+                    if not data or _response_complete(conn.buf):
+                        conn.state = "answered" if data else "closed"
+                        conn.done_at = time.monotonic()
+                        sel.unregister(conn.sock)
+                        pending -= 1
+                        finished += 1
+                        if _says_close(conn.buf):
+                            # As a real client does: some servers (gunicorn) linger
+                            # until the client closes.
+                            conn.sock.close()
+                            conn.state = "closed"
+    finally:
+        sel.close()
+    return conns
+
+
+def still_open(conns):
+    """Count answered connections the server has not closed."""
+    alive = 0
+    for conn in conns:
+        if conn.state != "answered":
+            continue
+        try:
+            data = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            if data:
+                alive += 1  # unexpected bytes, but open
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    return alive
+
+
+def close_all(conns):
+    for conn in conns:
+        conn.sock.close()
+
+
+def measure_idle(server, count, timeout_s):
+    # Warm the server up so lazily created state is in the baseline.
+    for _ in range(50):
+        http_request(server.port, "GET", "/")
+    time.sleep(0.5)
+    pids = server.pids
+    base = rss_kib(pids)
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    conns = open_and_request(server.port, count, request, timeout_s)
+    try:
+        time.sleep(1.0)
+        alive = still_open(conns)
+        grown = rss_kib(pids) - base
+        started = time.monotonic()
+        try:
+            status, body = http_request(server.port, "GET", "/", timeout=10)
+            fresh_ms = (time.monotonic() - started) * 1000 if status == 200 else None
+        except OSError:
+            fresh_ms = None
+    finally:
+        close_all(conns)
+    answered = sum(1 for c in conns if c.state == "answered")
+    return {
+        "kib_per_conn": grown / alive if alive else None,
+        "open": alive,
+        "answered": answered,
+        "rss_growth_kib": grown,
+        "fresh_request_ms": fresh_ms,
+        "errors": count - alive,
+    }
+
+
+def measure_delay(server, count, timeout_s):
+    # Open all connections and make one request on each first, so every one has been
+    # accepted (and, in threaded servers, has its thread): the timed part is the
+    # delayed requests alone. Connections the server closed are replaced by fresh ones.
+    warm = open_and_request(server.port, count, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                            timeout_s)
+    conns = [c for c in warm if c.state == "answered"]
+    close_all(c for c in warm if c.state != "answered")
+    for conn in conns:
+        conn.buf = bytearray()
+    if len(conns) < count:
+        conns += open_and_request(server.port, count - len(conns), b"", timeout_s, send_now=False)
+    try:
+        connected = [c for c in conns if c.state in ("answered", "connected")]
+        request = b"GET /delay/100 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        sel = selectors.DefaultSelector()
+        pids = server.pids
+        cpu0 = cpu_seconds(pids)
+        started = time.monotonic()
+        for conn in connected:
+            conn.sock.send(request)
+            conn.state = "waiting"
+            sel.register(conn.sock, selectors.EVENT_READ, conn)
+        waiting = len(connected)
+        deadline = started + timeout_s
+        last = started
+        while waiting and time.monotonic() < deadline:
+            for key, _mask in sel.select(0.05):
+                conn = key.data
+                try:
+                    data = conn.sock.recv(65536)
+                except ConnectionError:
+                    data = b""
+                if data:
+                    conn.buf += data
+                if not data or _response_complete(conn.buf):
+                    ok = data and conn.buf.startswith(b"HTTP/1.1 200") and conn.buf.endswith(b"delayed")
+                    conn.state = "answered" if ok else "failed"
+                    last = time.monotonic()
+                    sel.unregister(conn.sock)
+                    waiting -= 1
+                    if _says_close(conn.buf):
+                        conn.sock.close()
+        sel.close()
+        cpu_s = cpu_seconds(pids) - cpu0
+        done = sum(1 for c in connected if c.state == "answered")
+    finally:
+        close_all(conns)
+    return {
+        "wall_s": (last - started) if done == count else None,
+        "done": done,
+        "cpu_s": cpu_s,
+        "errors": count - done,
+    }
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def setup(venv, requirements):
+    if not (venv / "bin" / "python").exists():
+        print(f"creating {venv}", file=sys.stderr)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    probe = "import uvicorn, httptools, uvloop, h11, tornado, waitress, gunicorn"
+    if subprocess.run([py, "-c", probe], capture_output=True).returncode != 0:
+        print("installing the peers into the bench venv", file=sys.stderr)
+        subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+    if shutil.which("wrk") is None:
+        if os.geteuid() != 0:
+            sys.exit("wrk is missing: install it (apt-get install wrk) or run this as root")
+        print("installing wrk with apt-get", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    if shutil.which("taskset") is None:
+        sys.exit("taskset (util-linux) is missing")
+
+
+def peer_versions(py):
+    code = (
+        "import importlib.metadata as m\n"
+        "for n in ('uvicorn','httptools','uvloop','h11','tornado','waitress','gunicorn'):\n"
+        "    print(n, m.version(n))"
+    )
+    out = subprocess.run([py, "-c", code], capture_output=True, text=True)
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    first = (wrk.stdout or wrk.stderr).splitlines()[0].split()[1] if (wrk.stdout or wrk.stderr) else "?"
+    return out.stdout.split("\n")[:-1] + [f"wrk {first}"]
+
+
+def machine_text():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _median_spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    med = statistics.median(values)
+    spread = (max(values) - min(values)) / 2 / med if med else 0.0
+    return med, spread
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "—"
+    if digits == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(value, base):
+    if value is None or not base:
+        return "—"
+    return f"{value / base:.2f}x"
+
+
+def report(results, servers, scenarios, baseline, names):
+    """Return the markdown tables for ``results[scenario][server] -> [run dict]``."""
+    lines = []
+    headline = {}
+    for scen in scenarios:
+        title, kind, opts = SCENARIOS[scen]
+        runs = results.get(scen, {})
+        lines.append(f"#### {title} (`{scen}`)")
+        lines.append("")
+
+        def med(server, key):
+            return _median_spread([r.get(key) for r in runs.get(server, []) if "error" not in r])
+
+        def errs(server):
+            rs = runs.get(server, [])
+            failed = [r["error"] for r in rs if "error" in r]
+            if failed:
+                return f"failed: {failed[0][:60]}"
+            return _fmt(statistics.median([r.get("errors", 0) for r in rs])) if rs else "—"
+
+        if kind == "wrk" and scen == "latency":
+            base50, _ = med(baseline, "p50_ms")
+            base99, _ = med(baseline, "p99_ms")
+            lines.append(f"| server | p50 ms | vs {baseline} | p90 ms | p99 ms | vs {baseline} | errors |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            for s in servers:
+                p50, _ = med(s, "p50_ms")
+                p90, _ = med(s, "p90_ms")
+                p99, _ = med(s, "p99_ms")
+                lines.append(f"| {names[s]} | {_fmt(p50, 2)} | {_ratio(p50, base50)} | {_fmt(p90, 2)} "
+                             f"| {_fmt(p99, 2)} | {_ratio(p99, base99)} | {errs(s)} |")
+                headline.setdefault(s, {})[scen] = (p99 / base99) if p99 and base99 else None
+        elif kind == "wrk":
+            unit = "MiB" if opts.get("bytes") else "req"
+            brate, _ = med(baseline, "rate")
+            bcpu, _ = med(baseline, "per_cpu")
+            lines.append(f"| server | {unit}/s | ± | vs {baseline} | {unit}/CPU-s | ± | vs {baseline} | errors |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+            for s in servers:
+                rate, rspread = med(s, "rate")
+                pcpu, cspread = med(s, "per_cpu")
+                lines.append(
+                    f"| {names[s]} | {_fmt(rate)} | {_pct(rspread)} | {_ratio(rate, brate)} "
+                    f"| {_fmt(pcpu)} | {_pct(cspread)} | {_ratio(pcpu, bcpu)} | {errs(s)} |"
+                )
+                headline.setdefault(s, {})[scen] = (pcpu / bcpu) if pcpu and bcpu else None
+        elif kind == "idle":
+            bkib, _ = med(baseline, "kib_per_conn")
+            lines.append(f"| server | KiB/conn | ± | vs {baseline} | open | fresh request ms | errors |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            for s in servers:
+                kib, spread = med(s, "kib_per_conn")
+                opened, _ = med(s, "open")
+                fresh, _ = med(s, "fresh_request_ms")
+                lines.append(f"| {names[s]} | {_fmt(kib, 2)} | {_pct(spread)} | {_ratio(kib, bkib)} "
+                             f"| {_fmt(opened)} | {_fmt(fresh, 1)} | {errs(s)} |")
+                headline.setdefault(s, {})[scen] = (kib / bkib) if kib and bkib else None
+        elif kind == "delay":
+            bwall, _ = med(baseline, "wall_s")
+            lines.append(f"| server | wall s | ± | vs {baseline} | done | server CPU s | errors |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|")
+            for s in servers:
+                wall, spread = med(s, "wall_s")
+                done, _ = med(s, "done")
+                cpu, _ = med(s, "cpu_s")
+                lines.append(f"| {names[s]} | {_fmt(wall, 3)} | {_pct(spread)} | {_ratio(wall, bwall)} "
+                             f"| {_fmt(done)} | {_fmt(cpu, 2)} | {errs(s)} |")
+                headline.setdefault(s, {})[scen] = (wall / bwall) if wall and bwall else None
+        lines.append("")
+
+    head = [f"#### Ratios to {baseline}", "",
+            "Requests (MiB for `bytes1m`) per CPU-second of the server as a ratio to "
+            f"{baseline}; for `latency` p99, `idle-memory` KiB per connection and `delay1000` "
+            "wall time the ratio is of the figure itself (lower is better there).", "",
+            "| server | " + " | ".join(scenarios) + " |",
+            "|---|" + "---:|" * len(scenarios)]
+    for s in servers:
+        cells = [f"{headline.get(s, {}).get(sc):.2f}x" if headline.get(s, {}).get(sc) else "—"
+                 for sc in scenarios]
+        head.append(f"| {names[s]} | " + " | ".join(cells) + " |")
+    return "\n".join(head + [""] + lines)
+
+
+def _pct(spread):
+    return "—" if spread is None else f"{spread * 100:.0f}%"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None):
+    global PIN
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="seconds of unmeasured wrk load first (default: 1, or 2 from --duration 10)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--servers", default=",".join(server_commands("", Path(), []).keys()),
+                        help="comma-separated names")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated names")
+    parser.add_argument("--baseline", default="evloop", help="server the ratios are relative to")
+    parser.add_argument("--idle-conns", type=int, default=5000)
+    parser.add_argument("--delay-conns", type=int, default=1000)
+    parser.add_argument("--client-timeout", type=float, default=20.0,
+                        help="limit for the idle-memory and delay clients, seconds")
+    parser.add_argument("--evloop-args", default="--backlog 2048",
+                        help="extra evloop-demo options (one string)")
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
+    parser.add_argument("--no-setup", action="store_true", help="skip building the venv / installing wrk")
+    parser.add_argument("--append", action="store_true", help=f"append the report to {BENCHMARKS_MD}")
+    args = parser.parse_args(argv)
+
+    if not args.no_setup:
+        setup(args.venv, HERE / "requirements.txt")
+    py = str(args.venv / "bin" / "python")
+    commands = server_commands(py, args.venv / "bin", shlex.split(args.evloop_args))
+    servers = [s for s in args.servers.split(",") if s]
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    for s in servers:
+        if s not in commands:
+            parser.error(f"unknown server {s!r}; known: {', '.join(commands)}")
+    for s in scenarios:
+        if s not in SCENARIOS:
+            parser.error(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+    baseline = args.baseline if args.baseline in servers else servers[0]
+    if baseline != args.baseline:
+        print(f"note: {args.baseline} is not in --servers; ratios are to {baseline}", file=sys.stderr)
+    warmup = args.warmup if args.warmup is not None else (2 if args.duration >= 10 else 1)
+
+    PIN = (os.cpu_count() or 1) >= 2
+    if PIN:
+        os.sched_setaffinity(0, {int(CLIENT_CPU)})  # this script's clients stay off the server's CPU
+    else:
+        print("warning: fewer than 2 CPUs, nothing is pinned", file=sys.stderr)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < max(args.idle_conns, args.delay_conns) + 100:
+        print(f"warning: open-file limit {want} is low for the connection scenarios", file=sys.stderr)
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PEERS), str(REPO)])
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    log_path = RESULTS / f"bench-{stamp}-servers.log"
+    results = {}
+    names = {s: commands[s][0] for s in servers}
+    workdir = Path(tempfile.mkdtemp(prefix="evloop-bench-"))
+    started_at = time.monotonic()
+
+    with open(log_path, "ab") as log:
+        for rnd in range(args.rounds):
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
+            for scen in scenarios:
+                title, kind, opts = SCENARIOS[scen]
+                for name in order:
+                    log.write(f"=== round {rnd + 1} {scen} {name}\n".encode())
+                    log.flush()
+                    server = Server(name, commands[name][1], env, log)
+                    try:
+                        server.wait_ready()
+                        problems = preflight(server.port)
+                        if problems:
+                            raise RuntimeError("; ".join(problems))
+                        if kind == "wrk":
+                            res = measure_wrk(server, opts, args.duration, warmup, workdir)
+                        elif kind == "idle":
+                            res = measure_idle(server, args.idle_conns, args.client_timeout)
+                        else:
+                            res = measure_delay(server, args.delay_conns, args.client_timeout)
+                        if server.proc.poll() is not None:
+                            raise RuntimeError(
+                                f"server exited with status {server.proc.returncode} during the run"
+                            )
+                    except Exception as exc:  # a server that fails is reported, not fatal
+                        res = {"error": f"{type(exc).__name__}: {exc}"}
+                    finally:
+                        server.stop()
+                    results.setdefault(scen, {}).setdefault(name, []).append(res)
+                    brief = {k: (round(v, 3) if isinstance(v, float) else v)
+                             for k, v in res.items() if k != "detail"}
+                    print(f"round {rnd + 1}/{args.rounds} {scen:12} {name:12} {brief}",
+                          file=sys.stderr, flush=True)
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    raw_path = RESULTS / f"bench-{stamp}.json"
+    raw_path.write_text(json.dumps(results, indent=1))
+    command = "python load/bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    body = report(results, servers, scenarios, baseline, names)
+    header = "\n".join([
+        f"### Benchmark run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"- Machine: {machine_text()}",
+        f"- Command: `{command.strip()}`",
+        f"- Peers: {', '.join(peer_versions(py))}",
+        f"- {args.rounds} round(s) of {args.duration:g} s per wrk run (after {warmup:g} s warm-up); "
+        f"server on CPU {SERVER_CPU}, wrk and clients on CPU {CLIENT_CPU}"
+        if PIN else "- not pinned (fewer than 2 CPUs)",
+        f"- Wall time of the run: {time.monotonic() - started_at:.0f} s; raw results: "
+        f"`load/results/{raw_path.name}`",
+        "- Median over rounds; ± is (max - min) / 2 / median.",
+        "",
+        "",
+    ])
+    text = header + body
+    print(text)
+    if args.append:
+        with open(BENCHMARKS_MD, "a") as f:
+            f.write("\n" + text + "\n")
+        print(f"appended to {BENCHMARKS_MD}", file=sys.stderr)
+    return 0
+
+
+PIN = False
+
+if __name__ == "__main__":
+    sys.exit(main())
