@@ -464,3 +464,23 @@ def test_many_cycles_keep_buffer_small():
         conn.send_response(200, [], content_length=0, date=DATE)
         conn.start_next_cycle()
     assert conn.buffered_bytes == 0
+
+
+def test_file_data_sent_accounts_for_bytes_sent_outside_send_data():
+    conn = received("GET / HTTP/1.1\nHost: h")
+    conn.send_response(200, [], content_length=10, date=DATE)
+    conn.file_data_sent(4)
+    with pytest.raises(ValueError):
+        conn.file_data_sent(7)
+    conn.file_data_sent(6)
+    assert conn.send_end() == b""
+    assert conn.our_state is S.DONE and conn.keep_alive
+
+
+def test_file_data_sent_refuses_chunked_and_needs_a_body_in_progress():
+    conn = received("GET / HTTP/1.1\nHost: h")
+    with pytest.raises(StateError):
+        conn.file_data_sent(1)
+    conn.send_response(200, [], content_length=None, date=DATE)
+    with pytest.raises(ValueError):
+        conn.file_data_sent(1)
