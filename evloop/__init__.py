@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Reactor", "Handle", "Timer", "Protocol", "SocketTransport", "Listener", "listen", "connect",
-    "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig",
+    "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
 
 # The HTTP layer is imported on first use, so embedding only the reactor stays light.
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
-    "serve": "server", "Server": "server", "ServerConfig": "server",
+    "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
 }
 
 
