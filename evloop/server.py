@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import enum
 import logging
 import signal
 import socket
@@ -140,16 +141,7 @@ class Server:
 
     @property
     def urls(self) -> list[str]:
-        urls = []
-        for listener in self.listeners:
-            for addr in listener.addresses:
-                if isinstance(addr, str):
-                    urls.append(f"unix:{addr}")
-                elif ":" in addr[0]:
-                    urls.append(f"http://[{addr[0]}]:{addr[1]}")
-                else:
-                    urls.append(f"http://{addr[0]}:{addr[1]}")
-        return urls
+        return [address_url(addr) for listener in self.listeners for addr in listener.addresses]
 
     def _make_protocol(self) -> "HTTPProtocol":
         return HTTPProtocol(self)
@@ -228,69 +220,90 @@ class Server:
         return self._shutting_down
 
     def close(self) -> None:
-        """Close the listeners and abort every connection now."""
+        """Close the listeners and abort every connection now.
+
+        The sockets are closed by ``connection_lost`` callbacks on the next
+        pass of the reactor: run one (``reactor.run_once(0)``) before closing it.
+        """
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
         for listener in self.listeners:
             listener.close()
         for protocol in list(self.connections):
             protocol.abort()
 
 
+class _Deadline(enum.Enum):
+    """What the connection's one deadline is waiting for."""
+
+    NONE = "none"      # a handler is running: no deadline of ours
+    IDLE = "idle"      # between requests (keep-alive), or a new connection before its first byte
+    HEAD = "head"      # the rest of a request head
+    BODY = "body"      # progress of a request body
+    SEND = "send"      # progress of our writes (the peer must keep reading)
+    LINGER = "linger"  # draining the client's bytes after an error response
+
+
 class HTTPProtocol(Protocol):
-    """One HTTP connection: feeds bytes to the state machine and runs the app."""
+    """One HTTP connection: feeds bytes to the state machine and runs the app.
+
+    Call grammar per request: bytes -> ``RequestHead`` -> ``Data``* ->
+    ``EndOfMessage`` -> the app -> ``_send`` -> (stream or file) ->
+    ``_response_done`` -> the next request or close.  ``busy`` is true from
+    the complete request until its whole response is queued.
+    """
 
     __slots__ = (
-        "server", "reactor", "transport", "conn", "head", "body_parts", "body_size", "request",
-        "busy", "_out", "_write_paused", "_reading_paused", "_closed", "_close_when_idle", "_lingering",
-        "deadline", "_timer", "_deadline_kind", "_stream", "_started", "_sent_head", "_last_buffer_size",
-        "_response_bytes", "_status", "_stream_owner", "_dispatching", "_processing",
+        "server", "reactor", "transport", "conn", "head", "body_parts", "request", "busy",
+        "_out", "_write_paused", "_reading_paused", "_close_when_idle", "_lingering",
+        "deadline", "_deadline_kind", "_timer", "_response", "_stream", "_started", "_first_request",
+        "_last_buffer_size", "_body_bytes", "_status", "_dispatching", "_processing",
     )
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.reactor = server.reactor
-        self.transport: SocketTransport | None = None
+        self.transport: SocketTransport | None = None   # None once the connection is lost
         self.conn = ServerConnection(server.config.limits)
         self.head: RequestHead | None = None
         self.body_parts: list[bytes] = []
-        self.body_size = 0
         self.request: Request | None = None
-        self.busy = False                 # a request is being answered
-        self._out: list[bytes] | None = None  # responses collected during a batch
+        self.busy = False
+        self._out: list[bytes] | None = None  # responses collected during a batch, sent with one write
         self._write_paused = False
         self._reading_paused = False
-        self._closed = False
         self._close_when_idle = False
         self._lingering = False
         self.deadline = 0.0
-        self._deadline_kind = ""
+        self._deadline_kind = _Deadline.NONE
         self._timer: Any = None
+        self._response: Response | None = None   # the response being sent (its body not yet closed)
         self._stream: Iterator[bytes] | None = None
-        self._stream_owner: Any = None
-        self._dispatching = False
-        self._processing = False          # inside _process: its loop takes the next request
         self._started = 0.0
-        self._sent_head = False
+        self._first_request = True
         self._last_buffer_size = 0
-        self._response_bytes = 0
+        self._body_bytes = 0   # response body bytes, for the access log
         self._status = 0
+        self._dispatching = False
+        self._processing = False
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: SocketTransport) -> None:  # type: ignore[override]
         self.transport = transport
         self.server.connection_opened(self)
-        # A new connection must send its head within the header timeout.
-        self._set_deadline(self.server.config.header_timeout_s, "idle")
+        # The first head must be complete within the header timeout of the
+        # accept (as nginx's client_header_timeout): waiting silently first
+        # does not buy a second header timeout.
+        self._set_deadline(self.server.config.header_timeout_s, _Deadline.IDLE)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._closed = True
+        self.transport = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            _close_quietly(stream)
+        self._end_response()
         self.server.connection_closed(self)
-        self.transport = None
         self.request = None
 
     def eof_received(self) -> bool | None:
@@ -307,11 +320,12 @@ class HTTPProtocol(Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering:
             return  # draining after an error response
-        self.conn.receive_data(data)
+        conn = self.conn
+        conn.receive_data(data)
         if not self.busy:
             self._process()
-        elif self.conn.buffered_bytes > self.server.config.limits.max_pipelined_bytes:
-            self._pause_reading()
+        elif conn.should_pause_reading:
+            self._pause_reading()  # a pipelining client got too far ahead
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -320,22 +334,23 @@ class HTTPProtocol(Protocol):
         self._write_paused = False
         if self._stream is not None:
             self._pump_stream()
-        if not self.busy and not self._closed:
+        if not self.busy and self.transport is not None:
             self._resume_reading()
             self._process()
 
     def close_when_idle(self) -> None:
-        """Graceful shutdown: close now if idle, else after the response in flight."""
+        """Graceful shutdown: close now if idle, else after the request in progress."""
         self._close_when_idle = True
-        if not self.busy and self.head is None and self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not self.busy and self.head is None and not self.conn.buffered_bytes:
+            transport.close()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
     # ------------------------------------------------------------ deadlines
-    def _set_deadline(self, delay_s: float, kind: str) -> None:
+    def _set_deadline(self, delay_s: float, kind: _Deadline) -> None:
         """Move the connection's one deadline; the timer re-arms lazily."""
         deadline = time.monotonic() + delay_s
         self.deadline = deadline
@@ -347,42 +362,37 @@ class HTTPProtocol(Protocol):
             timer.cancel()
             self._timer = self.reactor.call_at(deadline, self._on_deadline)
 
-    def _clear_deadline(self) -> None:
-        self._deadline_kind = ""
-
     def _on_deadline(self) -> None:
         self._timer = None
         kind = self._deadline_kind
-        if not kind or self._closed:
+        transport = self.transport
+        if kind is _Deadline.NONE or transport is None:
             return
-        now = time.monotonic()
-        if now < self.deadline:
+        if time.monotonic() < self.deadline:
             self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
             return
-        transport = self.transport
-        assert transport is not None
-        if kind == "send":
+        if kind is _Deadline.SEND:
             size = transport.get_write_buffer_size()
             if size == 0 and not self.busy:
-                self._set_deadline(self.server.config.keepalive_timeout_s, "idle")
+                self._set_deadline(self.server.config.keepalive_timeout_s, _Deadline.IDLE)
                 return
             if 0 < size < self._last_buffer_size:
                 # Progress since the last check: the peer is reading, slowly.
                 self._last_buffer_size = size
-                self._set_deadline(self.server.config.send_timeout_s, "send")
+                self._set_deadline(self.server.config.send_timeout_s, _Deadline.SEND)
                 return
             logger.info("send timeout: peer %s stopped reading; aborting", _peer(transport))
             transport.abort()
-        elif kind == "idle":
+        elif kind is _Deadline.IDLE:
             logger.debug("keep-alive timeout for %s", _peer(transport))
             transport.close()
-        elif kind == "head":
+        elif kind is _Deadline.HEAD:
             logger.info("header timeout for %s", _peer(transport))
             self._send_error(408, "request head not received in time")
-        elif kind == "body":
+        elif kind is _Deadline.BODY:
             logger.info("body timeout for %s", _peer(transport))
             self._send_error(408, "request body made no progress")
-        elif kind == "linger":
+        else:  # LINGER
             transport.abort()
 
     # ------------------------------------------------------------- reading
@@ -404,7 +414,7 @@ class HTTPProtocol(Protocol):
         self._out = []
         self._processing = True
         try:
-            while not self.busy and not self._closed:
+            while not self.busy and self.transport is not None:
                 if self._write_paused:
                     self._pause_reading()
                     break
@@ -416,29 +426,26 @@ class HTTPProtocol(Protocol):
                 event_type = type(event)
                 if event_type is RequestHead:
                     self._head_received(event)  # type: ignore[arg-type]
-                elif event_type is Data:
-                    self.body_parts.append(event.data)  # type: ignore[union-attr]
-                    self.body_size += len(event.data)  # type: ignore[union-attr]
-                    self._set_deadline(self.server.config.body_timeout_s, "body")
                 elif event_type is EndOfMessage:
                     self._request_complete()
+                    if not conn.buffered_bytes and not self.busy:
+                        break  # answered and nothing more buffered: skip asking for NEED_DATA
+                elif event_type is Data:
+                    self.body_parts.append(event.data)  # type: ignore[union-attr]
+                    self._set_deadline(self.server.config.body_timeout_s, _Deadline.BODY)
                 elif event is NEED_DATA:
-                    if self.head is None and conn.buffered_bytes and self._deadline_kind == "idle":
-                        # The first bytes of a head: it must be complete within the header timeout.
-                        if self._started:
-                            self._set_deadline(self.server.config.header_timeout_s, "head")
+                    if self.head is None and self._deadline_kind is _Deadline.IDLE and conn.buffered_bytes:
+                        # The first bytes of a head: the rest must follow within the header timeout.
+                        if self._first_request:
+                            self._deadline_kind = _Deadline.HEAD  # counted from the accept
                         else:
-                            # The first request: its deadline counts from the accept (as
-                            # nginx's client_header_timeout), so waiting silently first does
-                            # not buy a second header timeout.
-                            self._deadline_kind = "head"
+                            self._set_deadline(self.server.config.header_timeout_s, _Deadline.HEAD)
                     break
                 elif event is PAUSED:
                     break
-                elif event_type is ConnectionClosed or isinstance(event, ConnectionClosed):
-                    if self.transport is not None:
-                        self._flush()  # responses of this batch first: a closing transport drops writes
-                        self.transport.close()
+                elif event_type is ConnectionClosed:
+                    self._flush()  # responses of this batch first: a closing transport drops writes
+                    self.transport.close()
                     break
                 else:
                     raise RuntimeError(f"unexpected event {event!r}")
@@ -454,7 +461,6 @@ class HTTPProtocol(Protocol):
     def _write(self, data: bytes) -> None:
         if not data:
             return
-        self._response_bytes += len(data)
         if self._out is not None:
             self._out.append(data)
         elif self.transport is not None:
@@ -462,37 +468,42 @@ class HTTPProtocol(Protocol):
 
     def _head_received(self, head: RequestHead) -> None:
         self.head = head
-        self.body_parts = []
-        self.body_size = 0
         self._started = time.monotonic()
+        self._first_request = False
         if self.server.config.debug_log_heads and logger.isEnabledFor(logging.DEBUG):
             logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
                          head.version, head.headers)
         if head.content_length or head.chunked:
-            self._set_deadline(self.server.config.body_timeout_s, "body")
+            self._set_deadline(self.server.config.body_timeout_s, _Deadline.BODY)
         else:
-            self._clear_deadline()
+            self._deadline_kind = _Deadline.NONE
         if head.expect_continue:
             would_accept = self.server._would_accept
             if would_accept is not None and not would_accept(head.method, head.target):
-                # Refused before the body: answer without 100 and do not read the body (RFC 9110 10.1.1).
+                # Refused before the body: answer without 100 and do not read
+                # the body (RFC 9110 10.1.1); the connection closes after it.
                 self.busy = True
-                self._dispatch(self._make_request(b""), must_close=True)
+                self.conn.keep_alive = False
+                self._dispatch(self._make_request(b""))
                 return
             self._write(self.conn.send_informational(100))
 
     def _request_complete(self) -> None:
         parts = self.body_parts
-        body = parts[0] if len(parts) == 1 else b"".join(parts)
-        self.body_parts = []
+        if parts:
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            self.body_parts = []
+        else:
+            body = b""
         self.busy = True
-        self._clear_deadline()
-        self._dispatch(self._make_request(body), must_close=False)
+        self._deadline_kind = _Deadline.NONE
+        self._dispatch(self._make_request(body))
 
     def _make_request(self, body: bytes) -> Request:
         head = self.head
-        assert head is not None and self.transport is not None
-        client = self.transport.peername
+        transport = self.transport
+        assert head is not None and transport is not None
+        client = transport.peername
         scheme = "http"
         trusted = self.server.trusted_proxies
         if trusted is not None:
@@ -505,184 +516,198 @@ class HTTPProtocol(Protocol):
             body=body,
             client=client,
             scheme=scheme,
-            server=self.transport.sockname,
+            server=transport.sockname,
             reactor=self.reactor,
             responder=self._respond_later,
         )
 
     # ------------------------------------------------------------- responses
-    def _dispatch(self, request: Request, must_close: bool) -> None:
+    def _dispatch(self, request: Request) -> None:
         self.request = request
-        self._status = 0
-        self._response_bytes = 0
         self._dispatching = True
         try:
             response = self.server.app(request)
         except Exception:
             logger.exception("handler for %s %s failed", request.method, request.target)
-            if request.responded:
-                return  # it answered before raising; the answer stands
-            response = Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
+            response = None if request.responded else _internal_error()
         finally:
             self._dispatching = False
         if response is None:
-            # Deferred: request.respond() comes later.  Meanwhile bytes that
-            # arrive stay buffered; past the pipelining cap reading pauses.
+            # Deferred (request.respond() comes later) or already answered.
+            # Meanwhile bytes that arrive stay buffered; past the pipelining
+            # cap reading pauses.
+            return
+        if request.responded:
+            logger.error("handler for %s %s called respond() and also returned a response; "
+                         "the returned one is dropped", request.method, request.target)
+            _close_quietly(response)
             return
         request._responded = True  # a later respond() is an error
-        self._send(response, must_close)
+        self._send(response)
 
     def _respond_later(self, response: Response) -> None:
         """``request.respond()`` from a timer or another callback."""
-        if self._closed or self.transport is None:
+        if self.transport is None:
             response.close()
             return
         if self._dispatching:
             # respond() called before the handler returned: part of this batch.
-            self._send(response, must_close=False)
+            self._send(response)
             return
         self._out = []
         try:
-            self._send(response, must_close=False)
+            self._send(response)
         finally:
             self._flush()
-        if not self.busy and not self._closed:
+        if not self.busy and self.transport is not None:
             self._process()
 
-    def _send(self, response: Response, must_close: bool) -> None:
+    def _send(self, response: Response) -> None:
         head = self.head
         assert head is not None
+        if not isinstance(response, Response):
+            logger.error("handler for %s %s returned %r, not a Response", head.method, head.target, response)
+            _close_quietly(response)
+            response = _internal_error()
         conn = self.conn
-        headers = response.headers
-        if must_close or self._close_when_idle:
-            headers = headers + [("Connection", "close")]
+        if self._close_when_idle:
+            conn.keep_alive = False  # shutting down: this is the connection's last response
+        self._response = response
         status = response.status
         self._status = status
         body = response.body
+        bodiless = head.method == "HEAD" or status == 204 or status == 304
         date = self.server.date.get()
         server_header = self.server.server_header
         try:
             if type(body) is bytes:
-                self._write(
-                    conn.send_response(status, headers, content_length=len(body), date=date,
-                                       server=server_header, body=body)
-                )
+                self._body_bytes = 0 if bodiless else len(body)
+                self._write(conn.send_response(status, response.headers, content_length=len(body), date=date,
+                                               server=server_header, body=body))
                 self._response_done()
             elif isinstance(body, FileBody):
-                self._write(conn.send_response(status, headers, content_length=body.count, date=date,
+                self._body_bytes = 0 if bodiless else body.count
+                self._write(conn.send_response(status, response.headers, content_length=body.count, date=date,
                                                server=server_header))
-                if head.method == "HEAD" or body.count == 0 or status in (204, 304):
-                    body.close()
+                if bodiless or body.count == 0:
                     self._write(conn.send_end())
                     self._response_done()
                 else:
                     self._send_file(body)
             else:
-                self._write(conn.send_response(status, headers, content_length=response.content_length, date=date,
-                                               server=server_header))
-                if head.method == "HEAD" or status in (204, 304):
-                    _close_quietly(body)
+                self._body_bytes = 0
+                self._write(conn.send_response(status, response.headers, content_length=response.content_length,
+                                               date=date, server=server_header))
+                if bodiless:
                     self._write(conn.send_end())
                     self._response_done()
                 else:
                     self._stream = iter(body)
-                    self._stream_owner = body
-                    self._flush_and_pump()
+                    self._flush()  # the head goes out before the body is pulled
+                    self._pump_stream()
+                    if self._processing:
+                        self._out = []  # batch the next pipelined responses again
         except ValueError as exc:
             # The app gave a response that cannot be framed (bad header, wrong length).
             logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-            response.close()
             self._abort_response()
 
     def _send_file(self, body: FileBody) -> None:
         transport = self.transport
         assert transport is not None
         self._flush()  # the head goes before the file region
-        self._out = None
-        self._response_bytes += body.count
         self._arm_send_deadline()
 
         def on_done(exc: BaseException | None) -> None:
-            body.close()
-            if exc is None and not self._closed:
+            if exc is None and self.transport is not None:
                 self.conn.file_data_sent(body.count)
                 self._write(self.conn.send_end())
                 self._response_done()
                 # Inside _process (the file went out at once) its loop goes on; calling
                 # it again would recurse once per pipelined request.
-                if not self.busy and not self._closed and not self._processing:
+                if not self.busy and self.transport is not None and not self._processing:
                     self._process()
 
         transport.sendfile(body.file, body.offset, body.count, on_done)
-
-    def _flush_and_pump(self) -> None:
-        self._flush()
-        self._out = None
-        self._pump_stream()
-        if self._stream is None and self._processing:
-            self._out = []  # the body went out at once: batch the next pipelined responses again
+        if self._processing and self._out is None:
+            self._out = []  # batch the next pipelined responses again
 
     def _pump_stream(self) -> None:
         """Pull body chunks while the transport is below its high water mark."""
-        stream = self._stream
         conn = self.conn
-        transport = self.transport
-        while stream is not None and transport is not None and not self._write_paused:
+        while self._stream is not None and not self._write_paused:
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                # The peer went away (a reset closes the transport at once):
+                # stop pulling, or one client could hold the loop for the
+                # whole body.
+                self._abort_response()
+                return
             try:
-                chunk = next(stream)
+                chunk = next(self._stream)
+                if chunk:
+                    data = conn.send_data(chunk)
+                    self._body_bytes += len(chunk)
+                    transport.write(data)
             except StopIteration:
                 self._stream = None
-                _close_quietly(self._stream_owner)
                 self._write(conn.send_end())
                 self._response_done()
-                if not self.busy and not self._closed and not self._processing:
+                if not self.busy and self.transport is not None and not self._processing:
                     self._process()
                 return
             except Exception:
-                logger.exception("response body of %s %s failed", self.head.method if self.head else "?", "")
+                head = self.head
+                logger.exception("response body of %s %s failed", head.method if head else "?",
+                                 head.target if head else "?")
                 self._abort_response()
                 return
-            if chunk:
-                self._write(conn.send_data(chunk))
         if self._write_paused:
             self._arm_send_deadline()
 
     def _arm_send_deadline(self) -> None:
         if self.transport is not None:
             self._last_buffer_size = self.transport.get_write_buffer_size()
-            self._set_deadline(self.server.config.send_timeout_s, "send")
+            self._set_deadline(self.server.config.send_timeout_s, _Deadline.SEND)
+
+    def _end_response(self) -> None:
+        """Release the response in flight: closes its file or calls its iterable's close(), once."""
+        response, self._response = self._response, None
+        self._stream = None
+        if response is not None and type(response.body) is not bytes:  # bytes need no closing
+            _close_quietly(response)
 
     def _abort_response(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            _close_quietly(self._stream_owner)
+        self._end_response()
         if self.transport is not None:
             self.transport.abort()
 
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""
+        self._end_response()
         server = self.server
         server.requests_served += 1
         if server.config.access_log and access_logger.isEnabledFor(logging.INFO):
             self._log_access()
-        conn = self.conn
-        self.busy = False
         self.request = None
         self.head = None
         transport = self.transport
         if transport is None:
             return
+        conn = self.conn
         if conn.keep_alive and not self._close_when_idle:
+            self.busy = False
             conn.start_next_cycle()
             if transport.get_write_buffer_size() > server.config.write_high_water:
                 self._arm_send_deadline()  # a peer that stops reading must not pin the buffer
             else:
-                self._set_deadline(server.config.keepalive_timeout_s, "idle")
+                self._set_deadline(server.config.keepalive_timeout_s, _Deadline.IDLE)
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
         else:
+            # The last response: nothing more is read or parsed on this connection.
+            self.busy = True
             self._flush()
-            self._out = None
             self._arm_send_deadline()  # close() flushes first; bound how long that may take
             transport.close()
 
@@ -695,7 +720,7 @@ class HTTPProtocol(Protocol):
         peer = self.request.client if self.request is not None else transport.peername
         host = peer[0] if isinstance(peer, tuple) else "-"
         access_logger.info(
-            format_access_log(host, head.method, head.target, head.version, self._status, self._response_bytes,
+            format_access_log(host, head.method, head.target, head.version, self._status, self._body_bytes,
                               time.monotonic() - self._started, time.strftime("%d/%b/%Y:%H:%M:%S %z"))
         )
 
@@ -708,10 +733,11 @@ class HTTPProtocol(Protocol):
     def _send_error(self, status: int, reason: str) -> None:
         """Answer ``status`` with ``Connection: close`` and close after a lingering drain."""
         transport = self.transport
-        if transport is None or self._closed:
+        if transport is None:
             return
-        if self._sent_head_of_current():
-            transport.abort()
+        if self._response is not None:
+            # A response has started: its framing cannot be repaired, only cut.
+            self._abort_response()
             return
         try:
             data = self.conn.send_error_response(status, reason, self.server.date.get())
@@ -725,10 +751,20 @@ class HTTPProtocol(Protocol):
         # so that closing with unread data does not reset the connection and
         # destroy the error response before the client reads it.
         transport.write_eof()
-        self._set_deadline(_LINGER_S, "linger")
+        self._set_deadline(_LINGER_S, _Deadline.LINGER)
 
-    def _sent_head_of_current(self) -> bool:
-        return self._stream is not None
+
+def _internal_error() -> Response:
+    return Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
+
+
+def address_url(addr: Any) -> str:
+    """The URL of a listening socket address: ``http://host:port``, ``http://[v6]:port`` or ``unix:path``."""
+    if isinstance(addr, str):
+        return f"unix:{addr}"
+    if ":" in addr[0]:
+        return f"http://[{addr[0]}]:{addr[1]}"
+    return f"http://{addr[0]}:{addr[1]}"
 
 
 def _close_quietly(obj: Any) -> None:
@@ -793,6 +829,7 @@ def serve(
         reactor.run()
     finally:
         server.close()
+        reactor.run_once(0)  # run the connection_lost callbacks: they close the sockets
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
             reactor.remove_signal_handler(signum)
         if own_reactor:

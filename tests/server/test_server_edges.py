@@ -1,0 +1,241 @@
+"""Edge cases of the server glue, with a real server in this process and real sockets.
+
+The reactor is driven from the test (``run_until``), so there are no threads
+and no sleeps: each test runs passes of the loop until what it waits for holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+from evloop.app import App, Response
+from evloop.reactor import Reactor
+from evloop.server import Server, ServerConfig
+
+
+class LiveServer:
+    def __init__(self, app, **settings):
+        self.reactor = Reactor()
+        self.server = Server(app, self.reactor, ServerConfig(port=0, access_log=False, **settings))
+        self.server.start()
+        self.port = self.server.listeners[0].port
+
+    def run_until(self, condition, timeout_s: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            self.reactor.run_once(0.01)
+
+    def connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.setblocking(False)
+        self.run_until(lambda: len(self.server.connections) >= 1)
+        return sock
+
+    def read_until(self, sock: socket.socket, predicate, timeout_s: float = 5.0) -> bytes:
+        received = bytearray()
+        closed = []
+
+        def done() -> bool:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                return predicate(bytes(received))
+            except ConnectionResetError:
+                closed.append(True)
+                return True
+            if not data:
+                closed.append(True)
+                return True
+            received.extend(data)
+            return predicate(bytes(received))
+
+        self.run_until(done, timeout_s)
+        return bytes(received)
+
+    def close(self) -> None:
+        self.server.close()
+        self.reactor.run_once(0)
+        self.reactor.close()
+
+
+@pytest.fixture
+def live():
+    servers = []
+
+    def start(app, **settings):
+        server = LiveServer(app, **settings)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_reset_during_a_streamed_body_stops_pulling_it(live):
+    pulled = [0]
+    closed = []
+
+    def endless():
+        try:
+            while True:
+                pulled[0] += 1
+                yield b"x" * 1024
+        finally:
+            closed.append(True)
+
+    app = App()
+    app.add_route("/endless", lambda request: Response(200, body=endless()))
+    srv = live(app)
+    # A client in another process reads fast, then resets the connection while
+    # the server is busy pumping the body into the socket.
+    client = subprocess.Popen([sys.executable, "-c", RESETTING_CLIENT, str(srv.port)])
+    try:
+        srv.run_until(lambda: closed, timeout_s=10)
+        assert client.wait(timeout=10) == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    # The body is pulled only while the socket takes it; after the reset, not at all.
+    assert pulled[0] < 200_000
+    srv.run_until(lambda: not srv.server.connections)
+
+
+RESETTING_CLIENT = """
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /endless HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+got = 0
+while got < 20_000_000:
+    got += len(s.recv(1 << 20))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+"""
+
+
+def test_body_iterable_close_is_called_when_the_client_goes_away(live):
+    events = []
+
+    class Body:
+        def __iter__(self):
+            return (b"y" * 65536 for _ in range(1_000_000))
+
+        def close(self):
+            events.append("closed")
+
+    app = App()
+    app.add_route("/big", lambda request: Response(200, body=Body()))
+    srv = live(app)
+    sock = srv.connect()
+    sock.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    srv.read_until(sock, lambda data: len(data) > 10_000)
+    sock.close()
+    srv.run_until(lambda: events == ["closed"])
+    srv.run_until(lambda: not srv.server.connections)
+    assert events == ["closed"]
+
+
+def test_refused_expect_continue_with_body_in_same_packet(live, caplog):
+    app = App()
+    app.add_route("/echo", lambda request: Response(200, body=request.body), ["POST"])
+    srv = live(app)
+    sock = srv.connect()
+    with caplog.at_level(logging.DEBUG, logger="evloop"):
+        sock.send(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello")
+        data = srv.read_until(sock, lambda data: False)  # until the server closes
+    assert data.startswith(b"HTTP/1.1 404 ")
+    assert b"100 Continue" not in data
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_streamed_body_longer_than_its_content_length_aborts_at_once(live, caplog):
+    app = App()
+    app.add_route("/liar", lambda request: Response(200, [("Content-Length", "3")], iter([b"abc", b"def"])))
+    srv = live(app)
+    sock = srv.connect()
+    sock.send(b"GET /liar HTTP/1.1\r\nHost: x\r\n\r\n")
+    start = time.monotonic()
+    data = srv.read_until(sock, lambda data: False, timeout_s=3)
+    assert time.monotonic() - start < 2
+    assert data.endswith(b"\r\n\r\nabc")  # never more than it declared
+    srv.run_until(lambda: not srv.server.connections)
+
+
+def test_handler_returning_a_non_response_gets_500_and_the_connection_stays(live):
+    app = App()
+    app.add_route("/wrong", lambda request: "not a response")
+    app.add_route("/ok", lambda request: Response(200, body=b"ok"))
+    srv = live(app)
+    sock = srv.connect()
+    sock.send(b"GET /wrong HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = srv.read_until(sock, lambda data: data.endswith(b"Internal Server Error\n"))
+    assert data.startswith(b"HTTP/1.1 500 ")
+    sock.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = srv.read_until(sock, lambda data: data.endswith(b"ok"))
+    assert data.startswith(b"HTTP/1.1 200 ")
+
+
+def test_respond_then_return_sends_one_response(live):
+    def both(request):
+        request.respond(Response(200, body=b"first"))
+        return Response(200, body=b"second")
+
+    app = App()
+    app.add_route("/both", both)
+    srv = live(app)
+    sock = srv.connect()
+    sock.send(b"GET /both HTTP/1.1\r\nHost: x\r\n\r\nGET /both HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = srv.read_until(sock, lambda data: data.count(b"first") == 2)
+    assert b"second" not in data
+    assert data.count(b"HTTP/1.1 200 ") == 2
+
+
+def test_pipelined_responses_after_a_file_are_still_batched(live, tmp_path):
+    from evloop.app import FileBody
+
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"file-body")
+    app = App()
+    app.add_route("/file", lambda request: Response(200, body=FileBody(open(path, "rb"))))
+    app.add_route("/hi", lambda request: Response(200, body=b"hi"))
+    srv = live(app)
+    sock = srv.connect()
+    sock.send(b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /hi HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+    data = srv.read_until(sock, lambda data: data.count(b"\r\n\r\nhi") == 5)
+    assert b"file-body" in data
+
+
+def test_graceful_shutdown_lets_a_partial_head_finish(live):
+    app = App()
+    app.add_route("/", lambda request: Response(200, body=b"hello"))
+    srv = live(app)
+    idle = srv.connect()
+    busy = socket.create_connection(("127.0.0.1", srv.port))
+    busy.setblocking(False)
+    busy.send(b"GET / HTTP/1.1\r\nHo")
+    srv.run_until(lambda: len(srv.server.connections) == 2 and any(
+        p.conn.buffered_bytes for p in srv.server.connections))
+    done = []
+    srv.server.shutdown(lambda: done.append(True))
+    srv.reactor.run_once(0)
+    assert srv.read_until(idle, lambda data: False) == b""  # the idle one is closed at once
+    busy.send(b"st: x\r\n\r\n")
+    data = srv.read_until(busy, lambda data: False)
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello")
+    assert b"connection: close" in data.lower()
+    srv.run_until(lambda: done)
