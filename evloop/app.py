@@ -201,9 +201,14 @@ class Request:
     ) -> None:
         self.method = method
         self.target = target
-        raw_path, self.query_string = split_target(target)
-        self.raw_path = raw_path
-        self.path = decode_path(raw_path)
+        if target[:1] == "/" and "?" not in target and "%" not in target:
+            # The common target, a plain path: nothing to split or decode.
+            self.raw_path = self.path = target
+            self.query_string = ""
+        else:
+            raw_path, self.query_string = split_target(target)
+            self.raw_path = raw_path
+            self.path = decode_path(raw_path)
         self._query: dict[str, list[str]] | None = None
         self.version = version
         self.headers = headers if isinstance(headers, Headers) else Headers(headers)

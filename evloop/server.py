@@ -684,7 +684,11 @@ class HTTPProtocol(Protocol):
 
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""
-        self._end_response()
+        response = self._response
+        if response is not None and type(response.body) is not bytes:
+            self._end_response()
+        else:
+            self._response = None  # bytes need no closing: skip the call
         server = self.server
         server.requests_served += 1
         if server.config.access_log and access_logger.isEnabledFor(logging.INFO):
