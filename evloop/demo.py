@@ -29,9 +29,9 @@ from typing import Iterator
 
 from .app import App, Request, Response
 from .http import Limits
-from .server import ServerConfig, serve
+from .server import ServerConfig
 from .static import StaticFiles
-from .workers import current_worker, systemd_sockets
+from .workers import current_worker, serve, systemd_sockets
 
 __all__ = ["make_app", "main", "build_parser"]
 
@@ -273,21 +273,9 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().error(str(exc))
     if args.workers < 1:
         build_parser().error("--workers must be at least 1")
-    if args.workers > 1 or args.max_requests:
-        from .workers import Supervisor
-
-        # Logs "evloop serving on <URL>" once every worker listens.
-        return Supervisor(app, config, args.workers, max_requests=args.max_requests,
-                          max_requests_jitter=args.max_requests_jitter,
-                          slow_callback_s=args.slow_callback).run()
-    from .reactor import Reactor
-
-    reactor = Reactor(slow_callback_s=args.slow_callback)
-    try:
-        serve(app, config=config, reactor=reactor)  # logs "evloop serving on <URL>" once listening
-    finally:
-        reactor.close()
-    return 0
+    # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).
+    return serve(app, config=config, workers=args.workers, max_requests=args.max_requests,
+                 max_requests_jitter=args.max_requests_jitter, slow_callback_s=args.slow_callback)
 
 
 if __name__ == "__main__":

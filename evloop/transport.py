@@ -24,7 +24,10 @@ from typing import Any, Callable, Iterable, Protocol as TypingProtocol
 from .buffers import FileRegion, SendQueue
 from .reactor import Reactor
 
-__all__ = ["Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection"]
+__all__ = [
+    "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
+    "bind_sockets", "bind_unix_socket", "unlink_stale_socket",
+]
 
 logger = logging.getLogger("evloop")
 
@@ -54,6 +57,8 @@ class Protocol:
     For ``connect()``: if the connection cannot be made, only
     ``connection_failed(exc)`` is called.
     """
+
+    __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
 
     def connection_made(self, transport: "SocketTransport") -> None:
         pass
@@ -507,18 +512,45 @@ class Listener:
         for sock in self.sockets:
             self._reactor.remove_reader(sock)
 
+    def accept_pending(self, limit: int | None = None) -> int:
+        """Accept and serve the connections queued now (at most ``limit``); returns how many.
+
+        Meant for a drain, just before ``close()``, which would reset whatever
+        is still queued: it accepts even while ``pause_accepting()`` is in
+        effect.  It stops when every queue is empty (EAGAIN) or when no
+        descriptor is left (EMFILE, ENFILE): then it logs an error and leaves
+        the rest queued.
+        """
+        count = 0
+        for sock in self.sockets:
+            accepted, exhausted = self._accept(sock, None if limit is None else limit - count, ignore_pause=True)
+            count += accepted
+            if exhausted is not None:
+                logger.error("accept() failed: %s; %d connections accepted, the rest left queued", exhausted, count)
+                break
+        return count
+
     def _on_acceptable(self, sock: socket.socket) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            if not self._accepting:
-                return  # a connection just served paused or closed us (--max-connections, shutdown)
+        _, exhausted = self._accept(sock, _ACCEPT_BATCH, ignore_pause=False)
+        if exhausted is not None:
+            self._back_off(exhausted)
+
+    def _accept(self, sock: socket.socket, limit: int | None, ignore_pause: bool) -> tuple[int, OSError | None]:
+        """Accept and serve up to ``limit`` connections (None: all queued).
+
+        Returns how many, and the error if descriptors ran out.
+        """
+        count = 0
+        while limit is None or count < limit:
+            if self._closed or not (self._accepting or ignore_pause):
+                break  # a connection just served paused or closed us (--max-connections, shutdown)
             try:
                 conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
                 if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
-                    self._back_off(exc)
-                    return
+                    return count, exc
                 if exc.errno in _DISCONNECT_ERRNOS or exc.errno == errno.EPROTO:
                     continue  # the client gave up before we accepted it
                 raise
@@ -526,6 +558,8 @@ class Listener:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
             self._serve(conn, addr)
+            count += 1
+        return count, None
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
         try:
@@ -559,7 +593,7 @@ class Listener:
         for sock in self.sockets:
             sock.close()
         if self._unlink_path is not None:
-            _unlink_if_socket(self._unlink_path)
+            unlink_stale_socket(self._unlink_path)
 
 
 def listen(
@@ -585,16 +619,22 @@ def listen(
         sock.listen(backlog)
         return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs)
     if path is not None:
-        _unlink_if_socket(path)
-        usock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            usock.bind(path)
-            usock.listen(backlog)
-        except BaseException:
-            usock.close()
-            raise
+        usock = bind_unix_socket(path, backlog=backlog)
         return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path)
+    sockets = bind_sockets(host, port, reuse_port=reuse_port, backlog=backlog)
+    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs)
 
+
+def bind_sockets(
+    host: str | None, port: int, *, reuse_port: bool = False, backlog: int | None = None
+) -> list[socket.socket]:
+    """Bind one TCP socket per address of ``host`` (None or "": every interface); returns them.
+
+    Each gets ``SO_REUSEADDR``, and ``SO_REUSEPORT`` when ``reuse_port``;
+    IPv6 sockets are IPv6-only.  With port 0 the first address picks a free
+    port and the others take the same one.  The sockets listen only when
+    ``backlog`` is not None.  On any failure every socket is closed.
+    """
     infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     seen: set[Any] = set()
@@ -614,12 +654,30 @@ def listen(
                 # Several addresses and port 0: use the port the first one got.
                 addr = (addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:])
             s.bind(addr)
-            s.listen(backlog)
+            if backlog is not None:
+                s.listen(backlog)
     except BaseException:
         for s in sockets:
             s.close()
         raise
-    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs)
+    return sockets
+
+
+def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
+    """Bind a Unix stream socket at ``path``, replacing a stale socket file (never another file).
+
+    It listens only when ``backlog`` is not None; on failure it is closed.
+    """
+    unlink_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if backlog is not None:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class PendingConnection:
@@ -694,7 +752,8 @@ def connect(
     return pending
 
 
-def _unlink_if_socket(path: str) -> None:
+def unlink_stale_socket(path: str) -> None:
+    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept."""
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)

@@ -54,9 +54,9 @@ import time
 from typing import Any, Callable
 
 from .reactor import Reactor
-from .server import HTTPProtocol, Server, ServerConfig
+from .server import Server, ServerConfig, address_url
 from .server import serve as serve_one
-from .transport import SocketTransport
+from .transport import bind_sockets, bind_unix_socket, unlink_stale_socket
 
 __all__ = ["Supervisor", "serve", "current_worker", "systemd_sockets", "reuse_port_available"]
 
@@ -138,14 +138,6 @@ def _describe_status(status: int) -> str:
     return f"exit status {code}"
 
 
-def _url(addr: Any) -> str:
-    if isinstance(addr, str):
-        return f"unix:{addr}"
-    if ":" in addr[0]:
-        return f"http://[{addr[0]}]:{addr[1]}"
-    return f"http://{addr[0]}:{addr[1]}"
-
-
 class _WorkerLogFilter(logging.Filter):
     """Prefixes every log message of a worker with its id and pid."""
 
@@ -202,7 +194,6 @@ class Supervisor:
         self._reactor: Reactor | None = None
         self._stopping = False
         self._announced = False
-        self._kill_timer: Any = None
         self._pid = os.getpid()
 
     # ------------------------------------------------------------- sockets
@@ -211,37 +202,33 @@ class Supervisor:
         if cfg.sock is not None:
             self._shared = cfg.sock
             self._shared.listen(cfg.backlog)
-            logger.info("workers share the inherited socket (fd %d)", cfg.sock.fileno())
+            why = f"the inherited socket, fd {cfg.sock.fileno()}"
         elif cfg.uds is not None:
-            path = cfg.uds
-            if os.path.exists(path) and not os.path.isfile(path):
-                os.unlink(path)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.bind(path)
-            s.listen(cfg.backlog)
-            self._shared, self._unlink = s, path
+            self._shared = bind_unix_socket(cfg.uds, backlog=cfg.backlog)
+            self._unlink = cfg.uds
+            why = "a Unix socket"
         elif not self.share_socket and reuse_port_available():
-            self._held = _bind_held(cfg.host, cfg.port)
+            self._held = bind_sockets(cfg.host, cfg.port, reuse_port=True)
             port = self._held[0].getsockname()[1]
             self._child_config = dataclasses.replace(cfg, port=port, reuse_port=True, sock=None)
-            self.urls = [_url(s.getsockname()) for s in self._held]
+            self.urls = [address_url(s.getsockname()) for s in self._held]
             if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
                 logger.debug("net.ipv4.tcp_migrate_req is 0: a connection queued on a draining worker's "
                               "socket in the instant it closes is reset")
             return
         else:
-            if not self.share_socket:
-                logger.warning("SO_REUSEPORT is not available: workers share one listening socket")
-            held = _bind_held(cfg.host, cfg.port)
+            why = "share_socket=True" if self.share_socket else "SO_REUSEPORT is not available"
+            held = bind_sockets(cfg.host, cfg.port)
             if len(held) > 1:
                 logger.warning("one shared socket serves one address: listening on %s only",
-                               _url(held[0].getsockname()))
+                               address_url(held[0].getsockname()))
                 for s in held[1:]:
                     s.close()
             self._shared = held[0]
             self._shared.listen(cfg.backlog)
         self._child_config = dataclasses.replace(cfg, sock=self._shared)
-        self.urls = [_url(self._shared.getsockname())]
+        self.urls = [address_url(self._shared.getsockname())]
+        logger.info("workers share one listening socket (%s): %s", why, self.urls[0])
 
     def _close_sockets(self) -> None:
         for s in self._held:
@@ -252,7 +239,7 @@ class Supervisor:
             self._shared = None
         if self._unlink is not None:
             try:
-                os.unlink(self._unlink)
+                unlink_stale_socket(self._unlink)
             except OSError:
                 pass
 
@@ -288,6 +275,7 @@ class Supervisor:
         # Signals stay blocked across fork() until the child has its own
         # handlers: one arriving earlier would be written to the wakeup socket
         # the child shares with the supervisor and be taken for the supervisor's.
+        _flush_logs()  # else the child inherits buffered output and writes it a second time
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             pid = os.fork()
@@ -433,7 +421,7 @@ class Supervisor:
         if self._stopping:
             if signum == signal.SIGINT:
                 logger.warning("second SIGINT: killing %d workers now", len(self._workers))
-                self._kill_all()
+                self._kill_all("second SIGINT")
             return
         logger.info("%s: stopping %d workers gracefully", name, len(self._workers))
         self.stop()
@@ -447,15 +435,14 @@ class Supervisor:
         for worker in list(self._workers.values()):
             self._retire(worker)
         assert self._reactor is not None
-        self._kill_timer = self._reactor.call_later(
-            self.config.graceful_timeout_s + _FIRST_REQUEST_GRACE_S + _KILL_AFTER_S, self._kill_all)
+        self._reactor.call_later(self.config.graceful_timeout_s + _FIRST_REQUEST_GRACE_S + _KILL_AFTER_S,
+                                 self._kill_all, "still running after the graceful timeout")
         if not self._workers:
             self._reactor.stop()
 
-    def _kill_all(self) -> None:
+    def _kill_all(self, reason: str) -> None:
         for worker in list(self._workers.values()):
-            if self._kill_timer is not None:
-                logger.warning("worker %d (pid %d) still running: SIGKILL", worker.slot, worker.pid)
+            logger.warning("worker %d (pid %d): SIGKILL (%s)", worker.slot, worker.pid, reason)
             _kill(worker.pid, signal.SIGKILL)
 
     def reload(self) -> None:
@@ -573,56 +560,13 @@ class Supervisor:
         if self._shared is None:
             # Our own SO_REUSEPORT socket: what is in its accept queue dies
             # with it, so take it all, then close at once (see the module doc).
-            _accept_queued(server)
+            for listener in server.listeners:
+                listener.accept_pending()
         for listener in server.listeners:
             listener.close()
         # A connection accepted a moment ago has usually sent its request
         # already; closing it as "idle" now would reset it.
         server.reactor.call_later(_FIRST_REQUEST_GRACE_S, server.shutdown, server.reactor.stop)
-
-
-def _accept_queued(server: Server) -> None:
-    kwargs = {"high_water": server.config.write_high_water}
-    for listener in server.listeners:
-        for sock in listener.sockets:
-            while True:
-                try:
-                    conn, addr = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                SocketTransport(server.reactor, conn, HTTPProtocol(server), peername=addr, **kwargs).start()
-
-
-def _bind_held(host: str | None, port: int) -> list[socket.socket]:
-    """Bind (without listening) one SO_REUSEPORT socket per address of ``host``; the first fixes port 0."""
-    infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    seen: set[Any] = set()
-    try:
-        for family, type_, proto, _, addr in infos:
-            if (family, addr[:2]) in seen:
-                continue
-            seen.add((family, addr[:2]))
-            s = socket.socket(family, type_, proto)
-            sockets.append(s)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if hasattr(socket, "SO_REUSEPORT"):
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                except OSError:
-                    pass
-            if family == socket.AF_INET6:
-                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                addr = (addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:])
-            s.bind(addr)
-    except BaseException:
-        for s in sockets:
-            s.close()
-        raise
-    return sockets
 
 
 def _read_sysctl(name: str) -> str | None:
@@ -679,14 +623,12 @@ def serve(
     elif settings:
         config = dataclasses.replace(config, **settings)
     if workers == 1 and not max_requests:
-        if reactor is None and slow_callback_s is not None:
-            reactor = Reactor(slow_callback_s=slow_callback_s)
-            try:
-                serve_one(app, config=config, reactor=reactor, on_started=on_started)
-            finally:
-                reactor.close()
-        else:
-            serve_one(app, config=config, reactor=reactor, on_started=on_started)
+        own_reactor = Reactor(slow_callback_s=slow_callback_s) if reactor is None else None
+        try:
+            serve_one(app, config=config, reactor=own_reactor or reactor, on_started=on_started)
+        finally:
+            if own_reactor is not None:
+                own_reactor.close()
         return 0
     supervisor = Supervisor(app, config, workers, max_requests=max_requests,
                             max_requests_jitter=max_requests_jitter, slow_callback_s=slow_callback_s)

@@ -32,8 +32,8 @@ import enum
 
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, RequestHead
-from .parser import Limits, ReceiveBuffer, body_reader, read_head
-from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, status_line
+from .parser import Limits, ReceiveBuffer, body_reader, read_head, read_no_body
+from .writer import LAST_CHUNK, STATUS_LINES, chunk, encode_fields, error_body, prepare_fields, status_line
 
 
 class RecvState(enum.Enum):
@@ -95,6 +95,17 @@ SEND_TRANSITIONS = {
     (SendState.DONE, "error_response"): SendState.MUST_CLOSE,
     (SendState.MUST_CLOSE, "error_response"): SendState.MUST_CLOSE,
 }
+
+
+# The hot path's transitions from a state it has already checked: looked up
+# in the tables once here, so a request costs no table lookups or calls.
+_IDLE_HEAD = RECV_TRANSITIONS[RecvState.IDLE, "head"]
+_BODY_DATA = RECV_TRANSITIONS[RecvState.BODY, "data"]
+_BODY_END = RECV_TRANSITIONS[RecvState.BODY, "end"]
+_RECV_NEXT_CYCLE = RECV_TRANSITIONS[RecvState.DONE, "next_cycle"]
+_IDLE_REQUEST = SEND_TRANSITIONS[SendState.IDLE, "request"]
+_SEND_NEXT_CYCLE = SEND_TRANSITIONS[SendState.DONE, "next_cycle"]
+_COMPLETE_RESPONSE = SEND_TRANSITIONS[SendState.SEND_RESPONSE, "complete_response"]
 
 
 def recv_transition(state: RecvState, event: str) -> RecvState:
@@ -221,10 +232,7 @@ class ServerConnection:
                     self.keep_alive = False
                     return ConnectionClosed()
                 return NEED_DATA
-            if event.__class__ is Data:
-                self.their_state = recv_transition(state, "data")
-            else:
-                self.their_state = recv_transition(state, "end")
+            self.their_state = _BODY_DATA if event.__class__ is Data else _BODY_END
             return event
         if state is RecvState.IDLE:
             try:
@@ -249,11 +257,15 @@ class ServerConnection:
         raise self._error
 
     def _begin_request(self, head: RequestHead) -> None:
-        our_state = send_transition(self.our_state, "request")
-        self.their_state = recv_transition(self.their_state, "head")
-        self.our_state = our_state
+        # Called in IDLE only; the sending side is normally IDLE too.
+        our_state = self.our_state
+        self.our_state = _IDLE_REQUEST if our_state is SendState.IDLE else send_transition(our_state, "request")
+        self.their_state = _IDLE_HEAD
         self.keep_alive = head.keep_alive
-        self._reader = body_reader(head, self._limits)
+        if head.chunked or head.content_length:
+            self._reader = body_reader(head, self._limits)
+        else:
+            self._reader = read_no_body
         self._http10 = head.version == "HTTP/1.0"
         self._head_request = head.method == "HEAD"
 
@@ -309,6 +321,36 @@ class ServerConnection:
         else:
             block = b""
             app = None
+        if (
+            content_length == len(body)
+            and app is None
+            and self.keep_alive
+            and self.our_state is SendState.SEND_RESPONSE
+            and self.their_state is RecvState.DONE
+            and not self._http10
+            and not self._head_request
+            and status != 204
+            and status != 304
+        ):
+            # Fast path, the common case: the whole body on a keep-alive
+            # HTTP/1.1 connection, no field evloop manages.  Same bytes as
+            # below, without the framing decisions (saves ~0.3 us).
+            self.our_state = _COMPLETE_RESPONSE
+            self._body = _Body.LENGTH
+            self._remaining = 0
+            return b"".join(
+                (
+                    STATUS_LINES.get(status) or status_line(status),
+                    b"Server: ",
+                    server,
+                    b"\r\nDate: ",
+                    date,
+                    b"\r\n",
+                    block,
+                    b"Content-Length: %d\r\n\r\n" % content_length,
+                    body,
+                )
+            )
         close = not self.keep_alive or self.their_state is not RecvState.DONE
         if app is not None and app.close:
             close = True
@@ -461,7 +503,7 @@ class ServerConnection:
                 f"cannot start next cycle: receiving side {their_state.name}, "
                 f"sending side {our_state.name}"
             )
-        self.their_state = recv_transition(their_state, "next_cycle")
-        self.our_state = send_transition(our_state, "next_cycle")
+        self.their_state = _RECV_NEXT_CYCLE
+        self.our_state = _SEND_NEXT_CYCLE
         self._reader = None
         self._body = _Body.NONE

@@ -53,11 +53,6 @@ FIELD_LINE_RE = re.compile(
     rf"^([{TCHAR}]++):[ \t]*+([{VCHAR}](?:[\t {VCHAR}]*[{VCHAR}])?)?[ \t]*\r?\n",
     re.MULTILINE,
 )
-# The fields that decide framing, persistence and routing, found in the
-# lowercased head (values keep trailing OWS).  findall: no match objects.
-SPECIAL_FIELD_RE = re.compile(
-    r"\n(host|connection|content-length|transfer-encoding|expect):[ \t]*+([^\r\n]*+)"
-)
 FIELD_VALUE_RE = re.compile(rf"[\t {VCHAR}]*+")
 
 # RFC 9112 6.1 / RFC 9110 10.1.4: transfer-coding = token *( OWS ";" OWS

@@ -236,7 +236,7 @@ def test_workers_share_an_inherited_fd(tmp_path):
     try:
         server = _Attached(proc, log_path, port)
         wait_for_log(server, r"evloop serving on http://127\.0\.0\.1:%d" % port)
-        assert "workers share the inherited socket" in server.log()
+        assert "workers share one listening socket (the inherited socket" in server.log()
         assert len(workers_seen(server, 2, max_requests=600)) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
