@@ -293,6 +293,16 @@ end
 request = function() return req end
 """
 
+# Every request's head differs (an X-Request-Id counter), as from real clients:
+# no server can answer from a cache of heads it has seen.
+UNIQUE_LUA = r"""
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/", {["X-Request-Id"] = tostring(counter)})
+end
+"""
+
 ECHO_LUA = r"""
 wrk.method = "POST"
 wrk.path = "/echo"
@@ -303,6 +313,8 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 # name -> (title, kind, options)
 SCENARIOS = {
     "hello": ("hello, keep-alive, 50 connections", "wrk", {"conns": 50, "path": "/"}),
+    "hello-unique": ("hello, keep-alive, 50 connections, every head different", "wrk",
+                     {"conns": 50, "path": "/", "lua": UNIQUE_LUA}),
     "hello-close": ("hello, `Connection: close`, 50 connections", "wrk",
                     {"conns": 50, "path": "/", "headers": ["Connection: close"]}),
     "pipeline16": ("hello, pipelined 16 deep, 50 connections", "wrk",
