@@ -68,8 +68,12 @@ class SendQueue:
                 last += data
             else:
                 items.append(bytearray(data))
+        elif type(data) is bytes or (type(data) is memoryview and data.readonly):
+            # Immutable already (a read-only view is the unsent rest of a bytes
+            # object after a partial send): keep it, no copy.
+            items.append(data)
         else:
-            items.append(data if type(data) is bytes else bytes(data))
+            items.append(bytes(data))
         self.size += n
 
     def append_file(self, region: FileRegion) -> None:
