@@ -1,4 +1,5 @@
-"""The send queue: bytes waiting for a socket, and file regions for ``sendfile``.
+"""The receive buffer (bytes waiting to be parsed) and the send queue (bytes
+waiting for a socket, and file regions for ``sendfile``).
 
 Work is proportional to bytes: small writes are coalesced into one trailing
 ``bytearray`` (many tiny ``send`` calls cost more than one copy), large ones are
@@ -12,7 +13,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Union
 
-__all__ = ["FileRegion", "SendQueue"]
+__all__ = ["FileRegion", "ReceiveBuffer", "SendQueue"]
 
 # Writes up to this size are copied into a shared bytearray ...
 _COALESCE_MAX_WRITE = 16 * 1024
@@ -142,3 +143,37 @@ class SendQueue:
         for item in items:
             if type(item) is FileRegion:
                 item.finish(exc)  # type: ignore[union-attr]
+
+
+class ReceiveBuffer:
+    """Received bytes not yet parsed: ``data[pos:]``.
+
+    ``searched`` counts bytes past ``pos`` that the current search (head
+    terminator, chunk-size line, trailer section) has already examined; any
+    code that advances ``pos`` resets it.  It is relative to ``pos`` so that
+    compaction does not disturb it.
+    """
+
+    __slots__ = ("data", "pos", "searched")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.pos = 0
+        self.searched = 0
+
+    def __len__(self) -> int:
+        return len(self.data) - self.pos
+
+    def feed(self, chunk: bytes) -> None:
+        data = self.data
+        pos = self.pos
+        if pos:
+            # Compact only when the consumed prefix is at least as large as
+            # what is kept, so the moves cost amortised linear time.
+            if pos == len(data):
+                data.clear()
+                self.pos = 0
+            elif pos * 2 >= len(data):
+                del data[:pos]
+                self.pos = 0
+        data += chunk

@@ -33,6 +33,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from ..buffers import ReceiveBuffer
 from . import grammar
 from .errors import ProtocolError
 from .events import Data, EndOfMessage, RequestHead
@@ -50,40 +51,6 @@ class Limits:
     # Unparsed bytes held behind a complete request before the server should
     # stop reading (``ServerConnection.should_pause_reading``).
     max_pipelined_bytes: int = 65536 * 4
-
-
-class ReceiveBuffer:
-    """Received bytes not yet parsed: ``data[pos:]``.
-
-    ``searched`` counts bytes past ``pos`` that the current search (head
-    terminator, chunk-size line, trailer section) has already examined; any
-    code that advances ``pos`` resets it.  It is relative to ``pos`` so that
-    compaction does not disturb it.
-    """
-
-    __slots__ = ("data", "pos", "searched")
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.pos = 0
-        self.searched = 0
-
-    def __len__(self) -> int:
-        return len(self.data) - self.pos
-
-    def feed(self, chunk: bytes) -> None:
-        data = self.data
-        pos = self.pos
-        if pos:
-            # Compact only when the consumed prefix is at least as large as
-            # what is kept, so the moves cost amortised linear time.
-            if pos == len(data):
-                data.clear()
-                self.pos = 0
-            elif pos * 2 >= len(data):
-                del data[:pos]
-                self.pos = 0
-        data += chunk
 
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
