@@ -10,7 +10,7 @@ One command::
 
 Theory of operation
 -------------------
-Setup builds a separate virtual environment (``.bench-venv`` at the repository root,
+Setup builds a separate virtual environment (``load/bench/.venv``,
 git-ignored) with the peers from ``requirements.txt`` and installs ``wrk`` with
 apt-get when it is missing. Every server runs on the same interpreter, serves the
 same endpoints with the same bytes (``peers/common.py``), has its access log off,
@@ -54,7 +54,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 PEERS = HERE / "peers"
-DEFAULT_VENV = REPO / ".bench-venv"
+DEFAULT_VENV = HERE / ".venv"
 RESULTS = REPO / "load" / "results"
 BENCHMARKS_MD = REPO / "load" / "BENCHMARKS.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -665,54 +665,45 @@ def report(results, servers, scenarios, baseline, names):
                 return f"failed: {failed[0][:60]}"
             return _fmt(statistics.median([r.get("errors", 0) for r in rs])) if rs else "—"
 
+        # Each table: columns of (label, key, digits, kind); kind "ratio" is the
+        # figure over the baseline's, "spread" its spread over rounds.  The
+        # headline key is the figure the ratios table above reports.
         if kind == "wrk" and scen == "latency":
-            base50, _ = med(baseline, "p50_ms")
-            base99, _ = med(baseline, "p99_ms")
-            lines.append(f"| server | p50 ms | vs {baseline} | p90 ms | p99 ms | vs {baseline} | errors |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|")
-            for s in servers:
-                p50, _ = med(s, "p50_ms")
-                p90, _ = med(s, "p90_ms")
-                p99, _ = med(s, "p99_ms")
-                lines.append(f"| {names[s]} | {_fmt(p50, 2)} | {_ratio(p50, base50)} | {_fmt(p90, 2)} "
-                             f"| {_fmt(p99, 2)} | {_ratio(p99, base99)} | {errs(s)} |")
-                headline.setdefault(s, {})[scen] = (p99 / base99) if p99 and base99 else None
+            columns = [("p50 ms", "p50_ms", 2, "value"), (f"vs {baseline}", "p50_ms", 0, "ratio"),
+                       ("p90 ms", "p90_ms", 2, "value"), ("p99 ms", "p99_ms", 2, "value"),
+                       (f"vs {baseline}", "p99_ms", 0, "ratio")]
+            headline_key = "p99_ms"
         elif kind == "wrk":
             unit = "MiB" if opts.get("bytes") else "req"
-            brate, _ = med(baseline, "rate")
-            bcpu, _ = med(baseline, "per_cpu")
-            lines.append(f"| server | {unit}/s | ± | vs {baseline} | {unit}/CPU-s | ± | vs {baseline} | errors |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
-            for s in servers:
-                rate, rspread = med(s, "rate")
-                pcpu, cspread = med(s, "per_cpu")
-                lines.append(
-                    f"| {names[s]} | {_fmt(rate)} | {_pct(rspread)} | {_ratio(rate, brate)} "
-                    f"| {_fmt(pcpu)} | {_pct(cspread)} | {_ratio(pcpu, bcpu)} | {errs(s)} |"
-                )
-                headline.setdefault(s, {})[scen] = (pcpu / bcpu) if pcpu and bcpu else None
+            columns = [(f"{unit}/s", "rate", 0, "value"), ("±", "rate", 0, "spread"),
+                       (f"vs {baseline}", "rate", 0, "ratio"), (f"{unit}/CPU-s", "per_cpu", 0, "value"),
+                       ("±", "per_cpu", 0, "spread"), (f"vs {baseline}", "per_cpu", 0, "ratio")]
+            headline_key = "per_cpu"
         elif kind == "idle":
-            bkib, _ = med(baseline, "kib_per_conn")
-            lines.append(f"| server | KiB/conn | ± | vs {baseline} | open | fresh request ms | errors |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|")
-            for s in servers:
-                kib, spread = med(s, "kib_per_conn")
-                opened, _ = med(s, "open")
-                fresh, _ = med(s, "fresh_request_ms")
-                lines.append(f"| {names[s]} | {_fmt(kib, 2)} | {_pct(spread)} | {_ratio(kib, bkib)} "
-                             f"| {_fmt(opened)} | {_fmt(fresh, 1)} | {errs(s)} |")
-                headline.setdefault(s, {})[scen] = (kib / bkib) if kib and bkib else None
-        elif kind == "delay":
-            bwall, _ = med(baseline, "wall_s")
-            lines.append(f"| server | wall s | ± | vs {baseline} | done | server CPU s | errors |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|")
-            for s in servers:
-                wall, spread = med(s, "wall_s")
-                done, _ = med(s, "done")
-                cpu, _ = med(s, "cpu_s")
-                lines.append(f"| {names[s]} | {_fmt(wall, 3)} | {_pct(spread)} | {_ratio(wall, bwall)} "
-                             f"| {_fmt(done)} | {_fmt(cpu, 2)} | {errs(s)} |")
-                headline.setdefault(s, {})[scen] = (wall / bwall) if wall and bwall else None
+            columns = [("KiB/conn", "kib_per_conn", 2, "value"), ("±", "kib_per_conn", 0, "spread"),
+                       (f"vs {baseline}", "kib_per_conn", 0, "ratio"), ("open", "open", 0, "value"),
+                       ("fresh request ms", "fresh_request_ms", 1, "value")]
+            headline_key = "kib_per_conn"
+        else:  # delay
+            columns = [("wall s", "wall_s", 3, "value"), ("±", "wall_s", 0, "spread"),
+                       (f"vs {baseline}", "wall_s", 0, "ratio"), ("done", "done", 0, "value"),
+                       ("server CPU s", "cpu_s", 2, "value")]
+            headline_key = "wall_s"
+        lines.append("| server | " + " | ".join(label for label, *_ in columns) + " | errors |")
+        lines.append("|---|" + "---:|" * (len(columns) + 1))
+        for s in servers:
+            cells = []
+            for _, key, digits, what in columns:
+                value, spread = med(s, key)
+                if what == "value":
+                    cells.append(_fmt(value, digits))
+                elif what == "spread":
+                    cells.append(_pct(spread))
+                else:
+                    cells.append(_ratio(value, med(baseline, key)[0]))
+            lines.append(f"| {names[s]} | " + " | ".join(cells) + f" | {errs(s)} |")
+            value, base = med(s, headline_key)[0], med(baseline, headline_key)[0]
+            headline.setdefault(s, {})[scen] = (value / base) if value and base else None
         lines.append("")
 
     head = [f"#### Ratios to {baseline}", "",
