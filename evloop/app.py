@@ -2,9 +2,9 @@
 
 Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
-1. For each complete request the server builds ``Request(method=..., target=...,
-   version=..., headers=..., body=..., client=..., server=..., scheme=...,
-   reactor=..., responder=callback)`` and calls ``app(request)``.
+1. For each complete request the server builds ``Request(method, target,
+   version, headers, body, client, server, scheme, reactor, responder)``
+   (by position; the names work as keywords too) and calls ``app(request)``.
 2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
    handler keeps the request and calls ``request.respond(response)`` later
    (from a timer, another callback, or even before returning); ``respond``
@@ -71,15 +71,18 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 class Headers:
     """Case-insensitive multi-dict over a list of ``(name, value)`` pairs.
 
-    ``raw`` is the list as received: names as sent, received order. Lookups
-    build a lowercase index on first use, so a request whose handler never
-    reads a header pays nothing for it.
+    ``raw`` is the sequence as received: names as sent, received order (a
+    tuple for a request's headers, which are read-only). Lookups build a
+    lowercase index on first use, so a request whose handler never reads a
+    header pays nothing for it.
     """
 
     __slots__ = ("raw", "_index")
 
     def __init__(self, raw: Iterable[tuple[str, str]] | None = None) -> None:
-        self.raw: list[tuple[str, str]] = raw if type(raw) is list else list(raw or ())
+        self.raw: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (
+            raw if type(raw) is list or type(raw) is tuple else list(raw or ())
+        )
         self._index: dict[str, list[str]] | None = None
 
     def _build_index(self) -> dict[str, list[str]]:
@@ -156,14 +159,18 @@ def decode_path(raw_path: str) -> str:
 
 
 class Request:
-    """One HTTP request, built by the server with keyword arguments.
+    """One HTTP request, built by the server.
 
     Fields: ``method``, ``target`` (as sent), ``path`` (percent-decoded),
     ``raw_path`` (not decoded, no query), ``query`` (``dict[str, list[str]]``,
     parsed on first access, blank values kept), ``query_string``, ``version``,
-    ``headers`` (``Headers``), ``body`` (bytes), ``client`` (peer address or
-    None), ``server`` (``(host, port)`` or None), ``scheme``, ``reactor``,
-    ``path_params`` (set by the router).
+    ``headers`` (``Headers``, built on first access), ``body`` (bytes),
+    ``client`` (peer address or None), ``server`` (``(host, port)`` or None),
+    ``scheme``, ``reactor``, ``path_params`` (set by the router).
+
+    The server passes its arguments by position: a keyword call costs about
+    twice as much as the rest of the constructor.  Code of your own may use
+    keywords.
     """
 
     __slots__ = (
@@ -174,7 +181,7 @@ class Request:
         "query_string",
         "_query",
         "version",
-        "headers",
+        "_headers",
         "body",
         "client",
         "server",
@@ -187,7 +194,6 @@ class Request:
 
     def __init__(
         self,
-        *,
         method: str,
         target: str,
         version: str = "HTTP/1.1",
@@ -211,7 +217,9 @@ class Request:
             self.path = decode_path(raw_path)
         self._query: dict[str, list[str]] | None = None
         self.version = version
-        self.headers = headers if isinstance(headers, Headers) else Headers(headers)
+        # A Headers, or the pairs it will wrap when a handler first asks: most
+        # handlers never look, and the wrapper is a third of the constructor.
+        self._headers = headers
         self.body = body
         self.client = client
         self.server = server
@@ -220,6 +228,13 @@ class Request:
         self.path_params: dict[str, str] = {}
         self._responder = responder
         self._responded = False
+
+    @property
+    def headers(self) -> Headers:
+        headers = self._headers
+        if type(headers) is not Headers:
+            headers = self._headers = Headers(headers)
+        return headers
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -616,6 +631,13 @@ class App:
         return self._combined
 
     def __call__(self, request: Request) -> Response | None:
+        # Fast path: a literal route with a handler for the method itself
+        # (saves the tuple, dict and list that resolve() builds: ~0.2 us).
+        route = self._exact.get(request.path)
+        if route is not None:
+            handler = route.handlers.get(request.method)
+            if handler is not None:
+                return handler(request)
         handler, params, allowed = self.resolve(request.method, request.path)
         if handler is not None:
             request.path_params = params

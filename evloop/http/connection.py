@@ -198,7 +198,8 @@ class ServerConnection:
     @property
     def buffered_bytes(self) -> int:
         """Bytes received and not parsed yet."""
-        return len(self._buf)
+        buf = self._buf
+        return len(buf.data) - buf.pos  # len(buf), without a call: asked once per request
 
     trailing_bytes = buffered_bytes
 
@@ -219,6 +220,32 @@ class ServerConnection:
         answer with ``send_error_response(err.status, err.reason, date)``.
         """
         state = self.their_state
+        if state is RecvState.IDLE:
+            try:
+                head = read_head(self._buf, self._limits)
+            except ProtocolError as exc:
+                self._fail(exc)
+                raise
+            if head is None:
+                if self._eof:
+                    if len(self._buf):
+                        self._fail(ProtocolError(400, "connection closed inside request head"))
+                        raise self._error
+                    self.their_state = recv_transition(state, "eof")
+                    return ConnectionClosed()
+                return NEED_DATA
+            # The request begins.  The sending side is normally IDLE too.
+            our_state = self.our_state
+            self.our_state = _IDLE_REQUEST if our_state is SendState.IDLE else send_transition(our_state, "request")
+            self.their_state = _IDLE_HEAD
+            self.keep_alive = head.keep_alive
+            if head.chunked or head.content_length:
+                self._reader = body_reader(head, self._limits)
+            else:
+                self._reader = read_no_body
+            self._http10 = head.version == "HTTP/1.0"
+            self._head_request = head.method == "HEAD"
+            return head
         if state is RecvState.BODY:
             try:
                 event = self._reader(self._buf)
@@ -234,40 +261,25 @@ class ServerConnection:
                 return NEED_DATA
             self.their_state = _BODY_DATA if event.__class__ is Data else _BODY_END
             return event
-        if state is RecvState.IDLE:
-            try:
-                head = read_head(self._buf, self._limits)
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
-            if head is None:
-                if self._eof:
-                    if len(self._buf):
-                        self._fail(ProtocolError(400, "connection closed inside request head"))
-                        raise self._error
-                    self.their_state = recv_transition(state, "eof")
-                    return ConnectionClosed()
-                return NEED_DATA
-            self._begin_request(head)
-            return head
         if state is RecvState.DONE:
             return PAUSED
         if state is RecvState.CLOSED:
             return ConnectionClosed()
         raise self._error
 
-    def _begin_request(self, head: RequestHead) -> None:
-        # Called in IDLE only; the sending side is normally IDLE too.
-        our_state = self.our_state
-        self.our_state = _IDLE_REQUEST if our_state is SendState.IDLE else send_transition(our_state, "request")
-        self.their_state = _IDLE_HEAD
-        self.keep_alive = head.keep_alive
-        if head.chunked or head.content_length:
-            self._reader = body_reader(head, self._limits)
-        else:
-            self._reader = read_no_body
-        self._http10 = head.version == "HTTP/1.0"
-        self._head_request = head.method == "HEAD"
+    def complete_without_body(self) -> bool:
+        """Finish a request that has no body, right after its ``RequestHead``.
+
+        Returns True and moves the receiving side to DONE, as the
+        ``EndOfMessage`` from ``next_event`` would (a request without a body
+        has no trailers); False, changing nothing, when the request has a
+        body, which then comes through ``next_event``.  Saves an event object
+        and two calls on every bodiless request.
+        """
+        if self.their_state is RecvState.BODY and self._reader is read_no_body:
+            self.their_state = _BODY_END
+            return True
+        return False
 
     def _fail(self, exc: ProtocolError) -> None:
         self.their_state = recv_transition(self.their_state, "error")
@@ -286,6 +298,48 @@ class ServerConnection:
         if self._http10:
             return b""
         return b"".join((status_line(status), block, b"\r\n"))
+
+    def send_complete_response(self, status: int, headers, body: bytes, date: bytes, server: bytes = b"evloop") -> bytes:
+        """``send_response(status, headers, content_length=len(body), date=date,
+        server=server, body=body)``: a response complete with its bytes body.
+
+        The common response; its common case (keep-alive HTTP/1.1, a body
+        allowed, no field evloop manages among ``headers``) is framed here in
+        one join, without the general path's decisions (saves ~0.4 us).
+        """
+        if headers:
+            block, app = prepare_fields(headers)
+        else:
+            block = b""
+            app = None
+        if (
+            app is None
+            and self.keep_alive
+            and self.our_state is SendState.SEND_RESPONSE
+            and self.their_state is RecvState.DONE
+            and not self._http10
+            and not self._head_request
+            and status != 204
+            and status != 304
+            and 200 <= status <= 999
+        ):
+            self.our_state = _COMPLETE_RESPONSE
+            self._body = _Body.LENGTH
+            self._remaining = 0
+            return b"".join(
+                (
+                    STATUS_LINES.get(status) or status_line(status),
+                    b"Server: ",
+                    server,
+                    b"\r\nDate: ",
+                    date,
+                    b"\r\n",
+                    block,
+                    b"Content-Length: %d\r\n\r\n" % len(body),
+                    body,
+                )
+            )
+        return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
 
     def send_response(
         self,

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class RequestHead:
-    """A parsed, validated request line and header section."""
+    """A parsed, validated request line and header section.
+
+    Read-only by contract: the parser hands out the same object again for an
+    identical head (see ``parser.parse_head``), so ``headers`` is a tuple.
+    """
 
     method: str  # "GET"
     target: str  # request-target as sent, e.g. "/a%20b?x=1"
     version: str  # "HTTP/1.1" or "HTTP/1.0" (1.x, x > 1, is served as "HTTP/1.1")
-    headers: list[tuple[str, str]]  # (name as sent, value without OWS), received order, latin-1
+    headers: tuple[tuple[str, str], ...]  # (name as sent, value without OWS), received order, latin-1
     keep_alive: bool  # what the request asks for: 1.1 unless "close", 1.0 only with "keep-alive"
     content_length: int | None  # None when chunked or when there is no body
     chunked: bool

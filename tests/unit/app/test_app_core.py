@@ -93,7 +93,7 @@ def test_request_fields_and_defaults():
 
 def test_request_accepts_headers_object():
     h = Headers([("A", "1")])
-    assert req(headers=()).headers.raw == []
+    assert list(req(headers=()).headers.raw) == []
     assert Request(method="GET", target="/", headers=h).headers is h
 
 
