@@ -481,18 +481,61 @@ class HTTPProtocol(Protocol):
     def _request_without_body(self, head: RequestHead) -> None:
         """A request complete with its head (no body): straight to the app.
 
-        The common case, so it skips what only a body needs: its deadline,
-        and ``100 Continue``, which RFC 9110 10.1.1 lets a server omit when
-        the framing says there is no content.
+        The common case, and every request of a pipelined burst, so for a
+        plain keep-alive connection answered with a bytes ``Response`` this
+        one function does what ``_make_request``, ``_dispatch``, ``_send`` and
+        ``_response_done`` do (saves ~1 us per request: the calls and the
+        checks that only other responses need).  Anything else takes those
+        steps.  It skips ``100 Continue``, which RFC 9110 10.1.1 lets a server
+        omit when the framing says there is no content.
         """
         self.head = head
         self._first_request = False
-        server = self.server
-        if server.log_heads_or_access:
-            self._log_head(head)
         self.busy = True
         self._deadline_kind = _Deadline.NONE
-        self._dispatch(self._make_request(head, b""))
+        server = self.server
+        if server.log_heads_or_access or server.trusted_proxies is not None or not self._processing:
+            if server.log_heads_or_access:
+                self._log_head(head)
+            self._dispatch(self._make_request(head, b""))
+            return
+        transport = self.transport
+        assert transport is not None
+        request = Request(head.method, head.target, head.version, head.headers, b"", transport.peername,
+                          transport.sockname, "http", self.reactor, self._respond_later)
+        response = self._call_app(request)
+        if (
+            type(response) is not Response
+            or type(response.body) is not bytes
+            or request._responded
+            or self._close_when_idle
+            or self.transport is None
+        ):
+            self._answer(request, response)
+            return
+        request._responded = True  # a later respond() is an error
+        conn = self.conn
+        status = self._status = response.status
+        try:
+            data = conn.send_complete_response(status, response.headers, response.body, server.date.get(),
+                                               server.server_header)
+        except ValueError as exc:
+            logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+            self._abort_response()
+            return
+        self._out.append(data)  # type: ignore[union-attr]  # a batch is running
+        if not conn.keep_alive:
+            self._response_done()
+            return
+        server.requests_served += 1
+        self.request = None
+        self.head = None
+        self.busy = False
+        conn.start_next_cycle()
+        self._deadline_kind = _Deadline.IDLE
+        self._idle_after_batch = True  # the deadline is set once, after the batch's write
+        if self._reading_paused and not self._write_paused:
+            self._resume_reading()
 
     def _log_head(self, head: RequestHead) -> None:
         # The request's start time is only needed for the access log's duration.
@@ -548,15 +591,22 @@ class HTTPProtocol(Protocol):
 
     # ------------------------------------------------------------- responses
     def _dispatch(self, request: Request) -> None:
+        self._answer(request, self._call_app(request))
+
+    def _call_app(self, request: Request) -> Response | None:
+        """Run the app; an exception becomes a 500 unless the handler already responded."""
         self.request = request
         self._dispatching = True
         try:
-            response = self.server.app(request)
+            return self.server.app(request)
         except Exception:
             logger.exception("handler for %s %s failed", request.method, request.target)
-            response = None if request.responded else _internal_error()
+            return None if request._responded else _internal_error()
         finally:
             self._dispatching = False
+
+    def _answer(self, request: Request, response: Response | None) -> None:
+        """Send what the app returned, unless it deferred or already responded."""
         if response is None:
             # Deferred (request.respond() comes later) or already answered.
             # Meanwhile bytes that arrive stay buffered; past the pipelining

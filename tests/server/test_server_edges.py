@@ -239,3 +239,23 @@ def test_graceful_shutdown_lets_a_partial_head_finish(live):
     assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello")
     assert b"connection: close" in data.lower()
     srv.run_until(lambda: done)
+
+
+def test_pipelining_client_that_never_reads_is_aborted_after_the_send_timeout(live):
+    # All responses of a pipelined burst are written together after the
+    # batch; when they back up, the send deadline (not the long keep-alive
+    # one) must bound how long a client that reads nothing pins them.
+    big = Response(200, body=b"x" * 65536)
+    app = App()
+    app.add_route("/big", lambda request: big)
+    srv = live(app, send_timeout_s=0.5, keepalive_timeout_s=60.0)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.setblocking(False)
+    srv.run_until(lambda: len(srv.server.connections) == 1)
+    sock.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n" * 200)  # 12.5 MiB of responses, never read
+    started = time.monotonic()
+    srv.run_until(lambda: not srv.server.connections, timeout_s=10)
+    assert time.monotonic() - started < 5
+    sock.close()
