@@ -152,14 +152,21 @@ class ReceiveBuffer:
     terminator, chunk-size line, trailer section) has already examined; any
     code that advances ``pos`` resets it.  It is relative to ``pos`` so that
     compaction does not disturb it.
+
+    ``heads`` and ``heads_at`` are the head parser's look-ahead for pipelined
+    requests (see ``evloop.http.parser.read_head``): texts of heads that
+    start at offset ``heads_at`` of ``data``, last one first.  Valid only
+    while ``pos == heads_at``; compaction, which moves the bytes, drops them.
     """
 
-    __slots__ = ("data", "pos", "searched")
+    __slots__ = ("data", "pos", "searched", "heads", "heads_at")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.pos = 0
         self.searched = 0
+        self.heads: list[str] = []
+        self.heads_at = -1
 
     def __len__(self) -> int:
         return len(self.data) - self.pos
@@ -173,7 +180,9 @@ class ReceiveBuffer:
             if pos == len(data):
                 data.clear()
                 self.pos = 0
+                self.heads_at = -1
             elif pos * 2 >= len(data):
                 del data[:pos]
                 self.pos = 0
+                self.heads_at = -1
         data += chunk

@@ -38,3 +38,71 @@ def test_errors_are_never_cached():
         with pytest.raises(ProtocolError) as err:
             parse_head(bad, Limits())
         assert err.value.status == 400
+
+
+# --- look-ahead split of pipelined heads (parser._split_ahead) ---------------
+
+from _http_helpers import bytewise, merge_data, run  # noqa: E402
+
+from evloop.http import Data, EndOfMessage, RequestHead  # noqa: E402
+
+GET = b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
+# Streams where a naive split on CRLF CRLF would cut in the wrong place: bodies
+# holding CRLF CRLF or a copy of a head, bare-LF heads, empty lines between
+# requests, a head that differs by one byte, a bad head after good ones.
+LOOKAHEAD_STREAMS = {
+    "repeats": GET * 40,
+    "body-holds-a-head": GET * 3 + b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(GET) + GET + GET * 3,
+    "body-holds-crlfcrlf": GET * 3
+    + b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n\r\n\r\nab\r\n\r\n"
+    + GET * 3,
+    "chunked-body-with-head": GET * 3
+    + b"POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % len(GET)
+    + GET
+    + b"\r\n0\r\n\r\n"
+    + GET * 3,
+    "bare-lf-head-among-repeats": GET * 3 + b"GET /q HTTP/1.1\nHost: h\n\n" + GET * 3,
+    "bare-lf-then-crlf-end": GET * 3 + b"GET /q HTTP/1.1\r\nHost: h\n\r\n" + GET * 3,
+    "empty-lines-between": GET * 3 + b"\r\n\r\n" + GET + b"\r\n" + GET * 3,
+    "one-byte-different": GET * 3 + GET.replace(b"/p", b"/x") + GET * 3,
+    "bad-head-after-repeats": GET * 5 + b"GET /p HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n" + GET,
+    "bare-cr-after-repeats": GET * 5 + b"GET /p HTTP/1.1\r\nHost: h\rX: y\r\n\r\n" + GET,
+}
+
+
+def summary(events):
+    out = []
+    for event in merge_data(events):
+        if isinstance(event, RequestHead):
+            out.append(("head", event.method, event.target, event.headers, event.content_length, event.chunked))
+        elif isinstance(event, Data):
+            out.append(("data", event.data))
+        elif isinstance(event, EndOfMessage):
+            out.append(("end", tuple(event.trailers)))
+        else:
+            out.append((type(event).__name__,))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LOOKAHEAD_STREAMS))
+def test_pipelined_bursts_parse_as_one_request_at_a_time(name):
+    stream = LOOKAHEAD_STREAMS[name]
+    limits = Limits()
+    for _ in range(2):
+        run([GET, GET], limits)  # make GET a validated, cached head
+    whole = run([stream], limits)
+    assert name.startswith("bad") or name.startswith("bare-cr") or whole[1] is None, whole[1]
+    twice = run([stream[: len(stream) // 2], stream[len(stream) // 2 :]], limits)
+    one_by_one = run(bytewise(stream), limits)  # never more than one head ahead: no look-ahead
+    expected = (summary(one_by_one[0]), one_by_one[1] and one_by_one[1].status)
+    assert (summary(whole[0]), whole[1] and whole[1].status) == expected
+    assert (summary(twice[0]), twice[1] and twice[1].status) == expected
+
+
+def test_lookahead_respects_a_smaller_head_limit():
+    big = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
+    generous = Limits()
+    for _ in range(3):
+        run([big], generous)
+    events, error, _ = run([big * 4], Limits(max_head_bytes=100))
+    assert error is not None and error.status == 431 and not events
