@@ -163,9 +163,11 @@ def read_head(buf: ReceiveBuffer, limits: Limits) -> RequestHead | None:
         text = data.decode("latin-1") if pos == 0 and end == size else data[pos:end].decode("latin-1")
         cached = _HEAD_CACHE.get(text)  # parse_head's lookup, without the call
         if cached is not None and cached[0] is limits:
-            if end < size and buf.heads_at == -1:
+            head = cached[1]
+            # More bytes after a head without a body: perhaps a pipelined burst.
+            if end < size and buf.heads_at == -1 and not head.content_length and not head.chunked:
                 _split_ahead(buf, end, len(text))
-            return cached[1]
+            return head
         return _parse_and_remember(text, limits)
     except ProtocolError:
         # A bare CR always fails parsing; report it first, as an incomplete
