@@ -418,20 +418,24 @@ class HTTPProtocol(Protocol):
         self._out = []
         self._processing = True
         try:
+            pending = None  # an event a burst of bodiless requests ended on, not handled yet
             while not self.busy and self.transport is not None:
                 if self._write_paused:
                     self._pause_reading()
                     break
-                try:
-                    event = conn.next_event()
-                except ProtocolError as exc:
-                    self._protocol_error(exc)
-                    return
+                if pending is not None:
+                    event, pending = pending, None
+                else:
+                    try:
+                        event = conn.next_event()
+                    except ProtocolError as exc:
+                        self._protocol_error(exc)
+                        return
                 event_type = type(event)
                 if event_type is RequestHead:
                     if conn.complete_without_body():
-                        self._request_without_body(event)  # type: ignore[arg-type]
-                        if not conn.buffered_bytes and not self.busy:
+                        pending = self._requests_without_body(event)  # type: ignore[arg-type]
+                        if pending is None and not self.busy and not conn.buffered_bytes:
                             break  # answered and nothing more buffered: skip asking for NEED_DATA
                     else:
                         self._head_received(event)  # type: ignore[arg-type]
@@ -456,6 +460,9 @@ class HTTPProtocol(Protocol):
                     self._flush()  # responses of this batch first: a closing transport drops writes
                     self.transport.close()
                     break
+                elif event_type is ProtocolError:  # raised by next_event inside a burst
+                    self._protocol_error(event)  # type: ignore[arg-type]
+                    return
                 else:
                     raise RuntimeError(f"unexpected event {event!r}")
         finally:
@@ -478,64 +485,89 @@ class HTTPProtocol(Protocol):
         elif self.transport is not None:
             self.transport.write(data)
 
-    def _request_without_body(self, head: RequestHead) -> None:
-        """A request complete with its head (no body): straight to the app.
+    def _requests_without_body(self, head: RequestHead) -> Any:
+        """Serve ``head``, a request complete with its head (no body), and
+        the bodiless requests buffered after it, back to back.
 
-        The common case, and every request of a pipelined burst, so for a
-        plain keep-alive connection answered with a bytes ``Response`` this
-        one function does what ``_make_request``, ``_dispatch``, ``_send`` and
-        ``_response_done`` do (saves ~1 us per request: the calls and the
-        checks that only other responses need).  Anything else takes those
-        steps.  It skips ``100 Continue``, which RFC 9110 10.1.1 lets a server
-        omit when the framing says there is no content.
+        The common case, and every request of a pipelined burst, so while
+        each request on a plain keep-alive connection is answered at once
+        with a bytes ``Response``, this loop does what ``_make_request``,
+        ``_dispatch``, ``_send`` and ``_response_done`` do, keeps what does
+        not change within a burst in locals (the peer, the app, the Date
+        field), and writes the connection's bookkeeping back once at the end
+        (saves ~1.5 us per pipelined request).  Anything else is handed to
+        those steps.  ``100 Continue`` is skipped, as RFC 9110 10.1.1 lets a
+        server do when the framing says there is no content.
+
+        Returns the event that ended the burst, or the ``ProtocolError`` that
+        ``next_event`` raised, for ``_process`` to handle as if it came from
+        ``next_event`` itself; None when there is none.
         """
         self.head = head
         self._first_request = False
         self.busy = True
         self._deadline_kind = _Deadline.NONE
         server = self.server
-        if server.log_heads_or_access or server.trusted_proxies is not None or not self._processing:
+        if server.log_heads_or_access or server.trusted_proxies is not None or self._close_when_idle:
             if server.log_heads_or_access:
                 self._log_head(head)
             self._dispatch(self._make_request(head, b""))
-            return
-        transport = self.transport
-        assert transport is not None
-        request = Request(head.method, head.target, head.version, head.headers, b"", transport.peername,
-                          transport.sockname, "http", self.reactor, self._respond_later)
-        response = self._call_app(request)
-        if (
-            type(response) is not Response
-            or type(response.body) is not bytes
-            or request._responded
-            or self._close_when_idle
-            or self.transport is None
-        ):
-            self._answer(request, response)
-            return
-        request._responded = True  # a later respond() is an error
+            return None
         conn = self.conn
-        status = self._status = response.status
-        try:
-            data = conn.send_complete_response(status, response.headers, response.body, server.date.get(),
-                                               server.server_header)
-        except ValueError as exc:
-            logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-            self._abort_response()
-            return
-        self._out.append(data)  # type: ignore[union-attr]  # a batch is running
-        if not conn.keep_alive:
-            self._response_done()
-            return
-        server.requests_served += 1
+        transport = self.transport
+        out = self._out  # called by _process, in a batch: a list
+        client = transport.peername  # type: ignore[union-attr]
+        sockname = transport.sockname  # type: ignore[union-attr]
+        reactor = self.reactor
+        responder = self._respond_later
+        date = server.date.get()  # one clock read per burst: a burst takes microseconds
+        server_header = server.server_header
+        while True:
+            request = Request(head.method, head.target, head.version, head.headers, b"", client, sockname,
+                              "http", reactor, responder)
+            response = self._call_app(request)
+            if (
+                type(response) is not Response
+                or type(response.body) is not bytes
+                or request._responded
+                or self.transport is None
+            ):
+                self._answer(request, response)
+                return None
+            request._responded = True  # a later respond() is an error
+            try:
+                out.append(conn.send_complete_response(response.status, response.headers, response.body,
+                                                       date, server_header))
+            except ValueError as exc:
+                logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+                self._abort_response()
+                return None
+            if not conn.keep_alive:
+                self._status = response.status
+                self._response_done()
+                return None
+            server.requests_served += 1
+            conn.start_next_cycle()
+            if not conn.buffered_bytes:
+                event = None  # nothing more buffered (one request per read): no NEED_DATA to ask for
+                break
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                event = exc  # for _process to answer, once the bookkeeping below is done
+                break
+            if type(event) is not RequestHead or not conn.complete_without_body():
+                break
+            head = self.head = event
+        # The last response is queued and no request is in progress.
         self.request = None
         self.head = None
         self.busy = False
-        conn.start_next_cycle()
         self._deadline_kind = _Deadline.IDLE
         self._idle_after_batch = True  # the deadline is set once, after the batch's write
         if self._reading_paused and not self._write_paused:
             self._resume_reading()
+        return event
 
     def _log_head(self, head: RequestHead) -> None:
         # The request's start time is only needed for the access log's duration.

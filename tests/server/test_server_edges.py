@@ -259,3 +259,111 @@ def test_pipelining_client_that_never_reads_is_aborted_after_the_send_timeout(li
     srv.run_until(lambda: not srv.server.connections, timeout_s=10)
     assert time.monotonic() - started < 5
     sock.close()
+
+
+def _burst_app():
+    """Routes that each end a burst of bodiless requests in a different way."""
+    app = App()
+    app.add_route("/a", lambda request: Response(200, body=b"a:" + request.target.encode()))
+
+    def deferred(request):
+        request.reactor.call_soon(request.respond, Response(200, body=b"deferred"))
+
+    def boom(request):
+        raise RuntimeError("handler failure (expected by the test)")
+
+    app.add_route("/defer", deferred)
+    app.add_route("/boom", boom)
+    app.add_route("/stream", lambda request: Response(200, body=iter([b"str", b"eam"])))
+    def bad_header(request):
+        response = Response(200, body=b"x")
+        response.headers.append(("X-Bad", "a\r\nb"))  # after the constructor's checks
+        return response
+
+    app.add_route("/bad-header", bad_header)
+    app.add_route("/echo", lambda request: Response(200, body=request.body), methods=["POST"])
+    return app
+
+
+def _split_responses(data: bytes) -> list[tuple[int, bytes]]:
+    """(status, body) of each response in ``data`` (Content-Length or chunked)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        fields = {line.split(b":", 1)[0].lower(): line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")[1:]}
+        if b"content-length" in fields:
+            n = int(fields[b"content-length"])
+            out.append((status, rest[:n]))
+            data = rest[n:]
+        else:  # chunked
+            body = b""
+            while True:
+                size_line, _, rest = rest.partition(b"\r\n")
+                size = int(size_line, 16)
+                if size == 0:
+                    rest = rest[2:]
+                    break
+                body += rest[:size]
+                rest = rest[size + 2 :]
+            out.append((status, body))
+            data = rest
+    return out
+
+
+def test_a_pipelined_burst_survives_every_kind_of_interruption(live):
+    srv = live(_burst_app())
+    sock = srv.connect()
+    get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+    paths = [b"/a?1", b"/a?2", b"/defer", b"/a?3", b"/boom", b"/a?4", b"/stream", b"/a?5", b"/missing", b"/a?6"]
+    stream = b"".join(get % path for path in paths[:8])
+    stream += b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+    stream += b"".join(get % path for path in paths[8:])
+    stream += get % b"/a?7" * 20  # a long run of repeats: taken from the parser's look-ahead
+    sock.send(stream)
+    expected = [
+        (200, b"a:/a?1"), (200, b"a:/a?2"), (200, b"deferred"), (200, b"a:/a?3"),
+        (500, b"Internal Server Error\n"), (200, b"a:/a?4"), (200, b"stream"), (200, b"a:/a?5"),
+        (200, b"body"), (404, b"Not Found\n"), (200, b"a:/a?6"),
+    ] + [(200, b"a:/a?7")] * 20
+    data = srv.read_until(sock, lambda data: data.count(b"HTTP/1.1 ") == len(expected)
+                          and data.endswith(b"a:/a?7" * 1))
+    assert _split_responses(data) == expected
+    # Still a healthy keep-alive connection.
+    sock.send(get % b"/a?8")
+    assert srv.read_until(sock, lambda data: data.endswith(b"a:/a?8")).endswith(b"a:/a?8")
+    assert srv.server.requests_served == len(expected) + 1
+
+
+def test_a_bad_head_in_a_burst_is_answered_after_the_good_ones(live):
+    srv = live(_burst_app())
+    sock = srv.connect()
+    good = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.send(good * 5 + b"GET /a HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n" + good * 3)
+    sock.shutdown(socket.SHUT_WR)  # ends the server's lingering close at once
+    data = srv.read_until(sock, lambda data: False)  # until the server closes
+    responses = _split_responses(data)
+    assert responses[:5] == [(200, b"a:/a")] * 5
+    assert [status for status, _ in responses[5:]] == [400]  # then nothing more: the framing is lost
+
+
+def test_connection_close_in_a_burst_ends_it(live):
+    srv = live(_burst_app())
+    sock = srv.connect()
+    good = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.send(good * 3 + b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + good * 3)
+    data = srv.read_until(sock, lambda data: False)
+    assert _split_responses(data) == [(200, b"a:/a")] * 4
+    assert data.lower().count(b"connection: close") == 1
+
+
+def test_a_response_that_cannot_be_framed_in_a_burst_aborts_the_connection(live, caplog):
+    srv = live(_burst_app())
+    sock = srv.connect()
+    good = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+    with caplog.at_level(logging.ERROR, logger="evloop.server"):
+        sock.send(good * 2 + b"GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n" + good * 2)
+        data = srv.read_until(sock, lambda data: False)
+    assert b"X-Bad" not in data
+    assert "invalid response" in caplog.text
+    srv.run_until(lambda: not srv.server.connections)
