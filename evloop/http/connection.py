@@ -120,8 +120,8 @@ def send_transition(state: SendState, event: str, keep_alive: bool = True) -> Se
         new = SEND_TRANSITIONS[state, event]
     except KeyError:
         raise StateError(f"sending side: no transition from {state.name} on {event!r}") from None
-    if new is SendState.DONE and not keep_alive:
-        return SendState.MUST_CLOSE
+    if new is _SEND_DONE and not keep_alive:
+        return _SEND_MUST_CLOSE
     return new
 
 
@@ -133,6 +133,22 @@ class _Body(enum.Enum):
     CLOSE = "close-delimited"
     NONE = "no body"  # HEAD, 204, 304: body bytes are dropped
 
+
+# The members the hot paths test, as module globals: on Python 3.11 every
+# ``RecvState.X`` goes through the slow attribute hook that EnumType's
+# ``__getattr__`` installs (~0.1 us, measured), ten times a global's cost.
+_RECV_IDLE = RecvState.IDLE
+_RECV_BODY = RecvState.BODY
+_RECV_DONE = RecvState.DONE
+_RECV_CLOSED = RecvState.CLOSED
+_SEND_IDLE = SendState.IDLE
+_SEND_RESPONSE = SendState.SEND_RESPONSE
+_SEND_DONE = SendState.DONE
+_SEND_MUST_CLOSE = SendState.MUST_CLOSE
+_BY_LENGTH = _Body.LENGTH
+_BY_CHUNKS = _Body.CHUNKED
+_BY_CLOSE = _Body.CLOSE
+_NO_BODY = _Body.NONE
 
 _CONNECTION_CLOSE = b"Connection: close\r\n"
 _CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
@@ -171,10 +187,10 @@ class ServerConnection:
         self._error = None
         self._http10 = False
         self._head_request = False
-        self._body = _Body.NONE
+        self._body = _NO_BODY
         self._remaining = 0
-        self.their_state = RecvState.IDLE
-        self.our_state = SendState.IDLE
+        self.their_state = _RECV_IDLE
+        self.our_state = _SEND_IDLE
         self.keep_alive = True
 
     def __repr__(self) -> str:
@@ -207,7 +223,7 @@ class ServerConnection:
     def should_pause_reading(self) -> bool:
         """True while a complete request waits for its response and either
         the connection will close or too many bytes are buffered behind it."""
-        return self.their_state is RecvState.DONE and (
+        return self.their_state is _RECV_DONE and (
             not self.keep_alive or len(self._buf) > self._limits.max_pipelined_bytes
         )
 
@@ -220,7 +236,7 @@ class ServerConnection:
         answer with ``send_error_response(err.status, err.reason, date)``.
         """
         state = self.their_state
-        if state is RecvState.IDLE:
+        if state is _RECV_IDLE:
             try:
                 head = read_head(self._buf, self._limits)
             except ProtocolError as exc:
@@ -236,7 +252,7 @@ class ServerConnection:
                 return NEED_DATA
             # The request begins.  The sending side is normally IDLE too.
             our_state = self.our_state
-            self.our_state = _IDLE_REQUEST if our_state is SendState.IDLE else send_transition(our_state, "request")
+            self.our_state = _IDLE_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
             self.their_state = _IDLE_HEAD
             self.keep_alive = head.keep_alive
             if head.chunked or head.content_length:
@@ -246,7 +262,7 @@ class ServerConnection:
             self._http10 = head.version == "HTTP/1.0"
             self._head_request = head.method == "HEAD"
             return head
-        if state is RecvState.BODY:
+        if state is _RECV_BODY:
             try:
                 event = self._reader(self._buf)
             except ProtocolError as exc:
@@ -261,9 +277,9 @@ class ServerConnection:
                 return NEED_DATA
             self.their_state = _BODY_DATA if event.__class__ is Data else _BODY_END
             return event
-        if state is RecvState.DONE:
+        if state is _RECV_DONE:
             return PAUSED
-        if state is RecvState.CLOSED:
+        if state is _RECV_CLOSED:
             return ConnectionClosed()
         raise self._error
 
@@ -276,7 +292,7 @@ class ServerConnection:
         body, which then comes through ``next_event``.  Saves an event object
         and two calls on every bodiless request.
         """
-        if self.their_state is RecvState.BODY and self._reader is read_no_body:
+        if self.their_state is _RECV_BODY and self._reader is read_no_body:
             self.their_state = _BODY_END
             return True
         return False
@@ -315,8 +331,8 @@ class ServerConnection:
         if (
             app is None
             and self.keep_alive
-            and self.our_state is SendState.SEND_RESPONSE
-            and self.their_state is RecvState.DONE
+            and self.our_state is _SEND_RESPONSE
+            and self.their_state is _RECV_DONE
             and not self._http10
             and not self._head_request
             and status != 204
@@ -324,7 +340,7 @@ class ServerConnection:
             and 200 <= status <= 999
         ):
             self.our_state = _COMPLETE_RESPONSE
-            self._body = _Body.LENGTH
+            self._body = _BY_LENGTH
             self._remaining = 0
             return b"".join(
                 (
@@ -379,8 +395,8 @@ class ServerConnection:
             content_length == len(body)
             and app is None
             and self.keep_alive
-            and self.our_state is SendState.SEND_RESPONSE
-            and self.their_state is RecvState.DONE
+            and self.our_state is _SEND_RESPONSE
+            and self.their_state is _RECV_DONE
             and not self._http10
             and not self._head_request
             and status != 204
@@ -390,7 +406,7 @@ class ServerConnection:
             # HTTP/1.1 connection, no field evloop manages.  Same bytes as
             # below, without the framing decisions (saves ~0.3 us).
             self.our_state = _COMPLETE_RESPONSE
-            self._body = _Body.LENGTH
+            self._body = _BY_LENGTH
             self._remaining = 0
             return b"".join(
                 (
@@ -405,7 +421,7 @@ class ServerConnection:
                     body,
                 )
             )
-        close = not self.keep_alive or self.their_state is not RecvState.DONE
+        close = not self.keep_alive or self.their_state is not _RECV_DONE
         if app is not None and app.close:
             close = True
 
@@ -416,19 +432,19 @@ class ServerConnection:
             # RFC 9110 8.6: no Content-Length on 204; on 304 it would have
             # to describe the selected representation, which we do not know.
             framing = b"" if no_content else b"Content-Length: %d\r\n" % content_length
-            mode = _Body.NONE if no_content or self._head_request else _Body.LENGTH
+            mode = _NO_BODY if no_content or self._head_request else _BY_LENGTH
         elif no_content:
             framing = b""
-            mode = _Body.NONE
+            mode = _NO_BODY
         elif not self._http10:
             framing = _CHUNKED
-            mode = _Body.NONE if self._head_request else _Body.CHUNKED
+            mode = _NO_BODY if self._head_request else _BY_CHUNKS
         elif self._head_request:
             framing = b""
-            mode = _Body.NONE
+            mode = _NO_BODY
         else:
             framing = b""
-            mode = _Body.CLOSE
+            mode = _BY_CLOSE
             close = True
 
         complete = content_length is not None and len(body) == content_length
@@ -443,11 +459,11 @@ class ServerConnection:
             connection = _CONNECTION_KEEP_ALIVE
         else:
             connection = b""
-        if mode is _Body.LENGTH:
+        if mode is _BY_LENGTH:
             self._remaining = content_length - len(body)
-        elif mode is _Body.CHUNKED:
+        elif mode is _BY_CHUNKS:
             body = chunk(body) if body else b""
-        elif mode is _Body.NONE:
+        elif mode is _NO_BODY:
             body = b""
         self._body = mode
         self.our_state = our_state
@@ -480,15 +496,15 @@ class ServerConnection:
         """Frame a piece of the response body (chunked when chunked)."""
         self.our_state = send_transition(self.our_state, "data")
         mode = self._body
-        if mode is _Body.LENGTH:
+        if mode is _BY_LENGTH:
             n = len(data)
             if n > self._remaining:
                 raise ValueError("response body longer than its Content-Length")
             self._remaining -= n
             return data
-        if mode is _Body.CHUNKED:
+        if mode is _BY_CHUNKS:
             return chunk(data) if data else b""
-        if mode is _Body.CLOSE:
+        if mode is _BY_CLOSE:
             return data
         return b""
 
@@ -499,9 +515,9 @@ class ServerConnection:
         go through ``send_data``: raises ValueError."""
         self.our_state = send_transition(self.our_state, "data")
         mode = self._body
-        if mode is _Body.CHUNKED:
+        if mode is _BY_CHUNKS:
             raise ValueError("a chunked body cannot bypass send_data")
-        if mode is _Body.LENGTH:
+        if mode is _BY_LENGTH:
             if count > self._remaining:
                 raise ValueError("response body longer than its Content-Length")
             self._remaining -= count
@@ -514,11 +530,11 @@ class ServerConnection:
         """
         mode = self._body
         keep_alive = self.keep_alive
-        if mode is _Body.CLOSE or (mode is _Body.LENGTH and self._remaining):
+        if mode is _BY_CLOSE or (mode is _BY_LENGTH and self._remaining):
             keep_alive = False
         self.our_state = send_transition(self.our_state, "end", keep_alive)
         self.keep_alive = keep_alive
-        return LAST_CHUNK if mode is _Body.CHUNKED else b""
+        return LAST_CHUNK if mode is _BY_CHUNKS else b""
 
     def send_error_response(
         self, status: int, reason: str, date: bytes, server: bytes = b"evloop"
@@ -531,7 +547,7 @@ class ServerConnection:
         state = self.our_state
         self.our_state = send_transition(state, "error_response")
         self.keep_alive = False
-        if state is not SendState.IDLE and state is not SendState.SEND_RESPONSE:
+        if state is not _SEND_IDLE and state is not _SEND_RESPONSE:
             return b""
         body = error_body(status, reason)
         return b"".join(
@@ -544,7 +560,7 @@ class ServerConnection:
                 b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
                 _CONNECTION_CLOSE,
                 b"\r\n",
-                b"" if self._head_request and state is SendState.SEND_RESPONSE else body,
+                b"" if self._head_request and state is _SEND_RESPONSE else body,
             )
         )
 
@@ -552,7 +568,7 @@ class ServerConnection:
         """Reset both sides for the next request (both DONE, keep-alive)."""
         their_state = self.their_state
         our_state = self.our_state
-        if their_state is not RecvState.DONE or our_state is not SendState.DONE:
+        if their_state is not _RECV_DONE or our_state is not _SEND_DONE:
             raise StateError(
                 f"cannot start next cycle: receiving side {their_state.name}, "
                 f"sending side {our_state.name}"
@@ -560,4 +576,4 @@ class ServerConnection:
         self.their_state = _RECV_NEXT_CYCLE
         self.our_state = _SEND_NEXT_CYCLE
         self._reader = None
-        self._body = _Body.NONE
+        self._body = _NO_BODY

@@ -521,6 +521,14 @@ class _Chunk(enum.Enum):
     TRAILER = "trailer section"
 
 
+# As module globals: an attribute of an Enum class costs ~0.1 us on Python
+# 3.11 (see evloop.http.connection), and the reader tests one per chunk.
+_CHUNK_SIZE = _Chunk.SIZE
+_CHUNK_DATA = _Chunk.DATA
+_CHUNK_DATA_END = _Chunk.DATA_END
+_CHUNK_TRAILER = _Chunk.TRAILER
+
+
 class ChunkedReader:
     """RFC 9112 7.1: chunk sizes, extensions, data, CRLFs and trailers.
 
@@ -531,7 +539,7 @@ class ChunkedReader:
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
-        self._state = _Chunk.SIZE
+        self._state = _CHUNK_SIZE
         self._remaining = 0
         self._total = 0
         # 16 hex digits, the extensions, CRLF.
@@ -542,7 +550,7 @@ class ChunkedReader:
         pieces = None
         while True:
             state = self._state
-            if state is _Chunk.DATA:
+            if state is _CHUNK_DATA:
                 pos = buf.pos
                 n = len(data) - pos
                 if not n:
@@ -550,7 +558,7 @@ class ChunkedReader:
                 remaining = self._remaining
                 if n >= remaining:
                     n = remaining
-                    self._state = _Chunk.DATA_END
+                    self._state = _CHUNK_DATA_END
                 self._remaining = remaining - n
                 buf.pos = pos + n
                 piece = _take(data, pos, n)
@@ -558,7 +566,7 @@ class ChunkedReader:
                     pieces = [piece]
                 else:
                     pieces.append(piece)
-            elif state is _Chunk.DATA_END:
+            elif state is _CHUNK_DATA_END:
                 pos = buf.pos
                 avail = len(data) - pos
                 if avail < 2:
@@ -568,8 +576,8 @@ class ChunkedReader:
                 if data[pos] != 13 or data[pos + 1] != 10:
                     raise ProtocolError(400, "missing CRLF after chunk data (RFC 9112 7.1)")
                 buf.pos = pos + 2
-                self._state = _Chunk.SIZE
-            elif state is _Chunk.SIZE:
+                self._state = _CHUNK_SIZE
+            elif state is _CHUNK_SIZE:
                 if not self._read_size_line(buf):
                     break
             elif pieces is None:
@@ -609,9 +617,9 @@ class ChunkedReader:
         buf.searched = 0
         if size:
             self._remaining = size
-            self._state = _Chunk.DATA
+            self._state = _CHUNK_DATA
         else:
-            self._state = _Chunk.TRAILER
+            self._state = _CHUNK_TRAILER
         return True
 
     def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
