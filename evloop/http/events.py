@@ -6,7 +6,9 @@ Per request the call grammar is::
 
 then, after ``start_next_cycle``, the next request, or ``ConnectionClosed``
 once the peer has closed and nothing is buffered.  ``NEED_DATA`` may appear
-anywhere before ``EndOfMessage``.
+anywhere before ``EndOfMessage``.  A connection made with ``implicit_end``
+returns a request without a body as its ``RequestHead`` alone (no
+``EndOfMessage`` follows it).
 """
 
 from dataclasses import dataclass

@@ -484,3 +484,34 @@ def test_file_data_sent_refuses_chunked_and_needs_a_body_in_progress():
     conn.send_response(200, [], content_length=None, date=DATE)
     with pytest.raises(ValueError):
         conn.file_data_sent(1)
+
+
+def test_implicit_end_completes_a_bodiless_request_with_its_head():
+    conn = ServerConnection(implicit_end=True)
+    conn.receive_data(
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi"
+        b"GET /c HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
+    )
+    head = conn.next_event()
+    assert isinstance(head, RequestHead) and head.target == "/a"
+    assert conn.their_state is RecvState.DONE and conn.next_event() is PAUSED
+    conn.send_response(200, [], content_length=0, date=DATE)
+    assert conn.start_next_cycle() > 0  # the next requests are already buffered
+    head = conn.next_event()
+    assert head.target == "/b" and conn.their_state is RecvState.BODY  # a body: events as usual
+    assert conn.next_event().data == b"hi"
+    assert isinstance(conn.next_event(), EndOfMessage)
+    conn.send_response(200, [], content_length=0, date=DATE)
+    conn.start_next_cycle()
+    assert conn.next_event().target == "/c" and conn.their_state is RecvState.DONE  # Content-Length: 0
+    conn.send_response(200, [], content_length=0, date=DATE)
+    assert conn.start_next_cycle() == 0
+    assert conn.next_event() is NEED_DATA
+
+
+def test_without_implicit_end_a_bodiless_request_still_ends_with_end_of_message():
+    conn = ServerConnection()
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert isinstance(conn.next_event(), RequestHead)
+    assert isinstance(conn.next_event(), EndOfMessage)
