@@ -53,12 +53,18 @@ class CountingTransport:
     abort = close
 
 
+def make_protocol(reactor: Reactor) -> HTTPProtocol:
+    """An HTTPProtocol serving the demo app, connected to a CountingTransport."""
+    server = Server(make_app(None), reactor, ServerConfig(access_log=False))
+    protocol = HTTPProtocol(server)
+    protocol.connection_made(CountingTransport())  # type: ignore[arg-type]
+    return protocol
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 100_000
     with Reactor() as reactor:
-        server = Server(make_app(None), reactor, ServerConfig(access_log=False))
-        protocol = HTTPProtocol(server)
-        protocol.connection_made(CountingTransport())  # type: ignore[arg-type]
+        protocol = make_protocol(reactor)
         hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
         unique = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(n)]
         for _ in range(10_000):

@@ -1,6 +1,6 @@
 """Parser microbenchmark: requests parsed per second for a browser-sized head.
 
-Run: .venv/bin/python load/bench_parser.py
+Run: .venv/bin/python load/bench_parser.py [ITERATIONS]
 
 Measures ServerConnection end to end for one keep-alive GET cycle:
 receive_data, next_event (RequestHead, EndOfMessage, PAUSED), send_response
@@ -111,7 +111,7 @@ def stdlib_baseline(head: bytes):
 
 
 def main() -> None:
-    n = 20000
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     print(f"python {sys.version.split()[0]}, {n} iterations, best of 5 (CPU time)")
     base = best_of(stdlib_baseline(BROWSER_HEAD), n // 4)
     for name, fn in [

@@ -1,0 +1,83 @@
+"""Instructions per request of the server glue, counted by valgrind: a figure that noise cannot move.
+
+Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
+
+Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
+read), ``unique`` (one per read, a different head each time).  Each case
+drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
+that only counts bytes (as ``load/bench_glue.py`` does), under
+``valgrind --tool=callgrind``, twice with different request counts; the
+difference divided by the extra requests is the count per request, start-up
+excluded.  On a shared machine wall and CPU times move by tens of percent
+between runs; instruction counts repeat to a few parts in ten thousand, so
+they show what a change to the hot path did.  Needs valgrind (Debian package
+``valgrind``).  It measures; it asserts nothing.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1}  # case -> requests per read
+FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
+
+
+def drive(case: str, reads: int) -> None:
+    """The measured workload (run inside valgrind)."""
+    from bench_glue import make_protocol
+    from evloop.reactor import Reactor
+
+    hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
+    if case == "unique":
+        reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
+    else:
+        reads_data = [hello * CASES[case]] * reads
+    with Reactor() as reactor:
+        protocol = make_protocol(reactor)
+        for _ in range(200):
+            protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
+        for data in reads_data:
+            protocol.data_received(data)
+
+
+def instructions(case: str, reads: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--drive", case, str(reads)],
+        capture_output=True, text=True, check=True,
+    )
+    match = re.search(r"refs:\s*([\d,]+)", out.stderr)
+    if match is None:
+        raise RuntimeError(f"no instruction count from valgrind: {out.stderr[-500:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--drive"]:
+        drive(sys.argv[2], int(sys.argv[3]))
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    args = sys.argv[1:]
+    fewer, more = FEWER, MORE
+    if args[:1] == ["--reads"]:
+        fewer, more = int(args[1]), int(args[2])
+        args = args[3:]
+    for case in args:
+        if case not in CASES:
+            sys.exit(f"unknown case {case!r}; known: {', '.join(CASES)}")
+    print(f"python {sys.version.split()[0]}, instructions per request (valgrind callgrind, "
+          f"{fewer} and {more} reads, difference)")
+    for case in args or list(CASES):
+        extra = (more - fewer) * CASES[case]
+        per_request = (instructions(case, more) - instructions(case, fewer)) / extra
+        print(f"{case:10s} {per_request:9,.0f}")
+
+
+if __name__ == "__main__":
+    main()
