@@ -52,6 +52,7 @@ logger = logging.getLogger("evloop.server")
 access_logger = logging.getLogger("evloop.access")
 
 _LINGER_S = 2.0   # after an error response: how long to drain the client's bytes before closing
+_STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response per write
 
 
 @dataclasses.dataclass
@@ -769,7 +770,14 @@ class HTTPProtocol(Protocol):
             self._out = []  # batch the next pipelined responses again
 
     def _pump_stream(self) -> None:
-        """Pull body chunks while the transport is below its high water mark."""
+        """Pull body chunks while the transport is below its high water mark.
+
+        Chunks go out in batches of up to ``_STREAM_BATCH_BYTES`` with one
+        ``writelines`` (one ``sendmsg``): a 1 MiB body in 64 KiB chunks takes
+        4 system calls instead of 16, and a stream of small chunks is not a
+        system call each.  A connection holds at most its high water mark
+        plus one batch.
+        """
         conn = self.conn
         while self._stream is not None and not self._write_paused:
             transport = self.transport
@@ -779,25 +787,32 @@ class HTTPProtocol(Protocol):
                 # whole body.
                 self._abort_response()
                 return
+            batch = []
+            size = 0
             try:
-                chunk = next(self._stream)
-                if chunk:
-                    data = conn.send_data(chunk)
-                    self._body_bytes += len(chunk)
-                    transport.write(data)
+                while size < _STREAM_BATCH_BYTES:
+                    chunk = next(self._stream)
+                    if chunk:
+                        batch.append(conn.send_data(chunk))
+                        size += len(chunk)
             except StopIteration:
                 self._stream = None
+                self._body_bytes += size
+                transport.writelines(batch)
                 self._write(conn.send_end())
                 self._response_done()
                 if not self.busy and self.transport is not None and not self._processing:
                     self._process()
                 return
             except Exception:
+                transport.writelines(batch)  # the chunks before the failure were good: as unbatched
                 head = self.head
                 logger.exception("response body of %s %s failed", head.method if head else "?",
                                  head.target if head else "?")
                 self._abort_response()
                 return
+            self._body_bytes += size
+            transport.writelines(batch)
         if self._write_paused:
             self._arm_send_deadline()
 

@@ -34,6 +34,7 @@ logger = logging.getLogger("evloop")
 _READ_SIZE = 256 * 1024
 _SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
 _FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
+_MAX_IOVECS = 512                     # buffers per sendmsg() from writelines (Linux allows 1024)
 _ACCEPT_BATCH = 128                   # accepts per readiness event, so one listener cannot hog a pass
 _ACCEPT_BACKOFF_S = 0.1               # pause on EMFILE/ENFILE before polling the listener again
 
@@ -258,8 +259,53 @@ class SocketTransport:
         self._maybe_pause_protocol()
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write several chunks; they go out together when possible."""
-        self.write(b"".join(chunks))
+        """Write several chunks in order, gathered by ``sendmsg`` when nothing is queued.
+
+        The chunks are not joined (no copy of big ones in Python): the kernel
+        gathers up to ``_MAX_IOVECS`` of them per system call.  What the
+        socket does not take is queued as with ``write``.
+        """
+        if self._closing:
+            return
+        if self._eof_pending or self._eof_written:
+            raise RuntimeError("cannot write after write_eof()")
+        buffers = [chunk for chunk in chunks if chunk]
+        if len(buffers) <= 1:
+            if buffers:
+                self.write(buffers[0])
+            return
+        queue = self._queue
+        if not queue:
+            sock = self._sock
+            try:
+                while buffers:
+                    group = buffers[:_MAX_IOVECS]
+                    sent = sock.sendmsg(group)
+                    done = 0  # chunks of the group that went out whole
+                    while done < len(group) and sent >= len(group[done]):
+                        sent -= len(group[done])
+                        done += 1
+                    if done < len(group) and sent:
+                        chunk = group[done]
+                        # A view of bytes needs no copy; a mutable chunk is copied by the queue.
+                        buffers[done] = memoryview(chunk)[sent:] if type(chunk) is bytes else chunk[sent:]
+                    del buffers[:done]
+                    if done < len(group):
+                        break  # the socket took less than offered: the rest waits for writability
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as exc:
+                self._fatal_error(exc)
+                return
+            if not buffers:
+                return
+            for chunk in buffers:
+                queue.append(chunk)
+            self._register_writer()
+        else:
+            for chunk in buffers:
+                queue.append(chunk)
+        self._maybe_pause_protocol()
 
     def sendfile(
         self,

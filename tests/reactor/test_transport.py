@@ -211,6 +211,40 @@ def test_partial_writes_drain_every_byte(pair, run_until, reactor):
     assert protocol.events == ["CM", "PW", "RW"]
 
 
+def test_writelines_partial_sends_keep_every_byte_in_order(pair, run_until, reactor):
+    # Far more than the socket takes at once, in chunks of every kind and size,
+    # and more chunks than one sendmsg gathers: partial gathers must resume
+    # exactly where the kernel stopped.
+    transport, protocol, peer = pair()
+    sizes = [65536, 1, 300_000, 7, 0, 40_000] * 40 + [3] * 1500
+    chunks = []
+    for i, n in enumerate(sizes):
+        data = os.urandom(n)
+        chunks.append(data if i % 3 == 0 else bytearray(data) if i % 3 == 1 else memoryview(data))
+    expected = b"".join(bytes(c) for c in chunks)
+    mutable = [c for c in chunks if isinstance(c, bytearray)]
+    transport.writelines(chunks)
+    assert 0 < transport.get_write_buffer_size() < len(expected)  # the peer is not reading yet
+    for buf in mutable:
+        buf[:] = b"\0" * len(buf)  # the caller reuses its buffers: what was queued is a copy
+    transport.writelines([b"E", b"ND"])  # after queued bytes: queued behind them
+    peer.start_reading()
+    run_until(reactor, lambda: len(peer.data) == len(expected) + 3, 10)
+    assert bytes(peer.data) == expected + b"END"
+
+
+def test_writelines_of_many_small_chunks_sends_them_all_at_once(pair):
+    transport, protocol, peer = pair()
+    chunks = [b"%d," % i for i in range(1200)]  # more buffers than one sendmsg gathers
+    transport.writelines(chunks)
+    assert transport.get_write_buffer_size() == 0
+    expected = b"".join(chunks)
+    received = b""
+    while len(received) < len(expected):
+        received += peer.sock.recv(65536)
+    assert received == expected
+
+
 def test_partial_write_of_mutable_buffer_is_copied(pair, run_until, reactor):
     transport, protocol, peer = pair()
     buf = bytearray(os.urandom(1024 * 1024))
