@@ -3,7 +3,7 @@
 Run: .venv/bin/python load/bench_parser.py [ITERATIONS]
 
 Measures ServerConnection end to end for one keep-alive GET cycle:
-receive_data, next_event (RequestHead, EndOfMessage, PAUSED), send_response
+receive_data, next_event (RequestHead, EndOfMessage, PAUSED), send_complete_response
 with a small body, start_next_cycle; and the head parse alone.  Each is
 measured twice: with the same head every time (served from the parser's
 bounded cache of heads it has validated, as for a client that repeats its
@@ -86,12 +86,8 @@ def full_cycle(head: bytes, unique: bool = False):
             conn.next_event()
             conn.next_event()
             assert conn.next_event() is PAUSED
-            conn.send_response(
-                200,
-                [("Content-Type", "text/plain")],
-                content_length=13,
-                date=b"Tue, 25 Nov 2025 21:30:00 GMT",
-                body=b"Hello, world!",
+            conn.send_complete_response(
+                200, [("Content-Type", "text/plain")], b"Hello, world!", b"Tue, 25 Nov 2025 21:30:00 GMT"
             )
             conn.start_next_cycle()
 

@@ -390,36 +390,6 @@ class ServerConnection:
         else:
             block = b""
             app = None
-        if (
-            content_length == len(body)
-            and app is None
-            and self.keep_alive
-            and self.our_state is _SEND_RESPONSE
-            and self.their_state is _RECV_DONE
-            and not self._http10
-            and not self._head_request
-            and status != 204
-            and status != 304
-        ):
-            # Fast path, the common case: the whole body on a keep-alive
-            # HTTP/1.1 connection, no field evloop manages.  Same bytes as
-            # below, without the framing decisions (saves ~0.3 us).
-            self.our_state = _COMPLETE_RESPONSE
-            self._body = _BY_LENGTH
-            self._remaining = 0
-            return b"".join(
-                (
-                    STATUS_LINES.get(status) or status_line(status),
-                    b"Server: ",
-                    server,
-                    b"\r\nDate: ",
-                    date,
-                    b"\r\n",
-                    block,
-                    b"Content-Length: %d\r\n\r\n" % content_length,
-                    body,
-                )
-            )
         close = not self.keep_alive or self.their_state is not _RECV_DONE
         if app is not None and app.close:
             close = True
