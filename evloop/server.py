@@ -431,7 +431,7 @@ class HTTPProtocol(Protocol):
         try:
             pending = None  # an event a burst of bodiless requests ended on, not handled yet
             while not self.busy and self.transport is not None:
-                if self._write_paused:
+                if self._write_paused and pending is None:  # an event already taken is handled first
                     self._pause_reading()
                     break
                 if pending is not None:
