@@ -507,7 +507,8 @@ class HTTPProtocol(Protocol):
         ``_dispatch``, ``_send`` and ``_response_done`` do, keeps what does
         not change within a burst in locals (the peer, the app, the Date
         field), and writes the connection's bookkeeping back once at the end
-        (saves ~1.5 us per pipelined request).  Anything else is handed to
+        (measured with load/bench_instructions.py: 6,000 instructions, about
+        15%, less per pipelined request).  Anything else is handed to
         those steps.  ``100 Continue`` is skipped, as RFC 9110 10.1.1 lets a
         server do when the framing says there is no content.
 
@@ -538,7 +539,7 @@ class HTTPProtocol(Protocol):
         while True:
             request = Request(head.method, head.target, head.version, head.headers, b"", client, sockname,
                               "http", reactor, responder)
-            self.request = request  # _call_app, inlined (a call is ~5% of a pipelined request)
+            self.request = request  # _call_app, inlined: one call fewer per request
             self._dispatching = True
             try:
                 response = app(request)
@@ -636,7 +637,7 @@ class HTTPProtocol(Protocol):
         trusted = self.server.trusted_proxies
         if trusted is not None:
             client, scheme = resolve_client(client, scheme, head.headers, trusted)
-        # By position: keywords would cost ~0.3 us more per request.
+        # By position: with keywords the constructor takes twice as long (0.7 against 0.3 us).
         return Request(head.method, head.target, head.version, head.headers, body, client, transport.sockname,
                        scheme, self.reactor, self._respond_later)
 
