@@ -504,11 +504,11 @@ class HTTPProtocol(Protocol):
         The common case, and every request of a pipelined burst, so while
         each request on a plain keep-alive connection is answered at once
         with a bytes ``Response``, this loop does what ``_make_request``,
-        ``_dispatch``, ``_send`` and ``_response_done`` do, keeps what does
-        not change within a burst in locals (the peer, the app, the Date
-        field), and writes the connection's bookkeeping back once at the end
-        (measured with load/bench_instructions.py: 6,000 instructions, about
-        15%, less per pipelined request).  Anything else is handed to
+        ``_send`` and ``_response_done`` do, keeps what does not change
+        within a burst in locals (the peer, the Date field), and writes the
+        connection's bookkeeping back once at the end (measured with
+        load/bench_instructions.py: 6,000 instructions, about 15%, less per
+        pipelined request).  Anything else is handed to
         those steps.  ``100 Continue`` is skipped, as RFC 9110 10.1.1 lets a
         server do when the framing says there is no content.
 
@@ -529,7 +529,6 @@ class HTTPProtocol(Protocol):
         conn = self.conn
         transport = self.transport
         out = self._out  # called by _process, in a batch: a list
-        app = server.app
         client = transport.peername  # type: ignore[union-attr]
         sockname = transport.sockname  # type: ignore[union-attr]
         reactor = self.reactor
@@ -539,14 +538,7 @@ class HTTPProtocol(Protocol):
         while True:
             request = Request(head.method, head.target, head.version, head.headers, b"", client, sockname,
                               "http", reactor, responder)
-            self.request = request  # _call_app, inlined: one call fewer per request
-            self._dispatching = True
-            try:
-                response = app(request)
-            except Exception:
-                response = self._handler_failed(request)
-            finally:
-                self._dispatching = False
+            response = self._call_app(request)
             if (
                 type(response) is not Response
                 or type(response.body) is not bytes
@@ -652,13 +644,10 @@ class HTTPProtocol(Protocol):
         try:
             return self.server.app(request)
         except Exception:
-            return self._handler_failed(request)
+            logger.exception("handler for %s %s failed", request.method, request.target)
+            return None if request._responded else _internal_error()
         finally:
             self._dispatching = False
-
-    def _handler_failed(self, request: Request) -> Response | None:
-        logger.exception("handler for %s %s failed", request.method, request.target)
-        return None if request._responded else _internal_error()
 
     def _answer(self, request: Request, response: Response | None) -> None:
         """Send what the app returned, unless it deferred or already responded."""
@@ -714,12 +703,7 @@ class HTTPProtocol(Protocol):
                 # The common case: complete at once, nothing to close later
                 # (so ``_response`` stays None).
                 self._body_bytes = 0 if bodiless else len(body)
-                data = conn.send_complete_response(status, response.headers, body, date, server_header)
-                out = self._out
-                if out is not None:
-                    out.append(data)
-                else:
-                    self._write(data)
+                self._write(conn.send_complete_response(status, response.headers, body, date, server_header))
                 self._response_done()
                 return
             self._response = response
@@ -843,7 +827,7 @@ class HTTPProtocol(Protocol):
             self._response = None  # bytes need no closing: skip the call
         server = self.server
         server.requests_served += 1
-        if server.log_heads_or_access and server.config.access_log and access_logger.isEnabledFor(logging.INFO):
+        if server.config.access_log and access_logger.isEnabledFor(logging.INFO):
             self._log_access()
         self.request = None
         self.head = None

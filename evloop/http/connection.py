@@ -224,7 +224,7 @@ class ServerConnection:
     def buffered_bytes(self) -> int:
         """Bytes received and not parsed yet."""
         buf = self._buf
-        return len(buf.data) - buf.pos  # len(buf), without a call: asked once per request
+        return len(buf.data) - buf.pos  # len(buf), without the call to __len__
 
     trailing_bytes = buffered_bytes
 
