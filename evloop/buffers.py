@@ -153,20 +153,18 @@ class ReceiveBuffer:
     code that advances ``pos`` resets it.  It is relative to ``pos`` so that
     compaction does not disturb it.
 
-    ``heads`` and ``heads_at`` are the head parser's look-ahead for pipelined
-    requests (see ``evloop.http.parser.read_head``): texts of heads that
-    start at offset ``heads_at`` of ``data``, last one first.  Valid only
-    while ``pos == heads_at``; compaction, which moves the bytes, drops them.
+    ``last_head`` is the head parser's memo of the last head it took from
+    its cache (see ``evloop.http.parser.read_head``); it is about bytes, not
+    offsets, so compaction leaves it valid.
     """
 
-    __slots__ = ("data", "pos", "searched", "heads", "heads_at")
+    __slots__ = ("data", "pos", "searched", "last_head")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.pos = 0
         self.searched = 0
-        self.heads: list[str] = []
-        self.heads_at = -1
+        self.last_head: tuple | None = None
 
     def __len__(self) -> int:
         return len(self.data) - self.pos
@@ -180,9 +178,7 @@ class ReceiveBuffer:
             if pos == len(data):
                 data.clear()
                 self.pos = 0
-                self.heads_at = -1
             elif pos * 2 >= len(data):
                 del data[:pos]
                 self.pos = 0
-                self.heads_at = -1
         data += chunk

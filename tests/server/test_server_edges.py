@@ -319,7 +319,7 @@ def test_a_pipelined_burst_survives_every_kind_of_interruption(live):
     stream = b"".join(get % path for path in paths[:8])
     stream += b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
     stream += b"".join(get % path for path in paths[8:])
-    stream += get % b"/a?7" * 20  # a long run of repeats: taken from the parser's look-ahead
+    stream += get % b"/a?7" * 20  # a long run of repeats: taken by comparison with the last head
     sock.send(stream)
     expected = [
         (200, b"a:/a?1"), (200, b"a:/a?2"), (200, b"deferred"), (200, b"a:/a?3"),

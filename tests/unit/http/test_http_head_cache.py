@@ -40,11 +40,11 @@ def test_errors_are_never_cached():
         assert err.value.status == 400
 
 
-# --- look-ahead split of pipelined heads (parser._split_ahead) ---------------
+# --- repeated heads taken by comparison (read_head's last_head) -------------
 
 from _http_helpers import bytewise, merge_data, run  # noqa: E402
 
-from evloop.http import Data, EndOfMessage, RequestHead  # noqa: E402
+from evloop.http import Data, EndOfMessage, RequestHead, parser  # noqa: E402  (the module)
 
 GET = b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
 # Streams where a naive split on CRLF CRLF would cut in the wrong place: bodies
@@ -85,7 +85,7 @@ def summary(events):
 
 
 @pytest.mark.parametrize("name", sorted(LOOKAHEAD_STREAMS))
-def test_pipelined_bursts_parse_as_one_request_at_a_time(name):
+def test_pipelined_bursts_parse_as_one_request_at_a_time(name, monkeypatch):
     stream = LOOKAHEAD_STREAMS[name]
     limits = Limits()
     for _ in range(2):
@@ -93,13 +93,16 @@ def test_pipelined_bursts_parse_as_one_request_at_a_time(name):
     whole = run([stream], limits)
     assert name.startswith("bad") or name.startswith("bare-cr") or whole[1] is None, whole[1]
     twice = run([stream[: len(stream) // 2], stream[len(stream) // 2 :]], limits)
-    one_by_one = run(bytewise(stream), limits)  # never more than one head ahead: no look-ahead
-    expected = (summary(one_by_one[0]), one_by_one[1] and one_by_one[1].status)
+    one_by_one = run(bytewise(stream), limits)
+    monkeypatch.setattr(parser, "_HEAD_CACHE_MAX_CHARS", 0)  # nothing cached: every head parsed in full
+    reference = run([stream], Limits())
+    expected = (summary(reference[0]), reference[1] and reference[1].status)
+    assert (summary(one_by_one[0]), one_by_one[1] and one_by_one[1].status) == expected
     assert (summary(whole[0]), whole[1] and whole[1].status) == expected
     assert (summary(twice[0]), twice[1] and twice[1].status) == expected
 
 
-def test_lookahead_respects_a_smaller_head_limit():
+def test_repeat_respects_a_smaller_head_limit():
     big = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
     generous = Limits()
     for _ in range(3):
