@@ -1,0 +1,97 @@
+"""send_complete_response: the same bytes and states as send_response, memo or not."""
+
+import itertools
+
+import pytest
+
+from evloop.http import NEED_DATA, ServerConnection
+from evloop.http import connection as connection_module
+
+from _http_helpers import DATE
+
+REQUESTS = {
+    "1.1": b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    "1.1-close": b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    "1.0": b"GET / HTTP/1.0\r\n\r\n",
+    "1.0-keep-alive": b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    "head": b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+}
+FIELDS = {
+    "none": None,
+    "empty": [],
+    "str": [("Content-Type", "text/plain")],
+    "bytes": [(b"X-A", b"1"), (b"X-B", b"2")],
+    "lists": [["X-List", "v"]],  # unhashable pairs
+    "connection-close": [("Connection", "close")],
+    "content-length": [("Content-Length", "2")],
+    "date-and-server": [("Date", "yesterday"), ("Server", "other")],
+}
+STATUSES = [200, 201, 204, 304, 404, 599, 999]
+
+
+def ready(request: bytes, implicit_end: bool) -> ServerConnection:
+    """A connection with ``request`` received whole, waiting for its response."""
+    conn = ServerConnection(implicit_end=implicit_end)
+    conn.receive_data(request)
+    conn.next_event()
+    if not implicit_end:
+        conn.next_event()  # EndOfMessage
+    return conn
+
+
+def state(conn: ServerConnection):
+    return conn.our_state, conn.their_state, conn.keep_alive
+
+
+@pytest.mark.parametrize("implicit_end", [True, False])
+@pytest.mark.parametrize("request_name", sorted(REQUESTS))
+def test_same_bytes_and_states_as_send_response(request_name, implicit_end):
+    connection_module._FRAMED.clear()
+    for status, fields_name, body in itertools.product(STATUSES, sorted(FIELDS), [b"", b"ok"]):
+        fields = FIELDS[fields_name]
+        general = ready(REQUESTS[request_name], implicit_end)
+        expected = general.send_response(status, fields, content_length=len(body), date=DATE, body=body)
+        for attempt in range(3):  # the first frames, the others may come from the memo
+            conn = ready(REQUESTS[request_name], implicit_end)
+            got = conn.send_complete_response(status, fields, body, DATE)
+            assert got == expected, (status, fields_name, body, attempt)
+            assert state(conn) == state(general), (status, fields_name, body, attempt)
+
+
+def test_each_date_server_length_and_field_value_frames_anew():
+    fields = [("X-Counter", "1")]
+    first = ready(REQUESTS["1.1"], True).send_complete_response(200, fields, b"ok", DATE)
+    fields[0] = ("X-Counter", "2")  # the same list, changed in place
+    second = ready(REQUESTS["1.1"], True).send_complete_response(200, fields, b"ok", DATE)
+    assert b"X-Counter: 1\r\n" in first and b"X-Counter: 2\r\n" in second
+    later = ready(REQUESTS["1.1"], True).send_complete_response(200, fields, b"ok", b"Fri, 02 Jan 2026 00:00:00 GMT")
+    assert b"\r\nDate: Fri, 02 Jan 2026 00:00:00 GMT\r\n" in later
+    other = ready(REQUESTS["1.1"], True).send_complete_response(200, fields, b"ok", DATE, b"custom")
+    assert b"\r\nServer: custom\r\n" in other
+    longer = ready(REQUESTS["1.1"], True).send_complete_response(200, fields, b"okay", DATE)
+    assert longer.endswith(b"Content-Length: 4\r\n\r\nokay")
+
+
+def test_invalid_fields_raise_every_time():
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            ready(REQUESTS["1.1"], True).send_complete_response(200, [("X-A", "1\r\nInjected: yes")], b"", DATE)
+
+
+def test_memo_is_bounded():
+    for length in range(connection_module._FRAMED_MAX * 3):
+        conn = ready(REQUESTS["1.1"], True)
+        conn.send_complete_response(200, [("Content-Type", "text/plain")], b"x" * length, DATE)
+        assert len(connection_module._FRAMED) <= connection_module._FRAMED_MAX
+
+
+def test_next_cycle_after_a_memoised_response():
+    conn = ServerConnection(implicit_end=True)
+    conn.receive_data(REQUESTS["1.1"] * 3)
+    outputs = []
+    for _ in range(3):
+        conn.next_event()
+        outputs.append(conn.send_complete_response(200, [], b"hi", DATE))
+        conn.start_next_cycle()
+    assert conn.next_event() is NEED_DATA
+    assert len(set(outputs)) == 1 and outputs[0].endswith(b"Content-Length: 2\r\n\r\nhi")
