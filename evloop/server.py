@@ -28,6 +28,7 @@ import logging
 import signal
 import socket
 import time
+import types
 from typing import Any, Callable, Iterator
 
 from .app import FileBody, Request, Response, format_access_log
@@ -109,6 +110,11 @@ class Server:
 
     def __init__(self, app: Callable[[Request], Response | None], reactor: Reactor, config: ServerConfig | None = None):
         self.app = app
+        # An App instance is called through its bound __call__: calling the
+        # instance itself goes through a slot wrapper first (measured with
+        # load/bench_instructions.py: ~600 instructions a request).
+        call = getattr(app, "__call__", None)
+        self.call_app = call if type(call) is types.MethodType else app
         self.reactor = reactor
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
@@ -504,16 +510,16 @@ class HTTPProtocol(Protocol):
         The common case, and every request of a pipelined burst, so while
         each request on a plain keep-alive connection is answered at once
         with a bytes ``Response``, this loop does what ``_make_request``,
-        ``_send`` and ``_response_done`` do, keeps what does not change
-        within a burst in locals (the peer, the Date field), and writes the
-        connection's bookkeeping back once at the end (measured with
-        load/bench_instructions.py: 6,000 instructions, about 15%, less per
-        pipelined request).  Anything else is handed to
+        ``_call_app``, ``_send`` and ``_response_done`` do, keeps what does
+        not change within a burst in locals (the peer, the Date field, the
+        dispatching flag), and writes the connection's bookkeeping back once
+        at the end (measured with load/bench_instructions.py: about 7,000
+        instructions less per pipelined request).  Anything else is handed to
         those steps.  ``100 Continue`` is skipped, as RFC 9110 10.1.1 lets a
         server do when the framing says there is no content.
 
         Returns the event that ended the burst, or the ``ProtocolError`` that
-        ``next_event`` raised, for ``_process`` to handle as if it came from
+        ``next_cycle_event`` raised, for ``_process`` to handle as if it came from
         ``next_event`` itself; None when there is none.
         """
         self.head = head
@@ -533,44 +539,56 @@ class HTTPProtocol(Protocol):
         sockname = transport.sockname  # type: ignore[union-attr]
         reactor = self.reactor
         responder = self._respond_later
+        call_app = server.call_app
         date = server.date.get()  # one clock read per burst: a burst takes microseconds
         server_header = server.server_header
-        while True:
-            request = Request(head.method, head.target, head.version, head.headers, b"", client, sockname,
-                              "http", reactor, responder)
-            response = self._call_app(request)
-            if (
-                type(response) is not Response
-                or type(response.body) is not bytes
-                or request._responded
-                or self.transport is None
-            ):
-                self._answer(request, response)
-                return None
-            request._responded = True  # a later respond() is an error
-            try:
-                out.append(conn.send_complete_response(response.status, response.headers, response.body,
-                                                       date, server_header))
-            except ValueError as exc:
-                logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-                self._abort_response()
-                return None
-            if not conn.keep_alive:
-                self._status = response.status
-                self._response_done()
-                return None
-            server.requests_served += 1
-            if not conn.start_next_cycle():
-                event = None  # nothing more buffered (one request per read): no NEED_DATA to ask for
-                break
-            try:
-                event = conn.next_event()
-            except ProtocolError as exc:
-                event = exc  # for _process to answer, once the bookkeeping below is done
-                break
-            if type(event) is not RequestHead or event.content_length or event.chunked:
-                break
-            head = self.head = event
+        served = 0
+        # Handlers run back to back: the state _call_app keeps per call
+        # (dispatching, the request in hand) is kept once for the burst.
+        self._dispatching = True
+        try:
+            while True:
+                request = Request(head.method, head.target, head.version, head.headers, b"", client, sockname,
+                                  "http", reactor, responder)
+                self.request = request
+                try:
+                    response = call_app(request)
+                except Exception:
+                    response = self._app_failed(request)
+                if (
+                    type(response) is not Response
+                    or type(response.body) is not bytes
+                    or request._responded
+                    or self.transport is None
+                ):
+                    self._dispatching = False
+                    self._answer(request, response)
+                    return None
+                request._responded = True  # a later respond() is an error
+                try:
+                    out.append(conn.send_complete_response(response.status, response.headers, response.body,
+                                                           date, server_header))
+                except ValueError as exc:
+                    logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+                    self._abort_response()
+                    return None
+                if not conn.keep_alive:
+                    self._dispatching = False
+                    self._status = response.status
+                    self._response_done()
+                    return None
+                served += 1
+                try:
+                    event = conn.next_cycle_event()
+                except ProtocolError as exc:
+                    event = exc  # for _process to answer, once the bookkeeping below is done
+                    break
+                if type(event) is not RequestHead or event.content_length or event.chunked:
+                    break
+                head = self.head = event
+        finally:
+            self._dispatching = False
+            server.requests_served += served
         # The last response is queued and no request is in progress.
         self.request = None
         self.head = None
@@ -642,12 +660,16 @@ class HTTPProtocol(Protocol):
         self.request = request
         self._dispatching = True
         try:
-            return self.server.app(request)
+            return self.server.call_app(request)
         except Exception:
-            logger.exception("handler for %s %s failed", request.method, request.target)
-            return None if request._responded else _internal_error()
+            return self._app_failed(request)
         finally:
             self._dispatching = False
+
+    def _app_failed(self, request: Request) -> Response | None:
+        """The handler raised: log it; a 500 unless it already responded."""
+        logger.exception("handler for %s %s failed", request.method, request.target)
+        return None if request._responded else _internal_error()
 
     def _answer(self, request: Request, response: Response | None) -> None:
         """Send what the app returned, unless it deferred or already responded."""
