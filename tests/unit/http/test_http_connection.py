@@ -515,3 +515,40 @@ def test_without_implicit_end_a_bodiless_request_still_ends_with_end_of_message(
     conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
     assert isinstance(conn.next_event(), RequestHead)
     assert isinstance(conn.next_event(), EndOfMessage)
+
+
+def test_next_cycle_event_starts_the_cycle_and_returns_the_next_event():
+    conn = ServerConnection(implicit_end=True)
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHo")
+    assert conn.next_event().target == "/a"
+    conn.send_response(200, [], content_length=0, date=DATE)
+    head = conn.next_cycle_event()
+    assert head.target == "/b" and conn.their_state is RecvState.DONE and conn.our_state is SendState.SEND_RESPONSE
+    conn.send_response(200, [], content_length=0, date=DATE)
+    assert conn.next_cycle_event() is NEED_DATA  # a partial head is buffered
+    conn.receive_data(b"st: h\r\n\r\n")
+    assert conn.next_event().target == "/c"
+    conn.send_response(200, [], content_length=0, date=DATE)
+    assert conn.next_cycle_event() is None  # nothing buffered: no NEED_DATA to ask for
+    assert conn.their_state is RecvState.IDLE and conn.our_state is SendState.IDLE
+    conn.receive_data(b"GET /d HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n")
+    with pytest.raises(ProtocolError):
+        conn.next_event()
+
+
+@pytest.mark.parametrize("stage", ["response not sent", "body not read", "must close"])
+def test_next_cycle_event_refuses_what_start_next_cycle_refuses(stage):
+    conn = ServerConnection()
+    if stage == "body not read":
+        conn.receive_data(request("POST / HTTP/1.1\nHost: h\nContent-Length: 3", b"a"))
+        conn.next_event(), conn.next_event()
+        conn.send_response(200, [], content_length=0, date=DATE)
+    else:
+        conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n" + (b"Connection: close\r\n" if stage == "must close" else b"") + b"\r\n")
+        conn.next_event(), conn.next_event()
+        if stage == "must close":
+            conn.send_response(200, [], content_length=0, date=DATE)
+    states = (conn.their_state, conn.our_state)
+    with pytest.raises(StateError, match="cannot start next cycle"):
+        conn.next_cycle_event()
+    assert (conn.their_state, conn.our_state) == states
