@@ -733,7 +733,9 @@ class HTTPProtocol(Protocol):
                 self._body_bytes = 0 if bodiless else body.count
                 self._write(conn.send_response(status, response.headers, content_length=body.count, date=date,
                                                server=server_header))
-                if bodiless or body.count == 0:
+                if body.count == 0:
+                    self._response_done()  # complete with its head (Content-Length: 0): no send_end
+                elif bodiless:
                     self._write(conn.send_end())
                     self._response_done()
                 else:
@@ -742,13 +744,19 @@ class HTTPProtocol(Protocol):
                 self._body_bytes = 0
                 self._write(conn.send_response(status, response.headers, content_length=response.content_length,
                                                date=date, server=server_header))
-                if bodiless:
+                if response.content_length == 0:
+                    # Complete with its head: the iterable is closed, not pulled.
+                    self._response_done()
+                elif bodiless:
                     self._write(conn.send_end())
                     self._response_done()
                 else:
                     self._stream = iter(body)
-                    self._flush()  # the head goes out before the body is pulled
-                    self._pump_stream()
+                    # The head (and any responses batched before it) goes
+                    # out with the first batch of the body: a system call
+                    # fewer per streamed response.
+                    pending, self._out = self._out, None
+                    self._pump_stream(pending)
                     if self._processing:
                         self._out = []  # batch the next pipelined responses again
         except ValueError as exc:
@@ -776,14 +784,15 @@ class HTTPProtocol(Protocol):
         if self._processing and self._out is None:
             self._out = []  # batch the next pipelined responses again
 
-    def _pump_stream(self) -> None:
+    def _pump_stream(self, pending: list[bytes] | None = None) -> None:
         """Pull body chunks while the transport is below its high water mark.
 
         Chunks go out in batches of up to ``_STREAM_BATCH_BYTES`` with one
         ``writelines`` (one ``sendmsg``): a 1 MiB body in 64 KiB chunks takes
         4 system calls instead of 16, and a stream of small chunks is not a
         system call each.  A connection holds at most its high water mark
-        plus one batch.
+        plus one batch.  ``pending``: bytes that go before the body (the
+        response head), written with its first batch.
         """
         conn = self.conn
         while self._stream is not None and not self._write_paused:
@@ -794,7 +803,8 @@ class HTTPProtocol(Protocol):
                 # whole body.
                 self._abort_response()
                 return
-            batch = []
+            batch = pending or []
+            pending = None
             size = 0
             try:
                 while size < _STREAM_BATCH_BYTES:
@@ -805,8 +815,8 @@ class HTTPProtocol(Protocol):
             except StopIteration:
                 self._stream = None
                 self._body_bytes += size
+                batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
                 transport.writelines(batch)
-                self._write(conn.send_end())
                 self._response_done()
                 if not self.busy and self.transport is not None and not self._processing:
                     self._process()
@@ -820,6 +830,8 @@ class HTTPProtocol(Protocol):
                 return
             self._body_bytes += size
             transport.writelines(batch)
+        if pending and self.transport is not None:
+            self.transport.writelines(pending)  # writing was paused already: the head waits in the queue
         if self._write_paused:
             self._arm_send_deadline()
 

@@ -367,3 +367,37 @@ def test_a_response_that_cannot_be_framed_in_a_burst_aborts_the_connection(live,
     assert b"X-Bad" not in data
     assert "invalid response" in caplog.text
     srv.run_until(lambda: not srv.server.connections)
+
+
+def test_empty_bodies_complete_with_their_head_and_the_connection_stays(live, tmp_path):
+    # Regression: a file or an iterable of Content-Length 0 is complete with its
+    # head; the server called send_end after it, a StateError that aborted the
+    # connection after the first response (seen as /bytes/0 and empty static files).
+    from evloop.app import FileBody
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            yield b"never pulled"
+
+        def close(self):
+            closed.append(True)
+
+    app = App()
+    app.add_route("/file", lambda request: Response(200, body=FileBody(open(empty, "rb"))), methods=["GET", "HEAD"])
+    app.add_route("/iter", lambda request: Response(200, [("Content-Length", "0")], Body()), methods=["GET", "HEAD"])
+    app.add_route("/nothing", lambda request: Response(204, None, iter(())))
+    app.add_route("/hi", lambda request: Response(200, body=b"hi"))
+    srv = live(app)
+    sock = srv.connect()
+    requests = [b"GET /file", b"HEAD /file", b"GET /iter", b"HEAD /iter", b"GET /nothing", b"GET /hi"]
+    sock.send(b"".join(line + b" HTTP/1.1\r\nHost: x\r\n\r\n" for line in requests))
+    data = srv.read_until(sock, lambda data: data.endswith(b"\r\n\r\nhi"))
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 5 and data.count(b"HTTP/1.1 204 No Content\r\n") == 1
+    assert b"never pulled" not in data and len(closed) == 2
+    sock.send(b"GET /hi HTTP/1.1\r\nHost: x\r\n\r\n")  # still open and serving
+    assert srv.read_until(sock, lambda data: data.endswith(b"\r\n\r\nhi")).endswith(b"hi")
+    assert len(srv.server.connections) == 1
