@@ -401,3 +401,50 @@ def test_empty_bodies_complete_with_their_head_and_the_connection_stays(live, tm
     sock.send(b"GET /hi HTTP/1.1\r\nHost: x\r\n\r\n")  # still open and serving
     assert srv.read_until(sock, lambda data: data.endswith(b"\r\n\r\nhi")).endswith(b"hi")
     assert len(srv.server.connections) == 1
+
+
+def test_a_deferred_stream_answered_while_writes_are_paused_keeps_its_head(live):
+    # The head of a streamed response normally goes out with the first body
+    # batch; when writing is paused already, it must wait in the queue, before
+    # the body, not be lost.
+    big = b"x" * (8 << 20)  # more than loopback's socket buffers take from a client that does not read
+    paused_when_answered = []
+
+    def deferred(request):
+        def answer():
+            paused_when_answered.append(protocol._write_paused)
+            request.respond(Response(200, [("Content-Length", "6")], iter([b"str", b"eam"])))
+
+        protocol = next(iter(srv.server.connections))
+        srv.reactor.call_later(0, answer)
+        return None
+
+    app = App()
+    app.add_route("/big", lambda request: Response(200, body=big))
+    app.add_route("/deferred", deferred)
+    srv = live(app)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.setblocking(False)
+    srv.run_until(lambda: len(srv.server.connections) == 1)
+    sock.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /deferred HTTP/1.1\r\nHost: t\r\n\r\n")
+    protocol = next(iter(srv.server.connections))
+    srv.run_until(lambda: paused_when_answered)
+    assert paused_when_answered == [True]  # the case under test
+    received = bytearray()
+
+    def drained_to_the_end() -> bool:
+        try:
+            while True:
+                data = sock.recv(1 << 20)
+                if not data:
+                    return True
+                received.extend(data)
+        except BlockingIOError:
+            return received.endswith(b"\r\n\r\nstream")
+
+    srv.run_until(drained_to_the_end, timeout_s=20)
+    data = bytes(received)
+    assert len(data) > len(big) and data.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert data.index(b"Content-Length: 6\r\n") > len(big)
