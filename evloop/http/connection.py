@@ -369,10 +369,12 @@ class ServerConnection:
         ):
             length = len(body)
             try:
-                key = (status, tuple(headers), length, date, server)
+                key = (status, tuple(headers) if headers else (), length, date, server)
                 head = _FRAMED.get(key)
-            except TypeError:  # no headers (None), or unhashable pairs: nothing to remember
+            except TypeError:  # unhashable pairs (lists): nothing to remember
                 key = head = None
+            else:
+                headers = key[1]  # the pairs as a tuple: an iterator is read once
             if head is None:
                 head = _frame_plain(status, headers, length, date, server)
                 if head is not None and key is not None:

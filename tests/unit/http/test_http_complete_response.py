@@ -95,3 +95,12 @@ def test_next_cycle_after_a_memoised_response():
         conn.start_next_cycle()
     assert conn.next_event() is NEED_DATA
     assert len(set(outputs)) == 1 and outputs[0].endswith(b"Content-Length: 2\r\n\r\nhi")
+
+
+def test_fields_from_an_iterator_are_read_once():
+    conn = ready(REQUESTS["1.1"], True)
+    got = conn.send_complete_response(200, iter([("X-A", "1"), ("Connection", "close")]), b"ok", DATE)
+    assert b"X-A: 1\r\n" in got and b"Connection: close\r\n" in got and not conn.keep_alive
+    conn = ready(REQUESTS["1.1"], True)
+    got = conn.send_complete_response(200, iter([("X-A", "1")]), b"ok", DATE)
+    assert b"X-A: 1\r\n" in got and conn.keep_alive
