@@ -47,6 +47,7 @@ logger = logging.getLogger("evloop")
 FileLike = Any  # an int file descriptor or an object with fileno()
 ExceptionHandler = Callable[[BaseException, Handle], None]
 
+READ_BUFFER_SIZE = 256 * 1024  # the most one socket read takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
 
 
@@ -77,6 +78,13 @@ class Reactor:
         self._signal_rsock: socket.socket | None = None
         self._signal_wsock: socket.socket | None = None
         self._previous_wakeup_fd = -1
+        # Scratch space for socket reads (``recv_into``), shared by the
+        # transports of this reactor: the loop runs one callback at a time and
+        # each read is copied out at once.  ``recv(n)`` would allocate n bytes
+        # per read and shrink them: at 256 KiB glibc may serve that with an
+        # mmap and a munmap per read, which was measured to triple the cost
+        # of a small request (see load/BENCHMARKS.md, 2026-11-26).
+        self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
 
     # ----------------------------------------------------------------- clock
     def time(self) -> float:

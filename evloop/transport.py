@@ -31,7 +31,6 @@ __all__ = [
 
 logger = logging.getLogger("evloop")
 
-_READ_SIZE = 256 * 1024
 _SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
 _FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
 _MAX_IOVECS = 512                     # buffers per sendmsg() from writelines (Linux allows 1024)
@@ -200,14 +199,16 @@ class SocketTransport:
         return self._reading
 
     def _on_readable(self) -> None:
+        buffer = self._reactor.read_buffer
         try:
-            data = self._sock.recv(_READ_SIZE)
+            size = self._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fatal_error(exc)
             return
-        if data:
+        if size:
+            data = buffer[:size].tobytes()  # the protocol may keep it: a copy of just what was read
             try:
                 self._protocol.data_received(data)
             except Exception as exc:

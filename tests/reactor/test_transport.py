@@ -330,6 +330,29 @@ def test_data_received(pair, run_until, reactor):
     assert bytes(protocol.data) == payload
 
 
+def test_small_reads_allocate_only_what_was_read(pair, run_until, reactor):
+    # Regression: recv(256 KiB) allocated (and shrank) 256 KiB per read, which
+    # glibc can serve with an mmap and a munmap each time: a small request
+    # then cost three times as much (load/BENCHMARKS.md, 2026-11-26).
+    import tracemalloc
+
+    transport, protocol, peer = pair()
+    received = []
+    protocol.data_received = received.append  # keeps each read's bytes object
+    tracemalloc.start()
+    try:
+        for i in range(20):
+            peer.sock.send(b"request %d" % i)
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            run_until(reactor, lambda: len(received) == i + 1)
+            assert tracemalloc.get_traced_memory()[1] - before < 16 * 1024
+    finally:
+        tracemalloc.stop()
+    assert received == [b"request %d" % i for i in range(20)]
+    assert all(type(data) is bytes for data in received)
+
+
 def test_pause_and_resume_reading(pair, run_until, reactor):
     transport, protocol, peer = pair()
     assert transport.is_reading()
