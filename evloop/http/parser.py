@@ -15,7 +15,10 @@ Clients repeat themselves: keep-alive connections, health checks and polling
 clients send the same head again and again.  A successful parse is a pure
 function of the head text and the limits, so ``parse_head`` keeps a small
 bounded cache from the exact text to its result (``_HEAD_CACHE``); a hit skips
-the validation that already passed on identical bytes.
+the validation that already passed on identical bytes.  ``read_head`` also
+remembers, per buffer, the last head it took from that cache: when the next
+bytes start with exactly those bytes (a keep-alive client, a pipelined burst)
+the head is taken with one comparison, without searching or decoding.
 
 Line endings: RFC 9112 2.2 lets a recipient accept a bare LF as the end of a
 line in the request line and header section, and evloop does (some scripted
