@@ -110,18 +110,12 @@ class Server:
 
     def __init__(self, app: Callable[[Request], Response | None], reactor: Reactor, config: ServerConfig | None = None):
         self.app = app
-        # An App instance is called through its bound __call__: calling the
-        # instance itself goes through a slot wrapper first (measured with
-        # load/bench_instructions.py: ~600 instructions a request).
-        call = getattr(app, "__call__", None)
-        self.call_app = call if type(call) is types.MethodType else app
         self.reactor = reactor
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
         self.connections: set[HTTPProtocol] = set()
         self.date = _DateHeader()
         self.server_header = self.config.server_header.encode("latin-1")
-        self._would_accept = getattr(app, "would_accept", None)
         self._shutting_down = False
         self._shutdown_timer: Any = None
         self._on_shutdown_done: Callable[[], None] | None = None
@@ -132,6 +126,21 @@ class Server:
         # off (the benchmarks' setting) saves a clock read per request.
         self.log_heads_or_access = self.config.access_log or self.config.debug_log_heads
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+
+    @property
+    def app(self) -> Callable[[Request], Response | None]:
+        return self._app
+
+    @app.setter
+    def app(self, app: Callable[[Request], Response | None]) -> None:
+        self._app = app
+        # An instance of a class with a Python __call__ (an App) is called
+        # through that method bound to it: calling the instance goes through
+        # a slot wrapper first (measured with load/bench_instructions.py:
+        # ~600 instructions a request).  The same method app(request) runs.
+        method = getattr(type(app), "__call__", None)
+        self.call_app = types.MethodType(method, app) if type(method) is types.FunctionType else app
+        self._would_accept = getattr(app, "would_accept", None)
 
     # --------------------------------------------------------------- start
     def start(self) -> list[Listener]:

@@ -368,13 +368,12 @@ class ServerConnection:
             and not self._head_request
         ):
             length = len(body)
+            headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
             try:
-                key = (status, tuple(headers) if headers else (), length, date, server)
+                key = (status, headers, length, date, server)
                 head = _FRAMED.get(key)
             except TypeError:  # unhashable pairs (lists): nothing to remember
                 key = head = None
-            else:
-                headers = key[1]  # the pairs as a tuple: an iterator is read once
             if head is None:
                 head = _frame_plain(status, headers, length, date, server)
                 if head is not None and key is not None:
@@ -567,7 +566,8 @@ class ServerConnection:
 
     def next_cycle_event(self):
         """``start_next_cycle()``, then the first event of the next request;
-        None instead of NEED_DATA when nothing is buffered.  For a server
+        None instead of NEED_DATA when nothing is buffered (and the peer has
+        not closed: then ConnectionClosed).  For a server
         that answers a burst of pipelined requests in one loop: one call a
         request instead of two."""
         if self.their_state is not _RECV_DONE or self.our_state is not _SEND_DONE:
@@ -577,7 +577,7 @@ class ServerConnection:
         self._reader = None
         self._body = _NO_BODY
         buf = self._buf
-        if len(buf.data) == buf.pos:
+        if len(buf.data) == buf.pos and not self._eof:
             return None
         return self.next_event()
 

@@ -110,19 +110,21 @@ def prepare_fields(headers) -> tuple[bytes, "AppFields | None"]:
     Applications tend to send the same few header lists again and again, so
     results are cached by value (a bounded dict, cleared when full).
     """
+    fields = tuple(headers)  # read once: an iterator of pairs works
     try:
-        key = tuple(headers)
-        cached = _PREPARED.get(key)
+        cached = _PREPARED.get(fields)
+        cacheable = True
     except TypeError:  # unhashable pairs (lists): no caching
-        key = cached = None
+        cached = None
+        cacheable = False
     if cached is not None:
         return cached
-    block = encode_fields(headers)
+    block = encode_fields(fields)
     result = (block, AppFields(block) if has_special_fields(block) else None)
-    if key is not None:
+    if cacheable:
         if len(_PREPARED) >= _PREPARED_MAX:
             _PREPARED.clear()
-        _PREPARED[key] = result
+        _PREPARED[fields] = result
     return result
 
 

@@ -448,3 +448,38 @@ def test_a_deferred_stream_answered_while_writes_are_paused_keeps_its_head(live)
     data = bytes(received)
     assert len(data) > len(big) and data.count(b"HTTP/1.1 200 OK\r\n") == 2
     assert data.index(b"Content-Length: 6\r\n") > len(big)
+
+
+def test_half_close_during_a_deferred_response_closes_after_the_pipelined_rest(live):
+    # The client's EOF arrives while a deferred response is pending; the
+    # requests behind it are answered as a burst, and then the connection must
+    # close at once (not at the keep-alive timeout).
+    def slow(request):
+        srv.reactor.call_later(0.05, request.respond, Response(200, body=b"slow"))
+        return None
+
+    app = App()
+    app.add_route("/slow", slow)
+    app.add_route("/a", lambda request: Response(200, body=b"a"))
+    srv = live(app, keepalive_timeout_s=30.0)
+    sock = srv.connect()
+    sock.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    sock.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    data = srv.read_until(sock, lambda data: False, timeout_s=10)  # until the server closes
+    assert time.monotonic() - started < 5
+    assert _split_responses(data) == [(200, b"slow")] + [(200, b"a")] * 3
+
+
+def test_replacing_the_app_takes_effect(live):
+    first, second = App(), App()
+    first.add_route("/", lambda request: Response(200, body=b"first"))
+    second.add_route("/", lambda request: Response(200, body=b"second"))
+    srv = live(first)
+    srv.server.app = second
+    sock = srv.connect()
+    sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert srv.read_until(sock, lambda data: data.endswith(b"second")).endswith(b"second")
+    srv.server.app = lambda request: Response(200, body=b"plain function")
+    sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert srv.read_until(sock, lambda data: data.endswith(b"function")).endswith(b"plain function")

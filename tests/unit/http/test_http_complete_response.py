@@ -104,3 +104,11 @@ def test_fields_from_an_iterator_are_read_once():
     conn = ready(REQUESTS["1.1"], True)
     got = conn.send_complete_response(200, iter([("X-A", "1")]), b"ok", DATE)
     assert b"X-A: 1\r\n" in got and conn.keep_alive
+
+
+@pytest.mark.parametrize("request_name", sorted(REQUESTS))
+def test_fields_from_an_iterator_work_on_every_path(request_name):
+    for pairs in ([("X-Iter", "1")], [["X-Iter", "1"]], [(b"X-Iter", b"1")]):  # tuples, lists, bytes
+        expected = ready(REQUESTS[request_name], True).send_complete_response(200, list(pairs), b"ok", DATE)
+        got = ready(REQUESTS[request_name], True).send_complete_response(200, iter(pairs), b"ok", DATE)
+        assert got == expected and b"X-Iter: 1\r\n" in got

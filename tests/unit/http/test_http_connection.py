@@ -552,3 +552,12 @@ def test_next_cycle_event_refuses_what_start_next_cycle_refuses(stage):
     with pytest.raises(StateError, match="cannot start next cycle"):
         conn.next_cycle_event()
     assert (conn.their_state, conn.our_state) == states
+
+
+def test_next_cycle_event_reports_the_close_of_a_peer_that_sent_eof_meanwhile():
+    conn = ServerConnection(implicit_end=True)
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+    conn.next_event()
+    conn.receive_data(b"")  # the peer half-closes while its request is answered
+    conn.send_response(200, [], content_length=0, date=DATE)
+    assert isinstance(conn.next_cycle_event(), ConnectionClosed)
