@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reactor import Handle, Reactor, Timer
-from .transport import Listener, Protocol, SocketTransport, connect, listen
+from .clock import ManualClock, MonotonicClock
+from .futures import CancelledError, Future, InvalidStateError
+from .reactor import Handle, LoopStats, Reactor, Timer
+from .timers import PeriodicHandle
+from .transport import Listener, PendingConnection, Protocol, SocketTransport, connect, listen
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Reactor", "Handle", "Timer", "Protocol", "SocketTransport", "Listener", "listen", "connect",
+    "Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "ManualClock", "MonotonicClock",
+    "Future", "CancelledError", "InvalidStateError",
+    "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
 

@@ -13,12 +13,28 @@ from __future__ import annotations
 import collections
 from typing import Any, Callable, Union
 
-__all__ = ["FileRegion", "ReceiveBuffer", "SendQueue"]
+__all__ = ["FileRegion", "ReceiveBuffer", "SendQueue", "byte_view"]
 
 # Writes up to this size are copied into a shared bytearray ...
 _COALESCE_MAX_WRITE = 16 * 1024
 # ... until that bytearray holds this much.
 _COALESCE_MAX_BUFFER = 64 * 1024
+
+
+def byte_view(data: Any) -> bytes | bytearray | memoryview:
+    """``data`` as something whose ``len()`` and slices count bytes.
+
+    ``bytes`` and ``bytearray`` are returned as they are; any other buffer
+    (a memoryview of ``array('i')``, a multi-dimensional view, ``array``
+    itself) becomes a one-dimensional unsigned-byte view.  Without this a
+    partial send would slice the rest by items, not bytes, and lose data.
+    """
+    if type(data) is bytes or type(data) is bytearray:
+        return data
+    view = memoryview(data)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")  # TypeError for a non-contiguous buffer: it cannot be sent as it is
+    return view
 
 
 class FileRegion:

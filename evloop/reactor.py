@@ -11,72 +11,137 @@ Theory of operation.  One pass of the loop (``run_once``):
    itself cannot starve I/O.
 
 Every user callback is called from ``_run_callback``: an exception is reported
-(to the exception handler or the ``evloop`` logger) and the loop goes on;
-``KeyboardInterrupt`` and ``SystemExit`` pass through.
+to the exception handler (by default the ``evloop`` logger) with its context,
+and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through.
+Time is read from the reactor's clock (``evloop.clock``), never from
+``time.monotonic()`` directly, so tests can drive every deadline by hand.
 
-Signals are delivered with ``signal.set_wakeup_fd``: the C-level handler
-writes the signal number into a socket pair that the reactor watches, and the
-user's handler runs later as an ordinary callback, never inside the signal
-frame (where it could interrupt any bytecode of the loop).
+The self-pipe.  Each reactor owns a socket pair whose reading end it
+watches.  Two things write to it: ``call_soon_threadsafe`` (a zero byte, to
+wake a ``select`` that is sleeping in another thread's favour) and, when
+signal handlers are installed, the C-level signal handler through
+``signal.set_wakeup_fd`` (the signal number, never zero).  The user's signal
+handler then runs later as an ordinary callback, never inside the signal
+frame, where it could interrupt any bytecode of the loop.  The wakeup fd is
+process-wide, so only one reactor at a time may hold signal handlers.
 
-Fork: a child process must not use a reactor created by its parent.  The epoll
-object and the signal socket pair are shared across ``fork()``, so a child that
-registers or unregisters files would change the parent's reactor.  In the
-child, call ``reactor.discard_after_fork()`` on every inherited reactor and
-create a fresh ``Reactor``; ``run()`` refuses to run a reactor in a process
-other than the one that created it.
+Fork.  The epoll object and the self-pipe are shared with a forked child: a
+child that registered or unregistered anything, or read the self-pipe,
+would change its parent's reactor, and a signal arriving in the child would
+be written into the parent's pipe.  ``reactor.fork()`` is the safe way: it
+blocks every signal around ``os.fork()``; in the child it drops the inherited
+reactor without touching the shared objects, restores the signal handlers
+that were there before the reactor's, and only then unblocks signals.
+``close()`` in a process other than the creator's does the same dropping;
+``run()``, ``run_once()`` and ``run_until_complete()`` refuse to run there.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
+import math
 import os
 import selectors
 import signal
 import socket
 import time
-from typing import Any, Callable
+import weakref
+from typing import Any, Callable, Protocol as TypingProtocol, TypeVar
 
-from .timers import Handle, Timer, TimerQueue
+from .clock import ManualClock, MonotonicClock
+from .futures import Future
+from .timers import Handle, PeriodicHandle, Timer, TimerQueue
 
-__all__ = ["Reactor", "Handle", "Timer"]
+__all__ = ["Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "Clock"]
 
 logger = logging.getLogger("evloop")
 
+T = TypeVar("T")
 FileLike = Any  # an int file descriptor or an object with fileno()
-ExceptionHandler = Callable[[BaseException, Handle], None]
+ExceptionHandler = Callable[["Reactor", dict[str, Any]], None]
 
 READ_BUFFER_SIZE = 256 * 1024  # the most one socket read takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
+# select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger
+# one is accepted by SelectSelector.register and then kills every select call.
+SELECT_FD_LIMIT = 1024
+_INF = math.inf
+
+# The process-wide signal wakeup fd belongs to at most one reactor at a time.
+_signal_owner: "weakref.ref[Reactor] | None" = None
+
+
+class Clock(TypingProtocol):
+    """What a reactor needs of a clock (see ``evloop.clock``)."""
+
+    def time(self) -> float: ...
+    def select_timeout(self, delay_s: float) -> float | None: ...
+    def idle_until(self, deadline: float) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopStats:
+    """What ``Reactor.stats()`` reports.
+
+    ``passes`` and ``callbacks`` count since the reactor was created
+    (``callbacks``: ready callbacks and timers run, plus I/O events
+    dispatched).  ``max_timer_lag_s`` is the worst delay, on the reactor's
+    clock, between a timer's deadline and the pass that ran it, since the
+    previous ``stats()`` call (``interval_s`` ago).
+    """
+
+    passes: int
+    callbacks: int
+    timers_pending: int
+    ready: int
+    max_timer_lag_s: float
+    interval_s: float
 
 
 class Reactor:
-    """A selector-based event loop: timers, ready callbacks, file readiness, signals.
+    """A selector-based event loop: timers, ready callbacks, file readiness, signals, futures.
 
     ``selector`` defaults to ``selectors.DefaultSelector()`` (epoll on Linux);
     ``SelectSelector`` and ``PollSelector`` instances work too.
-    ``slow_callback_s``: when set, every callback that holds the loop longer is
-    logged with its name, which is how a blocking handler is found.
+    ``clock``: where time comes from (``evloop.MonotonicClock()`` by default;
+    ``evloop.ManualClock()`` for tests).
+    ``slow_callback_s``: when set, every callback that holds the loop longer
+    (in real time) is logged with its name, which is how a blocking handler
+    is found.
     """
 
     def __init__(
-        self, selector: selectors.BaseSelector | None = None, *, slow_callback_s: float | None = None
+        self,
+        selector: selectors.BaseSelector | None = None,
+        *,
+        clock: Clock | None = None,
+        slow_callback_s: float | None = None,
     ) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._ready: collections.deque[Handle] = collections.deque()
+        self._threadsafe: collections.deque[Handle] = collections.deque()
         self._timers = TimerQueue()
         self._running = False
+        self._in_pass = False
         self._stopping = False
         self._closed = False
         self._pid = os.getpid()
         self._exception_handler: ExceptionHandler | None = None
         self.slow_callback_s = slow_callback_s
+        # Open transports, listeners and pending connections: close() ends them.
+        self._resources: set[Any] = set()
+        # Loop statistics (see stats()).
+        self._passes = 0
+        self._callbacks_run = 0
+        self._max_timer_lag = 0.0
+        self._stats_since = self._clock.time()
         # Signals: signum -> Handle, plus what we replaced, to restore it.
         self._signal_handlers: dict[int, Handle] = {}
         self._previous_signal_handlers: dict[int, Any] = {}
-        self._signal_rsock: socket.socket | None = None
-        self._signal_wsock: socket.socket | None = None
         self._previous_wakeup_fd = -1
         # Scratch space for socket reads (``recv_into``), shared by the
         # transports of this reactor: the loop runs one callback at a time and
@@ -85,35 +150,135 @@ class Reactor:
         # mmap and a munmap per read, which was measured to triple the cost
         # of a small request (see load/BENCHMARKS.md, 2026-11-26).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
+        # The self-pipe (see the module docstring).
+        self._wake_rsock, self._wake_wsock = socket.socketpair()
+        self._wake_rsock.setblocking(False)
+        self._wake_wsock.setblocking(False)
+        try:
+            self.add_reader(self._wake_rsock, self._read_wakeups)
+        except BaseException:
+            self._wake_rsock.close()
+            self._wake_wsock.close()
+            raise
 
     # ----------------------------------------------------------------- clock
     def time(self) -> float:
-        """The reactor's clock: ``time.monotonic()`` seconds."""
-        return time.monotonic()
+        """The reactor's clock, in seconds (``time.monotonic()`` unless a clock was given)."""
+        return self._clock.time()
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     # ------------------------------------------------------------- callbacks
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
-        """Run ``fn(*args)`` on the next pass of the loop; returns a cancellable handle."""
+        """Run ``fn(*args)`` on the next pass of the loop; returns a cancellable handle.
+
+        Not thread-safe: from another thread use ``call_soon_threadsafe``.
+        """
         handle = Handle(fn, args)
         self._ready.append(handle)
         return handle
 
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> Handle:
+        """Like ``call_soon``, callable from any thread (or a host program's signal handler).
+
+        It wakes a loop sleeping in ``select`` at once, through the self-pipe.
+        This is the only reactor method that may be called from outside the
+        loop's thread.  After ``close()`` it raises ``RuntimeError``.
+        """
+        if self._closed:
+            raise RuntimeError("reactor is closed")
+        handle = Handle(fn, args)
+        self._threadsafe.append(handle)  # deque.append is atomic
+        self._wake()
+        return handle
+
+    def _wake(self) -> None:
+        try:
+            self._wake_wsock.send(b"\0")
+        except OSError:
+            # BlockingIOError: the pipe is full, so a wake-up is pending anyway.
+            # Any other error: the reactor closed under us; nothing to wake.
+            pass
+
     def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> Timer:
-        """Run ``fn(*args)`` after ``delay_s`` seconds; returns a timer with ``cancel()``."""
-        return self._timers.schedule(time.monotonic() + delay_s, fn, args)
+        """Run ``fn(*args)`` after ``delay_s`` seconds; returns a timer with ``cancel()``.
+
+        A negative delay counts as 0 (as in asyncio); NaN or an infinity
+        raises ``ValueError`` (either would freeze every timer behind it).
+        """
+        if not -_INF < delay_s < _INF:  # also false for NaN
+            raise ValueError(f"call_later() needs a finite delay in seconds, got {delay_s!r}")
+        if delay_s < 0:
+            delay_s = 0.0
+        return self._timers.schedule(self._clock.time() + delay_s, fn, args)
 
     def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """Run ``fn(*args)`` at ``when`` on the reactor's clock (see ``time()``).
 
         Timers with the same deadline run in the order they were scheduled.
+        NaN or an infinity raises ``ValueError``.
         """
+        if not -_INF < when < _INF:
+            raise ValueError(f"call_at() needs a finite time, got {when!r}")
         return self._timers.schedule(when, fn, args)
+
+    def call_every(self, interval_s: float, fn: Callable[..., Any], *args: Any) -> PeriodicHandle:
+        """Run ``fn(*args)`` every ``interval_s`` seconds, first one interval from now.
+
+        Drift-free: beat ``k`` is due at ``start + k * interval_s`` whatever
+        the callback's own duration.  After a stall, the beats that were
+        missed are skipped (counted in ``handle.missed``), never run in a
+        burst.  An exception from ``fn`` is reported and the beats go on.
+        Returns a handle whose ``cancel()`` stops the beats.
+        """
+        if not 0 < interval_s < _INF:
+            raise ValueError(f"call_every() needs a positive finite interval, got {interval_s!r}")
+        return PeriodicHandle(self, interval_s, fn, args)
+
+    # ----------------------------------------------------------------- futures
+    def create_future(self) -> Future[Any]:
+        """A new ``evloop.Future`` whose done callbacks run on this reactor."""
+        return Future(self)
+
+    def run_until_complete(self, future: Future[T], timeout_s: float | None = None) -> T:
+        """Run the loop until ``future`` is done; return its result or raise its exception.
+
+        ``timeout_s`` is on the reactor's clock: when it passes first,
+        ``TimeoutError`` is raised and the future is left as it is.  Raises
+        ``RuntimeError`` when the loop is already running or ``stop()`` is
+        called before the future is done.
+        """
+        self._check_can_run()
+        timed_out = False
+
+        def time_is_up() -> None:
+            nonlocal timed_out
+            timed_out = True
+
+        timer = None if timeout_s is None else self.call_later(timeout_s, time_is_up)
+        self._running = True
+        try:
+            while not future.done():
+                if timed_out:
+                    raise TimeoutError(f"the future was not done within {timeout_s} s")
+                if self._stopping:
+                    raise RuntimeError("the reactor was stopped before the future was done")
+                self.run_once()
+        finally:
+            self._running = False
+            self._stopping = False
+            if timer is not None:
+                timer.cancel()
+        return future.result()
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` whenever ``fileobj`` (an fd or object with fileno()) is readable.
 
-        Adding a reader again for the same file replaces the callback.
+        Adding a reader again for the same file replaces the callback.  With
+        ``SelectSelector``, a descriptor of 1024 or more raises ``ValueError``.
         """
         self._add(fileobj, selectors.EVENT_READ, Handle(fn, args))
 
@@ -135,6 +300,13 @@ class Reactor:
         try:
             key = selector.get_key(fileobj)
         except KeyError:
+            if self._fd_limit is not None:
+                fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+                if fd >= self._fd_limit:
+                    raise ValueError(
+                        f"descriptor {fd} is beyond what select() can watch (below {self._fd_limit}, "
+                        "FD_SETSIZE): use PollSelector or EpollSelector"
+                    ) from None
             data = (handle, None) if event == selectors.EVENT_READ else (None, handle)
             selector.register(fileobj, event, data)
             return
@@ -175,17 +347,20 @@ class Reactor:
         """Run ``fn(*args)`` as an ordinary loop callback whenever ``signum`` arrives.
 
         Must be called from the main thread.  The previous Python-level handler
-        is restored by ``remove_signal_handler`` and by ``close()``.
+        is restored by ``remove_signal_handler`` and by ``close()``.  The
+        signal wakeup fd is one per process: while another open reactor holds
+        signal handlers, this raises ``RuntimeError`` instead of silently
+        taking its signals away.
         """
         self._check_open()
         if signum not in self._signal_handlers:
-            self._ensure_signal_wakeup()
+            self._take_signal_wakeup()
             try:
                 previous = signal.signal(signum, _ignore_in_signal_frame)
             except BaseException:
                 # e.g. SIGKILL: leave no wakeup fd behind when no handler is set.
                 if not self._signal_handlers:
-                    self._close_signal_wakeup()
+                    self._release_signal_wakeup()
                 raise
             self._previous_signal_handlers[signum] = previous
             # Let blocking system calls restart; the wakeup fd still fires.
@@ -200,74 +375,103 @@ class Reactor:
         handle.cancel()
         signal.signal(signum, self._previous_signal_handlers.pop(signum))
         if not self._signal_handlers:
-            self._close_signal_wakeup()
+            self._release_signal_wakeup()
         return True
 
-    def _ensure_signal_wakeup(self) -> None:
-        if self._signal_rsock is not None:
+    def _take_signal_wakeup(self) -> None:
+        global _signal_owner
+        owner = _signal_owner() if _signal_owner is not None else None
+        if owner is self:
             return
-        rsock, wsock = socket.socketpair()
-        rsock.setblocking(False)
-        wsock.setblocking(False)
-        self._previous_wakeup_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
-        self._signal_rsock, self._signal_wsock = rsock, wsock
-        self.add_reader(rsock, self._read_signals)
+        if owner is not None and not owner._closed and owner._pid == os.getpid():
+            raise RuntimeError(
+                "another Reactor in this process holds signal handlers (the signal wakeup fd is "
+                "process-wide): remove them or close that reactor first"
+            )
+        self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_wsock.fileno(), warn_on_full_buffer=False)
+        _signal_owner = weakref.ref(self)
 
-    def _close_signal_wakeup(self) -> None:
-        if self._signal_rsock is None:
+    def _release_signal_wakeup(self) -> None:
+        global _signal_owner
+        if _signal_owner is None or _signal_owner() is not self:
             return
-        self.remove_reader(self._signal_rsock)
         signal.set_wakeup_fd(self._previous_wakeup_fd)
         self._previous_wakeup_fd = -1
-        self._signal_rsock.close()
-        assert self._signal_wsock is not None
-        self._signal_wsock.close()
-        self._signal_rsock = self._signal_wsock = None
+        _signal_owner = None
 
-    def _read_signals(self) -> None:
-        assert self._signal_rsock is not None
-        try:
-            data = self._signal_rsock.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        for signum in data:
-            handle = self._signal_handlers.get(signum)
-            if handle is not None:
-                self._ready.append(Handle(handle.callback, handle.args))
+    def _read_wakeups(self) -> None:
+        """The self-pipe is readable: queue signal handlers and thread-safe calls."""
+        ready = self._ready
+        while True:
+            try:
+                data = self._wake_rsock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not data:
+                break
+            for signum in data:
+                if signum:
+                    handle = self._signal_handlers.get(signum)
+                    if handle is not None:
+                        ready.append(Handle(handle.callback, handle.args))
+        threadsafe = self._threadsafe
+        while threadsafe:
+            ready.append(threadsafe.popleft())
 
     # ----------------------------------------------------------------- errors
     def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
-        """Report callback exceptions to ``handler(exc, handle)`` instead of the ``evloop`` logger."""
+        """Report exceptions raised by user code to ``handler(reactor, context)``.
+
+        ``context`` is a dict with asyncio's keys: ``message``, ``exception``,
+        and, where they apply, ``handle`` (the callback's handle),
+        ``transport`` and ``protocol``.  None restores the default, which
+        logs to the ``evloop`` logger.
+        """
         self._exception_handler = handler
 
-    def _report_exception(self, exc: BaseException, handle: Handle) -> None:
+    def get_exception_handler(self) -> ExceptionHandler | None:
+        return self._exception_handler
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Report an error with its context (see ``set_exception_handler``); never raises."""
         if self._exception_handler is not None:
             try:
-                self._exception_handler(exc, handle)
+                self._exception_handler(self, context)
                 return
-            except Exception:  # a broken handler must not break the loop
-                logger.exception("exception handler failed")
-        logger.error("exception in callback %r", handle, exc_info=exc)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # a broken handler must not break the loop
+                logger.error("exception handler failed", exc_info=exc)
+        self.default_exception_handler(context)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log ``context`` to the ``evloop`` logger at ERROR, with the traceback."""
+        message = context.get("message") or "unhandled exception"
+        details = [f"{key}: {value!r}" for key, value in context.items() if key not in ("message", "exception")]
+        if details:
+            message = f"{message} ({', '.join(details)})"
+        logger.error("%s", message, exc_info=context.get("exception"))
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
-        """Run passes of the loop until ``stop()`` is called."""
-        self._check_open()
-        if self._running:
-            raise RuntimeError("reactor is already running")
-        if os.getpid() != self._pid:
-            raise RuntimeError("this reactor was created in another process: after fork(), create a new Reactor")
+        """Run passes of the loop until ``stop()`` is called.
+
+        A ``stop()`` called before ``run()`` makes it run one pass and return
+        (as asyncio's ``run_forever`` does).
+        """
+        self._check_can_run()
         self._running = True
-        self._stopping = False
         try:
-            while not self._stopping:
+            while True:
                 self.run_once()
+                if self._stopping:
+                    break
         finally:
             self._running = False
             self._stopping = False
 
     def stop(self) -> None:
-        """Make ``run()`` return after the current pass."""
+        """Make ``run()`` return after the current pass (or after its first, if not yet running)."""
         self._stopping = True
 
     @property
@@ -279,101 +483,194 @@ class Reactor:
         return self._closed
 
     def run_once(self, timeout_s: float | None = None) -> None:
-        """Run one pass: select (blocking at most ``timeout_s``), I/O callbacks, due timers, ready callbacks."""
-        self._check_open()
+        """Run one pass: select (blocking at most ``timeout_s``), I/O callbacks, due timers, ready callbacks.
+
+        ``timeout_s`` bounds the wait in real seconds.  Calling it from
+        inside a callback of the same reactor raises ``RuntimeError``.
+        """
+        if self._in_pass:
+            raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
+        if self._closed or os.getpid() != self._pid:
+            self._check_can_run()
         ready = self._ready
         timers = self._timers
+        clock = self._clock
+        timer_deadline = None
         if ready or self._stopping:
             timeout = 0.0
         else:
-            deadline = timers.next_deadline()
-            if deadline is None:
-                timeout = timeout_s
-            else:
-                timeout = max(0.0, deadline - time.monotonic())
-                if timeout_s is not None and timeout_s < timeout:
-                    timeout = timeout_s
+            timeout = timeout_s
+            timer_deadline = timers.next_deadline()
+            if timer_deadline is not None:
+                wait = clock.select_timeout(max(0.0, timer_deadline - clock.time()))
+                if wait is not None and (timeout is None or wait < timeout):
+                    timeout = wait
             if timeout is not None and timeout > _MAX_SELECT_TIMEOUT_S:
                 timeout = _MAX_SELECT_TIMEOUT_S
 
+        self._in_pass = True
         try:
-            events = self._selector.select(timeout)
-        except InterruptedError:
-            events = []
+            try:
+                events = self._selector.select(timeout)
+            except InterruptedError:
+                events = []
+            if timer_deadline is not None and not events:
+                clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
-        run_callback = self._run_callback
-        read_event = selectors.EVENT_READ
-        write_event = selectors.EVENT_WRITE
-        for key, mask in events:
-            reader, writer = key.data
-            if mask & read_event and reader is not None and not reader.cancelled:
-                run_callback(reader)
-            if mask & write_event and writer is not None and not writer.cancelled:
-                run_callback(writer)
+            run_callback = self._run_callback
+            read_event = selectors.EVENT_READ
+            write_event = selectors.EVENT_WRITE
+            for key, mask in events:
+                if self._closed:
+                    break  # a callback discarded the reactor (a forked child that went on)
+                reader, writer = key.data
+                if mask & read_event and reader is not None and not reader.cancelled:
+                    run_callback(reader)
+                if mask & write_event and writer is not None and not writer.cancelled:
+                    run_callback(writer)
 
-        if timers.heap_size:
-            ready.extend(timers.pop_due(time.monotonic()))
+            if timers.heap_size:
+                now = clock.time()
+                due = timers.pop_due(now)
+                if due:
+                    lag = now - due[0].when  # the earliest deadline lags the most
+                    if lag > self._max_timer_lag:
+                        self._max_timer_lag = lag
+                    ready.extend(due)
 
-        # Only what was ready when this step began: later additions wait a pass.
-        for _ in range(len(ready)):
-            handle = ready.popleft()
-            if not handle.cancelled:
-                run_callback(handle)
+            # Only what was ready when this step began: later additions wait a pass.
+            count = len(ready)
+            self._passes += 1
+            self._callbacks_run += count + len(events)
+            for _ in range(count):
+                if not ready:
+                    break  # the reactor was closed or discarded by a callback
+                handle = ready.popleft()
+                if not handle.cancelled:
+                    run_callback(handle)
+        finally:
+            self._in_pass = False
 
     def _run_callback(self, handle: Handle) -> None:
         slow_s = self.slow_callback_s
-        start = time.monotonic() if slow_s is not None else 0.0
+        start = time.monotonic() if slow_s is not None else 0.0  # real time: how long the loop was held
         try:
             handle.callback(*handle.args)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
-            self._report_exception(exc, handle)
+            self.call_exception_handler({"message": f"exception in callback {handle!r}", "exception": exc, "handle": handle})
         if slow_s is not None:
             took = time.monotonic() - start
             if took >= slow_s:
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
 
+    def stats(self) -> LoopStats:
+        """Counters of the loop (see ``LoopStats``); starts a new interval for the worst timer lag."""
+        now = self._clock.time()
+        result = LoopStats(
+            passes=self._passes,
+            callbacks=self._callbacks_run,
+            timers_pending=len(self._timers),
+            ready=len(self._ready),
+            max_timer_lag_s=self._max_timer_lag,
+            interval_s=now - self._stats_since,
+        )
+        self._max_timer_lag = 0.0
+        self._stats_since = now
+        return result
+
     # ------------------------------------------------------------- lifetime
+    def fork(self) -> int:
+        """Fork the process safely; returns the child's pid in the parent and 0 in the child.
+
+        Every signal is blocked across ``os.fork()``.  In the child this
+        reactor is discarded (``discard_after_fork``: the parent's reactor is
+        not touched, and the signal handlers from before the reactor's are
+        back) before signals are unblocked, so a signal sent to the child can
+        never run the parent's handler.  The child creates its own
+        ``Reactor`` if it needs one.  Forking from inside a callback is fine,
+        but the child must not return into the discarded loop (``run()``
+        would raise ``RuntimeError``): end it with ``os._exit()``.
+        """
+        self._check_open()
+        if os.getpid() != self._pid:
+            raise RuntimeError("this reactor was created in another process")
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0:
+                self.discard_after_fork()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        return pid
+
     def close(self) -> None:
-        """Release the selector and signal resources; pending callbacks are dropped."""
+        """Close the reactor: every open transport and listener, then the selector and the self-pipe.
+
+        Each open transport is aborted and its protocol's ``connection_lost``
+        is called before this returns; pending callbacks and timers are
+        dropped; signal handlers are restored.  In a forked child (a process
+        other than the creator's) it only discards the inherited reactor
+        (see ``discard_after_fork``).  Closing twice is harmless.
+        """
         if self._closed:
             return
-        if self._running:
+        if os.getpid() != self._pid:
+            self.discard_after_fork()
+            return
+        if self._running or self._in_pass:
             raise RuntimeError("cannot close a running reactor")
+        for resource in list(self._resources):
+            try:
+                resource._close_with_reactor()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler({"message": "closing with the reactor failed", "exception": exc,
+                                             "resource": resource})
+        self._resources.clear()
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
-        self._close_signal_wakeup()
+        self._release_signal_wakeup()
+        self.remove_reader(self._wake_rsock)
         self._closed = True
         self._ready.clear()
+        self._threadsafe.clear()
         self._timers.clear()
         self._selector.close()
+        self._wake_rsock.close()
+        self._wake_wsock.close()
 
     def discard_after_fork(self) -> None:
         """In a forked child: drop this inherited reactor without touching the parent's.
 
-        Closes the child's copies of the selector and signal descriptors without
-        unregistering anything (that would change the parent's epoll set), and
-        restores default signal wiring in the child.  Then create a new Reactor.
+        Closes the child's copies of the selector and the self-pipe without
+        unregistering anything (that would change the parent's epoll set),
+        restores the signal handlers from before the reactor's and the
+        wakeup fd, and forgets transports without calling back.  Prefer
+        ``fork()``, which calls this with signals blocked.
         """
+        global _signal_owner
         if self._closed:
             return
         self._closed = True
-        if self._signal_rsock is not None:
-            signal.set_wakeup_fd(-1)
-            for signum, previous in self._previous_signal_handlers.items():
-                signal.signal(signum, previous)
-            self._signal_rsock.close()
-            assert self._signal_wsock is not None
-            self._signal_wsock.close()
-            self._signal_rsock = self._signal_wsock = None
+        if _signal_owner is not None and _signal_owner() is self:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
+            _signal_owner = None
+        for signum, previous in self._previous_signal_handlers.items():
+            signal.signal(signum, previous)
         self._signal_handlers.clear()
         self._previous_signal_handlers.clear()
+        self._resources.clear()
         self._ready.clear()
+        self._threadsafe.clear()
         self._timers.clear()
         # Closing the selector only drops this process's descriptor; it is
         # unregister/modify calls that would reach into the shared epoll set.
         self._selector.close()
+        self._wake_rsock.close()
+        self._wake_wsock.close()
 
     def __enter__(self) -> "Reactor":
         return self
@@ -381,10 +678,35 @@ class Reactor:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    # ------------------------------------------------------------- resources
+    def _track(self, resource: Any) -> None:
+        """Remember an open transport, listener or pending connection, for ``close()``.
+
+        The object has a ``_close_with_reactor()`` method that ends it at
+        once (and calls ``connection_lost`` for a transport).
+        """
+        self._resources.add(resource)
+
+    def _untrack(self, resource: Any) -> None:
+        self._resources.discard(resource)
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("reactor is closed")
 
+    def _check_can_run(self) -> None:
+        if os.getpid() != self._pid:
+            raise RuntimeError(
+                "this reactor was created in another process: after fork() the child must use a new "
+                "Reactor (reactor.fork() discards the inherited one)"
+            )
+        self._check_open()
+        if self._running:
+            raise RuntimeError("reactor is already running")
+
 
 def _ignore_in_signal_frame(signum: int, frame: Any) -> None:
     """Python-level handler: the work happens in the loop, woken by the wakeup fd."""
+
+
+__all__ += ["ManualClock", "MonotonicClock"]

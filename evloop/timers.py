@@ -18,7 +18,7 @@ import heapq
 import itertools
 from typing import Any, Callable
 
-__all__ = ["Handle", "Timer", "TimerQueue"]
+__all__ = ["Handle", "Timer", "TimerQueue", "PeriodicHandle"]
 
 # Rebuild the heap only past this many cancelled entries: for small heaps the
 # lazy pops are cheaper than a rebuild.
@@ -136,3 +136,68 @@ def _cancelled_callback(*args: Any) -> None:
 
 def _describe(callback: Callable[..., Any]) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
+
+
+class PeriodicHandle:
+    """A call repeated every ``interval_s`` seconds (``Reactor.call_every``); ``cancel()`` stops it.
+
+    Beat ``k`` is due at ``start + k * interval_s`` on the reactor's clock:
+    the next beat is scheduled from the intended time, not from when the
+    last call ended, so the period does not drift.  When the loop was held
+    past one or more beats, those are skipped and counted in ``missed``; the
+    next call is the first beat still in the future (no burst of catch-up
+    calls after a stall).  ``calls`` counts the calls made.
+    """
+
+    __slots__ = ("_reactor", "interval_s", "callback", "args", "calls", "missed", "_due", "_timer", "cancelled")
+
+    def __init__(self, reactor: Any, interval_s: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._reactor = reactor
+        self.interval_s = interval_s
+        self.callback = callback
+        self.args = args
+        self.calls = 0
+        self.missed = 0
+        self.cancelled = False
+        self._due = reactor.time() + interval_s
+        self._timer: Timer | None = reactor.call_at(self._due, self._beat)
+
+    @property
+    def when(self) -> float:
+        """When the next call is due."""
+        return self._due
+
+    def cancel(self) -> None:
+        """Stop the beats; harmless when called twice or from the callback itself."""
+        if not self.cancelled:
+            self.cancelled = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.callback = _cancelled_callback
+            self.args = ()
+
+    def _beat(self) -> None:
+        self._timer = None
+        self.calls += 1
+        try:
+            self.callback(*self.args)
+        finally:
+            # Scheduled even when the callback raised (the reactor reports it).
+            if not self.cancelled:
+                self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        now = self._reactor.time()
+        due = self._due + self.interval_s
+        if due < now:
+            # Beats were missed: skip to the first one still ahead.
+            skipped = int((now - due) // self.interval_s) + 1
+            self.missed += skipped
+            due += skipped * self.interval_s
+        self._due = due
+        self._timer = self._reactor.call_at(due, self._beat)
+
+    def __repr__(self) -> str:
+        state = " cancelled" if self.cancelled else f" every {self.interval_s} s"
+        return f"<PeriodicHandle {_describe(self.callback)}{state}>"

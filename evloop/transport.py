@@ -21,7 +21,8 @@ import socket
 import stat
 from typing import Any, Callable, Iterable, Protocol as TypingProtocol
 
-from .buffers import FileRegion, SendQueue
+from .buffers import FileRegion, SendQueue, byte_view
+from .futures import Future
 from .reactor import Reactor
 
 __all__ = [
@@ -99,6 +100,7 @@ class SocketTransport:
         "_reactor", "_sock", "_protocol", "_queue", "_high_water", "_low_water",
         "_closing", "_closed", "_reading", "_reading_paused", "_writing_registered",
         "_protocol_paused", "_eof_pending", "_eof_written", "_eof_received", "peername", "sockname",
+        "_close_timer", "_in_sendfile", "_lost_exc", "_lost_called",
     )
 
     def __init__(
@@ -126,6 +128,10 @@ class SocketTransport:
         self._eof_pending = False
         self._eof_written = False
         self._eof_received = False
+        self._close_timer: Any = None
+        self._in_sendfile = False
+        self._lost_exc: BaseException | None = None
+        self._lost_called = False
         self.peername = peername
         try:
             self.sockname = sock.getsockname()
@@ -140,6 +146,7 @@ class SocketTransport:
 
     def start(self) -> None:
         """Call ``connection_made`` and start reading (done by listeners and ``connect``)."""
+        self._reactor._track(self)
         try:
             self._protocol.connection_made(self)
         except BaseException:
@@ -160,6 +167,16 @@ class SocketTransport:
 
     def is_closing(self) -> bool:
         return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """asyncio's transport details: ``peername``, ``sockname``, ``socket``; else ``default``."""
+        if name == "peername":
+            return self.peername
+        if name == "sockname":
+            return self.sockname
+        if name == "socket":
+            return self._sock
+        return default
 
     def get_write_buffer_size(self) -> int:
         """Bytes queued and not yet sent (file regions included)."""
@@ -229,8 +246,13 @@ class SocketTransport:
     def _protocol_failed(self, exc: Exception, method: str) -> None:
         # Like asyncio: a protocol that raised is in an unknown state, so the
         # connection is aborted rather than left open with nobody reading it.
-        logger.error("protocol.%s() failed; aborting the connection", method, exc_info=exc)
+        self._report(exc, f"protocol.{method}() failed; aborting the connection")
         self._force_close(exc)
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._reactor.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
 
     # --------------------------------------------------------------- writing
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -239,6 +261,8 @@ class SocketTransport:
             return  # writing to a closing transport is ignored, like asyncio
         if self._eof_pending or self._eof_written:
             raise RuntimeError("cannot write after write_eof()")
+        if type(data) is not bytes:
+            data = byte_view(data)
         if not data:
             return
         queue = self._queue
@@ -270,7 +294,7 @@ class SocketTransport:
             return
         if self._eof_pending or self._eof_written:
             raise RuntimeError("cannot write after write_eof()")
-        buffers = [chunk for chunk in chunks if chunk]
+        buffers = [chunk if type(chunk) is bytes else byte_view(chunk) for chunk in chunks if chunk]
         if len(buffers) <= 1:
             if buffers:
                 self.write(buffers[0])
@@ -325,17 +349,30 @@ class SocketTransport:
         fd = file if isinstance(file, int) else file.fileno()
         if count is None:
             count = max(0, os.fstat(fd).st_size - offset)
+        reactor = self._reactor
         if self._closing:
             if on_done is not None:
-                on_done(ConnectionError("transport is closing"))
+                reactor.call_soon(on_done, ConnectionError("transport is closing"))
             return
         if count <= 0:
             if on_done is not None:
-                on_done(None)
+                reactor.call_soon(on_done, None)
             return
-        self._queue.append_file(FileRegion(fd, offset, count, on_done))
+        done = on_done
+        if on_done is not None:
+            def done(exc: BaseException | None) -> None:
+                # on_done always runs from the loop, never inside this call.
+                if self._in_sendfile:
+                    reactor.call_soon(on_done, exc)
+                else:
+                    on_done(exc)
+        self._queue.append_file(FileRegion(fd, offset, count, done))
         if not self._writing_registered:
-            self._on_writable()  # make progress now; registers write interest if it must wait
+            self._in_sendfile = True
+            try:
+                self._on_writable()  # make progress now; registers write interest if it must wait
+            finally:
+                self._in_sendfile = False
         self._maybe_pause_protocol()
 
     def write_eof(self) -> None:
@@ -429,20 +466,25 @@ class SocketTransport:
             self._protocol_paused = True
             try:
                 self._protocol.pause_writing()
-            except Exception:
-                logger.exception("protocol.pause_writing() failed")
+            except Exception as exc:
+                self._report(exc, "protocol.pause_writing() failed")
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and self._queue.size <= self._low_water and not self._closed:
             self._protocol_paused = False
             try:
                 self._protocol.resume_writing()
-            except Exception:
-                logger.exception("protocol.resume_writing() failed")
+            except Exception as exc:
+                self._report(exc, "protocol.resume_writing() failed")
 
     # --------------------------------------------------------------- closing
-    def close(self) -> None:
-        """Stop reading, send what is queued, then close and call ``connection_lost(None)``."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop reading, send what is queued, then close and call ``connection_lost(None)``.
+
+        ``timeout_s``: when the queue has not drained that long after this
+        call (a peer that stopped reading), abort instead; ``connection_lost``
+        then gets a ``TimeoutError``.  None waits as long as the peer takes.
+        """
         if self._closing:
             return
         self._closing = True
@@ -451,6 +493,12 @@ class SocketTransport:
             self._reactor.remove_reader(self._sock)
         if not self._queue:
             self._finish_close(None)
+        elif timeout_s is not None:
+            self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
+
+    def _close_timed_out(self, timeout_s: float) -> None:
+        self._close_timer = None
+        self._force_close(TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s"))
 
     def abort(self) -> None:
         """Close now, dropping whatever is queued; ``connection_lost(None)`` follows."""
@@ -482,14 +530,27 @@ class SocketTransport:
         if self._writing_registered:
             self._writing_registered = False
             reactor.remove_writer(self._sock)
-        reactor.call_soon(self._call_connection_lost, exc)
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._lost_exc = exc
+        reactor.call_soon(self._call_connection_lost)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
+    def _call_connection_lost(self) -> None:
+        if self._lost_called:
+            return  # already called (by the reactor's close())
+        self._lost_called = True
+        self._reactor._untrack(self)
         try:
-            self._protocol.connection_lost(exc)
+            self._protocol.connection_lost(self._lost_exc)
         finally:
             self._sock.close()
             self._protocol = None  # type: ignore[assignment]  # break the cycle
+
+    def _close_with_reactor(self) -> None:
+        """The reactor is closing: abort now and call ``connection_lost`` before it returns."""
+        self._force_close(None)
+        self._call_connection_lost()
 
 
 class Listener:
@@ -522,6 +583,7 @@ class Listener:
         self._closed = False
         for sock in sockets:
             sock.setblocking(False)
+        reactor._track(self)
         self._start_accepting()
 
     @property
@@ -634,6 +696,7 @@ class Listener:
             return
         self._stop_accepting()
         self._closed = True
+        self._reactor._untrack(self)
         if self._backoff_timer is not None:
             self._backoff_timer.cancel()
             self._backoff_timer = None
@@ -641,6 +704,8 @@ class Listener:
             sock.close()
         if self._unlink_path is not None:
             unlink_stale_socket(self._unlink_path)
+
+    _close_with_reactor = close
 
 
 def listen(
@@ -710,6 +775,11 @@ def bind_sockets(
     return sockets
 
 
+def is_abstract_socket_name(path: str | bytes) -> bool:
+    """True for a Linux abstract socket name (it starts with a NUL byte and names no file)."""
+    return path[:1] in ("\0", b"\0")
+
+
 def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
     """Bind a Unix stream socket at ``path``, replacing a stale socket file (never another file).
 
@@ -727,80 +797,271 @@ def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
     return sock
 
 
-class PendingConnection:
-    """A client connection being established by ``connect()``; ``cancel()`` gives up."""
+Resolver = Callable[[Any, Any, int, int], list[tuple[Any, ...]]]
+"""``resolver(host, port, family, type)`` returns ``socket.getaddrinfo``-style tuples."""
 
-    def __init__(self, reactor: Reactor, sock: socket.socket, protocol: Protocol, transport_kwargs: dict[str, Any]):
+HAPPY_EYEBALLS_DELAY_S = 0.25  # RFC 8305 section 5: the recommended "Connection Attempt Delay"
+
+
+class PendingConnection:
+    """A client connection being established by ``connect()``.
+
+    ``future`` resolves to the ``SocketTransport`` once connected (after the
+    protocol's ``connection_made``), or fails with the error that
+    ``connection_failed`` also received.  ``cancel()`` gives up: it closes
+    every attempt, cancels ``future``, and guarantees that the protocol gets
+    no callback from this connection afterwards (once connected, ``cancel()``
+    does nothing: close the transport instead).
+
+    Several addresses are tried with Happy Eyeballs (RFC 8305): the list is
+    ordered to alternate address families, starting with IPv6 when there is
+    one; the next attempt starts when the current one fails or after
+    ``happy_eyeballs_delay_s`` without an answer, whichever comes first; the
+    first attempt to succeed wins and the others are closed.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        protocol: Protocol,
+        transport_kwargs: dict[str, Any],
+        *,
+        local_addr: tuple[Any, ...] | None = None,
+        happy_eyeballs_delay_s: float = HAPPY_EYEBALLS_DELAY_S,
+    ) -> None:
         self._reactor = reactor
-        self._sock = sock
         self._protocol = protocol
         self._transport_kwargs = transport_kwargs
+        self._local_addr = local_addr
+        self._delay_s = happy_eyeballs_delay_s
+        self.future: Future[SocketTransport] = reactor.create_future()
         self.transport: SocketTransport | None = None
+        self._addresses: list[tuple[int, int, int, Any]] = []  # (family, type, proto, addr) still to try
+        self._attempts: dict[socket.socket, Any] = {}           # in flight: socket -> address
+        self._errors: list[BaseException] = []
+        self._stagger_timer: Any = None
+        self._timeout_timer: Any = None
         self._done = False
 
-    def _on_writable(self) -> None:
-        self._reactor.remove_writer(self._sock)
-        self._done = True
-        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self._sock.close()
-            self._protocol.connection_failed(OSError(err, os.strerror(err)))
-            return
-        self.transport = SocketTransport(self._reactor, self._sock, self._protocol, **self._transport_kwargs)
-        self.transport.start()
-
-    def _fail(self, exc: BaseException) -> None:
-        self._done = True
-        self._sock.close()
-        self._protocol.connection_failed(exc)
+    def done(self) -> bool:
+        """True once connected, failed or cancelled."""
+        return self._done
 
     def cancel(self) -> None:
-        if not self._done:
-            self._done = True
-            self._reactor.remove_writer(self._sock)
-            self._sock.close()
+        """Give up; no protocol callback follows.  Harmless after the end."""
+        if self._done:
+            return
+        self._end()
+        self.future.cancel()
+
+    # ----------------------------------------------------------- attempts
+    def _start(self, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None) -> None:
+        self._addresses = _interleave_families(addresses)
+        self._reactor._track(self)
+        if timeout_s is not None:
+            self._timeout_timer = self._reactor.call_later(timeout_s, self._timed_out, timeout_s)
+        self._try_next()
+
+    def _try_next(self) -> None:
+        """Start the next attempt (and arm the stagger timer); fail when none is left."""
+        if self._stagger_timer is not None:
+            self._stagger_timer.cancel()
+            self._stagger_timer = None
+        while self._addresses:
+            family, type_, proto, addr = self._addresses.pop(0)
+            sock = None
+            try:
+                sock = socket.socket(family, type_, proto)
+                sock.setblocking(False)
+                if self._local_addr is not None:
+                    sock.bind(self._local_addr)
+                err = sock.connect_ex(addr)
+                if err not in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise OSError(err, f"connect to {_format_addr(addr)}: {os.strerror(err)}")
+                self._reactor.add_writer(sock, self._on_writable, sock)
+            except OSError as exc:
+                if sock is not None:
+                    sock.close()
+                self._errors.append(exc)
+                continue  # RFC 8305: a failed attempt starts the next one at once
+            self._attempts[sock] = addr
+            if self._addresses:
+                self._stagger_timer = self._reactor.call_later(self._delay_s, self._try_next)
+            return
+        if not self._attempts:
+            self._fail(_combined_error(self._errors))
+
+    def _on_writable(self, sock: socket.socket) -> None:
+        if self._done or sock not in self._attempts:
+            return
+        self._reactor.remove_writer(sock)
+        addr = self._attempts.pop(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            sock.close()
+            self._errors.append(OSError(err, f"connect to {_format_addr(addr)}: {os.strerror(err)}"))
+            self._try_next()
+            return
+        self._connected(sock)
+
+    def _connected(self, sock: socket.socket) -> None:
+        """``sock`` is connected: end the other attempts and start the transport."""
+        self._end(keep=sock)
+        transport = SocketTransport(self._reactor, sock, self._protocol, **self._transport_kwargs)
+        self.transport = transport
+        try:
+            transport.start()
+        except BaseException as exc:
+            self.future.set_exception(exc)
+            raise
+        self.future.set_result(transport)
+
+    def _timed_out(self, timeout_s: float) -> None:
+        self._timeout_timer = None
+        self._fail(TimeoutError(f"connect: no connection within {timeout_s} s"))
+
+    # ------------------------------------------------------------- endings
+    def _fail(self, exc: BaseException) -> None:
+        if self._done:
+            return
+        self._end()
+        self.future.set_exception(exc)
+        self._protocol.connection_failed(exc)
+
+    def _end(self, keep: socket.socket | None = None) -> None:
+        """Stop every timer and close every attempt but ``keep``."""
+        self._done = True
+        self._reactor._untrack(self)
+        for timer in (self._stagger_timer, self._timeout_timer):
+            if timer is not None:
+                timer.cancel()
+        self._stagger_timer = self._timeout_timer = None
+        for sock in list(self._attempts):
+            if sock is not keep:
+                self._reactor.remove_writer(sock)
+                sock.close()
+        self._attempts.clear()
+        self._addresses.clear()
+
+    def _close_with_reactor(self) -> None:
+        self.cancel()
+
+
+def _interleave_families(addresses: list[tuple[int, int, int, Any]]) -> list[tuple[int, int, int, Any]]:
+    """RFC 8305 section 4: alternate address families, IPv6 first when there is one."""
+    by_family: dict[int, list[tuple[int, int, int, Any]]] = {}
+    for entry in addresses:
+        by_family.setdefault(entry[0], []).append(entry)
+    families = sorted(by_family, key=lambda family: 0 if family == socket.AF_INET6 else 1)
+    ordered: list[tuple[int, int, int, Any]] = []
+    queues = [by_family[family] for family in families]
+    while any(queues):
+        for queue in queues:
+            if queue:
+                ordered.append(queue.pop(0))
+    return ordered
+
+
+def _format_addr(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = f"[{addr[0]}]" if ":" in str(addr[0]) else str(addr[0])
+        return f"{host}:{addr[1]}"
+    return repr(addr)
+
+
+def _combined_error(errors: list[BaseException]) -> BaseException:
+    if not errors:
+        return OSError("connect: no address to connect to")
+    if len(errors) == 1:
+        return errors[0]
+    first = errors[0]
+    errnos = {getattr(exc, "errno", None) for exc in errors}
+    code = first.errno if len(errnos) == 1 and isinstance(first, OSError) else None
+    return OSError(code, "every address failed: " + "; ".join(str(exc) for exc in errors))
+
+
+def _default_resolver(host: Any, port: Any, family: int, type_: int) -> list[tuple[Any, ...]]:
+    return socket.getaddrinfo(host, port, family, type_)
 
 
 def connect(
     reactor: Reactor,
     protocol_factory: Callable[[], Protocol],
     host: str | None = None,
-    port: int | None = None,
+    port: int | str | None = None,
     *,
     path: str | None = None,
+    sock: socket.socket | None = None,
+    local_addr: tuple[Any, ...] | None = None,
+    timeout_s: float | None = None,
+    happy_eyeballs_delay_s: float = HAPPY_EYEBALLS_DELAY_S,
+    resolver: Resolver | None = None,
     transport_kwargs: dict[str, Any] | None = None,
 ) -> PendingConnection:
-    """Open a non-blocking client connection to ``host``:``port`` (or the Unix socket ``path``).
+    """Open a non-blocking client connection; returns a ``PendingConnection``.
 
-    When it is established the protocol gets ``connection_made``; when it
-    fails, ``connection_failed(exc)`` (from a later loop pass, never from
-    inside this call).  The name is resolved with a blocking ``getaddrinfo``:
-    pass a numeric address in latency-sensitive code.
+    Exactly one of: ``host``/``port`` (every address of the name is tried,
+    with Happy Eyeballs, RFC 8305, see ``PendingConnection``), ``path`` (a
+    Unix socket; a leading NUL names an abstract socket), or ``sock`` (an
+    already connected stream socket, wrapped as it is).
+
+    When connected, the protocol gets ``connection_made`` and
+    ``pending.future`` the transport; when every address failed or
+    ``timeout_s`` passed first, the protocol gets ``connection_failed(exc)``
+    and the future that exception (``TimeoutError`` for the timeout).  Both
+    happen from the loop, never inside this call.  ``local_addr`` binds each
+    attempt's socket first (then only addresses of its family can work).
+    ``pending.cancel()`` gives up with no callback afterwards.
+
+    Name resolution: ``resolver(host, port, family, type)`` returns
+    ``getaddrinfo``-style tuples; the default is ``socket.getaddrinfo``,
+    which blocks the loop for a name that is neither numeric nor in
+    ``/etc/hosts`` until it is answered.  Pass numeric addresses in
+    latency-sensitive code.  A resolution error is reported like any other
+    failure.
     """
     protocol = protocol_factory()
+    pending = PendingConnection(
+        reactor, protocol, transport_kwargs or {}, local_addr=local_addr,
+        happy_eyeballs_delay_s=happy_eyeballs_delay_s,
+    )
+    reactor._track(pending)
+    if sock is not None:
+        pending._attempts[sock] = None  # ours now: cancel() closes it
+        reactor.call_soon(_adopt_socket, pending, sock)
+        return pending
     if path is not None:
-        family, addr = socket.AF_UNIX, path
+        addresses: list[tuple[int, int, int, Any]] = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)]
     else:
         try:
-            family, _, _, _, addr = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)[0]
+            infos = (resolver or _default_resolver)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+            addresses = [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
         except OSError as exc:  # socket.gaierror: reported like any other failure
-            failed = PendingConnection(reactor, None, protocol, transport_kwargs or {})  # type: ignore[arg-type]
-            failed._done = True
-            reactor.call_soon(protocol.connection_failed, exc)
-            return failed
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    pending = PendingConnection(reactor, sock, protocol, transport_kwargs or {})
-    err = sock.connect_ex(addr)
-    if err in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-        reactor.add_writer(sock, pending._on_writable)
-    else:
-        reactor.call_soon(pending._fail, OSError(err, os.strerror(err)))
+            reactor.call_soon(pending._fail, exc)
+            return pending
+    # Started from the loop, so that even an immediate failure is reported
+    # after connect() returned.
+    reactor.call_soon(_start_pending, pending, addresses, timeout_s)
     return pending
 
 
-def unlink_stale_socket(path: str) -> None:
-    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept."""
+def _start_pending(pending: PendingConnection, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None) -> None:
+    if not pending.done():
+        pending._start(addresses, timeout_s)
+
+
+def _adopt_socket(pending: PendingConnection, sock: socket.socket) -> None:
+    if not pending.done():
+        pending._connected(sock)
+
+
+def unlink_stale_socket(path: str | bytes) -> None:
+    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept.
+
+    An abstract socket name (Linux: a leading NUL byte) has no file: nothing to do.
+    """
+    if is_abstract_socket_name(path):
+        return
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)

@@ -247,7 +247,7 @@ def test_io_callback_exception_is_logged(reactor, caplog):
 
 def test_exception_handler_receives_exception(reactor, caplog):
     seen = []
-    reactor.set_exception_handler(lambda exc, handle: seen.append((exc, handle)))
+    reactor.set_exception_handler(lambda loop, context: seen.append((loop, context["exception"], context["handle"])))
     exc = RuntimeError("x")
 
     def boom():
@@ -256,7 +256,7 @@ def test_exception_handler_receives_exception(reactor, caplog):
     h = reactor.call_soon(boom)
     with caplog.at_level(logging.ERROR, logger="evloop"):
         reactor.run_once(0)
-    assert seen == [(exc, h)]
+    assert seen == [(reactor, exc, h)]
     assert not caplog.records
     reactor.set_exception_handler(None)
     reactor.call_soon(boom)
@@ -266,7 +266,7 @@ def test_exception_handler_receives_exception(reactor, caplog):
 
 
 def test_broken_exception_handler_is_logged(reactor, caplog):
-    def handler(exc, handle):
+    def handler(loop, context):
         raise TypeError("handler broke")
 
     reactor.set_exception_handler(handler)
