@@ -10,8 +10,9 @@ methods:
 ``select_timeout(delay_s)``
     How long, in real seconds, ``select`` may block while the nearest timer is
     ``delay_s`` clock-seconds away.  The real clock answers ``delay_s``; a
-    manual clock answers ``None`` (its time moves only when told, so a timer
-    gives no reason to wake up) or, with ``autojump``, ``0``.
+    manual clock answers ``0`` for a timer already due, else ``None`` (its
+    time moves only when told, so a future timer gives no reason to wake
+    up) or, with ``autojump``, ``0``.
 ``idle_until(deadline)``
     Called when a pass found nothing to do before the timer due at
     ``deadline``: a manual clock with ``autojump`` jumps there, the others do
@@ -83,7 +84,9 @@ class ManualClock:
         self._now = when
 
     def select_timeout(self, delay_s: float) -> float | None:
-        return 0.0 if self.autojump else None
+        if delay_s <= 0 or self.autojump:
+            return 0.0  # a timer is due now, or time will jump to it
+        return None
 
     def idle_until(self, deadline: float) -> None:
         if self.autojump and deadline > self._now:

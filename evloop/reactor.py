@@ -407,13 +407,13 @@ class Reactor:
                 data = self._wake_rsock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 break
-            if not data:
-                break
             for signum in data:
                 if signum:
                     handle = self._signal_handlers.get(signum)
                     if handle is not None:
                         ready.append(Handle(handle.callback, handle.args))
+            if len(data) < 4096:
+                break  # drained: spare the recv that would raise BlockingIOError
         threadsafe = self._threadsafe
         while threadsafe:
             ready.append(threadsafe.popleft())

@@ -382,7 +382,7 @@ class HTTPProtocol(Protocol):
     # ------------------------------------------------------------ deadlines
     def _set_deadline(self, delay_s: float, kind: _Deadline) -> None:
         """Move the connection's one deadline; the timer re-arms lazily."""
-        deadline = time.monotonic() + delay_s
+        deadline = self.reactor.time() + delay_s
         self.deadline = deadline
         self._deadline_kind = kind
         timer = self._timer
@@ -398,7 +398,7 @@ class HTTPProtocol(Protocol):
         transport = self.transport
         if kind is _NO_DEADLINE or transport is None:
             return
-        if time.monotonic() < self.deadline:
+        if self.reactor.time() < self.deadline:
             self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
             return
         if kind is _SEND_DEADLINE:
@@ -610,7 +610,7 @@ class HTTPProtocol(Protocol):
 
     def _log_head(self, head: RequestHead) -> None:
         # The request's start time is only needed for the access log's duration.
-        self._started = time.monotonic()
+        self._started = self.reactor.time()
         if self.server.config.debug_log_heads and logger.isEnabledFor(logging.DEBUG):
             logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
                          head.version, head.headers)
@@ -917,7 +917,7 @@ class HTTPProtocol(Protocol):
         host = peer[0] if isinstance(peer, tuple) else "-"
         access_logger.info(
             format_access_log(host, head.method, head.target, head.version, self._status, self._body_bytes,
-                              time.monotonic() - self._started, time.strftime("%d/%b/%Y:%H:%M:%S %z"))
+                              self.reactor.time() - self._started, time.strftime("%d/%b/%Y:%H:%M:%S %z"))
         )
 
     # --------------------------------------------------------------- errors

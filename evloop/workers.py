@@ -294,7 +294,7 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(wfd)
         os.set_blocking(rfd, False)
-        worker = _Worker(slot=slot, pid=pid, pipe=rfd, started=time.monotonic(), replaces=replaces)
+        worker = _Worker(slot=slot, pid=pid, pipe=rfd, started=reactor.time(), replaces=replaces)
         self._workers[pid] = worker
         reactor.add_reader(rfd, self._on_worker_message, worker)
         if replaces is not None and replaces in self._workers:
@@ -392,7 +392,7 @@ class Supervisor:
         if slot >= self.target or (holder is not None and replacing is None):
             logger.warning("worker %d (pid %d) died unexpectedly (%s)", slot, worker.pid, how)
             return
-        lived = time.monotonic() - worker.started
+        lived = self._reactor.time() - worker.started
         failures = self._failures.get(slot, 0) + 1 if lived < _HEALTHY_S else 1
         self._failures[slot] = failures
         delay = 0.0 if failures == 1 else min(_MAX_BACKOFF_S, _FIRST_BACKOFF_S * 2 ** (failures - 2))

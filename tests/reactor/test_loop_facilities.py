@@ -1,0 +1,584 @@
+"""The reactor as a loop for embedders: thread-safe calls, the clock, futures, periodic
+calls, stats, fork safety and the defects found when programs were built on it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+import evloop
+from evloop import CancelledError, Future, InvalidStateError, ManualClock, Reactor
+
+
+# ------------------------------------------------------------------ clock
+def test_manual_clock_drives_timers_without_sleeping(selector_cls):
+    clock = ManualClock()
+    with Reactor(selector_cls(), clock=clock) as reactor:
+        fired = []
+        reactor.call_later(600, fired.append, "ten minutes")
+        reactor.call_later(60, fired.append, "one minute")
+        started = time.monotonic()
+        reactor.run_once(0)
+        assert fired == []
+        clock.advance(59.999)
+        reactor.run_once(0)
+        assert fired == []
+        clock.advance(0.001)
+        reactor.run_once(0)
+        assert fired == ["one minute"]
+        clock.advance(540)
+        reactor.run_once(0)
+        assert fired == ["one minute", "ten minutes"]
+        assert reactor.time() == 600
+        assert time.monotonic() - started < 1.0
+
+
+def test_manual_clock_never_sleeps_for_a_timer():
+    """Without autojump a far timer does not bound select: run_once(0.01) waits 0.01 s of real time."""
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        reactor.call_later(0.001, lambda: None)
+        started = time.monotonic()
+        reactor.run_once(0.05)
+        assert time.monotonic() - started >= 0.04  # the caller's bound, not the timer's
+        assert reactor.stats().timers_pending == 1  # time did not move, so it did not fire
+
+
+def test_manual_clock_due_timer_does_not_block_an_unbounded_pass():
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        out = []
+        reactor.call_later(5, out.append, 1)
+        clock.advance(5)
+        reactor.run_once()  # no bound: must not sleep with a timer already due
+        assert out == [1]
+
+
+def test_cancelled_timers_leave_the_heap_on_the_next_pass(reactor):
+    timers = [reactor.call_later(10 + i % 100, lambda: None) for i in range(10_000)]
+    reactor.call_soon(lambda: None)  # a ready callback: the pass does not look for a deadline
+    for timer in timers:
+        timer.cancel()
+    reactor.run_once(0)
+    assert reactor._timers.heap_size == 0
+
+
+def test_autojump_clock_jumps_to_the_next_timer():
+    clock = ManualClock(100.0, autojump=True)
+    with Reactor(clock=clock) as reactor:
+        fired = []
+        reactor.call_later(3600, lambda: (fired.append(reactor.time()), reactor.stop()))
+        started = time.monotonic()
+        reactor.run()
+        assert fired == [3700.0]
+        assert time.monotonic() - started < 1.0
+
+
+def test_manual_clock_rejects_going_backwards_and_non_finite():
+    clock = ManualClock(5)
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    with pytest.raises(ValueError):
+        clock.set(4)
+    with pytest.raises(ValueError):
+        clock.advance(math.nan)
+    with pytest.raises(ValueError):
+        ManualClock(math.inf)
+    clock.set(7)
+    assert clock.time() == 7
+
+
+def test_default_clock_is_monotonic(reactor):
+    assert isinstance(reactor.clock, evloop.MonotonicClock)
+    assert abs(reactor.time() - time.monotonic()) < 1
+
+
+# --------------------------------------------------- timers: bad delays (defect 3)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_call_later_rejects_nan_and_infinities(reactor, bad):
+    with pytest.raises(ValueError):
+        reactor.call_later(bad, lambda: None)
+    with pytest.raises(ValueError):
+        reactor.call_at(bad, lambda: None)
+    # The loop is unharmed: a later timer still fires.
+    out = []
+    reactor.call_later(0, out.append, 1)
+    reactor.run_once(0)
+    assert out == [1]
+
+
+def test_negative_delay_counts_as_zero(selector_cls):
+    clock = ManualClock(10)
+    with Reactor(selector_cls(), clock=clock) as reactor:
+        out = []
+        reactor.call_later(0, out.append, "first")
+        timer = reactor.call_later(-5, out.append, "second")
+        assert timer.when == 10
+        reactor.run_once(0)
+        assert out == ["first", "second"]  # same deadline: scheduling order
+
+
+# ---------------------------------------------------------- call_every
+def test_call_every_is_drift_free(selector_cls):
+    clock = ManualClock()
+    with Reactor(selector_cls(), clock=clock) as reactor:
+        seen = []
+
+        def beat():
+            seen.append(reactor.time())
+            clock.advance(0.3)  # the callback itself takes 0.3 s
+
+        handle = reactor.call_every(1.0, beat)
+        for _ in range(5):
+            clock.set(handle.when)
+            reactor.run_once(0)
+        assert seen == [1.0, 2.0, 3.0, 4.0, 5.0]  # not 1, 2.3, 3.6, ...
+        assert handle.calls == 5 and handle.missed == 0
+
+
+def test_call_every_skips_missed_beats_after_a_stall(selector_cls):
+    clock = ManualClock()
+    with Reactor(selector_cls(), clock=clock) as reactor:
+        seen = []
+        handle = reactor.call_every(1.0, lambda: seen.append(reactor.time()))
+        clock.advance(1.0)
+        reactor.run_once(0)
+        clock.advance(4.5)  # a stall: beats at 2, 3, 4 and 5 were missed (now 5.5)
+        reactor.run_once(0)
+        reactor.run_once(0)
+        assert seen == [1.0, 5.5]  # one late call, no burst
+        assert handle.when == 6.0 and handle.missed == 3
+        clock.set(6.0)
+        reactor.run_once(0)
+        assert seen == [1.0, 5.5, 6.0]
+
+
+def test_call_every_cancel_from_inside_and_after_errors(reactor, caplog):
+    clock = ManualClock()
+    with Reactor(clock=clock) as r:
+        calls = []
+
+        def beat():
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("beat failed")
+            if len(calls) == 3:
+                handle.cancel()
+
+        handle = r.call_every(2, beat)
+        with caplog.at_level(logging.ERROR, logger="evloop"):
+            for _ in range(6):
+                clock.advance(2)
+                r.run_once(0)
+        assert len(calls) == 3  # went on after the error, stopped by cancel()
+        assert "beat failed" in caplog.text
+        assert r.stats().timers_pending == 0
+    with pytest.raises(ValueError):
+        reactor.call_every(0, lambda: None)
+    with pytest.raises(ValueError):
+        reactor.call_every(math.nan, lambda: None)
+
+
+# ---------------------------------------------------------- thread-safe calls
+def test_call_soon_threadsafe_wakes_a_sleeping_loop(reactor):
+    """The loop sleeps in select with no timer pending; another thread's call runs within a millisecond."""
+    latencies = []
+    woke = threading.Event()
+
+    def handled(sent_at):
+        latencies.append(time.perf_counter() - sent_at)
+        woke.set()
+
+    def other_thread():
+        for _ in range(20):
+            woke.clear()
+            time.sleep(0.002)  # let the loop go back to sleep in select
+            reactor.call_soon_threadsafe(handled, time.perf_counter())
+            if not woke.wait(5):
+                return
+        reactor.call_soon_threadsafe(reactor.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    try:
+        reactor.run()  # no timer, no bound: only the self-pipe can wake it
+    finally:
+        thread.join(10)
+    assert len(latencies) == 20
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.001, latencies
+
+
+def test_call_soon_threadsafe_from_many_threads_loses_nothing(reactor, run_until):
+    got = []
+    threads = [
+        threading.Thread(target=lambda n=n: [reactor.call_soon_threadsafe(got.append, (n, i)) for i in range(500)])
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    run_until(reactor, lambda: len(got) == 2000)
+    for n in range(4):
+        assert [i for m, i in got if m == n] == list(range(500))  # each thread's calls in order
+
+
+def test_call_soon_threadsafe_after_close_raises(selector_cls):
+    reactor = Reactor(selector_cls())
+    reactor.close()
+    with pytest.raises(RuntimeError):
+        reactor.call_soon_threadsafe(lambda: None)
+
+
+# ------------------------------------------------------------------ futures
+def test_future_result_and_callbacks_run_from_the_loop(reactor):
+    future = reactor.create_future()
+    assert isinstance(future, Future) and not future.done()
+    with pytest.raises(InvalidStateError):
+        future.result()
+    seen = []
+    future.add_done_callback(seen.append)
+    future.set_result(42)
+    assert seen == []  # never synchronously
+    assert future.done() and future.result() == 42 and future.exception() is None
+    reactor.run_once(0)
+    assert seen == [future]
+    late = []
+    future.add_done_callback(late.append)  # already done: scheduled, not called now
+    assert late == []
+    reactor.run_once(0)
+    assert late == [future]
+    with pytest.raises(InvalidStateError):
+        future.set_result(1)
+
+
+def test_future_exception_and_cancel(reactor):
+    failed = reactor.create_future()
+    failed.set_exception(ValueError("bad"))
+    with pytest.raises(ValueError, match="bad"):
+        failed.result()
+    assert isinstance(failed.exception(), ValueError)
+    assert not failed.cancel()
+
+    cancelled = reactor.create_future()
+    removed = reactor.create_future()
+    calls = []
+    cancelled.add_done_callback(calls.append)
+    cancelled.add_done_callback(calls.append)
+    assert cancelled.remove_done_callback(calls.append) == 2
+    assert cancelled.cancel("no longer wanted") and cancelled.cancelled()
+    with pytest.raises(CancelledError, match="no longer wanted"):
+        cancelled.result()
+    with pytest.raises(CancelledError):
+        cancelled.exception()
+    reactor.run_once(0)
+    assert calls == []
+    removed.set_exception(KeyError)  # a class is instantiated
+    assert isinstance(removed.exception(), KeyError)
+
+
+def test_run_until_complete_returns_result_or_raises(reactor):
+    future = reactor.create_future()
+    reactor.call_later(0.01, future.set_result, "done")
+    assert reactor.run_until_complete(future) == "done"
+    assert not reactor.is_running
+
+    failing = reactor.create_future()
+    reactor.call_soon(failing.set_exception, OSError("nope"))
+    with pytest.raises(OSError, match="nope"):
+        reactor.run_until_complete(failing)
+
+
+def test_run_until_complete_timeout_on_the_reactor_clock():
+    clock = ManualClock(autojump=True)
+    with Reactor(clock=clock) as reactor:
+        never = reactor.create_future()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            reactor.run_until_complete(never, timeout_s=300)
+        assert reactor.time() == 300
+        assert time.monotonic() - started < 1
+        assert not never.done()
+        assert reactor.stats().timers_pending == 0  # the timeout timer is gone
+
+
+def test_run_until_complete_refuses_while_running_and_after_stop(reactor):
+    errors = []
+    future = reactor.create_future()
+
+    def nested():
+        try:
+            reactor.run_until_complete(future)
+        except RuntimeError as exc:
+            errors.append(exc)
+        reactor.stop()
+
+    reactor.call_soon(nested)
+    reactor.run()
+    assert errors
+    reactor.call_soon(reactor.stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        reactor.run_until_complete(future)
+
+
+# ------------------------------------------------------------ re-entry (defect 2)
+def test_nested_run_once_is_refused(reactor):
+    errors = []
+    after = []
+
+    def nested():
+        try:
+            reactor.run_once(0)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    reactor.call_soon(nested)
+    reactor.call_soon(after.append, 1)
+    reactor.call_soon(reactor.stop)
+    reactor.run()  # before the fix: IndexError: pop from an empty deque
+    assert errors and "re-entrant" in str(errors[0])
+    assert after == [1]
+
+
+# ----------------------------------------------------------- stop() before run()
+def test_stop_before_run_runs_one_pass(reactor):
+    out = []
+    reactor.call_soon(out.append, 1)
+    reactor.stop()
+    started = time.monotonic()
+    reactor.run()  # before the fix: the stop was dropped and run() never returned
+    assert out == [1]
+    assert time.monotonic() - started < 1
+    assert not reactor.is_running
+
+
+# ------------------------------------------------------------ select's fd limit (defect 6)
+def test_select_selector_refuses_descriptors_past_its_limit():
+    with Reactor(selectors.SelectSelector()) as reactor:
+        a, b = socket.socketpair()
+        try:
+            high = os.dup2(a.fileno(), 1500)
+        except OSError:
+            pytest.skip("cannot open descriptor 1500 here (RLIMIT_NOFILE)")
+        try:
+            with pytest.raises(ValueError, match="1024"):
+                reactor.add_reader(high, lambda: None)
+            out = []
+            reactor.call_soon(out.append, 1)
+            reactor.run_once(0)  # before the fix: ValueError from select() itself, every pass
+            assert out == [1]
+        finally:
+            os.close(high)
+            a.close()
+            b.close()
+
+
+# ------------------------------------------------------- the exception handler (defect 5)
+def test_every_user_exception_reaches_the_handler_with_context(reactor, run_until):
+    from evloop import Protocol, SocketTransport
+
+    seen = []
+    reactor.set_exception_handler(lambda loop, context: seen.append(context))
+
+    class Broken(Protocol):
+        def data_received(self, data):
+            raise ValueError("bad data")
+
+        def pause_writing(self):
+            raise KeyError("bad pause")
+
+    a, b = socket.socketpair()
+    with b:
+        protocol = Broken()
+        transport = SocketTransport(reactor, a, protocol, high_water=1)
+        transport.start()
+        b.send(b"x")
+        run_until(reactor, lambda: any("data_received" in c["message"] for c in seen))
+        context = next(c for c in seen if "data_received" in c["message"])
+        assert isinstance(context["exception"], ValueError)
+        assert context["transport"] is transport and context["protocol"] is protocol
+        assert transport.is_closing()  # aborted, as asyncio does
+
+    a2, b2 = socket.socketpair()
+    with b2:
+        transport2 = SocketTransport(reactor, a2, Broken(), high_water=1)
+        transport2.start()
+        transport2.write(b"more than one byte" * 100000)  # past the high water mark: pause_writing raises
+        context = next(c for c in seen if "pause_writing" in c["message"])
+        assert isinstance(context["exception"], KeyError) and context["transport"] is transport2
+        transport2.abort()
+        reactor.run_once(0)
+
+    handle = reactor.call_soon(lambda: 1 / 0)
+    reactor.run_once(0)
+    assert seen[-1]["handle"] is handle and isinstance(seen[-1]["exception"], ZeroDivisionError)
+
+
+def test_default_exception_handler_logs_context(reactor, caplog):
+    with caplog.at_level(logging.ERROR, logger="evloop"):
+        reactor.call_exception_handler({"message": "something broke", "exception": OSError("x"), "transport": "T"})
+    assert "something broke" in caplog.text and "'T'" in caplog.text and "OSError" in caplog.text
+
+
+# -------------------------------------------------------------------- stats
+def test_stats_counts_passes_callbacks_and_timer_lag():
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        before = reactor.stats()
+        for _ in range(3):
+            reactor.call_soon(lambda: None)
+        reactor.call_later(1.0, lambda: None)
+        reactor.call_later(50, lambda: None)
+        reactor.run_once(0)
+        clock.advance(1.25)  # the timer due at 1.0 runs 0.25 s late
+        reactor.run_once(0)
+        stats = reactor.stats()
+        assert stats.passes - before.passes == 2
+        assert stats.callbacks - before.callbacks == 4
+        assert stats.timers_pending == 1
+        assert stats.max_timer_lag_s == pytest.approx(0.25)
+        assert stats.interval_s == pytest.approx(1.25)
+        assert reactor.stats().max_timer_lag_s == 0.0  # a new interval
+
+
+# ------------------------------------------------------------ a second reactor's signals
+def test_second_reactor_cannot_steal_signal_handlers(selector_cls):
+    first = Reactor(selector_cls())
+    second = Reactor(selector_cls())
+    try:
+        first.add_signal_handler(signal.SIGUSR1, lambda: None)
+        with pytest.raises(RuntimeError, match="another Reactor"):
+            second.add_signal_handler(signal.SIGUSR2, lambda: None)
+        # Still the first's: a signal reaches it.
+        got = []
+        first.add_signal_handler(signal.SIGUSR1, got.append, 1)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            first.run_once(0.05)
+        assert got == [1]
+        first.close()
+        second.add_signal_handler(signal.SIGUSR2, lambda: None)  # free once the first is closed
+    finally:
+        first.close()
+        second.close()
+
+
+# --------------------------------------------------------------------- fork (defect 1)
+def _wait_child(pid: int, timeout_s: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("child did not exit in time")
+        time.sleep(0.01)  # polling a child's exit: there is no fd to wait on
+
+
+def _sigterm_still_reaches(reactor: Reactor) -> bool:
+    got = []
+    reactor.add_signal_handler(signal.SIGTERM, got.append, "TERM")
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        reactor.run_once(0.05)
+    return got == ["TERM"]
+
+
+def test_child_leaving_with_reactor_does_not_break_the_parent(selector_cls):
+    """A child that leaves ``with Reactor()`` (sys.exit) runs close(): the parent must keep its signals."""
+    with Reactor(selector_cls()) as reactor:
+        reactor.add_signal_handler(signal.SIGTERM, lambda: None)
+        pid = os.fork()
+        if pid == 0:  # the child closes its inherited copy, as `with` would
+            code = 1
+            try:
+                reactor.close()
+                code = 0
+            finally:
+                os._exit(code)
+        assert _wait_child(pid) == 0
+        assert _sigterm_still_reaches(reactor)  # before the fix: never handled again
+        reactor.remove_signal_handler(signal.SIGTERM)
+
+
+def test_run_once_in_a_forked_child_is_refused(selector_cls):
+    with Reactor(selector_cls()) as reactor:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                try:
+                    reactor.run_once(0)
+                except RuntimeError as exc:
+                    code = 9 if "process" in str(exc) else 3
+            finally:
+                os._exit(code)
+        assert _wait_child(pid) == 9
+
+
+def test_reactor_fork_keeps_signals_of_child_and_parent_apart(selector_cls, tmp_path):
+    """A signal sent to the child right after fork() never runs the parent's handler."""
+    with Reactor(selector_cls()) as reactor:
+        parent_got = []
+        reactor.add_signal_handler(signal.SIGUSR1, parent_got.append, "parent")
+        ready_r, ready_w = os.pipe()
+        pid = reactor.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(ready_r)
+                assert reactor.is_closed
+                # The handler from before the reactor's is back: SIGUSR1's default ends the process.
+                code = 5 if signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL else 6
+                with Reactor() as mine:
+                    child_got = []
+                    mine.add_signal_handler(signal.SIGUSR1, child_got.append, "child")
+                    os.write(ready_w, b"r")
+                    deadline = time.monotonic() + 5
+                    while not child_got and time.monotonic() < deadline:
+                        mine.run_once(0.05)
+                    code = 7 if child_got == ["child"] and code == 5 else 8
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        os.kill(pid, signal.SIGUSR1)  # before the child is ready: the default action could kill it ...
+        status = _wait_child(pid)
+        os.close(ready_r)
+        # ... or it arrived after the child's own handler: either way the parent's handler never ran.
+        assert status in (7, -signal.SIGUSR1)
+        for _ in range(5):
+            reactor.run_once(0.01)
+        assert parent_got == []
+        assert _sigterm_still_reaches(reactor)
+        reactor.remove_signal_handler(signal.SIGTERM)
+
+
+def test_reactor_fork_child_with_its_own_loop(selector_cls):
+    with Reactor(selector_cls()) as reactor:
+        reactor.add_signal_handler(signal.SIGUSR1, lambda: None)
+        pid = reactor.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with Reactor() as mine:
+                    future = mine.create_future()
+                    mine.call_later(0.01, future.set_result, 7)
+                    code = mine.run_until_complete(future, timeout_s=5)
+            finally:
+                os._exit(code)
+        assert _wait_child(pid) == 7
+        assert _sigterm_still_reaches(reactor)
+        reactor.remove_signal_handler(signal.SIGTERM)
