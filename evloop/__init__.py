@@ -9,6 +9,7 @@ from .futures import CancelledError, Future, InvalidStateError
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
 from .transport import Listener, PendingConnection, Protocol, SocketTransport, connect, listen
+from .framing import LengthPrefixedProtocol, LineProtocol
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,7 @@ __all__ = [
     "Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "ManualClock", "MonotonicClock",
     "Future", "CancelledError", "InvalidStateError",
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
+    "LineProtocol", "LengthPrefixedProtocol",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
 

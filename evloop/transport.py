@@ -162,6 +162,11 @@ class SocketTransport:
         return self._protocol
 
     @property
+    def reactor(self) -> Reactor:
+        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
+        return self._reactor
+
+    @property
     def socket(self) -> socket.socket:
         return self._sock
 
