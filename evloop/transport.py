@@ -548,6 +548,10 @@ class SocketTransport:
         self._reactor._untrack(self)
         try:
             self._protocol.connection_lost(self._lost_exc)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            self._report(exc, "protocol.connection_lost() failed")
         finally:
             self._sock.close()
             self._protocol = None  # type: ignore[assignment]  # break the cycle
@@ -676,13 +680,26 @@ class Listener:
         return count, None
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
+        # A failing factory or connection_made costs that connection only:
+        # it is reported with its context and the listener goes on accepting.
         try:
             protocol = self._protocol_factory()
             transport = SocketTransport(self._reactor, conn, protocol, peername=addr, **self._transport_kwargs)
-        except BaseException:
+        except (KeyboardInterrupt, SystemExit):
             conn.close()
             raise
-        transport.start()
+        except BaseException as exc:
+            conn.close()
+            self._reactor.call_exception_handler(
+                {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self}
+            )
+            return
+        try:
+            transport.start()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            transport._report(exc, "protocol.connection_made() failed; connection aborted")
 
     def _back_off(self, exc: OSError) -> None:
         if not self._exhausted_episode:
@@ -916,9 +933,12 @@ class PendingConnection:
         self.transport = transport
         try:
             transport.start()
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as exc:
             self.future.set_exception(exc)
-            raise
+            transport._report(exc, "protocol.connection_made() failed; connection aborted")
+            return
         self.future.set_result(transport)
 
     def _timed_out(self, timeout_s: float) -> None:

@@ -582,3 +582,46 @@ def test_reactor_fork_child_with_its_own_loop(selector_cls):
         assert _wait_child(pid) == 7
         assert _sigterm_still_reaches(reactor)
         reactor.remove_signal_handler(signal.SIGTERM)
+
+
+def test_failing_factory_connection_made_and_connection_lost_are_reported_with_context(reactor, run_until):
+    from evloop import Protocol, connect, listen
+
+    seen = []
+    reactor.set_exception_handler(lambda loop, context: seen.append(context))
+    made = []
+
+    class Flaky(Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+            if len(made) == 1:
+                raise ValueError("first connection_made fails")
+
+        def connection_lost(self, exc):
+            raise KeyError("connection_lost fails")
+
+    calls = []
+
+    def factory():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("factory fails")
+        return Flaky()
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(3)]
+    try:
+        run_until(reactor, lambda: len(made) == 2)
+        messages = [c["message"] for c in seen]
+        assert any("factory failed" in m for m in messages)
+        assert any("connection_made() failed" in m for m in messages)
+        context = next(c for c in seen if "connection_made" in c["message"])
+        assert context["transport"] is made[0] and isinstance(context["exception"], ValueError)
+        made[1].close()
+        run_until(reactor, lambda: any(c.get("transport") is made[1] for c in seen))
+        lost = next(c for c in seen if c.get("transport") is made[1])
+        assert "connection_lost() failed" in lost["message"] and isinstance(lost["exception"], KeyError)
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
