@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import selectors
+import signal
 import time
 from typing import Callable
 
@@ -43,3 +45,22 @@ def run_until(reactor: Reactor, cond: Callable[[], bool], timeout_s: float = 5.0
 @pytest.fixture(name="run_until")
 def run_until_fixture():
     return run_until
+
+
+def wait_child(pid: int, timeout_s: float = 10.0) -> int:
+    """Wait for a forked child and return its exit code; kill it after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("child did not exit in time")
+        time.sleep(0.01)  # polling a child's exit: there is no fd to wait on
+
+
+@pytest.fixture(name="wait_child")
+def wait_child_fixture():
+    return wait_child

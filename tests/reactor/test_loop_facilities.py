@@ -474,19 +474,6 @@ def test_second_reactor_cannot_steal_signal_handlers(selector_cls):
 
 
 # --------------------------------------------------------------------- fork (defect 1)
-def _wait_child(pid: int, timeout_s: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("child did not exit in time")
-        time.sleep(0.01)  # polling a child's exit: there is no fd to wait on
-
-
 def _sigterm_still_reaches(reactor: Reactor) -> bool:
     got = []
     reactor.add_signal_handler(signal.SIGTERM, got.append, "TERM")
@@ -497,7 +484,7 @@ def _sigterm_still_reaches(reactor: Reactor) -> bool:
     return got == ["TERM"]
 
 
-def test_child_leaving_with_reactor_does_not_break_the_parent(selector_cls):
+def test_child_leaving_with_reactor_does_not_break_the_parent(selector_cls, wait_child):
     """A child that leaves ``with Reactor()`` (sys.exit) runs close(): the parent must keep its signals."""
     with Reactor(selector_cls()) as reactor:
         reactor.add_signal_handler(signal.SIGTERM, lambda: None)
@@ -509,12 +496,12 @@ def test_child_leaving_with_reactor_does_not_break_the_parent(selector_cls):
                 code = 0
             finally:
                 os._exit(code)
-        assert _wait_child(pid) == 0
+        assert wait_child(pid) == 0
         assert _sigterm_still_reaches(reactor)  # before the fix: never handled again
         reactor.remove_signal_handler(signal.SIGTERM)
 
 
-def test_run_once_in_a_forked_child_is_refused(selector_cls):
+def test_run_once_in_a_forked_child_is_refused(selector_cls, wait_child):
     with Reactor(selector_cls()) as reactor:
         pid = os.fork()
         if pid == 0:
@@ -526,10 +513,10 @@ def test_run_once_in_a_forked_child_is_refused(selector_cls):
                     code = 9 if "process" in str(exc) else 3
             finally:
                 os._exit(code)
-        assert _wait_child(pid) == 9
+        assert wait_child(pid) == 9
 
 
-def test_reactor_fork_keeps_signals_of_child_and_parent_apart(selector_cls, tmp_path):
+def test_reactor_fork_keeps_signals_of_child_and_parent_apart(selector_cls, tmp_path, wait_child):
     """A signal sent to the child right after fork() never runs the parent's handler."""
     with Reactor(selector_cls()) as reactor:
         parent_got = []
@@ -555,7 +542,7 @@ def test_reactor_fork_keeps_signals_of_child_and_parent_apart(selector_cls, tmp_
                 os._exit(code)
         os.close(ready_w)
         os.kill(pid, signal.SIGUSR1)  # before the child is ready: the default action could kill it ...
-        status = _wait_child(pid)
+        status = wait_child(pid)
         os.close(ready_r)
         # ... or it arrived after the child's own handler: either way the parent's handler never ran.
         assert status in (7, -signal.SIGUSR1)
@@ -566,7 +553,7 @@ def test_reactor_fork_keeps_signals_of_child_and_parent_apart(selector_cls, tmp_
         reactor.remove_signal_handler(signal.SIGTERM)
 
 
-def test_reactor_fork_child_with_its_own_loop(selector_cls):
+def test_reactor_fork_child_with_its_own_loop(selector_cls, wait_child):
     with Reactor(selector_cls()) as reactor:
         reactor.add_signal_handler(signal.SIGUSR1, lambda: None)
         pid = reactor.fork()
@@ -579,7 +566,7 @@ def test_reactor_fork_child_with_its_own_loop(selector_cls):
                     code = mine.run_until_complete(future, timeout_s=5)
             finally:
                 os._exit(code)
-        assert _wait_child(pid) == 7
+        assert wait_child(pid) == 7
         assert _sigterm_still_reaches(reactor)
         reactor.remove_signal_handler(signal.SIGTERM)
 

@@ -625,20 +625,7 @@ def test_closed_reactors_release_descriptors(selector_cls):
 
 
 # -------------------------------------------------------------------- fork
-def _wait_child(pid: int, timeout_s: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("child did not exit in time")
-        time.sleep(0.01)  # polling a child's exit: there is no fd to wait on
-
-
-def test_fork_child_uses_a_fresh_reactor(reactor, run_until):
+def test_fork_child_uses_a_fresh_reactor(reactor, run_until, wait_child):
     a, b = socket.socketpair()
     with a, b:
         got = []
@@ -657,7 +644,7 @@ def test_fork_child_uses_a_fresh_reactor(reactor, run_until):
                         code = 7 if fired == [1] else 2
                 finally:
                     os._exit(code)
-            assert _wait_child(pid) == 7
+            assert wait_child(pid) == 7
             # The parent's reactor still has its registrations.
             b.send(b"after fork")
             run_until(reactor, lambda: got)
@@ -671,7 +658,7 @@ def test_fork_child_uses_a_fresh_reactor(reactor, run_until):
             reactor.remove_reader(a)
 
 
-def test_run_in_child_without_discard_raises(reactor):
+def test_run_in_child_without_discard_raises(reactor, wait_child):
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -682,7 +669,7 @@ def test_run_in_child_without_discard_raises(reactor):
                 code = 9 if "fork" in str(exc) or "process" in str(exc) else 3
         finally:
             os._exit(code)
-    assert _wait_child(pid) == 9
+    assert wait_child(pid) == 9
     out = []
     reactor.call_soon(out.append, 1)
     reactor.run_once(0)
