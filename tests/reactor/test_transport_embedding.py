@@ -73,7 +73,8 @@ def test_write_of_a_wide_item_view_sends_every_byte(reactor, run_until):
         payload = memoryview(array.array("i", range(1_000_000)))  # 4 bytes an item
         expected = payload.tobytes()
         transport.write(payload)  # partial send: the rest must be sliced by bytes
-        assert transport.get_write_buffer_size() == len(expected) - (len(expected) - transport.get_write_buffer_size())
+        # Counted in bytes: most of the 4 MB is still queued behind a 16 KiB socket buffer.
+        assert len(expected) // 2 < transport.get_write_buffer_size() < len(expected)
         got = _drain(reactor, peer, len(expected), run_until)
         assert got == expected  # before the fix: about a quarter of the bytes
         transport.abort()
