@@ -102,7 +102,7 @@ class SendQueue:
         """The file region at the front of the queue, if the front is one."""
         items = self._items
         if items and type(items[0]) is FileRegion:
-            return items[0]  # type: ignore[return-value]
+            return items[0]
         return None
 
     def buffers(self, max_count: int = 64) -> list[bytes | bytearray | memoryview]:
@@ -158,7 +158,7 @@ class SendQueue:
         self.size = 0
         for item in items:
             if type(item) is FileRegion:
-                item.finish(exc)  # type: ignore[union-attr]
+                item.finish(exc)
 
 
 class ReceiveBuffer:
@@ -180,7 +180,7 @@ class ReceiveBuffer:
         self.data = bytearray()
         self.pos = 0
         self.searched = 0
-        self.last_head: tuple | None = None
+        self.last_head: tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.data) - self.pos

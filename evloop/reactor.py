@@ -496,6 +496,7 @@ class Reactor:
         timers = self._timers
         clock = self._clock
         timer_deadline = None
+        timeout: float | None
         if ready or self._stopping:
             timeout = 0.0
         else:

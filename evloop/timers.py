@@ -168,7 +168,7 @@ class PeriodicHandle:
         self.calls = 0
         self.missed = 0
         self.cancelled = False
-        self._due = reactor.time() + interval_s
+        self._due: float = reactor.time() + interval_s
         self._timer: Timer | None = reactor.call_at(self._due, self._beat)
 
     @property

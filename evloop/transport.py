@@ -603,7 +603,8 @@ class Listener:
     def port(self) -> int | None:
         for sock in self.sockets:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
-                return sock.getsockname()[1]
+                port: int = sock.getsockname()[1]
+                return port
         return None
 
     def pause_accepting(self) -> None:
@@ -786,8 +787,9 @@ def bind_sockets(
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:
                 # Several addresses and port 0: use the port the first one got.
-                addr = (addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:])
-            s.bind(addr)
+                s.bind((addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:]))
+            else:
+                s.bind(addr)
             if backlog is not None:
                 s.listen(backlog)
     except BaseException:

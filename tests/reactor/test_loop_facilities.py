@@ -572,7 +572,7 @@ def test_reactor_fork_child_with_its_own_loop(selector_cls, wait_child):
 
 
 def test_failing_factory_connection_made_and_connection_lost_are_reported_with_context(reactor, run_until):
-    from evloop import Protocol, connect, listen
+    from evloop import Protocol, listen
 
     seen = []
     reactor.set_exception_handler(lambda loop, context: seen.append(context))
