@@ -71,6 +71,16 @@ _INF = math.inf
 
 # The process-wide signal wakeup fd belongs to at most one reactor at a time.
 _signal_owner: "weakref.ref[Reactor] | None" = None
+# Every reactor of this process, so that a forked child can mark them unusable.
+_live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
+
+
+def _mark_forked_reactors() -> None:
+    for reactor in _live_reactors:
+        reactor._runnable = False
+
+
+os.register_at_fork(after_in_child=_mark_forked_reactors)
 
 
 class Clock(TypingProtocol):
@@ -130,6 +140,10 @@ class Reactor:
         self._stopping = False
         self._closed = False
         self._pid = os.getpid()
+        # False once closed, and in a forked child (set by _mark_forked_reactors):
+        # run_once tests this one flag instead of calling os.getpid() each pass.
+        self._runnable = True
+        _live_reactors.add(self)
         self._exception_handler: ExceptionHandler | None = None
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
@@ -490,7 +504,7 @@ class Reactor:
         """
         if self._in_pass:
             raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
-        if self._closed or os.getpid() != self._pid:
+        if not self._runnable:
             self._check_can_run()
         ready = self._ready
         timers = self._timers
@@ -503,7 +517,8 @@ class Reactor:
             timeout = timeout_s
             timer_deadline = timers.next_deadline()
             if timer_deadline is not None:
-                wait = clock.select_timeout(max(0.0, timer_deadline - clock.time()))
+                delay = timer_deadline - clock.time()
+                wait = clock.select_timeout(delay if delay > 0 else 0.0)
                 if wait is not None and (timeout is None or wait < timeout):
                     timeout = wait
             if timeout is not None and timeout > _MAX_SELECT_TIMEOUT_S:
@@ -636,6 +651,7 @@ class Reactor:
         self._release_signal_wakeup()
         self.remove_reader(self._wake_rsock)
         self._closed = True
+        self._runnable = False
         self._ready.clear()
         self._threadsafe.clear()
         self._timers.clear()
@@ -656,6 +672,7 @@ class Reactor:
         if self._closed:
             return
         self._closed = True
+        self._runnable = False
         if _signal_owner is not None and _signal_owner() is self:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             _signal_owner = None
