@@ -85,9 +85,10 @@ class SendQueue:
                 last += data
             else:
                 items.append(bytearray(data))
-        elif type(data) is bytes or (type(data) is memoryview and data.readonly):
-            # Immutable already (a read-only view is the unsent rest of a bytes
-            # object after a partial send): keep it, no copy.
+        elif type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes):
+            # Immutable already (a view of bytes is the unsent rest of a bytes
+            # object after a partial send): keep it, no copy.  A read-only view
+            # of a mutable buffer is copied: its owner may still change it.
             items.append(data)
         else:
             items.append(bytes(data))

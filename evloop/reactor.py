@@ -50,7 +50,7 @@ import time
 import weakref
 from typing import Any, Callable, Protocol as TypingProtocol, TypeVar
 
-from .clock import ManualClock, MonotonicClock
+from .clock import MonotonicClock
 from .futures import Future
 from .timers import Handle, PeriodicHandle, Timer, TimerQueue
 
@@ -70,17 +70,27 @@ SELECT_FD_LIMIT = 1024
 _INF = math.inf
 
 # The process-wide signal wakeup fd belongs to at most one reactor at a time.
-_signal_owner: "weakref.ref[Reactor] | None" = None
-# Every reactor of this process, so that a forked child can mark them unusable.
+# A strong reference: the owner must outlive its wakeup socket's registration,
+# or the fd number could be reused and signals written into another socket.
+_signal_owner: "Reactor | None" = None
+# Every open reactor of this process, so that a forked child can discard them.
 _live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
 
 
-def _mark_forked_reactors() -> None:
-    for reactor in _live_reactors:
-        reactor._runnable = False
+def _discard_inherited_reactors() -> None:
+    """In every forked child, however it was forked (os.fork, multiprocessing, ...).
+
+    A child that went on using an inherited reactor would share its parent's
+    epoll set, self-pipe and signal handlers (see the module docstring).
+    """
+    for reactor in list(_live_reactors):
+        try:
+            reactor.discard_after_fork()
+        except Exception as exc:  # an at-fork hook cannot report otherwise
+            logger.error("discarding an inherited reactor after fork() failed", exc_info=exc)
 
 
-os.register_at_fork(after_in_child=_mark_forked_reactors)
+os.register_at_fork(after_in_child=_discard_inherited_reactors)
 
 
 class Clock(TypingProtocol):
@@ -134,14 +144,16 @@ class Reactor:
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._ready: collections.deque[Handle] = collections.deque()
         self._threadsafe: collections.deque[Handle] = collections.deque()
+        self._wake_pending = False  # a wake byte is in the self-pipe (see call_soon_threadsafe)
         self._timers = TimerQueue()
         self._running = False
         self._in_pass = False
         self._stopping = False
         self._closed = False
         self._pid = os.getpid()
-        # False once closed, and in a forked child (set by _mark_forked_reactors):
-        # run_once tests this one flag instead of calling os.getpid() each pass.
+        # False once closed or discarded (in a forked child): run_once tests
+        # this one flag instead of calling os.getpid() each pass (a system
+        # call, 5-8% of a pass).
         self._runnable = True
         _live_reactors.add(self)
         self._exception_handler: ExceptionHandler | None = None
@@ -199,22 +211,23 @@ class Reactor:
 
         It wakes a loop sleeping in ``select`` at once, through the self-pipe.
         This is the only reactor method that may be called from outside the
-        loop's thread.  After ``close()`` it raises ``RuntimeError``.
+        loop's thread.  After ``close()`` it raises ``RuntimeError``; a call
+        that races with ``close()`` in another thread may be dropped.
         """
         if self._closed:
             raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
         self._threadsafe.append(handle)  # deque.append is atomic
-        self._wake()
-        return handle
-
-    def _wake(self) -> None:
-        try:
-            self._wake_wsock.send(b"\0")
-        except OSError:
-            # BlockingIOError: the pipe is full, so a wake-up is pending anyway.
-            # Any other error: the reactor closed under us; nothing to wake.
-            pass
+        # One wake byte at a time: a byte per call could fill the pipe, and
+        # the signal numbers written into the same pipe would then be lost.
+        # _read_wakeups clears the flag before it drains the queue, so a
+        # call that finds it set is drained by that pass.
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_wsock.send(b"\0")
+            except OSError:
+                pass  # the reactor closed under us: nothing to wake
 
     def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """Run ``fn(*args)`` after ``delay_s`` seconds; returns a timer with ``cancel()``.
@@ -222,7 +235,7 @@ class Reactor:
         A negative delay counts as 0 (as in asyncio); NaN or an infinity
         raises ``ValueError`` (either would freeze every timer behind it).
         """
-        if not -_INF < delay_s < _INF:  # also false for NaN
+        if not _is_finite(delay_s):
             raise ValueError(f"call_later() needs a finite delay in seconds, got {delay_s!r}")
         if delay_s < 0:
             delay_s = 0.0
@@ -234,7 +247,7 @@ class Reactor:
         Timers with the same deadline run in the order they were scheduled.
         NaN or an infinity raises ``ValueError``.
         """
-        if not -_INF < when < _INF:
+        if not _is_finite(when):
             raise ValueError(f"call_at() needs a finite time, got {when!r}")
         return self._timers.schedule(when, fn, args)
 
@@ -247,7 +260,7 @@ class Reactor:
         burst.  An exception from ``fn`` is reported and the beats go on.
         Returns a handle whose ``cancel()`` stops the beats.
         """
-        if not 0 < interval_s < _INF:
+        if not _is_finite(interval_s) or interval_s <= 0:
             raise ValueError(f"call_every() needs a positive finite interval, got {interval_s!r}")
         return PeriodicHandle(self, interval_s, fn, args)
 
@@ -309,7 +322,7 @@ class Reactor:
         return self._remove(fileobj, selectors.EVENT_WRITE)
 
     def _add(self, fileobj: FileLike, event: int, handle: Handle) -> None:
-        self._check_open()
+        self._check_open()  # closed, or discarded in a forked child: never touch the selector
         selector = self._selector
         try:
             key = selector.get_key(fileobj)
@@ -394,20 +407,20 @@ class Reactor:
 
     def _take_signal_wakeup(self) -> None:
         global _signal_owner
-        owner = _signal_owner() if _signal_owner is not None else None
+        owner = _signal_owner
         if owner is self:
             return
-        if owner is not None and not owner._closed and owner._pid == os.getpid():
+        if owner is not None:
             raise RuntimeError(
                 "another Reactor in this process holds signal handlers (the signal wakeup fd is "
                 "process-wide): remove them or close that reactor first"
             )
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_wsock.fileno(), warn_on_full_buffer=False)
-        _signal_owner = weakref.ref(self)
+        _signal_owner = self
 
     def _release_signal_wakeup(self) -> None:
         global _signal_owner
-        if _signal_owner is None or _signal_owner() is not self:
+        if _signal_owner is not self:
             return
         signal.set_wakeup_fd(self._previous_wakeup_fd)
         self._previous_wakeup_fd = -1
@@ -422,15 +435,21 @@ class Reactor:
             except (BlockingIOError, InterruptedError):
                 break
             for signum in data:
-                if signum:
-                    handle = self._signal_handlers.get(signum)
-                    if handle is not None:
-                        ready.append(Handle(handle.callback, handle.args))
+                if signum and signum in self._signal_handlers:
+                    ready.append(Handle(self._dispatch_signal, (signum,)))
             if len(data) < 4096:
                 break  # drained: spare the recv that would raise BlockingIOError
+        self._wake_pending = False  # before draining: see call_soon_threadsafe
         threadsafe = self._threadsafe
         while threadsafe:
             ready.append(threadsafe.popleft())
+
+    def _dispatch_signal(self, signum: int) -> None:
+        # Looked up when it runs, not when the signal was read: a handler
+        # removed in between (by an earlier callback of the pass) never runs.
+        handle = self._signal_handlers.get(signum)
+        if handle is not None:
+            handle.callback(*handle.args)
 
     # ----------------------------------------------------------------- errors
     def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
@@ -461,7 +480,7 @@ class Reactor:
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         """Log ``context`` to the ``evloop`` logger at ERROR, with the traceback."""
         message = context.get("message") or "unhandled exception"
-        details = [f"{key}: {value!r}" for key, value in context.items() if key not in ("message", "exception")]
+        details = [f"{key}: {_safe_repr(value)}" for key, value in context.items() if key not in ("message", "exception")]
         if details:
             message = f"{message} ({', '.join(details)})"
         logger.error("%s", message, exc_info=context.get("exception"))
@@ -477,7 +496,7 @@ class Reactor:
         self._running = True
         try:
             while True:
-                self.run_once()
+                self.run_once(0.0 if self._stopping else None)
                 if self._stopping:
                     break
         finally:
@@ -511,7 +530,7 @@ class Reactor:
         clock = self._clock
         timer_deadline = None
         timeout: float | None
-        if ready or self._stopping:
+        if ready:
             timeout = 0.0
         else:
             timeout = timeout_s
@@ -625,10 +644,11 @@ class Reactor:
         """Close the reactor: every open transport and listener, then the selector and the self-pipe.
 
         Each open transport is aborted and its protocol's ``connection_lost``
-        is called before this returns; pending callbacks and timers are
-        dropped; signal handlers are restored.  In a forked child (a process
-        other than the creator's) it only discards the inherited reactor
-        (see ``discard_after_fork``).  Closing twice is harmless.
+        is called before this returns (what those callbacks schedule on this
+        reactor is dropped with the rest); pending callbacks and timers are
+        dropped; signal handlers are restored.  In a forked child it only
+        discards the inherited reactor (see ``discard_after_fork``).  Closing
+        twice is harmless.
         """
         if self._closed:
             return
@@ -637,7 +657,9 @@ class Reactor:
             return
         if self._running or self._in_pass:
             raise RuntimeError("cannot close a running reactor")
-        for resource in list(self._resources):
+        # Until none is left: a connection_lost may open or connect another.
+        while self._resources:
+            resource = self._resources.pop()
             try:
                 resource._close_with_reactor()
             except (KeyboardInterrupt, SystemExit):
@@ -645,47 +667,49 @@ class Reactor:
             except BaseException as exc:
                 self.call_exception_handler({"message": "closing with the reactor failed", "exception": exc,
                                              "resource": resource})
-        self._resources.clear()
         for signum in list(self._signal_handlers):
             self.remove_signal_handler(signum)
         self._release_signal_wakeup()
         self.remove_reader(self._wake_rsock)
-        self._closed = True
-        self._runnable = False
-        self._ready.clear()
-        self._threadsafe.clear()
-        self._timers.clear()
-        self._selector.close()
-        self._wake_rsock.close()
-        self._wake_wsock.close()
+        self._drop_state()
 
     def discard_after_fork(self) -> None:
         """In a forked child: drop this inherited reactor without touching the parent's.
 
-        Closes the child's copies of the selector and the self-pipe without
-        unregistering anything (that would change the parent's epoll set),
-        restores the signal handlers from before the reactor's and the
-        wakeup fd, and forgets transports without calling back.  Prefer
-        ``fork()``, which calls this with signals blocked.
+        Runs by itself in every forked child (an ``os.register_at_fork``
+        hook), so calling it is only needed by code that forked before
+        importing evloop; ``reactor.fork()`` also blocks signals around it.
+        It closes the child's copies of the selector, the self-pipe and the
+        connections' sockets without unregistering anything (that would
+        change the parent's epoll set), restores the signal handlers from
+        before the reactor's and the wakeup fd, and calls back nothing.
+        Listening sockets stay open: pre-fork servers hand them to children.
         """
         global _signal_owner
         if self._closed:
             return
-        self._closed = True
-        self._runnable = False
-        if _signal_owner is not None and _signal_owner() is self:
+        if _signal_owner is self:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
             _signal_owner = None
-        for signum, previous in self._previous_signal_handlers.items():
-            signal.signal(signum, previous)
+            for signum, previous in self._previous_signal_handlers.items():
+                signal.signal(signum, previous)
+        for resource in self._resources:
+            resource._discard_after_fork()
+        self._resources.clear()
+        # Closing the selector only drops this process's descriptor; it is
+        # unregister/modify calls that would reach into the shared epoll set.
+        self._drop_state()
+
+    def _drop_state(self) -> None:
+        """The end shared by close() and discard_after_fork(): nothing runs again."""
+        self._closed = True
+        self._runnable = False
+        _live_reactors.discard(self)
         self._signal_handlers.clear()
         self._previous_signal_handlers.clear()
-        self._resources.clear()
         self._ready.clear()
         self._threadsafe.clear()
         self._timers.clear()
-        # Closing the selector only drops this process's descriptor; it is
-        # unregister/modify calls that would reach into the shared epoll set.
         self._selector.close()
         self._wake_rsock.close()
         self._wake_wsock.close()
@@ -727,4 +751,14 @@ def _ignore_in_signal_frame(signum: int, frame: Any) -> None:
     """Python-level handler: the work happens in the loop, woken by the wakeup fd."""
 
 
-__all__ += ["ManualClock", "MonotonicClock"]
+def _is_finite(value: float) -> bool:
+    """False for NaN and the infinities (and a TypeError for what is not a number)."""
+    return -_INF < value < _INF
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # reporting an error must not raise another
+        return f"<{type(value).__name__}: repr() failed: {exc!r}>"
+

@@ -158,7 +158,8 @@ class PeriodicHandle:
     calls after a stall).  ``calls`` counts the calls made.
     """
 
-    __slots__ = ("_reactor", "interval_s", "callback", "args", "calls", "missed", "_due", "_timer", "cancelled")
+    __slots__ = ("_reactor", "interval_s", "callback", "args", "calls", "missed", "_start", "_beat", "_due",
+                 "_timer", "cancelled")
 
     def __init__(self, reactor: Any, interval_s: float, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._reactor = reactor
@@ -168,8 +169,12 @@ class PeriodicHandle:
         self.calls = 0
         self.missed = 0
         self.cancelled = False
-        self._due: float = reactor.time() + interval_s
-        self._timer: Timer | None = reactor.call_at(self._due, self._beat)
+        # Beat k is due at start + k * interval: computed, never accumulated,
+        # so rounding errors do not add up over many beats.
+        self._start: float = reactor.time()
+        self._beat = 1
+        self._due = self._start + interval_s
+        self._timer: Timer | None = reactor.call_at(self._due, self._on_beat)
 
     @property
     def when(self) -> float:
@@ -186,7 +191,7 @@ class PeriodicHandle:
             self.callback = _cancelled_callback
             self.args = ()
 
-    def _beat(self) -> None:
+    def _on_beat(self) -> None:
         self._timer = None
         self.calls += 1
         try:
@@ -198,14 +203,21 @@ class PeriodicHandle:
 
     def _schedule_next(self) -> None:
         now = self._reactor.time()
-        due = self._due + self.interval_s
+        beat = self._beat + 1
+        due = self._start + beat * self.interval_s
         if due < now:
             # Beats were missed: skip to the first one still ahead.
             skipped = int((now - due) // self.interval_s) + 1
+            beat += skipped
+            due = self._start + beat * self.interval_s
+            if due < now:  # rounding of the division: one more
+                skipped += 1
+                beat += 1
+                due = self._start + beat * self.interval_s
             self.missed += skipped
-            due += skipped * self.interval_s
+        self._beat = beat
         self._due = due
-        self._timer = self._reactor.call_at(due, self._beat)
+        self._timer = self._reactor.call_at(due, self._on_beat)
 
     def __repr__(self) -> str:
         state = " cancelled" if self.cancelled else f" every {self.interval_s} s"

@@ -15,7 +15,9 @@ ordinary close reported through ``connection_lost(exc)``, not an error log.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
+import math
 import os
 import socket
 import stat
@@ -100,7 +102,7 @@ class SocketTransport:
         "_reactor", "_sock", "_protocol", "_queue", "_high_water", "_low_water",
         "_closing", "_closed", "_reading", "_reading_paused", "_writing_registered",
         "_protocol_paused", "_eof_pending", "_eof_written", "_eof_received", "peername", "sockname",
-        "_close_timer", "_in_sendfile", "_lost_exc", "_lost_called",
+        "_close_timer", "_lost_exc", "_lost_called",
     )
 
     def __init__(
@@ -129,7 +131,6 @@ class SocketTransport:
         self._eof_written = False
         self._eof_received = False
         self._close_timer: Any = None
-        self._in_sendfile = False
         self._lost_exc: BaseException | None = None
         self._lost_called = False
         self.peername = peername
@@ -153,8 +154,15 @@ class SocketTransport:
             self.abort()
             raise
         if not self._closing and not self._reading_paused:
+            try:
+                self._reactor.add_reader(self._sock, self._on_readable)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # e.g. a descriptor past SelectSelector's limit
+                self._report(exc, "cannot watch the connection for reading; aborting it")
+                self._force_close(exc)
+                return
             self._reading = True
-            self._reactor.add_reader(self._sock, self._on_readable)
 
     # ------------------------------------------------------------ properties
     @property
@@ -363,21 +371,13 @@ class SocketTransport:
             if on_done is not None:
                 reactor.call_soon(on_done, None)
             return
-        done = on_done
-        if on_done is not None:
-            def done(exc: BaseException | None) -> None:
-                # on_done always runs from the loop, never inside this call.
-                if self._in_sendfile:
-                    reactor.call_soon(on_done, exc)
-                else:
-                    on_done(exc)
+        # on_done always runs from the loop: never inside this call, nor
+        # inside an abort() that drops the region, where an exception from it
+        # would interrupt the closing.
+        done = None if on_done is None else functools.partial(reactor.call_soon, on_done)
         self._queue.append_file(FileRegion(fd, offset, count, done))
         if not self._writing_registered:
-            self._in_sendfile = True
-            try:
-                self._on_writable()  # make progress now; registers write interest if it must wait
-            finally:
-                self._in_sendfile = False
+            self._on_writable()  # make progress now; registers write interest if it must wait
         self._maybe_pause_protocol()
 
     def write_eof(self) -> None:
@@ -489,8 +489,14 @@ class SocketTransport:
         ``timeout_s``: when the queue has not drained that long after this
         call (a peer that stopped reading), abort instead; ``connection_lost``
         then gets a ``TimeoutError``.  None waits as long as the peer takes.
+        On a transport already closing, a ``timeout_s`` sooner than the one
+        in force (or the first one) takes effect.
         """
+        if timeout_s is not None and not (0 <= timeout_s < math.inf):
+            raise ValueError(f"close() needs a finite timeout_s >= 0, got {timeout_s!r}")
         if self._closing:
+            if timeout_s is not None and not self._closed:
+                self._arm_close_timer(timeout_s)
             return
         self._closing = True
         if self._reading:
@@ -499,7 +505,15 @@ class SocketTransport:
         if not self._queue:
             self._finish_close(None)
         elif timeout_s is not None:
-            self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
+            self._arm_close_timer(timeout_s)
+
+    def _arm_close_timer(self, timeout_s: float) -> None:
+        timer = self._close_timer
+        if timer is not None:
+            if timer.when <= self._reactor.time() + timeout_s:
+                return  # the timer in force is sooner
+            timer.cancel()
+        self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
 
     def _close_timed_out(self, timeout_s: float) -> None:
         self._close_timer = None
@@ -560,6 +574,18 @@ class SocketTransport:
         """The reactor is closing: abort now and call ``connection_lost`` before it returns."""
         self._force_close(None)
         self._call_connection_lost()
+
+    def _discard_after_fork(self) -> None:
+        """In a forked child: close this process's copy of the socket, call nothing back.
+
+        A plain ``close`` of the descriptor leaves the parent's epoll set as
+        it is; keeping it open would keep the connection open after the
+        parent closed it.
+        """
+        self._closed = self._closing = self._lost_called = True
+        self._reading = self._writing_registered = False
+        self._close_timer = None
+        self._sock.close()
 
 
 class Listener:
@@ -730,6 +756,15 @@ class Listener:
 
     _close_with_reactor = close
 
+    def _discard_after_fork(self) -> None:
+        """In a forked child: the listening sockets stay open (pre-fork servers hand them on).
+
+        A later ``close()`` in the child closes its copies but never removes
+        a Unix socket's file: it is the parent's.
+        """
+        self._accepting = False
+        self._backoff_timer = None
+        self._unlink_path = None
 
 def listen(
     reactor: Reactor,
@@ -900,10 +935,16 @@ class PendingConnection:
                 if self._local_addr is not None:
                     sock.bind(self._local_addr)
                 err = sock.connect_ex(addr)
-                if err not in (0, errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+                # EAGAIN is a failure here: a full backlog on a Unix socket,
+                # or no free local port for TCP.
+                if err not in (0, errno.EINPROGRESS):
                     raise OSError(err, f"connect to {_format_addr(addr)}: {os.strerror(err)}")
                 self._reactor.add_writer(sock, self._on_writable, sock)
-            except OSError as exc:
+            except (KeyboardInterrupt, SystemExit):
+                if sock is not None:
+                    sock.close()
+                raise
+            except Exception as exc:  # OSError, or e.g. a descriptor past SelectSelector's limit
                 if sock is not None:
                     sock.close()
                 self._errors.append(exc)
@@ -973,13 +1014,24 @@ class PendingConnection:
     def _close_with_reactor(self) -> None:
         self.cancel()
 
+    def _discard_after_fork(self) -> None:
+        self._done = True
+        for sock in self._attempts:
+            sock.close()
+        self._attempts.clear()
+
 
 def _interleave_families(addresses: list[tuple[int, int, int, Any]]) -> list[tuple[int, int, int, Any]]:
-    """RFC 8305 section 4: alternate address families, IPv6 first when there is one."""
+    """RFC 8305 section 4: alternate address families, starting with the first address's.
+
+    ``getaddrinfo`` sorts by RFC 6724, which puts IPv6 first where it is
+    usable and follows the host's ``gai.conf``; that order is kept within
+    each family.
+    """
     by_family: dict[int, list[tuple[int, int, int, Any]]] = {}
     for entry in addresses:
         by_family.setdefault(entry[0], []).append(entry)
-    families = sorted(by_family, key=lambda family: 0 if family == socket.AF_INET6 else 1)
+    families = list(by_family)  # dicts keep insertion order: the first address's family first
     ordered: list[tuple[int, int, int, Any]] = []
     queues = [by_family[family] for family in families]
     while any(queues):
@@ -1002,9 +1054,11 @@ def _combined_error(errors: list[BaseException]) -> BaseException:
     if len(errors) == 1:
         return errors[0]
     first = errors[0]
+    message = "every address failed: " + "; ".join(str(exc) for exc in errors)
     errnos = {getattr(exc, "errno", None) for exc in errors}
-    code = first.errno if len(errnos) == 1 and isinstance(first, OSError) else None
-    return OSError(code, "every address failed: " + "; ".join(str(exc) for exc in errors))
+    if len(errnos) == 1 and isinstance(first, OSError) and first.errno is not None:
+        return OSError(first.errno, message)
+    return OSError(message)
 
 
 def _default_resolver(host: Any, port: Any, family: int, type_: int) -> list[tuple[Any, ...]]:
@@ -1063,7 +1117,9 @@ def connect(
         try:
             infos = (resolver or _default_resolver)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
             addresses = [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
-        except OSError as exc:  # socket.gaierror: reported like any other failure
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
             reactor.call_soon(pending._fail, exc)
             return pending
     # Started from the loop, so that even an immediate failure is reported

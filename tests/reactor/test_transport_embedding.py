@@ -4,6 +4,7 @@ abstract names, and connect() with Happy Eyeballs, timeouts and futures."""
 from __future__ import annotations
 
 import array
+import errno
 import gc
 import os
 import socket
@@ -66,7 +67,7 @@ def _drain(reactor, sock, want: int, run_until) -> bytes:
     return bytes(got)
 
 
-# ------------------------------------------------------- the write funnel (defect 4)
+# ------------------------------------------------------- the write funnel
 def test_write_of_a_wide_item_view_sends_every_byte(reactor, run_until):
     transport, _, peer = _pair(reactor)
     with peer:
@@ -76,7 +77,7 @@ def test_write_of_a_wide_item_view_sends_every_byte(reactor, run_until):
         # Counted in bytes: most of the 4 MB is still queued behind a 16 KiB socket buffer.
         assert len(expected) // 2 < transport.get_write_buffer_size() < len(expected)
         got = _drain(reactor, peer, len(expected), run_until)
-        assert got == expected  # before the fix: about a quarter of the bytes
+        assert got == expected  # every byte, not every item
         transport.abort()
         reactor.run_once(0)
 
@@ -103,7 +104,7 @@ def test_sendfile_on_done_is_never_called_inside_the_call(reactor, tmp_path):
         done = []
         with open(path, "rb") as f:
             transport.sendfile(f, on_done=done.append)
-            assert done == []  # before the fix: [None] already
+            assert done == []  # not from inside the call, though the file went out whole
             reactor.run_once(0)
             assert done == [None]
             transport.sendfile(f, offset=100, on_done=done.append)  # nothing to send
@@ -164,7 +165,7 @@ def test_reactor_close_ends_transports_and_listeners(selector_cls):
         reactor.run_once(0.05)
     transport, protocol, peer = _pair(reactor)
     transport.write(b"z" * 4_000_000)  # queued bytes are dropped
-    reactor.close()  # before the fix: transports stayed open, connection_lost never came
+    reactor.close()
     assert protocol.events == ["CM", "CL"]
     assert server_side[0].events == ["CM", "CL"]
     assert transport.is_closing()
@@ -212,7 +213,7 @@ def test_abstract_unix_socket_listen_and_connect(reactor):
         server_side.append(Recorder())
         return server_side[-1]
 
-    listener = listen(reactor, factory, path=name)  # before the fix: ValueError (embedded null byte)
+    listener = listen(reactor, factory, path=name)  # no file to replace or remove
     try:
         client = Recorder()
         pending = connect(reactor, lambda: client, path=name)
@@ -360,9 +361,9 @@ def test_happy_eyeballs_falls_back_after_the_stagger_delay():
         clock = ManualClock()
         with Reactor(clock=clock) as reactor:
             client = Recorder()
-            # The resolver lists IPv4 first: Happy Eyeballs still starts with IPv6.
+            # getaddrinfo's order (RFC 6724) puts IPv6 first; Happy Eyeballs starts there.
             pending = connect(reactor, lambda: client, "dual.example", port,
-                              resolver=_resolver_for([(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]))
+                              resolver=_resolver_for([(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")]))
             for _ in range(5):
                 reactor.run_once(0.02)
             assert client.events == []  # IPv6 hangs, IPv4 not started yet
@@ -473,3 +474,141 @@ def test_resolution_error_is_reported_from_the_loop(reactor):
     with pytest.raises(socket.gaierror):
         reactor.run_until_complete(pending.future, timeout_s=5)
     assert client.events == ["CF"]
+
+
+# ----------------------------------------------------------- more edges
+def test_an_on_done_that_raises_does_not_stop_an_abort(reactor, tmp_path, caplog):
+    transport, protocol, peer = _pair(reactor)
+    with peer:
+        path = tmp_path / "big"
+        path.write_bytes(os.urandom(4 * 1024 * 1024))
+        later = []
+
+        def failing(exc):
+            raise RuntimeError("on_done failed")
+
+        with open(path, "rb") as f:
+            transport.sendfile(f, on_done=failing)
+            transport.sendfile(f, on_done=later.append)
+            transport.abort()  # nothing of on_done runs in here
+            with caplog.at_level("ERROR", logger="evloop"):
+                reactor.run_once(0)
+                reactor.run_once(0)
+        assert protocol.events == ["CM", "CL"]
+        assert len(later) == 1 and later[0] is not None
+        assert "on_done failed" in caplog.text
+
+
+def test_close_timeout_on_a_transport_already_closing():
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        transport, protocol, peer = _pair(reactor)
+        with peer:
+            transport.write(b"x" * 4_000_000)  # the peer never reads
+            transport.close()  # no bound ...
+            transport.close(timeout_s=5)  # ... until a later close gives one
+            transport.close(timeout_s=60)  # a later, longer one does not extend it
+            clock.advance(5.1)
+            reactor.run_once(0)
+            reactor.run_once(0)
+            assert protocol.events == ["CM", "CL"] and isinstance(protocol.exc, TimeoutError)
+
+
+def test_close_rejects_a_bad_timeout_before_changing_anything(reactor, run_until):
+    transport, protocol, peer = _pair(reactor)
+    with peer:
+        with pytest.raises(ValueError):
+            transport.close(timeout_s=float("nan"))
+        assert not transport.is_closing()
+        transport.close()
+        run_until(reactor, lambda: "CL" in protocol.events)
+
+
+def test_a_read_only_view_of_a_mutable_buffer_is_copied_when_queued(reactor, run_until):
+    transport, _, peer = _pair(reactor)
+    with peer:
+        buffer = bytearray(b"a" * 1_000_000)
+        transport.write(memoryview(buffer).toreadonly())  # most of it is queued
+        buffer[:] = b"b" * 1_000_000  # the caller reuses its buffer
+        assert _drain(reactor, peer, 1_000_000, run_until) == b"a" * 1_000_000
+        transport.abort()
+        reactor.run_once(0)
+
+
+def test_connect_with_a_bad_local_addr_fails_through_the_callbacks(reactor):
+    listener = listen(reactor, Recorder, "127.0.0.1", 0)
+    client = Recorder()
+    pending = connect(reactor, lambda: client, "127.0.0.1", listener.port, local_addr=("127.0.0.1", "not a port"))
+    with pytest.raises(TypeError):
+        reactor.run_until_complete(pending.future, timeout_s=5)
+    assert client.events == ["CF"]
+    listener.close()
+
+
+def test_a_resolver_error_of_any_kind_is_reported_from_the_loop(reactor):
+    def bad_name(host, port, family, type_):
+        raise UnicodeError("label empty or too long")
+
+    client = Recorder()
+    pending = connect(reactor, lambda: client, "a..b", 80, resolver=bad_name)  # connect() itself does not raise
+    with pytest.raises(UnicodeError):
+        reactor.run_until_complete(pending.future, timeout_s=5)
+    assert client.events == ["CF"]
+
+
+def test_connect_to_a_unix_socket_with_a_full_backlog_fails(reactor, tmp_path):
+    path = str(tmp_path / "full.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(0)
+    fillers = []
+    try:
+        for _ in range(64):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            fillers.append(s)
+            if s.connect_ex(path) == errno.EAGAIN:
+                break
+        else:
+            pytest.skip("this kernel never refuses a Unix connection with EAGAIN")
+        client = Recorder()
+        pending = connect(reactor, lambda: client, path=path)
+        with pytest.raises(OSError):
+            reactor.run_until_complete(pending.future, timeout_s=5)
+        assert client.events == ["CF"]  # not connection_made then connection_lost
+    finally:
+        for s in fillers:
+            s.close()
+        server.close()
+
+
+def test_happy_eyeballs_follows_the_resolvers_family_order(reactor):
+    """RFC 8305 section 4: families alternate, starting with the first address's (here IPv4)."""
+    hole, fillers, port = _black_hole(socket.AF_INET, "127.0.0.1")
+    good = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        try:
+            good.bind(("::1", port))
+        except OSError:
+            pytest.skip("the port is taken on IPv6")
+        good.listen(8)
+        if not _hangs(socket.AF_INET, "127.0.0.1", port):
+            pytest.skip("this kernel answers SYNs past a full accept queue")
+        clock = ManualClock()
+        with Reactor(clock=clock) as r:
+            client = Recorder()
+            pending = connect(r, lambda: client, "dual.example", port,
+                              resolver=_resolver_for([(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]))
+            for _ in range(5):
+                r.run_once(0.02)
+            assert client.events == []  # IPv4 (first in the list) hangs; IPv6 waits its turn
+            clock.advance(0.25)
+            transport = r.run_until_complete(pending.future, timeout_s=5)
+            assert transport.get_extra_info("peername")[0] == "::1"
+            transport.close()
+            r.run_once(0)
+    finally:
+        good.close()
+        for s in fillers:
+            s.close()
+        hole.close()
