@@ -228,6 +228,7 @@ class Reactor:
                 self._wake_wsock.send(b"\0")
             except OSError:
                 pass  # the reactor closed under us: nothing to wake
+        return handle
 
     def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """Run ``fn(*args)`` after ``delay_s`` seconds; returns a timer with ``cancel()``.

@@ -173,7 +173,7 @@ class PeriodicHandle:
         # so rounding errors do not add up over many beats.
         self._start: float = reactor.time()
         self._beat = 1
-        self._due = self._start + interval_s
+        self._due: float = self._start + interval_s
         self._timer: Timer | None = reactor.call_at(self._due, self._on_beat)
 
     @property

@@ -243,6 +243,16 @@ def test_call_soon_threadsafe_from_many_threads_loses_nothing(reactor, run_until
         assert [i for m, i in got if m == n] == list(range(500))  # each thread's calls in order
 
 
+def test_call_soon_threadsafe_returns_a_cancellable_handle(reactor):
+    out = []
+    handle = reactor.call_soon_threadsafe(out.append, "no")
+    reactor.call_soon_threadsafe(out.append, "yes")
+    handle.cancel()
+    reactor.run_once(0.5)
+    reactor.run_once(0)
+    assert out == ["yes"]
+
+
 def test_call_soon_threadsafe_after_close_raises(selector_cls):
     reactor = Reactor(selector_cls())
     reactor.close()
