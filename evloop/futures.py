@@ -10,6 +10,7 @@ completed the future, so completing a future never re-enters its caller.
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -28,7 +29,15 @@ class InvalidStateError(RuntimeError):
     """The operation does not fit the future's state (a result read too early, or set twice)."""
 
 
-_PENDING, _CANCELLED, _FINISHED = "pending", "cancelled", "finished"
+class FutureState(enum.Enum):
+    PENDING = "pending"
+    CANCELLED = "cancelled"
+    FINISHED = "finished"
+
+
+# Module globals: on Python 3.11 an Enum class attribute lookup goes through
+# EnumType.__getattr__ (see load/BENCHMARKS.md, second pass).
+_PENDING, _CANCELLED, _FINISHED = FutureState.PENDING, FutureState.CANCELLED, FutureState.FINISHED
 
 
 class Future(Generic[T]):
@@ -45,7 +54,7 @@ class Future(Generic[T]):
 
     def __init__(self, reactor: "Reactor") -> None:
         self._reactor = reactor
-        self._state = _PENDING
+        self._state: FutureState = _PENDING
         self._result: T | None = None
         self._exception: BaseException | None = None
         self._callbacks: list[Callable[["Future[T]"], Any]] = []
@@ -120,9 +129,9 @@ class Future(Generic[T]):
     # ----------------------------------------------------------- internals
     def _check_pending(self, what: str) -> None:
         if self._state is not _PENDING:
-            raise InvalidStateError(f"{what}() on a future that is {self._state}")
+            raise InvalidStateError(f"{what}() on a future that is {self._state.value}")
 
-    def _finish(self, state: str) -> None:
+    def _finish(self, state: FutureState) -> None:
         self._state = state
         callbacks, self._callbacks = self._callbacks, []
         call_soon = self._reactor.call_soon
@@ -134,4 +143,4 @@ class Future(Generic[T]):
             detail = f" exception={self._exception!r}" if self._exception is not None else f" result={self._result!r}"
         else:
             detail = ""
-        return f"<Future {self._state}{detail}>"
+        return f"<Future {self._state.value}{detail}>"

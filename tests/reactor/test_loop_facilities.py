@@ -809,3 +809,36 @@ def test_select_selector_connection_past_the_limit_is_closed_not_left_open(run_u
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _future_in(reactor, state):
+    future = reactor.create_future()
+    if state == "finished":
+        future.set_result(1)
+    elif state == "failed":
+        future.set_exception(ValueError("x"))
+    elif state == "cancelled":
+        future.cancel()
+    return future
+
+
+@pytest.mark.parametrize("state", ["pending", "finished", "failed", "cancelled"])
+@pytest.mark.parametrize("event", ["set_result", "set_exception", "cancel"])
+def test_future_every_state_and_event(reactor, state, event):
+    future = _future_in(reactor, state)
+    calls = []
+    future.add_done_callback(calls.append)
+    if state == "pending":
+        outcome = {"set_result": lambda: future.set_result(2), "set_exception": lambda: future.set_exception(KeyError),
+                   "cancel": future.cancel}[event]()
+        assert future.done()
+        assert future.cancelled() == (event == "cancel")
+        if event == "cancel":
+            assert outcome is True
+    elif event == "cancel":
+        assert future.cancel() is False  # done futures do not change
+    else:
+        with pytest.raises(InvalidStateError, match=state if state != "failed" else "finished"):
+            getattr(future, event)(3 if event == "set_result" else KeyError)
+    reactor.run_once(0)
+    assert calls == [future]  # exactly once, from the loop
