@@ -28,12 +28,14 @@ process-wide, so only one reactor at a time may hold signal handlers.
 Fork.  The epoll object and the self-pipe are shared with a forked child: a
 child that registered or unregistered anything, or read the self-pipe,
 would change its parent's reactor, and a signal arriving in the child would
-be written into the parent's pipe.  ``reactor.fork()`` is the safe way: it
-blocks every signal around ``os.fork()``; in the child it drops the inherited
-reactor without touching the shared objects, restores the signal handlers
-that were there before the reactor's, and only then unblocks signals.
-``close()`` in a process other than the creator's does the same dropping;
-``run()``, ``run_once()`` and ``run_until_complete()`` refuse to run there.
+be written into the parent's pipe.  So an ``os.register_at_fork`` hook
+discards every inherited reactor in every forked child, however it was
+forked: the shared objects are left alone, the child's copies of the
+descriptors are closed, and the signal handlers that were there before the
+reactor's are back; every later call on it raises ``RuntimeError``.
+``reactor.fork()`` also blocks every signal around ``os.fork()`` until that
+is done, so a signal sent to the child at once cannot reach the parent's
+handler through the shared pipe.
 """
 
 from __future__ import annotations
@@ -620,11 +622,11 @@ class Reactor:
     def fork(self) -> int:
         """Fork the process safely; returns the child's pid in the parent and 0 in the child.
 
-        Every signal is blocked across ``os.fork()``.  In the child this
-        reactor is discarded (``discard_after_fork``: the parent's reactor is
-        not touched, and the signal handlers from before the reactor's are
-        back) before signals are unblocked, so a signal sent to the child can
-        never run the parent's handler.  The child creates its own
+        Every signal is blocked across ``os.fork()``.  In the child every
+        inherited reactor is discarded (``discard_after_fork``: the parent's
+        reactor is not touched, and the signal handlers from before the
+        reactor's are back) before signals are unblocked, so a signal sent to
+        the child can never run the parent's handler.  The child creates its own
         ``Reactor`` if it needs one.  Forking from inside a callback is fine,
         but the child must not return into the discarded loop (``run()``
         would raise ``RuntimeError``): end it with ``os._exit()``.
