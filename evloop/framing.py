@@ -39,7 +39,7 @@ import enum
 import logging
 import struct
 
-from .buffers import ReceiveBuffer
+from .buffers import ReceiveBuffer, byte_view
 from .reactor import Handle, Reactor
 from .transport import Protocol, SocketTransport
 
@@ -413,7 +413,8 @@ class LengthPrefixedProtocol(_FramingProtocol):
         The peer's limit is the peer's business: ``max_frame_bytes`` applies
         to frames received only.
         """
-        size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
+        payload = byte_view(payload)  # any buffer; its length in bytes, not items
+        size = len(payload)
         try:
             prefix = self._prefix.pack(size)
         except struct.error:

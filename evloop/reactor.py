@@ -108,8 +108,8 @@ class LoopStats:
     """What ``Reactor.stats()`` reports.
 
     ``passes`` and ``callbacks`` count since the reactor was created
-    (``callbacks``: ready callbacks and timers run, plus I/O events
-    dispatched).  ``max_timer_lag_s`` is the worst delay, on the reactor's
+    (``callbacks``: the ready callbacks and timers a pass took, cancelled
+    ones included, plus the I/O events it dispatched).  ``max_timer_lag_s`` is the worst delay, on the reactor's
     clock, between a timer's deadline and the pass that ran it, since the
     previous ``stats()`` call (``interval_s`` ago).
     """
@@ -203,7 +203,10 @@ class Reactor:
         """Run ``fn(*args)`` on the next pass of the loop; returns a cancellable handle.
 
         Not thread-safe: from another thread use ``call_soon_threadsafe``.
+        ``RuntimeError`` once the reactor is closed (the call would never run).
         """
+        if self._closed:
+            raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
         self._ready.append(handle)
         return handle
@@ -242,6 +245,8 @@ class Reactor:
             raise ValueError(f"call_later() needs a finite delay in seconds, got {delay_s!r}")
         if delay_s < 0:
             delay_s = 0.0
+        if self._closed:
+            raise RuntimeError("reactor is closed")
         return self._timers.schedule(self._clock.time() + delay_s, fn, args)
 
     def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -252,6 +257,8 @@ class Reactor:
         """
         if not _is_finite(when):
             raise ValueError(f"call_at() needs a finite time, got {when!r}")
+        if self._closed:
+            raise RuntimeError("reactor is closed")
         return self._timers.schedule(when, fn, args)
 
     def call_every(self, interval_s: float, fn: Callable[..., Any], *args: Any) -> PeriodicHandle:
@@ -276,7 +283,9 @@ class Reactor:
         """Run the loop until ``future`` is done; return its result or raise its exception.
 
         ``timeout_s`` is on the reactor's clock: when it passes first,
-        ``TimeoutError`` is raised and the future is left as it is.  Raises
+        ``TimeoutError`` is raised and the future is left as it is.  The
+        future must be completed by something this reactor runs (a future
+        of another reactor would never wake this one).  Raises
         ``RuntimeError`` when the loop is already running or ``stop()`` is
         called before the future is done.
         """

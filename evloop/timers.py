@@ -196,10 +196,16 @@ class PeriodicHandle:
         self.calls += 1
         try:
             self.callback(*self.args)
-        finally:
-            # Scheduled even when the callback raised (the reactor reports it).
-            if not self.cancelled:
-                self._schedule_next()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            # Reported here, so the report names this handle and its callback;
+            # the beats go on.
+            self._reactor.call_exception_handler(
+                {"message": f"exception in periodic callback {self!r}", "exception": exc, "handle": self}
+            )
+        if not self.cancelled:
+            self._schedule_next()
 
     def _schedule_next(self) -> None:
         now = self._reactor.time()

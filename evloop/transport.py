@@ -1100,7 +1100,17 @@ def connect(
     ``/etc/hosts`` until it is answered.  Pass numeric addresses in
     latency-sensitive code.  A resolution error is reported like any other
     failure.
+
+    ``ValueError`` (raised by this call) for more than one of ``host``,
+    ``path`` and ``sock``, or a timeout or delay that is not a finite number
+    of seconds >= 0.  With ``sock`` there is nothing to wait for, so
+    ``timeout_s`` does not apply.
     """
+    if sum(value is not None for value in (host, path, sock)) > 1:
+        raise ValueError("connect() takes one of host/port, path or sock")
+    for name, value in (("timeout_s", timeout_s), ("happy_eyeballs_delay_s", happy_eyeballs_delay_s)):
+        if value is not None and not 0 <= value < math.inf:
+            raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")
     protocol = protocol_factory()
     pending = PendingConnection(
         reactor, protocol, transport_kwargs or {}, local_addr=local_addr,

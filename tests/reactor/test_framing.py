@@ -725,3 +725,24 @@ def test_exception_during_resumed_delivery_aborts_the_connection(reactor, pair, 
         run_until(reactor, lambda: protocol.lost)
     assert protocol.lines == [b"wait", b"boom"]
     assert "boom" in caplog.text
+
+
+def test_send_frame_of_a_wide_item_buffer_counts_bytes(reactor, run_until):
+    import array
+
+    from evloop import LengthPrefixedProtocol, SocketTransport
+
+    a, b = socket.socketpair()
+    with b:
+        protocol = LengthPrefixedProtocol()
+        transport = SocketTransport(reactor, a, protocol)
+        transport.start()
+        payload = array.array("i", range(1000))  # 4,000 bytes, 1,000 items
+        protocol.send_frame(payload)
+        got = b""
+        b.settimeout(5)
+        while len(got) < 4 + 4000:
+            got += b.recv(65536)
+        assert got[:4] == (4000).to_bytes(4, "big") and got[4:] == payload.tobytes()
+        transport.abort()
+        reactor.run_once(0)

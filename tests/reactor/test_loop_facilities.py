@@ -842,3 +842,31 @@ def test_future_every_state_and_event(reactor, state, event):
             getattr(future, event)(3 if event == "set_result" else KeyError)
     reactor.run_once(0)
     assert calls == [future]  # exactly once, from the loop
+
+
+def test_scheduling_on_a_closed_reactor_raises(selector_cls):
+    reactor = Reactor(selector_cls())
+    reactor.close()
+    for schedule in (lambda: reactor.call_soon(print), lambda: reactor.call_later(1, print),
+                     lambda: reactor.call_at(1, print), lambda: reactor.call_every(1, print)):
+        with pytest.raises(RuntimeError, match="closed"):
+            schedule()
+
+
+def test_a_periodic_callbacks_error_names_its_handle():
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        seen = []
+        reactor.set_exception_handler(lambda loop, context: seen.append(context))
+
+        def tick():
+            raise ValueError("tick failed")
+
+        handle = reactor.call_every(1, tick)
+        clock.advance(1)
+        reactor.run_once(0)
+        assert seen[0]["handle"] is handle and "tick" in seen[0]["message"]
+        assert isinstance(seen[0]["exception"], ValueError)
+        clock.advance(1)
+        reactor.run_once(0)
+        assert handle.calls == 2  # the beats go on

@@ -612,3 +612,16 @@ def test_happy_eyeballs_follows_the_resolvers_family_order(reactor):
         for s in fillers:
             s.close()
         hole.close()
+
+
+def test_connect_argument_errors_are_raised_at_once(reactor):
+    a, b = socket.socketpair()
+    with a, b:
+        with pytest.raises(ValueError):
+            connect(reactor, Recorder, "127.0.0.1", 1, sock=a)
+        with pytest.raises(ValueError):
+            connect(reactor, Recorder, path="/tmp/x", sock=a)
+        with pytest.raises(ValueError):
+            connect(reactor, Recorder, "127.0.0.1", 1, timeout_s=float("nan"))
+        with pytest.raises(ValueError):
+            connect(reactor, Recorder, "127.0.0.1", 1, happy_eyeballs_delay_s=-1)
