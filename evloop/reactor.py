@@ -24,6 +24,10 @@ signal handlers are installed, the C-level signal handler through
 handler then runs later as an ordinary callback, never inside the signal
 frame, where it could interrupt any bytecode of the loop.  The wakeup fd is
 process-wide, so only one reactor at a time may hold signal handlers.
+A thread-safe call goes straight onto the ready queue (``deque.append`` is
+atomic) before its wake byte is written, and reading the pipe is itself
+queued behind it: the call runs first, without waiting for that ``recv``
+(as in asyncio, whose wake-up this matches).
 
 Fork.  The epoll object and the self-pipe are shared with a forked child: a
 child that registered or unregistered anything, or read the self-pipe,
@@ -145,8 +149,8 @@ class Reactor:
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._ready: collections.deque[Handle] = collections.deque()
-        self._threadsafe: collections.deque[Handle] = collections.deque()
         self._wake_pending = False  # a wake byte is in the self-pipe (see call_soon_threadsafe)
+        self._read_wakeups_handle = Handle(self._read_wakeups, ())
         self._timers = TimerQueue()
         self._running = False
         self._in_pass = False
@@ -183,7 +187,7 @@ class Reactor:
         self._wake_rsock.setblocking(False)
         self._wake_wsock.setblocking(False)
         try:
-            self.add_reader(self._wake_rsock, self._read_wakeups)
+            self.add_reader(self._wake_rsock, self._wake_readable)
         except BaseException:
             self._wake_rsock.close()
             self._wake_wsock.close()
@@ -222,11 +226,12 @@ class Reactor:
         if self._closed:
             raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
-        self._threadsafe.append(handle)  # deque.append is atomic
+        self._ready.append(handle)  # deque.append is atomic
         # One wake byte at a time: a byte per call could fill the pipe, and
         # the signal numbers written into the same pipe would then be lost.
-        # _read_wakeups clears the flag before it drains the queue, so a
-        # call that finds it set is drained by that pass.
+        # A call that finds the flag set was queued before the pass that
+        # reads that byte, which then runs with a non-empty ready queue and
+        # so never sleeps before running it.
         if not self._wake_pending:
             self._wake_pending = True
             try:
@@ -438,8 +443,13 @@ class Reactor:
         self._previous_wakeup_fd = -1
         _signal_owner = None
 
+    def _wake_readable(self) -> None:
+        # Behind the thread-safe calls already queued (see the module docstring).
+        self._ready.append(self._read_wakeups_handle)
+
     def _read_wakeups(self) -> None:
-        """The self-pipe is readable: queue signal handlers and thread-safe calls."""
+        """Drain the self-pipe: queue the handlers of the signals that arrived."""
+        self._wake_pending = False  # before the recv: a later call writes a new byte
         ready = self._ready
         while True:
             try:
@@ -451,10 +461,6 @@ class Reactor:
                     ready.append(Handle(self._dispatch_signal, (signum,)))
             if len(data) < 4096:
                 break  # drained: spare the recv that would raise BlockingIOError
-        self._wake_pending = False  # before draining: see call_soon_threadsafe
-        threadsafe = self._threadsafe
-        while threadsafe:
-            ready.append(threadsafe.popleft())
 
     def _dispatch_signal(self, signum: int) -> None:
         # Looked up when it runs, not when the signal was read: a handler
@@ -720,7 +726,6 @@ class Reactor:
         self._signal_handlers.clear()
         self._previous_signal_handlers.clear()
         self._ready.clear()
-        self._threadsafe.clear()
         self._timers.clear()
         self._selector.close()
         self._wake_rsock.close()
