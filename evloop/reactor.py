@@ -91,7 +91,7 @@ def _discard_inherited_reactors() -> None:
     """
     for reactor in list(_live_reactors):
         try:
-            reactor.discard_after_fork()
+            reactor.discard_after_fork(close_connections=False)
         except Exception as exc:  # an at-fork hook cannot report otherwise
             logger.error("discarding an inherited reactor after fork() failed", exc_info=exc)
 
@@ -161,7 +161,7 @@ class Reactor:
         # this one flag instead of calling os.getpid() each pass (a system
         # call, 5-8% of a pass).
         self._runnable = True
-        _live_reactors.add(self)
+        self._closing = False  # inside close(): no new resource may start
         self._exception_handler: ExceptionHandler | None = None
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
@@ -183,7 +183,11 @@ class Reactor:
         # of a small request (see load/BENCHMARKS.md, 2026-11-26).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         # The self-pipe (see the module docstring).
-        self._wake_rsock, self._wake_wsock = socket.socketpair()
+        try:
+            self._wake_rsock, self._wake_wsock = socket.socketpair()
+        except BaseException:
+            self._selector.close()
+            raise
         self._wake_rsock.setblocking(False)
         self._wake_wsock.setblocking(False)
         try:
@@ -191,7 +195,9 @@ class Reactor:
         except BaseException:
             self._wake_rsock.close()
             self._wake_wsock.close()
+            self._selector.close()
             raise
+        _live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
 
     # ----------------------------------------------------------------- clock
     def time(self) -> float:
@@ -406,7 +412,8 @@ class Reactor:
                 if not self._signal_handlers:
                     self._release_signal_wakeup()
                 raise
-            self._previous_signal_handlers[signum] = previous
+            # None: a handler installed outside Python; the default is the best we can restore.
+            self._previous_signal_handlers[signum] = signal.SIG_DFL if previous is None else previous
             # Let blocking system calls restart; the wakeup fd still fires.
             signal.siginterrupt(signum, False)
         self._signal_handlers[signum] = Handle(fn, args)
@@ -449,7 +456,6 @@ class Reactor:
 
     def _read_wakeups(self) -> None:
         """Drain the self-pipe: queue the handlers of the signals that arrived."""
-        self._wake_pending = False  # before the recv: a later call writes a new byte
         ready = self._ready
         while True:
             try:
@@ -461,6 +467,12 @@ class Reactor:
                     ready.append(Handle(self._dispatch_signal, (signum,)))
             if len(data) < 4096:
                 break  # drained: spare the recv that would raise BlockingIOError
+        # After the drain, never before: a call that wrote its byte between a
+        # clear and the recv would have its byte swallowed with the flag left
+        # set, and every later call would skip its byte.  A call that found
+        # the flag still set is already on the ready queue, so the next pass
+        # does not sleep.
+        self._wake_pending = False
 
     def _dispatch_signal(self, signum: int) -> None:
         # Looked up when it runs, not when the signal was read: a handler
@@ -612,7 +624,9 @@ class Reactor:
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
-            self.call_exception_handler({"message": f"exception in callback {handle!r}", "exception": exc, "handle": handle})
+            self.call_exception_handler(
+                {"message": f"exception in callback {_safe_repr(handle)}", "exception": exc, "handle": handle}
+            )
         if slow_s is not None:
             took = time.monotonic() - start
             if took >= slow_s:
@@ -675,7 +689,9 @@ class Reactor:
             return
         if self._running or self._in_pass:
             raise RuntimeError("cannot close a running reactor")
-        # Until none is left: a connection_lost may open or connect another.
+        # From here on no resource may start (a connection_lost that opens a
+        # replacement gets RuntimeError), so this ends.
+        self._closing = True
         while self._resources:
             resource = self._resources.pop()
             try:
@@ -685,38 +701,57 @@ class Reactor:
             except BaseException as exc:
                 self.call_exception_handler({"message": "closing with the reactor failed", "exception": exc,
                                              "resource": resource})
-        for signum in list(self._signal_handlers):
-            self.remove_signal_handler(signum)
-        self._release_signal_wakeup()
-        self.remove_reader(self._wake_rsock)
-        self._drop_state()
+        try:
+            for signum in list(self._signal_handlers):
+                self.remove_signal_handler(signum)
+            self._release_signal_wakeup()
+            self.remove_reader(self._wake_rsock)
+        finally:
+            self._drop_state()
 
-    def discard_after_fork(self) -> None:
+    def discard_after_fork(self, *, close_connections: bool = True) -> None:
         """In a forked child: drop this inherited reactor without touching the parent's.
 
-        Runs by itself in every forked child (an ``os.register_at_fork``
-        hook), so calling it is only needed by code that forked before
-        importing evloop; ``reactor.fork()`` also blocks signals around it.
-        It closes the child's copies of the selector, the self-pipe and the
-        connections' sockets without unregistering anything (that would
-        change the parent's epoll set), restores the signal handlers from
-        before the reactor's and the wakeup fd, and calls back nothing.
-        Listening sockets stay open: pre-fork servers hand them to children.
+        Closes the child's copies of the selector and the self-pipe without
+        unregistering anything (that would change the parent's epoll set),
+        restores the signal handlers from before the reactor's and the
+        wakeup fd, and calls back nothing.  With ``close_connections`` it
+        also closes the child's copies of the connections' sockets, so that
+        a connection the parent closes is not kept open by the child;
+        listening sockets stay open either way (pre-fork servers hand them
+        to children).
+
+        Every forked child runs this by itself, through an
+        ``os.register_at_fork`` hook, with ``close_connections=False`` (a
+        child of ``subprocess`` or ``multiprocessing`` may have been handed
+        one of those sockets); ``reactor.fork()`` runs it with signals
+        blocked and closes the connections.
         """
         global _signal_owner
         if self._closed:
+            if close_connections:
+                self._discard_resources()
             return
-        if _signal_owner is self:
-            signal.set_wakeup_fd(self._previous_wakeup_fd)
-            _signal_owner = None
-            for signum, previous in self._previous_signal_handlers.items():
-                signal.signal(signum, previous)
-        for resource in self._resources:
-            resource._discard_after_fork()
-        self._resources.clear()
-        # Closing the selector only drops this process's descriptor; it is
-        # unregister/modify calls that would reach into the shared epoll set.
-        self._drop_state()
+        try:
+            if _signal_owner is self:
+                _signal_owner = None
+                signal.set_wakeup_fd(self._previous_wakeup_fd)
+                for signum, previous in self._previous_signal_handlers.items():
+                    signal.signal(signum, previous)
+            if close_connections:
+                self._discard_resources()
+        finally:
+            # Closing the selector only drops this process's descriptor; it is
+            # unregister/modify calls that would reach into the shared epoll set.
+            self._drop_state()
+
+    def _discard_resources(self) -> None:
+        resources, self._resources = self._resources, set()
+        for resource in resources:
+            try:
+                resource._discard_after_fork()
+            except Exception as exc:
+                logger.error("discarding %s after fork() failed", _safe_repr(resource), exc_info=exc)
 
     def _drop_state(self) -> None:
         """The end shared by close() and discard_after_fork(): nothing runs again."""
@@ -744,6 +779,8 @@ class Reactor:
         The object has a ``_close_with_reactor()`` method that ends it at
         once (and calls ``connection_lost`` for a transport).
         """
+        if self._closed or self._closing:
+            raise RuntimeError("reactor is closed" if self._closed else "reactor is closing")
         self._resources.add(resource)
 
     def _untrack(self, resource: Any) -> None:

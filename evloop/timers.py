@@ -144,7 +144,13 @@ def _cancelled_callback(*args: Any) -> None:
 
 
 def _describe(callback: Callable[..., Any]) -> str:
-    return getattr(callback, "__qualname__", None) or repr(callback)
+    name = getattr(callback, "__qualname__", None)
+    if isinstance(name, str) and name:
+        return name
+    try:
+        return repr(callback)
+    except Exception:  # a repr that raises must not turn a report into a crash
+        return f"<{type(callback).__name__} (repr failed)>"
 
 
 class PeriodicHandle:
@@ -197,15 +203,16 @@ class PeriodicHandle:
         try:
             self.callback(*self.args)
         except (KeyboardInterrupt, SystemExit):
-            raise
+            raise  # the next beat is still scheduled (finally), for a host that goes on
         except BaseException as exc:
             # Reported here, so the report names this handle and its callback;
             # the beats go on.
             self._reactor.call_exception_handler(
                 {"message": f"exception in periodic callback {self!r}", "exception": exc, "handle": self}
             )
-        if not self.cancelled:
-            self._schedule_next()
+        finally:
+            if not self.cancelled:
+                self._schedule_next()
 
     def _schedule_next(self) -> None:
         now = self._reactor.time()

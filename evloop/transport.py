@@ -362,23 +362,40 @@ class SocketTransport:
         fd = file if isinstance(file, int) else file.fileno()
         if count is None:
             count = max(0, os.fstat(fd).st_size - offset)
-        reactor = self._reactor
+        if self._eof_pending or self._eof_written:
+            raise RuntimeError("cannot sendfile after write_eof()")
         if self._closing:
             if on_done is not None:
-                reactor.call_soon(on_done, ConnectionError("transport is closing"))
+                self._deliver_on_done(on_done, ConnectionError("transport is closing"))
             return
         if count <= 0:
             if on_done is not None:
-                reactor.call_soon(on_done, None)
+                self._deliver_on_done(on_done, None)
             return
-        # on_done always runs from the loop: never inside this call, nor
-        # inside an abort() that drops the region, where an exception from it
-        # would interrupt the closing.
-        done = None if on_done is None else functools.partial(reactor.call_soon, on_done)
+        done = None if on_done is None else functools.partial(self._deliver_on_done, on_done)
         self._queue.append_file(FileRegion(fd, offset, count, done))
         if not self._writing_registered:
             self._on_writable()  # make progress now; registers write interest if it must wait
         self._maybe_pause_protocol()
+
+    def _deliver_on_done(self, on_done: Callable[[BaseException | None], Any], exc: BaseException | None) -> None:
+        """Call a sendfile ``on_done`` from the loop: never inside ``sendfile()`` or ``abort()``.
+
+        Inside those an exception from it would interrupt the caller (an
+        abort would be left half done).  When the reactor itself is closing
+        there is no later pass, so it is called now, and what it raises is
+        reported: the caller must hear that it may close its file.
+        """
+        reactor = self._reactor
+        if not (reactor._closing or reactor.is_closed):
+            reactor.call_soon(on_done, exc)
+            return
+        try:
+            on_done(exc)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:
+            self._report(error, "sendfile on_done() failed")
 
     def write_eof(self) -> None:
         """Shut down the writing side once the queue has drained (half-close)."""
@@ -616,9 +633,14 @@ class Listener:
         self._backoff_timer: Any = None  # by exhaustion of descriptors
         self._exhausted_episode = False
         self._closed = False
+        try:
+            reactor._track(self)
+        except BaseException:
+            for sock in sockets:  # ours from here: not left open by a refused listen()
+                sock.close()
+            raise
         for sock in sockets:
             sock.setblocking(False)
-        reactor._track(self)
         self._start_accepting()
 
     @property
@@ -901,6 +923,8 @@ class PendingConnection:
         self._stagger_timer: Any = None
         self._timeout_timer: Any = None
         self._done = False
+        # asyncio users cancel the future itself: that gives up too.
+        self.future.add_done_callback(self._future_done)
 
     def done(self) -> bool:
         """True once connected, failed or cancelled."""
@@ -913,16 +937,29 @@ class PendingConnection:
         self._end()
         self.future.cancel()
 
+    def _future_done(self, future: Future[SocketTransport]) -> None:
+        if future.cancelled() and not self._done:
+            self._end()
+
+    def _abandoned(self) -> bool:
+        """True when ``future`` was cancelled directly: the connection is given up quietly."""
+        if self.future.cancelled():
+            if not self._done:
+                self._end()
+            return True
+        return False
+
     # ----------------------------------------------------------- attempts
     def _start(self, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None) -> None:
         self._addresses = _interleave_families(addresses)
-        self._reactor._track(self)
         if timeout_s is not None:
             self._timeout_timer = self._reactor.call_later(timeout_s, self._timed_out, timeout_s)
         self._try_next()
 
     def _try_next(self) -> None:
         """Start the next attempt (and arm the stagger timer); fail when none is left."""
+        if self._abandoned():
+            return
         if self._stagger_timer is not None:
             self._stagger_timer.cancel()
             self._stagger_timer = None
@@ -957,7 +994,7 @@ class PendingConnection:
             self._fail(_combined_error(self._errors))
 
     def _on_writable(self, sock: socket.socket) -> None:
-        if self._done or sock not in self._attempts:
+        if self._done or self._abandoned() or sock not in self._attempts:
             return
         self._reactor.remove_writer(sock)
         addr = self._attempts.pop(sock)
@@ -971,8 +1008,20 @@ class PendingConnection:
 
     def _connected(self, sock: socket.socket) -> None:
         """``sock`` is connected: end the other attempts and start the transport."""
+        if self._abandoned():
+            sock.close()
+            return
         self._end(keep=sock)
-        transport = SocketTransport(self._reactor, sock, self._protocol, **self._transport_kwargs)
+        try:
+            transport = SocketTransport(self._reactor, sock, self._protocol, **self._transport_kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            sock.close()
+            raise
+        except Exception as exc:  # e.g. a socket that is not a connected stream
+            sock.close()
+            self.future.set_exception(exc)
+            self._protocol.connection_failed(exc)
+            return
         self.transport = transport
         try:
             transport.start()
@@ -990,7 +1039,7 @@ class PendingConnection:
 
     # ------------------------------------------------------------- endings
     def _fail(self, exc: BaseException) -> None:
-        if self._done:
+        if self._done or self._abandoned():
             return
         self._end()
         self.future.set_exception(exc)
@@ -1108,6 +1157,10 @@ def connect(
     """
     if sum(value is not None for value in (host, path, sock)) > 1:
         raise ValueError("connect() takes one of host/port, path or sock")
+    if sock is not None and sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"connect(sock=...) needs a stream socket, got {sock.type!r}")
+    if reactor.is_closed:
+        raise RuntimeError("reactor is closed")
     for name, value in (("timeout_s", timeout_s), ("happy_eyeballs_delay_s", happy_eyeballs_delay_s)):
         if value is not None and not 0 <= value < math.inf:
             raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")

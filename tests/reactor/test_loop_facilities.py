@@ -9,6 +9,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -870,3 +871,94 @@ def test_a_periodic_callbacks_error_names_its_handle():
         clock.advance(1)
         reactor.run_once(0)
         assert handle.calls == 2  # the beats go on
+
+
+def test_thread_safe_wake_ups_are_never_lost_under_contention():
+    """Bursts of calls from another thread, each burst waited for: none may stall the loop."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit every interleaving
+    stalls = []
+    try:
+        with Reactor() as reactor:
+            def poster():
+                deadline = time.monotonic() + 3
+                burst = 0
+                while time.monotonic() < deadline:
+                    for _ in range(3):
+                        reactor.call_soon_threadsafe(int)
+                    ran = threading.Event()
+                    reactor.call_soon_threadsafe(ran.set)
+                    if not ran.wait(1.0):
+                        stalls.append(burst)
+                        break
+                    burst += 1
+                reactor.call_soon_threadsafe(reactor.stop)
+
+            thread = threading.Thread(target=poster)
+            thread.start()
+            watchdog = reactor.call_later(10, reactor.stop)  # bounds the test if a wake-up is lost
+            reactor.run()
+            watchdog.cancel()
+            thread.join(10)
+    finally:
+        sys.setswitchinterval(previous)
+    assert stalls == []
+
+
+def test_a_failing_repr_does_not_break_reporting(reactor, caplog):
+    import functools
+
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    def fails(_):
+        raise ValueError("the callback's own error")
+
+    later = []
+    reactor.call_soon(functools.partial(fails, Unprintable()))
+    reactor.call_soon(later.append, 1)
+    with caplog.at_level(logging.ERROR, logger="evloop"):
+        reactor.run_once(0)
+    assert later == [1] and "the callback's own error" in caplog.text
+
+
+def test_a_periodic_call_interrupted_by_keyboard_interrupt_goes_on():
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        def tick():
+            if handle.calls == 2:
+                raise KeyboardInterrupt
+
+        handle = reactor.call_every(1, tick)
+        for _ in range(6):
+            clock.advance(1)
+            try:
+                reactor.run_once(0)
+            except KeyboardInterrupt:
+                pass  # a host that catches it and goes on
+        assert handle.calls == 6
+
+
+def test_close_ends_even_when_connection_lost_opens_a_replacement():
+    from evloop import Protocol, SocketTransport
+
+    reactor = Reactor()
+    seen = []
+    reactor.set_exception_handler(lambda loop, context: seen.append(context))
+    peers = []
+
+    class SelfHealing(Protocol):
+        def connection_lost(self, exc):
+            a, b = socket.socketpair()
+            peers.extend((a, b))
+            SocketTransport(reactor, a, SelfHealing()).start()  # refused while closing
+
+    a, b = socket.socketpair()
+    peers.append(b)
+    SocketTransport(reactor, a, SelfHealing()).start()
+    reactor.close()  # returns: the replacement is refused
+    assert reactor.is_closed
+    assert any(isinstance(c["exception"], RuntimeError) and "closing" in str(c["exception"]) for c in seen)
+    for s in peers:
+        s.close()

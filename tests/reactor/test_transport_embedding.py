@@ -625,3 +625,91 @@ def test_connect_argument_errors_are_raised_at_once(reactor):
             connect(reactor, Recorder, "127.0.0.1", 1, timeout_s=float("nan"))
         with pytest.raises(ValueError):
             connect(reactor, Recorder, "127.0.0.1", 1, happy_eyeballs_delay_s=-1)
+
+
+def test_sendfile_on_done_is_called_when_the_reactor_closes(selector_cls, tmp_path):
+    reactor = Reactor(selector_cls())
+    transport, protocol, peer = _pair(reactor)
+    with peer:
+        path = tmp_path / "big"
+        path.write_bytes(os.urandom(8 * 1024 * 1024))
+        done = []
+        with open(path, "rb") as f:
+            transport.sendfile(f, on_done=done.append)
+            reactor.close()  # no later pass: on_done must still come, so the file can be closed
+        assert len(done) == 1 and done[0] is not None
+        assert protocol.events == ["CM", "CL"]
+
+
+def test_sendfile_after_write_eof_is_refused(reactor, tmp_path):
+    transport, _, peer = _pair(reactor)
+    with peer:
+        transport.write_eof()
+        path = tmp_path / "f"
+        path.write_bytes(b"abc")
+        with open(path, "rb") as f, pytest.raises(RuntimeError):
+            transport.sendfile(f)
+        transport.abort()
+        reactor.run_once(0)
+
+
+def test_a_forked_subprocess_can_be_handed_a_connection(reactor, run_until):
+    """The at-fork hook leaves connections alone: preexec_fn makes subprocess run it."""
+    import subprocess
+    import sys
+
+    transport, _, peer = _pair(reactor)
+    with peer:
+        peer.setblocking(True)
+        peer.sendall(b"hello through the child\n")
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.readline())"],
+            stdin=transport.get_extra_info("socket"), capture_output=True, timeout=20, preexec_fn=os.getpid,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == b"hello through the child\n"
+        transport.abort()
+        reactor.run_once(0)
+
+
+def test_reactor_fork_child_does_not_keep_the_parents_connections_open(selector_cls, wait_child):
+    with Reactor(selector_cls()) as reactor:
+        transport, _, peer = _pair(reactor)
+        with peer:
+            r, w = os.pipe()
+            pid = reactor.fork()
+            if pid == 0:
+                os.close(w)
+                os.read(r, 1)  # stay alive until the parent has looked
+                os._exit(0)
+            os.close(r)
+            try:
+                transport.close()
+                reactor.run_once(0)  # connection_lost, then the socket is closed
+                peer.settimeout(5)
+                assert peer.recv(10) == b""  # EOF now, although the child is still alive
+            finally:
+                os.write(w, b"x")
+                os.close(w)
+                assert wait_child(pid) == 0
+
+
+def test_cancelling_the_future_gives_up_the_connection(reactor):
+    listener = listen(reactor, Recorder, "127.0.0.1", 0)
+    client = Recorder()
+    gc.collect()
+    fds = len(os.listdir("/proc/self/fd"))
+    pending = connect(reactor, lambda: client, "127.0.0.1", listener.port)
+    pending.future.cancel()  # as an asyncio user would
+    for _ in range(10):
+        reactor.run_once(0.01)
+    assert client.events == [] and pending.done() and pending.transport is None
+    assert len(os.listdir("/proc/self/fd")) <= fds + 1  # the listener may hold the accepted side
+    listener.close()
+    reactor.run_once(0)
+
+
+def test_connect_refuses_a_socket_that_is_not_a_stream(reactor):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with udp, pytest.raises(ValueError):
+        connect(reactor, Recorder, sock=udp)
