@@ -346,30 +346,34 @@ def _resolver_for(addresses):
     return resolve
 
 
-def test_happy_eyeballs_falls_back_after_the_stagger_delay():
-    """IPv6 first; it hangs; 250 ms later (on the reactor's clock) IPv4 is tried and wins."""
-    hole, fillers, port = _black_hole(socket.AF_INET6, "::1")
-    good = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+_V6, _V4 = (socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")
+
+
+@pytest.mark.parametrize("first, second", [(_V6, _V4), (_V4, _V6)], ids=["IPv6-first", "IPv4-first"])
+def test_happy_eyeballs_falls_back_after_the_stagger_delay(first, second):
+    """The resolver's first family is tried first (RFC 8305 section 4; getaddrinfo's RFC 6724
+    order usually puts IPv6 there); it hangs; 250 ms later on the reactor's clock the other
+    family is tried and wins."""
+    hole, fillers, port = _black_hole(*first)
+    good = socket.socket(second[0], socket.SOCK_STREAM)
     try:
         try:
-            good.bind(("127.0.0.1", port))
+            good.bind((second[1], port))
         except OSError:
-            pytest.skip("the port is taken on IPv4")
+            pytest.skip("the port is taken in the other family")
         good.listen(8)
-        if not _hangs(socket.AF_INET6, "::1", port):
+        if not _hangs(first[0], first[1], port):
             pytest.skip("this kernel answers SYNs past a full accept queue")
         clock = ManualClock()
         with Reactor(clock=clock) as reactor:
             client = Recorder()
-            # getaddrinfo's order (RFC 6724) puts IPv6 first; Happy Eyeballs starts there.
-            pending = connect(reactor, lambda: client, "dual.example", port,
-                              resolver=_resolver_for([(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")]))
+            pending = connect(reactor, lambda: client, "dual.example", port, resolver=_resolver_for([first, second]))
             for _ in range(5):
                 reactor.run_once(0.02)
-            assert client.events == []  # IPv6 hangs, IPv4 not started yet
+            assert client.events == []  # the first hangs, the second not started yet
             clock.advance(0.25)
             transport = reactor.run_until_complete(pending.future, timeout_s=5)
-            assert transport.get_extra_info("peername")[0] == "127.0.0.1"
+            assert transport.get_extra_info("peername")[0] == second[1]
             assert client.events == ["CM"]
             transport.close()
             reactor.run_once(0)
@@ -580,38 +584,6 @@ def test_connect_to_a_unix_socket_with_a_full_backlog_fails(reactor, tmp_path):
         for s in fillers:
             s.close()
         server.close()
-
-
-def test_happy_eyeballs_follows_the_resolvers_family_order(reactor):
-    """RFC 8305 section 4: families alternate, starting with the first address's (here IPv4)."""
-    hole, fillers, port = _black_hole(socket.AF_INET, "127.0.0.1")
-    good = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        try:
-            good.bind(("::1", port))
-        except OSError:
-            pytest.skip("the port is taken on IPv6")
-        good.listen(8)
-        if not _hangs(socket.AF_INET, "127.0.0.1", port):
-            pytest.skip("this kernel answers SYNs past a full accept queue")
-        clock = ManualClock()
-        with Reactor(clock=clock) as r:
-            client = Recorder()
-            pending = connect(r, lambda: client, "dual.example", port,
-                              resolver=_resolver_for([(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]))
-            for _ in range(5):
-                r.run_once(0.02)
-            assert client.events == []  # IPv4 (first in the list) hangs; IPv6 waits its turn
-            clock.advance(0.25)
-            transport = r.run_until_complete(pending.future, timeout_s=5)
-            assert transport.get_extra_info("peername")[0] == "::1"
-            transport.close()
-            r.run_once(0)
-    finally:
-        good.close()
-        for s in fillers:
-            s.close()
-        hole.close()
 
 
 def test_connect_argument_errors_are_raised_at_once(reactor):
