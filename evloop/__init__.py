@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from .clock import ManualClock, MonotonicClock
+from .framing import LengthPrefixedProtocol, LineProtocol
 from .futures import CancelledError, Future, InvalidStateError
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
 from .transport import Listener, PendingConnection, Protocol, SocketTransport, connect, listen
-from .framing import LengthPrefixedProtocol, LineProtocol
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,8 @@ count, never re-summed.
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["FileRegion", "ReceiveBuffer", "SendQueue", "byte_view"]
 
@@ -58,7 +59,7 @@ class FileRegion:
             on_done(exc)
 
 
-Item = Union[bytes, bytearray, memoryview, FileRegion]
+Item = bytes | bytearray | memoryview | FileRegion
 
 
 class SendQueue:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import json
 import logging
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 from .app import App, Request, Response
 from .http import Limits

@@ -11,7 +11,8 @@ completed the future, so completing a future never re-enters its caller.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .reactor import Reactor
@@ -52,12 +53,12 @@ class Future(Generic[T]):
 
     __slots__ = ("_reactor", "_state", "_result", "_exception", "_callbacks", "_cancel_message")
 
-    def __init__(self, reactor: "Reactor") -> None:
+    def __init__(self, reactor: Reactor) -> None:
         self._reactor = reactor
         self._state: FutureState = _PENDING
         self._result: T | None = None
         self._exception: BaseException | None = None
-        self._callbacks: list[Callable[["Future[T]"], Any]] = []
+        self._callbacks: list[Callable[[Future[T]], Any]] = []
         self._cancel_message: str | None = None
 
     # ------------------------------------------------------------- queries
@@ -112,14 +113,14 @@ class Future(Generic[T]):
         return True
 
     # ---------------------------------------------------------- callbacks
-    def add_done_callback(self, fn: Callable[["Future[T]"], Any]) -> None:
+    def add_done_callback(self, fn: Callable[[Future[T]], Any]) -> None:
         """Call ``fn(future)`` from the loop once the future is done (at once scheduled if it is)."""
         if self._state is _PENDING:
             self._callbacks.append(fn)
         else:
             self._reactor.call_soon(fn, self)
 
-    def remove_done_callback(self, fn: Callable[["Future[T]"], Any]) -> int:
+    def remove_done_callback(self, fn: Callable[[Future[T]], Any]) -> int:
         """Remove every pending registration of ``fn``; returns how many."""
         kept = [cb for cb in self._callbacks if cb != fn]
         removed = len(self._callbacks) - len(kept)

@@ -17,7 +17,8 @@ Pure functions: no sockets, no I/O.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["TrustedProxies", "parse_forwarded", "resolve_client"]
 
@@ -52,7 +53,9 @@ class TrustedProxies:
                 try:
                     self.networks.append(ipaddress.ip_network(entry, strict=False))
                 except ValueError:
-                    raise ValueError(f"--forwarded-allow-ips: {entry!r} is not an address, a CIDR range, '*' or 'unix:'")
+                    raise ValueError(
+                        f"--forwarded-allow-ips: {entry!r} is not an address, a CIDR range, '*' or 'unix:'"
+                    ) from None
         self.spec = ",".join(e.strip() for e in entries if e.strip())
 
     def __repr__(self) -> str:
@@ -180,7 +183,7 @@ def _hops(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str | None]] | 
     fors = [part.strip() for value in xff for part in value.split(",") if part.strip()]
     protos = [part.strip() for value in xfp for part in value.split(",") if part.strip()]
     if len(protos) == len(fors):
-        return list(zip(fors, protos))
+        return list(zip(fors, protos, strict=True))
     # Counts differ (a proxy set one header and not the other): the proto is
     # the one set last, by the direct peer, for whatever hop we settle on.
     last_proto = protos[-1] if protos else None

@@ -54,7 +54,9 @@ import signal
 import socket
 import time
 import weakref
-from typing import Any, Callable, Protocol as TypingProtocol, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
+from typing import Protocol as TypingProtocol
 
 from .clock import MonotonicClock
 from .futures import Future
@@ -78,9 +80,9 @@ _INF = math.inf
 # The process-wide signal wakeup fd belongs to at most one reactor at a time.
 # A strong reference: the owner must outlive its wakeup socket's registration,
 # or the fd number could be reused and signals written into another socket.
-_signal_owner: "Reactor | None" = None
+_signal_owner: Reactor | None = None
 # Every open reactor of this process, so that a forked child can discard them.
-_live_reactors: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
+_live_reactors: weakref.WeakSet[Reactor] = weakref.WeakSet()
 
 
 def _discard_inherited_reactors() -> None:
@@ -510,7 +512,9 @@ class Reactor:
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         """Log ``context`` to the ``evloop`` logger at ERROR, with the traceback."""
         message = context.get("message") or "unhandled exception"
-        details = [f"{key}: {_safe_repr(value)}" for key, value in context.items() if key not in ("message", "exception")]
+        details = [
+            f"{key}: {_safe_repr(value)}" for key, value in context.items() if key not in ("message", "exception")
+        ]
         if details:
             message = f"{message} ({', '.join(details)})"
         logger.error("%s", message, exc_info=context.get("exception"))
@@ -766,7 +770,7 @@ class Reactor:
         self._wake_rsock.close()
         self._wake_wsock.close()
 
-    def __enter__(self) -> "Reactor":
+    def __enter__(self) -> Reactor:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

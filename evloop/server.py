@@ -29,7 +29,8 @@ import signal
 import socket
 import time
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .app import FileBody, Request, Response, format_access_log
 from .http import (
@@ -138,7 +139,7 @@ class Server:
         # through that method bound to it: calling the instance goes through
         # a slot wrapper first (measured with load/bench_instructions.py:
         # ~600 instructions a request).  The same method app(request) runs.
-        method = getattr(type(app), "__call__", None)
+        method = getattr(type(app), "__call__", None)  # noqa: B004 (the function itself is wanted, not a test)
         self.call_app = types.MethodType(method, app) if type(method) is types.FunctionType else app
         self._would_accept = getattr(app, "would_accept", None)
 
@@ -162,11 +163,11 @@ class Server:
     def urls(self) -> list[str]:
         return [address_url(addr) for listener in self.listeners for addr in listener.addresses]
 
-    def _make_protocol(self) -> "HTTPProtocol":
+    def _make_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
 
     # ------------------------------------------------- connection accounting
-    def connection_opened(self, protocol: "HTTPProtocol") -> None:
+    def connection_opened(self, protocol: HTTPProtocol) -> None:
         self.connections.add(protocol)
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
@@ -178,7 +179,7 @@ class Server:
             for listener in self.listeners:
                 listener.pause_accepting()
 
-    def connection_closed(self, protocol: "HTTPProtocol") -> None:
+    def connection_closed(self, protocol: HTTPProtocol) -> None:
         self.connections.discard(protocol)
         limit = self.config.max_connections or 0
         if self._accept_paused and len(self.connections) < limit:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Handle", "Timer", "TimerQueue", "PeriodicHandle"]
 
@@ -54,7 +55,7 @@ class Timer(Handle):
     __slots__ = ("when", "_queue")
 
     def __init__(
-        self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], queue: "TimerQueue | None"
+        self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], queue: TimerQueue | None
     ) -> None:
         super().__init__(callback, args)
         self.when = when

@@ -21,7 +21,9 @@ import math
 import os
 import socket
 import stat
-from typing import Any, Callable, Iterable, Protocol as TypingProtocol
+from collections.abc import Callable, Iterable
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 from .buffers import FileRegion, SendQueue, byte_view
 from .futures import Future
@@ -63,7 +65,7 @@ class Protocol:
 
     __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
 
-    def connection_made(self, transport: "SocketTransport") -> None:
+    def connection_made(self, transport: SocketTransport) -> None:
         pass
 
     def data_received(self, data: bytes) -> None:
@@ -1191,7 +1193,9 @@ def connect(
     return pending
 
 
-def _start_pending(pending: PendingConnection, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None) -> None:
+def _start_pending(
+    pending: PendingConnection, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None
+) -> None:
     if not pending.done():
         pending._start(addresses, timeout_s)
 

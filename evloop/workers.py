@@ -50,8 +50,8 @@ import random
 import signal
 import socket
 import sys
-import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .reactor import Reactor
 from .server import Server, ServerConfig, address_url

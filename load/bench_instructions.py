@@ -30,6 +30,7 @@ FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
 def drive(case: str, reads: int) -> None:
     """The measured workload (run inside valgrind)."""
     from bench_glue import make_protocol
+
     from evloop.reactor import Reactor
 
     hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"

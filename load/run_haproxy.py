@@ -75,7 +75,7 @@ def haproxy_stats(stats_socket):
     if not lines or not lines[0].startswith("# "):
         return []
     header = lines[0][2:].split(",")
-    return [dict(zip(header, line.split(","))) for line in lines[1:] if line]
+    return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
 
 
 def servers_of(stats):

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -106,7 +105,7 @@ def test_readme_echo_example_runs(tmp_path):
 
 
 def test_readme_example_is_short():
-    lines = [l for l in _readme_echo_example().splitlines() if l.strip()]
+    lines = [line for line in _readme_echo_example().splitlines() if line.strip()]
     assert len(lines) <= 30
 
 

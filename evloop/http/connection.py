@@ -34,7 +34,7 @@ closes the connection after the response.
 import enum
 
 from .errors import ProtocolError, StateError
-from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, RequestHead
+from .events import NEED_DATA, PAUSED, ConnectionClosed, Data
 from .parser import Limits, ReceiveBuffer, body_reader, read_head, read_no_body
 from .writer import LAST_CHUNK, STATUS_LINES, chunk, encode_fields, error_body, prepare_fields, status_line
 
@@ -350,7 +350,9 @@ class ServerConnection:
             return b""
         return b"".join((status_line(status), block, b"\r\n"))
 
-    def send_complete_response(self, status: int, headers, body: bytes, date: bytes, server: bytes = b"evloop") -> bytes:
+    def send_complete_response(
+        self, status: int, headers, body: bytes, date: bytes, server: bytes = b"evloop"
+    ) -> bytes:
         """``send_response(status, headers, content_length=len(body), date=date,
         server=server, body=body)``: a response complete with its bytes body.
 

@@ -134,4 +134,4 @@ def chunk(data: bytes) -> bytes:
 
 
 def error_body(status: int, reason: str) -> bytes:
-    return f"{status} {reason_phrase(status)}: {reason}\n".encode("utf-8")
+    return f"{status} {reason_phrase(status)}: {reason}\n".encode()

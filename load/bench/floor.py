@@ -19,10 +19,8 @@ import argparse
 import email.utils
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent

@@ -655,10 +655,10 @@ def report(results, servers, scenarios, baseline, names):
         lines.append(f"#### {title} (`{scen}`)")
         lines.append("")
 
-        def med(server, key):
+        def med(server, key, runs=runs):
             return _median_spread([r.get(key) for r in runs.get(server, []) if "error" not in r])
 
-        def errs(server):
+        def errs(server, runs=runs):
             rs = runs.get(server, [])
             failed = [r["error"] for r in rs if "error" in r]
             if failed:

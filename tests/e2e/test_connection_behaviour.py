@@ -52,7 +52,7 @@ def read_until_close(sock: socket.socket, timeout_s: float = 5.0) -> bytes:
 def test_keep_alive_serves_many_requests_on_one_connection(demo):
     with socket.create_connection((demo.host, demo.port), timeout=5) as s:
         buf = bytearray()
-        for i in range(50):
+        for _ in range(50):
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             status, headers, body = read_response(s, buf)
             assert status == b"HTTP/1.1 200 OK" and body == b"Hello, World!"

@@ -19,10 +19,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from conftest import DemoServer
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
@@ -95,7 +97,7 @@ class Hammer:
                 with self._lock:
                     self.errors.append(repr(exc))
 
-    def __enter__(self) -> "Hammer":
+    def __enter__(self) -> Hammer:
         for t in self._threads:
             t.start()
         return self
@@ -263,7 +265,7 @@ def test_workers_share_an_inherited_fd(tmp_path):
     listener.close()
     try:
         server = _Attached(proc, log_path, port)
-        wait_for_log(server, r"evloop serving on http://127\.0\.0\.1:%d" % port)
+        wait_for_log(server, rf"evloop serving on http://127\.0\.0\.1:{port}")
         assert "workers share one listening socket (the inherited socket" in server.log()
         assert len(workers_seen(server, 2, max_requests=600)) == 2
     finally:
@@ -288,7 +290,7 @@ def test_systemd_socket_activation(tmp_path):
     listener.close()
     try:
         server = _Attached(proc, log_path, port)
-        wait_for_log(server, r"serving on http://127\.0\.0\.1:%d" % port)
+        wait_for_log(server, rf"serving on http://127\.0\.0\.1:{port}")
         assert get(server, "/healthz") == (200, b"ok")
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -6,7 +6,7 @@ import os
 import selectors
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import resource
 import subprocess
@@ -159,7 +158,7 @@ def test_echo_1000_concurrent_clients_in_subprocess(tmp_path):
 
 
 class EchoClient(Protocol):
-    results: list["EchoClient"] = []
+    results: list[EchoClient] = []
 
     def __init__(self, payload: bytes) -> None:
         self.payload = payload

@@ -194,7 +194,7 @@ def feed_chunks(run_until, reactor: Reactor, protocol, peer: Peer, chunks) -> No
             continue
         peer.sock.send(chunk)
         target += len(chunk)
-        run_until(reactor, lambda: protocol.received >= target)
+        run_until(reactor, lambda target=target: protocol.received >= target)
     assert protocol.received == target
 
 

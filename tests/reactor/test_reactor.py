@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import selectors
 import signal
 import socket
 import time

@@ -7,14 +7,13 @@ import logging
 import os
 import socket
 import struct
+import subprocess
 import sys
 import textwrap
-import subprocess
 
 import pytest
 
 from evloop import Protocol, Reactor, SocketTransport, connect, listen
-
 
 GRAMMAR_VIOLATIONS: list[str] = []
 
@@ -345,7 +344,7 @@ def test_small_reads_allocate_only_what_was_read(pair, run_until, reactor):
             peer.sock.send(b"request %d" % i)
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]
-            run_until(reactor, lambda: len(received) == i + 1)
+            run_until(reactor, lambda i=i: len(received) == i + 1)
             assert tracemalloc.get_traced_memory()[1] - before < 16 * 1024
     finally:
         tracemalloc.stop()

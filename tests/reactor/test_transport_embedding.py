@@ -307,7 +307,7 @@ def _hangs(family: int, host: str, port: int) -> bool:
     try:
         probe.connect((host, port))
         return False
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return True
     except OSError:
         return False

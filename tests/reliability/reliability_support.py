@@ -7,7 +7,7 @@ import re
 import socket
 import struct
 import time
-from typing import Callable
+from collections.abc import Callable
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLK_TCK = os.sysconf("SC_CLK_TCK")

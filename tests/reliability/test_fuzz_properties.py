@@ -43,7 +43,7 @@ def streams(draw):
     parts = draw(st.lists(st.sampled_from(PIECES) | st.binary(max_size=8), max_size=25))
     data = b"".join(parts)
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=10)))
-    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)]) if a != b]
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True) if a != b]
     return data, chunks
 
 

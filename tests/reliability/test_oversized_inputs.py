@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import pytest
-
 from reliability_support import MIB, connect, error_lines, read_status_or_close, request, rss_bytes
 
 RSS_BOUND = 16 * MIB

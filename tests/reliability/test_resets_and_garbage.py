@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import random
-import socket
 
-from reliability_support import (MIB, connect, error_lines, fd_count, read_response, request, reset, rss_bytes,
-                                 wait_until)
+from reliability_support import (
+    MIB,
+    connect,
+    error_lines,
+    fd_count,
+    read_response,
+    request,
+    reset,
+    rss_bytes,
+    wait_until,
+)
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 BIG = b"GET /bytes/4000000 HTTP/1.1\r\nHost: t\r\n\r\n"

@@ -429,7 +429,6 @@ def test_a_deferred_stream_answered_while_writes_are_paused_keeps_its_head(live)
     sock.setblocking(False)
     srv.run_until(lambda: len(srv.server.connections) == 1)
     sock.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /deferred HTTP/1.1\r\nHost: t\r\n\r\n")
-    protocol = next(iter(srv.server.connections))
     srv.run_until(lambda: paused_when_answered)
     assert paused_when_answered == [True]  # the case under test
     received = bytearray()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import random
 import gc
+import random
 import time
 
 from evloop.timers import Handle, Timer, TimerQueue
@@ -178,7 +178,7 @@ def test_random_schedule_cancel_matches_model():
             now += rng.random() * 2
             due = q.pop_due(now)
             got = [t.args[0] for t in due]
-            expected = sorted((v for v in model.values() if v[0] <= now))
+            expected = sorted(v for v in model.values() if v[0] <= now)
             assert got == [ident for _, ident in expected]
             for ident in got:
                 model.pop(ident)
@@ -223,7 +223,7 @@ def test_scaling_100k_timers_90_percent_cancelled():
     # Everything still fires in order.
     live = q.pop_due(1e9)
     assert len(live) == 10_000
-    assert all(a.when <= b.when for a, b in zip(live, live[1:]))
+    assert all(a.when <= b.when for a, b in zip(live, live[1:], strict=False))
 
 
 def test_cancel_cost_is_linear():

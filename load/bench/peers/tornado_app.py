@@ -7,7 +7,6 @@ import sys
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
-
 from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, parse_count
 
 

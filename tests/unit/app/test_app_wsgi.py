@@ -504,7 +504,7 @@ def test_generator_finally_runs_on_early_close():
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         try:
-            for i in range(1000):
+            for _ in range(1000):
                 yield b"x"
         finally:
             state.append("finally")

@@ -3,11 +3,10 @@
 import itertools
 
 import pytest
+from _http_helpers import DATE
 
 from evloop.http import NEED_DATA, ServerConnection
 from evloop.http import connection as connection_module
-
-from _http_helpers import DATE
 
 REQUESTS = {
     "1.1": b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",

@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+from _http_helpers import DATE, request
 
 from evloop.http import (
     NEED_DATA,
@@ -17,8 +18,6 @@ from evloop.http import (
     StateError,
 )
 from evloop.http.connection import RECV_EVENTS, SEND_EVENTS, recv_transition, send_transition
-
-from _http_helpers import DATE, request
 
 R, S = RecvState, SendState
 
@@ -451,7 +450,7 @@ def test_should_pause_reading():
 
 def test_many_cycles_keep_buffer_small():
     conn = ServerConnection()
-    for i in range(1000):
+    for _ in range(1000):
         conn.receive_data(GET[:10])
         conn.receive_data(GET[10:] + GET[:5])
         assert isinstance(conn.next_event(), RequestHead)

@@ -7,10 +7,9 @@ later request.
 """
 
 import pytest
+from _http_helpers import WAYS, feed_way, request
 
 from evloop.http import Limits, RequestHead
-
-from _http_helpers import WAYS, feed_way, request
 
 H = "Host: h"
 GET = f"GET / HTTP/1.1\n{H}"

@@ -1,9 +1,9 @@
 """The bounded cache of parsed heads must never change what a head parses to."""
 
+import pytest
+
 from evloop.http import Limits, ProtocolError
 from evloop.http.parser import parse_head
-
-import pytest
 
 HEAD = "GET /a HTTP/1.1\r\nHost: example.com\r\nX-One: 1\r\nX-Two: 2\r\n\r\n"
 

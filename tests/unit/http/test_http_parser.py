@@ -1,6 +1,7 @@
 """Valid requests, each fed whole, one byte at a time, and with trailing bytes."""
 
 import pytest
+from _http_helpers import TRAILING, WAYS, feed_way, request, run
 
 from evloop.http import (
     NEED_DATA,
@@ -14,8 +15,6 @@ from evloop.http import (
     RequestHead,
     ServerConnection,
 )
-
-from _http_helpers import TRAILING, WAYS, feed_way, request, run
 
 H = "Host: example.com"
 

@@ -1,11 +1,10 @@
 """Hypothesis properties of the receiving side."""
 
+from _http_helpers import merge_data, run, summary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evloop.http import ConnectionClosed, Data, EndOfMessage, ProtocolError, RequestHead
-
-from _http_helpers import merge_data, run, summary
 
 TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'", min_size=1, max_size=12)
 VALUE = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, blacklist_characters="\x7f"), max_size=30)
@@ -59,7 +58,7 @@ def split_stream(draw):
     stream = b"".join(r for r, _ in reqs)
     expected = [e for _, exp in reqs for e in exp]
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=12)))
-    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)]) if a != b]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True) if a != b]
     return stream, chunks, expected
 
 

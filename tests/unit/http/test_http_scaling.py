@@ -2,9 +2,9 @@
 
 import time
 
-from evloop.http import Data, EndOfMessage, Limits, RequestHead, ServerConnection
-
 from _http_helpers import request
+
+from evloop.http import Data, EndOfMessage, Limits, RequestHead, ServerConnection
 
 
 def bytewise_cpu(raw: bytes, limits: Limits = Limits()) -> float:
