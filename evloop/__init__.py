@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clock import ManualClock, MonotonicClock
 from .framing import LengthPrefixedProtocol, LineProtocol
@@ -20,6 +20,12 @@ __all__ = [
     "LineProtocol", "LengthPrefixedProtocol",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
+
+if TYPE_CHECKING:
+    # What type checkers see; at run time these names are imported on first use (below).
+    from .app import App, FileBody, Request, Response
+    from .server import Server, ServerConfig
+    from .workers import Supervisor, serve
 
 # The HTTP layer is imported on first use, so embedding only the reactor stays light.
 _LAZY = {

@@ -48,7 +48,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -118,7 +118,7 @@ class Headers:
         index = self._index if self._index is not None else self._build_index()
         return name.lower() in index
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, str]]:
         """Yield ``(name, value)`` pairs in received order, names as sent."""
         return iter(self.raw)
 
@@ -595,7 +595,8 @@ class App:
             return None, {}, allowed
         # The first pattern that matches, in registration order (alternation
         # tries its branches in order); its outer group closes last.
-        first, params = self._branches[m.lastindex]  # type: ignore[index]
+        # lastindex is set: every branch is a group, and one of them matched.
+        first, params = self._branches[m.lastindex]  # type: ignore[index,misc]
         handler = first.lookup(method)
         if handler is not None:
             return handler, {name: m.group(i) for name, i in params}, []

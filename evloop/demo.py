@@ -25,12 +25,16 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .app import App, Request, Response
 from .http import Limits
 from .server import ServerConfig
 from .static import StaticFiles
 from .workers import current_worker, serve, systemd_sockets
+
+if TYPE_CHECKING:
+    from .wsgi import WSGIApp
 
 __all__ = ["make_app", "main", "build_parser"]
 
@@ -132,7 +136,7 @@ def make_app(root: str | None = None) -> App:
     return app
 
 
-def load_wsgi(spec: str):
+def load_wsgi(spec: str) -> Any:
     """Import ``module:attribute`` (``module`` alone means ``module:app``)."""
     module_name, _, attribute = spec.partition(":")
     module = importlib.import_module(module_name)
@@ -256,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_access_log:
         logging.getLogger("evloop.access").setLevel(logging.WARNING)
     raise_nofile_limit()
+    app: App | WSGIApp
     if args.wsgi:
         from .wsgi import WSGIApp
 

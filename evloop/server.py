@@ -147,14 +147,18 @@ class Server:
     def start(self) -> list[Listener]:
         """Open the listening socket(s) named by the config; returns the listeners."""
         cfg = self.config
-        kwargs = {"transport_kwargs": {"high_water": cfg.write_high_water}, "backlog": cfg.backlog}
+        transport_kwargs: dict[str, Any] = {"high_water": cfg.write_high_water}
+        backlog = cfg.backlog
         if cfg.sock is not None:
-            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **kwargs)
+            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, backlog=backlog,
+                              transport_kwargs=transport_kwargs)
         elif cfg.uds is not None:
-            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, **kwargs)
+            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, backlog=backlog,
+                              transport_kwargs=transport_kwargs)
         else:
             listener = listen(
-                self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, **kwargs
+                self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, backlog=backlog,
+                transport_kwargs=transport_kwargs,
             )
         self.listeners.append(listener)
         return self.listeners
@@ -545,6 +549,7 @@ class HTTPProtocol(Protocol):
         conn = self.conn
         transport = self.transport
         out = self._out  # called by _process, in a batch: a list
+        assert out is not None
         client = transport.peername  # type: ignore[union-attr]
         sockname = transport.sockname  # type: ignore[union-attr]
         reactor = self.reactor

@@ -392,6 +392,7 @@ class Supervisor:
         if slot >= self.target or (holder is not None and replacing is None):
             logger.warning("worker %d (pid %d) died unexpectedly (%s)", slot, worker.pid, how)
             return
+        assert self._reactor is not None  # a worker's exit is seen from the running loop
         lived = self._reactor.time() - worker.started
         failures = self._failures.get(slot, 0) + 1 if lived < _HEALTHY_S else 1
         self._failures[slot] = failures

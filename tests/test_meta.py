@@ -11,6 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "evloop"
 FORBIDDEN = ("threading", "_thread", "asyncio", "concurrent.futures", "multiprocessing.pool")
@@ -120,3 +122,26 @@ def test_no_runtime_dependencies_and_py_typed():
     package_data = meta.get("tool", {}).get("setuptools", {}).get("package-data", {})
     assert "py.typed" in package_data.get("evloop", [])
 
+
+
+def test_public_names_are_visible_to_type_checkers(tmp_path):
+    """The lazily imported names (App, Response, serve, ...) are real types to mypy, not Any."""
+    import shutil
+
+    mypy = shutil.which("mypy", path=str(Path(sys.executable).parent))
+    if mypy is None:
+        pytest.skip("mypy is not installed (it is in the test extra)")
+    snippet = tmp_path / "uses_evloop.py"
+    snippet.write_text(
+        "import evloop\n"
+        "reveal_type(evloop.App)\n"
+        "reveal_type(evloop.Response)\n"
+        "reveal_type(evloop.serve)\n"
+        "reveal_type(evloop.ServerConfig)\n"
+        "reveal_type(evloop.Reactor().call_every)\n"
+    )
+    proc = subprocess.run([mypy, "--no-incremental", str(snippet)], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    revealed = [line for line in proc.stdout.splitlines() if "Revealed type" in line]
+    assert len(revealed) == 5, proc.stdout + proc.stderr
+    assert not any('"Any"' in line for line in revealed), revealed
