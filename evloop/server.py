@@ -44,6 +44,7 @@ from .http import (
     RequestHead,
     ServerConnection,
 )
+from .http.events import Event
 from .proxy import TrustedProxies, resolve_client
 from .reactor import Reactor
 from .transport import Listener, Protocol, SocketTransport, listen
@@ -324,7 +325,7 @@ class HTTPProtocol(Protocol):
         self._idle_after_batch = False  # a response of the running batch left the connection idle
 
     # ----------------------------------------------------------- lifecycle
-    def connection_made(self, transport: SocketTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: SocketTransport) -> None:
         self.transport = transport
         self.server.connection_opened(self)
         # The first head must be complete within the header timeout of the
@@ -558,6 +559,7 @@ class HTTPProtocol(Protocol):
         date = server.date.get()  # one clock read per burst: a burst takes microseconds
         server_header = server.server_header
         served = 0
+        event: Event | ProtocolError | None
         # Handlers run back to back: the state _call_app keeps per call
         # (dispatching, the request in hand) is kept once for the burst.
         self._dispatching = True

@@ -30,10 +30,12 @@ ignoring Range); an unsatisfiable range gives 416 with ``bytes */LEN``.
 from __future__ import annotations
 
 import email.utils
+import io
 import logging
 import mimetypes
 import os
 import stat
+from typing import Literal
 
 from evloop.app import FileBody, Request, Response
 
@@ -122,7 +124,7 @@ def _strong_match(tags: list[str], etag: str) -> bool:
 _MAX_RANGE_DIGITS = 19
 
 
-def _parse_range(value: str, size: int) -> tuple[int, int] | str | None:
+def _parse_range(value: str, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
     """The single range of a Range value as ``(start, end_inclusive)``.
 
     Returns ``None`` to ignore the field (syntax we do not handle, other
@@ -213,7 +215,7 @@ class StaticFiles:
             return self._refuse(request, f"resolves outside the root to {real!r}")
         return real
 
-    def _open(self, request: Request, real: str) -> tuple[object, os.stat_result] | Response:
+    def _open(self, request: Request, real: str) -> tuple[io.BufferedReader, os.stat_result] | Response:
         try:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except (OSError, ValueError) as exc:
@@ -265,13 +267,13 @@ class StaticFiles:
         try:
             response = self._respond_file(request, real, file, st)
         except BaseException:
-            file.close()  # type: ignore[attr-defined]
+            file.close()
             raise
         if not isinstance(response.body, FileBody):
-            file.close()  # type: ignore[attr-defined]
+            file.close()
         return response
 
-    def _respond_file(self, request: Request, real: str, file, st: os.stat_result) -> Response:
+    def _respond_file(self, request: Request, real: str, file: io.BufferedReader, st: os.stat_result) -> Response:
         size = st.st_size
         etag = make_etag(st)
         mtime = int(st.st_mtime)
@@ -319,7 +321,7 @@ class StaticFiles:
                         b"Range Not Satisfiable\n", content_type="text/plain; charset=utf-8",
                     )
                 if byte_range is not None:
-                    start, end = byte_range  # type: ignore[misc]
+                    start, end = byte_range
                     base.append(("Content-Range", f"bytes {start}-{end}/{size}"))
                     return Response(206, base, FileBody(file, start, end - start + 1))
         return Response(200, base, FileBody(file, 0, size))

@@ -32,10 +32,13 @@ closes the connection after the response.
 """
 
 import enum
+from collections.abc import Iterable, Sequence
+from typing import AnyStr
 
+from ..buffers import ReceiveBuffer
 from .errors import ProtocolError, StateError
-from .events import NEED_DATA, PAUSED, ConnectionClosed, Data
-from .parser import Limits, ReceiveBuffer, body_reader, read_head, read_no_body
+from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
+from .parser import Limits, Reader, body_reader, read_head, read_no_body
 from .writer import LAST_CHUNK, STATUS_LINES, chunk, encode_fields, error_body, prepare_fields, status_line
 
 
@@ -164,11 +167,14 @@ _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 # (the field check, the join and the Content-Length formatting).  Bounded,
 # cleared when full; a new Date each second makes new keys, so old ones go
 # with the next clearing.
-_FRAMED: dict[tuple, bytes] = {}
+_FramedKey = tuple[int, tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...], int, bytes, bytes]
+_FRAMED: dict[_FramedKey, bytes] = {}
 _FRAMED_MAX = 256
 
 
-def _frame_plain(status: int, headers, length: int, date: bytes, server: bytes) -> bytes | None:
+def _frame_plain(
+    status: int, headers: Iterable[tuple[AnyStr, AnyStr]], length: int, date: bytes, server: bytes
+) -> bytes | None:
     """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
     body, or None when the general path must decide (a field evloop manages
     among ``headers``, a status without content, an invalid status)."""
@@ -227,9 +233,9 @@ class ServerConnection:
         self._limits = limits
         self._implicit_end = implicit_end
         self._buf = ReceiveBuffer()
-        self._reader = None
+        self._reader: Reader | None = None  # set while the receiving side is in BODY
         self._eof = False
-        self._error = None
+        self._error: ProtocolError | None = None  # set in ERROR
         self._http10 = False
         self._head_request = False
         self._body = _NO_BODY
@@ -272,7 +278,7 @@ class ServerConnection:
             not self.keep_alive or len(self._buf) > self._limits.max_pipelined_bytes
         )
 
-    def next_event(self):
+    def next_event(self) -> Event:
         """Return the next event: RequestHead, Data, EndOfMessage,
         ConnectionClosed, NEED_DATA or PAUSED.
 
@@ -290,8 +296,9 @@ class ServerConnection:
             if head is None:
                 if self._eof:
                     if len(self._buf):
-                        self._fail(ProtocolError(400, "connection closed inside request head"))
-                        raise self._error
+                        error = ProtocolError(400, "connection closed inside request head")
+                        self._fail(error)
+                        raise error
                     self.their_state = recv_transition(state, "eof")
                     return ConnectionClosed()
                 return NEED_DATA
@@ -313,7 +320,7 @@ class ServerConnection:
             return head
         if state is _RECV_BODY:
             try:
-                event = self._reader(self._buf)
+                event = self._reader(self._buf)  # type: ignore[misc]  # BODY: a reader is set
             except ProtocolError as exc:
                 self._fail(exc)
                 raise
@@ -330,7 +337,7 @@ class ServerConnection:
             return PAUSED
         if state is _RECV_CLOSED:
             return ConnectionClosed()
-        raise self._error
+        raise self._error  # type: ignore[misc]  # ERROR: _fail has set it
 
     def _fail(self, exc: ProtocolError) -> None:
         self.their_state = recv_transition(self.their_state, "error")
@@ -339,7 +346,7 @@ class ServerConnection:
 
     # -- sending side -----------------------------------------------------
 
-    def send_informational(self, status: int = 100, headers=()) -> bytes:
+    def send_informational(self, status: int = 100, headers: Sequence[tuple[AnyStr, AnyStr]] = ()) -> bytes:
         """An interim 1xx response (not 101); ``b""`` for an HTTP/1.0 client
         (RFC 9110 15.2).  Only before ``send_response``."""
         if not 100 <= status <= 199 or status == 101:
@@ -351,7 +358,7 @@ class ServerConnection:
         return b"".join((status_line(status), block, b"\r\n"))
 
     def send_complete_response(
-        self, status: int, headers, body: bytes, date: bytes, server: bytes = b"evloop"
+        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes, server: bytes = b"evloop"
     ) -> bytes:
         """``send_response(status, headers, content_length=len(body), date=date,
         server=server, body=body)``: a response complete with its bytes body.
@@ -371,6 +378,7 @@ class ServerConnection:
         ):
             length = len(body)
             headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
+            key: _FramedKey | None
             try:
                 key = (status, headers, length, date, server)
                 head = _FRAMED.get(key)
@@ -392,7 +400,7 @@ class ServerConnection:
     def send_response(
         self,
         status: int,
-        headers,
+        headers: Iterable[tuple[AnyStr, AnyStr]],
         *,
         content_length: int | None,
         date: bytes,
@@ -462,7 +470,7 @@ class ServerConnection:
         else:
             connection = b""
         if mode is _BY_LENGTH:
-            self._remaining = content_length - len(body)
+            self._remaining = content_length - len(body)  # type: ignore[operator]  # _BY_LENGTH: content_length is set
         elif mode is _BY_CHUNKS:
             body = chunk(body) if body else b""
         elif mode is _NO_BODY:
@@ -566,7 +574,7 @@ class ServerConnection:
             )
         )
 
-    def next_cycle_event(self):
+    def next_cycle_event(self) -> Event | None:
         """``start_next_cycle()``, then the first event of the next request;
         None instead of NEED_DATA when nothing is buffered (and the peer has
         not closed: then ConnectionClosed).  For a server

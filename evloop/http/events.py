@@ -67,3 +67,6 @@ NEED_DATA = _Sentinel("NEED_DATA")
 # A request is complete and its response is not finished: later bytes stay
 # unparsed until ``start_next_cycle``.
 PAUSED = _Sentinel("PAUSED")
+
+# What ``ServerConnection.next_event`` returns.
+Event = RequestHead | Data | EndOfMessage | ConnectionClosed | _Sentinel

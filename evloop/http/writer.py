@@ -5,7 +5,9 @@ decisions into bytes.  Every response goes out as HTTP/1.1 (RFC 9110 2.5: a
 server sends its highest conformant version with the received major version).
 """
 
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus  # the standard library's, not evloop.http
+from typing import Any, AnyStr, overload
 
 from . import grammar
 
@@ -31,7 +33,11 @@ def reason_phrase(status: int) -> str:
     return line[13:-2].decode("latin-1") if line is not None else ""
 
 
-def encode_fields(headers) -> bytes:
+@overload
+def encode_fields(headers: Sequence[tuple[str, str]]) -> bytes: ...
+@overload
+def encode_fields(headers: Sequence[tuple[bytes, bytes]]) -> bytes: ...
+def encode_fields(headers: Sequence[Sequence[Any]]) -> bytes:  # str or bytes pairs, told apart below
     """Serialise (name, value) pairs, all ``str`` or all ``bytes``, as field lines.
 
     Raises ValueError when a name is not a token or a value holds CR, LF or
@@ -41,11 +47,11 @@ def encode_fields(headers) -> bytes:
     if not headers:
         return b""
     if headers[0][0].__class__ is str:
-        block = "\r\n".join(map(": ".join, headers)) + "\r\n"
+        text = "\r\n".join(map(": ".join, headers)) + "\r\n"
         # A CRLF inside a value would make an extra, valid-looking line.
-        if grammar.RESPONSE_FIELDS_RE.fullmatch(block) is None or block.count("\n") != len(headers):
+        if grammar.RESPONSE_FIELDS_RE.fullmatch(text) is None or text.count("\n") != len(headers):
             raise ValueError(f"invalid response header in {headers!r}")
-        return block.encode("latin-1")
+        return text.encode("latin-1")
     block = b"\r\n".join(map(b": ".join, headers)) + b"\r\n"
     if grammar.RESPONSE_FIELDS_BYTES_RE.fullmatch(block) is None or block.count(b"\n") != len(headers):
         raise ValueError(f"invalid response header in {headers!r}")
@@ -100,11 +106,12 @@ class AppFields:
         self.block = b"".join([line + b"\r\n" for line in kept])
 
 
-_PREPARED: dict = {}
+_FieldsKey = tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...]
+_PREPARED: dict[_FieldsKey, tuple[bytes, "AppFields | None"]] = {}
 _PREPARED_MAX = 512
 
 
-def prepare_fields(headers) -> tuple[bytes, "AppFields | None"]:
+def prepare_fields(headers: Iterable[tuple[AnyStr, AnyStr]]) -> tuple[bytes, "AppFields | None"]:
     """``encode_fields`` plus ``AppFields`` when the block sets a managed field.
 
     Applications tend to send the same few header lists again and again, so
