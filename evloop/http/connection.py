@@ -268,8 +268,6 @@ class ServerConnection:
         buf = self._buf
         return len(buf.data) - buf.pos  # len(buf), without the call to __len__
 
-    trailing_bytes = buffered_bytes
-
     @property
     def should_pause_reading(self) -> bool:
         """True while a complete request waits for its response and either
