@@ -52,6 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .http.fields import check_field
+
 __all__ = [
     "App",
     "FileBody",
@@ -315,8 +317,6 @@ class FileBody:
         return f"<FileBody {getattr(self.file, 'name', self.file)!r} offset={self.offset} count={self.count}>"
 
 
-_is_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-_bad_value = re.compile(r"[\r\n\0]").search
 
 
 # Valid header names seen so far -> lowercase: handlers reuse a handful of
@@ -332,13 +332,7 @@ def _remember_name(name: str) -> str:
     return lname
 
 
-def _check_header(name: str, value: str) -> None:
-    # Response splitting: a CR or LF in a field would let a handler that
-    # echoes user input write a second response (RFC 9110 section 5.5).
-    if _is_token(name) is None:
-        raise ValueError(f"invalid header name {name!r}")
-    if _bad_value(value) is not None:
-        raise ValueError(f"invalid header value for {name}: {value!r}")
+_check_header = check_field  # the wire's rules (evloop.http.fields), so a bad field fails here, as a 500
 
 
 class Response:
@@ -384,8 +378,10 @@ class Response:
                 if lname is None:
                     _check_header(name, value)
                     lname = _remember_name(name)
-                elif not value.isprintable() and _bad_value(value) is not None:
-                    _check_header(name, value)  # raises with the reason
+                elif not (value.isascii() and value.isprintable()):
+                    # Printable ASCII needs no check; anything else (a tab,
+                    # latin-1, a control, a character past latin-1) gets the full one.
+                    _check_header(name, value)
                 if lname == "content-length":
                     value = value.strip()
                     if not value.isdigit() or not value.isascii():

@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from evloop.app import FileBody, Request, Response
+from evloop.http.fields import check_field
 
 __all__ = ["FileWrapper", "WSGIApp", "build_environ"]
 
@@ -236,6 +237,7 @@ class _Call:
             name, value = item
             if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError(f"header name and value must be str: {item!r}")
+            check_field(name, value)  # the wire's rules: refused here, so the client gets a 500
             if name.lower() in _HOP_BY_HOP:
                 logger.debug("dropping hop-by-hop response header %s", name)
                 continue

@@ -10,6 +10,7 @@ from http import HTTPStatus  # the standard library's, not evloop.http
 from typing import Any, AnyStr, overload
 
 from . import grammar
+from .fields import field_error
 
 STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
@@ -50,12 +51,21 @@ def encode_fields(headers: Sequence[Sequence[Any]]) -> bytes:  # str or bytes pa
         text = "\r\n".join(map(": ".join, headers)) + "\r\n"
         # A CRLF inside a value would make an extra, valid-looking line.
         if grammar.RESPONSE_FIELDS_RE.fullmatch(text) is None or text.count("\n") != len(headers):
-            raise ValueError(f"invalid response header in {headers!r}")
+            raise ValueError(_why_invalid(headers))
         return text.encode("latin-1")
     block = b"\r\n".join(map(b": ".join, headers)) + b"\r\n"
     if grammar.RESPONSE_FIELDS_BYTES_RE.fullmatch(block) is None or block.count(b"\n") != len(headers):
-        raise ValueError(f"invalid response header in {headers!r}")
+        raise ValueError(_why_invalid([(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]))
     return block
+
+
+def _why_invalid(headers: Sequence[Sequence[Any]]) -> str:
+    """The error path of ``encode_fields``: name the field that failed (``fields.field_error``)."""
+    for name, value in headers:
+        error = field_error(name, value)
+        if error is not None:
+            return error
+    return f"invalid response header in {headers!r}"
 
 
 def has_special_fields(block: bytes) -> bool:

@@ -482,3 +482,32 @@ def test_replacing_the_app_takes_effect(live):
     srv.server.app = lambda request: Response(200, body=b"plain function")
     sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert srv.read_until(sock, lambda data: data.endswith(b"function")).endswith(b"plain function")
+
+
+def test_a_header_the_wire_would_refuse_gets_a_500_not_an_empty_reply(live, caplog):
+    """A control character in a field value: refused where the response is built, answered with a 500."""
+    from evloop.wsgi import WSGIApp
+
+    app = App()
+
+    @app.route("/native")
+    def native(request):
+        return Response(200, [("X-A", "a\x01b")], b"hi")
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [("X-A", "a\x01b")])
+        return [b"hi"]
+
+    for server_app, path in ((app, "/native"), (WSGIApp(wsgi_app), "/")):
+        srv = live(server_app)
+        sock = srv.connect()
+        with caplog.at_level(logging.ERROR):
+            sock.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            reply = srv.read_until(sock, lambda data: b"\r\n\r\n" in data)
+        assert reply.startswith(b"HTTP/1.1 500 "), reply
+        assert "invalid header value for X-A" in caplog.text
+        sock.send(b"GET /native HTTP/1.1\r\nHost: t\r\n\r\n" if path == "/native" else b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        again = srv.read_until(sock, lambda data: data.count(b"HTTP/1.1 500") >= 1 and data.endswith(b"\n"))
+        assert again.startswith(b"HTTP/1.1 500 ")  # the connection lives on
+        sock.close()
+        caplog.clear()

@@ -1,0 +1,41 @@
+"""One check of response header fields (evloop.http.fields), the same where a
+response is built (Response, WSGI start_response) and where it is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from evloop.app import Response
+from evloop.http.fields import field_error
+from evloop.http.writer import encode_fields
+
+GOOD = [("X-A", "plain"), ("X-Tab", "a\tb"), ("X-Latin", "caf\xe9"), ("X-Empty", ""), ("x~!#$%&'*+-.^_`|", "v")]
+BAD = [
+    ("X-A", "a\x01b"),       # a control character
+    ("X-A", "a\x7fb"),       # DEL
+    ("X-A", "a\r\nX-B: c"),  # response splitting
+    ("X-A", "a\nb"),
+    ("X-A", "a\0b"),
+    ("X-A", "\u4e2d"),       # not latin-1: cannot go on the wire
+    ("X A", "v"),            # a name that is not a token
+    ("", "v"),
+    ("X:A", "v"),
+]
+
+
+@pytest.mark.parametrize("name, value", GOOD)
+def test_valid_fields_pass_everywhere(name, value):
+    assert field_error(name, value) is None
+    Response(200, [(name, value)], b"")
+    assert encode_fields([(name, value)]) == f"{name}: {value}\r\n".encode("latin-1")
+
+
+@pytest.mark.parametrize("name, value", BAD)
+def test_invalid_fields_fail_everywhere_with_the_same_reason(name, value):
+    reason = field_error(name, value)
+    assert reason is not None
+    with pytest.raises(ValueError) as built:
+        Response(200, [(name, value)], b"")
+    with pytest.raises(ValueError) as written:
+        encode_fields([("X-Fine", "ok"), (name, value)])
+    assert str(built.value) == str(written.value) == reason
