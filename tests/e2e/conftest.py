@@ -2,84 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-
-_URL = re.compile(r"serving on (http://\S+|unix:\S+)")
-
-
-class DemoServer:
-    """A running ``python -m evloop.demo`` process; its log goes to a file."""
-
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 start_timeout_s: float = 20.0, **popen_kwargs) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evloop.demo", "--port", "0", *args],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, **popen_kwargs,
-        )
-        self.url = self._wait_for_url(start_timeout_s)
-        if self.url.startswith("http://"):
-            hostport = self.url[len("http://"):].rstrip("/")
-            host, _, port = hostport.rpartition(":")
-            self.host, self.port = host.strip("[]"), int(port)
-        else:
-            self.host, self.port = "", 0
-
-    def _wait_for_url(self, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            match = _URL.search(self.log())
-            if match:
-                return match.group(1)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"evloop-demo exited with {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.02)  # polling a log file: there is no event to wait on
-        raise RuntimeError(f"evloop-demo did not report its URL in {timeout_s} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout_s: float = 10.0) -> int:
-        return self.proc.wait(timeout=timeout_s)
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
+from support.demo import DemoServer, DemoStarter
 
 
 @pytest.fixture
 def start_demo(tmp_path):
     """Start a demo server with extra arguments; all are stopped at teardown."""
-    servers: list[DemoServer] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> DemoServer:
-        server = DemoServer(list(args), tmp_path / f"demo-{len(servers)}.log", env=env)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    starter = DemoStarter(tmp_path)
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +26,6 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def start_module_demo(tmp_path_factory):
     """Like ``start_demo``, for servers shared by a whole test module."""
-    servers: list[DemoServer] = []
-    path = tmp_path_factory.mktemp("demo-logs")
-
-    def start(*args: str, env: dict[str, str] | None = None) -> DemoServer:
-        server = DemoServer(list(args), path / f"demo-{len(servers)}.log", env=env)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
+    yield starter
+    starter.stop_all()

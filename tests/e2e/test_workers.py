@@ -19,12 +19,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-
-if TYPE_CHECKING:
-    from conftest import DemoServer
+from support.demo import DemoServer
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
@@ -298,7 +295,7 @@ def test_systemd_socket_activation(tmp_path):
 
 
 class _Attached:
-    """Like conftest's DemoServer, for a process started by the test itself."""
+    """Like support.demo.DemoServer, for a process started by the test itself."""
 
     def __init__(self, proc: subprocess.Popen, log_path: Path, port: int) -> None:
         self.proc, self.log_path, self.host, self.port = proc, log_path, "127.0.0.1", port

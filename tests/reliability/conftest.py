@@ -1,56 +1,32 @@
 """Fixtures for the reliability suite: the real ``evloop-demo`` in a subprocess.
 
-``DemoServer`` comes from ``tests/e2e/conftest.py`` (loaded by path, so there
-is one definition); these tests also need the child's pid for ``/proc``
-figures and signals, and ``popen_kwargs`` for resource limits.
+``DemoServer`` is the one in ``tests/support/demo.py``; these tests also need
+the child's pid for ``/proc`` figures and signals, and Popen keywords for
+resource limits, which ``start_demo`` passes on.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import resource
-import sys
-from pathlib import Path
 
 import pytest
-
-_E2E_CONFTEST = Path(__file__).resolve().parent.parent / "e2e" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_evloop_e2e_conftest", _E2E_CONFTEST)
-_e2e = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _e2e
-_spec.loader.exec_module(_e2e)
-DemoServer = _e2e.DemoServer
+from support.demo import DemoStarter
 
 
 @pytest.fixture
 def start_demo(tmp_path):
     """Start ``evloop-demo`` with extra arguments (and Popen keywords); stopped at teardown."""
-    servers: list[DemoServer] = []
-
-    def start(*args: str, **popen_kwargs) -> DemoServer:
-        server = DemoServer(list(args), tmp_path / f"demo-{len(servers)}.log", **popen_kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    starter = DemoStarter(tmp_path)
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture(scope="module")
 def start_module_demo(tmp_path_factory):
     """Like ``start_demo``, for servers shared by a whole test module."""
-    servers: list[DemoServer] = []
-    path = tmp_path_factory.mktemp("demo-logs")
-
-    def start(*args: str, **popen_kwargs) -> DemoServer:
-        server = DemoServer(list(args), path / f"demo-{len(servers)}.log", **popen_kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Test support shared by the suites (on the path through pytest's ``pythonpath``)."""
