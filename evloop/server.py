@@ -42,6 +42,7 @@ from .http import (
     Limits,
     ProtocolError,
     RequestHead,
+    SendState,
     ServerConnection,
 )
 from .http.events import Event
@@ -586,8 +587,8 @@ class HTTPProtocol(Protocol):
                     out.append(conn.send_complete_response(response.status, response.headers, response.body,
                                                            date, server_header))
                 except ValueError as exc:
-                    logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-                    self._abort_response()
+                    self._dispatching = False
+                    self._response_refused(head, exc)
                     return None
                 if not conn.keep_alive:
                     self._dispatching = False
@@ -778,8 +779,7 @@ class HTTPProtocol(Protocol):
                         self._out = []  # batch the next pipelined responses again
         except ValueError as exc:
             # The app gave a response that cannot be framed (bad header, wrong length).
-            logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-            self._abort_response()
+            self._response_refused(head, exc)
 
     def _send_file(self, body: FileBody) -> None:
         transport = self.transport
@@ -863,6 +863,19 @@ class HTTPProtocol(Protocol):
         self._stream = None
         if response is not None and type(response.body) is not bytes:  # bytes need no closing
             _close_quietly(response)
+
+    def _response_refused(self, head: RequestHead, exc: ValueError) -> None:
+        """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
+
+        Fields are checked where a ``Response`` is built, so this is a
+        response changed after that, or a body that broke its length.
+        """
+        logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+        if self.conn.our_state is SendState.SEND_RESPONSE and self.transport is not None:
+            self._end_response()
+            self._send(_internal_error())
+        else:
+            self._abort_response()
 
     def _abort_response(self) -> None:
         self._end_response()

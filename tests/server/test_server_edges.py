@@ -7,6 +7,7 @@ and no sleeps: each test runs passes of the loop until what it waits for holds.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import struct
 import subprocess
@@ -23,7 +24,7 @@ from evloop.server import Server, ServerConfig
 class LiveServer:
     def __init__(self, app, **settings):
         self.reactor = Reactor()
-        self.server = Server(app, self.reactor, ServerConfig(port=0, access_log=False, **settings))
+        self.server = Server(app, self.reactor, ServerConfig(**{"port": 0, "access_log": False, **settings}))
         self.server.start()
         self.port = self.server.listeners[0].port
 
@@ -357,16 +358,18 @@ def test_connection_close_in_a_burst_ends_it(live):
     assert data.lower().count(b"connection: close") == 1
 
 
-def test_a_response_that_cannot_be_framed_in_a_burst_aborts_the_connection(live, caplog):
+def test_a_response_that_cannot_be_framed_in_a_burst_gets_a_500_and_the_burst_goes_on(live, caplog):
     srv = live(_burst_app())
     sock = srv.connect()
     good = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
     with caplog.at_level(logging.ERROR, logger="evloop.server"):
         sock.send(good * 2 + b"GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n" + good * 2)
-        data = srv.read_until(sock, lambda data: False)
-    assert b"X-Bad" not in data
+        data = srv.read_until(sock, lambda data: data.count(b"HTTP/1.1 ") == 5)
+    assert b"X-Bad" not in data  # the split header never reaches the wire
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    assert statuses == [b"200", b"200", b"500", b"200", b"200"]
     assert "invalid response" in caplog.text
-    srv.run_until(lambda: not srv.server.connections)
+    assert srv.server.connections  # the connection lives on
 
 
 def test_empty_bodies_complete_with_their_head_and_the_connection_stays(live, tmp_path):
@@ -511,3 +514,29 @@ def test_a_header_the_wire_would_refuse_gets_a_500_not_an_empty_reply(live, capl
         assert again.startswith(b"HTTP/1.1 500 ")  # the connection lives on
         sock.close()
         caplog.clear()
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_a_response_changed_after_it_was_built_gets_a_500(live, caplog, access_log):
+    """The writer refuses it while nothing has gone out: a 500, and the connection goes on."""
+    app = App()
+
+    @app.route("/changed")
+    def changed(request):
+        response = Response(200, [("X-A", "fine")], b"hi")
+        response.headers.append(("X-B", "a\x01b"))  # past Response's own check
+        return response
+
+    @app.route("/ok")
+    def ok(request):
+        return Response(body=b"ok")
+
+    srv = live(app, access_log=access_log)  # off: the burst path; on: the general one
+    sock = srv.connect()
+    with caplog.at_level(logging.ERROR):
+        sock.send(b"GET /changed HTTP/1.1\r\nHost: t\r\n\r\nGET /ok HTTP/1.1\r\nHost: t\r\n\r\n")
+        reply = srv.read_until(sock, lambda data: data.endswith(b"ok"))
+    assert reply.startswith(b"HTTP/1.1 500 "), reply
+    assert b"HTTP/1.1 200 OK" in reply
+    assert "invalid header value for X-B" in caplog.text
+    sock.close()
