@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .client import PendingConnection, connect
 from .clock import ManualClock, MonotonicClock
 from .framing import LengthPrefixedProtocol, LineProtocol
 from .futures import CancelledError, Future, InvalidStateError
+from .listener import Listener, listen
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
-from .transport import Listener, PendingConnection, Protocol, SocketTransport, connect, listen
+from .transport import Protocol, SocketTransport
 
 __version__ = "0.1.0"
 

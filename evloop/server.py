@@ -46,9 +46,10 @@ from .http import (
     ServerConnection,
 )
 from .http.events import Event
+from .listener import Listener, listen
 from .proxy import TrustedProxies, resolve_client
 from .reactor import Reactor
-from .transport import Listener, Protocol, SocketTransport, listen
+from .transport import Protocol, SocketTransport
 
 __all__ = ["ServerConfig", "Server", "HTTPProtocol", "serve"]
 

@@ -53,10 +53,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .listener import bind_sockets, bind_unix_socket, unlink_stale_socket
 from .reactor import Reactor
 from .server import Server, ServerConfig, address_url
 from .server import serve as serve_one
-from .transport import bind_sockets, bind_unix_socket, unlink_stale_socket
 
 __all__ = ["Supervisor", "serve", "current_worker", "systemd_sockets", "reuse_port_available"]
 

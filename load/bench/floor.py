@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 
 
 def serve() -> None:
+    from evloop import Protocol, listen
     from evloop.reactor import Reactor
-    from evloop.transport import Protocol, listen
 
     response = (b"HTTP/1.1 200 OK\r\nServer: evloop\r\nDate: " + email.utils.formatdate(usegmt=True).encode()
                 + b"\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!")

@@ -1,0 +1,315 @@
+"""Listening sockets: accepting connections into transports, and binding them.
+
+``listen()`` binds TCP (IPv4, IPv6), Unix-domain (abstract names included) or
+inherited sockets and returns a ``Listener``, which accepts in batches and
+backs off when descriptors run out (it never spins on EMFILE).  The helpers
+that bind are shared with the worker supervisor, which binds before it forks.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+from collections.abc import Callable
+from typing import Any
+
+from .reactor import Reactor
+from .transport import DISCONNECT_ERRNOS, Protocol, SocketTransport
+
+__all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
+
+logger = logging.getLogger("evloop")
+
+_ACCEPT_BATCH = 128                   # accepts per readiness event, so one listener cannot hog a pass
+_ACCEPT_BACKOFF_S = 0.1               # pause on EMFILE/ENFILE before polling the listener again
+_ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class Listener:
+    """Listening sockets that accept connections into new transports.
+
+    ``addresses`` lists the bound addresses; ``port`` is the port of the first
+    (the one the kernel picked when port 0 was asked for).  On ``EMFILE`` or
+    ``ENFILE`` the listener stops polling for a short back-off, logs once per
+    episode and resumes, so it never spins.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        protocol_factory: Callable[[], Protocol],
+        sockets: list[socket.socket],
+        *,
+        transport_kwargs: dict[str, Any] | None = None,
+        unlink_path: str | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self._protocol_factory = protocol_factory
+        self.sockets = sockets
+        self._transport_kwargs = transport_kwargs or {}
+        self._unlink_path = unlink_path
+        self._accepting = False
+        self._paused = False            # by the user (pause_accepting)
+        self._backoff_timer: Any = None  # by exhaustion of descriptors
+        self._exhausted_episode = False
+        self._closed = False
+        try:
+            reactor._track(self)
+        except BaseException:
+            for sock in sockets:  # ours from here: not left open by a refused listen()
+                sock.close()
+            raise
+        for sock in sockets:
+            sock.setblocking(False)
+        self._start_accepting()
+
+    @property
+    def addresses(self) -> list[Any]:
+        return [sock.getsockname() for sock in self.sockets]
+
+    @property
+    def port(self) -> int | None:
+        for sock in self.sockets:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                port: int = sock.getsockname()[1]
+                return port
+        return None
+
+    def pause_accepting(self) -> None:
+        """Stop accepting; pending connections wait in the kernel's backlog."""
+        self._paused = True
+        self._stop_accepting()
+
+    def resume_accepting(self) -> None:
+        self._paused = False
+        if self._backoff_timer is None:
+            self._start_accepting()
+
+    def _start_accepting(self) -> None:
+        if self._accepting or self._closed or self._paused:
+            return
+        self._accepting = True
+        for sock in self.sockets:
+            self._reactor.add_reader(sock, self._on_acceptable, sock)
+
+    def _stop_accepting(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        for sock in self.sockets:
+            self._reactor.remove_reader(sock)
+
+    def accept_pending(self, limit: int | None = None) -> int:
+        """Accept and serve the connections queued now (at most ``limit``); returns how many.
+
+        Meant for a drain, just before ``close()``, which would reset whatever
+        is still queued: it accepts even while ``pause_accepting()`` is in
+        effect.  It stops when every queue is empty (EAGAIN) or when no
+        descriptor is left (EMFILE, ENFILE): then it logs an error and leaves
+        the rest queued.
+        """
+        count = 0
+        for sock in self.sockets:
+            accepted, exhausted = self._accept(sock, None if limit is None else limit - count, ignore_pause=True)
+            count += accepted
+            if exhausted is not None:
+                logger.error("accept() failed: %s; %d connections accepted, the rest left queued", exhausted, count)
+                break
+        return count
+
+    def _on_acceptable(self, sock: socket.socket) -> None:
+        _, exhausted = self._accept(sock, _ACCEPT_BATCH, ignore_pause=False)
+        if exhausted is not None:
+            self._back_off(exhausted)
+
+    def _accept(self, sock: socket.socket, limit: int | None, ignore_pause: bool) -> tuple[int, OSError | None]:
+        """Accept and serve up to ``limit`` connections (None: all queued).
+
+        Returns how many, and the error if descriptors ran out.
+        """
+        count = 0
+        while limit is None or count < limit:
+            if self._closed or not (self._accepting or ignore_pause):
+                break  # a connection just served paused or closed us (--max-connections, shutdown)
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
+                    return count, exc
+                if exc.errno in DISCONNECT_ERRNOS or exc.errno == errno.EPROTO:
+                    continue  # the client gave up before we accepted it
+                raise
+            if self._exhausted_episode:
+                self._exhausted_episode = False
+                logger.warning("accepting connections again")
+            self._serve(conn, addr)
+            count += 1
+        return count, None
+
+    def _serve(self, conn: socket.socket, addr: Any) -> None:
+        # A failing factory or connection_made costs that connection only:
+        # it is reported with its context and the listener goes on accepting.
+        try:
+            protocol = self._protocol_factory()
+            transport = SocketTransport(self._reactor, conn, protocol, peername=addr, **self._transport_kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            conn.close()
+            raise
+        except BaseException as exc:
+            conn.close()
+            self._reactor.call_exception_handler(
+                {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self}
+            )
+            return
+        try:
+            transport.start()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            transport._report(exc, "protocol.connection_made() failed; connection aborted")
+
+    def _back_off(self, exc: OSError) -> None:
+        if not self._exhausted_episode:
+            self._exhausted_episode = True
+            logger.error("accept() failed: %s; pausing accepts for %.0f ms at a time", exc, _ACCEPT_BACKOFF_S * 1000)
+        self._stop_accepting()
+        self._backoff_timer = self._reactor.call_later(_ACCEPT_BACKOFF_S, self._end_back_off)
+
+    def _end_back_off(self) -> None:
+        self._backoff_timer = None
+        self._start_accepting()
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets (open connections are not touched)."""
+        if self._closed:
+            return
+        self._stop_accepting()
+        self._closed = True
+        self._reactor._untrack(self)
+        if self._backoff_timer is not None:
+            self._backoff_timer.cancel()
+            self._backoff_timer = None
+        for sock in self.sockets:
+            sock.close()
+        if self._unlink_path is not None:
+            unlink_stale_socket(self._unlink_path)
+
+    _close_with_reactor = close
+
+    def _discard_after_fork(self) -> None:
+        """In a forked child: the listening sockets stay open (pre-fork servers hand them on).
+
+        A later ``close()`` in the child closes its copies but never removes
+        a Unix socket's file: it is the parent's.
+        """
+        self._accepting = False
+        self._backoff_timer = None
+        self._unlink_path = None
+
+def listen(
+    reactor: Reactor,
+    protocol_factory: Callable[[], Protocol],
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    *,
+    backlog: int = 1024,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    path: str | None = None,
+    transport_kwargs: dict[str, Any] | None = None,
+) -> Listener:
+    """Listen for connections and give each a new transport and ``protocol_factory()``.
+
+    Exactly one of: ``host``/``port`` (IPv4 or IPv6; ``host`` None or "" binds
+    every interface; port 0 picks a free port, reported by ``listener.port``),
+    ``path`` (a Unix domain socket; a stale socket file is replaced), or
+    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
+    """
+    if sock is not None:
+        sock.listen(backlog)
+        return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs)
+    if path is not None:
+        usock = bind_unix_socket(path, backlog=backlog)
+        return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path)
+    sockets = bind_sockets(host, port, reuse_port=reuse_port, backlog=backlog)
+    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs)
+
+
+def bind_sockets(
+    host: str | None, port: int, *, reuse_port: bool = False, backlog: int | None = None
+) -> list[socket.socket]:
+    """Bind one TCP socket per address of ``host`` (None or "": every interface); returns them.
+
+    Each gets ``SO_REUSEADDR``, and ``SO_REUSEPORT`` when ``reuse_port``;
+    IPv6 sockets are IPv6-only.  With port 0 the first address picks a free
+    port and the others take the same one.  The sockets listen only when
+    ``backlog`` is not None.  On any failure every socket is closed.
+    """
+    infos = socket.getaddrinfo(host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[Any] = set()
+    try:
+        for family, type_, proto, _, addr in infos:
+            if (family, addr[:2]) in seen:
+                continue
+            seen.add((family, addr[:2]))
+            s = socket.socket(family, type_, proto)
+            sockets.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                # Several addresses and port 0: use the port the first one got.
+                s.bind((addr[0], sockets[0].getsockname()[1]) + tuple(addr[2:]))
+            else:
+                s.bind(addr)
+            if backlog is not None:
+                s.listen(backlog)
+    except BaseException:
+        for s in sockets:
+            s.close()
+        raise
+    return sockets
+
+
+def is_abstract_socket_name(path: str | bytes) -> bool:
+    """True for a Linux abstract socket name (it starts with a NUL byte and names no file)."""
+    return path[:1] in ("\0", b"\0")
+
+
+def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
+    """Bind a Unix stream socket at ``path``, replacing a stale socket file (never another file).
+
+    It listens only when ``backlog`` is not None; on failure it is closed.
+    """
+    unlink_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if backlog is not None:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def unlink_stale_socket(path: str | bytes) -> None:
+    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept.
+
+    An abstract socket name (Linux: a leading NUL byte) has no file: nothing to do.
+    """
+    if is_abstract_socket_name(path):
+        return
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
