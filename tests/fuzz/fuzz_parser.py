@@ -4,7 +4,8 @@ Each input is split in two at a point taken from its first byte, fed to a
 ``ServerConnection`` whole and in two pieces (then EOF), with every complete
 request answered so that pipelined requests are parsed too.  The target fails
 (raises) when anything but ``ProtocolError`` escapes, or when the two feeds
-disagree about success or failure.
+disagree about success or failure.  The feed loop is ``support.fuzzing.feed``
+(``tests/support/fuzzing.py``), shared with ``tests/reliability/test_fuzz_properties.py``.
 
 Run it for longer by hand (atheris builds for CPython 3.11 on Linux x86-64)::
 
@@ -23,42 +24,24 @@ from __future__ import annotations
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# Run as a script, this file sees neither the repository (for evloop) nor tests/ (for support).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(_HERE, "..", ".."), os.path.join(_HERE, "..")]
 
-from evloop.http import NEED_DATA, PAUSED, Limits, ProtocolError, ServerConnection  # noqa: E402
+from support.fuzzing import feed  # noqa: E402
 
-DATE = b"Thu, 01 Jan 2026 00:00:00 GMT"
+from evloop.http import Limits  # noqa: E402
+
 # Small limits reach the 413/414/431 paths with short inputs.
 LIMITS = Limits(max_request_line_bytes=256, max_head_bytes=1024, max_header_count=16, max_body_bytes=512,
                 max_chunk_ext_bytes=64, max_pipelined_bytes=2048)
 
 
 def _feed(chunks: list[bytes]) -> tuple[list[str], int | None]:
-    conn = ServerConnection(LIMITS)
-    events: list[str] = []
-    try:
-        for chunk in chunks:
-            conn.receive_data(chunk)
-            while True:
-                event = conn.next_event()
-                if event is NEED_DATA:
-                    break
-                if event is PAUSED:
-                    conn.send_response(200, [], content_length=0, date=DATE)
-                    if not conn.keep_alive:
-                        return events, None
-                    conn.start_next_cycle()
-                    continue
-                name = type(event).__name__
-                if name != "Data":
-                    events.append(name)
-                if name == "ConnectionClosed":
-                    return events, None
-    except ProtocolError as exc:
-        if not 400 <= exc.status <= 505:
-            raise AssertionError(f"odd status {exc.status}") from exc
-        return events, exc.status
-    return events, None
+    events, status = feed(chunks, LIMITS)
+    if status is not None and not 400 <= status <= 505:
+        raise AssertionError(f"odd status {status}")
+    return events, status
 
 
 def TestOneInput(data: bytes) -> None:  # noqa: N802  (the name atheris expects)
@@ -66,8 +49,8 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802  (the name atheris expects)
         return
     cut = data[0] * len(data) // 256
     body = data[1:]
-    whole = _feed([body, b""] if body else [b""])
-    split = _feed([piece for piece in (body[:cut], body[cut:]) if piece] + [b""])
+    whole = _feed([body])
+    split = _feed([body[:cut], body[cut:]])
     if (whole[1] is None) != (split[1] is None) or whole[0] != split[0]:
         raise AssertionError(f"split at {cut} changes the outcome: {whole} != {split}")
 
