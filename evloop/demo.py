@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .app import App, Request, Response
 from .http import Limits
-from .server import ServerConfig
+from .server import ServerConfig, install_access_handler
 from .static import StaticFiles
 from .workers import current_worker, serve, systemd_sockets
 
@@ -259,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.no_access_log:
         logging.getLogger("evloop.access").setLevel(logging.WARNING)
+    else:
+        # One Common Log Format line per response on stderr, written in
+        # batches (see evloop.server.access_log).
+        install_access_handler(sys.stderr)
     raise_nofile_limit()
     app: App | WSGIApp
     if args.wsgi:

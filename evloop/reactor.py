@@ -159,6 +159,7 @@ class Reactor:
         # default clock it is time.monotonic itself.
         self.time: Callable[[], float] = self._clock.time
         self._ready: collections.deque[Handle] = collections.deque()
+        self._idle: list[Handle] = []  # call_when_idle: run when nothing else is ready
         self._wake_pending = False  # a wake byte is in the self-pipe (see call_soon_threadsafe)
         self._read_wakeups_handle = Handle(self._read_wakeups, ())
         self._timers = TimerQueue()
@@ -225,6 +226,20 @@ class Reactor:
             raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
         self._ready.append(handle)
+        return handle
+
+    def call_when_idle(self, fn: Callable[..., Any], *args: Any) -> Handle:
+        """Run ``fn(*args)`` once, on the first pass that starts with nothing else ready.
+
+        That pass polls for I/O without waiting, so idle callbacks run before
+        the loop would block, and a busy loop never runs them: use them for
+        work that may wait, such as flushing buffered log lines (with a timer
+        as well when it must not wait for ever).  Returns a cancellable handle.
+        """
+        if self._closed:
+            raise RuntimeError("reactor is closed")
+        handle = Handle(fn, args)
+        self._idle.append(handle)
         return handle
 
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> Handle:
@@ -568,6 +583,11 @@ class Reactor:
         clock = self._clock
         timer_deadline = None
         timeout: float | None
+        if not ready and self._idle:
+            # Nothing else to do: the idle callbacks run in this pass, which
+            # polls for I/O instead of waiting for it.
+            ready.extend(self._idle)
+            self._idle.clear()
         if ready:
             timeout = 0.0
         else:
@@ -769,6 +789,7 @@ class Reactor:
         self._signal_handlers.clear()
         self._previous_signal_handlers.clear()
         self._ready.clear()
+        self._idle.clear()
         self._timers.clear()
         self._selector.close()
         self._wake_rsock.close()

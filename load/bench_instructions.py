@@ -3,7 +3,8 @@
 Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
 
 Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
-read), ``unique`` (one per read, a different head each time).  Each case
+read), ``unique`` (one per read, a different head each time), and each
+again with ``-log``: the access log on, as the default server has it.  Each case
 drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
 that only counts bytes (as ``load/bench_glue.py`` does), under
 ``valgrind --tool=callgrind``, twice with different request counts; the
@@ -23,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CASES = {"keepalive": 1, "pipelined": 16, "unique": 1}  # case -> requests per read
+# case -> requests per read; "-log": with the access log on (the default configuration)
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1}
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
 
 
@@ -34,12 +36,12 @@ def drive(case: str, reads: int) -> None:
     from evloop.reactor import Reactor
 
     hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
-    if case == "unique":
+    if case.startswith("unique"):
         reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
     else:
         reads_data = [hello * CASES[case]] * reads
     with Reactor() as reactor:
-        protocol = make_protocol(reactor)
+        protocol = make_protocol(reactor, access_log=case.endswith("-log"))
         for _ in range(200):
             protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
         for data in reads_data:

@@ -1,0 +1,45 @@
+"""What a server is told: ``ServerConfig``, every limit and timeout with its default."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+from ..http import Limits
+
+__all__ = ["ServerConfig", "LINGER_S"]
+
+# After an error response: how long to drain the client's bytes before
+# closing (a lingering close, as nginx's lingering_timeout).
+LINGER_S = 2.0
+
+
+@dataclasses.dataclass
+class ServerConfig:
+    """Settings of an HTTP server; every limit and timeout has a default.
+
+    Times are in seconds.  ``limits`` holds the parser's size limits
+    (request line, head, header count, body).
+    """
+
+    host: str | None = "127.0.0.1"
+    port: int = 8080
+    uds: str | None = None
+    sock: socket.socket | None = None
+    backlog: int = 1024
+    reuse_port: bool = False
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    header_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 5.0
+    body_timeout_s: float = 30.0
+    send_timeout_s: float = 30.0
+    graceful_timeout_s: float = 30.0
+    max_connections: int | None = None
+    access_log: bool = True
+    server_header: str = "evloop"
+    write_high_water: int = 64 * 1024
+    debug_log_heads: bool = False
+    # Behind a load balancer: read Forwarded / X-Forwarded-For / -Proto from
+    # these peers (addresses, CIDR ranges, "*", "unix:"); see evloop.proxy.
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"

@@ -1,0 +1,606 @@
+"""HTTP/1.1 in the server: transport bytes <-> ``evloop.http.ServerConnection`` <-> the app.
+
+Theory of operation.  Each accepted socket gets an ``HTTPProtocol``.  Bytes
+go into the connection's sans-I/O state machine; its events drive the app:
+a complete request (head, body, end) becomes a ``Request`` and the app's
+``Response`` is framed by the state machine and written.  Where the
+connection stands is one ``Phase`` (see ``phases.py``), changed only by
+``_to(event)``, which also arms that phase's one deadline.
+
+Every request takes one path: ``_process`` (events) -> ``_request_received``
+(the app) -> ``_send`` (framing) -> ``_response_done`` (access log, next
+cycle).  One request is served at a time per connection (HTTP/1.1 answers
+in order): outside the reading phases the parser is not asked for more
+events, later bytes stay buffered, and past ``max_pipelined_bytes`` the
+transport stops reading.
+
+Writes: every byte the protocol produces is appended to ``_out``, and each
+entry point (bytes received, a deferred response, writes resumed, a file
+sent, a deadline) ends by writing ``_out`` with one ``write``.  So the
+answers to a pipelined burst leave in one system call, and a streamed
+response's head leaves with its first body bytes.
+
+Deadlines are cheap: one reactor timer and a ``deadline`` number.  Moving
+the deadline later (the next request, body progress) only stores a number;
+when the timer fires early it re-arms itself for the stored deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from ..app import FileBody, Request, Response
+from ..http import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    ProtocolError,
+    RequestHead,
+    SendState,
+    ServerConnection,
+)
+from ..proxy import resolve_client
+from ..transport import Protocol, SocketTransport
+from .context import ServerContext
+from .phases import (
+    BODY,
+    DRAINING,
+    HEAD,
+    IDLE,
+    IN_APP,
+    LINGER,
+    NEW,
+    READING_PHASES,
+    SENDING_PHASES,
+    STREAMING,
+    TRANSITIONS,
+    PhaseError,
+    PhaseEvent,
+)
+
+__all__ = ["HTTPProtocol"]
+
+logger = logging.getLogger("evloop.server")
+
+_STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response per write
+_BODILESS_STATUSES = frozenset((204, 304))
+_IDLE_PHASES = frozenset((NEW, IDLE))
+
+
+class HTTPProtocol(Protocol):
+    """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
+
+    __slots__ = (
+        "ctx", "reactor", "transport", "conn", "phase", "head", "body_parts", "request", "deadline",
+        "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
+        "_write_paused", "_reading_paused",
+    )
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.reactor = ctx.reactor
+        self.transport: SocketTransport | None = None   # None once the connection is lost
+        self.conn = ServerConnection(ctx.config.limits, implicit_end=True)
+        self.phase = NEW
+        self.head: RequestHead | None = None
+        self.body_parts: list[bytes] = []
+        self.request: Request | None = None
+        self.deadline = 0.0
+        self._timer: Any = None
+        self._out: list[bytes] = []   # bytes produced by this entry point, written at its end
+        self._response: Response | None = None   # a response whose body must be closed when done
+        self._stream: Iterator[bytes] | None = None
+        self._started = 0.0   # when the request was complete (for the access log's duration)
+        self._last_buffer_size = 0   # the write buffer when the send deadline was armed
+        self._body_bytes = 0   # response body bytes, for the access log
+        self._status = 0
+        # The transport's flow control, not phases: writes above the high
+        # water mark, and reading stopped by us.
+        self._write_paused = False
+        self._reading_paused = False
+
+    # ------------------------------------------------------------ the phase
+    def _to(self, event: PhaseEvent) -> None:
+        """The one transition: enter the phase ``TRANSITIONS`` names and arm its deadline."""
+        try:
+            phase, arm = TRANSITIONS[self.phase, event]
+        except KeyError:
+            raise PhaseError(self.phase, event) from None
+        self.phase = phase
+        if arm:
+            delay = self.ctx.phase_timeouts[phase]
+            if delay is not None:
+                if phase in SENDING_PHASES and self.transport is not None:
+                    self._last_buffer_size = self.transport.get_write_buffer_size()
+                self._set_deadline(delay)
+
+    def _set_deadline(self, delay_s: float) -> None:
+        """Move the connection's one deadline; the timer re-arms lazily."""
+        reactor = self.reactor
+        deadline = reactor.time() + delay_s
+        self.deadline = deadline
+        timer = self._timer
+        if timer is None:
+            self._timer = reactor.call_at(deadline, self._on_deadline)
+        elif timer.when > deadline:
+            timer.cancel()
+            self._timer = reactor.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        transport = self.transport
+        phase = self.phase
+        if transport is None or self.ctx.phase_timeouts[phase] is None:
+            return  # no deadline in this phase: the next transition arms one
+        if self.reactor.time() < self.deadline:
+            self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
+            return
+        if phase in _IDLE_PHASES:
+            logger.debug("keep-alive timeout for %s", _peer(transport))
+            self._close()
+        elif phase is HEAD:
+            logger.info("header timeout for %s", _peer(transport))
+            self._send_error(408, "request head not received in time")
+        elif phase is BODY:
+            logger.info("body timeout for %s", _peer(transport))
+            self._send_error(408, "request body made no progress")
+        elif phase is LINGER:
+            transport.abort()
+        else:  # a sending phase
+            size = transport.get_write_buffer_size()
+            if 0 < size < self._last_buffer_size:
+                # Progress since the last check: the peer is reading, slowly.
+                self._last_buffer_size = size
+                self._set_deadline(self.ctx.config.send_timeout_s)
+                return
+            logger.info("send timeout: peer %s stopped reading; aborting", _peer(transport))
+            transport.abort()
+
+    # ----------------------------------------------------------- lifecycle
+    def connection_made(self, transport: SocketTransport) -> None:
+        self.transport = transport
+        self.ctx.connection_opened(self)
+        timeout = self.ctx.phase_timeouts[NEW]
+        if timeout is not None:
+            self._set_deadline(timeout)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._to("lost")
+        self._end_response()
+        self.ctx.connection_closed(self)
+        self.request = None
+
+    def eof_received(self) -> bool | None:
+        if self.phase is LINGER:
+            return False
+        # A half-closed client may still read our responses (RFC 9112
+        # section 9.6): answer the complete requests already received; the
+        # state machine then reports the closed connection and we close.
+        self.conn.receive_data(b"")
+        if self.phase in READING_PHASES:
+            self._process()
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        phase = self.phase
+        if phase is LINGER:
+            return  # draining after an error response
+        conn = self.conn
+        conn.receive_data(data)
+        if phase in READING_PHASES:
+            self._process()
+        elif conn.should_pause_reading:
+            self._pause_reading()  # a pipelining client got too far ahead
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.phase is IDLE:
+            # A response (or a burst of them) went out above the high water
+            # mark: the next request waits until the peer takes them, and the
+            # send timeout (not the keep-alive one) bounds how long it may pin them.
+            self._to("writes_backed_up")
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._stream is not None:
+            self._pump_stream()
+        if self.phase is DRAINING:
+            self._to("writes_drained")
+        if self.phase in READING_PHASES and self.transport is not None:
+            self._resume_reading()
+            self._process()
+        else:
+            self._flush()
+
+    def close_when_idle(self) -> None:
+        """Graceful shutdown: close now if no request is in progress, else after its response."""
+        if (self.phase in _IDLE_PHASES or self.phase is DRAINING) and not self.conn.buffered_bytes:
+            self._close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close(self) -> None:
+        """Close after what is queued is sent (bounded by the send timeout)."""
+        if self.transport is not None:
+            self._to("close")
+            self._flush()
+            self.transport.close()
+
+    # ------------------------------------------------------------- reading
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _process(self) -> None:
+        """Take events from the state machine while the connection is reading; write what they produced."""
+        conn = self.conn
+        try:
+            while self.phase in READING_PHASES and self.transport is not None:
+                if self._write_paused:
+                    # Our answers are backed up: read no further until the peer takes them.
+                    self._pause_reading()
+                    if self.phase is IDLE:
+                        self._to("writes_backed_up")
+                    break
+                try:
+                    event = conn.next_event()
+                except ProtocolError as exc:
+                    self._protocol_error(exc)
+                    return
+                event_type = type(event)
+                if event_type is RequestHead:
+                    head: RequestHead = event  # type: ignore[assignment]
+                    self.head = head
+                    if self.ctx.access_log is not None:
+                        self._started = self.reactor.time()  # for the access log's duration
+                    if self.ctx.config.debug_log_heads:
+                        self._log_head(head)
+                    if head.content_length or head.chunked:
+                        self._head_with_body(head)
+                        continue
+                    self._request_received(head, b"")  # complete with its head (implicit_end)
+                elif event_type is Data:
+                    self.body_parts.append(event.data)  # type: ignore[union-attr]
+                    self._to("body_progress")
+                    continue
+                elif event_type is EndOfMessage:
+                    self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
+                elif event is NEED_DATA:
+                    if self.phase in _IDLE_PHASES and conn.buffered_bytes:
+                        self._to("head_started")  # the rest must follow within the header timeout
+                    break
+                elif event is PAUSED:
+                    break
+                elif event_type is ConnectionClosed:
+                    self._close()
+                    break
+                else:
+                    raise RuntimeError(f"unexpected event {event!r}")
+                if not conn.buffered_bytes and self.phase is IDLE and not conn.peer_closed:
+                    break  # answered and nothing more buffered: skip asking for NEED_DATA
+        finally:
+            self._flush()
+
+    def _head_with_body(self, head: RequestHead) -> None:
+        self._to("head_with_body")
+        if head.expect_continue:
+            would_accept = self.ctx.would_accept
+            if would_accept is not None and not would_accept(head.method, head.target):
+                # Refused before the body: answer without 100 and do not read
+                # the body (RFC 9110 10.1.1); the connection closes after it.
+                self.conn.keep_alive = False
+                self._request_received(head, b"")
+                return
+            self._out.append(self.conn.send_informational(100))
+
+    def _take_body(self) -> bytes:
+        parts = self.body_parts
+        if not parts:
+            return b""
+        self.body_parts = []
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _log_head(self, head: RequestHead) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
+                         head.version, head.headers)
+
+    # ------------------------------------------------------------ the app
+    def _request_received(self, head: RequestHead, body: bytes) -> None:
+        """A complete request: run the app and send what it returns (unless it defers)."""
+        self._to("request")
+        ctx = self.ctx
+        transport = self.transport
+        assert transport is not None
+        client = transport.peername
+        scheme = "http"
+        if ctx.trusted_proxies is not None:
+            client, scheme = resolve_client(client, scheme, head.headers, ctx.trusted_proxies)
+        # By position: with keywords the constructor takes twice as long (0.7 against 0.3 us).
+        request = Request(head.method, head.target, head.version, head.headers, body, client, transport.sockname,
+                          scheme, self.reactor, self._respond_later)
+        self.request = request
+        try:
+            response = ctx.call_app(request)
+        except Exception:
+            logger.exception("handler for %s %s failed", request.method, request.target)
+            response = None if request._responded else _internal_error()
+        if response is None:
+            if not request._responded:
+                self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
+            return
+        if request._responded:
+            logger.error("handler for %s %s called respond() and also returned a response; "
+                         "the returned one is dropped", request.method, request.target)
+            _close_quietly(response)
+            return
+        request._responded = True  # a later respond() is an error
+        self._send(response)
+
+    def _respond_later(self, response: Response) -> None:
+        """``request.respond()``: inside the handler, or later from a timer or another callback."""
+        if self.transport is None:
+            response.close()
+            return
+        if self.phase is IN_APP:
+            self._send(response)  # still inside _process: its write carries this response
+            return
+        try:
+            self._send(response)
+        finally:
+            if self.phase in READING_PHASES and self.transport is not None:
+                self._process()  # requests that waited in the buffer; writes _out
+            else:
+                self._flush()
+
+    # ------------------------------------------------------------- responses
+    def _send(self, response: Response) -> None:
+        """Frame ``response`` for the request in hand: complete bytes, a stream, or a file."""
+        head = self.head
+        assert head is not None
+        if not isinstance(response, Response):
+            logger.error("handler for %s %s returned %r, not a Response", head.method, head.target, response)
+            _close_quietly(response)
+            response = _internal_error()
+        ctx = self.ctx
+        conn = self.conn
+        if ctx.shutting_down:
+            conn.keep_alive = False  # this is the connection's last response
+        status = response.status
+        self._status = status
+        body = response.body
+        bodiless = head.method == "HEAD" or status in _BODILESS_STATUSES
+        try:
+            if type(body) is bytes:
+                # The common case: complete at once, nothing to close later.
+                self._body_bytes = 0 if bodiless else len(body)
+                self._out.append(conn.send_complete_response(status, response.headers, body, ctx.date.get(),
+                                                             ctx.server_header))
+                self._response_done()
+                return
+            self._response = response
+            if isinstance(body, FileBody):
+                length: int | None = body.count
+                self._body_bytes = 0 if bodiless else body.count
+            else:
+                length = response.content_length
+                self._body_bytes = 0
+            self._out.append(conn.send_response(status, response.headers, content_length=length,
+                                                date=ctx.date.get(), server=ctx.server_header))
+            if length == 0:
+                self._response_done()  # complete with its head; an iterable is closed, not pulled
+            elif bodiless:
+                self._out.append(conn.send_end())
+                self._response_done()
+            elif isinstance(body, FileBody):
+                self._send_file(body)
+            else:
+                self._stream = iter(body)
+                self._to("streaming")
+                self._pump_stream()
+        except ValueError as exc:
+            # The app gave a response that cannot be framed (bad header, wrong length).
+            self._response_refused(head, exc)
+
+    def _send_file(self, body: FileBody) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._flush()  # the head goes before the file region
+        self._to("sending_file")
+
+        def on_done(exc: BaseException | None) -> None:
+            if exc is not None or self.transport is None:
+                return  # the transport failed or was closed: connection_lost ends the response
+            self.conn.file_data_sent(body.count)
+            self._out.append(self.conn.send_end())
+            self._response_done()
+            if self.phase in READING_PHASES and self.transport is not None:
+                self._process()
+            else:
+                self._flush()
+
+        transport.sendfile(body.file, body.offset, body.count, on_done)
+
+    def _pump_stream(self) -> None:
+        """Pull body chunks while the transport is below its high water mark.
+
+        Chunks go out in batches of up to ``_STREAM_BATCH_BYTES`` with one
+        ``writelines`` (one ``sendmsg``): a 1 MiB body in 64 KiB chunks takes
+        4 system calls instead of 16, and a stream of small chunks is not a
+        system call each.  A connection holds at most its high water mark
+        plus one batch.  The bytes already in ``_out`` (the response head)
+        go with the first batch.
+        """
+        conn = self.conn
+        while self._stream is not None and not self._write_paused:
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                # The peer went away (a reset closes the transport at once):
+                # stop pulling, or one client could hold the loop for the
+                # whole body.
+                self._abort_response()
+                return
+            batch, self._out = self._out, []
+            size = 0
+            try:
+                while size < _STREAM_BATCH_BYTES:
+                    chunk = next(self._stream)
+                    if chunk:
+                        batch.append(conn.send_data(chunk))
+                        size += len(chunk)
+            except StopIteration:
+                self._stream = None
+                self._body_bytes += size
+                try:
+                    batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
+                except ValueError as exc:  # shorter than its Content-Length: the framing cannot be kept
+                    transport.writelines(batch)
+                    self._response_refused(self.head, exc)  # type: ignore[arg-type]
+                    return
+                self._out = batch
+                self._response_done()
+                return
+            except Exception:
+                transport.writelines(batch)  # the chunks before the failure were good
+                head = self.head
+                logger.exception("response body of %s %s failed", head.method if head else "?",
+                                 head.target if head else "?")
+                self._abort_response()
+                return
+            self._body_bytes += size
+            transport.writelines(batch)
+        if self._stream is not None and self.phase is STREAMING:
+            self._to("writes_backed_up")  # the send timeout counts from this level
+
+    def _end_response(self) -> None:
+        """Release the response in flight: closes its file or calls its iterable's close(), once."""
+        response, self._response = self._response, None
+        self._stream = None
+        if response is not None:
+            _close_quietly(response)
+
+    def _response_refused(self, head: RequestHead, exc: ValueError) -> None:
+        """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
+
+        Fields are checked where a ``Response`` is built, so this is a
+        response changed after that, or a body that broke its length.
+        """
+        logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
+        if self.conn.our_state is SendState.SEND_RESPONSE and self.transport is not None:
+            self._end_response()
+            self._send(_internal_error())
+        else:
+            self._abort_response()
+
+    def _abort_response(self) -> None:
+        self._end_response()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _response_done(self) -> None:
+        """The whole response is queued: log it, then start the next cycle or close."""
+        if self._response is not None:
+            self._end_response()
+        ctx = self.ctx
+        ctx.requests_served += 1
+        if ctx.access_log is not None:
+            self._log_access()
+        self.request = None
+        self.head = None
+        transport = self.transport
+        if transport is None:
+            return
+        conn = self.conn
+        if conn.keep_alive and not ctx.shutting_down:
+            conn.start_next_cycle()
+            self._to("response_done")
+            if self._reading_paused and not self._write_paused:
+                self._resume_reading()
+        else:
+            # The last response: nothing more is read or parsed on this connection.
+            self._to("last_response_done")
+            self._flush()
+            transport.close()
+
+    def _log_access(self) -> None:
+        head = self.head
+        transport = self.transport
+        access_log = self.ctx.access_log
+        if head is None or transport is None or access_log is None:
+            return
+        # The request's client: the real one when proxy headers were honoured.
+        peer = self.request.client if self.request is not None else transport.peername
+        access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
+                       self._status, self._body_bytes, self.reactor.time() - self._started)
+
+    def _flush(self) -> None:
+        out = self._out
+        if out:
+            self._out = []
+            if self.transport is not None:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    # --------------------------------------------------------------- errors
+    def _protocol_error(self, exc: ProtocolError) -> None:
+        # Garbage from clients and scanners is noise, not news: debug level.
+        logger.debug("bad request from %s: %d %s", _peer(self.transport), exc.status, exc.reason)
+        self._send_error(exc.status, exc.reason)
+
+    def _send_error(self, status: int, reason: str) -> None:
+        """Answer ``status`` with ``Connection: close`` and close after a lingering drain."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self._response is not None:
+            # A response has started: its framing cannot be repaired, only cut.
+            self._abort_response()
+            return
+        try:
+            self._out.append(self.conn.send_error_response(status, reason, self.ctx.date.get()))
+        except Exception:  # the state machine refuses: the framing is unknown, just close
+            pass
+        self._flush()
+        self._to("error_response")
+        # Lingering close: half-close, then drain what the client still sends,
+        # so that closing with unread data does not reset the connection and
+        # destroy the error response before the client reads it.
+        transport.write_eof()
+
+
+def _internal_error() -> Response:
+    return Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
+
+
+def _close_quietly(obj: Any) -> None:
+    close = getattr(obj, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            logger.exception("closing a response body failed")
+
+
+def _peer(transport: SocketTransport | None) -> str:
+    if transport is None:
+        return "-"
+    peer = transport.peername
+    if isinstance(peer, tuple):
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "-")
+

@@ -1,0 +1,197 @@
+"""The server: its listeners, the registry of its connections, and graceful shutdown.
+
+It knows no wire protocol: each accepted socket gets the protocol
+``make_protocol`` builds (HTTP/1.1 today), which sees the server only
+through the narrow ``ServerContext`` interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import Callable
+from typing import Any
+
+from ..app import Request, Response
+from ..listener import Listener, listen
+from ..proxy import TrustedProxies
+from ..reactor import Reactor
+from .access_log import AccessLog
+from .config import ServerConfig
+from .context import DateHeader
+from .h1 import HTTPProtocol
+from .phases import Phase, phase_timeouts
+
+__all__ = ["Server", "address_url"]
+
+logger = logging.getLogger("evloop.server")
+
+
+class Server:
+    """Serves ``app`` on ``reactor`` with ``config``: listeners, connections, shutdown.
+
+    Implements ``ServerContext`` for its connections.
+    """
+
+    def __init__(self, app: Callable[[Request], Response | None], reactor: Reactor, config: ServerConfig | None = None):
+        self.app = app
+        self.reactor = reactor
+        self.config = config or ServerConfig()
+        self.listeners: list[Listener] = []
+        self.connections: set[HTTPProtocol] = set()
+        self.date = DateHeader()
+        self.server_header = self.config.server_header.encode("latin-1")
+        self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
+        self.access_log: AccessLog | None = AccessLog(reactor) if self.config.access_log else None
+        self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+        self.requests_served = 0
+        self._shutting_down = False
+        self._shutdown_timer: Any = None
+        self._on_shutdown_done: Callable[[], None] | None = None
+        self._accept_paused = False
+        self._limit_episode = False  # at --max-connections since the last drop below the low mark
+
+    @property
+    def app(self) -> Callable[[Request], Response | None]:
+        return self._app
+
+    @app.setter
+    def app(self, app: Callable[[Request], Response | None]) -> None:
+        self._app = app
+        # An instance of a class with a Python __call__ (an App) is called
+        # through that method bound to it: calling the instance goes through
+        # a slot wrapper first (measured with load/bench_instructions.py:
+        # ~600 instructions a request).  The same method app(request) runs.
+        method = getattr(type(app), "__call__", None)  # noqa: B004 (the function itself is wanted, not a test)
+        self.call_app: Callable[[Request], Response | None] = (
+            types.MethodType(method, app) if type(method) is types.FunctionType else app
+        )
+        self.would_accept: Callable[[str, str], bool] | None = getattr(app, "would_accept", None)
+
+    # --------------------------------------------------------------- start
+    def start(self) -> list[Listener]:
+        """Open the listening socket(s) named by the config; returns the listeners."""
+        cfg = self.config
+        transport_kwargs: dict[str, Any] = {"high_water": cfg.write_high_water}
+        backlog = cfg.backlog
+        if cfg.sock is not None:
+            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, backlog=backlog,
+                              transport_kwargs=transport_kwargs)
+        elif cfg.uds is not None:
+            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, backlog=backlog,
+                              transport_kwargs=transport_kwargs)
+        else:
+            listener = listen(
+                self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, backlog=backlog,
+                transport_kwargs=transport_kwargs,
+            )
+        self.listeners.append(listener)
+        return self.listeners
+
+    @property
+    def urls(self) -> list[str]:
+        return [address_url(addr) for listener in self.listeners for addr in listener.addresses]
+
+    def _make_protocol(self) -> HTTPProtocol:
+        return HTTPProtocol(self)
+
+    # ------------------------------------------------- connection accounting
+    def connection_opened(self, protocol: HTTPProtocol) -> None:
+        self.connections.add(protocol)
+        limit = self.config.max_connections
+        if limit is not None and len(self.connections) >= limit and not self._accept_paused:
+            self._accept_paused = True
+            if not self._limit_episode:
+                self._limit_episode = True
+                logger.warning("%d connections open (--max-connections): pausing accepts; "
+                               "the kernel's backlog holds new clients", len(self.connections))
+            for listener in self.listeners:
+                listener.pause_accepting()
+
+    def connection_closed(self, protocol: HTTPProtocol) -> None:
+        self.connections.discard(protocol)
+        limit = self.config.max_connections or 0
+        if self._accept_paused and len(self.connections) < limit:
+            # Accept again at once (clients wait in the backlog), but a server
+            # hovering at the limit pauses and resumes with every connection:
+            # the episode, and its one log line, end only below 3/4 of the
+            # limit (a low water mark, as for the write buffer).
+            self._accept_paused = False
+            for listener in self.listeners:
+                listener.resume_accepting()
+        if self._limit_episode and len(self.connections) <= limit * 3 // 4:
+            self._limit_episode = False
+            logger.info("%d connections open, below --max-connections again", len(self.connections))
+        if self._shutting_down and not self.connections:
+            self._finish_shutdown()
+
+    # ------------------------------------------------------------ shutdown
+    def shutdown(self, on_done: Callable[[], None] | None = None, *, graceful: bool = True) -> None:
+        """Stop accepting, close idle connections, let requests in flight finish.
+
+        ``on_done()`` is called when every connection is gone, or after
+        ``graceful_timeout_s`` when the rest are closed by force.  With
+        ``graceful=False`` every connection is aborted at once.
+        """
+        if on_done is not None:
+            self._on_shutdown_done = on_done
+        if not self._shutting_down:
+            self._shutting_down = True
+            for listener in self.listeners:
+                listener.close()
+            self._shutdown_timer = self.reactor.call_later(self.config.graceful_timeout_s, self._shutdown_expired)
+            for protocol in list(self.connections):
+                protocol.close_when_idle()
+        if not graceful:
+            for protocol in list(self.connections):
+                protocol.abort()
+        if not self.connections:
+            self._finish_shutdown()
+
+    def _shutdown_expired(self) -> None:
+        self._shutdown_timer = None
+        if self.connections:
+            logger.warning("graceful timeout: closing %d connections still open", len(self.connections))
+        for protocol in list(self.connections):
+            protocol.abort()
+        self._finish_shutdown()
+
+    def _finish_shutdown(self) -> None:
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
+        if self.access_log is not None:
+            self.access_log.flush()
+        on_done, self._on_shutdown_done = self._on_shutdown_done, None
+        if on_done is not None:
+            self.reactor.call_soon(on_done)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def close(self) -> None:
+        """Close the listeners, abort every connection now, and write the access log's last lines.
+
+        The sockets are closed by ``connection_lost`` callbacks on the next
+        pass of the reactor: run one (``reactor.run_once(0)``) before closing it.
+        """
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
+        for listener in self.listeners:
+            listener.close()
+        for protocol in list(self.connections):
+            protocol.abort()
+        if self.access_log is not None:
+            self.access_log.close()
+            self.access_log = None  # nothing more is logged
+
+
+def address_url(addr: Any) -> str:
+    """The URL of a listening socket address: ``http://host:port``, ``http://[v6]:port`` or ``unix:path``."""
+    if isinstance(addr, str):
+        return f"unix:{addr}"
+    if ":" in addr[0]:
+        return f"http://[{addr[0]}]:{addr[1]}"
+    return f"http://{addr[0]}:{addr[1]}"
