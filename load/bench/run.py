@@ -6,6 +6,7 @@ One command::
     python load/bench/run.py                      # full run: every server, every scenario
     python load/bench/run.py --duration 3 --rounds 1 --servers uvicorn,tornado \\
         --scenarios hello,pipeline16              # a quick look
+    python load/bench/run.py --evloop-rev 55f0e22 # also evloop as of commit 55f0e22, same run
     python load/bench/run.py --append             # also record the run in load/BENCHMARKS.md
 
 Theory of operation
@@ -13,27 +14,85 @@ Theory of operation
 Setup builds a separate virtual environment (``load/bench/.venv``,
 git-ignored) with the peers from ``requirements.txt`` and installs ``wrk`` with
 apt-get when it is missing. Every server runs on the same interpreter, serves the
-same endpoints with the same bytes (``peers/common.py``), has its access log off,
-and is pinned to CPU 0 with ``taskset``; wrk and this script's own clients run on
-CPU 1.
+same endpoints with the same bytes (``peers/common.py``), and is pinned to CPU 0
+with ``taskset``; wrk and this script's own clients run on CPU 1.
 
 For each round, for each scenario, the servers take turns (the order rotates each
 round). Every measurement gets a freshly started server that binds port 0; the
 port is read from the listening socket the process tree owns (``/proc``), so no
 port number is ever guessed or reused. A short warm-up run precedes each
 measured run. The server's CPU time is ``utime + stime`` of its whole process
-tree from ``/proc/PID/stat`` before and after the measured run, so requests per
-CPU-second is independent of how much CPU wrk left it.
+tree (all threads) from ``/proc/PID/stat`` before and after the measured run, so
+requests per CPU-second is independent of how much CPU wrk left it.
 
-The report gives, per scenario, the median over rounds and the spread
-(``(max - min) / 2 / median``) of requests per second and per CPU-second, each
-also as a ratio to evloop (``--baseline``). It reports; it never asserts, and is
-never a timed test in CI.
+The servers (``--servers``, default all of them, in this order)
+---------------------------------------------------------------
+- ``evloop``: ``python -m evloop.demo`` in its default configuration, as deployed:
+  access log on, its stdout and stderr written to a file in the run's temp dir
+  (not a pipe nobody reads, which would fill and block it, nor /dev/null,
+  which takes the bytes without writing them). ``evloop-nolog``: the same with ``--no-access-log``. Both get
+  ``--evloop-args`` (default ``--backlog 2048``).
+- ``uvicorn`` (httptools + uvloop, ``--no-access-log``), ``uvicorn-log`` (the same
+  with its access log on: ``--log-level info``, to a file like evloop's), and
+  ``uvicorn-h11`` (h11 + asyncio, no access log).
+- ``granian-asgi`` and ``granian-wsgi``: granian, whose HTTP and I/O are Rust,
+  serving ``peers/asgi_app.py`` and ``peers/wsgi_app.py``. Chosen for a fair
+  one-core comparison: one worker process (``--workers 1``, as every other
+  server has one process); a single-threaded Rust runtime (``--runtime-mode st
+  --runtime-threads 1``: more runtime threads would only take turns on the one
+  CPU); one Python thread running the app (``--blocking-threads 1``: the only
+  value granian allows for ASGI; for WSGI its default is backlog / 2 threads,
+  1,024 here, started on demand, and in short trials on the 2-core machine 1, 2
+  and 4 threads gave about the same requests per CPU-second and the default
+  fewer, so one thread, as evloop has). The price: the WSGI app's ``/delay``
+  sleeps in that one thread, so granian-wsgi, like gunicorn's sync worker,
+  cannot finish ``delay1000`` within the client's limit. Also ``--http 1``
+  (HTTP/1.1 only, like every other server here, with no HTTP/2 sniffing),
+  ``--loop uvloop`` for ASGI (as for uvicorn), backlog 2048, access log off
+  (its default).
+- ``tornado``, ``waitress`` (4 threads), ``gunicorn`` (one sync worker) and
+  ``threading`` (the standard library's ThreadingHTTPServer), access logs off.
+
+Only ``evloop`` and ``uvicorn-log`` write an access log. Their log file is new
+for each measurement; the raw results record how many lines and bytes it got
+(``log_lines``, ``log_bytes``: warm-up and preflight requests included), the
+servers log keeps its first and last lines, and the file is then deleted.
+
+Before and after: ``--evloop-rev REV``
+--------------------------------------
+``--evloop-rev REV`` (repeatable) adds ``evloop@SHORT`` and
+``evloop-nolog@SHORT``: the same two variants, run by the same interpreter, with
+the ``evloop`` package of commit REV (SHORT is its abbreviated id) extracted by
+``git archive`` into the run's temp dir and put first on ``PYTHONPATH``. Names
+such as ``evloop@55f0e22`` may also be given in ``--servers``. ``git archive``
+only reads the repository: unlike ``git worktree`` it leaves nothing under
+``.git`` to prune if the run is killed and takes no lock, while others may be
+committing. Before measuring, the run checks that the interpreter imports
+``evloop`` from the intended directory. Plain ``evloop`` is the work tree as it
+is, uncommitted changes included; the report's header says whether ``evloop/``
+differs from HEAD.
+
+Report
+------
+Per scenario, the median over rounds and the spread (``(max - min) / 2 /
+median``) of requests per second and per CPU-second, each also as a ratio to
+``--baseline`` (default ``evloop``); then a table of pairs (``a / b`` of the
+headline figure): evloop with its access log against without, against uvicorn
+with its access log, evloop-nolog against uvicorn and granian, and every
+``X@REV`` against ``X`` (without ``X`` in the run, against the first ``X@REV``).
+The header gives how much of CPU 0 other processes took during the wrk runs
+(``cpu0_others`` in the raw results): on a busy machine a server gets the CPU
+in fewer, larger batches, which changes what a request costs, so only a run
+near 0% there is clean evidence. It reports; it never asserts, and is never a timed test
+in CI. With ``--no-setup`` and no bench venv, the servers run on this
+interpreter, and only those that need no peer package (the evloop variants and
+``threading``) can be chosen; the smoke test runs that way.
 """
 
 import argparse
 import datetime
 import http.client
+import io
 import json
 import os
 import platform
@@ -47,6 +106,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -66,39 +126,124 @@ CLIENT_CPU = "1"
 # --------------------------------------------------------------------------- servers
 
 
+class Spec:
+    """How to start one server variant.
+
+    ``log_file``: its stdout and stderr go to a fresh file in the run's temp dir
+    (a server whose access log is on writes it there, as in a deployment, and the
+    run reports how many lines it wrote); otherwise to the run's servers log.
+    ``needs_venv``: it is a peer from the bench venv (not evloop or the stdlib).
+    ``pythonpath``: where ``evloop`` is imported from (the work tree, or a revision
+    extracted by ``--evloop-rev``).
+    """
+
+    def __init__(self, description, argv, *, log_file=False, needs_venv=True, pythonpath=None):
+        self.description = description
+        self.argv = argv
+        self.log_file = log_file
+        self.needs_venv = needs_venv
+        self.pythonpath = pythonpath
+
+
+EVLOOP_VARIANTS = ("evloop", "evloop-nolog")
+
+
+def evloop_spec(variant, py, evloop_args, source, label=""):
+    """``evloop`` is evloop-demo as deployed (access log on, to a file); ``evloop-nolog`` adds --no-access-log."""
+    where = f" at {label}" if label else ""
+    if variant == "evloop":
+        return Spec(f"evloop-demo{where}, default config: access log on, to a file",
+                    [py, "-m", "evloop.demo", "--port", "0", *evloop_args],
+                    log_file=True, needs_venv=False, pythonpath=source)
+    return Spec(f"evloop-demo{where}, --no-access-log",
+                [py, "-m", "evloop.demo", "--no-access-log", "--port", "0", *evloop_args],
+                needs_venv=False, pythonpath=source)
+
+
 def server_commands(py, venv_bin, evloop_args):
-    """Map a server name to (description, argv). Every argv binds 127.0.0.1 port 0."""
+    """Map a server name to its Spec. Every argv binds 127.0.0.1 port 0."""
     uvicorn = [str(venv_bin / "uvicorn"), "asgi_app:app", "--host", "127.0.0.1", "--port", "0",
-               "--no-access-log", "--log-level", "warning", "--backlog", "2048"]
+               "--backlog", "2048"]
+    # One worker process, one Rust runtime thread (single-threaded runtime), one
+    # Python thread running the app, HTTP/1 only: see "granian" in the docstring.
+    granian = [str(venv_bin / "granian"), "--host", "127.0.0.1", "--port", "0", "--workers", "1",
+               "--runtime-mode", "st", "--runtime-threads", "1", "--blocking-threads", "1",
+               "--http", "1", "--backlog", "2048", "--log-level", "warning", "--no-access-log"]
     return {
-        "evloop": (
-            "evloop-demo (pure Python)",
-            [py, "-m", "evloop.demo", "--no-access-log", "--port", "0", *evloop_args],
+        "evloop": evloop_spec("evloop", py, evloop_args, REPO),
+        "evloop-nolog": evloop_spec("evloop-nolog", py, evloop_args, REPO),
+        "uvicorn": Spec(
+            "uvicorn, httptools + uvloop, --no-access-log",
+            [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
         ),
-        "uvicorn": (
-            "uvicorn, httptools + uvloop",
-            [*uvicorn, "--http", "httptools", "--loop", "uvloop"],
+        "uvicorn-log": Spec(
+            "uvicorn, httptools + uvloop, access log on (to a file)",
+            [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--log-level", "info"],
+            log_file=True,
         ),
-        "uvicorn-h11": (
-            "uvicorn, h11 + asyncio",
-            [*uvicorn, "--http", "h11", "--loop", "asyncio"],
+        "uvicorn-h11": Spec(
+            "uvicorn, h11 + asyncio, --no-access-log",
+            [*uvicorn, "--http", "h11", "--loop", "asyncio", "--no-access-log", "--log-level", "warning"],
         ),
-        "tornado": ("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
-        "waitress": (
+        "granian-asgi": Spec(
+            "granian (Rust), ASGI on uvloop, 1 worker, 1 runtime thread",
+            [*granian, "--interface", "asgi", "--loop", "uvloop", "asgi_app:app"],
+        ),
+        "granian-wsgi": Spec(
+            "granian (Rust), WSGI, 1 worker, 1 runtime thread, 1 blocking thread",
+            [*granian, "--interface", "wsgi", "wsgi_app:app"],
+        ),
+        "tornado": Spec("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
+        "waitress": Spec(
             "waitress (4 threads)",
             [str(venv_bin / "waitress-serve"), "--host=127.0.0.1", "--port=0",
              "--connection-limit=20000", "--backlog=2048", "wsgi_app:app"],
         ),
-        "gunicorn": (
+        "gunicorn": Spec(
             "gunicorn, 1 sync worker",
             [str(venv_bin / "gunicorn"), "-w", "1", "-k", "sync", "-b", "127.0.0.1:0",
              "--backlog", "2048", "--log-level", "warning", "wsgi_app:app"],
         ),
-        "threading": (
+        "threading": Spec(
             "stdlib ThreadingHTTPServer",
             [py, "threading_server.py", "--port", "0"],
+            needs_venv=False,
         ),
     }
+
+
+def resolve_rev(rev):
+    """Return the abbreviated commit id of ``rev`` in this repository, or exit with git's reason."""
+    out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", "--short",
+                          f"{rev}^{{commit}}"], capture_output=True, text=True)
+    if out.returncode != 0 or not out.stdout.strip():
+        sys.exit(f"--evloop-rev {rev}: not a commit of {REPO}")
+    return out.stdout.strip()
+
+
+def extract_rev(short, workdir):
+    """Write the ``evloop`` package of commit ``short`` into ``workdir/rev-SHORT``; return that dir.
+
+    ``git archive`` reads the object store only: unlike a ``git worktree`` it adds
+    nothing under ``.git`` (no worktree entry to prune if the run is killed, no
+    lock), which matters while others commit to the same repository.
+    """
+    dest = workdir / f"rev-{short}"
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", short, "evloop"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
+    return dest
+
+
+def evloop_imported_from(py, env):
+    """The directory ``py`` imports evloop from under ``env``, as the server will."""
+    out = subprocess.run([py, "-c", "import evloop, os; print(os.path.dirname(evloop.__file__))"],
+                         cwd=PEERS, env=env, capture_output=True, text=True)
+    return Path(out.stdout.strip()).parent if out.returncode == 0 else None
 
 
 def _children_map():
@@ -138,6 +283,16 @@ def cpu_seconds(pids):
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
     return ticks / CLK_TCK
+
+
+def cpu_busy_seconds(cpu):
+    """Time CPU ``cpu`` was not idle since boot (user, nice, system, irq, softirq, steal), from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                v = [int(x) for x in line.split()[1:9]]
+                return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK_TCK
+    return 0.0
 
 
 def rss_kib(pids):
@@ -353,19 +508,26 @@ def measure_wrk(server, opts, duration_s, warmup_s, workdir):
         run_wrk(server.port, opts, warmup_s, workdir)
     pids = server.pids
     cpu0 = cpu_seconds(pids)
+    busy0 = cpu_busy_seconds(SERVER_CPU)
     res = run_wrk(server.port, opts, duration_s, workdir)
     cpu_s = cpu_seconds(pids) - cpu0
+    busy = cpu_busy_seconds(SERVER_CPU) - busy0
     seconds = res["duration_us"] / 1e6
+    # The share of the server's CPU that other processes (or the hypervisor) took
+    # during the run: near 0 on a quiet machine. Busy CPUs change what a request
+    # costs (the server gets fewer, larger batches), so the figures are clean only then.
+    others = max(0.0, busy - cpu_s) / seconds if PIN and seconds else None
     errors = res["connect"] + res["read"] + res["write"] + res["timeout"] + res["status"]
     if opts.get("bytes"):
         mib = res["bytes"] / 1048576
         return {"rate": mib / seconds, "per_cpu": mib / cpu_s if cpu_s else None,
-                "cpu_s": cpu_s, "errors": errors, "detail": res}
+                "cpu_s": cpu_s, "errors": errors, "cpu0_others": others, "detail": res}
     return {
         "rate": res["requests"] / seconds,
         "per_cpu": res["requests"] / cpu_s if cpu_s else None,
         "cpu_s": cpu_s,
         "errors": errors,
+        "cpu0_others": others,
         "p50_ms": res["p50_us"] / 1000,
         "p90_ms": res["p90_us"] / 1000,
         "p99_ms": res["p99_us"] / 1000,
@@ -582,7 +744,7 @@ def setup(venv, requirements):
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    probe = "import uvicorn, httptools, uvloop, h11, tornado, waitress, gunicorn"
+    probe = "import " + ", ".join(PEER_PACKAGES)
     if subprocess.run([py, "-c", probe], capture_output=True).returncode != 0:
         print("installing the peers into the bench venv", file=sys.stderr)
         subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
@@ -596,15 +758,25 @@ def setup(venv, requirements):
         sys.exit("taskset (util-linux) is missing")
 
 
+PEER_PACKAGES = ("uvicorn", "httptools", "uvloop", "h11", "granian", "tornado", "waitress", "gunicorn")
+
+
 def peer_versions(py):
+    """The versions of the peer packages ``py`` has (those it lacks are left out), and wrk's."""
     code = (
         "import importlib.metadata as m\n"
-        "for n in ('uvicorn','httptools','uvloop','h11','tornado','waitress','gunicorn'):\n"
-        "    print(n, m.version(n))"
+        f"for n in {PEER_PACKAGES!r}:\n"
+        "    try:\n"
+        "        print(n, m.version(n))\n"
+        "    except m.PackageNotFoundError:\n"
+        "        pass"
     )
     out = subprocess.run([py, "-c", code], capture_output=True, text=True)
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
-    first = (wrk.stdout or wrk.stderr).splitlines()[0].split()[1] if (wrk.stdout or wrk.stderr) else "?"
+    first = "not installed"
+    if shutil.which("wrk"):
+        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+        text = wrk.stdout or wrk.stderr
+        first = text.splitlines()[0].split()[1] if text else "?"
     return out.stdout.split("\n")[:-1] + [f"wrk {first}"]
 
 
@@ -645,10 +817,15 @@ def _ratio(value, base):
     return f"{value / base:.2f}x"
 
 
-def report(results, servers, scenarios, baseline, names):
-    """Return the markdown tables for ``results[scenario][server] -> [run dict]``."""
+def report(results, servers, scenarios, baseline, names, pairs=()):
+    """Return the markdown tables for ``results[scenario][server] -> [run dict]``.
+
+    ``pairs`` is a sequence of ``(a, b)`` server names whose headline figures are
+    also reported as the ratio a / b, in a table of their own.
+    """
     lines = []
     headline = {}
+    figures = {}
     for scen in scenarios:
         title, kind, opts = SCENARIOS[scen]
         runs = results.get(scen, {})
@@ -704,6 +881,7 @@ def report(results, servers, scenarios, baseline, names):
             lines.append(f"| {names[s]} | " + " | ".join(cells) + f" | {errs(s)} |")
             value, base = med(s, headline_key)[0], med(baseline, headline_key)[0]
             headline.setdefault(s, {})[scen] = (value / base) if value and base else None
+            figures.setdefault(s, {})[scen] = value
         lines.append("")
 
     head = [f"#### Ratios to {baseline}", "",
@@ -716,7 +894,35 @@ def report(results, servers, scenarios, baseline, names):
         cells = [f"{headline.get(s, {}).get(sc):.2f}x" if headline.get(s, {}).get(sc) else "—"
                  for sc in scenarios]
         head.append(f"| {names[s]} | " + " | ".join(cells) + " |")
+    pairs = [(a, b) for a, b in pairs if a in servers and b in servers]
+    if pairs:
+        head += ["", "#### Pairs", "",
+                 "The same headline figures as a ratio of one server to another (`a / b`): above 1 "
+                 "means more requests per CPU-second for `a`, except for `latency`, `idle-memory` and "
+                 "`delay1000`, where lower is better.", "",
+                 "| a / b | " + " | ".join(scenarios) + " |",
+                 "|---|" + "---:|" * len(scenarios)]
+        for a, b in pairs:
+            cells = []
+            for sc in scenarios:
+                fa, fb = figures.get(a, {}).get(sc), figures.get(b, {}).get(sc)
+                cells.append(f"{fa / fb:.2f}x" if fa and fb else "—")
+            head.append(f"| {names[a]} / {names[b]} | " + " | ".join(cells) + " |")
     return "\n".join(head + [""] + lines)
+
+
+def default_pairs(servers):
+    """The comparisons issue 14 asks about, among ``servers``: access log on against off,
+    evloop against uvicorn and granian in like configurations, and after against before."""
+    pairs = [("evloop", "evloop-nolog"), ("evloop", "uvicorn-log"), ("evloop-nolog", "uvicorn"),
+             ("evloop-nolog", "granian-asgi"), ("evloop-nolog", "granian-wsgi")]
+    for base in EVLOOP_VARIANTS:
+        # Each revision against the work tree, or against the first revision named when the
+        # work tree is not in the run.
+        revised = [s for s in servers if s.partition("@")[0] == base and "@" in s]
+        reference = base if base in servers else (revised[0] if revised else None)
+        pairs += [(reference, s) for s in revised if s != reference]
+    return pairs
 
 
 def _pct(spread):
@@ -724,6 +930,59 @@ def _pct(spread):
 
 
 # --------------------------------------------------------------------------- main
+
+
+def select_servers(spec_text, revs, parser):
+    """Return (server names, revision ids) from ``--servers`` and ``--evloop-rev``.
+
+    A name ``evloop@REV`` or ``evloop-nolog@REV`` runs that variant from commit
+    REV (any name git knows; reported by its abbreviated id). Each ``--evloop-rev``
+    adds both variants of that commit, after the last evloop server in the list,
+    unless the list already names one of them.
+    """
+    known = list(server_commands("", Path(), []))
+    names = [s for s in spec_text.split(",") if s] if spec_text else known
+    servers, shorts = [], []
+    for name in names:
+        base, at, rev = name.partition("@")
+        if at:
+            if base not in EVLOOP_VARIANTS:
+                parser.error(f"{name!r}: only {' and '.join(EVLOOP_VARIANTS)} run from another revision")
+            short = resolve_rev(rev)
+            name = f"{base}@{short}"
+            if short not in shorts:
+                shorts.append(short)
+        elif name not in known:
+            parser.error(f"unknown server {name!r}; known: {', '.join(known)}, and evloop@REV, evloop-nolog@REV")
+        if name not in servers:
+            servers.append(name)
+    for rev in revs:
+        short = resolve_rev(rev)
+        if short in shorts:
+            continue
+        shorts.append(short)
+        last = max((i for i, s in enumerate(servers) if s.partition("@")[0] in EVLOOP_VARIANTS), default=len(servers) - 1)
+        servers[last + 1:last + 1] = [f"{v}@{short}" for v in EVLOOP_VARIANTS]
+    return servers, shorts
+
+
+def log_summary(path):
+    """Count the lines and bytes a server wrote to its log file; keep its first and last lines."""
+    lines, first, last = 0, [], []
+    with open(path, "rb") as f:
+        for line in f:
+            lines += 1
+            if len(first) < 5:
+                first.append(line)
+            last = (last + [line])[-2:]
+    sample = first + last[-max(0, lines - 5):] if lines > 5 else first
+    return lines, path.stat().st_size, b"".join(sample)
+
+
+def short_argv(argv, py, venv_bin):
+    """The command line as a person would type it: the interpreter as ``python``, venv tools by name."""
+    words = ["python" if a == py else a.removeprefix(str(venv_bin) + os.sep) for a in argv]
+    return shlex.join(words)
 
 
 def main(argv=None):
@@ -734,8 +993,12 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=None,
                         help="seconds of unmeasured wrk load first (default: 1, or 2 from --duration 10)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--servers", default=",".join(server_commands("", Path(), []).keys()),
-                        help="comma-separated names")
+    parser.add_argument("--servers", default=None,
+                        help="comma-separated names (default: all; see the docstring), "
+                             "evloop@REV and evloop-nolog@REV included")
+    parser.add_argument("--evloop-rev", action="append", default=[], metavar="REV",
+                        help="also run evloop@REV and evloop-nolog@REV: evloop from commit REV of this "
+                             "repository (repeatable)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated names")
     parser.add_argument("--baseline", default="evloop", help="server the ratios are relative to")
     parser.add_argument("--idle-conns", type=int, default=5000)
@@ -743,24 +1006,41 @@ def main(argv=None):
     parser.add_argument("--client-timeout", type=float, default=20.0,
                         help="limit for the idle-memory and delay clients, seconds")
     parser.add_argument("--evloop-args", default="--backlog 2048",
-                        help="extra evloop-demo options (one string)")
+                        help="extra evloop-demo options (one string), for every evloop variant")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    parser.add_argument("--no-setup", action="store_true", help="skip building the venv / installing wrk")
+    parser.add_argument("--no-setup", action="store_true",
+                        help="skip building the venv / installing wrk; without the venv, only the "
+                             "servers that need no peer package (evloop*, threading) can run")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS,
+                        help="where the raw JSON and the servers' log go (default: load/results)")
     parser.add_argument("--append", action="store_true", help=f"append the report to {BENCHMARKS_MD}")
     args = parser.parse_args(argv)
 
-    if not args.no_setup:
-        setup(args.venv, HERE / "requirements.txt")
-    py = str(args.venv / "bin" / "python")
-    commands = server_commands(py, args.venv / "bin", shlex.split(args.evloop_args))
-    servers = [s for s in args.servers.split(",") if s]
+    servers, revs = select_servers(args.servers, args.evloop_rev, parser)
     scenarios = [s for s in args.scenarios.split(",") if s]
-    for s in servers:
-        if s not in commands:
-            parser.error(f"unknown server {s!r}; known: {', '.join(commands)}")
     for s in scenarios:
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+    if not args.no_setup:
+        setup(args.venv, HERE / "requirements.txt")
+    venv_bin = args.venv / "bin"
+    py = str(venv_bin / "python")
+    if not Path(py).exists():
+        # Only with --no-setup: evloop and the stdlib server need nothing from the venv.
+        print(f"note: no bench venv at {args.venv}; the servers run on {sys.executable}", file=sys.stderr)
+        py = sys.executable
+    commands = server_commands(py, venv_bin, shlex.split(args.evloop_args))
+    workdir = Path(tempfile.mkdtemp(prefix="evloop-bench-"))
+    for short in revs:
+        source = extract_rev(short, workdir)
+        for variant in EVLOOP_VARIANTS:
+            commands[f"{variant}@{short}"] = evloop_spec(variant, py, shlex.split(args.evloop_args), source,
+                                                         label=short)
+    missing = [s for s in servers if commands[s].needs_venv and not Path(commands[s].argv[0]).exists()]
+    if missing:
+        shutil.rmtree(workdir, ignore_errors=True)
+        parser.error(f"{', '.join(missing)}: not installed in {args.venv} "
+                     "(run without --no-setup to build the bench venv)")
     baseline = args.baseline if args.baseline in servers else servers[0]
     if baseline != args.baseline:
         print(f"note: {args.baseline} is not in --servers; ratios are to {baseline}", file=sys.stderr)
@@ -777,15 +1057,23 @@ def main(argv=None):
     if want < max(args.idle_conns, args.delay_conns) + 100:
         print(f"warning: open-file limit {want} is low for the connection scenarios", file=sys.stderr)
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PEERS), str(REPO)])
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    base_env = dict(os.environ)
+    base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    envs = {}
+    for s in servers:
+        spec = commands[s]
+        envs[s] = dict(base_env, PYTHONPATH=os.pathsep.join([str(PEERS), str(spec.pythonpath or REPO)]))
+        if spec.pythonpath is not None:
+            found = evloop_imported_from(py, envs[s])
+            if found is None or found.resolve() != Path(spec.pythonpath).resolve():
+                shutil.rmtree(workdir, ignore_errors=True)
+                sys.exit(f"{s}: {py} imports evloop from {found}, not from {spec.pythonpath}")
+    results_dir = args.results_dir
+    results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    log_path = RESULTS / f"bench-{stamp}-servers.log"
+    log_path = results_dir / f"bench-{stamp}-servers.log"
     results = {}
-    names = {s: commands[s][0] for s in servers}
-    workdir = Path(tempfile.mkdtemp(prefix="evloop-bench-"))
+    names = {s: s for s in servers}
     started_at = time.monotonic()
 
     with open(log_path, "ab") as log:
@@ -794,9 +1082,12 @@ def main(argv=None):
             for scen in scenarios:
                 title, kind, opts = SCENARIOS[scen]
                 for name in order:
+                    spec = commands[name]
                     log.write(f"=== round {rnd + 1} {scen} {name}\n".encode())
                     log.flush()
-                    server = Server(name, commands[name][1], env, log)
+                    own_log = workdir / (re.sub(r"[^\w.-]", "_", name) + ".log") if spec.log_file else None
+                    out = open(own_log, "wb") if own_log else log  # closed below
+                    server = Server(name, spec.argv, envs[name], out)
                     try:
                         server.wait_ready()
                         problems = preflight(server.port)
@@ -816,28 +1107,51 @@ def main(argv=None):
                         res = {"error": f"{type(exc).__name__}: {exc}"}
                     finally:
                         server.stop()
+                        if own_log:
+                            out.close()
+                    if own_log:
+                        # The log's size is the evidence that it was written (warm-up and
+                        # preflight requests included); the file itself is not kept.
+                        lines, size, sample = log_summary(own_log)
+                        res["log_lines"], res["log_bytes"] = lines, size
+                        log.write(f"--- {own_log.name}: {lines} lines, {size} bytes; first and last:\n".encode()
+                                  + sample)
+                        own_log.unlink()
                     results.setdefault(scen, {}).setdefault(name, []).append(res)
                     brief = {k: (round(v, 3) if isinstance(v, float) else v)
                              for k, v in res.items() if k != "detail"}
-                    print(f"round {rnd + 1}/{args.rounds} {scen:12} {name:12} {brief}",
+                    print(f"round {rnd + 1}/{args.rounds} {scen:12} {name:16} {brief}",
                           file=sys.stderr, flush=True)
 
     shutil.rmtree(workdir, ignore_errors=True)
-    raw_path = RESULTS / f"bench-{stamp}.json"
+    raw_path = results_dir / f"bench-{stamp}.json"
     raw_path.write_text(json.dumps(results, indent=1))
     command = "python load/bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    body = report(results, servers, scenarios, baseline, names)
+    body = report(results, servers, scenarios, baseline, names, default_pairs(servers))
+    server_lines = []
+    for s in servers:
+        spec = commands[s]
+        where = " (stdout and stderr to a file in a temp dir)" if spec.log_file else ""
+        server_lines.append(f"  - `{s}`: {spec.description}: `{short_argv(spec.argv, py, venv_bin)}`{where}")
+    for short in revs:
+        server_lines.append(f"  - `@{short}`: evloop's package from commit {short} (`git archive`), "
+                            "imported through PYTHONPATH by the same interpreter")
+    raw_shown = (f"`load/results/{raw_path.name}`" if results_dir.resolve() == RESULTS.resolve()
+                 else f"`{raw_path}`")
     header = "\n".join([
         f"### Benchmark run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         "",
         f"- Machine: {machine_text()}",
         f"- Command: `{command.strip()}`",
         f"- Peers: {', '.join(peer_versions(py))}",
+        f"- evloop: work tree at {work_tree_text()}",
+        "- Servers:",
+        *server_lines,
         f"- {args.rounds} round(s) of {args.duration:g} s per wrk run (after {warmup:g} s warm-up); "
         f"server on CPU {SERVER_CPU}, wrk and clients on CPU {CLIENT_CPU}"
         if PIN else "- not pinned (fewer than 2 CPUs)",
-        f"- Wall time of the run: {time.monotonic() - started_at:.0f} s; raw results: "
-        f"`load/results/{raw_path.name}`",
+        f"- Wall time of the run: {time.monotonic() - started_at:.0f} s; raw results: {raw_shown}",
+        *busy_text(results),
         "- Median over rounds; ± is (max - min) / 2 / median.",
         "",
         "",
@@ -849,6 +1163,26 @@ def main(argv=None):
             f.write("\n" + text + "\n")
         print(f"appended to {BENCHMARKS_MD}", file=sys.stderr)
     return 0
+
+
+def busy_text(results):
+    """A header line on how much of the server's CPU other work took during the wrk runs."""
+    shares = [r["cpu0_others"] for per_server in results.values() for runs in per_server.values()
+              for r in runs if r.get("cpu0_others") is not None]
+    if not shares:
+        return []
+    return [f"- CPU {SERVER_CPU} taken by other processes during the measured wrk runs: median "
+            f"{statistics.median(shares):.0%}, max {max(shares):.0%} of the run (near 0% on a quiet "
+            "machine; more changes what a request costs, so figures are not clean)"]
+
+
+def work_tree_text():
+    """The commit the work tree is at, and whether evloop/ differs from it."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "evloop"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"{head}" + (" with uncommitted changes under evloop/" if dirty else " (evloop/ as committed)")
 
 
 PIN = False

@@ -4,6 +4,7 @@ They measure and never assert figures; these runs only check that each one
 drives the real server code to the end and prints its report.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -38,3 +39,33 @@ def test_bench_instructions_counts_a_case():
     out = run_script(str(LOAD / "bench_instructions.py"), "--reads", "50", "150", "pipelined")
     count = int(re.search(r"pipelined\s+([\d,]+)", out).group(1).replace(",", ""))
     assert 1_000 < count < 1_000_000, out  # instructions per request: a real count, not a parse accident
+
+
+def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
+    """load/bench/run.py with the servers that need no bench venv: evloop as deployed (access
+    log to a file), evloop --no-access-log, and evloop from a git revision, side by side.
+
+    No peer package is needed (the venv given does not exist), and wrk only if installed:
+    without it, the one scenario is the delay scenario, whose client is in Python.
+    """
+    scenarios = "hello,delay1000" if shutil.which("wrk") else "delay1000"
+    out = run_script(str(LOAD / "bench" / "run.py"), "--no-setup", "--venv", str(tmp_path / "absent"),
+                     "--results-dir", str(tmp_path), "--rounds", "1", "--duration", "1", "--warmup", "0",
+                     "--delay-conns", "20", "--servers", "evloop,evloop-nolog", "--evloop-rev", "HEAD",
+                     "--scenarios", scenarios)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=LOAD.parent, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    servers = ["evloop", "evloop-nolog", f"evloop@{head}", f"evloop-nolog@{head}"]
+    for server in servers:
+        assert re.search(rf"^\| {re.escape(server)} \|", out, re.M), out
+    assert "failed:" not in out, out
+    assert f"| evloop / evloop@{head} |" in out, out  # the before/after pair
+    [raw] = tmp_path.glob("bench-*[0-9].json")
+    results = json.loads(raw.read_text())
+    for scenario in scenarios.split(","):
+        for server in servers:
+            [run] = results[scenario][server]
+            assert "error" not in run, run
+            # The access log is on, and written to its file, for the default variants only.
+            logged = run.get("log_lines", 0)
+            assert (logged >= 20) if "nolog" not in server else (logged == 0), (server, run)

@@ -1,4 +1,4 @@
-"""ASGI peer for uvicorn: ``uvicorn asgi_app:app``."""
+"""ASGI peer for uvicorn and granian: ``uvicorn asgi_app:app``, ``granian --interface asgi asgi_app:app``."""
 
 import asyncio
 

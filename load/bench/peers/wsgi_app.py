@@ -1,4 +1,4 @@
-"""WSGI peer for waitress and gunicorn: ``wsgi_app:app``."""
+"""WSGI peer for waitress, gunicorn and granian (``--interface wsgi``): ``wsgi_app:app``."""
 
 import time
 
