@@ -217,7 +217,7 @@ def resolve_rev(rev):
     out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", "--short",
                           f"{rev}^{{commit}}"], capture_output=True, text=True)
     if out.returncode != 0 or not out.stdout.strip():
-        sys.exit(f"--evloop-rev {rev}: not a commit of {REPO}")
+        sys.exit(f"evloop revision {rev!r}: not a commit of {REPO}")
     return out.stdout.strip()
 
 
