@@ -39,13 +39,14 @@ class Server:
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
         self.connections: set[HTTPProtocol] = set()
-        self.date = DateHeader()
+        self.date = DateHeader(reactor)
         self.server_header = self.config.server_header.encode("latin-1")
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
         self.access_log: AccessLog | None = AccessLog(reactor) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self.requests_served = 0
-        self._shutting_down = False
+        # Read by every response (a plain attribute: a property would be a call).
+        self.shutting_down = False
         self._shutdown_timer: Any = None
         self._on_shutdown_done: Callable[[], None] | None = None
         self._accept_paused = False
@@ -122,7 +123,7 @@ class Server:
         if self._limit_episode and len(self.connections) <= limit * 3 // 4:
             self._limit_episode = False
             logger.info("%d connections open, below --max-connections again", len(self.connections))
-        if self._shutting_down and not self.connections:
+        if self.shutting_down and not self.connections:
             self._finish_shutdown()
 
     # ------------------------------------------------------------ shutdown
@@ -135,8 +136,8 @@ class Server:
         """
         if on_done is not None:
             self._on_shutdown_done = on_done
-        if not self._shutting_down:
-            self._shutting_down = True
+        if not self.shutting_down:
+            self.shutting_down = True
             for listener in self.listeners:
                 listener.close()
             self._shutdown_timer = self.reactor.call_later(self.config.graceful_timeout_s, self._shutdown_expired)
@@ -166,10 +167,6 @@ class Server:
         if on_done is not None:
             self.reactor.call_soon(on_done)
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutting_down
-
     def close(self) -> None:
         """Close the listeners, abort every connection now, and write the access log's last lines.
 
@@ -183,6 +180,7 @@ class Server:
             listener.close()
         for protocol in list(self.connections):
             protocol.abort()
+        self.date.stop()
         if self.access_log is not None:
             self.access_log.close()
             self.access_log = None  # nothing more is logged

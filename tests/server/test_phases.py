@@ -1,0 +1,323 @@
+"""The connection's phase machine: every (phase, event) pair, and every deadline on a manual clock.
+
+No sockets and no sleeps: an ``HTTPProtocol`` of a real ``Server`` talks to
+a fake transport that records what it is asked to do, and time moves only
+when the test advances the reactor's ``ManualClock``.
+"""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from evloop import ManualClock
+from evloop.app import App, Response
+from evloop.reactor import Reactor
+from evloop.server import HTTPProtocol, Phase, PhaseError, Server, ServerConfig
+from evloop.server.config import LINGER_S
+from evloop.server.phases import TRANSITIONS, PhaseEvent
+
+EVENTS: tuple[str, ...] = typing.get_args(PhaseEvent)
+HEADER_S, KEEPALIVE_S, BODY_S, SEND_S, GRACEFUL_S = 10.0, 5.0, 30.0, 20.0, 40.0
+
+
+class FakeTransport:
+    """What HTTPProtocol needs of a transport; a close ends the connection on the next pass."""
+
+    peername = ("127.0.0.1", 40000)
+    sockname = ("127.0.0.1", 8080)
+
+    def __init__(self, reactor: Reactor, protocol: HTTPProtocol) -> None:
+        self.reactor = reactor
+        self.protocol = protocol
+        self.written = bytearray()
+        self.buffered = 0  # what get_write_buffer_size reports: the test plays the kernel
+        self.closing = self.aborted = self.eof_written = self.reading_paused = False
+        self.sendfile_calls: list[tuple[typing.Any, ...]] = []
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+        if self.buffered > 65536:
+            self.protocol.pause_writing()  # as the real one does above its high water mark
+
+    def writelines(self, parts: list[bytes]) -> None:
+        for part in parts:
+            self.written += part
+        if self.buffered > 65536:
+            self.protocol.pause_writing()  # as the real one does above its high water mark
+
+    def sendfile(self, *args: typing.Any) -> None:
+        self.sendfile_calls.append(args)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.reading_paused = True
+
+    def resume_reading(self) -> None:
+        self.reading_paused = False
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.reactor.call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.close()
+
+
+def _app(deferred: list[typing.Any]) -> App:
+    app = App()
+    app.add_route("/", lambda request: Response(body=b"hi"))
+    app.add_route("/big", lambda request: Response(body=b"x" * 200_000))
+    app.add_route("/echo", lambda request: Response(body=request.body), methods=["POST"])
+    app.add_route("/stream", lambda request: Response(body=iter([b"a" * 1000] * 3 + [b"b" * 300_000])))
+
+    def later(request):
+        deferred.append(request)
+
+    app.add_route("/later", later)
+    return app
+
+
+class Harness:
+    def __init__(self, **settings: typing.Any) -> None:
+        self.clock = ManualClock()
+        self.reactor = Reactor(clock=self.clock)
+        self.deferred: list[typing.Any] = []
+        config = ServerConfig(port=0, access_log=False, header_timeout_s=HEADER_S, keepalive_timeout_s=KEEPALIVE_S,
+                              body_timeout_s=BODY_S, send_timeout_s=SEND_S, graceful_timeout_s=GRACEFUL_S,
+                              **settings)
+        self.server = Server(_app(self.deferred), self.reactor, config)
+        self.protocol = HTTPProtocol(self.server)
+        self.transport = FakeTransport(self.reactor, self.protocol)
+        self.protocol.connection_made(self.transport)  # type: ignore[arg-type]
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        for _ in range(3):  # due timers, then what they scheduled
+            self.reactor.run_once(0)
+
+    def send(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    @property
+    def phase(self) -> Phase:
+        return self.protocol.phase
+
+    def close(self) -> None:
+        self.reactor.close()
+
+
+@pytest.fixture
+def h():
+    harness = Harness()
+    yield harness
+    harness.close()
+
+
+# ------------------------------------------------------------ every pair
+
+
+@pytest.mark.parametrize("phase", list(Phase), ids=lambda p: p.name)
+@pytest.mark.parametrize("event", EVENTS)
+def test_every_phase_event_pair(h, phase, event):
+    protocol = h.protocol
+    protocol.phase = phase
+    before = protocol.deadline
+    h.clock.advance(1.0)
+    if (phase, event) not in TRANSITIONS:
+        with pytest.raises(PhaseError, match=f"{phase.name} has no transition on '{event}'"):
+            protocol._to(event)
+        assert protocol.phase is phase  # an illegal event changes nothing
+        return
+    protocol._to(event)
+    protocol._finish()  # the end of the callback arms the deadline the transition asked for
+    new, arm = TRANSITIONS[phase, event]
+    assert protocol.phase is new
+    timeout = h.server.phase_timeouts[new]
+    if arm and timeout is not None:
+        assert protocol.deadline == h.clock.time() + timeout  # the new phase's deadline
+    else:
+        assert protocol.deadline == before
+
+
+def test_the_table_covers_what_the_diagram_promises():
+    assert TRANSITIONS[Phase.NEW, "head_started"] == (Phase.HEAD, False)  # counted from the accept
+    assert all(TRANSITIONS[phase, "lost"][0] is Phase.CLOSED for phase in Phase)
+    assert {event for _, event in TRANSITIONS} == set(EVENTS)  # no event is unused
+
+
+# -------------------------------------------------------- reading deadlines
+
+
+def test_a_silent_new_connection_is_closed_at_the_header_timeout_without_a_reply(h):
+    h.advance(HEADER_S - 0.5)
+    assert h.phase is Phase.NEW and not h.transport.closing
+    h.advance(1.0)
+    assert h.transport.closing and not h.transport.written
+    assert h.phase is Phase.CLOSED
+
+
+def test_a_head_begun_on_a_new_connection_must_end_within_the_header_timeout_of_the_accept(h):
+    h.advance(HEADER_S - 2)
+    h.send(b"GET / HTTP/1.1\r\nHo")
+    assert h.phase is Phase.HEAD
+    h.advance(1.5)
+    assert h.phase is Phase.HEAD  # not a fresh header timeout from the first byte
+    h.advance(1.0)
+    assert h.transport.written.startswith(b"HTTP/1.1 408 ")
+    assert h.phase is Phase.LINGER and h.transport.eof_written
+    h.send(b"st: x\r\n\r\n")  # drained and ignored while lingering
+    assert h.transport.written.count(b"HTTP/1.1") == 1
+    h.advance(LINGER_S - 0.5)
+    assert not h.transport.aborted
+    h.advance(1.0)
+    assert h.transport.aborted and h.phase is Phase.CLOSED
+
+
+def test_keepalive_timeout_then_a_fresh_header_timeout_from_the_next_first_byte(h):
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.transport.written.endswith(b"hi") and h.phase is Phase.IDLE
+    h.advance(KEEPALIVE_S - 1)
+    h.send(b"GET / HTTP/1.1\r\n")
+    assert h.phase is Phase.HEAD
+    h.advance(HEADER_S - 1)
+    assert h.phase is Phase.HEAD  # the keep-alive deadline no longer applies
+    h.send(b"Host: x\r\n\r\n")
+    assert h.transport.written.count(b"HTTP/1.1 200") == 2 and h.phase is Phase.IDLE
+    h.advance(KEEPALIVE_S + 0.5)
+    assert h.transport.closing and h.phase is Phase.CLOSED
+    assert b"408" not in h.transport.written
+
+
+def test_the_body_timeout_is_rearmed_by_each_part_and_fires_without_progress(h):
+    h.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+    assert h.phase is Phase.BODY
+    h.advance(BODY_S - 1)
+    h.send(b"cd")
+    h.advance(BODY_S - 1)
+    assert h.phase is Phase.BODY and not h.transport.written
+    h.advance(2)
+    assert h.transport.written.startswith(b"HTTP/1.1 408 ") and h.phase is Phase.LINGER
+
+
+def test_no_deadline_while_a_deferred_request_waits(h):
+    h.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.phase is Phase.DEFERRED
+    h.advance(10 * max(HEADER_S, KEEPALIVE_S, BODY_S, SEND_S))
+    assert h.phase is Phase.DEFERRED and not h.transport.closing
+    h.deferred[0].respond(Response(body=b"late"))
+    assert h.transport.written.endswith(b"late") and h.phase is Phase.IDLE
+
+
+# --------------------------------------------------------- sending deadlines
+
+
+def test_a_backed_up_response_waits_in_draining_bounded_by_the_send_timeout(h):
+    h.transport.buffered = 150_000  # the write of the response goes above the high water mark
+    h.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.phase is Phase.DRAINING
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # waits: the peer is not taking our answers
+    assert h.transport.written.count(b"HTTP/1.1 200") == 1
+    h.transport.buffered = 100_000  # progress: the peer reads, slowly
+    h.advance(SEND_S + 0.5)
+    assert not h.transport.aborted and h.phase is Phase.DRAINING
+    h.advance(SEND_S + 0.5)  # no progress since the last check
+    assert h.transport.aborted
+
+
+def test_drained_writes_return_to_idle_and_serve_what_waited(h):
+    h.transport.buffered = 150_000
+    h.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.phase is Phase.DRAINING
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.transport.buffered = 0
+    h.protocol.resume_writing()
+    assert h.transport.written.count(b"HTTP/1.1 200") == 2 and h.phase is Phase.IDLE
+    h.advance(KEEPALIVE_S + 0.5)  # back on the keep-alive deadline
+    assert h.transport.closing
+
+
+def test_a_paused_stream_is_bounded_by_the_send_timeout(h):
+    h.transport.buffered = 100_000  # the peer is not reading: the first batch pauses the stream
+    h.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert h.phase is Phase.STREAMING
+    assert h.transport.written.count(b"a" * 1000) == 3  # one batch: every chunk, not yet the end
+    h.advance(SEND_S + 0.5)
+    assert h.transport.aborted
+    h.advance(0)
+    assert h.phase is Phase.CLOSED
+
+
+def test_the_last_response_closes_after_it_is_sent_bounded_by_the_send_timeout(h):
+    h.transport.buffered = 500
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert h.phase is Phase.CLOSING and h.transport.closing
+    assert b"Connection: close" in h.transport.written
+
+
+def test_a_file_response_is_in_sending_file_until_its_region_is_sent(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"z" * 5000)
+    harness = Harness()
+    try:
+        from evloop.app import FileBody
+
+        harness.server.app = lambda request: Response(body=FileBody(open(path, "rb")))  # noqa: SIM115
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert harness.phase is Phase.SENDING_FILE
+        (file, offset, count, on_done), = harness.transport.sendfile_calls
+        assert (offset, count) == (0, 5000)
+        on_done(None)
+        assert harness.phase is Phase.IDLE and file.closed
+    finally:
+        harness.close()
+
+
+# ------------------------------------------------------------ graceful drain
+
+
+def test_graceful_shutdown_lets_the_request_in_flight_finish_then_closes():
+    harness = Harness()
+    try:
+        done: list[bool] = []
+        harness.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+        harness.server.connections.add(harness.protocol)
+        harness.server.shutdown(lambda: done.append(True))
+        assert harness.phase is Phase.DEFERRED and not harness.transport.closing
+        harness.deferred[0].respond(Response(body=b"bye"))
+        assert b"Connection: close" in harness.transport.written and harness.phase is Phase.CLOSING
+        harness.advance(0)
+        assert done == [True]
+    finally:
+        harness.close()
+
+
+def test_graceful_timeout_aborts_what_is_still_in_flight():
+    harness = Harness()
+    try:
+        done: list[bool] = []
+        harness.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+        harness.server.shutdown(lambda: done.append(True))
+        harness.advance(GRACEFUL_S - 1)
+        assert not harness.transport.aborted and not done
+        harness.advance(2)
+        assert harness.transport.aborted and done == [True]
+    finally:
+        harness.close()
+
+
+def test_graceful_shutdown_closes_an_idle_connection_at_once(h):
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.server.shutdown()
+    assert h.transport.closing and h.phase is Phase.CLOSING
