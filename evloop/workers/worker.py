@@ -3,13 +3,13 @@
 Theory of operation.  A ``Worker`` is what every evloop server process runs:
 the single process of ``serve(workers=1)`` and each process a ``Supervisor``
 forks.  It opens the listening socket(s), serves until a stop signal, drains
-and returns an exit status.  Its life is one small machine (``WorkerPhase``):
+and returns an exit status.  Its life is one small machine (``WorkerPhase``,
+every transition in ``_TRANSITIONS``):
 
-    STARTING --listening--> SERVING --stop--> DRAINING --abort--> ABORTING
-         \\___________________\\_______________\\__________________\\--stopped--> STOPPED
-
-SIGTERM and SIGQUIT stop it gracefully; SIGINT does too the first time and
-aborts every connection the second time.
+    STARTING          --listening-->  SERVING
+    SERVING           --stop------->  DRAINING   SIGTERM, SIGQUIT, a first SIGINT; orphaned
+    SERVING, DRAINING --abort------>  ABORTING   a second SIGINT
+    any other phase   --stopped---->  STOPPED    run() returns
 
 A forked worker (one with a ``SupervisorLink``) differs in four ways.  It
 writes ``READY`` on its pipe to the supervisor once it listens.  Every tick
