@@ -13,9 +13,8 @@ from .config import ServerConfig
 from .h1 import HTTPProtocol
 from .phases import Phase, PhaseError
 from .registry import Server, address_url
-from .run import serve
 
 __all__ = [
-    "ServerConfig", "Server", "HTTPProtocol", "serve", "address_url", "Phase", "PhaseError", "AccessLog",
+    "ServerConfig", "Server", "HTTPProtocol", "address_url", "Phase", "PhaseError", "AccessLog",
     "BufferedAccessHandler", "install_access_handler",
 ]

@@ -1,0 +1,61 @@
+"""Serving processes: ``serve()``, the one entry point, and what it runs.
+
+``serve(app, ...)`` runs a ``Worker`` in this process (``workers=1``, the
+default) or a ``Supervisor`` that forks ``workers`` of them.  ``worker.py``
+is one serving process, ``supervisor.py`` the process that forks, replaces
+and stops them, ``sockets.py`` where they listen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from ..reactor import Reactor
+from ..server import Server, ServerConfig
+from .sockets import reuse_port_available, systemd_sockets
+from .supervisor import Supervisor, SupervisorPhase, WorkerState
+from .worker import SupervisorLink, Worker, WorkerPhase, current_worker
+
+__all__ = [
+    "serve", "Supervisor", "SupervisorPhase", "Worker", "WorkerPhase", "WorkerState", "SupervisorLink",
+    "current_worker", "systemd_sockets", "reuse_port_available",
+]
+
+
+def serve(
+    app: Callable[..., Any],
+    host: str | None = "127.0.0.1",
+    port: int = 8080,
+    *,
+    workers: int = 1,
+    max_requests: int = 0,
+    max_requests_jitter: int = 0,
+    config: ServerConfig | None = None,
+    reactor: Reactor | None = None,
+    on_started: Callable[[Server], Any] | None = None,
+    slow_callback_s: float | None = None,
+    **settings: Any,
+) -> int:
+    """Serve ``app`` until SIGINT, SIGTERM or SIGQUIT; returns the exit status (0 after an orderly stop).
+
+    ``settings`` are ``ServerConfig`` fields (``header_timeout_s=...``),
+    applied over ``config`` when both are given.  With ``workers=1`` and no
+    ``max_requests`` a ``Worker`` serves in this process: the first stop
+    signal drains requests in flight (bounded by ``graceful_timeout_s``), a
+    second SIGINT stops at once; ``reactor`` (left open) and
+    ``on_started(server)`` (called once listening) apply only here.
+    Otherwise a ``Supervisor`` forks ``workers`` processes, each running a
+    ``Worker``; see ``evloop.workers.supervisor``.  Raises ``OSError`` when
+    the address cannot be bound.  Call it from the main thread.
+    """
+    if config is None:
+        config = ServerConfig(host=host, port=port, **settings)
+    elif settings:
+        config = dataclasses.replace(config, **settings)
+    if workers == 1 and not max_requests:
+        return Worker(app, config, reactor=reactor, slow_callback_s=slow_callback_s, on_started=on_started).run()
+    supervisor = Supervisor(app, config, workers, max_requests=max_requests,
+                            max_requests_jitter=max_requests_jitter, slow_callback_s=slow_callback_s)
+    return supervisor.run()
