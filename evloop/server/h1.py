@@ -402,7 +402,7 @@ class HTTPProtocol(Protocol):
 
     # ------------------------------------------------------------- responses
     def _send(self, response: Response) -> None:
-        """Frame ``response`` for the request in hand: complete bytes, a stream, or a file."""
+        """Frame ``response`` for the request in hand: complete bytes here, a stream or a file in ``_send_body``."""
         if type(response) is not Response and not isinstance(response, Response):
             head: Any = self.head
             logger.error("handler for %s %s returned %r, not a Response", head.method, head.target, response)
@@ -415,38 +415,45 @@ class HTTPProtocol(Protocol):
         status = self._status = response.status
         body = response.body
         try:
-            if type(body) is bytes:
-                # The common case: complete at once, nothing to close later.
-                self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
-                self._out.append(conn.send_complete_response(status, response.headers, body, ctx.date.value,
-                                                             ctx.server_header))
-                self._response_done()
+            if type(body) is not bytes:
+                self._send_body(response, status)
                 return
-            self._response = response
-            head: Any = self.head
-            bodiless = head.method == "HEAD" or status in _BODILESS_STATUSES
-            if isinstance(body, FileBody):
-                length: int | None = body.count
-                self._body_bytes = 0 if bodiless else body.count
-            else:
-                length = response.content_length
-                self._body_bytes = 0
-            self._out.append(conn.send_response(status, response.headers, content_length=length,
-                                                date=ctx.date.value, server=ctx.server_header))
-            if length == 0:
-                self._response_done()  # complete with its head; an iterable is closed, not pulled
-            elif bodiless:
-                self._out.append(conn.send_end())
-                self._response_done()
-            elif isinstance(body, FileBody):
-                self._send_file(body)
-            else:
-                self._stream = iter(body)
-                self._to("streaming")
-                self._pump_stream()
+            # The common case: complete at once, nothing to close later.
+            self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
+            self._out.append(conn.send_complete_response(status, response.headers, body, ctx.date.value,
+                                                         ctx.server_header))
         except ValueError as exc:
             # The app gave a response that cannot be framed (bad header, wrong length).
-            self._response_refused(self.head, exc)  # type: ignore[arg-type]
+            self._response_refused(exc)
+            return
+        self._response_done()
+
+    def _send_body(self, response: Response, status: int) -> None:
+        """A body that is a file or an iterable: the head now, the body as the peer takes it."""
+        self._response = response
+        head: Any = self.head
+        body = response.body
+        bodiless = head.method == "HEAD" or status in _BODILESS_STATUSES
+        if isinstance(body, FileBody):
+            length: int | None = body.count
+            self._body_bytes = 0 if bodiless else body.count
+        else:
+            length = response.content_length
+            self._body_bytes = 0
+        conn = self.conn
+        self._out.append(conn.send_response(status, response.headers, content_length=length,
+                                            date=self.ctx.date.value, server=self.ctx.server_header))
+        if length == 0:
+            self._response_done()  # complete with its head; an iterable is closed, not pulled
+        elif bodiless:
+            self._out.append(conn.send_end())
+            self._response_done()
+        elif isinstance(body, FileBody):
+            self._send_file(body)
+        else:
+            self._stream = iter(body)
+            self._to("streaming")
+            self._pump_stream()
 
     def _send_file(self, body: FileBody) -> None:
         transport = self.transport
@@ -501,7 +508,7 @@ class HTTPProtocol(Protocol):
                     batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
                 except ValueError as exc:  # shorter than its Content-Length: the framing cannot be kept
                     transport.writelines(batch)
-                    self._response_refused(self.head, exc)  # type: ignore[arg-type]
+                    self._response_refused(exc)
                     return
                 self._out = batch
                 self._response_done()
@@ -525,12 +532,13 @@ class HTTPProtocol(Protocol):
         if response is not None:
             _close_quietly(response)
 
-    def _response_refused(self, head: RequestHead, exc: ValueError) -> None:
+    def _response_refused(self, exc: ValueError) -> None:
         """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
 
         Fields are checked where a ``Response`` is built, so this is a
         response changed after that, or a body that broke its length.
         """
+        head: Any = self.head
         logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
         if self.conn.our_state is SendState.SEND_RESPONSE and self.transport is not None:
             self._end_response()
