@@ -9,8 +9,6 @@ interface, and tests may pass anything else that does.
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,36 +18,12 @@ from ..reactor import Reactor
 from .access_log import AccessLog
 from .config import ServerConfig
 from .phases import Phase
+from .wallclock import WallClock
 
 if TYPE_CHECKING:
     from .h1 import HTTPProtocol
 
-__all__ = ["ServerContext", "DateHeader"]
-
-
-class DateHeader:
-    """The ``Date`` field value (RFC 9110 section 6.6.1), refreshed once a second by a reactor timer.
-
-    A response reads ``value``, an attribute: reading the wall clock per
-    response and calling a method for it cost ~600 instructions a pipelined
-    request (load/bench_instructions.py).  The value may lag the wall clock
-    by up to a second, as uvicorn's and nginx's cached dates do.
-    """
-
-    __slots__ = ("value", "_timer")
-
-    def __init__(self, reactor: Reactor | None = None) -> None:
-        self.value = b""
-        self.refresh()
-        self._timer = reactor.call_every(1.0, self.refresh) if reactor is not None else None
-
-    def refresh(self) -> None:
-        self.value = email.utils.formatdate(time.time(), usegmt=True).encode("ascii")
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+__all__ = ["ServerContext"]
 
 
 class ServerContext(Protocol):
@@ -57,7 +31,7 @@ class ServerContext(Protocol):
 
     config: ServerConfig
     reactor: Reactor
-    date: DateHeader
+    wall: WallClock
     server_header: bytes
     # The app's entry point, ready to call (see Server.app), and its
     # ``would_accept(method, target)`` when it has one (Expect: 100-continue).

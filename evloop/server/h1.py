@@ -56,10 +56,7 @@ from .phases import (
     IN_APP,
     LINGER,
     NEW,
-    READING_PHASES,
-    SENDING_PHASES,
     STREAMING,
-    TRANSITIONS,
     PhaseError,
     PhaseEvent,
 )
@@ -70,7 +67,6 @@ logger = logging.getLogger("evloop.server")
 
 _STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response per write
 _BODILESS_STATUSES = frozenset((204, 304))
-_IDLE_PHASES = frozenset((NEW, IDLE))
 
 
 class HTTPProtocol(Protocol):
@@ -118,7 +114,7 @@ class HTTPProtocol(Protocol):
         the buffer as it is after the callback's write.
         """
         try:
-            phase, arm = TRANSITIONS[self.phase, event]
+            phase, arm = self.phase.exits[event]  # TRANSITIONS, indexed by phase
         except KeyError:
             raise PhaseError(self.phase, event) from None
         self.phase = phase
@@ -137,7 +133,7 @@ class HTTPProtocol(Protocol):
             phase = self.phase
             delay = self.ctx.phase_timeouts[phase]
             if delay is not None and self.transport is not None:
-                if phase in SENDING_PHASES:
+                if phase.sends:
                     self._last_buffer_size = self.transport.get_write_buffer_size()
                 self._set_deadline(delay)
 
@@ -162,7 +158,7 @@ class HTTPProtocol(Protocol):
         if self.reactor.time() < self.deadline:
             self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
             return
-        if phase in _IDLE_PHASES:
+        if phase is NEW or phase is IDLE:
             logger.debug("keep-alive timeout for %s", _peer(transport))
             self._close()
         elif phase is HEAD:
@@ -208,7 +204,7 @@ class HTTPProtocol(Protocol):
         # section 9.6): answer the complete requests already received; the
         # state machine then reports the closed connection and we close.
         self.conn.receive_data(b"")
-        if self.phase in READING_PHASES:
+        if self.phase.reads:
             self._process()
         return True
 
@@ -218,7 +214,7 @@ class HTTPProtocol(Protocol):
             return  # draining after an error response
         conn = self.conn
         conn.receive_data(data)
-        if phase in READING_PHASES:
+        if phase.reads:
             self._process()
         elif conn.should_pause_reading:
             self._pause_reading()  # a pipelining client got too far ahead
@@ -237,7 +233,7 @@ class HTTPProtocol(Protocol):
             self._pump_stream()
         if self.phase is DRAINING:
             self._to("writes_drained")
-        if self.phase in READING_PHASES and self.transport is not None:
+        if self.phase.reads and self.transport is not None:
             self._resume_reading()
             self._process()
         else:
@@ -245,7 +241,7 @@ class HTTPProtocol(Protocol):
 
     def close_when_idle(self) -> None:
         """Graceful shutdown: close now if no request is in progress, else after its response."""
-        if (self.phase in _IDLE_PHASES or self.phase is DRAINING) and not self.conn.buffered_bytes:
+        if self.phase in (NEW, IDLE, DRAINING) and not self.conn.buffered_bytes:
             self._close()
 
     def abort(self) -> None:
@@ -275,7 +271,7 @@ class HTTPProtocol(Protocol):
         conn = self.conn
         try:
             # A lost connection is CLOSED, a closing one CLOSING or LINGER: the phase says it all.
-            while self.phase in READING_PHASES:
+            while self.phase.reads:
                 if self._write_paused:
                     # Our answers are backed up: read no further until the peer takes them.
                     self._pause_reading()
@@ -302,7 +298,7 @@ class HTTPProtocol(Protocol):
                 elif event_type is EndOfMessage:
                     self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
                 elif event is NEED_DATA:
-                    if self.phase in _IDLE_PHASES and conn.buffered_bytes:
+                    if (self.phase is IDLE or self.phase is NEW) and conn.buffered_bytes:
                         self._to("head_started")  # the rest must follow within the header timeout
                     break
                 elif event is PAUSED:
@@ -395,7 +391,7 @@ class HTTPProtocol(Protocol):
         try:
             self._send(response)
         finally:
-            if self.phase in READING_PHASES and self.transport is not None:
+            if self.phase.reads and self.transport is not None:
                 self._process()  # requests that waited in the buffer; writes _out
             else:
                 self._finish()
@@ -420,7 +416,7 @@ class HTTPProtocol(Protocol):
                 return
             # The common case: complete at once, nothing to close later.
             self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
-            self._out.append(conn.send_complete_response(status, response.headers, body, ctx.date.value,
+            self._out.append(conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
                                                          ctx.server_header))
         except ValueError as exc:
             # The app gave a response that cannot be framed (bad header, wrong length).
@@ -442,7 +438,7 @@ class HTTPProtocol(Protocol):
             self._body_bytes = 0
         conn = self.conn
         self._out.append(conn.send_response(status, response.headers, content_length=length,
-                                            date=self.ctx.date.value, server=self.ctx.server_header))
+                                            date=self.ctx.wall.http_date, server=self.ctx.server_header))
         if length == 0:
             self._response_done()  # complete with its head; an iterable is closed, not pulled
         elif bodiless:
@@ -467,7 +463,7 @@ class HTTPProtocol(Protocol):
             self.conn.file_data_sent(body.count)
             self._out.append(self.conn.send_end())
             self._response_done()
-            if self.phase in READING_PHASES and self.transport is not None:
+            if self.phase.reads and self.transport is not None:
                 self._process()
             else:
                 self._finish()
@@ -557,8 +553,15 @@ class HTTPProtocol(Protocol):
             self._end_response()
         ctx = self.ctx
         ctx.requests_served += 1
-        if ctx.access_log is not None:
-            self._log_access()
+        access_log = ctx.access_log
+        if access_log is not None:
+            head: Any = self.head
+            # The request's client: the real one when proxy headers were honoured.
+            peer = self.request.client if self.request is not None else self.transport and self.transport.peername
+            status = self._status
+            access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
+                           status, 0 if head.method == "HEAD" or status in _BODILESS_STATUSES else self._body_bytes,
+                           self.reactor.time() - self._started)
         self.request = None
         self.head = None
         transport = self.transport
@@ -576,19 +579,6 @@ class HTTPProtocol(Protocol):
             self._finish()
             transport.close()
 
-    def _log_access(self) -> None:
-        head = self.head
-        transport = self.transport
-        access_log = self.ctx.access_log
-        if head is None or transport is None or access_log is None:
-            return
-        # The request's client: the real one when proxy headers were honoured.
-        peer = self.request.client if self.request is not None else transport.peername
-        status = self._status
-        size = 0 if head.method == "HEAD" or status in _BODILESS_STATUSES else self._body_bytes
-        access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
-                       status, size, self.reactor.time() - self._started)
-
     # --------------------------------------------------------------- errors
     def _protocol_error(self, exc: ProtocolError) -> None:
         # Garbage from clients and scanners is noise, not news: debug level.
@@ -605,7 +595,7 @@ class HTTPProtocol(Protocol):
             self._abort_response()
             return
         try:
-            self._out.append(self.conn.send_error_response(status, reason, self.ctx.date.value))
+            self._out.append(self.conn.send_error_response(status, reason, self.ctx.wall.http_date))
         except Exception:  # the state machine refuses: the framing is unknown, just close
             pass
         self._to("error_response")

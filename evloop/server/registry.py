@@ -18,9 +18,9 @@ from ..proxy import TrustedProxies
 from ..reactor import Reactor
 from .access_log import AccessLog
 from .config import ServerConfig
-from .context import DateHeader
 from .h1 import HTTPProtocol
 from .phases import Phase, phase_timeouts
+from .wallclock import WallClock
 
 __all__ = ["Server", "address_url"]
 
@@ -39,10 +39,10 @@ class Server:
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
         self.connections: set[HTTPProtocol] = set()
-        self.date = DateHeader(reactor)
+        self.wall = WallClock(reactor)
         self.server_header = self.config.server_header.encode("latin-1")
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
-        self.access_log: AccessLog | None = AccessLog(reactor) if self.config.access_log else None
+        self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self.requests_served = 0
         # Read by every response (a plain attribute: a property would be a call).
@@ -180,7 +180,7 @@ class Server:
             listener.close()
         for protocol in list(self.connections):
             protocol.abort()
-        self.date.stop()
+        self.wall.stop()
         if self.access_log is not None:
             self.access_log.close()
             self.access_log = None  # nothing more is logged
