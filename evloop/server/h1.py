@@ -75,7 +75,7 @@ class HTTPProtocol(Protocol):
     __slots__ = (
         "ctx", "reactor", "transport", "conn", "phase", "head", "body_parts", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
-        "_write_paused", "_reading_paused", "_arm_pending", "_responder",
+        "_write_paused", "_reading_paused", "_arm_pending", "_responder", "_head_hooks", "_input_left",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -102,6 +102,9 @@ class HTTPProtocol(Protocol):
         self._reading_paused = False
         self._arm_pending = False  # a transition's deadline waits for _finish
         self._responder = self._respond_later  # bound once, not per request
+        # Whether a new head is timed and logged (see _head_seen): one test per request when neither is on.
+        self._head_hooks = ctx.access_log is not None or ctx.config.debug_log_heads
+        self._input_left = 0  # bytes buffered behind the last answered request (start_next_cycle says)
 
     # ------------------------------------------------------------ the phase
     def _to(self, event: PhaseEvent) -> None:
@@ -287,6 +290,8 @@ class HTTPProtocol(Protocol):
                 if event_type is RequestHead:
                     head: RequestHead = event  # type: ignore[assignment]
                     self.head = head
+                    if self._head_hooks:
+                        self._head_seen(head)
                     if head.content_length or head.chunked:
                         self._head_with_body(head)
                         continue
@@ -310,17 +315,13 @@ class HTTPProtocol(Protocol):
                     raise RuntimeError(f"unexpected event {event!r}")
                 # A request was answered: when nothing more is buffered, skip
                 # asking for the NEED_DATA (a search of an empty buffer).
-                if self.phase is IDLE and not conn.buffered_bytes and not conn.peer_closed:
+                if self.phase is IDLE and not self._input_left and not conn.peer_closed:
                     break
         finally:
             self._finish()
 
     def _head_with_body(self, head: RequestHead) -> None:
         self._to("head_with_body")
-        if self.ctx.access_log is not None:
-            self._started = self.reactor.time()  # the access log's duration counts the body's arrival
-        if self.ctx.config.debug_log_heads:
-            self._log_head(head)
         if head.expect_continue:
             would_accept = self.ctx.would_accept
             if would_accept is not None and not would_accept(head.method, head.target):
@@ -338,8 +339,11 @@ class HTTPProtocol(Protocol):
         self.body_parts = []
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _log_head(self, head: RequestHead) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
+    def _head_seen(self, head: RequestHead) -> None:
+        """What the access log (its duration counts from here) and ``debug_log_heads`` want of a new head."""
+        if self.ctx.access_log is not None:
+            self._started = self.reactor.time()
+        if self.ctx.config.debug_log_heads and logger.isEnabledFor(logging.DEBUG):
             logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
                          head.version, head.headers)
 
@@ -348,11 +352,6 @@ class HTTPProtocol(Protocol):
         """A complete request: run the app and send what it returns (unless it defers)."""
         self._to("request")
         ctx = self.ctx
-        if not body and not (head.content_length or head.chunked):  # a bodiless request: its head just came
-            if ctx.access_log is not None:
-                self._started = self.reactor.time()
-            if ctx.config.debug_log_heads:
-                self._log_head(head)
         transport: Any = self.transport
         client = transport.peername
         scheme = "http"
@@ -569,7 +568,7 @@ class HTTPProtocol(Protocol):
             return
         conn = self.conn
         if conn.keep_alive and not ctx.shutting_down:
-            conn.start_next_cycle()
+            self._input_left = conn.start_next_cycle()
             self._to("response_done")
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
