@@ -203,7 +203,7 @@ class ServerConnection:
     __slots__ = (
         "_limits",
         "_implicit_end",
-        "_caches",
+        "caches",
         "_heads",
         "_buf",
         "_reader",
@@ -234,7 +234,7 @@ class ServerConnection:
         self._implicit_end = implicit_end
         if caches is None:
             caches = HTTP1Caches()
-        self._caches = caches
+        self.caches = caches  # read-only: for the owner's statistics
         self._heads = HeadReader(limits, caches)
         self._buf = ReceiveBuffer()
         self._reader: Reader | None = None  # set while the receiving side is in BODY
@@ -387,7 +387,7 @@ class ServerConnection:
         ):
             length = len(body)
             headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
-            framed = self._caches.framed
+            framed = self.caches.framed
             key: FramedKey | None
             try:
                 key = (status, headers, length, date, server)
@@ -398,7 +398,7 @@ class ServerConnection:
                 framed.hits += 1
             else:
                 framed.misses += 1
-                head = _frame_plain(status, headers, length, date, server, self._caches.fields)
+                head = _frame_plain(status, headers, length, date, server, self.caches.fields)
                 if head is not None and key is not None:
                     framed.put(key, head)
             if head is not None:
@@ -434,7 +434,7 @@ class ServerConnection:
         if not 200 <= status <= 999:
             raise ValueError(f"not a final status: {status!r}")
         if headers:
-            block, app = prepare_fields(headers, self._caches.fields)
+            block, app = prepare_fields(headers, self.caches.fields)
             if app is not None:
                 block = app.block
                 if content_length is None:

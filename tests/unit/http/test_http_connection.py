@@ -24,6 +24,7 @@ R, S = RecvState, SendState
 # Written out independently of the implementation's table.
 EXPECTED_RECV = {
     (R.IDLE, "head"): R.BODY,
+    (R.IDLE, "complete_head"): R.DONE,
     (R.IDLE, "eof"): R.CLOSED,
     (R.IDLE, "error"): R.ERROR,
     (R.BODY, "data"): R.BODY,
