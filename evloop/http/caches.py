@@ -15,7 +15,7 @@ only ever added through ``put``, which keeps the bound.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .events import RequestHead
@@ -159,8 +159,9 @@ class HTTP1Caches:
         """Caches that hold nothing: every step takes the plain path (for tests and measurements)."""
         return cls(max_heads=0, max_head_chars=0, max_heads_seen=0, max_hosts=0, max_fields=0, max_framed=0)
 
-    def all(self) -> tuple[BoundedCache[object, object], ...]:
-        return (self.heads, self.heads_seen, self.hosts, self.fields, self.framed)  # type: ignore[return-value]
+    def all(self) -> tuple[BoundedCache[Any, Any], ...]:
+        """Every cache of the group."""
+        return (self.heads, self.heads_seen, self.hosts, self.fields, self.framed)
 
     def clear(self) -> None:
         """Empty every cache."""
