@@ -107,8 +107,8 @@ class HeadReader:
     exactly that head's bytes (a keep-alive client, a pipelined burst) the
     head is taken with one comparison, without searching, decoding or a cache
     lookup.  Measured with ``load/bench_instructions.py`` (against the same
-    run without the memo): ~4,500 instructions a request of the
-    ``keepalive`` case.  The memo is about bytes, not offsets, so the
+    run without the memo): ``keepalive`` 38,497 -> 33,100 instructions a
+    request.  The memo is about bytes, not offsets, so the
     buffer's compaction leaves it valid.
     """
 
