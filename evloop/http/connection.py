@@ -560,14 +560,6 @@ class ServerConnection:
         )
         return head if self._head_request and state is _SEND_RESPONSE else head + body
 
-    def next_cycle_event(self) -> Event | None:
-        """``start_next_cycle()``, then ``next_event()``; None instead of
-        NEED_DATA when nothing is buffered (and the peer has not closed).
-        For a server that answers a burst of pipelined requests in one loop."""
-        if self.start_next_cycle() or self._eof:
-            return self.next_event()
-        return None
-
     def start_next_cycle(self) -> int:
         """Reset both sides for the next request (both DONE, keep-alive).
 

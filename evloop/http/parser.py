@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Bytes accumulate in a ``ReceiveBuffer`` (a bytearray and a read offset).  A
-request head is parsed only once it is complete: ``read_head`` looks for the
+request head is parsed only once it is complete: ``HeadReader`` looks for the
 empty line that ends it, resuming each search where the previous one stopped
 (``ReceiveBuffer.searched``), so a head that arrives one byte at a time costs
 linear time.  The complete head is decoded once as latin-1 and validated with
