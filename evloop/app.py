@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .http.fields import check_field
+from .http.fields import check_field, parse_content_length
 
 __all__ = [
     "App",
@@ -317,24 +317,6 @@ class FileBody:
         return f"<FileBody {getattr(self.file, 'name', self.file)!r} offset={self.offset} count={self.count}>"
 
 
-
-
-# Valid header names seen so far -> lowercase: handlers reuse a handful of
-# names, and a dict hit is several times cheaper than the token regex.
-_checked_names: dict[str, str] = {}
-_MAX_CHECKED_NAMES = 1024
-
-
-def _remember_name(name: str) -> str:
-    lname = name.lower()
-    if len(_checked_names) < _MAX_CHECKED_NAMES:
-        _checked_names[name] = lname
-    return lname
-
-
-_check_header = check_field  # the wire's rules (evloop.http.fields), so a bad field fails here, as a 500
-
-
 class Response:
     """Status, headers and body of a response.
 
@@ -373,32 +355,27 @@ class Response:
         has_content_type = False
         if header_list:
             kept = []
+            lengths = None
             for name, value in header_list:
-                lname = _checked_names.get(name)
-                if lname is None:
-                    _check_header(name, value)
-                    lname = _remember_name(name)
-                elif not (value.isascii() and value.isprintable()):
-                    # Printable ASCII needs no check; anything else (a tab,
-                    # latin-1, a control, a character past latin-1) gets the full one.
-                    _check_header(name, value)
+                check_field(name, value)  # the wire's rules, so a bad field fails here, as a 500
+                lname = name.lower()
                 if lname == "content-length":
-                    value = value.strip()
-                    if not value.isdigit() or not value.isascii():
-                        raise ValueError(f"invalid Content-Length {value!r}")
-                    if declared is not None and declared != int(value):
-                        raise ValueError("conflicting Content-Length headers")
-                    declared = int(value)
+                    if lengths is None:
+                        lengths = [value]
+                    else:
+                        lengths.append(value)
                     continue
                 if lname == "content-type":
                     has_content_type = True
                 kept.append((name, value))
             header_list = kept
+            if lengths is not None:
+                declared = parse_content_length(lengths)
 
         if content_type is not None:
             if has_content_type:
                 raise ValueError("content_type given twice (argument and header)")
-            _check_header("Content-Type", content_type)
+            check_field("Content-Type", content_type)
             header_list.append(("Content-Type", content_type))
             has_content_type = True
 

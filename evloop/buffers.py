@@ -170,19 +170,14 @@ class ReceiveBuffer:
     terminator, chunk-size line, trailer section) has already examined; any
     code that advances ``pos`` resets it.  It is relative to ``pos`` so that
     compaction does not disturb it.
-
-    ``last_head`` is the head parser's memo of the last head it took from
-    its cache (see ``evloop.http.parser.read_head``); it is about bytes, not
-    offsets, so compaction leaves it valid.
     """
 
-    __slots__ = ("data", "pos", "searched", "last_head")
+    __slots__ = ("data", "pos", "searched")
 
     def __init__(self) -> None:
         self.data = bytearray()
         self.pos = 0
         self.searched = 0
-        self.last_head: tuple[Any, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.data) - self.pos

@@ -57,7 +57,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from evloop.app import FileBody, Request, Response
-from evloop.http.fields import check_field
+from evloop.http.fields import check_field, parse_content_length
 
 __all__ = ["FileWrapper", "WSGIApp", "build_environ"]
 
@@ -418,11 +418,11 @@ class WSGIApp:
 
 
 def _declared_length(headers: list[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == "content-length":
-            value = value.strip()
-            if value.isdigit() and value.isascii():
-                return int(value)
-            raise ValueError(f"WSGI app sent an invalid Content-Length {value!r}")
-    return None
+    values = [value for name, value in headers if name.lower() == "content-length"]
+    if not values:
+        return None
+    try:
+        return parse_content_length(values)
+    except ValueError as exc:
+        raise ValueError(f"WSGI app sent an invalid Content-Length: {exc}") from None
 

@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evloop.http import PAUSED, ServerConnection  # noqa: E402
-from evloop.http.parser import Limits, ReceiveBuffer, read_head  # noqa: E402
+from evloop.http.caches import HTTP1Caches  # noqa: E402
+from evloop.http.parser import HeadReader, Limits, ReceiveBuffer  # noqa: E402
 
 # A typical Chrome navigation request, about 600 bytes.
 BROWSER_HEAD = (
@@ -66,13 +67,15 @@ def unique_heads(head: bytes, n: int) -> list[bytes]:
 
 def head_only(head: bytes, unique: bool = False):
     limits = Limits()
+    caches = HTTP1Caches()
 
     def run(n: int) -> None:
         heads = unique_heads(head, n) if unique else [head] * n
         for h in heads:
             buf = ReceiveBuffer()
             buf.feed(h)
-            read_head(buf, limits)
+            # A new reader each time: the head comes from the shared cache, not the reader's last-head memo.
+            HeadReader(limits, caches).read(buf)
 
     return run
 

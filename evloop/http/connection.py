@@ -7,10 +7,11 @@ Two small machines, joined by ``keep_alive``:
 receiving side (RecvState)::
 
     IDLE --head--> BODY --end--> DONE --next_cycle--> IDLE
+    IDLE --complete_head--> DONE
     IDLE, BODY --eof--> CLOSED        IDLE, BODY --error--> ERROR
 
-(with ``implicit_end``, a head without a body takes head and end at once:
-IDLE to DONE, and no EndOfMessage event is returned for it)
+(``complete_head``: with ``implicit_end``, a head without a body is the whole
+request, and no EndOfMessage event is returned for it)
 
 sending side (SendState)::
 
@@ -36,10 +37,11 @@ from collections.abc import Iterable, Sequence
 from typing import AnyStr
 
 from ..buffers import ReceiveBuffer
+from .caches import BoundedCache, FieldsKey, FramedKey, HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
-from .parser import Limits, Reader, body_reader, read_head, read_no_body
-from .writer import LAST_CHUNK, STATUS_LINES, chunk, encode_fields, error_body, prepare_fields, status_line
+from .parser import HeadReader, Limits, Reader, body_reader, read_no_body
+from .writer import LAST_CHUNK, AppFields, chunk, encode_fields, error_body, prepare_fields, response_head
 
 
 class RecvState(enum.Enum):
@@ -63,9 +65,11 @@ class SendState(enum.Enum):
     __hash__ = object.__hash__
 
 
-RECV_EVENTS = ("head", "data", "end", "eof", "error", "next_cycle")
+RECV_EVENTS = ("head", "complete_head", "data", "end", "eof", "error", "next_cycle")
 RECV_TRANSITIONS = {
     (RecvState.IDLE, "head"): RecvState.BODY,
+    # With implicit_end, a head without a body is the whole request.
+    (RecvState.IDLE, "complete_head"): RecvState.DONE,
     (RecvState.BODY, "data"): RecvState.BODY,
     (RecvState.BODY, "end"): RecvState.DONE,
     (RecvState.DONE, "next_cycle"): RecvState.IDLE,
@@ -105,13 +109,16 @@ SEND_TRANSITIONS = {
 
 # The hot path's transitions from a state it has already checked: looked up
 # in the tables once here, so a request costs no table lookups or calls.
-_IDLE_HEAD = RECV_TRANSITIONS[RecvState.IDLE, "head"]
-_BODY_DATA = RECV_TRANSITIONS[RecvState.BODY, "data"]
-_BODY_END = RECV_TRANSITIONS[RecvState.BODY, "end"]
-_RECV_NEXT_CYCLE = RECV_TRANSITIONS[RecvState.DONE, "next_cycle"]
-_IDLE_REQUEST = SEND_TRANSITIONS[SendState.IDLE, "request"]
-_SEND_NEXT_CYCLE = SEND_TRANSITIONS[SendState.DONE, "next_cycle"]
-_COMPLETE_RESPONSE = SEND_TRANSITIONS[SendState.SEND_RESPONSE, "complete_response"]
+# Each is the state after an event: ``_RECV_AFTER_HEAD`` holds the receiving
+# side's state after a head in IDLE.
+_RECV_AFTER_HEAD = RECV_TRANSITIONS[RecvState.IDLE, "head"]
+_RECV_AFTER_COMPLETE_HEAD = RECV_TRANSITIONS[RecvState.IDLE, "complete_head"]
+_RECV_AFTER_DATA = RECV_TRANSITIONS[RecvState.BODY, "data"]
+_RECV_AFTER_END = RECV_TRANSITIONS[RecvState.BODY, "end"]
+_RECV_AFTER_NEXT_CYCLE = RECV_TRANSITIONS[RecvState.DONE, "next_cycle"]
+_SEND_AFTER_REQUEST = SEND_TRANSITIONS[SendState.IDLE, "request"]
+_SEND_AFTER_COMPLETE_RESPONSE = SEND_TRANSITIONS[SendState.SEND_RESPONSE, "complete_response"]
+_SEND_AFTER_NEXT_CYCLE = SEND_TRANSITIONS[SendState.DONE, "next_cycle"]
 
 
 def recv_transition(state: RecvState, event: str) -> RecvState:
@@ -159,45 +166,29 @@ _NO_BODY = _Body.NONE
 _CONNECTION_CLOSE = b"Connection: close\r\n"
 _CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
-
-
-# Framed heads of plain complete responses (see send_complete_response), by
-# (status, fields, body length, Date, Server).  Measured with
-# load/bench_instructions.py: a hit saves ~3,000 instructions a response
-# (the field check, the join and the Content-Length formatting).  Bounded,
-# cleared when full; a new Date each second makes new keys, so old ones go
-# with the next clearing.
-_FramedKey = tuple[int, tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...], int, bytes, bytes]
-_FRAMED: dict[_FramedKey, bytes] = {}
-_FRAMED_MAX = 256
+_TEXT_PLAIN = b"Content-Type: text/plain; charset=utf-8\r\n"
 
 
 def _frame_plain(
-    status: int, headers: Iterable[tuple[AnyStr, AnyStr]], length: int, date: bytes, server: bytes
+    status: int,
+    headers: Iterable[tuple[AnyStr, AnyStr]],
+    length: int,
+    date: bytes,
+    server: bytes,
+    fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]],
 ) -> bytes | None:
     """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
     body, or None when the general path must decide (a field evloop manages
     among ``headers``, a status without content, an invalid status)."""
     if headers:
-        block, app = prepare_fields(headers)
+        block, app = prepare_fields(headers, fields)
         if app is not None:
             return None
     else:
         block = b""
     if status == 204 or status == 304 or not 200 <= status <= 999:
         return None
-    return b"".join(
-        (
-            STATUS_LINES.get(status) or status_line(status),
-            b"Server: ",
-            server,
-            b"\r\nDate: ",
-            date,
-            b"\r\n",
-            block,
-            b"Content-Length: %d\r\n\r\n" % length,
-        )
-    )
+    return response_head(status, block, b"Content-Length: %d\r\n" % length, b"", date, server)
 
 
 class ServerConnection:
@@ -212,6 +203,8 @@ class ServerConnection:
     __slots__ = (
         "_limits",
         "_implicit_end",
+        "caches",
+        "_heads",
         "_buf",
         "_reader",
         "_eof",
@@ -225,13 +218,24 @@ class ServerConnection:
         "keep_alive",
     )
 
-    def __init__(self, limits: Limits = Limits(), *, implicit_end: bool = False) -> None:
+    def __init__(
+        self, limits: Limits = Limits(), *, implicit_end: bool = False, caches: HTTP1Caches | None = None
+    ) -> None:
         """``implicit_end``: a request without a body is complete with its
         ``RequestHead`` (the receiving side goes straight to DONE and no
         ``EndOfMessage`` follows); for a server that answers such requests
-        at once, this saves an event and a call per request."""
+        at once, this saves an event and a call per request.
+
+        ``caches``: the speed-ups shared by a server's connections (see
+        ``evloop.http.caches.HTTP1Caches``); a server creates one and passes
+        it to every connection.  None gives this connection caches of its
+        own."""
         self._limits = limits
         self._implicit_end = implicit_end
+        if caches is None:
+            caches = HTTP1Caches()
+        self.caches = caches  # read-only: for the owner's statistics
+        self._heads = HeadReader(limits, caches)
         self._buf = ReceiveBuffer()
         self._reader: Reader | None = None  # set while the receiving side is in BODY
         self._eof = False
@@ -292,7 +296,7 @@ class ServerConnection:
         state = self.their_state
         if state is _RECV_IDLE:
             try:
-                head = read_head(self._buf, self._limits)
+                head = self._heads.read(self._buf)
             except ProtocolError as exc:
                 self._fail(exc)
                 raise
@@ -307,16 +311,18 @@ class ServerConnection:
                 return NEED_DATA
             # The request begins.  The sending side is normally IDLE too.
             our_state = self.our_state
-            self.our_state = _IDLE_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
+            self.our_state = (
+                _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
+            )
             self.keep_alive = head.keep_alive
             if head.chunked or head.content_length:
-                self.their_state = _IDLE_HEAD
+                self.their_state = _RECV_AFTER_HEAD
                 self._reader = body_reader(head, self._limits)
             elif self._implicit_end:
-                self.their_state = _BODY_END  # the head and, at once, the end of its empty body
+                self.their_state = _RECV_AFTER_COMPLETE_HEAD
                 self._reader = None
             else:
-                self.their_state = _IDLE_HEAD
+                self.their_state = _RECV_AFTER_HEAD
                 self._reader = read_no_body
             self._http10 = head.version == "HTTP/1.0"
             self._head_request = head.method == "HEAD"
@@ -334,7 +340,7 @@ class ServerConnection:
                     self.keep_alive = False
                     return ConnectionClosed()
                 return NEED_DATA
-            self.their_state = _BODY_DATA if event.__class__ is Data else _BODY_END
+            self.their_state = _RECV_AFTER_DATA if event.__class__ is Data else _RECV_AFTER_END
             return event
         if state is _RECV_DONE:
             return PAUSED
@@ -358,7 +364,7 @@ class ServerConnection:
         self.our_state = send_transition(self.our_state, "informational")
         if self._http10:
             return b""
-        return b"".join((status_line(status), block, b"\r\n"))
+        return response_head(status, block, b"", b"", None, None)
 
     def send_complete_response(
         self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes, server: bytes = b"evloop"
@@ -381,20 +387,22 @@ class ServerConnection:
         ):
             length = len(body)
             headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
-            key: _FramedKey | None
+            framed = self.caches.framed
+            key: FramedKey | None
             try:
                 key = (status, headers, length, date, server)
-                head = _FRAMED.get(key)
+                head = framed.entries.get(key)
             except TypeError:  # unhashable pairs (lists): nothing to remember
                 key = head = None
-            if head is None:
-                head = _frame_plain(status, headers, length, date, server)
-                if head is not None and key is not None:
-                    if len(_FRAMED) >= _FRAMED_MAX:
-                        _FRAMED.clear()
-                    _FRAMED[key] = head
             if head is not None:
-                self.our_state = _COMPLETE_RESPONSE
+                framed.hits += 1
+            else:
+                framed.misses += 1
+                head = _frame_plain(status, headers, length, date, server, self.caches.fields)
+                if head is not None and key is not None:
+                    framed.put(key, head)
+            if head is not None:
+                self.our_state = _SEND_AFTER_COMPLETE_RESPONSE
                 self._body = _BY_LENGTH
                 self._remaining = 0
                 return head + body
@@ -426,7 +434,7 @@ class ServerConnection:
         if not 200 <= status <= 999:
             raise ValueError(f"not a final status: {status!r}")
         if headers:
-            block, app = prepare_fields(headers)
+            block, app = prepare_fields(headers, self.caches.fields)
             if app is not None:
                 block = app.block
                 if content_length is None:
@@ -481,29 +489,13 @@ class ServerConnection:
         self._body = mode
         self.our_state = our_state
 
-        if app is None:
-            return b"".join(
-                (
-                    status_line(status),
-                    b"Server: ",
-                    server,
-                    b"\r\nDate: ",
-                    date,
-                    b"\r\n",
-                    block,
-                    framing,
-                    connection,
-                    b"\r\n",
-                    body,
-                )
+        if app is not None:
+            head = response_head(
+                status, block, framing, connection, None if app.date else date, None if app.server else server
             )
-        parts = [status_line(status)]
-        if not app.server:
-            parts += (b"Server: ", server, b"\r\n")
-        if not app.date:
-            parts += (b"Date: ", date, b"\r\n")
-        parts += (block, framing, connection, b"\r\n", body)
-        return b"".join(parts)
+        else:
+            head = response_head(status, block, framing, connection, date, server)
+        return head + body if body else head
 
     def send_data(self, data: bytes) -> bytes:
         """Frame a piece of the response body (chunked when chunked)."""
@@ -563,38 +555,10 @@ class ServerConnection:
         if state is not _SEND_IDLE and state is not _SEND_RESPONSE:
             return b""
         body = error_body(status, reason)
-        return b"".join(
-            (
-                status_line(status),
-                b"Server: ",
-                server,
-                b"\r\nDate: ",
-                date,
-                b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
-                _CONNECTION_CLOSE,
-                b"\r\n",
-                b"" if self._head_request and state is _SEND_RESPONSE else body,
-            )
+        head = response_head(
+            status, _TEXT_PLAIN, b"Content-Length: %d\r\n" % len(body), _CONNECTION_CLOSE, date, server
         )
-
-    def next_cycle_event(self) -> Event | None:
-        """``start_next_cycle()``, then the first event of the next request;
-        None instead of NEED_DATA when nothing is buffered (and the peer has
-        not closed: then ConnectionClosed).  For a server
-        that answers a burst of pipelined requests in one loop."""
-        # start_next_cycle's resets, repeated rather than called: the call
-        # costs ~500 instructions a pipelined request (2.7%, measured with
-        # load/bench_instructions.py).  Keep the two in step.
-        if self.their_state is not _RECV_DONE or self.our_state is not _SEND_DONE:
-            self.start_next_cycle()  # raises the StateError
-        self.their_state = _RECV_NEXT_CYCLE
-        self.our_state = _SEND_NEXT_CYCLE
-        self._reader = None
-        self._body = _NO_BODY
-        buf = self._buf
-        if len(buf.data) == buf.pos and not self._eof:
-            return None
-        return self.next_event()
+        return head if self._head_request and state is _SEND_RESPONSE else head + body
 
     def start_next_cycle(self) -> int:
         """Reset both sides for the next request (both DONE, keep-alive).
@@ -609,8 +573,8 @@ class ServerConnection:
                 f"cannot start next cycle: receiving side {their_state.name}, "
                 f"sending side {our_state.name}"
             )
-        self.their_state = _RECV_NEXT_CYCLE
-        self.our_state = _SEND_NEXT_CYCLE
+        self.their_state = _RECV_AFTER_NEXT_CYCLE
+        self.our_state = _SEND_AFTER_NEXT_CYCLE
         self._reader = None
         self._body = _NO_BODY
         buf = self._buf

@@ -11,15 +11,26 @@ other control are refused, which is what stops response splitting.  A ``str``
 value must encode as latin-1, the wire's encoding.  The writer checks the
 joined head with the same character classes (``grammar.RESPONSE_FIELDS_RE``);
 this module names the field that failed and why.
+
+It also holds the one parser of Content-Length values, for requests (the
+parser) and for responses (``Response``, WSGI, the writer).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from .grammar import TCHAR, VCHAR
 
-__all__ = ["check_field", "field_error", "is_valid_name", "is_valid_value"]
+__all__ = [
+    "ContentLengthTooLarge",
+    "check_field",
+    "field_error",
+    "is_valid_name",
+    "is_valid_value",
+    "parse_content_length",
+]
 
 is_valid_name = re.compile(f"[{TCHAR}]+").fullmatch
 is_valid_value = re.compile(f"[\t {VCHAR}]*").fullmatch
@@ -41,3 +52,42 @@ def check_field(name: str, value: str) -> None:
     # type runs this once); the reason is worked out only on failure.
     if is_valid_name(name) is None or is_valid_value(value) is None:
         raise ValueError(field_error(name, value))
+
+
+class ContentLengthTooLarge(ValueError):
+    """A Content-Length of more digits than any real length has (a request gets a 413)."""
+
+
+_DIGITS = re.compile(r"[0-9]++")
+# More digits than this cannot be a sane length; refuse before int().
+_MAX_LENGTH_DIGITS = 19
+
+
+def parse_content_length(values: Iterable[str]) -> int:
+    """The length stated by Content-Length field values (RFC 9110 8.6, RFC 9112 6.3).
+
+    ``values``: the value of each Content-Length field line, in any number.
+    Each is a decimal length, or a comma list of identical ones ("5, 5"),
+    with optional whitespace around elements; every line must state the same
+    length.  Leading zeros are ignored.
+
+    Raises ``ValueError`` naming the problem: no values, an element that is
+    not ASCII digits, lengths that disagree, or (``ContentLengthTooLarge``)
+    more than 19 significant digits.
+    """
+    length = None
+    for value in values:
+        for element in value.split(","):
+            element = element.strip(" \t")
+            if _DIGITS.fullmatch(element) is None:
+                raise ValueError(f"invalid Content-Length {value[:40]!r} (RFC 9110 8.6)")
+            element = element.lstrip("0") or "0"
+            if length is None:
+                length = element
+            elif element != length:
+                raise ValueError("conflicting Content-Length values (RFC 9112 6.3)")
+    if length is None:
+        raise ValueError("no Content-Length value")
+    if len(length) > _MAX_LENGTH_DIGITS:
+        raise ContentLengthTooLarge("Content-Length too large")
+    return int(length)

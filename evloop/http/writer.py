@@ -10,7 +10,8 @@ from http import HTTPStatus  # the standard library's, not evloop.http
 from typing import Any, AnyStr, overload
 
 from . import grammar
-from .fields import field_error
+from .caches import BoundedCache, FieldsKey
+from .fields import field_error, parse_content_length
 
 STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
@@ -27,6 +28,29 @@ def status_line(status: int) -> bytes:
     if not isinstance(status, int) or not 100 <= status <= 999:
         raise ValueError(f"invalid status code {status!r}")
     return b"HTTP/1.1 %d \r\n" % status
+
+
+def response_head(
+    status: int, block: bytes, framing: bytes, connection: bytes, date: bytes | None, server: bytes | None
+) -> bytes:
+    """The one builder of response heads: the status line, ``Server`` and
+    ``Date`` (left out when None: the application gave its own, or an
+    interim response), the application's field ``block``, the ``framing``
+    and ``connection`` fields, and the empty line.
+
+    Every argument but ``status`` is serialised already (field lines end in
+    CRLF); raises ValueError for an invalid status.
+    """
+    line = STATUS_LINES.get(status) or status_line(status)
+    if server is not None and date is not None:
+        return b"".join((line, b"Server: ", server, b"\r\nDate: ", date, b"\r\n", block, framing, connection, CRLF))
+    parts = [line]
+    if server is not None:
+        parts += (b"Server: ", server, CRLF)
+    if date is not None:
+        parts += (b"Date: ", date, CRLF)
+    parts += (block, framing, connection, CRLF)
+    return b"".join(parts)
 
 
 def reason_phrase(status: int) -> str:
@@ -90,13 +114,13 @@ class AppFields:
         self.date = False
         self.server = False
         kept = []
-        lengths = set()
+        lengths = []
         for line in block.split(b"\r\n")[:-1]:
             name, _, value = line.partition(b":")
             name = name.lower()
             value = value.strip(b" \t")
             if name == b"content-length":
-                lengths.add(value)
+                lengths.append(value.decode("latin-1"))
                 continue
             if name == b"transfer-encoding":
                 continue
@@ -110,38 +134,33 @@ class AppFields:
                 self.server = True
             kept.append(line)
         if lengths:
-            if len(lengths) != 1 or not (value := lengths.pop()).isdigit():
-                raise ValueError("conflicting or invalid Content-Length header")
-            self.content_length = int(value)
+            self.content_length = parse_content_length(lengths)
         self.block = b"".join([line + b"\r\n" for line in kept])
 
 
-_FieldsKey = tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...]
-_PREPARED: dict[_FieldsKey, tuple[bytes, "AppFields | None"]] = {}
-_PREPARED_MAX = 512
-
-
-def prepare_fields(headers: Iterable[tuple[AnyStr, AnyStr]]) -> tuple[bytes, "AppFields | None"]:
+def prepare_fields(
+    headers: Iterable[tuple[AnyStr, AnyStr]], cache: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]]
+) -> tuple[bytes, AppFields | None]:
     """``encode_fields`` plus ``AppFields`` when the block sets a managed field.
 
     Applications tend to send the same few header lists again and again, so
-    results are cached by value (a bounded dict, cleared when full).
+    results are kept in ``cache`` (``HTTP1Caches.fields``) by value.
     """
     fields = tuple(headers)  # read once: an iterator of pairs works
     try:
-        cached = _PREPARED.get(fields)
+        cached = cache.entries.get(fields)
         cacheable = True
     except TypeError:  # unhashable pairs (lists): no caching
         cached = None
         cacheable = False
     if cached is not None:
+        cache.hits += 1
         return cached
+    cache.misses += 1
     block = encode_fields(fields)
     result = (block, AppFields(block) if has_special_fields(block) else None)
     if cacheable:
-        if len(_PREPARED) >= _PREPARED_MAX:
-            _PREPARED.clear()
-        _PREPARED[fields] = result
+        cache.put(fields, result)
     return result
 
 

@@ -36,9 +36,12 @@ def drain(conn: ServerConnection, events: list, respond: bool) -> None:
             return
 
 
-def run(chunks, limits: Limits = Limits(), *, eof: bool = False, respond: bool = True):
-    """Feed ``chunks``; return (events, ProtocolError or None, connection)."""
-    conn = ServerConnection(limits)
+def run(chunks, limits: Limits = Limits(), *, eof: bool = False, respond: bool = True, caches=None):
+    """Feed ``chunks``; return (events, ProtocolError or None, connection).
+
+    ``caches``: an ``HTTP1Caches`` to share with other runs (None: the
+    connection's own)."""
+    conn = ServerConnection(limits, caches=caches)
     events: list = []
     try:
         for chunk in chunks:

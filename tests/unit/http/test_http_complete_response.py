@@ -1,4 +1,5 @@
-"""send_complete_response: the same bytes and states as send_response, memo or not."""
+"""send_complete_response: the same bytes and states as send_response (the
+plain path), whether its head comes from the framed-response cache or not."""
 
 import itertools
 
@@ -6,7 +7,7 @@ import pytest
 from _http_helpers import DATE
 
 from evloop.http import NEED_DATA, ServerConnection
-from evloop.http import connection as connection_module
+from evloop.http.caches import HTTP1Caches
 
 REQUESTS = {
     "1.1": b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -28,9 +29,9 @@ FIELDS = {
 STATUSES = [200, 201, 204, 304, 404, 599, 999]
 
 
-def ready(request: bytes, implicit_end: bool) -> ServerConnection:
+def ready(request: bytes, implicit_end: bool, caches: HTTP1Caches | None = None) -> ServerConnection:
     """A connection with ``request`` received whole, waiting for its response."""
-    conn = ServerConnection(implicit_end=implicit_end)
+    conn = ServerConnection(implicit_end=implicit_end, caches=caches)
     conn.receive_data(request)
     conn.next_event()
     if not implicit_end:
@@ -45,16 +46,20 @@ def state(conn: ServerConnection):
 @pytest.mark.parametrize("implicit_end", [True, False])
 @pytest.mark.parametrize("request_name", sorted(REQUESTS))
 def test_same_bytes_and_states_as_send_response(request_name, implicit_end):
-    connection_module._FRAMED.clear()
+    caches = HTTP1Caches()
     for status, fields_name, body in itertools.product(STATUSES, sorted(FIELDS), [b"", b"ok"]):
         fields = FIELDS[fields_name]
-        general = ready(REQUESTS[request_name], implicit_end)
+        general = ready(REQUESTS[request_name], implicit_end, HTTP1Caches.disabled())
         expected = general.send_response(status, fields, content_length=len(body), date=DATE, body=body)
-        for attempt in range(3):  # the first frames, the others may come from the memo
-            conn = ready(REQUESTS[request_name], implicit_end)
+        for attempt in range(3):  # the first frames, the others may come from the cache
+            conn = ready(REQUESTS[request_name], implicit_end, caches)
             got = conn.send_complete_response(status, fields, body, DATE)
             assert got == expected, (status, fields_name, body, attempt)
             assert state(conn) == state(general), (status, fields_name, body, attempt)
+            uncached = ready(REQUESTS[request_name], implicit_end, HTTP1Caches.disabled())
+            assert uncached.send_complete_response(status, fields, body, DATE) == expected
+    # The plain keep-alive requests frame from the cache; the others never use it.
+    assert bool(caches.framed.hits) is (request_name == "1.1")
 
 
 def test_each_date_server_length_and_field_value_frames_anew():
@@ -77,11 +82,27 @@ def test_invalid_fields_raise_every_time():
             ready(REQUESTS["1.1"], True).send_complete_response(200, [("X-A", "1\r\nInjected: yes")], b"", DATE)
 
 
-def test_memo_is_bounded():
-    for length in range(connection_module._FRAMED_MAX * 3):
-        conn = ready(REQUESTS["1.1"], True)
+def test_framed_cache_is_bounded():
+    caches = HTTP1Caches(max_framed=16)
+    for length in range(16 * 3):
+        conn = ready(REQUESTS["1.1"], True, caches)
         conn.send_complete_response(200, [("Content-Type", "text/plain")], b"x" * length, DATE)
-        assert len(connection_module._FRAMED) <= connection_module._FRAMED_MAX
+        assert len(caches.framed) <= 16
+    assert caches.framed.clears == 2 and caches.framed.misses == 48
+    assert caches.fields.hits == 47 and len(caches.fields) == 1  # one field list, encoded once
+
+
+def test_connections_share_the_caches_they_are_given():
+    caches = HTTP1Caches()
+    for _ in range(3):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, [("X-A", "1")], b"ok", DATE)
+    assert (caches.framed.hits, caches.framed.misses) == (2, 1)
+    # Without caches, a connection has its own: nothing is shared.
+    first, second = ready(REQUESTS["1.1"], True), ready(REQUESTS["1.1"], True)
+    assert first.caches is not second.caches
+    first.send_complete_response(200, [("X-A", "1")], b"ok", DATE)
+    second.send_complete_response(200, [("X-A", "1")], b"ok", DATE)
+    assert second.caches.framed.hits == 0
 
 
 def test_next_cycle_after_a_memoised_response():

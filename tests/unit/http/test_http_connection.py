@@ -24,6 +24,7 @@ R, S = RecvState, SendState
 # Written out independently of the implementation's table.
 EXPECTED_RECV = {
     (R.IDLE, "head"): R.BODY,
+    (R.IDLE, "complete_head"): R.DONE,
     (R.IDLE, "eof"): R.CLOSED,
     (R.IDLE, "error"): R.ERROR,
     (R.BODY, "data"): R.BODY,
@@ -516,19 +517,21 @@ def test_without_implicit_end_a_bodiless_request_still_ends_with_end_of_message(
     assert isinstance(conn.next_event(), EndOfMessage)
 
 
-def test_next_cycle_event_starts_the_cycle_and_returns_the_next_event():
+def test_implicit_end_takes_a_pipelined_request_complete_with_its_head():
     conn = ServerConnection(implicit_end=True)
     conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c HTTP/1.1\r\nHo")
     assert conn.next_event().target == "/a"
     conn.send_response(200, [], content_length=0, date=DATE)
-    head = conn.next_cycle_event()
+    assert conn.start_next_cycle()
+    head = conn.next_event()  # IDLE --complete_head--> DONE
     assert head.target == "/b" and conn.their_state is RecvState.DONE and conn.our_state is SendState.SEND_RESPONSE
     conn.send_response(200, [], content_length=0, date=DATE)
-    assert conn.next_cycle_event() is NEED_DATA  # a partial head is buffered
+    assert conn.start_next_cycle()
+    assert conn.next_event() is NEED_DATA  # a partial head is buffered
     conn.receive_data(b"st: h\r\n\r\n")
     assert conn.next_event().target == "/c"
     conn.send_response(200, [], content_length=0, date=DATE)
-    assert conn.next_cycle_event() is None  # nothing buffered: no NEED_DATA to ask for
+    assert conn.start_next_cycle() == 0  # nothing buffered
     assert conn.their_state is RecvState.IDLE and conn.our_state is SendState.IDLE
     conn.receive_data(b"GET /d HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n")
     with pytest.raises(ProtocolError):
@@ -536,7 +539,7 @@ def test_next_cycle_event_starts_the_cycle_and_returns_the_next_event():
 
 
 @pytest.mark.parametrize("stage", ["response not sent", "body not read", "must close"])
-def test_next_cycle_event_refuses_what_start_next_cycle_refuses(stage):
+def test_start_next_cycle_refuses_and_changes_nothing(stage):
     conn = ServerConnection()
     if stage == "body not read":
         conn.receive_data(request("POST / HTTP/1.1\nHost: h\nContent-Length: 3", b"a"))
@@ -549,14 +552,15 @@ def test_next_cycle_event_refuses_what_start_next_cycle_refuses(stage):
             conn.send_response(200, [], content_length=0, date=DATE)
     states = (conn.their_state, conn.our_state)
     with pytest.raises(StateError, match="cannot start next cycle"):
-        conn.next_cycle_event()
+        conn.start_next_cycle()
     assert (conn.their_state, conn.our_state) == states
 
 
-def test_next_cycle_event_reports_the_close_of_a_peer_that_sent_eof_meanwhile():
+def test_next_cycle_reports_the_close_of_a_peer_that_sent_eof_meanwhile():
     conn = ServerConnection(implicit_end=True)
     conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
     conn.next_event()
     conn.receive_data(b"")  # the peer half-closes while its request is answered
     conn.send_response(200, [], content_length=0, date=DATE)
-    assert isinstance(conn.next_cycle_event(), ConnectionClosed)
+    assert conn.start_next_cycle() == 0
+    assert isinstance(conn.next_event(), ConnectionClosed)

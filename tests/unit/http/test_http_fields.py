@@ -39,3 +39,31 @@ def test_invalid_fields_fail_everywhere_with_the_same_reason(name, value):
     with pytest.raises(ValueError) as written:
         encode_fields([("X-Fine", "ok"), (name, value)])
     assert str(built.value) == str(written.value) == reason
+
+
+# --- the one Content-Length parser (requests, Response, WSGI, the writer) ----
+
+import pytest  # noqa: E402
+
+from evloop.http.fields import ContentLengthTooLarge, parse_content_length  # noqa: E402
+
+
+@pytest.mark.parametrize("values,expected", [
+    (["0"], 0), (["42"], 42), ([" 42\t"], 42), (["007"], 7), (["5, 5"], 5), (["5", "05"], 5),
+    (["9" * 19], int("9" * 19)), (["0" * 40 + "1"], 1),
+])
+def test_content_length_accepted(values, expected):
+    assert parse_content_length(values) == expected
+
+
+@pytest.mark.parametrize("values", [[], [""], ["-1"], ["+1"], ["1_000"], ["0x10"], ["1 2"], ["5, 6"], ["5", "6"],
+                                    ["\u0661"], ["1,"]])
+def test_content_length_refused(values):
+    with pytest.raises(ValueError) as err:
+        parse_content_length(values)
+    assert not isinstance(err.value, ContentLengthTooLarge)
+
+
+def test_content_length_too_large_is_its_own_error():
+    with pytest.raises(ContentLengthTooLarge):
+        parse_content_length(["1" + "0" * 19])

@@ -1,50 +1,116 @@
-"""The bounded cache of parsed heads must never change what a head parses to."""
+"""The caches of parsed heads and valid hosts, and a connection's last-head
+memo, must never change what a stream parses to: each is checked against the
+plain path (``HTTP1Caches.disabled()``, which holds nothing)."""
 
 import pytest
+from _http_helpers import bytewise, merge_data, run
 
-from evloop.http import Limits, ProtocolError
-from evloop.http.parser import parse_head
+from evloop.buffers import ReceiveBuffer
+from evloop.http import Data, EndOfMessage, Limits, ProtocolError, RequestHead
+from evloop.http.caches import HTTP1Caches
+from evloop.http.parser import HeadReader, parse_head
 
-HEAD = "GET /a HTTP/1.1\r\nHost: example.com\r\nX-One: 1\r\nX-Two: 2\r\n\r\n"
+HEAD = b"GET /a HTTP/1.1\r\nHost: example.com\r\nX-One: 1\r\nX-Two: 2\r\n\r\n"
 
 
-def test_repeated_head_gives_equal_read_only_results():
+def read_one(reader: HeadReader, data: bytes):
+    buf = ReceiveBuffer()
+    buf.feed(data)
+    head = reader.read(buf)
+    assert len(buf) == 0
+    return head
+
+
+def test_cached_head_equals_a_full_parse_and_is_read_only():
     limits = Limits()
-    results = [parse_head(HEAD, limits) for _ in range(4)]  # seen, cached, hits
-    first = results[0]
-    for other in results[1:]:
-        assert (other.method, other.target, other.version, other.headers, other.host) == (
-            first.method, first.target, first.version, first.headers, first.host)
-    # Hits may share one object, so its header list cannot be changed in place.
-    assert isinstance(first.headers, tuple)
+    caches = HTTP1Caches()
+    plain = parse_head(HEAD.decode("latin-1"), limits, HTTP1Caches.disabled())
+    # A fresh reader each time, so the head comes from the shared cache, not from a memo.
+    results = [read_one(HeadReader(limits, caches), HEAD) for _ in range(4)]  # seen, admitted, hits
+    assert all(result == plain for result in results)
+    assert caches.heads.hits == 2 and caches.heads.misses == 2 and len(caches.heads) == 1
+    assert results[2] is results[3]  # hits share one object ...
+    assert isinstance(results[3].headers, tuple)  # ... so its header list cannot be changed in place
     with pytest.raises(AttributeError):
-        results[-1].headers.append(("X-Mutated", "yes"))  # type: ignore[attr-defined]
+        results[3].headers.append(("X-Mutated", "yes"))  # type: ignore[attr-defined]
+
+
+def test_last_head_memo_equals_a_full_parse():
+    limits = Limits()
+    caches = HTTP1Caches()
+    reader = HeadReader(limits, caches)
+    buf = ReceiveBuffer()
+    plain = parse_head(HEAD.decode("latin-1"), limits, HTTP1Caches.disabled())
+    for _ in range(5):
+        buf.feed(HEAD)
+        assert reader.read(buf) == plain
+    assert len(buf) == 0
+    # The first two were parsed, the third came from the cache; the last two
+    # were taken by the memo, without a lookup.
+    assert (caches.heads.hits, caches.heads.misses) == (1, 2)
 
 
 def test_cached_head_is_checked_again_under_stricter_limits():
+    caches = HTTP1Caches()
     for _ in range(3):
-        parse_head(HEAD, Limits())
+        read_one(HeadReader(Limits(), caches), HEAD)
     with pytest.raises(ProtocolError) as err:
-        parse_head(HEAD, Limits(max_header_count=2))
+        read_one(HeadReader(Limits(max_header_count=2), caches), HEAD)
     assert err.value.status == 431
     with pytest.raises(ProtocolError) as err:
-        parse_head(HEAD, Limits(max_request_line_bytes=5))
+        read_one(HeadReader(Limits(max_request_line_bytes=5), caches), HEAD)
     assert err.value.status == 414
 
 
 def test_errors_are_never_cached():
-    bad = "GET /a HTTP/1.1\r\nHost: example.com\r\nBad Name: x\r\n\r\n"
+    caches = HTTP1Caches()
+    bad = b"GET /a HTTP/1.1\r\nHost: example.com\r\nBad Name: x\r\n\r\n"
     for _ in range(3):
         with pytest.raises(ProtocolError) as err:
-            parse_head(bad, Limits())
+            read_one(HeadReader(Limits(), caches), bad)
         assert err.value.status == 400
+    assert len(caches.heads) == 0 and len(caches.heads_seen) == 0
 
 
-# --- repeated heads taken by comparison (read_head's last_head) -------------
+def test_long_heads_are_never_cached():
+    caches = HTTP1Caches(max_head_chars=len(HEAD) - 1)
+    for _ in range(3):
+        read_one(HeadReader(Limits(), caches), HEAD)
+    assert len(caches.heads) == 0 and caches.heads.hits == 0
 
-from _http_helpers import bytewise, merge_data, run  # noqa: E402
 
-from evloop.http import Data, EndOfMessage, RequestHead, parser  # noqa: E402  (the module)
+@pytest.mark.parametrize("host", ["example.com", "127.0.0.1:8080", "[::1]:80", "", "bad host", "a/b", "x@y"])
+def test_host_cache_gives_the_full_check(host):
+    text = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    plain_caches = HTTP1Caches.disabled()
+    caches = HTTP1Caches()
+
+    def outcome(c):
+        try:
+            return parse_head(text, Limits(), c)
+        except ProtocolError as exc:
+            return exc.status, exc.reason
+
+    expected = outcome(plain_caches)
+    assert [outcome(caches) for _ in range(3)] == [expected] * 3
+    valid = isinstance(expected, RequestHead)
+    assert (host.lower() in caches.hosts.entries) is valid
+    assert caches.hosts.hits == (2 if valid else 0)
+
+
+def test_caches_are_bounded():
+    caches = HTTP1Caches(max_heads=4, max_heads_seen=8, max_hosts=4)
+    for i in range(50):
+        head = b"GET /%d HTTP/1.1\r\nHost: h%d\r\n\r\n" % (i, i)
+        for _ in range(2):
+            read_one(HeadReader(Limits(), caches), head)
+        assert len(caches.heads) <= 4 and len(caches.heads_seen) <= 8 and len(caches.hosts) <= 4
+    assert caches.heads.clears and caches.heads_seen.clears and caches.hosts.clears
+    caches.clear()
+    assert all(len(cache) == 0 for cache in caches.all())
+
+
+# --- pipelined streams: the memo and the cache against the plain path ---------
 
 GET = b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n"
 # Streams where a naive split on CRLF CRLF would cut in the wrong place: bodies
@@ -85,17 +151,18 @@ def summary(events):
 
 
 @pytest.mark.parametrize("name", sorted(LOOKAHEAD_STREAMS))
-def test_pipelined_bursts_parse_as_one_request_at_a_time(name, monkeypatch):
+def test_pipelined_bursts_parse_as_one_request_at_a_time(name):
     stream = LOOKAHEAD_STREAMS[name]
     limits = Limits()
+    caches = HTTP1Caches()
     for _ in range(2):
-        run([GET, GET], limits)  # make GET a validated, cached head
-    whole = run([stream], limits)
+        run([GET, GET], limits, caches=caches)  # make GET a validated, cached head
+    whole = run([stream], limits, caches=caches)
     assert name.startswith("bad") or name.startswith("bare-cr") or whole[1] is None, whole[1]
-    twice = run([stream[: len(stream) // 2], stream[len(stream) // 2 :]], limits)
-    one_by_one = run(bytewise(stream), limits)
-    monkeypatch.setattr(parser, "_HEAD_CACHE_MAX_CHARS", 0)  # nothing cached: every head parsed in full
-    reference = run([stream], Limits())
+    twice = run([stream[: len(stream) // 2], stream[len(stream) // 2 :]], limits, caches=caches)
+    one_by_one = run(bytewise(stream), limits, caches=caches)
+    assert caches.heads.hits
+    reference = run([stream], Limits(), caches=HTTP1Caches.disabled())  # every head parsed in full
     expected = (summary(reference[0]), reference[1] and reference[1].status)
     assert (summary(one_by_one[0]), one_by_one[1] and one_by_one[1].status) == expected
     assert (summary(whole[0]), whole[1] and whole[1].status) == expected
@@ -104,8 +171,8 @@ def test_pipelined_bursts_parse_as_one_request_at_a_time(name, monkeypatch):
 
 def test_repeat_respects_a_smaller_head_limit():
     big = b"GET /p HTTP/1.1\r\nHost: h\r\nX-Pad: " + b"a" * 200 + b"\r\n\r\n"
-    generous = Limits()
+    caches = HTTP1Caches()
     for _ in range(3):
-        run([big], generous)
-    events, error, _ = run([big * 4], Limits(max_head_bytes=100))
+        run([big], Limits(), caches=caches)
+    events, error, _ = run([big * 4], Limits(max_head_bytes=100), caches=caches)
     assert error is not None and error.status == 431 and not events
