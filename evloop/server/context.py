@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..app import Request, Response
+from ..http.caches import HTTP1Caches
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
 from .access_log import AccessLog
@@ -40,6 +41,7 @@ class ServerContext(Protocol):
     trusted_proxies: TrustedProxies | None
     access_log: AccessLog | None  # None: off
     phase_timeouts: dict[Phase, float | None]
+    http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
     requests_served: int
     shutting_down: bool  # graceful shutdown began: every response is the connection's last
 

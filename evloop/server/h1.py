@@ -82,7 +82,7 @@ class HTTPProtocol(Protocol):
         self.ctx = ctx
         self.reactor = ctx.reactor
         self.transport: SocketTransport | None = None   # None once the connection is lost
-        self.conn = ServerConnection(ctx.config.limits, implicit_end=True)
+        self.conn = ServerConnection(ctx.config.limits, implicit_end=True, caches=ctx.http1_caches)
         self.phase = NEW
         self.head: RequestHead | None = None
         self.body_parts: list[bytes] = []

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..app import Request, Response
+from ..http.caches import HTTP1Caches
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
@@ -42,6 +43,9 @@ class Server:
         self.wall = WallClock(reactor)
         self.server_header = self.config.server_header.encode("latin-1")
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
+        # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
+        # shared by this server's connections only; see evloop.http.caches.
+        self.http1_caches = HTTP1Caches()
         self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self.requests_served = 0
