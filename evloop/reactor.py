@@ -229,12 +229,14 @@ class Reactor:
         return handle
 
     def call_when_idle(self, fn: Callable[..., Any], *args: Any) -> Handle:
-        """Run ``fn(*args)`` once, on the first pass that starts with nothing else ready.
+        """Run ``fn(*args)`` once, when the loop has nothing else to do.
 
-        That pass polls for I/O without waiting, so idle callbacks run before
-        the loop would block, and a busy loop never runs them: use them for
-        work that may wait, such as flushing buffered log lines (with a timer
-        as well when it must not wait for ever).  Returns a cancellable handle.
+        While idle callbacks are pending, a pass that starts with nothing
+        ready polls for I/O without waiting; when that poll finds no I/O and
+        no timer is due, the idle callbacks run, before the loop would block.
+        A busy loop never runs them: use them for work that may wait, such as
+        flushing buffered log lines (with a timer as well when it must not
+        wait for ever).  Returns a cancellable handle.
         """
         if self._closed:
             raise RuntimeError("reactor is closed")
@@ -583,12 +585,12 @@ class Reactor:
         clock = self._clock
         timer_deadline = None
         timeout: float | None
-        if not ready and self._idle:
-            # Nothing else to do: the idle callbacks run in this pass, which
-            # polls for I/O instead of waiting for it.
-            ready.extend(self._idle)
-            self._idle.clear()
-        if ready:
+        # Idle callbacks wait for a pass that starts with nothing ready and
+        # whose poll (not a wait: timeout 0) finds no I/O and no due timer.
+        # Under load that poll is the pass's own select, so they cost no
+        # system call until the loop really has nothing to do.
+        poll_for_idle = not ready and bool(self._idle)
+        if ready or poll_for_idle:
             timeout = 0.0
         else:
             timeout = timeout_s
@@ -630,6 +632,10 @@ class Reactor:
                     if lag > self._max_timer_lag:
                         self._max_timer_lag = lag
                     ready.extend(due)
+
+            if poll_for_idle and not events and not ready:
+                ready.extend(self._idle)
+                self._idle.clear()
 
             # Only what was ready when this step began: later additions wait a pass.
             count = len(ready)

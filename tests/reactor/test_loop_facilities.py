@@ -962,3 +962,44 @@ def test_close_ends_even_when_connection_lost_opens_a_replacement():
     assert any(isinstance(c["exception"], RuntimeError) and "closing" in str(c["exception"]) for c in seen)
     for s in peers:
         s.close()
+
+
+# ------------------------------------------------------------- idle callbacks
+def test_an_idle_callback_runs_when_nothing_else_is_ready(reactor):
+    ran = []
+    reactor.call_when_idle(ran.append, "idle")
+    reactor.call_soon(ran.append, "soon")
+    reactor.run_once(0)
+    assert ran == ["soon"]  # something was ready: not idle yet
+    reactor.run_once(0)
+    assert ran == ["soon", "idle"]
+    reactor.run_once(0)
+    assert ran == ["soon", "idle"]  # once
+
+
+def test_an_idle_callback_waits_while_io_keeps_arriving(reactor):
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        got = []
+        reactor.add_reader(a, lambda: got.append(a.recv(100)))
+        ran = []
+        reactor.call_when_idle(ran.append, "idle")
+        for i in range(3):
+            b.send(b"x%d" % i)
+            reactor.run_once(1.0)  # the poll finds the byte: a busy pass, no idle callback
+            assert ran == [] and len(got) == i + 1
+        reactor.run_once(0)  # the poll finds nothing: idle
+        assert ran == ["idle"]
+        reactor.remove_reader(a)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_cancelled_idle_callback_does_not_run(reactor):
+    ran = []
+    reactor.call_when_idle(ran.append, "idle").cancel()
+    reactor.run_once(0)
+    reactor.run_once(0)
+    assert ran == []

@@ -1,0 +1,196 @@
+"""The access log: its line, its two routes (direct and through logging), and when it is written.
+
+A real server on real sockets where the bytes matter; a manual clock where
+time does.  The direct route (lines appended to the buffered handler) is
+checked against the plain one (``logger.info`` through the same handler).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import socket
+import time
+
+import pytest
+
+from evloop import ManualClock
+from evloop.app import App, Response
+from evloop.reactor import Reactor
+from evloop.server import AccessLog, BufferedAccessHandler, Server, ServerConfig
+from evloop.server.access_log import access_logger
+from evloop.server.wallclock import WallClock
+
+
+class CountingStream(io.StringIO):
+    """A text stream that counts its writes (one per flush of the handler)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def access_handler():
+    """evloop.access as evloop-demo sets it up, into a stream; the logger restored afterwards.
+
+    pytest attaches its capture handlers to non-propagating loggers when a
+    test starts; ``_only_ours`` takes them off again, or the server would
+    rightly send every line through ``logging`` for them.
+    """
+    saved = (list(access_logger.handlers), access_logger.propagate, access_logger.level)
+    stream = CountingStream()
+    handler = BufferedAccessHandler(stream)
+    access_logger.handlers[:] = [handler]
+    access_logger.propagate = False
+    access_logger.setLevel(logging.INFO)
+    yield handler, stream
+    access_logger.handlers[:], access_logger.propagate = saved[0], saved[1]
+    access_logger.setLevel(saved[2])
+
+
+def _only_ours(handler: BufferedAccessHandler) -> None:
+    access_logger.handlers[:] = [handler]
+
+
+def _app() -> App:
+    app = App()
+    app.add_route("/", lambda request: Response(body=b"hello"))
+    app.add_route("/none", lambda request: Response(204))
+    return app
+
+
+def _serve(reactor: Reactor) -> Server:
+    server = Server(_app(), reactor, ServerConfig(port=0))
+    server.start()
+    return server
+
+
+def _pump(reactor: Reactor, condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        reactor.run_once(0.01)
+
+
+def _exchange(reactor: Reactor, port: int, requests: bytes, count: int) -> bytes:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.setblocking(False)
+    sock.sendall(requests)
+    got = bytearray()
+
+    def answered() -> bool:
+        try:
+            got.extend(sock.recv(65536))
+        except BlockingIOError:
+            pass
+        return got.count(b"HTTP/1.1 ") == count
+
+    _pump(reactor, answered)
+    sock.close()
+    return bytes(got)
+
+
+def test_a_line_per_response_written_once_the_loop_goes_idle(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    with Reactor() as reactor:
+        server = _serve(reactor)
+        port = server.listeners[0].port
+        _exchange(reactor, port, b"GET /?a=%22 HTTP/1.1\r\nHost: x\r\n\r\nGET /none HTTP/1.1\r\nHost: x\r\n\r\n", 2)
+        _pump(reactor, lambda: stream.getvalue().count("\n") == 2)  # no second of waiting: the loop went idle
+        first, second = stream.getvalue().splitlines()
+        assert first.startswith("127.0.0.1 - - [") and '"GET /?a=%22 HTTP/1.1" 200 5 ' in first
+        assert '"GET /none HTTP/1.1" 204 - ' in second
+        assert stream.writes == 1  # both lines in one write
+        server.close()
+        reactor.run_once(0)
+
+
+def test_the_direct_route_writes_what_logging_would(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3
+    with Reactor() as reactor:
+        server = _serve(reactor)
+        assert server.access_log is not None and server.access_log._direct is handler
+        _exchange(reactor, server.listeners[0].port, requests, 3)
+        server.close()  # flushes
+        reactor.run_once(0)
+    direct = stream.getvalue()
+    stream.seek(0)
+    stream.truncate()
+    handler.setFormatter(logging.Formatter("%(message)s"))  # a formatter of its own: records go through logging
+    with Reactor() as reactor:
+        server = _serve(reactor)
+        assert server.access_log is not None and server.access_log._direct is None
+        _exchange(reactor, server.listeners[0].port, requests, 3)
+        server.close()
+        reactor.run_once(0)
+    through_logging = stream.getvalue()
+
+    def shape(text: str) -> list[str]:  # the timestamp and the duration differ from run to run
+        return [line.split("[")[0] + line.split("]")[1].rsplit(" ", 1)[0] for line in text.splitlines()]
+
+    assert len(direct.splitlines()) == 3 and shape(direct) == shape(through_logging)
+
+
+def test_users_can_reconfigure_the_logger(access_handler, caplog):
+    handler, stream = access_handler
+    _only_ours(handler)
+    access_logger.handlers[:] = []
+    access_logger.propagate = True  # as a user's dictConfig might leave it: records reach the root's handlers
+    with caplog.at_level(logging.INFO, logger="evloop.access"), Reactor() as reactor:
+        server = _serve(reactor)
+        _exchange(reactor, server.listeners[0].port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        server.close()
+        reactor.run_once(0)
+    assert [r.name for r in caplog.records if '"GET / HTTP/1.1" 200 5' in r.getMessage()] == ["evloop.access"]
+    assert stream.getvalue() == ""
+
+
+def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        wall = WallClock()
+        log = AccessLog(reactor, wall)
+
+        def busy() -> None:  # always something ready: the loop is never idle
+            reactor.call_soon(busy)
+
+        reactor.call_soon(busy)
+        log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+        for _ in range(5):
+            reactor.run_once(0)
+        assert stream.getvalue() == ""  # waiting: busy, and less than a second
+        clock.advance(1.0)
+        reactor.run_once(0)
+        assert stream.getvalue().count("\n") == 1
+        log.close()
+
+
+def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    with Reactor() as reactor:
+        log = AccessLog(reactor, WallClock())
+        for _ in range(handler.capacity_lines * 3 + 7):
+            log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+            assert len(handler.lines) < handler.capacity_lines
+        assert stream.writes == 3 and stream.getvalue().count("\n") == handler.capacity_lines * 3
+        log.close()  # shutdown: the rest
+        assert stream.getvalue().count("\n") == handler.capacity_lines * 3 + 7
+
+
+def test_without_a_server_the_handler_writes_each_line():
+    stream = CountingStream()
+    handler = BufferedAccessHandler(stream)
+    record = logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO})
+    handler.handle(record)
+    assert stream.getvalue() == "a line\n"
