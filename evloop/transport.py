@@ -33,7 +33,6 @@ logger = logging.getLogger("evloop")
 
 _SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
 _FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
-_MAX_IOVECS = 512                     # buffers per sendmsg() from writelines (Linux allows 1024)
 
 # Errors that mean the peer went away: ordinary closes, not failures to log.
 DISCONNECT_ERRNOS = frozenset(
@@ -291,52 +290,26 @@ class SocketTransport:
         self._maybe_pause_protocol()
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write several chunks in order, gathered by ``sendmsg`` when nothing is queued.
+        """Write several chunks in order, gathered by ``sendmsg``.
 
-        The chunks are not joined (no copy of big ones in Python): the kernel
-        gathers up to ``_MAX_IOVECS`` of them per system call.  What the
-        socket does not take is queued as with ``write``.
+        The chunks join the send queue (big ones are not copied, small ones
+        coalesce) and, when nothing was waiting before them, the queue's one
+        drain (``_on_writable``, the same that writability and ``sendfile``
+        use) sends what the socket takes at once: the kernel gathers up to
+        64 chunks per system call, and the rest waits for writability.
+        ``write`` keeps its own try-send-first for one chunk, the common case
+        (a whole response): a ``send`` without touching the queue.
         """
         if self._closing:
             return
         if self._eof_pending or self._eof_written:
             raise RuntimeError("cannot write after write_eof()")
-        buffers = [chunk if type(chunk) is bytes else byte_view(chunk) for chunk in chunks if chunk]
-        if len(buffers) <= 1:
-            if buffers:
-                self.write(buffers[0])
-            return
         queue = self._queue
-        if not queue:
-            sock = self._sock
-            try:
-                while buffers:
-                    group = buffers[:_MAX_IOVECS]
-                    sent = sock.sendmsg(group)
-                    done = 0  # chunks of the group that went out whole
-                    while done < len(group) and sent >= len(group[done]):
-                        sent -= len(group[done])
-                        done += 1
-                    if done < len(group) and sent:
-                        chunk = group[done]
-                        # A view of bytes needs no copy; a mutable chunk is copied by the queue.
-                        buffers[done] = memoryview(chunk)[sent:] if type(chunk) is bytes else chunk[sent:]
-                    del buffers[:done]
-                    if done < len(group):
-                        break  # the socket took less than offered: the rest waits for writability
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self._fatal_error(exc)
-                return
-            if not buffers:
-                return
-            for chunk in buffers:
-                queue.append(chunk)
-            self._register_writer()
-        else:
-            for chunk in buffers:
-                queue.append(chunk)
+        for chunk in chunks:
+            if chunk:
+                queue.append(chunk if type(chunk) is bytes else byte_view(chunk))
+        if queue and not self._writing_registered:
+            self._on_writable()
         self._maybe_pause_protocol()
 
     def sendfile(
