@@ -228,7 +228,9 @@ class HTTPProtocol(Protocol):
             # A response (or a burst of them) went out above the high water
             # mark: the next request waits until the peer takes them, and the
             # send timeout (not the keep-alive one) bounds how long it may pin them.
+            # Reading stops too: nothing would parse what came meanwhile.
             self._to("writes_backed_up")
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False

@@ -227,6 +227,7 @@ def test_a_backed_up_response_waits_in_draining_bounded_by_the_send_timeout(h):
     h.transport.buffered = 150_000  # the write of the response goes above the high water mark
     h.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
     assert h.phase is Phase.DRAINING
+    assert h.transport.reading_paused  # nothing more is read while our answers wait
     h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # waits: the peer is not taking our answers
     assert h.transport.written.count(b"HTTP/1.1 200") == 1
     h.transport.buffered = 100_000  # progress: the peer reads, slowly
@@ -244,6 +245,7 @@ def test_drained_writes_return_to_idle_and_serve_what_waited(h):
     h.transport.buffered = 0
     h.protocol.resume_writing()
     assert h.transport.written.count(b"HTTP/1.1 200") == 2 and h.phase is Phase.IDLE
+    assert not h.transport.reading_paused
     h.advance(KEEPALIVE_S + 0.5)  # back on the keep-alive deadline
     assert h.transport.closing
 
