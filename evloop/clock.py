@@ -2,8 +2,8 @@
 
 Everything in the reactor and above it (timers, ``run_once`` timeouts,
 ``run_until_complete`` bounds, server deadlines) reads time through
-``reactor.time()``, which asks the reactor's clock.  A clock has three
-methods:
+``reactor.time()``, which asks the reactor's clock.  A clock (``Clock``) has
+three methods:
 
 ``time()``
     The current time in seconds; never goes backwards.
@@ -28,8 +28,17 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Protocol
 
-__all__ = ["MonotonicClock", "ManualClock"]
+__all__ = ["Clock", "MonotonicClock", "ManualClock"]
+
+
+class Clock(Protocol):
+    """What a reactor needs of a clock: the three methods described above."""
+
+    def time(self) -> float: ...
+    def select_timeout(self, delay_s: float) -> float | None: ...
+    def idle_until(self, deadline: float) -> None: ...
 
 
 class MonotonicClock:

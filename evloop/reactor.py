@@ -20,26 +20,17 @@ The self-pipe.  Each reactor owns a socket pair whose reading end it
 watches.  Two things write to it: ``call_soon_threadsafe`` (a zero byte, to
 wake a ``select`` that is sleeping in another thread's favour) and, when
 signal handlers are installed, the C-level signal handler through
-``signal.set_wakeup_fd`` (the signal number, never zero).  The user's signal
-handler then runs later as an ordinary callback, never inside the signal
-frame, where it could interrupt any bytecode of the loop.  The wakeup fd is
-process-wide, so only one reactor at a time may hold signal handlers.
+``signal.set_wakeup_fd`` (the signal number, never zero).  Draining the pipe
+hands those numbers to the reactor's ``SignalRouter`` (``evloop.signals``),
+which queues the user's handlers as ordinary callbacks.
 A thread-safe call goes straight onto the ready queue (``deque.append`` is
 atomic) before its wake byte is written, and reading the pipe is itself
 queued behind it: the call runs first, without waiting for that ``recv``
 (as in asyncio, whose wake-up this matches).
 
-Fork.  The epoll object and the self-pipe are shared with a forked child: a
-child that registered or unregistered anything, or read the self-pipe,
-would change its parent's reactor, and a signal arriving in the child would
-be written into the parent's pipe.  So an ``os.register_at_fork`` hook
-discards every inherited reactor in every forked child, however it was
-forked: the shared objects are left alone, the child's copies of the
-descriptors are closed, and the signal handlers that were there before the
-reactor's are back; every later call on it raises ``RuntimeError``.
-``reactor.fork()`` also blocks every signal around ``os.fork()`` until that
-is done, so a signal sent to the child at once cannot reach the parent's
-handler through the shared pipe.
+Fork.  A forked child shares the epoll object and the self-pipe, so every
+inherited reactor is discarded in every forked child (``evloop.forking``);
+``discard_after_fork`` below is what that does to one reactor.
 """
 
 from __future__ import annotations
@@ -50,16 +41,15 @@ import logging
 import math
 import os
 import selectors
-import signal
 import socket
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
-from typing import Protocol as TypingProtocol
 
-from .clock import MonotonicClock
+from .clock import Clock, MonotonicClock
+from .forking import fork_and_discard, live_reactors
 from .futures import Future
+from .signals import SignalRouter
 from .timers import Handle, PeriodicHandle, Timer, TimerQueue
 
 __all__ = ["Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "Clock"]
@@ -76,37 +66,6 @@ _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some 
 # one is accepted by SelectSelector.register and then kills every select call.
 SELECT_FD_LIMIT = 1024
 _INF = math.inf
-
-# The process-wide signal wakeup fd belongs to at most one reactor at a time.
-# A strong reference: the owner must outlive its wakeup socket's registration,
-# or the fd number could be reused and signals written into another socket.
-_signal_owner: Reactor | None = None
-# Every open reactor of this process, so that a forked child can discard them.
-_live_reactors: weakref.WeakSet[Reactor] = weakref.WeakSet()
-
-
-def _discard_inherited_reactors() -> None:
-    """In every forked child, however it was forked (os.fork, multiprocessing, ...).
-
-    A child that went on using an inherited reactor would share its parent's
-    epoll set, self-pipe and signal handlers (see the module docstring).
-    """
-    for reactor in list(_live_reactors):
-        try:
-            reactor.discard_after_fork(close_connections=False)
-        except Exception as exc:  # an at-fork hook cannot report otherwise
-            logger.error("discarding an inherited reactor after fork() failed", exc_info=exc)
-
-
-os.register_at_fork(after_in_child=_discard_inherited_reactors)
-
-
-class Clock(TypingProtocol):
-    """What a reactor needs of a clock (see ``evloop.clock``)."""
-
-    def time(self) -> float: ...
-    def select_timeout(self, delay_s: float) -> float | None: ...
-    def idle_until(self, deadline: float) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,10 +141,6 @@ class Reactor:
         self._callbacks_run = 0
         self._max_timer_lag = 0.0
         self._stats_since = self._clock.time()
-        # Signals: signum -> Handle, plus what we replaced, to restore it.
-        self._signal_handlers: dict[int, Handle] = {}
-        self._previous_signal_handlers: dict[int, Any] = {}
-        self._previous_wakeup_fd = -1
         # Scratch space for socket reads (``recv_into``), shared by the
         # transports of this reactor: the loop runs one callback at a time and
         # each read is copied out at once.  ``recv(n)`` would allocate n bytes
@@ -201,6 +156,7 @@ class Reactor:
             raise
         self._wake_rsock.setblocking(False)
         self._wake_wsock.setblocking(False)
+        self._signals = SignalRouter(self._ready, self._wake_wsock)
         try:
             self.add_reader(self._wake_rsock, self._wake_readable)
         except BaseException:
@@ -208,7 +164,7 @@ class Reactor:
             self._wake_wsock.close()
             self._selector.close()
             raise
-        _live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
+        live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
 
     # ----------------------------------------------------------------- clock
     @property
@@ -426,68 +382,25 @@ class Reactor:
         taking its signals away.
         """
         self._check_open()
-        if signum not in self._signal_handlers:
-            self._take_signal_wakeup()
-            try:
-                previous = signal.signal(signum, _ignore_in_signal_frame)
-            except BaseException:
-                # e.g. SIGKILL: leave no wakeup fd behind when no handler is set.
-                if not self._signal_handlers:
-                    self._release_signal_wakeup()
-                raise
-            # None: a handler installed outside Python; the default is the best we can restore.
-            self._previous_signal_handlers[signum] = signal.SIG_DFL if previous is None else previous
-            # Let blocking system calls restart; the wakeup fd still fires.
-            signal.siginterrupt(signum, False)
-        self._signal_handlers[signum] = Handle(fn, args)
+        self._signals.add(signum, fn, args)
 
     def remove_signal_handler(self, signum: int) -> bool:
         """Remove the handler for ``signum`` and restore the previous one; returns whether one was set."""
-        handle = self._signal_handlers.pop(signum, None)
-        if handle is None:
-            return False
-        handle.cancel()
-        signal.signal(signum, self._previous_signal_handlers.pop(signum))
-        if not self._signal_handlers:
-            self._release_signal_wakeup()
-        return True
-
-    def _take_signal_wakeup(self) -> None:
-        global _signal_owner
-        owner = _signal_owner
-        if owner is self:
-            return
-        if owner is not None:
-            raise RuntimeError(
-                "another Reactor in this process holds signal handlers (the signal wakeup fd is "
-                "process-wide): remove them or close that reactor first"
-            )
-        self._previous_wakeup_fd = signal.set_wakeup_fd(self._wake_wsock.fileno(), warn_on_full_buffer=False)
-        _signal_owner = self
-
-    def _release_signal_wakeup(self) -> None:
-        global _signal_owner
-        if _signal_owner is not self:
-            return
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
-        self._previous_wakeup_fd = -1
-        _signal_owner = None
+        return self._signals.remove(signum)
 
     def _wake_readable(self) -> None:
         # Behind the thread-safe calls already queued (see the module docstring).
         self._ready.append(self._read_wakeups_handle)
 
     def _read_wakeups(self) -> None:
-        """Drain the self-pipe: queue the handlers of the signals that arrived."""
-        ready = self._ready
+        """Drain the self-pipe: the signal numbers in it go to the signal router."""
+        signals_received = self._signals.signals_received
         while True:
             try:
                 data = self._wake_rsock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 break
-            for signum in data:
-                if signum and signum in self._signal_handlers:
-                    ready.append(Handle(self._dispatch_signal, (signum,)))
+            signals_received(data)
             if len(data) < 4096:
                 break  # drained: spare the recv that would raise BlockingIOError
         # After the drain, never before: a call that wrote its byte between a
@@ -496,13 +409,6 @@ class Reactor:
         # the flag still set is already on the ready queue, so the next pass
         # does not sleep.
         self._wake_pending = False
-
-    def _dispatch_signal(self, signum: int) -> None:
-        # Looked up when it runs, not when the signal was read: a handler
-        # removed in between (by an earlier callback of the pass) never runs.
-        handle = self._signal_handlers.get(signum)
-        if handle is not None:
-            handle.callback(*handle.args)
 
     # ----------------------------------------------------------------- errors
     def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
@@ -697,14 +603,7 @@ class Reactor:
         self._check_open()
         if os.getpid() != self._pid:
             raise RuntimeError("this reactor was created in another process")
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            pid = os.fork()
-            if pid == 0:
-                self.discard_after_fork()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        return pid
+        return fork_and_discard(self)
 
     def close(self) -> None:
         """Close the reactor: every open transport and listener, then the selector and the self-pipe.
@@ -736,9 +635,7 @@ class Reactor:
                 self.call_exception_handler({"message": "closing with the reactor failed", "exception": exc,
                                              "resource": resource})
         try:
-            for signum in list(self._signal_handlers):
-                self.remove_signal_handler(signum)
-            self._release_signal_wakeup()
+            self._signals.close()
             self.remove_reader(self._wake_rsock)
         finally:
             self._drop_state()
@@ -761,17 +658,12 @@ class Reactor:
         one of those sockets); ``reactor.fork()`` runs it with signals
         blocked and closes the connections.
         """
-        global _signal_owner
         if self._closed:
             if close_connections:
                 self._discard_resources()
             return
         try:
-            if _signal_owner is self:
-                _signal_owner = None
-                signal.set_wakeup_fd(self._previous_wakeup_fd)
-                for signum, previous in self._previous_signal_handlers.items():
-                    signal.signal(signum, previous)
+            self._signals.discard_after_fork()
             if close_connections:
                 self._discard_resources()
         finally:
@@ -791,9 +683,7 @@ class Reactor:
         """The end shared by close() and discard_after_fork(): nothing runs again."""
         self._closed = True
         self._runnable = False
-        _live_reactors.discard(self)
-        self._signal_handlers.clear()
-        self._previous_signal_handlers.clear()
+        live_reactors.discard(self)
         self._ready.clear()
         self._idle.clear()
         self._timers.clear()
@@ -834,10 +724,6 @@ class Reactor:
         self._check_open()
         if self._running:
             raise RuntimeError("reactor is already running")
-
-
-def _ignore_in_signal_frame(signum: int, frame: Any) -> None:
-    """Python-level handler: the work happens in the loop, woken by the wakeup fd."""
 
 
 def _safe_repr(value: Any) -> str:
