@@ -16,17 +16,12 @@ and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through.
 Time is read from the reactor's clock (``evloop.clock``), never from
 ``time.monotonic()`` directly, so tests can drive every deadline by hand.
 
-The self-pipe.  Each reactor owns a socket pair whose reading end it
-watches.  Two things write to it: ``call_soon_threadsafe`` (a zero byte, to
-wake a ``select`` that is sleeping in another thread's favour) and, when
-signal handlers are installed, the C-level signal handler through
-``signal.set_wakeup_fd`` (the signal number, never zero).  Draining the pipe
-hands those numbers to the reactor's ``SignalRouter`` (``evloop.signals``),
-which queues the user's handlers as ordinary callbacks.
-A thread-safe call goes straight onto the ready queue (``deque.append`` is
-atomic) before its wake byte is written, and reading the pipe is itself
-queued behind it: the call runs first, without waiting for that ``recv``
-(as in asyncio, whose wake-up this matches).
+Wake-ups.  Each reactor owns a self-pipe (``evloop.selfpipe``) that it
+watches like any file: ``call_soon_threadsafe`` queues its callback, then
+writes a byte there to end a sleeping ``select``, and the C-level signal
+handler writes signal numbers there, which the reactor's ``SignalRouter``
+(``evloop.signals``) turns into ordinary callbacks, never run inside the
+signal frame.
 
 Fork.  A forked child shares the epoll object and the self-pipe, so every
 inherited reactor is discarded in every forked child (``evloop.forking``);
@@ -41,7 +36,6 @@ import logging
 import math
 import os
 import selectors
-import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,7 +43,7 @@ from typing import Any, TypeVar
 from .clock import Clock, MonotonicClock
 from .forking import fork_and_discard, live_reactors
 from .futures import Future
-from .signals import SignalRouter
+from .selfpipe import SelfPipe
 from .timers import Handle, PeriodicHandle, Timer, TimerQueue
 
 __all__ = ["Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "Clock"]
@@ -119,8 +113,6 @@ class Reactor:
         self.time: Callable[[], float] = self._clock.time
         self._ready: collections.deque[Handle] = collections.deque()
         self._idle: list[Handle] = []  # call_when_idle: run when nothing else is ready
-        self._wake_pending = False  # a wake byte is in the self-pipe (see call_soon_threadsafe)
-        self._read_wakeups_handle = Handle(self._read_wakeups, ())
         self._timers = TimerQueue()
         self._running = False
         self._in_pass = False
@@ -150,18 +142,15 @@ class Reactor:
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         # The self-pipe (see the module docstring).
         try:
-            self._wake_rsock, self._wake_wsock = socket.socketpair()
+            self._self_pipe = SelfPipe(self._ready)
         except BaseException:
             self._selector.close()
             raise
-        self._wake_rsock.setblocking(False)
-        self._wake_wsock.setblocking(False)
-        self._signals = SignalRouter(self._ready, self._wake_wsock)
+        self._signals = self._self_pipe.signals
         try:
-            self.add_reader(self._wake_rsock, self._wake_readable)
+            self.add_reader(self._self_pipe.rsock, self._self_pipe.readable)
         except BaseException:
-            self._wake_rsock.close()
-            self._wake_wsock.close()
+            self._self_pipe.close()
             self._selector.close()
             raise
         live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
@@ -211,18 +200,8 @@ class Reactor:
         if self._closed:
             raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
-        self._ready.append(handle)  # deque.append is atomic
-        # One wake byte at a time: a byte per call could fill the pipe, and
-        # the signal numbers written into the same pipe would then be lost.
-        # A call that finds the flag set was queued before the pass that
-        # reads that byte, which then runs with a non-empty ready queue and
-        # so never sleeps before running it.
-        if not self._wake_pending:
-            self._wake_pending = True
-            try:
-                self._wake_wsock.send(b"\0")
-            except OSError:
-                pass  # the reactor closed under us: nothing to wake
+        self._ready.append(handle)  # deque.append is atomic; before the wake byte (evloop.selfpipe)
+        self._self_pipe.wake()
         return handle
 
     def call_later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> Timer:
@@ -387,28 +366,6 @@ class Reactor:
     def remove_signal_handler(self, signum: int) -> bool:
         """Remove the handler for ``signum`` and restore the previous one; returns whether one was set."""
         return self._signals.remove(signum)
-
-    def _wake_readable(self) -> None:
-        # Behind the thread-safe calls already queued (see the module docstring).
-        self._ready.append(self._read_wakeups_handle)
-
-    def _read_wakeups(self) -> None:
-        """Drain the self-pipe: the signal numbers in it go to the signal router."""
-        signals_received = self._signals.signals_received
-        while True:
-            try:
-                data = self._wake_rsock.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                break
-            signals_received(data)
-            if len(data) < 4096:
-                break  # drained: spare the recv that would raise BlockingIOError
-        # After the drain, never before: a call that wrote its byte between a
-        # clear and the recv would have its byte swallowed with the flag left
-        # set, and every later call would skip its byte.  A call that found
-        # the flag still set is already on the ready queue, so the next pass
-        # does not sleep.
-        self._wake_pending = False
 
     # ----------------------------------------------------------------- errors
     def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
@@ -636,7 +593,7 @@ class Reactor:
                                              "resource": resource})
         try:
             self._signals.close()
-            self.remove_reader(self._wake_rsock)
+            self.remove_reader(self._self_pipe.rsock)
         finally:
             self._drop_state()
 
@@ -688,8 +645,7 @@ class Reactor:
         self._idle.clear()
         self._timers.clear()
         self._selector.close()
-        self._wake_rsock.close()
-        self._wake_wsock.close()
+        self._self_pipe.close()
 
     def __enter__(self) -> Reactor:
         return self

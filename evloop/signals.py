@@ -4,11 +4,11 @@ Theory of operation.  While a router holds handlers, the process's
 ``signal.set_wakeup_fd`` is the write end of its reactor's self-pipe: the
 C-level signal handler writes the signal's number there (never zero, which
 the reactor's own thread-safe wake-ups write), and the Python-level handler
-does nothing.  The reactor drains the pipe as an ordinary callback and hands
-the bytes to ``signals_received``, which queues one dispatch per signal on
-the reactor's ready queue.  So the user's handler runs later, as an ordinary
-callback, never inside the signal frame, where it could interrupt any
-bytecode of the loop.  A dispatch looks its handler up when it runs: a
+does nothing.  An ordinary callback drains the self-pipe (``evloop.selfpipe``)
+and hands the bytes to ``signals_received``, which queues one dispatch per
+signal on the reactor's ready queue.  So the user's handler runs later, as an
+ordinary callback, never inside the signal frame, where it could interrupt
+any bytecode of the loop.  A dispatch looks its handler up when it runs: a
 handler removed in between (by an earlier callback of the pass) never runs.
 
 The wakeup fd is process-wide, so only one router (one reactor) at a time may
@@ -40,8 +40,7 @@ class SignalRouter:
 
     ``ready``: the reactor's ready queue.  ``wake_wsock``: the write end of
     its self-pipe, the wakeup fd while this router holds handlers.  The
-    reactor passes every byte it reads from that pipe to
-    ``signals_received``.  Call order: ``add``/``remove`` any number of
+    self-pipe passes every byte it reads to ``signals_received``.  Call order: ``add``/``remove`` any number of
     times, then ``close()`` (in the process that created it) or
     ``discard_after_fork()`` (in a forked child); main thread only, as
     ``signal.signal`` is.
