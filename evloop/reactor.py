@@ -31,7 +31,6 @@ inherited reactor is discarded in every forked child (``evloop.forking``);
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import math
 import os
@@ -44,6 +43,7 @@ from .clock import Clock, MonotonicClock
 from .forking import fork_and_discard, live_reactors
 from .futures import Future
 from .selfpipe import SelfPipe
+from .stats import LoopStats
 from .timers import Handle, PeriodicHandle, Timer, TimerQueue
 
 __all__ = ["Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "Clock"]
@@ -60,25 +60,6 @@ _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some 
 # one is accepted by SelectSelector.register and then kills every select call.
 SELECT_FD_LIMIT = 1024
 _INF = math.inf
-
-
-@dataclasses.dataclass(frozen=True)
-class LoopStats:
-    """What ``Reactor.stats()`` reports.
-
-    ``passes`` and ``callbacks`` count since the reactor was created
-    (``callbacks``: the ready callbacks and timers a pass took, cancelled
-    ones included, plus the I/O events it dispatched).  ``max_timer_lag_s`` is the worst delay, on the reactor's
-    clock, between a timer's deadline and the pass that ran it, since the
-    previous ``stats()`` call (``interval_s`` ago).
-    """
-
-    passes: int
-    callbacks: int
-    timers_pending: int
-    ready: int
-    max_timer_lag_s: float
-    interval_s: float
 
 
 class Reactor:
