@@ -491,6 +491,22 @@ def test_signal_handler_replaced(reactor, run_until):
         reactor.remove_signal_handler(signal.SIGUSR2)
 
 
+def test_signal_and_thread_safe_wake_byte_in_one_read_both_run(reactor, run_until):
+    # The wake byte of a thread-safe call and a signal's number land in the
+    # self-pipe together, so one drain reads them both.
+    got = []
+    reactor.add_signal_handler(signal.SIGUSR1, got.append, "signal")
+    try:
+        reactor.call_soon_threadsafe(got.append, "call")
+        os.kill(os.getpid(), signal.SIGUSR1)
+        run_until(reactor, lambda: len(got) == 2)
+        assert sorted(got) == ["call", "signal"]
+        reactor.call_soon_threadsafe(got.append, "again")  # the wake flag was cleared by that drain
+        run_until(reactor, lambda: len(got) == 3)
+    finally:
+        reactor.remove_signal_handler(signal.SIGUSR1)
+
+
 def _probe_wakeup_fd() -> int:
     """The current wakeup fd (set_wakeup_fd returns the old one)."""
     current = signal.set_wakeup_fd(-1)
