@@ -57,14 +57,19 @@ class CountingTransport:
 def make_protocol(reactor: Reactor, access_log: bool = False) -> HTTPProtocol:
     """An HTTPProtocol serving the demo app, connected to a CountingTransport.
 
-    ``access_log``: on, as evloop-demo has it by default: lines through the
-    buffered handler into /dev/null (written when 64 KiB are waiting, as
+    ``access_log``: on, as evloop-demo has it by default: lines formatted and
+    sent through the buffered handler into /dev/null (written when 64 KiB are waiting, as
     nothing here lets the loop go idle).
     """
     if access_log:
+        import logging
+
         from evloop.server import install_access_handler
 
         install_access_handler(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the process)
+        # evloop-demo's root logger is at INFO (--log-level): without this the
+        # lines would be dropped before they are formatted.
+        logging.getLogger("evloop.access").setLevel(logging.INFO)
     server = Server(make_app(None), reactor, ServerConfig(access_log=access_log))
     protocol = HTTPProtocol(server)
     protocol.connection_made(CountingTransport())  # type: ignore[arg-type]

@@ -20,10 +20,13 @@ sending side (SendState)::
     DONE --next_cycle--> IDLE         any --error_response--> MUST_CLOSE
 
 A response that completes while ``keep_alive`` is false lands in MUST_CLOSE
-instead of DONE.  ``keep_alive`` starts as what the request asks for and is
-cleared by ``Connection: close`` from the application, a close-delimited
-response, a response that starts before the request body was fully read, a
-short Content-Length body, or any error.
+instead of DONE.  With ``implicit_next_cycle``, one that completes while it is
+true takes ``next_cycle`` at once: both sides are IDLE when the call that
+completed it returns, as if ``start_next_cycle`` had been called.
+``keep_alive`` starts as what the request asks for and is cleared by
+``Connection: close`` from the application, a close-delimited response, a
+response that starts before the request body was fully read, a short
+Content-Length body, or any error.
 
 Pipelining: once the receiving side is DONE, ``next_event`` returns PAUSED
 and later bytes stay unparsed until ``start_next_cycle`` (both sides DONE).
@@ -203,6 +206,7 @@ class ServerConnection:
     __slots__ = (
         "_limits",
         "_implicit_end",
+        "_implicit_next_cycle",
         "caches",
         "_heads",
         "_buf",
@@ -219,12 +223,23 @@ class ServerConnection:
     )
 
     def __init__(
-        self, limits: Limits = Limits(), *, implicit_end: bool = False, caches: HTTP1Caches | None = None
+        self,
+        limits: Limits = Limits(),
+        *,
+        implicit_end: bool = False,
+        implicit_next_cycle: bool = False,
+        caches: HTTP1Caches | None = None,
     ) -> None:
         """``implicit_end``: a request without a body is complete with its
         ``RequestHead`` (the receiving side goes straight to DONE and no
         ``EndOfMessage`` follows); for a server that answers such requests
         at once, this saves an event and a call per request.
+
+        ``implicit_next_cycle``: a response completed with ``keep_alive``
+        (by ``send_complete_response``, ``send_response`` or ``send_end``)
+        starts the next cycle itself, so the owner does not call
+        ``start_next_cycle``: a call less per request (a pipelined hello,
+        in-process: 0.09 us, 38 of 600 opcodes).
 
         ``caches``: the speed-ups shared by a server's connections (see
         ``evloop.http.caches.HTTP1Caches``); a server creates one and passes
@@ -232,6 +247,7 @@ class ServerConnection:
         own."""
         self._limits = limits
         self._implicit_end = implicit_end
+        self._implicit_next_cycle = implicit_next_cycle
         if caches is None:
             caches = HTTP1Caches()
         self.caches = caches  # read-only: for the owner's statistics
@@ -402,9 +418,17 @@ class ServerConnection:
                 if head is not None and key is not None:
                     framed.put(key, head)
             if head is not None:
-                self.our_state = _SEND_AFTER_COMPLETE_RESPONSE
-                self._body = _BY_LENGTH
-                self._remaining = 0
+                if self._implicit_next_cycle:
+                    # DONE, then start_next_cycle's resets (inline: the call is
+                    # what implicit_next_cycle saves; keep the two in step).
+                    self.their_state = _RECV_AFTER_NEXT_CYCLE
+                    self.our_state = _SEND_AFTER_NEXT_CYCLE
+                    self._reader = None
+                    self._body = _NO_BODY
+                else:
+                    self.our_state = _SEND_AFTER_COMPLETE_RESPONSE
+                    self._body = _BY_LENGTH
+                    self._remaining = 0
                 return head + body
         return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
 
@@ -488,6 +512,8 @@ class ServerConnection:
             body = b""
         self._body = mode
         self.our_state = our_state
+        if our_state is _SEND_DONE and self._implicit_next_cycle:
+            self.start_next_cycle()
 
         if app is not None:
             head = response_head(
@@ -537,8 +563,10 @@ class ServerConnection:
         keep_alive = self.keep_alive
         if mode is _BY_CLOSE or (mode is _BY_LENGTH and self._remaining):
             keep_alive = False
-        self.our_state = send_transition(self.our_state, "end", keep_alive)
+        self.our_state = our_state = send_transition(self.our_state, "end", keep_alive)
         self.keep_alive = keep_alive
+        if our_state is _SEND_DONE and self._implicit_next_cycle:
+            self.start_next_cycle()
         return LAST_CHUNK if mode is _BY_CHUNKS else b""
 
     def send_error_response(

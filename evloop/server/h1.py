@@ -75,14 +75,16 @@ class HTTPProtocol(Protocol):
     __slots__ = (
         "ctx", "reactor", "transport", "conn", "phase", "head", "body_parts", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
-        "_write_paused", "_reading_paused", "_arm_pending", "_responder", "_head_hooks", "_input_left",
+        "_write_paused", "_reading_paused", "_arm_pending", "_responder", "_log_heads", "_timed", "_received_at",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.reactor = ctx.reactor
         self.transport: SocketTransport | None = None   # None once the connection is lost
-        self.conn = ServerConnection(ctx.config.limits, implicit_end=True, caches=ctx.http1_caches)
+        # implicit_next_cycle: a keep-alive response done leaves the connection ready for the next request.
+        self.conn = ServerConnection(ctx.config.limits, implicit_end=True, implicit_next_cycle=True,
+                                     caches=ctx.http1_caches)
         self.phase = NEW
         self.head: RequestHead | None = None
         self.body_parts: list[bytes] = []
@@ -92,7 +94,7 @@ class HTTPProtocol(Protocol):
         self._out: list[bytes] = []   # bytes produced by this entry point, written at its end
         self._response: Response | None = None   # a response whose body must be closed when done
         self._stream: Iterator[bytes] | None = None
-        self._started = 0.0   # when the request was complete (for the access log's duration)
+        self._started = 0.0   # when the read that completed the request's head came (the access log's duration)
         self._last_buffer_size = 0   # the write buffer when the send deadline was armed
         self._body_bytes = 0   # response body bytes, for the access log
         self._status = 0
@@ -102,9 +104,13 @@ class HTTPProtocol(Protocol):
         self._reading_paused = False
         self._arm_pending = False  # a transition's deadline waits for _finish
         self._responder = self._respond_later  # bound once, not per request
-        # Whether a new head is timed and logged (see _head_seen): one test per request when neither is on.
-        self._head_hooks = ctx.access_log is not None or ctx.config.debug_log_heads
-        self._input_left = 0  # bytes buffered behind the last answered request (start_next_cycle says)
+        self._log_heads = ctx.config.debug_log_heads
+        # The access log's durations count from the read that completed a
+        # request's head: the clock is read once per read, not per request,
+        # and a pipelined request's duration includes the wait for the
+        # answers before it (it arrived with them).  Only while the access log is on.
+        self._timed = ctx.access_log is not None
+        self._received_at = 0.0  # when the last read came
 
     # ------------------------------------------------------------ the phase
     def _to(self, event: PhaseEvent) -> None:
@@ -216,6 +222,8 @@ class HTTPProtocol(Protocol):
         if phase is LINGER:
             return  # draining after an error response
         conn = self.conn
+        if self._timed:
+            self._received_at = self.reactor.time()
         conn.receive_data(data)
         if phase.reads:
             self._process()
@@ -292,8 +300,9 @@ class HTTPProtocol(Protocol):
                 if event_type is RequestHead:
                     head: RequestHead = event  # type: ignore[assignment]
                     self.head = head
-                    if self._head_hooks:
-                        self._head_seen(head)
+                    self._started = self._received_at
+                    if self._log_heads:
+                        self._log_head(head)
                     if head.content_length or head.chunked:
                         self._head_with_body(head)
                         continue
@@ -315,10 +324,6 @@ class HTTPProtocol(Protocol):
                     break
                 else:
                     raise RuntimeError(f"unexpected event {event!r}")
-                # A request was answered: when nothing more is buffered, skip
-                # asking for the NEED_DATA (a search of an empty buffer).
-                if self.phase is IDLE and not self._input_left and not conn.peer_closed:
-                    break
         finally:
             self._finish()
 
@@ -341,11 +346,9 @@ class HTTPProtocol(Protocol):
         self.body_parts = []
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _head_seen(self, head: RequestHead) -> None:
-        """What the access log (its duration counts from here) and ``debug_log_heads`` want of a new head."""
-        if self.ctx.access_log is not None:
-            self._started = self.reactor.time()
-        if self.ctx.config.debug_log_heads and logger.isEnabledFor(logging.DEBUG):
+    def _log_head(self, head: RequestHead) -> None:
+        """``debug_log_heads``: log each head as it is parsed."""
+        if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
                          head.version, head.headers)
 
@@ -570,8 +573,7 @@ class HTTPProtocol(Protocol):
             return
         conn = self.conn
         if conn.keep_alive and not ctx.shutting_down:
-            self._input_left = conn.start_next_cycle()
-            self._to("response_done")
+            self._to("response_done")  # the connection is ready for the next request (implicit_next_cycle)
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
         else:

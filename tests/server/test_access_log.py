@@ -15,9 +15,9 @@ import time
 import pytest
 
 from evloop import ManualClock
-from evloop.app import App, Response
+from evloop.app import App, Response, format_access_log
 from evloop.reactor import Reactor
-from evloop.server import AccessLog, BufferedAccessHandler, Server, ServerConfig
+from evloop.server import AccessLog, BufferedAccessHandler, HTTPProtocol, Server, ServerConfig
 from evloop.server.access_log import access_logger
 from evloop.server.wallclock import WallClock
 
@@ -194,3 +194,64 @@ def test_without_a_server_the_handler_writes_each_line():
     record = logging.makeLogRecord({"msg": "a line", "levelno": logging.INFO})
     handler.handle(record)
     assert stream.getvalue() == "a line\n"
+
+
+def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
+    """AccessLog remembers each line's prefix for the current second (bounded):
+    every line is still what the plain ``format_access_log`` makes."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    cases = [("h", "GET", "/", "HTTP/1.1", 200, 5), (None, "HEAD", "/", "HTTP/1.0", 304, 0),
+             ("h", "GET", '/"x\\\x1b\u00e9', "HTTP/1.1", 400, 0), ("h", "GET", "/", "HTTP/1.1", 404, 5)]
+    cases += [("h", "GET", f"/{i}", "HTTP/1.1", 200, i) for i in range(600)]  # past the bound
+    expected = []
+    with Reactor() as reactor:
+        wall = WallClock()
+        log = AccessLog(reactor, wall)
+        for when in ("01/Jan/2026:00:00:00 +0000", "01/Jan/2026:00:00:01 +0000"):
+            wall.log_time = when  # a new second: new prefixes
+            for _ in range(2):
+                for i, case in enumerate(cases):
+                    log.log(*case, i / 7)
+                    expected.append(format_access_log(*case, i / 7, when))
+        log.close()
+    assert stream.getvalue().splitlines() == expected
+
+
+class _Transport:
+    peername = ("127.0.0.1", 40000)
+    sockname = ("127.0.0.1", 8080)
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_the_duration_counts_from_the_read_that_completed_the_head(access_handler):
+    """A head in two reads counts from the second; requests that arrived
+    together (pipelined) count from their read, so the second one's duration
+    includes the time the first one took."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    request = b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+    app = App()
+
+    def slow(request):
+        clock.advance(0.125)
+        return Response(body=b"slow")
+
+    app.add_route("/slow", slow)
+    with Reactor(clock=clock) as reactor:
+        server = Server(app, reactor, ServerConfig(port=0))
+        protocol = HTTPProtocol(server)
+        protocol.connection_made(_Transport())  # type: ignore[arg-type]
+        protocol.data_received(request[:10])
+        clock.advance(0.25)
+        protocol.data_received(request[10:] + request)
+        assert server.access_log is not None
+        server.access_log.flush()
+    durations = [line.rsplit(" ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert durations == ["0.125000", "0.250000"]

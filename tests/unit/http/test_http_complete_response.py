@@ -6,7 +6,7 @@ import itertools
 import pytest
 from _http_helpers import DATE
 
-from evloop.http import NEED_DATA, ServerConnection
+from evloop.http import NEED_DATA, PAUSED, RecvState, RequestHead, SendState, ServerConnection
 from evloop.http.caches import HTTP1Caches
 
 REQUESTS = {
@@ -29,9 +29,11 @@ FIELDS = {
 STATUSES = [200, 201, 204, 304, 404, 599, 999]
 
 
-def ready(request: bytes, implicit_end: bool, caches: HTTP1Caches | None = None) -> ServerConnection:
+def ready(
+    request: bytes, implicit_end: bool, caches: HTTP1Caches | None = None, implicit_next_cycle: bool = False
+) -> ServerConnection:
     """A connection with ``request`` received whole, waiting for its response."""
-    conn = ServerConnection(implicit_end=implicit_end, caches=caches)
+    conn = ServerConnection(implicit_end=implicit_end, implicit_next_cycle=implicit_next_cycle, caches=caches)
     conn.receive_data(request)
     conn.next_event()
     if not implicit_end:
@@ -43,21 +45,27 @@ def state(conn: ServerConnection):
     return conn.our_state, conn.their_state, conn.keep_alive
 
 
+@pytest.mark.parametrize("implicit_next_cycle", [False, True])
 @pytest.mark.parametrize("implicit_end", [True, False])
 @pytest.mark.parametrize("request_name", sorted(REQUESTS))
-def test_same_bytes_and_states_as_send_response(request_name, implicit_end):
+def test_same_bytes_and_states_as_send_response(request_name, implicit_end, implicit_next_cycle):
+    """With ``implicit_next_cycle`` the states are those of the plain path
+    followed by ``start_next_cycle`` when the response completed with keep-alive."""
     caches = HTTP1Caches()
     for status, fields_name, body in itertools.product(STATUSES, sorted(FIELDS), [b"", b"ok"]):
         fields = FIELDS[fields_name]
         general = ready(REQUESTS[request_name], implicit_end, HTTP1Caches.disabled())
         expected = general.send_response(status, fields, content_length=len(body), date=DATE, body=body)
+        if implicit_next_cycle and general.our_state is SendState.DONE:
+            general.start_next_cycle()
         for attempt in range(3):  # the first frames, the others may come from the cache
-            conn = ready(REQUESTS[request_name], implicit_end, caches)
+            conn = ready(REQUESTS[request_name], implicit_end, caches, implicit_next_cycle)
             got = conn.send_complete_response(status, fields, body, DATE)
             assert got == expected, (status, fields_name, body, attempt)
             assert state(conn) == state(general), (status, fields_name, body, attempt)
-            uncached = ready(REQUESTS[request_name], implicit_end, HTTP1Caches.disabled())
+            uncached = ready(REQUESTS[request_name], implicit_end, HTTP1Caches.disabled(), implicit_next_cycle)
             assert uncached.send_complete_response(status, fields, body, DATE) == expected
+            assert state(uncached) == state(general)
     # The plain keep-alive requests frame from the cache; the others never use it.
     assert bool(caches.framed.hits) is (request_name == "1.1")
 
@@ -115,6 +123,33 @@ def test_next_cycle_after_a_memoised_response():
         conn.start_next_cycle()
     assert conn.next_event() is NEED_DATA
     assert len(set(outputs)) == 1 and outputs[0].endswith(b"Content-Length: 2\r\n\r\nhi")
+
+
+@pytest.mark.parametrize("how", ["complete", "response", "streamed", "file"])
+def test_implicit_next_cycle_reads_the_next_request_at_once(how):
+    """Each way a keep-alive response can complete leaves both sides IDLE
+    with ``implicit_next_cycle``, as ``start_next_cycle`` would; a response
+    that closes does not."""
+    conn = ServerConnection(implicit_end=True, implicit_next_cycle=True)
+    conn.receive_data(REQUESTS["1.1"] * 2 + REQUESTS["1.1-close"])
+    for request in range(3):
+        assert type(conn.next_event()) is RequestHead
+        assert conn.next_event() is PAUSED  # later requests wait for the response
+        if how == "complete":
+            conn.send_complete_response(200, [], b"hi", DATE)
+        elif how == "response":
+            conn.send_response(200, [], content_length=2, date=DATE, body=b"hi")
+        elif how == "streamed":
+            conn.send_response(200, [], content_length=None, date=DATE)
+            conn.send_data(b"hi")
+            conn.send_end()
+        else:
+            conn.send_response(200, [], content_length=2, date=DATE)
+            conn.file_data_sent(2)
+            conn.send_end()
+        if request < 2:
+            assert (conn.our_state, conn.their_state) == (SendState.IDLE, RecvState.IDLE)
+    assert (conn.our_state, conn.their_state, conn.keep_alive) == (SendState.MUST_CLOSE, RecvState.DONE, False)
 
 
 def test_fields_from_an_iterator_are_read_once():
