@@ -3,8 +3,10 @@
 Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
 1. For each complete request the server builds ``Request(method, target,
-   version, headers, body, client, server, scheme, reactor, responder)``
-   (by position; the names work as keywords too) and calls ``app(request)``.
+   version, headers, body, client, server, scheme, reactor, responder,
+   parts)`` (by position; the names work as keywords too; ``parts`` is the
+   parsed head's ``target_parts``, computed from ``target`` when omitted) and
+   calls ``app(request)``.
 2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
    handler keeps the request and calls ``request.respond(response)`` later
    (from a timer, another callback, or even before returning); ``respond``
@@ -50,9 +52,10 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs
 
 from .http.fields import check_field, parse_content_length
+from .http.target import split_target, target_parts
 
 __all__ = [
     "App",
@@ -138,29 +141,6 @@ class Headers:
 # --------------------------------------------------------------------- request
 
 
-def split_target(target: str) -> tuple[str, str]:
-    """Split a request-target into ``(raw_path, query_string)``.
-
-    Origin form ``/a?b`` -> ``("/a", "b")``; absolute form
-    ``http://h/a?b`` -> ``("/a", "b")``; asterisk form ``*`` and authority form
-    ``host:port`` are returned unchanged with an empty query.
-    """
-    if target[:1] == "/":
-        raw_path, _, query_string = target.partition("?")
-        return raw_path, query_string
-    if "://" in target:
-        parts = urlsplit(target)
-        return parts.path or "/", parts.query
-    return target, ""
-
-
-def decode_path(raw_path: str) -> str:
-    """Percent-decode a path (UTF-8, undecodable bytes as surrogate escapes)."""
-    if "%" not in raw_path:
-        return raw_path
-    return unquote(raw_path, errors="surrogateescape")
-
-
 class Request:
     """One HTTP request, built by the server.
 
@@ -169,7 +149,10 @@ class Request:
     parsed on first access, blank values kept), ``query_string``, ``version``,
     ``headers`` (``Headers``, built on first access), ``body`` (bytes),
     ``client`` (peer address or None), ``server`` (``(host, port)`` or None),
-    ``scheme``, ``reactor``, ``path_params`` (set by the router).
+    ``scheme``, ``reactor``, ``path_params`` (set by the router).  ``parts``:
+    ``(raw_path, path, query_string)`` as ``evloop.http.target.target_parts``
+    gives them for ``target`` (a ``RequestHead`` carries them), or None to
+    have them computed.
 
     The server passes its arguments by position: with keywords the
     constructor takes twice as long (measured: 0.7 against 0.3 us).  Code of
@@ -207,17 +190,12 @@ class Request:
         scheme: str = "http",
         reactor: Any = None,
         responder: Callable[[Response], None] | None = None,
+        parts: tuple[str, str, str] | None = None,
     ) -> None:
         self.method = method
         self.target = target
-        if target[:1] == "/" and "?" not in target and "%" not in target:
-            # The common target, a plain path: nothing to split or decode.
-            self.raw_path = self.path = target
-            self.query_string = ""
-        else:
-            raw_path, self.query_string = split_target(target)
-            self.raw_path = raw_path
-            self.path = decode_path(raw_path)
+        # (raw_path, path, query_string): the server passes a head's target_parts.
+        self.raw_path, self.path, self.query_string = target_parts(target) if parts is None else parts
         self._query: dict[str, list[str]] | None = None
         self.version = version
         # A Headers, or the pairs it will wrap when a handler first asks: most
@@ -632,7 +610,7 @@ class App:
         request gets its final 404/405 without a 100 and without reading the
         body. Other apps may lack this method; treat that as True.
         """
-        handler, _, allowed = self.resolve(method, decode_path(split_target(target)[0]))
+        handler, _, allowed = self.resolve(method, target_parts(target)[1])
         return handler is not None or (method == "OPTIONS" and bool(allowed))
 
 

@@ -3,6 +3,7 @@
 import pytest
 
 from evloop.app import App, FileBody, Headers, Request, Response, format_access_log, split_target
+from evloop.http.target import decode_path, target_parts
 
 
 def req(method="GET", target="/", headers=(), body=b"", **kw):
@@ -65,6 +66,26 @@ def test_request_target_decoding(target, raw_path, path, qs):
 
 def test_split_target():
     assert split_target("/a?b?c") == ("/a", "b?c")
+
+
+TARGETS = ["/", "/a/b", "/a?b=1", "/a?", "/a%20b", "/a%2Fb?x=%20", "/%FF%C3", "*", "http://h/a?b", "http://h",
+           "h:80", "/a#f", "//x"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_target_parts_are_the_split_and_the_decoded_path(target):
+    """target_parts (its shortcut for plain paths included) against the plain steps."""
+    raw_path, query_string = split_target(target)
+    assert target_parts(target) == (raw_path, decode_path(raw_path), query_string)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_request_given_parts_equals_request_computing_them(target):
+    """The server passes a head's target_parts; a request made without them computes the same."""
+    given = Request("GET", target, "HTTP/1.1", (), b"", None, None, "http", None, None, target_parts(target))
+    plain = Request("GET", target)
+    fields = ("raw_path", "path", "query_string", "target")
+    assert [getattr(given, f) for f in fields] == [getattr(plain, f) for f in fields]
 
 
 def test_request_invalid_utf8_is_surrogate_escaped_losslessly():

@@ -176,3 +176,21 @@ def test_repeat_respects_a_smaller_head_limit():
         run([big], Limits(), caches=caches)
     events, error, _ = run([big * 4], Limits(max_head_bytes=100), caches=caches)
     assert error is not None and error.status == 431 and not events
+
+
+@pytest.mark.parametrize("head", [
+    b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"HEAD /a%20b?x=1 HTTP/1.0\r\n\r\n",
+    b"POST http://h/p?q HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+])
+def test_head_facts_are_its_fields_computed(head):
+    """RequestHead's derived facts, for every head and for the cached one shared by many requests."""
+    from evloop.http.target import target_parts
+
+    caches = HTTP1Caches()
+    for _ in range(3):
+        parsed = read_one(HeadReader(Limits(), caches), head)
+        assert parsed.http10 is (parsed.version == "HTTP/1.0")
+        assert parsed.is_head is (parsed.method == "HEAD")
+        assert parsed.target_parts == target_parts(parsed.target)
