@@ -289,6 +289,13 @@ class ServerConnection:
         buf = self._buf
         return len(buf.data) - buf.pos  # len(buf), without the call to __len__
 
+    def has_buffered_bytes(self) -> bool:
+        """``buffered_bytes > 0``, as a method: Python 3.11 does not specialise
+        property reads, and a server asks this on every keep-alive request
+        (a call is ~400 instructions cheaper, load/bench_instructions.py)."""
+        buf = self._buf
+        return len(buf.data) > buf.pos
+
     @property
     def peer_closed(self) -> bool:
         """True once ``receive_data(b"")`` reported the peer's EOF."""
@@ -411,9 +418,7 @@ class ServerConnection:
                 head = framed.entries.get(key)
             except TypeError:  # unhashable pairs (lists): nothing to remember
                 key = head = None
-            if head is not None:
-                framed.hits += 1
-            else:
+            if head is None:
                 framed.misses += 1
                 head = _frame_plain(status, headers, length, date, server, self.caches.fields)
                 if head is not None and key is not None:

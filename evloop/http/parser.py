@@ -179,7 +179,6 @@ class HeadReader:
             if cached is not None and cached.limits is limits:
                 # Identical text already passed validation under these limits
                 # (and the size limits above).
-                heads.hits += 1
                 self._last = cached
                 return cached.head
             heads.misses += 1
@@ -226,7 +225,6 @@ def _maybe_remember(text: str, limits: Limits, head: RequestHead, caches: HTTP1C
         seen.misses += 1
         seen.put(key, True)
     else:
-        seen.hits += 1
         caches.heads.put(text, CachedHead(limits, head, text.encode("latin-1")))
 
 
@@ -288,9 +286,7 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
             expect = expect + "," + value if expect is not None else value
 
     hosts = caches.hosts
-    if host_count == 1 and host in hosts.entries:
-        hosts.hits += 1
-    else:
+    if host_count != 1 or host not in hosts.entries:
         _check_host(host, host_count, http11, hosts)
     if target_host is not None:
         # RFC 9112 3.2.2: the authority of an absolute-form target wins.

@@ -154,7 +154,6 @@ def prepare_fields(
         cached = None
         cacheable = False
     if cached is not None:
-        cache.hits += 1
         return cached
     cache.misses += 1
     block = encode_fields(fields)

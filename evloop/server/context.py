@@ -42,7 +42,6 @@ class ServerContext(Protocol):
     access_log: AccessLog | None  # None: off
     phase_timeouts: dict[Phase, float | None]
     http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
-    requests_served: int
     shutting_down: bool  # graceful shutdown began: every response is the connection's last
 
     def connection_opened(self, protocol: HTTPProtocol) -> None: ...

@@ -75,7 +75,8 @@ class HTTPProtocol(Protocol):
     __slots__ = (
         "ctx", "reactor", "transport", "conn", "phase", "head", "body_parts", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
-        "_write_paused", "_reading_paused", "_arm_pending", "_responder", "_log_heads", "_timed", "_received_at",
+        "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
+        "_received_at",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -102,6 +103,7 @@ class HTTPProtocol(Protocol):
         # water mark, and reading stopped by us.
         self._write_paused = False
         self._reading_paused = False
+        self.requests_served = 0  # responses completed on this connection
         self._arm_pending = False  # a transition's deadline waits for _finish
         self._responder = self._respond_later  # bound once, not per request
         self._log_heads = ctx.config.debug_log_heads
@@ -316,7 +318,7 @@ class HTTPProtocol(Protocol):
                 elif event_type is EndOfMessage:
                     self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
                 elif event is NEED_DATA:
-                    if (self.phase is IDLE or self.phase is NEW) and conn.buffered_bytes:
+                    if (self.phase is IDLE or self.phase is NEW) and conn.has_buffered_bytes():
                         self._to("head_started")  # the rest must follow within the header timeout
                     break
                 elif event is PAUSED:
@@ -558,7 +560,10 @@ class HTTPProtocol(Protocol):
         if self._response is not None:
             self._end_response()
         ctx = self.ctx
-        ctx.requests_served += 1
+        # Counted here, summed by the server: a small per-connection number
+        # is one of Python's cached ints, a server-wide total past 256 is a
+        # new int object per request (~300 instructions).
+        self.requests_served += 1
         access_log = ctx.access_log
         if access_log is not None:
             head: Any = self.head

@@ -48,7 +48,7 @@ class Server:
         self.http1_caches = HTTP1Caches()
         self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
-        self.requests_served = 0
+        self._served_by_closed = 0  # requests_served of the connections gone
         # Read by every response (a plain attribute: a property would be a call).
         self.shutting_down = False
         self._shutdown_timer: Any = None
@@ -113,8 +113,15 @@ class Server:
             for listener in self.listeners:
                 listener.pause_accepting()
 
+    @property
+    def requests_served(self) -> int:
+        """Responses completed by this server (its connections count their own)."""
+        return self._served_by_closed + sum(protocol.requests_served for protocol in self.connections)
+
     def connection_closed(self, protocol: HTTPProtocol) -> None:
-        self.connections.discard(protocol)
+        if protocol in self.connections:
+            self.connections.discard(protocol)
+            self._served_by_closed += protocol.requests_served
         limit = self.config.max_connections or 0
         if self._accept_paused and len(self.connections) < limit:
             # Accept again at once (clients wait in the backlog), but a server

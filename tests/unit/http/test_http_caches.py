@@ -21,9 +21,9 @@ def test_zero_bound_holds_nothing_and_clear_keeps_counters():
     assert len(cache) == 0 and cache.clears == 0
     cache = BoundedCache("t", 2)
     cache.put("a", 1)
-    cache.hits = 5
+    cache.misses = 5
     cache.clear()
-    assert len(cache) == 0 and cache.hits == 5
+    assert len(cache) == 0 and cache.misses == 5
     with pytest.raises(ValueError):
         BoundedCache("t", -1)
 
