@@ -8,8 +8,8 @@ call per line (about 8 us of the 11 us a keep-alive request took), and a
 ``write`` system call per line.  So:
 
 - ``BufferedAccessHandler`` collects lines and writes them in one ``write``:
-  when the loop goes idle (``reactor.call_when_idle``), at least once a
-  second, when 512 lines (about 50 KiB) are waiting, and at shutdown.  ``evloop-demo``
+  when the loop goes idle (``reactor.call_when_idle``; at most every 20 ms),
+  at least once a second, when 512 lines (about 50 KiB) are waiting, and at shutdown.  ``evloop-demo``
   installs it on ``evloop.access``.
 - When that handler is the logger's only destination and would print the
   message as it is (no formatter of its own, no filters, no propagation),
@@ -34,6 +34,10 @@ __all__ = ["AccessLog", "BufferedAccessHandler", "install_access_handler", "acce
 access_logger = logging.getLogger("evloop.access")
 
 _FLUSH_INTERVAL_S = 1.0
+# At most one idle flush per this spacing: under pipelining the loop goes idle
+# between a client's bursts, and a write per burst cost 5-7% of pipeline16
+# and hello (load/bench/run.py, against a build without idle flushes).
+_IDLE_FLUSH_SPACING_S = 0.02
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
 _MAX_PREFIXES = 256  # remembered line prefixes (see AccessLog.log); emptied when full
 
@@ -104,7 +108,7 @@ class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
     __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_pending", "_flush_timer",
-                 "_prefixes", "_prefixes_time")
+                 "_prefixes", "_prefixes_time", "_last_flush", "_idle_flush")
 
     def __init__(self, reactor: Reactor, wall: WallClock, logger: logging.Logger = access_logger) -> None:
         self._reactor = reactor
@@ -112,8 +116,10 @@ class AccessLog:
         self._logger = logger
         self._direct: BufferedAccessHandler | None = None
         self._handlers: list[BufferedAccessHandler] = []
-        self._flush_pending = False
-        self._flush_timer: Any = None
+        self._flush_pending = False  # a flush is scheduled (idle, after the spacing) for the waiting lines
+        self._flush_timer: Any = None  # the at-least-once-a-second flush
+        self._idle_flush: Any = None  # the idle flush's handle, or the timer that will ask for it
+        self._last_flush = -_IDLE_FLUSH_SPACING_S
         # Line prefixes (``access_log_prefix``) by their fields, for the
         # second of ``_prefixes_time``: clients repeat their requests, and
         # then a line is one lookup and the duration.
@@ -156,14 +162,26 @@ class AccessLog:
         else:
             self._logger.info(line)
         if not self._flush_pending:
-            self._flush_pending = True
-            self._reactor.call_when_idle(self.flush)
-            if self._flush_timer is None:
-                self._flush_timer = self._reactor.call_later(_FLUSH_INTERVAL_S, self._flush_due)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_pending = True
+        reactor = self._reactor
+        wait = self._last_flush + _IDLE_FLUSH_SPACING_S - reactor.time()
+        if wait > 0:
+            self._idle_flush = reactor.call_later(wait, self._flush_when_idle)
+        else:
+            self._idle_flush = reactor.call_when_idle(self.flush)
+        if self._flush_timer is None:
+            self._flush_timer = reactor.call_later(_FLUSH_INTERVAL_S, self._flush_due)
+
+    def _flush_when_idle(self) -> None:
+        self._idle_flush = self._reactor.call_when_idle(self.flush)
 
     def flush(self) -> None:
         """Write the waiting lines now, and choose the route again."""
         self._flush_pending = False
+        self._last_flush = self._reactor.time()
         for handler in self._handlers:
             handler.flush()
         self._choose_route()
@@ -178,6 +196,9 @@ class AccessLog:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._idle_flush is not None:
+            self._idle_flush.cancel()
+            self._idle_flush = None
         self.flush()
         for handler in self._handlers:
             handler.attached -= 1

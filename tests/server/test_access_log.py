@@ -255,3 +255,25 @@ def test_the_duration_counts_from_the_read_that_completed_the_head(access_handle
         server.access_log.flush()
     durations = [line.rsplit(" ", 1)[1] for line in stream.getvalue().splitlines()]
     assert durations == ["0.125000", "0.250000"]
+
+
+def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        log = AccessLog(reactor, WallClock())
+        log.log("h", "GET", "/1", "HTTP/1.1", 200, 5, 0.001)
+        reactor.run_once(0)  # idle: written at once (nothing was written lately)
+        assert stream.writes == 1
+        clock.advance(0.005)
+        log.log("h", "GET", "/2", "HTTP/1.1", 200, 5, 0.001)
+        log.log("h", "GET", "/3", "HTTP/1.1", 200, 5, 0.001)
+        for _ in range(3):
+            reactor.run_once(0)  # idle, but 5 ms after the last write: they wait
+        assert stream.writes == 1
+        clock.advance(0.015)  # 20 ms after the last write
+        for _ in range(3):
+            reactor.run_once(0)
+        assert stream.writes == 2 and stream.getvalue().count("\n") == 3
+        log.close()
