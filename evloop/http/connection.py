@@ -297,11 +297,6 @@ class ServerConnection:
         return len(buf.data) > buf.pos
 
     @property
-    def peer_closed(self) -> bool:
-        """True once ``receive_data(b"")`` reported the peer's EOF."""
-        return self._eof
-
-    @property
     def should_pause_reading(self) -> bool:
         """True while a complete request waits for its response and either
         the connection will close or too many bytes are buffered behind it."""

@@ -127,10 +127,6 @@ class AccessLog:
         self._prefixes_time = ""
         self._choose_route()
 
-    @property
-    def enabled(self) -> bool:
-        return self._direct is not None or self._logger.isEnabledFor(logging.INFO)
-
     def log(self, client_host: str | None, method: str, target: str, version: str, status: int, size: int,
             duration_s: float) -> None:
         """Log one response; ``size`` is the body bytes sent."""
