@@ -23,8 +23,9 @@ A response that completes while ``keep_alive`` is false lands in MUST_CLOSE
 instead of DONE.  With ``implicit_next_cycle``, one that completes while it is
 true takes ``next_cycle`` at once: both sides are IDLE when the call that
 completed it returns, as if ``start_next_cycle`` had been called.
-``keep_alive`` starts as what the request asks for and is cleared by
-``Connection: close`` from the application, a close-delimited response, a
+``keep_alive`` starts true and, once cleared, stays cleared: by a request
+that does not ask for keep-alive, by the server (its last response before a
+graceful shutdown), by ``Connection: close`` from the application, a close-delimited response, a
 response that starts before the request body was fully read, a short
 Content-Length body, or any error.
 
@@ -333,7 +334,8 @@ class ServerConnection:
             self.our_state = (
                 _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
             )
-            self.keep_alive = head.keep_alive
+            if not head.keep_alive:
+                self.keep_alive = False  # once off, off for good (as h11's): the server may turn it off first
             if head.chunked or head.content_length:
                 self.their_state = _RECV_AFTER_HEAD
                 self._reader = body_reader(head, self._limits)

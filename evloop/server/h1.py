@@ -127,12 +127,11 @@ class HTTPProtocol(Protocol):
         the buffer as it is after the callback's write.
         """
         try:
-            phase, arm = self.phase.exits[event]  # TRANSITIONS, indexed by phase
+            # A transition that does not arm (NEW -> HEAD) is always a
+            # callback's first, so it never clears another's pending arm.
+            self.phase, self._arm_pending = self.phase.exits[event]  # TRANSITIONS, indexed by phase
         except KeyError:
             raise PhaseError(self.phase, event) from None
-        self.phase = phase
-        if arm:
-            self._arm_pending = True
 
     def _finish(self) -> None:
         """End of every entry point: write what it produced, then arm the deadline of the phase it left."""
@@ -260,6 +259,8 @@ class HTTPProtocol(Protocol):
         """Graceful shutdown: close now if no request is in progress, else after its response."""
         if self.phase in (NEW, IDLE, DRAINING) and not self.conn.buffered_bytes:
             self._close()
+        else:
+            self.conn.keep_alive = False  # the response in progress (or the next, buffered) is the last
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -414,8 +415,6 @@ class HTTPProtocol(Protocol):
             response = _internal_error()
         ctx = self.ctx
         conn = self.conn
-        if ctx.shutting_down:
-            conn.keep_alive = False  # this is the connection's last response
         status = self._status = response.status
         body = response.body
         try:
@@ -579,7 +578,7 @@ class HTTPProtocol(Protocol):
         if transport is None:
             return
         conn = self.conn
-        if conn.keep_alive and not ctx.shutting_down:
+        if conn.keep_alive:  # close_when_idle turns it off for the last response of a graceful shutdown
             self._to("response_done")  # the connection is ready for the next request (implicit_next_cycle)
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
