@@ -256,8 +256,25 @@ class Request:
         self._responded = True
         self._responder(response)
 
+    @property
+    def abandoned(self) -> bool:
+        """True once the server gave up on this request (see ``abandon``): a
+        handler working on a slow answer may check it and stop."""
+        return self._responder is _drop_response
+
+    def abandon(self) -> None:
+        """Called by the server when no response to this request can be sent any
+        more: the client left, or the handler timeout answered 503 instead.  A
+        later ``respond()`` is accepted and its response dropped (closed), quietly."""
+        self._responder = _drop_response
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+def _drop_response(response: Response) -> None:
+    """The responder of an abandoned request: the response is released, never sent."""
+    response.close()
 
 
 # -------------------------------------------------------------------- response

@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keepalive-timeout", type=float, default=defaults.keepalive_timeout_s, metavar="S")
     p.add_argument("--body-timeout", type=float, default=defaults.body_timeout_s, metavar="S")
     p.add_argument("--send-timeout", type=float, default=defaults.send_timeout_s, metavar="S")
+    p.add_argument("--handler-timeout", type=float, default=defaults.handler_timeout_s, metavar="S",
+                   help="answer 503 when a handler holds a request this long without responding; 0: never "
+                        "(default: %(default)s)")
     p.add_argument("--graceful-timeout", type=float, default=defaults.graceful_timeout_s, metavar="S")
     p.add_argument("--max-connections", type=int, default=None)
     p.add_argument("--slow-callback", type=float, default=None, metavar="S",
@@ -216,6 +219,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         keepalive_timeout_s=args.keepalive_timeout,
         body_timeout_s=args.body_timeout,
         send_timeout_s=args.send_timeout,
+        handler_timeout_s=args.handler_timeout,
         graceful_timeout_s=args.graceful_timeout,
         max_connections=args.max_connections,
         access_log=not args.no_access_log,

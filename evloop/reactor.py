@@ -12,7 +12,8 @@ Theory of operation.  One pass of the loop (``run_once``):
 
 Every user callback is called from ``_run_callback``: an exception is reported
 to the exception handler (by default the ``evloop`` logger) with its context,
-and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through.
+and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through
+(unless ``contain_exits`` is set and no signal raised them: ``evloop.exits``).
 Time is read from the reactor's clock (``evloop.clock``), never from
 ``time.monotonic()`` directly, so tests can drive every deadline by hand.
 
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .clock import Clock, MonotonicClock
+from .exits import is_stop_request
 from .forking import fork_and_discard, live_reactors
 from .futures import Future
 from .selfpipe import SelfPipe
@@ -106,6 +108,11 @@ class Reactor:
         self._runnable = True
         self._closing = False  # inside close(): no new resource may start
         self._exception_handler: ExceptionHandler | None = None
+        # contain_exits: a callback's SystemExit or KeyboardInterrupt that no
+        # signal raised (evloop.exits) is reported like any other exception
+        # and the loop goes on.  evloop.serve sets it: in a server they come
+        # from application code (sys.exit() in a deferred callback).
+        self.contain_exits = False
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
         self._resources: set[Any] = set()
@@ -499,9 +506,9 @@ class Reactor:
         start = time.monotonic() if slow_s is not None else 0.0  # real time: how long the loop was held
         try:
             handle.callback(*handle.args)
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except BaseException as exc:
+            if self.exit_stops_loop(exc):
+                raise
             self.call_exception_handler(
                 {"message": f"exception in callback {_safe_repr(handle)}", "exception": exc, "handle": handle}
             )
@@ -509,6 +516,13 @@ class Reactor:
             took = time.monotonic() - start
             if took >= slow_s:
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
+
+    def exit_stops_loop(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a callback, ends ``run()``: a ``SystemExit`` or
+        ``KeyboardInterrupt`` does, unless ``contain_exits`` is set and no signal raised it."""
+        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            return False
+        return not self.contain_exits or is_stop_request(exc)
 
     def stats(self) -> LoopStats:
         """Counters of the loop (see ``LoopStats``); starts a new interval for the worst timer lag."""

@@ -203,9 +203,9 @@ class PeriodicHandle:
         self.calls += 1
         try:
             self.callback(*self.args)
-        except (KeyboardInterrupt, SystemExit):
-            raise  # the next beat is still scheduled (finally), for a host that goes on
         except BaseException as exc:
+            if self._reactor.exit_stops_loop(exc):
+                raise  # the next beat is still scheduled (finally), for a host that goes on
             # Reported here, so the report names this handle and its callback;
             # the beats go on.
             self._reactor.call_exception_handler(

@@ -33,6 +33,9 @@ class ServerConfig:
     keepalive_timeout_s: float = 5.0
     body_timeout_s: float = 30.0
     send_timeout_s: float = 30.0
+    # How long a handler may hold a request without answering (it returned
+    # None and has not called respond()): then 503.  0 turns it off.
+    handler_timeout_s: float = 60.0
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
     access_log: bool = True

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..app import FileBody, Request, Response
+from ..exits import is_stop_request
 from ..http import (
     NEED_DATA,
     PAUSED,
@@ -50,6 +51,7 @@ from ..transport import Protocol, SocketTransport
 from .context import ServerContext
 from .phases import (
     BODY,
+    DEFERRED,
     DRAINING,
     HEAD,
     IDLE,
@@ -73,7 +75,7 @@ class HTTPProtocol(Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
-        "ctx", "reactor", "transport", "conn", "phase", "head", "body_parts", "request", "deadline",
+        "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
         "_received_at",
@@ -88,7 +90,10 @@ class HTTPProtocol(Protocol):
                                      caches=ctx.http1_caches)
         self.phase = NEW
         self.head: RequestHead | None = None
-        self.body_parts: list[bytes] = []
+        # The request body so far: the first part as it came, then a bytearray
+        # that later parts are appended to (one object however small the
+        # reads: a list of one-byte parts cost ~52 bytes a body byte).
+        self.body: bytes | bytearray = b""
         self.request: Request | None = None
         self.deadline = 0.0
         self._timer: Any = None
@@ -181,6 +186,9 @@ class HTTPProtocol(Protocol):
             self._send_error(408, "request body made no progress")
         elif phase is LINGER:
             transport.abort()
+        elif phase is DEFERRED:
+            self._abandon("no response from the handler within the handler timeout; answering 503", logging.WARNING)
+            self._respond_later(_handler_timeout())
         else:  # a sending phase
             size = transport.get_write_buffer_size()
             if 0 < size < self._last_buffer_size:
@@ -200,6 +208,8 @@ class HTTPProtocol(Protocol):
             self._set_deadline(timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self.phase is DEFERRED:
+            self._abandon("the connection was lost")
         self.transport = None
         if self._timer is not None:
             self._timer.cancel()
@@ -212,6 +222,13 @@ class HTTPProtocol(Protocol):
     def eof_received(self) -> bool | None:
         if self.phase is LINGER:
             return False
+        if self.phase is DEFERRED:
+            # The client left while its request was in the app (a half-closed
+            # client that still waits is treated the same, as nginx and
+            # uvicorn do): free the connection now, not when the app answers.
+            self._abandon("the client closed the connection")
+            self._close()
+            return True
         # A half-closed client may still read our responses (RFC 9112
         # section 9.6): answer the complete requests already received; the
         # state machine then reports the closed connection and we close.
@@ -227,11 +244,17 @@ class HTTPProtocol(Protocol):
         conn = self.conn
         if self._timed:
             self._received_at = self.reactor.time()
-        conn.receive_data(data)
         if phase.reads:
+            conn.receive_data(data)
             self._process()
-        elif conn.should_pause_reading:
-            self._pause_reading()  # a pipelining client got too far ahead
+        elif phase is DEFERRED and not conn.keep_alive:
+            # Bytes after the connection's last request are never parsed:
+            # dropped, and reading goes on, so the client's leaving is seen.
+            return
+        else:
+            conn.receive_data(data)
+            if conn.should_pause_reading:
+                self._pause_reading()  # a pipelining client got too far ahead
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -313,7 +336,7 @@ class HTTPProtocol(Protocol):
                         continue
                     self._request_received(head, b"")  # complete with its head (implicit_end)
                 elif event_type is Data:
-                    self.body_parts.append(event.data)  # type: ignore[union-attr]
+                    self._add_body_part(event.data)  # type: ignore[union-attr]
                     self._to("body_progress")
                     continue
                 elif event_type is EndOfMessage:
@@ -344,12 +367,21 @@ class HTTPProtocol(Protocol):
                 return
             self._out.append(self.conn.send_informational(100))
 
+    def _add_body_part(self, data: bytes) -> None:
+        body = self.body
+        if not body:
+            self.body = data  # a body in one read is never copied
+        elif type(body) is bytes:
+            joined = bytearray(body)
+            joined += data
+            self.body = joined
+        else:
+            body += data  # a bytearray, extended in place
+
     def _take_body(self) -> bytes:
-        parts = self.body_parts
-        if not parts:
-            return b""
-        self.body_parts = []
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        body = self.body
+        self.body = b""
+        return body if type(body) is bytes else bytes(body)
 
     def _log_head(self, head: RequestHead) -> None:
         """``debug_log_heads``: log each head as it is parsed."""
@@ -374,7 +406,9 @@ class HTTPProtocol(Protocol):
         self.request = request
         try:
             response = ctx.call_app(request)
-        except Exception:
+        except BaseException as exc:  # sys.exit() in a handler is a failed request, not a stop
+            if is_stop_request(exc):
+                raise
             logger.exception("handler for %s %s failed", request.method, request.target)
             response = None if request._responded else _internal_error()
         if response is None:
@@ -405,6 +439,14 @@ class HTTPProtocol(Protocol):
             else:
                 self._finish()
 
+    def _abandon(self, why: str, level: int = logging.INFO) -> None:
+        """The request in the app will not be answered by it: a late ``respond()`` is dropped quietly."""
+        request = self.request
+        if request is None or request.abandoned:
+            return
+        request.abandon()
+        logger.log(level, "%s %s from %s: %s", request.method, request.target, _peer(self.transport), why)
+
     # ------------------------------------------------------------- responses
     def _send(self, response: Response) -> None:
         """Frame ``response`` for the request in hand: complete bytes here, a stream or a file in ``_send_body``."""
@@ -425,8 +467,10 @@ class HTTPProtocol(Protocol):
             self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
             self._out.append(conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
                                                          ctx.server_header))
-        except ValueError as exc:
-            # The app gave a response that cannot be framed (bad header, wrong length).
+        except Exception as exc:
+            # The app gave a response that cannot be framed (a header changed
+            # to a bad or non-str value after the Response was built, a wrong
+            # length, an iterable that cannot be iterated): a 500 or an abort.
             self._response_refused(exc)
             return
         self._response_done()
@@ -516,7 +560,9 @@ class HTTPProtocol(Protocol):
                 self._out = batch
                 self._response_done()
                 return
-            except Exception:
+            except BaseException as exc:
+                if is_stop_request(exc):
+                    raise
                 transport.writelines(batch)  # the chunks before the failure were good
                 head = self.head
                 logger.exception("response body of %s %s failed", head.method if head else "?",
@@ -535,7 +581,7 @@ class HTTPProtocol(Protocol):
         if response is not None:
             _close_quietly(response)
 
-    def _response_refused(self, exc: ValueError) -> None:
+    def _response_refused(self, exc: Exception) -> None:
         """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
 
         Fields are checked where a ``Response`` is built, so this is a
@@ -615,6 +661,11 @@ class HTTPProtocol(Protocol):
         transport.write_eof()
 
 
+def _handler_timeout() -> Response:
+    return Response(503, body=b"Service Unavailable: the handler did not answer in time\n",
+                    content_type="text/plain; charset=utf-8")
+
+
 def _internal_error() -> Response:
     return Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
 
@@ -624,7 +675,9 @@ def _close_quietly(obj: Any) -> None:
     if close is not None:
         try:
             close()
-        except Exception:
+        except BaseException as exc:
+            if is_stop_request(exc):
+                raise
             logger.exception("closing a response body failed")
 
 

@@ -16,7 +16,7 @@ pair that is not in it is a bug and raises ``PhaseError`` naming both.
     IN_APP, DEFERRED, STREAMING, SENDING_FILE --last_response_done--> CLOSING
     IDLE --writes_backed_up--> DRAINING --writes_drained--> IDLE
     NEW, IDLE, HEAD, BODY --error_response--> LINGER
-    NEW, IDLE, DRAINING, HEAD, BODY --close--> CLOSING
+    NEW, IDLE, DRAINING, HEAD, BODY, DEFERRED --close--> CLOSING   (DEFERRED: the client left; request abandoned)
     any --lost--> CLOSED
 
 Each phase has at most one deadline, armed by the transition into it
@@ -41,7 +41,7 @@ class Phase(enum.Enum):
     HEAD = "head"                  # part of a request head is buffered: the header timeout
     BODY = "body"                  # reading a request body: the body timeout, re-armed by each part
     IN_APP = "in_app"              # the handler is running (it holds the loop: no deadline can fire)
-    DEFERRED = "deferred"          # the handler returned without a response: request.respond() will come
+    DEFERRED = "deferred"          # the handler returned without a response: the handler timeout for respond()
     STREAMING = "streaming"        # sending an iterable body: the send timeout while the peer lags
     SENDING_FILE = "sending_file"  # sending a file region: the send timeout
     DRAINING = "draining"          # a response is queued above the high water mark: the send timeout
@@ -103,7 +103,8 @@ TRANSITIONS: dict[tuple[Phase, str], tuple[Phase, bool]] = {
     (STREAMING, "writes_backed_up"): (STREAMING, True),
     (DRAINING, "writes_drained"): (IDLE, True),
     **{(phase, "error_response"): (LINGER, True) for phase in (NEW, IDLE, HEAD, BODY)},
-    **{(phase, "close"): (CLOSING, True) for phase in (NEW, IDLE, DRAINING, HEAD, BODY)},
+    # From DEFERRED: the client left while its request was in the app.
+    **{(phase, "close"): (CLOSING, True) for phase in (NEW, IDLE, DRAINING, HEAD, BODY, DEFERRED)},
     **{(phase, "lost"): (CLOSED, True) for phase in Phase},
 }
 
@@ -114,7 +115,7 @@ PHASE_TIMEOUTS: dict[Phase, str | None] = {
     HEAD: "header_timeout_s",
     BODY: "body_timeout_s",
     IN_APP: None,
-    DEFERRED: None,
+    DEFERRED: "handler_timeout_s",
     STREAMING: "send_timeout_s",
     SENDING_FILE: "send_timeout_s",
     DRAINING: "send_timeout_s",
@@ -139,6 +140,14 @@ del _phase
 def phase_timeouts(config: ServerConfig) -> dict[Phase, float | None]:
     """Each phase's deadline in seconds for ``config`` (None: that phase has none)."""
     return {
-        phase: LINGER_S if name == "linger" else None if name is None else float(getattr(config, name))
-        for phase, name in PHASE_TIMEOUTS.items()
+        phase: LINGER_S if name == "linger" else _seconds(config, name) for phase, name in PHASE_TIMEOUTS.items()
     }
+
+
+def _seconds(config: ServerConfig, name: str | None) -> float | None:
+    if name is None:
+        return None
+    value = float(getattr(config, name))
+    if name == "handler_timeout_s" and value == 0:
+        return None  # documented: 0 turns the handler timeout off
+    return value

@@ -160,6 +160,10 @@ class Worker:
         self.on_started = on_started
         self._own_reactor = reactor is None
         self.reactor = Reactor(slow_callback_s=slow_callback_s) if reactor is None else reactor
+        # Stop signals reach this worker through the reactor, never as an
+        # exception: a SystemExit or KeyboardInterrupt from a callback is the
+        # application's (a deferred callback's sys.exit()), logged, not fatal.
+        self.reactor.contain_exits = True
         self.server = Server(app, self.reactor, self.config)
         self.phase = WorkerPhase.STARTING
         self.request_limit = 0  # ask for a successor after this many requests (0: never)

@@ -19,7 +19,7 @@ from evloop.server.config import LINGER_S
 from evloop.server.phases import TRANSITIONS, PhaseEvent
 
 EVENTS: tuple[str, ...] = typing.get_args(PhaseEvent)
-HEADER_S, KEEPALIVE_S, BODY_S, SEND_S, GRACEFUL_S = 10.0, 5.0, 30.0, 20.0, 40.0
+HEADER_S, KEEPALIVE_S, BODY_S, SEND_S, GRACEFUL_S, HANDLER_S = 10.0, 5.0, 30.0, 20.0, 40.0, 50.0
 
 
 class FakeTransport:
@@ -96,7 +96,7 @@ class Harness:
         self.deferred: list[typing.Any] = []
         config = ServerConfig(port=0, access_log=False, header_timeout_s=HEADER_S, keepalive_timeout_s=KEEPALIVE_S,
                               body_timeout_s=BODY_S, send_timeout_s=SEND_S, graceful_timeout_s=GRACEFUL_S,
-                              **settings)
+                              **{"handler_timeout_s": HANDLER_S, **settings})
         self.server = Server(_app(self.deferred), self.reactor, config)
         self.protocol = HTTPProtocol(self.server)
         self.transport = FakeTransport(self.reactor, self.protocol)
@@ -211,13 +211,58 @@ def test_the_body_timeout_is_rearmed_by_each_part_and_fires_without_progress(h):
     assert h.transport.written.startswith(b"HTTP/1.1 408 ") and h.phase is Phase.LINGER
 
 
-def test_no_deadline_while_a_deferred_request_waits(h):
+def test_the_handler_timeout_answers_a_deferred_request_503_and_drops_the_late_response(h):
     h.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
     assert h.phase is Phase.DEFERRED
-    h.advance(10 * max(HEADER_S, KEEPALIVE_S, BODY_S, SEND_S))
-    assert h.phase is Phase.DEFERRED and not h.transport.closing
+    h.advance(HANDLER_S - 0.5)
+    assert h.phase is Phase.DEFERRED and h.transport.written == b""
+    h.advance(1.0)
+    assert h.transport.written.startswith(b"HTTP/1.1 503 ") and h.phase is Phase.IDLE
+    request = h.deferred[0]
+    assert request.abandoned
+    sent = h.transport.written
+    request.respond(Response(body=b"late"))  # accepted, and dropped quietly
+    assert h.transport.written == sent and not h.transport.closing
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection goes on
+    assert h.transport.written.endswith(b"hi")
+
+
+def test_a_handler_timeout_of_zero_turns_it_off():
+    h = Harness(handler_timeout_s=0)
+    try:
+        h.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+        h.advance(10 * max(HEADER_S, KEEPALIVE_S, BODY_S, SEND_S, HANDLER_S))
+        assert h.phase is Phase.DEFERRED and not h.transport.closing
+        h.deferred[0].respond(Response(body=b"late"))
+        assert h.transport.written.endswith(b"late") and h.phase is Phase.IDLE
+    finally:
+        h.close()
+
+
+def test_the_clients_eof_while_deferred_abandons_the_request_and_closes(h):
+    h.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.protocol.eof_received()
+    assert h.phase is Phase.CLOSING and h.transport.closing
+    assert h.deferred[0].abandoned
+    h.deferred[0].respond(Response(body=b"late"))  # dropped quietly
+    assert h.transport.written == b""
+
+
+def test_a_lost_connection_while_deferred_abandons_the_request(h):
+    h.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\n")
+    h.protocol.connection_lost(ConnectionResetError())
+    assert h.phase is Phase.CLOSED and h.deferred[0].abandoned
     h.deferred[0].respond(Response(body=b"late"))
-    assert h.transport.written.endswith(b"late") and h.phase is Phase.IDLE
+    assert h.transport.written == b""
+
+
+def test_bytes_after_a_last_request_are_dropped_while_deferred_so_reading_goes_on(h):
+    h.send(b"GET /later HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    for _ in range(100):
+        h.send(b"x" * 10_000)
+    assert not h.transport.reading_paused and h.protocol.conn.buffered_bytes == 0
+    h.protocol.eof_received()  # seen, because reading went on
+    assert h.deferred[0].abandoned and h.transport.closing
 
 
 # --------------------------------------------------------- sending deadlines
