@@ -13,7 +13,8 @@ The endpoints are a fixed contract (load tests and benchmarks talk to them):
 ``GET /static/<path>`` files under ``--root``
 =====================  ========================================================
 
-With ``--wsgi module:app`` the WSGI application serves every path instead.
+With ``--wsgi module:app`` the WSGI application serves every path instead;
+with ``--app module:app``, an evloop application (an ``App``) does.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def make_app(root: str | None = None) -> App:
     return app
 
 
-def load_wsgi(spec: str) -> Any:
+def load_object(spec: str) -> Any:
     """Import ``module:attribute`` (``module`` alone means ``module:app``)."""
     module_name, _, attribute = spec.partition(":")
     module = importlib.import_module(module_name)
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fd", type=int, help="serve an already-open listening socket with this file descriptor")
     p.add_argument("--root", metavar="DIR", help="static files served under /static/ (default: a bundled folder)")
     p.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of the demo endpoints")
+    p.add_argument("--app", metavar="MODULE:APP",
+                   help="serve this evloop application (an App, or any callable taking a Request) instead of the "
+                        "demo endpoints")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--no-access-log", action="store_true", help="do not log each request")
     p.add_argument("--backlog", type=int, default=defaults.backlog)
@@ -269,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
         install_access_handler(sys.stderr)
     raise_nofile_limit()
     app: App | WSGIApp
-    if args.wsgi:
+    if args.app:
+        app = load_object(args.app)
+    elif args.wsgi:
         from .wsgi import WSGIApp
 
-        app = WSGIApp(load_wsgi(args.wsgi))
+        app = WSGIApp(load_object(args.wsgi))
     else:
         app = make_app(args.root)
     config = config_from_args(args)

@@ -516,7 +516,11 @@ class ServerConnection:
         return head + body if body else head
 
     def send_data(self, data: bytes) -> bytes:
-        """Frame a piece of the response body (chunked when chunked)."""
+        """Frame a piece of the response body (chunked when chunked); ``TypeError`` unless it is bytes-like."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            # Refused here: passed through, a str would fail only when joined
+            # with the other bytes, far from the body that produced it.
+            raise TypeError(f"response body chunks must be bytes, not {type(data).__name__}")
         self.our_state = send_transition(self.our_state, "data")
         mode = self._body
         if mode is _BY_LENGTH:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import resource
 import time
 
-from reliability_support import connect, cpu_seconds, error_lines, fd_count, read_response, request, wait_until
+from support.clients import connect, cpu_seconds, error_lines, fd_count, read_response, request, wait_until
 
 LIMIT = 256
 CLIENTS = 400

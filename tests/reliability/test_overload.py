@@ -8,7 +8,7 @@ import selectors
 import socket
 import time
 
-from reliability_support import (
+from support.clients import (
     MIB,
     Responses,
     connect,

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from reliability_support import MIB, connect, error_lines, read_status_or_close, request, rss_bytes
+from support.clients import MIB, connect, error_lines, read_status_or_close, request, rss_bytes
 
 RSS_BOUND = 16 * MIB
 

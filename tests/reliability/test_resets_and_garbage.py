@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from reliability_support import (
+from support.clients import (
     MIB,
     connect,
     error_lines,

@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from reliability_support import connect, error_lines, read_response, wait_heads_received, wait_until
+from support.clients import connect, error_lines, read_response, wait_heads_received, wait_until
 
 GET = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 
-from reliability_support import MIB, connect, error_lines, fd_count, request, rss_bytes, wait_until
+from support.clients import MIB, connect, error_lines, fd_count, request, rss_bytes, wait_until
 
 SLOWLORIS_CONNECTIONS = 300
 HEADER_TIMEOUT_S = 2.0

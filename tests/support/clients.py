@@ -1,4 +1,4 @@
-"""Helpers for the reliability tests: /proc figures, raw HTTP clients, waiting with deadlines."""
+"""Helpers for the reliability and fault suites: /proc figures, raw HTTP clients, waiting with deadlines."""
 
 from __future__ import annotations
 
@@ -146,3 +146,21 @@ def wait_heads_received(server, n: int, timeout_s: float = 5.0) -> None:
     """
     wait_until(lambda: server.log().count("request head from") >= n, timeout_s,
                what=f"the server to receive {n} request heads")
+
+
+def sockets_in_state(port: int, state: str = "CLOSE_WAIT") -> int:
+    """TCP sockets whose local port is ``port`` in ``state`` (from /proc/net/tcp and tcp6)."""
+    codes = {"ESTABLISHED": "01", "CLOSE_WAIT": "08", "LAST_ACK": "09", "FIN_WAIT2": "05"}
+    wanted = codes[state]
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == wanted:
+                        count += 1
+        except FileNotFoundError:
+            continue
+    return count
