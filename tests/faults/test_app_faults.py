@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 
 import pytest
-from support.clients import connect, fd_count, read_response, read_status_or_close, request, sockets_in_state, wait_until
+from support.clients import (
+    connect,
+    fd_count,
+    read_response,
+    read_status_or_close,
+    request,
+    sockets_in_state,
+    wait_until,
+)
 
 HERE = Path(__file__).resolve().parent
 APP = ["--app", "fault_app:app"]
