@@ -678,7 +678,11 @@ def access_log_prefix(
 ) -> str:
     """``format_access_log``'s line up to the duration: the part a server may
     remember, as clients repeat their requests (see ``server.access_log``)."""
-    request_line = f"{method} {target} {version}"
+    return request_log_prefix(client_host, f"{method} {target} {version}", status, size, when_str)
+
+
+def request_log_prefix(client_host: str | None, request_line: str, status: int, size: int | None, when_str: str) -> str:
+    """``access_log_prefix`` for a request line as it came (a refused request's, as far as it was read)."""
     if not request_line.isprintable() or '"' in request_line or "\\" in request_line:
         request_line = _log_escape(request_line)
     return f'{client_host or "-"} - - [{when_str}] "{request_line}" {status} {size or "-"} '

@@ -290,6 +290,15 @@ class ServerConnection:
         buf = self._buf
         return len(buf.data) - buf.pos  # len(buf), without the call to __len__
 
+    def unparsed_request_line(self, max_chars: int = 1024) -> str:
+        """The first line of the bytes not parsed yet (at most ``max_chars``,
+        latin-1): after a refused head, its request line as far as it came."""
+        buf = self._buf
+        data, pos = buf.data, buf.pos
+        end = data.find(b"\n", pos, pos + max_chars)
+        line = data[pos:end if end >= 0 else pos + max_chars]
+        return line.rstrip(b"\r").decode("latin-1")
+
     def has_buffered_bytes(self) -> bool:
         """``buffered_bytes > 0``, as a method: Python 3.11 does not specialise
         property reads, and a server asks this on every keep-alive request

@@ -186,6 +186,9 @@ class HeadReader:
             _maybe_remember(text, limits, head, self.caches)
             return head
         except ProtocolError:
+            # The refused head stays in the buffer: the error report (the
+            # access log) shows its request line.  Nothing is parsed after an error.
+            buf.pos = pos
             # A bare CR always fails parsing; report it first, as an incomplete
             # head would, so the answer does not depend on how bytes arrived.
             if _BARE_CR.search(data, pos, end) is not None:

@@ -25,7 +25,7 @@ import logging
 import sys
 from typing import IO, Any
 
-from ..app import access_log_prefix
+from ..app import access_log_prefix, request_log_prefix
 from ..reactor import Reactor
 from .wallclock import WallClock
 
@@ -151,10 +151,29 @@ class AccessLog:
             prefix = prefixes[key] = access_log_prefix(client_host, method, target, version, status, size, when)
         line = f"{prefix}{duration_s:.6f}"
         if direct is not None:
-            lines = direct.lines  # add_line without its call: this runs for every response
+            lines = direct.lines  # _deliver, inline: this runs for every response
             lines.append(line)
             if len(lines) >= direct.capacity_lines:
                 direct.flush()
+        else:
+            self._logger.info(line)
+        if not self._flush_pending:
+            self._schedule_flush()
+
+    def log_unusual(self, client_host: str | None, request_line: str, status: int, size: int, duration_s: float,
+                    incomplete: bool) -> None:
+        """Log a request that did not end the ordinary way: refused (``request_line`` as
+        far as it was read) or cut short (``incomplete``: the line ends with the word
+        ``incomplete``, as nginx's ``$request_completion`` is empty for one)."""
+        if self._direct is None and not self._logger.isEnabledFor(logging.INFO):
+            return
+        prefix = request_log_prefix(client_host, request_line, status, size, self._wall.log_time)
+        self._deliver(f"{prefix}{duration_s:.6f}{' incomplete' if incomplete else ''}")
+
+    def _deliver(self, line: str) -> None:
+        direct = self._direct
+        if direct is not None:
+            direct.add_line(line)
         else:
             self._logger.info(line)
         if not self._flush_pending:

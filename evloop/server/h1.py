@@ -49,6 +49,7 @@ from ..http import (
 from ..proxy import resolve_client
 from ..transport import Protocol, SocketTransport
 from .context import ServerContext
+from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
 from .phases import (
     BODY,
     DEFERRED,
@@ -176,19 +177,19 @@ class HTTPProtocol(Protocol):
             self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
             return
         if phase is NEW or phase is IDLE:
-            logger.debug("keep-alive timeout for %s", _peer(transport))
+            logger.debug("keep-alive timeout for %s", peer_text(transport))
             self._close()
         elif phase is HEAD:
-            logger.info("header timeout for %s", _peer(transport))
+            logger.info("header timeout for %s", peer_text(transport))
             self._send_error(408, "request head not received in time")
         elif phase is BODY:
-            logger.info("body timeout for %s", _peer(transport))
+            logger.info("body timeout for %s", peer_text(transport))
             self._send_error(408, "request body made no progress")
         elif phase is LINGER:
             transport.abort()
         elif phase is DEFERRED:
-            self._abandon("no response from the handler within the handler timeout; answering 503", logging.WARNING)
-            self._respond_later(_handler_timeout())
+            self._abandon("no response from the handler within the handler timeout; answering 503", timed_out=True)
+            self._respond_later(handler_timeout())
         else:  # a sending phase
             size = transport.get_write_buffer_size()
             if 0 < size < self._last_buffer_size:
@@ -196,7 +197,7 @@ class HTTPProtocol(Protocol):
                 self._last_buffer_size = size
                 self._set_deadline(self.ctx.config.send_timeout_s)
                 return
-            logger.info("send timeout: peer %s stopped reading; aborting", _peer(transport))
+            logger.info("send timeout: peer %s stopped reading; aborting", peer_text(transport))
             transport.abort()
 
     # ----------------------------------------------------------- lifecycle
@@ -210,6 +211,8 @@ class HTTPProtocol(Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.phase is DEFERRED:
             self._abandon("the connection was lost")
+        elif self._response is not None or self._stream is not None:
+            self._response_cut_short(f"the connection was lost ({exc or 'closed'})")
         self.transport = None
         if self._timer is not None:
             self._timer.cancel()
@@ -386,7 +389,7 @@ class HTTPProtocol(Protocol):
     def _log_head(self, head: RequestHead) -> None:
         """``debug_log_heads``: log each head as it is parsed."""
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("request head from %s: %s %s %s %r", _peer(self.transport), head.method, head.target,
+            logger.debug("request head from %s: %s %s %s %r", peer_text(self.transport), head.method, head.target,
                          head.version, head.headers)
 
     # ------------------------------------------------------------ the app
@@ -410,7 +413,7 @@ class HTTPProtocol(Protocol):
             if is_stop_request(exc):
                 raise
             logger.exception("handler for %s %s failed", request.method, request.target)
-            response = None if request._responded else _internal_error()
+            response = None if request._responded else internal_error()
         if response is None:
             if not request._responded:
                 self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
@@ -418,7 +421,7 @@ class HTTPProtocol(Protocol):
         if request._responded:
             logger.error("handler for %s %s called respond() and also returned a response; "
                          "the returned one is dropped", request.method, request.target)
-            _close_quietly(response)
+            close_quietly(response)
             return
         request._responded = True  # a later respond() is an error
         self._send(response)
@@ -439,13 +442,15 @@ class HTTPProtocol(Protocol):
             else:
                 self._finish()
 
-    def _abandon(self, why: str, level: int = logging.INFO) -> None:
+    def _abandon(self, why: str, *, timed_out: bool = False) -> None:
         """The request in the app will not be answered by it: a late ``respond()`` is dropped quietly."""
         request = self.request
         if request is None or request.abandoned:
             return
         request.abandon()
-        logger.log(level, "%s %s from %s: %s", request.method, request.target, _peer(self.transport), why)
+        logger.log(logging.WARNING if timed_out else logging.INFO, "%s %s from %s: %s", request.method, request.target, peer_text(self.transport), why)
+        if not timed_out:  # the client left: nginx's 499 (a timeout is logged with its 503)
+            self._log_unusual(499, 0, incomplete=True)
 
     # ------------------------------------------------------------- responses
     def _send(self, response: Response) -> None:
@@ -453,8 +458,8 @@ class HTTPProtocol(Protocol):
         if type(response) is not Response and not isinstance(response, Response):
             head: Any = self.head
             logger.error("handler for %s %s returned %r, not a Response", head.method, head.target, response)
-            _close_quietly(response)
-            response = _internal_error()
+            close_quietly(response)
+            response = internal_error()
         ctx = self.ctx
         conn = self.conn
         status = self._status = response.status
@@ -481,12 +486,11 @@ class HTTPProtocol(Protocol):
         head: Any = self.head
         body = response.body
         bodiless = head.is_head or status in _BODILESS_STATUSES
+        self._body_bytes = 0  # counted as the body goes out
         if isinstance(body, FileBody):
             length: int | None = body.count
-            self._body_bytes = 0 if bodiless else body.count
         else:
             length = response.content_length
-            self._body_bytes = 0
         conn = self.conn
         self._out.append(conn.send_response(status, response.headers, content_length=length,
                                             date=self.ctx.wall.http_date, server=self.ctx.server_header))
@@ -512,6 +516,7 @@ class HTTPProtocol(Protocol):
             if exc is not None or self.transport is None:
                 return  # the transport failed or was closed: connection_lost ends the response
             self.conn.file_data_sent(body.count)
+            self._body_bytes = body.count
             self._out.append(self.conn.send_end())
             self._response_done()
             if self.phase.reads and self.transport is not None:
@@ -538,7 +543,7 @@ class HTTPProtocol(Protocol):
                 # The peer went away (a reset closes the transport at once):
                 # stop pulling, or one client could hold the loop for the
                 # whole body.
-                self._abort_response()
+                self._abort_response("the client went away")
                 return
             batch, self._out = self._out, []
             size = 0
@@ -567,7 +572,7 @@ class HTTPProtocol(Protocol):
                 head = self.head
                 logger.exception("response body of %s %s failed", head.method if head else "?",
                                  head.target if head else "?")
-                self._abort_response()
+                self._abort_response("the body's iterator raised")
                 return
             self._body_bytes += size
             transport.writelines(batch)
@@ -579,7 +584,7 @@ class HTTPProtocol(Protocol):
         response, self._response = self._response, None
         self._stream = None
         if response is not None:
-            _close_quietly(response)
+            close_quietly(response)
 
     def _response_refused(self, exc: Exception) -> None:
         """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
@@ -591,14 +596,34 @@ class HTTPProtocol(Protocol):
         logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
         if self.conn.our_state is SendState.SEND_RESPONSE and self.transport is not None:
             self._end_response()
-            self._send(_internal_error())
+            self._send(internal_error())
         else:
-            self._abort_response()
+            self._abort_response(f"the body cannot be framed: {exc}")
 
-    def _abort_response(self) -> None:
-        self._end_response()
+    def _abort_response(self, why: str) -> None:
+        """Cut the response in progress short: logged, then the connection is reset."""
+        self._response_cut_short(why)
         if self.transport is not None:
             self.transport.abort()
+
+    def _response_cut_short(self, why: str) -> None:
+        if self._response is not None or self._stream is not None:
+            head: Any = self.head
+            logger.info("response %d to %s %s for %s cut short after %d body bytes: %s", self._status, head.method,
+                        head.target, peer_text(self.transport), self._body_bytes, why)
+            self._log_unusual(self._status, self._body_bytes, incomplete=True)
+        self._end_response()
+
+    def _log_unusual(self, status: int, size: int, incomplete: bool = False) -> None:
+        """An access-log line for a request refused, abandoned or cut short."""
+        access_log = self.ctx.access_log
+        if access_log is None:
+            return
+        head, request, transport = self.head, self.request, self.transport
+        peer = request.client if request is not None else transport.peername if transport is not None else None
+        started = self._started if head is not None else self._received_at
+        access_log.log_unusual(peer[0] if isinstance(peer, tuple) else None, request_line(head, self.conn), status,
+                               size, self.reactor.time() - started, incomplete)
 
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""
@@ -636,8 +661,7 @@ class HTTPProtocol(Protocol):
 
     # --------------------------------------------------------------- errors
     def _protocol_error(self, exc: ProtocolError) -> None:
-        # Garbage from clients and scanners is noise, not news: debug level.
-        logger.debug("bad request from %s: %d %s", _peer(self.transport), exc.status, exc.reason)
+        logger.info("bad request from %s: %d %s", peer_text(self.transport), exc.status, exc.reason)
         self._send_error(exc.status, exc.reason)
 
     def _send_error(self, status: int, reason: str) -> None:
@@ -647,45 +671,18 @@ class HTTPProtocol(Protocol):
             return
         if self._response is not None:
             # A response has started: its framing cannot be repaired, only cut.
-            self._abort_response()
+            self._abort_response(f"{status} {reason}")
             return
         try:
-            self._out.append(self.conn.send_error_response(status, reason, self.ctx.wall.http_date))
+            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date)
         except Exception:  # the state machine refuses: the framing is unknown, just close
             pass
+        else:
+            self._out.append(data)
+            self._log_unusual(status, len(data) - data.find(b"\r\n\r\n") - 4)
         self._to("error_response")
         self._finish()
         # Lingering close: half-close, then drain what the client still sends,
         # so that closing with unread data does not reset the connection and
         # destroy the error response before the client reads it.
         transport.write_eof()
-
-
-def _handler_timeout() -> Response:
-    return Response(503, body=b"Service Unavailable: the handler did not answer in time\n",
-                    content_type="text/plain; charset=utf-8")
-
-
-def _internal_error() -> Response:
-    return Response(500, body=b"Internal Server Error\n", content_type="text/plain; charset=utf-8")
-
-
-def _close_quietly(obj: Any) -> None:
-    close = getattr(obj, "close", None)
-    if close is not None:
-        try:
-            close()
-        except BaseException as exc:
-            if is_stop_request(exc):
-                raise
-            logger.exception("closing a response body failed")
-
-
-def _peer(transport: SocketTransport | None) -> str:
-    if transport is None:
-        return "-"
-    peer = transport.peername
-    if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "-")
-
