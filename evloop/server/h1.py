@@ -448,7 +448,8 @@ class HTTPProtocol(Protocol):
         if request is None or request.abandoned:
             return
         request.abandon()
-        logger.log(logging.WARNING if timed_out else logging.INFO, "%s %s from %s: %s", request.method, request.target, peer_text(self.transport), why)
+        logger.log(logging.WARNING if timed_out else logging.INFO, "%s %s from %s: %s", request.method,
+                   request.target, peer_text(self.transport), why)
         if not timed_out:  # the client left: nginx's 499 (a timeout is logged with its 503)
             self._log_unusual(499, 0, incomplete=True)
 
