@@ -91,6 +91,8 @@ def test_thousands_of_resets_and_garbage_leave_nothing_behind(start_demo):
             assert read_response(sock)[0] == 200
     log = server.log()
     assert not error_lines(log), error_lines(log)[:5]
-    # Resets and garbage are noise: nothing about them at INFO or above.
-    noisy = [line for line in log.splitlines() if "bad request" in line or "reset" in line.lower()]
+    # Resets are noise: nothing about them at INFO or above.  Garbage that got
+    # a status is a refused request: its reason at INFO (issue 15), never an error.
+    noisy = [line for line in log.splitlines() if "reset" in line.lower()]
     assert not noisy, noisy[:5]
+    assert all(" INFO " in line for line in log.splitlines() if "bad request" in line)
