@@ -184,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a worker after about N requests (0: never)")
     p.add_argument("--max-requests-jitter", type=int, default=0, metavar="J",
                    help="add 0..J to --max-requests per worker, so workers do not all restart at once")
+    p.add_argument("--worker-timeout", type=float, default=30.0, metavar="S",
+                   help="with a supervisor (--workers above 1 or --max-requests): a worker whose loop has not "
+                        "turned for S seconds (a handler blocked) is killed and replaced, its stack written to "
+                        "stderr first; 0: never (default: %(default)s)")
+    p.add_argument("--balance", choices=["shared", "reuseport"], default=None,
+                   help="how workers share new connections: 'shared', one listening socket from which only "
+                        "idle workers accept (the default with --wsgi, whose handlers block); 'reuseport', a "
+                        "SO_REUSEPORT socket per worker, spread evenly by the kernel, busy or not (the default "
+                        "otherwise)")
     p.add_argument("--proxy-headers", action="store_true",
                    help="take the client address and scheme from Forwarded / X-Forwarded-For / "
                         "X-Forwarded-Proto sent by a trusted proxy")
@@ -291,9 +300,13 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().error(str(exc))
     if args.workers < 1:
         build_parser().error("--workers must be at least 1")
+    if not 0 <= args.worker_timeout < float("inf"):
+        build_parser().error("--worker-timeout must be 0 (never) or a positive number of seconds")
+    balance = args.balance or ("shared" if args.wsgi else "reuseport")
     # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).
     return serve(app, config=config, workers=args.workers, max_requests=args.max_requests,
-                 max_requests_jitter=args.max_requests_jitter, slow_callback_s=args.slow_callback)
+                 max_requests_jitter=args.max_requests_jitter, slow_callback_s=args.slow_callback,
+                 worker_timeout_s=args.worker_timeout, share_socket=balance == "shared")
 
 
 if __name__ == "__main__":

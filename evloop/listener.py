@@ -23,7 +23,7 @@ __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_sta
 
 logger = logging.getLogger("evloop")
 
-_ACCEPT_BATCH = 128                   # accepts per readiness event, so one listener cannot hog a pass
+ACCEPT_BATCH = 128                    # accepts per readiness event, so one listener cannot hog a pass
 _ACCEPT_BACKOFF_S = 0.1               # pause on EMFILE/ENFILE before polling the listener again
 _ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
@@ -32,7 +32,8 @@ class Listener:
     """Listening sockets that accept connections into new transports.
 
     ``addresses`` lists the bound addresses; ``port`` is the port of the first
-    (the one the kernel picked when port 0 was asked for).  On ``EMFILE`` or
+    (the one the kernel picked when port 0 was asked for).  Each readiness
+    event accepts at most ``accept_batch`` connections.  On ``EMFILE`` or
     ``ENFILE`` the listener stops polling for a short back-off, logs once per
     episode and resumes, so it never spins.
     """
@@ -45,8 +46,10 @@ class Listener:
         *,
         transport_kwargs: dict[str, Any] | None = None,
         unlink_path: str | None = None,
+        accept_batch: int = ACCEPT_BATCH,
     ) -> None:
         self._reactor = reactor
+        self._accept_batch = accept_batch
         self._protocol_factory = protocol_factory
         self.sockets = sockets
         self._transport_kwargs = transport_kwargs or {}
@@ -57,6 +60,8 @@ class Listener:
         self._exhausted_episode = False
         self._closed = False
         try:
+            if accept_batch < 1:
+                raise ValueError(f"accept_batch must be at least 1, got {accept_batch}")
             reactor._track(self)
         except BaseException:
             for sock in sockets:  # ours from here: not left open by a refused listen()
@@ -121,7 +126,7 @@ class Listener:
         return count
 
     def _on_acceptable(self, sock: socket.socket) -> None:
-        _, exhausted = self._accept(sock, _ACCEPT_BATCH, ignore_pause=False)
+        _, exhausted = self._accept(sock, self._accept_batch, ignore_pause=False)
         if exhausted is not None:
             self._back_off(exhausted)
 
@@ -222,6 +227,7 @@ def listen(
     sock: socket.socket | None = None,
     path: str | None = None,
     transport_kwargs: dict[str, Any] | None = None,
+    accept_batch: int = ACCEPT_BATCH,
 ) -> Listener:
     """Listen for connections and give each a new transport and ``protocol_factory()``.
 
@@ -229,15 +235,18 @@ def listen(
     every interface; port 0 picks a free port, reported by ``listener.port``),
     ``path`` (a Unix domain socket; a stale socket file is replaced), or
     ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
+    ``accept_batch``: at most this many accepts per readiness event.
     """
     if sock is not None:
         sock.listen(backlog)
-        return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs)
+        return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs,
+                        accept_batch=accept_batch)
     if path is not None:
         usock = bind_unix_socket(path, backlog=backlog)
-        return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path)
+        return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path,
+                        accept_batch=accept_batch)
     sockets = bind_sockets(host, port, reuse_port=reuse_port, backlog=backlog)
-    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs)
+    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs, accept_batch=accept_batch)
 
 
 def bind_sockets(

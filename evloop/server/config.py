@@ -6,6 +6,7 @@ import dataclasses
 import socket
 
 from ..http import Limits
+from ..listener import ACCEPT_BATCH
 
 __all__ = ["ServerConfig", "LINGER_S"]
 
@@ -28,6 +29,9 @@ class ServerConfig:
     sock: socket.socket | None = None
     backlog: int = 1024
     reuse_port: bool = False
+    # Accepts per readiness event.  Workers sharing one listening socket take
+    # one at a time, so that one about to block holds no others back.
+    accept_batch: int = ACCEPT_BATCH
     limits: Limits = dataclasses.field(default_factory=Limits)
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 5.0

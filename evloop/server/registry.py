@@ -81,14 +81,14 @@ class Server:
         backlog = cfg.backlog
         if cfg.sock is not None:
             listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, backlog=backlog,
-                              transport_kwargs=transport_kwargs)
+                              transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch)
         elif cfg.uds is not None:
             listener = listen(self.reactor, self._make_protocol, path=cfg.uds, backlog=backlog,
-                              transport_kwargs=transport_kwargs)
+                              transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch)
         else:
             listener = listen(
                 self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, backlog=backlog,
-                transport_kwargs=transport_kwargs,
+                transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch,
             )
         self.listeners.append(listener)
         return self.listeners

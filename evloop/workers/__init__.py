@@ -32,6 +32,8 @@ def serve(
     workers: int = 1,
     max_requests: int = 0,
     max_requests_jitter: int = 0,
+    worker_timeout_s: float = 30.0,
+    share_socket: bool = False,
     config: ServerConfig | None = None,
     reactor: Reactor | None = None,
     on_started: Callable[[Server], Any] | None = None,
@@ -47,7 +49,12 @@ def serve(
     second SIGINT stops at once; ``reactor`` (left open) and
     ``on_started(server)`` (called once listening) apply only here.
     Otherwise a ``Supervisor`` forks ``workers`` processes, each running a
-    ``Worker``; see ``evloop.workers.supervisor``.  Raises ``OSError`` when
+    ``Worker``; see ``evloop.workers.supervisor``.  There,
+    ``worker_timeout_s`` kills and replaces a worker whose loop has not turned
+    for that long (0: never), and ``share_socket`` has the workers share one
+    listening socket, so that only idle workers take new connections (for
+    apps that block, WSGI apps above all), rather than each listening on its
+    own ``SO_REUSEPORT`` socket; see ``evloop.workers.sockets``.  Raises ``OSError`` when
     the address cannot be bound.  Call it from the main thread.
     """
     if config is None:
@@ -57,5 +64,6 @@ def serve(
     if workers == 1 and not max_requests:
         return Worker(app, config, reactor=reactor, slow_callback_s=slow_callback_s, on_started=on_started).run()
     supervisor = Supervisor(app, config, workers, max_requests=max_requests,
-                            max_requests_jitter=max_requests_jitter, slow_callback_s=slow_callback_s)
+                            max_requests_jitter=max_requests_jitter, slow_callback_s=slow_callback_s,
+                            share_socket=share_socket, worker_timeout_s=worker_timeout_s)
     return supervisor.run()

@@ -1,15 +1,25 @@
 """Where the workers listen: the supervisor's listening sockets, ``SO_REUSEPORT`` and systemd.
 
-With ``SO_REUSEPORT`` (Linux, the BSDs) the supervisor binds one socket per
-address with ``SO_REUSEPORT`` and never calls ``listen()`` on it: it turns
-port 0 into a real port and holds the port, but the kernel only routes
-connections to sockets in the LISTEN state, so none ever queue there.  Each
-worker binds and listens its own ``SO_REUSEPORT`` socket on that port and the
-kernel spreads new connections evenly between them.  (One shared listening
-socket piles connections onto whichever worker wakes first.)  Without
+Two ways to spread connections between workers, with opposite failure modes.
+
+``SO_REUSEPORT`` (Linux, the BSDs; ``share_socket=False``): the supervisor
+binds one socket per address with ``SO_REUSEPORT`` and never calls
+``listen()`` on it: it turns port 0 into a real port and holds the port, but
+the kernel only routes connections to sockets in the LISTEN state, so none
+ever queue there.  Each worker binds and listens its own ``SO_REUSEPORT``
+socket on that port and the kernel spreads new connections between them by a
+hash of the addresses, evenly and without waking the others, but blindly: a
+worker stuck in a blocking handler keeps getting its share, and they wait.
+
+One shared socket (``share_socket=True``; also, necessarily, without
 ``SO_REUSEPORT``, for an inherited socket (``--fd``, systemd socket
-activation) and for a Unix socket, the supervisor listens once and every
-worker inherits that one socket.
+activation) and for a Unix socket): the supervisor listens once and every
+worker inherits that socket.  Only a worker back in its selector accepts, so
+an idle worker takes each new connection and a blocked one takes none; each
+takes at most ``SHARED_ACCEPT_BATCH`` per readiness event, so that a worker
+about to block in a handler holds few connections hostage behind it.  The
+price is that every idle worker wakes for each connection (they race for
+the ``accept()``), and the spread is uneven.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from ..server import ServerConfig, address_url
 __all__ = ["ListeningSockets", "reuse_port_available", "systemd_sockets"]
 
 logger = logging.getLogger("evloop.workers")
+
+SHARED_ACCEPT_BATCH = 1  # accepts per wake-up on a shared socket, as nginx's multi_accept off
 
 
 def reuse_port_available() -> bool:
@@ -108,7 +120,8 @@ class ListeningSockets:
                     s.close()
             self.shared = held[0]
             self.shared.listen(cfg.backlog)
-        self.child_config = dataclasses.replace(cfg, sock=self.shared)
+        self.child_config = dataclasses.replace(cfg, sock=self.shared,
+                                                accept_batch=min(cfg.accept_batch, SHARED_ACCEPT_BATCH))
         self.urls = [address_url(self.shared.getsockname())]
         logger.info("workers share one listening socket (%s): %s", why, self.urls[0])
 

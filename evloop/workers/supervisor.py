@@ -5,8 +5,9 @@ sockets (``sockets.py``), one pipe per worker and a reactor for its signals
 and those pipes.  Its main loop (``run``) does three things, over and over:
 
 1. wait for something to happen: a signal, a message on a worker's pipe
-   (``READY``, ``QUOTA_REACHED``, EOF), or the next deadline (a back-off, the
-   kill deadline of a stop);
+   (``READY``, ``QUOTA_REACHED``, ``HEARTBEAT``, EOF), or the next deadline (a
+   back-off, a worker's heartbeat or kill deadline, the kill deadline of a
+   stop);
 2. handle the signals that arrived, in arrival order, each by its
    ``handle_<name>`` method (``handle_term``, ``handle_chld``, ...).  A handler
    only changes what is wanted (the number of workers, a worker marked for
@@ -20,6 +21,12 @@ Each worker has a slot (0 .. N-1) and a ``WorkerState``.  Replacing a worker
 (SIGHUP, max-requests) marks it ``SUPERSEDED``: it keeps serving, the slot
 wants a new worker, and the old one is drained only once its successor is
 ``RUNNING``, so the port never lacks a listener.
+
+A worker silent for ``worker_timeout_s`` (no byte on its pipe: its loop has
+stopped turning, see ``worker.py``) is ``TIMED_OUT``: the supervisor logs an
+error, sends ``STACK_DUMP_SIGNAL`` (the worker's stack goes to its stderr),
+starts its successor at once and SIGKILLs it ``_STACK_DUMP_GRACE_S`` later.
+This holds in every state, draining included, as gunicorn's ``--timeout``.
 
 Child exits arrive as SIGCHLD and are reaped with ``waitpid(WNOHANG)``.  A
 worker that exits while not asked to is logged with its exit status or
@@ -43,7 +50,16 @@ from typing import Any, NoReturn
 from ..reactor import Reactor
 from ..server import ServerConfig
 from .sockets import ListeningSockets
-from .worker import FIRST_REQUEST_GRACE_S, QUOTA_REACHED, READY, STOP_SIGNALS, SupervisorLink, Worker, handler_name
+from .worker import (
+    FIRST_REQUEST_GRACE_S,
+    QUOTA_REACHED,
+    READY,
+    STACK_DUMP_SIGNAL,
+    STOP_SIGNALS,
+    SupervisorLink,
+    Worker,
+    handler_name,
+)
 
 __all__ = ["Supervisor", "SupervisorPhase", "WorkerState"]
 
@@ -53,6 +69,8 @@ _HEALTHY_S = 5.0            # a worker that lived this long was healthy: its dea
 _FIRST_BACKOFF_S = 0.2
 _MAX_BACKOFF_S = 30.0
 _KILL_AFTER_S = 5.0         # beyond a worker's own drain bound, before the stragglers are SIGKILLed
+_STACK_DUMP_GRACE_S = 0.5   # from asking a silent worker for its stack to SIGKILL
+_HEARTBEATS_PER_TIMEOUT = 4  # a worker writes a heartbeat every worker_timeout_s / 4
 
 _SIGNALS = (*STOP_SIGNALS, signal.SIGCHLD, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
@@ -64,6 +82,7 @@ class WorkerState(enum.Enum):
     RUNNING = "running"         # listening and serving
     SUPERSEDED = "superseded"   # serving until its slot's new worker is running, then drained
     DRAINING = "draining"       # told to stop (SIGTERM sent); its exit is expected
+    TIMED_OUT = "timed out"     # silent past worker_timeout_s: stack dump asked, SIGKILL due; exit expected
 
 
 class SupervisorPhase(enum.Enum):
@@ -80,6 +99,8 @@ class _Child:
     pipe: int          # read end of the worker's messages; -1 once closed
     started: float     # on the supervisor's reactor clock
     state: WorkerState = WorkerState.STARTING
+    last_seen: float = 0.0          # when its last message arrived (the start, before any)
+    kill_at: float | None = None    # TIMED_OUT: SIGKILL then (None once sent)
 
 
 class Supervisor:
@@ -89,8 +110,11 @@ class Supervisor:
     ``host``/``port``, ``uds`` or ``sock`` say where).  ``max_requests``:
     a worker is replaced after ``max_requests + randint(0, max_requests_jitter)``
     requests (0: never).  ``share_socket=True`` forces one shared listening
-    socket even where ``SO_REUSEPORT`` exists.  ``run()`` returns the exit
-    status (0 after an orderly stop).  Call it once, from the main thread.
+    socket even where ``SO_REUSEPORT`` exists (an idle worker takes each new
+    connection; see ``sockets.py``).  ``worker_timeout_s``: a worker whose
+    loop has not turned for this long is killed and replaced, its stack
+    dumped first (0: never).  ``run()`` returns the exit status (0 after an
+    orderly stop).  Call it once, from the main thread.
 
     Signals: SIGTERM, SIGINT, SIGQUIT drain every worker (a second SIGINT
     kills them); SIGHUP replaces every worker; SIGTTIN and SIGTTOU add and
@@ -107,9 +131,12 @@ class Supervisor:
         max_requests_jitter: int = 0,
         slow_callback_s: float | None = None,
         share_socket: bool = False,
+        worker_timeout_s: float = 30.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if not 0 <= worker_timeout_s < float("inf"):
+            raise ValueError(f"worker_timeout_s must be 0 (never) or a positive number, got {worker_timeout_s!r}")
         self.app = app
         self.config = config or ServerConfig()
         self.target = workers          # the wanted number of workers: slots 0 .. target-1
@@ -117,6 +144,7 @@ class Supervisor:
         self.max_requests_jitter = max(0, max_requests_jitter)
         self.slow_callback_s = slow_callback_s
         self.share_socket = share_socket
+        self.worker_timeout_s = worker_timeout_s
         self.sockets = ListeningSockets(self.config, share_socket=share_socket)
         self.urls: list[str] = []
         self.phase = SupervisorPhase.STARTING
@@ -173,6 +201,12 @@ class Supervisor:
         deadlines = [when for slot, when in self._restart_at.items() if slot < self.target]
         if self._kill_at is not None:
             deadlines.append(self._kill_at)
+        for child in self._children.values():
+            if child.state is WorkerState.TIMED_OUT:
+                if child.kill_at is not None:
+                    deadlines.append(child.kill_at)
+            elif self.worker_timeout_s:
+                deadlines.append(child.last_seen + self.worker_timeout_s)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - self._loop().time())
@@ -181,6 +215,7 @@ class Supervisor:
     def _reconcile(self) -> None:
         """Act on the difference between the wanted workers and the running ones."""
         now = self._loop().time()
+        self._time_out_silent(now)
         if self.phase is SupervisorPhase.STOPPING:
             for child in list(self._children.values()):
                 self._retire(child)
@@ -202,24 +237,42 @@ class Supervisor:
 
     def _reconcile_slot(self, slot: int, now: float) -> None:
         """A slot wants one worker STARTING or RUNNING; a SUPERSEDED one goes once its successor runs."""
-        in_slot = [c for c in self._children.values() if c.slot == slot and c.state is not WorkerState.DRAINING]
-        current = [c for c in in_slot if c.state in (WorkerState.STARTING, WorkerState.RUNNING)]
+        replaced = [c for c in self._children.values()
+                    if c.slot == slot and c.state in (WorkerState.SUPERSEDED, WorkerState.TIMED_OUT)]
+        current = [c for c in self._children.values()
+                   if c.slot == slot and c.state in (WorkerState.STARTING, WorkerState.RUNNING)]
         if not current:
             if now >= self._restart_at.get(slot, now):
                 self._restart_at.pop(slot, None)
-                self._spawn(slot, replacing=[c.pid for c in in_slot])
+                self._spawn(slot, replacing=[c.pid for c in replaced])
         elif any(c.state is WorkerState.RUNNING for c in current):
-            for child in in_slot:
+            for child in replaced:
                 if child.state is WorkerState.SUPERSEDED:
                     self._retire(child)
 
     def _retire(self, child: _Child) -> None:
-        """Tell ``child`` to drain and exit."""
-        if child.state is WorkerState.DRAINING:
+        """Tell ``child`` to drain and exit (a TIMED_OUT one is being killed already)."""
+        if child.state in (WorkerState.DRAINING, WorkerState.TIMED_OUT):
             return
         child.state = WorkerState.DRAINING
         logger.info("worker %d (pid %d): draining", child.slot, child.pid)
         _kill(child.pid, signal.SIGTERM)
+
+    def _time_out_silent(self, now: float) -> None:
+        """Ask each worker silent for ``worker_timeout_s`` for its stack; SIGKILL those asked long enough ago."""
+        for child in list(self._children.values()):
+            if child.state is WorkerState.TIMED_OUT:
+                if child.kill_at is not None and now >= child.kill_at:
+                    child.kill_at = None
+                    _kill(child.pid, signal.SIGKILL)
+            elif self.worker_timeout_s and now - child.last_seen >= self.worker_timeout_s:
+                logger.error("worker %d (pid %d) silent for %.1f s (--worker-timeout %.1f s) while %s: "
+                             "its stack follows if it can write it; SIGKILL in %.1f s",
+                             child.slot, child.pid, now - child.last_seen, self.worker_timeout_s,
+                             child.state.value, _STACK_DUMP_GRACE_S)
+                child.state = WorkerState.TIMED_OUT
+                child.kill_at = now + _STACK_DUMP_GRACE_S
+                _kill(child.pid, STACK_DUMP_SIGNAL)
 
     def _kill_all(self, reason: str) -> None:
         for child in list(self._children.values()):
@@ -247,7 +300,8 @@ class Supervisor:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(wfd)
         os.set_blocking(rfd, False)
-        child = _Child(slot=slot, pid=pid, pipe=rfd, started=reactor.time())
+        now = reactor.time()
+        child = _Child(slot=slot, pid=pid, pipe=rfd, started=now, last_seen=now)
         self._children[pid] = child
         reactor.add_reader(rfd, self._on_child_message, child)
         logger.info("started worker %d (pid %d)%s", slot, pid,
@@ -267,6 +321,7 @@ class Supervisor:
                 slot=slot, pipe=wfd, supervisor_pid=self._pid, signal_mask=signal_mask,
                 own_socket=self.sockets.shared is None,
                 max_requests=self.max_requests, max_requests_jitter=self.max_requests_jitter,
+                heartbeat_interval_s=self.worker_timeout_s / _HEARTBEATS_PER_TIMEOUT,
             )
             worker = Worker(self.app, self.sockets.child_config, slow_callback_s=self.slow_callback_s,
                             supervisor=link)
@@ -286,6 +341,7 @@ class Supervisor:
         if not data:
             self._close_pipe(child)
             return
+        child.last_seen = self._loop().time()  # every message, HEARTBEAT or other, shows its loop turns
         for byte in data:
             if byte == READY[0]:
                 self._child_ready(child)
@@ -325,7 +381,7 @@ class Supervisor:
                 continue
             self._close_pipe(child)
             how = _describe_status(status)
-            if child.state is WorkerState.DRAINING or self._stopping:
+            if child.state in (WorkerState.DRAINING, WorkerState.TIMED_OUT) or self._stopping:
                 logger.info("worker %d (pid %d) exited (%s)", child.slot, pid, how)
             else:
                 self._child_died(child, how)

@@ -11,13 +11,19 @@ every transition in ``_TRANSITIONS``):
     SERVING, DRAINING --abort------>  ABORTING   a second SIGINT
     any other phase   --stopped---->  STOPPED    run() returns
 
-A forked worker (one with a ``SupervisorLink``) differs in four ways.  It
+A forked worker (one with a ``SupervisorLink``) differs in five ways.  It
 writes ``READY`` on its pipe to the supervisor once it listens.  Every tick
 it checks that its supervisor is still its parent (if not it drains: an
 orphan would serve on forever) and whether it has served its
 ``max_requests``, then writes ``QUOTA_REACHED`` once; the supervisor starts
-its successor.  It ignores the supervisor's signals (SIGHUP, SIGTTIN,
-SIGTTOU) and prefixes its log lines with its slot and pid.  And its drain
+its successor.  A timer of its own writes a ``HEARTBEAT`` byte every
+``heartbeat_interval_s``, draining included: a timer runs only when the loop
+turns, so the bytes prove the loop is not stuck in a handler, and the
+supervisor kills a worker that falls silent (``--worker-timeout``).  Before
+that it sends ``STACK_DUMP_SIGNAL``, on which ``faulthandler`` writes every
+thread's stack to stderr from C, even while Python code is blocked.  It
+ignores the supervisor's signals (SIGHUP, SIGTTIN, SIGTTOU) and prefixes its
+log lines with its slot and pid.  And its drain
 does not drop what is queued: on its own ``SO_REUSEPORT`` socket it accepts
 everything already in the accept queue, closes the socket at once (the
 kernel routes new connections to the other workers' sockets), and gives the
@@ -33,10 +39,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import faulthandler
 import logging
 import os
 import random
 import signal
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -44,12 +52,19 @@ from ..reactor import Reactor
 from ..server import Server, ServerConfig
 from ..timers import PeriodicHandle
 
-__all__ = ["Worker", "WorkerPhase", "SupervisorLink", "current_worker", "READY", "QUOTA_REACHED"]
+__all__ = ["Worker", "WorkerPhase", "SupervisorLink", "current_worker", "READY", "QUOTA_REACHED", "HEARTBEAT",
+           "STACK_DUMP_SIGNAL"]
 
 logger = logging.getLogger("evloop.workers")
 
 READY = b"R"          # worker -> supervisor: listening
 QUOTA_REACHED = b"Q"  # worker -> supervisor: max_requests served, start my successor
+HEARTBEAT = b"H"      # worker -> supervisor: my loop turns
+
+# On this signal a forked worker writes every thread's stack to stderr and
+# serves on; the supervisor sends it to a silent worker before SIGKILL, and
+# an operator can send it to see where a live worker spends its time.
+STACK_DUMP_SIGNAL = signal.SIGUSR2
 
 EXIT_OK = 0
 EXIT_CANNOT_LISTEN = 3
@@ -101,7 +116,8 @@ class SupervisorLink:
     """What a forked worker knows of its supervisor.
 
     ``pipe`` is the write end of the worker's pipe to the supervisor
-    (``READY``, ``QUOTA_REACHED``).  ``signal_mask`` is the mask to restore once
+    (``READY``, ``QUOTA_REACHED``, ``HEARTBEAT`` every ``heartbeat_interval_s``,
+    0: none).  ``signal_mask`` is the mask to restore once
     the worker's own handlers are in: the supervisor forks with every signal
     blocked.  ``own_socket``: the worker listens on its own ``SO_REUSEPORT``
     socket (and accepts what is queued there before closing it), rather than
@@ -117,6 +133,7 @@ class SupervisorLink:
     own_socket: bool
     max_requests: int = 0
     max_requests_jitter: int = 0
+    heartbeat_interval_s: float = 0.0
 
 
 class _WorkerLogFilter(logging.Filter):
@@ -173,6 +190,7 @@ class Worker:
             self.request_limit = supervisor.max_requests + jitter
         self._successor_asked = False
         self._ticker: PeriodicHandle | None = None
+        self._heartbeat: PeriodicHandle | None = None
 
     # ----------------------------------------------------------------- run
     def run(self) -> int:
@@ -224,6 +242,10 @@ class Worker:
         log_filter = _WorkerLogFilter(f"[worker {link.slot} pid {pid}] ")
         for handler in logging.getLogger().handlers:
             handler.addFilter(log_filter)
+        try:
+            faulthandler.register(STACK_DUMP_SIGNAL, file=sys.stderr, all_threads=True, chain=False)
+        except (AttributeError, ValueError, OSError, RuntimeError) as exc:  # stderr closed or not a file
+            logger.warning("no stack dump on %s: %s", STACK_DUMP_SIGNAL.name, exc)
 
     def _announce(self) -> None:
         """Tell whoever waits that the server listens."""
@@ -236,10 +258,17 @@ class Worker:
             return
         os.write(link.pipe, READY)
         self._ticker = self.reactor.call_every(_TICK_S if self.request_limit else _IDLE_TICK_S, self._tick)
+        if link.heartbeat_interval_s > 0:
+            # A heartbeat must never block the loop it vouches for: when the
+            # pipe is full the supervisor has unread bytes of ours already.
+            os.set_blocking(link.pipe, False)
+            self._heartbeat = self.reactor.call_every(link.heartbeat_interval_s, self._beat, link.pipe)
 
     def _close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         self.server.close()
         self.reactor.run_once(0)  # run the connection_lost callbacks: they close the sockets
         for signum in STOP_SIGNALS:
@@ -330,3 +359,10 @@ class Worker:
                 os.write(link.pipe, QUOTA_REACHED)
             except OSError:
                 pass  # the supervisor is gone: the next tick sees it
+
+    def _beat(self, pipe: int) -> None:
+        """Tell the supervisor the loop turns (a forked worker with a ``--worker-timeout``)."""
+        try:
+            os.write(pipe, HEARTBEAT)
+        except OSError:
+            pass  # full: the supervisor is behind, not us; gone: the next tick sees it

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.demo import DemoServer
+from support.demo import DemoServer, wait_for_log
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
@@ -43,17 +43,6 @@ def worker_of(server: DemoServer) -> tuple[int, int]:
     assert status == 200
     worker = json.loads(body)["worker"]
     return worker["id"], worker["pid"]
-
-
-def wait_for_log(server: DemoServer, pattern: str, timeout_s: float = 15.0, count: int = 1) -> list[re.Match]:
-    regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        matches = list(regex.finditer(server.log()))
-        if len(matches) >= count:
-            return matches
-        time.sleep(0.02)  # polling a log file: there is no event to wait on
-    raise AssertionError(f"no {count} x {pattern!r} in the log within {timeout_s} s:\n{server.log()[-4000:]}")
 
 
 def workers_seen(server: DemoServer, want: int, max_requests: int = 400) -> dict[int, int]:

@@ -840,6 +840,31 @@ def test_listener_pause_and_resume_accepting(reactor, run_until):
         listener.close()
 
 
+def test_listener_accepts_at_most_accept_batch_per_readiness_event(reactor):
+    servers: list[EchoServer] = []
+    listener = listen(reactor, lambda: servers.append(EchoServer()) or servers[-1], "127.0.0.1", 0, accept_batch=2)
+    # connect() returns once the kernel completed the handshake: all five are queued.
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(5)]
+    try:
+        counts = []
+        for _ in range(3):
+            reactor.run_once(5)  # the listener is readable: this pass accepts
+            counts.append(len(servers))
+        assert counts == [2, 4, 5]
+    finally:
+        for client in clients:
+            client.close()
+        for server in servers:
+            server.transport.abort()
+        reactor.run_once(0)
+        listener.close()
+
+
+def test_listener_refuses_an_accept_batch_below_one(reactor):
+    with pytest.raises(ValueError, match="accept_batch"):
+        listen(reactor, EchoServer, "127.0.0.1", 0, accept_batch=0)
+
+
 def test_connect_failure_calls_connection_failed(reactor, run_until):
     # A port that was bound and never listened on: nobody accepts there.
     holder = socket.socket()

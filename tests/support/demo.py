@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoServer", "DemoStarter"]
+__all__ = ["DemoServer", "DemoStarter", "wait_for_log"]
 
 _URL = re.compile(r"serving on (http://\S+|unix:\S+)")
 
@@ -87,3 +87,15 @@ class DemoStarter:
     def stop_all(self) -> None:
         for server in self.servers:
             server.stop()
+
+
+def wait_for_log(server: Any, pattern: str, timeout_s: float = 15.0, count: int = 1) -> list[re.Match[str]]:
+    """Wait until ``server.log()`` matches ``pattern`` ``count`` times; returns the matches, or fails the test."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        matches = list(regex.finditer(server.log()))
+        if len(matches) >= count:
+            return matches
+        time.sleep(0.02)  # polling a log file: there is no event to wait on
+    raise AssertionError(f"no {count} x {pattern!r} in the log within {timeout_s} s:\n{server.log()[-4000:]}")
