@@ -202,12 +202,17 @@ def test_sigterm_does_not_wait_for_requests_whose_clients_left(start_faulty):
 
 
 # -------------------------------------- 3. deferred responses whose framing fails
+def _requests_on_connections(port: int, path: str, count: int = 20) -> list:
+    """``count`` connections, each with one GET of ``path`` sent."""
+    socks = [connect(port, timeout_s=5) for _ in range(count)]
+    for sock in socks:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    return socks
+
+
 def test_a_deferred_response_with_a_bad_header_gets_500_on_every_connection(start_faulty):
     server = start_faulty()
-    socks = [connect(server.port, timeout_s=5) for _ in range(20)]
-    for sock in socks:
-        sock.sendall(b"GET /deferred-int-header HTTP/1.1\r\nHost: t\r\n\r\n")
-    for sock in socks:
+    for sock in _requests_on_connections(server.port, "/deferred-int-header"):
         assert read_response(sock)[0] == 500
         sock.close()
     assert "invalid response to GET /deferred-int-header" in server.log()
@@ -216,10 +221,7 @@ def test_a_deferred_response_with_a_bad_header_gets_500_on_every_connection(star
 
 def test_a_deferred_stream_of_str_chunks_is_aborted_and_closes(start_faulty):
     server = start_faulty()
-    socks = [connect(server.port, timeout_s=5) for _ in range(20)]
-    for sock in socks:
-        sock.sendall(b"GET /deferred-str-chunks HTTP/1.1\r\nHost: t\r\n\r\n")
-    for sock in socks:
+    for sock in _requests_on_connections(server.port, "/deferred-str-chunks"):
         status = read_status_or_close(sock)  # the head may have gone out before the first chunk failed
         assert status in (None, 200, 500)
         sock.settimeout(5)
