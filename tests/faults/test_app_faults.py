@@ -104,6 +104,17 @@ def test_with_workers_repeated_sysexit_requests_leave_every_request_served(start
     assert "exited" not in server.log().lower()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_wsgi_app_calling_sys_exit_gets_500_and_every_follow_up_is_served(start_demo, workers):
+    server = start_demo("--wsgi", "wsgi_fault_app:app", "--workers", workers, env={"PYTHONPATH": str(HERE)})
+    statuses = [request(server.port, "/sysexit")[0] for _ in range(20)]
+    statuses += [request(server.port, "/")[0] for _ in range(20)]
+    assert statuses == [500] * 20 + [200] * 20
+    reply = _get(server.port, "/kbint-body")
+    assert reply.startswith(b"HTTP/1.1 200 ") and b"part one" in reply
+    assert request(server.port, "/")[2] == b"wsgi alive" and server.proc.poll() is None
+
+
 def test_a_real_sigint_still_stops_the_server(start_faulty):
     server = start_faulty("--graceful-timeout", "2")
     assert request(server.port, "/kbint")[0] == 500  # the app's KeyboardInterrupt did not stop it
