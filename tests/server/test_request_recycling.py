@@ -1,0 +1,106 @@
+"""Request recycling (``HTTPProtocol._request_received``): a Request nobody kept is reused for the
+connection's next request.  Checked against the plain path: the same requests give the same
+answers whether the handler keeps its requests (no recycling possible) or not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from support.live import LiveServer
+
+from evloop.app import App, Response
+
+REQUESTS = (
+    b"GET /show?a=1 HTTP/1.1\r\nHost: x\r\nX-One: 1\r\n\r\n"
+    b"POST /show/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    b"GET /show HTTP/1.0\r\nHost: y\r\nConnection: keep-alive\r\n\r\n"
+    b"PUT /show/8?b=2&b=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+    b"GET /show HTTP/1.1\r\nHost: x\r\n\r\n"
+)
+
+
+def _fields(request) -> bytes:
+    return json.dumps({
+        "method": request.method, "target": request.target, "path": request.path, "raw_path": request.raw_path,
+        "query_string": request.query_string, "query": request.query, "version": request.version,
+        "headers": sorted(request.headers.items()), "body": request.body.decode(), "scheme": request.scheme,
+        "path_params": dict(request.path_params), "responded": request.responded,
+        "abandoned": request.abandoned,
+    }, sort_keys=True).encode()
+
+
+def _app(kept: list | None, seen_ids: list) -> App:
+    app = App()
+
+    def show(request, **params):
+        seen_ids.append(id(request))
+        if kept is not None:
+            kept.append(request)
+        return Response(body=_fields(request))
+
+    app.add_route("/show", show, methods=["GET", "POST"])
+    app.add_route("/show/{n}", show, methods=["POST", "PUT"])
+    return app
+
+
+def _answers(kept: list | None) -> tuple[bytes, list]:
+    seen_ids: list = []
+    server = LiveServer(_app(kept, seen_ids))
+    try:
+        sock = server.connect()
+        for piece in (REQUESTS, REQUESTS):  # twice: in one burst, then again on the same connection
+            sock.send(piece)
+        data = server.read_until(sock, lambda data: data.count(b"HTTP/1.1 200") == 10)
+        sock.close()
+        return data, seen_ids
+    finally:
+        server.close()
+
+
+def test_recycled_requests_answer_exactly_as_fresh_ones():
+    kept: list = []
+    plain, plain_ids = _answers(kept)            # every request kept: nothing can be recycled
+    recycled, recycled_ids = _answers(None)     # nothing kept: recycled
+    strip = [line for line in plain.split(b"\r\n") if not line.startswith(b"Date:")]
+    assert strip == [line for line in recycled.split(b"\r\n") if not line.startswith(b"Date:")]
+    assert len(set(plain_ids)) == 10          # ten distinct objects while the handler keeps them
+    assert len(set(recycled_ids)) < 10        # the same object again once nobody keeps it
+    # The kept requests were never touched by the later ones.
+    assert [r.target for r in kept] == ["/show?a=1", "/show/7", "/show", "/show/8?b=2&b=3", "/show"] * 2
+
+
+def test_a_spare_request_holds_no_body():
+    seen_ids: list = []
+    server = LiveServer(_app(None, seen_ids))
+    try:
+        sock = server.connect()
+        sock.send(b"POST /show/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000)
+        server.read_until(sock, lambda data: data.count(b"HTTP/1.1 200") == 1, timeout_s=10)
+        (protocol,) = server.server.connections
+        spare = protocol._spare_request
+        assert spare is not None and spare.body == b""
+        sock.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("path", ["/later"])
+def test_a_deferred_request_is_never_recycled(path):
+    pending = []
+    app = App()
+    app.add_route("/later", lambda request: pending.append(request))
+    app.add_route("/", lambda request: Response(body=b"now"))
+    server = LiveServer(app)
+    try:
+        sock = server.connect()
+        sock.send(b"GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.run_until(lambda: pending)
+        request = pending[0]
+        request.respond(Response(body=b"later"))
+        data = server.read_until(sock, lambda data: data.endswith(b"now"))
+        assert data.index(b"later") < data.index(b"now")
+        assert request.target == "/later" and request.responded  # untouched by the request after it
+        sock.close()
+    finally:
+        server.close()
