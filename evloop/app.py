@@ -345,8 +345,9 @@ class Response:
         *,
         content_type: str | None = None,
     ) -> None:
-        if type(status) is not int or not 100 <= status <= 999:
-            raise ValueError(f"invalid status {status!r}")
+        if type(status) is not int or not 100 <= status <= 599:  # RFC 9110 15
+            # Refused here, so the app's mistake is a logged 500, never a wire "999".
+            raise ValueError(f"invalid status {status!r} (RFC 9110 15: 100 to 599)")
         if headers is None:
             header_list: list[tuple[str, str]] = []
         elif isinstance(headers, dict):

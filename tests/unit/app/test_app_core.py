@@ -208,7 +208,7 @@ def test_response_rejects_header_injection(name, value):
         Response(headers=[(name, value)])
 
 
-@pytest.mark.parametrize("status", [99, 1000, "200", 200.0])
+@pytest.mark.parametrize("status", [99, 600, 999, 1000, "200", 200.0])
 def test_response_rejects_bad_status(status):
     with pytest.raises(ValueError):
         Response(status)
