@@ -16,7 +16,8 @@ leading ``/`` never makes ``os.path.join`` discard the root; the joined path
 is resolved with ``realpath`` and must stay under the resolved root, so a
 symlink leading outside the root is refused while one inside is followed.
 Only regular files are opened (``O_NONBLOCK``, checked with ``fstat`` after
-opening, so a FIFO swapped in cannot block the loop). A symlink swapped in
+opening, so a FIFO swapped in cannot block the loop), and never for a path
+ending in ``/`` (``a.txt/`` names a directory; nginx answers 404 too). A symlink swapped in
 between the check and the open is not defended against: the root is assumed
 not to be writable by attackers.
 
@@ -244,6 +245,10 @@ class StaticFiles:
             st = os.stat(real)
         except (OSError, ValueError) as exc:
             return self._refuse(request, f"cannot stat: {exc.__class__.__name__}")
+        if not stat.S_ISDIR(st.st_mode) and rel_path.rpartition("/")[2] in ("", "."):
+            # "a.txt/" names a directory; the file system agrees (ENOTDIR)
+            # and so does nginx: 404, not the file.
+            return self._refuse(request, "a file asked for as a directory")
         if stat.S_ISDIR(st.st_mode):
             if not request.raw_path.endswith("/"):
                 # Like nginx: relative links in the index must resolve

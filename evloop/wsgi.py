@@ -32,7 +32,8 @@ How a call proceeds
    ``start_response(..., exc_info)`` re-raises, and the server, unable to
    change the status, aborts the connection.
 4. The body iterator has a ``close()`` that calls the app iterable's
-   ``close()`` exactly once. It runs when the iterator is exhausted or raises;
+   ``close()`` exactly once (an exception from it is logged: the body already
+   went out whole). It runs when the iterator is exhausted or raises;
    otherwise the server must call ``Response.close()`` when the response ends
    early (HEAD, client gone, timeout). HEAD is passed to the app as is; the
    server drops the body.
@@ -42,8 +43,10 @@ binary file, the body is a ``FileBody`` from the file's current position (up
 to the app's Content-Length, if any), so the server uses ``sendfile``.
 
 Response headers: hop-by-hop fields (Connection, Transfer-Encoding, ...) are
-dropped, since framing is the server's business; the reason phrase of the
-status line is replaced by the server's standard one.
+dropped, since framing is the server's business, except that a Connection
+field holding ``close`` becomes ``Connection: close`` and the server closes
+the connection after the response; the reason phrase of the status line is
+replaced by the server's standard one.
 """
 
 from __future__ import annotations
@@ -238,8 +241,14 @@ class _Call:
             if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError(f"header name and value must be str: {item!r}")
             check_field(name, value)  # the wire's rules: refused here, so the client gets a 500
-            if name.lower() in _HOP_BY_HOP:
-                logger.debug("dropping hop-by-hop response header %s", name)
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                if lname == "connection" and _asks_to_close(value) and ("Connection", "close") not in kept:
+                    # The one hop-by-hop wish the server can grant: the
+                    # connection ends after this response.
+                    kept.append(("Connection", "close"))
+                else:
+                    logger.debug("dropping hop-by-hop response header %s", name)
                 continue
             kept.append((name, value))
         self.status = int(code)
@@ -255,6 +264,11 @@ class _Call:
         if data:
             self.headers_sent = True
             self.pending.append(bytes(data))
+
+
+def _asks_to_close(connection: str) -> bool:
+    """Does a Connection field value hold the ``close`` option (RFC 9110 7.6.1)?"""
+    return any(option.strip(" \t").lower() == "close" for option in connection.split(","))
 
 
 class _WSGIBody:
@@ -308,13 +322,21 @@ class _WSGIBody:
             raise
 
     def close(self) -> None:
+        """Call the app iterable's ``close()`` once; an exception from it is logged, not raised.
+
+        It runs after the last chunk was taken: raising would turn a body sent
+        whole into a failed stream (an abort, its end never framed).
+        """
         if self._closed:
             return
         self._closed = True
         self._iterator = None
         close = getattr(self._iterable, "close", None)
         if close is not None:
-            close()
+            try:
+                close()
+            except Exception:
+                logger.exception("close() of the WSGI app's iterable failed")
 
 
 def _file_body(result: FileWrapper, call: _Call, declared: int | None) -> FileBody | None:

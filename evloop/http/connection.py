@@ -190,7 +190,7 @@ def _frame_plain(
             return None
     else:
         block = b""
-    if status == 204 or status == 304 or not 200 <= status <= 999:
+    if status == 204 or status == 304 or not 200 <= status <= 599:
         return None
     return response_head(status, block, b"Content-Length: %d\r\n" % length, b"", date, server)
 
@@ -467,7 +467,7 @@ class ServerConnection:
         must not be called.  HEAD, 204 and 304 responses carry no body bytes.
         Joining copies ``body``: pass big bodies to ``send_data`` instead.
         """
-        if not 200 <= status <= 999:
+        if not 200 <= status <= 599:  # RFC 9110 15: 1xx are interim, and nothing is past 5xx
             raise ValueError(f"not a final status: {status!r}")
         block, app = prepare_fields(headers, self.caches.fields) if headers else (b"", None)
         close = not self.keep_alive or self.their_state is not _RECV_DONE

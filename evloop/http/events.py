@@ -27,7 +27,9 @@ class RequestHead:
     method: str  # "GET"
     target: str  # request-target as sent, e.g. "/a%20b?x=1"
     version: str  # "HTTP/1.1" or "HTTP/1.0" (1.x, x > 1, is served as "HTTP/1.1")
-    headers: tuple[tuple[str, str], ...]  # (name as sent, value without OWS), received order, latin-1
+    # (name as sent, value without OWS), received order, latin-1; for an
+    # absolute-form target, Host holds its authority (RFC 9112 3.2.2).
+    headers: tuple[tuple[str, str], ...]
     keep_alive: bool  # what the request asks for: 1.1 unless "close", 1.0 only with "keep-alive"
     content_length: int | None  # None when chunked or when there is no body
     chunked: bool

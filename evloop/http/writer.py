@@ -25,8 +25,11 @@ def status_line(status: int) -> bytes:
     line = STATUS_LINES.get(status)
     if line is not None:
         return line
-    if not isinstance(status, int) or not 100 <= status <= 999:
-        raise ValueError(f"invalid status code {status!r}")
+    # RFC 9110 section 15: three digits whose first, 1 to 5, is the class.
+    # Response, the connection and this line all refuse the rest, so no
+    # "HTTP/1.1 999" reaches the wire.
+    if not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError(f"invalid status code {status!r} (RFC 9110 15: 100 to 599)")
     return b"HTTP/1.1 %d \r\n" % status
 
 

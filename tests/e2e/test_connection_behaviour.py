@@ -9,6 +9,7 @@ import time
 
 import pytest
 import requests
+from support.raw_http import read_until_close
 
 
 def read_response(sock: socket.socket, buf: bytearray, timeout_s: float = 5.0) -> tuple[bytes, dict, bytes]:
@@ -33,20 +34,6 @@ def read_response(sock: socket.socket, buf: bytearray, timeout_s: float = 5.0) -
         rest += data
     buf[:] = rest[length:]
     return lines[0], headers, rest[:length]
-
-
-def read_until_close(sock: socket.socket, timeout_s: float = 5.0) -> bytes:
-    sock.settimeout(timeout_s)
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 def test_keep_alive_serves_many_requests_on_one_connection(demo):

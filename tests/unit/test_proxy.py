@@ -107,3 +107,47 @@ def test_unix_socket_peer():
     headers = [("X-Forwarded-For", "198.51.100.7")]
     assert resolve(headers, trusted=TrustedProxies("unix:"), peer="") == (("198.51.100.7", 0), "http")
     assert resolve(headers, trusted=LOCAL, peer="") == ("", "http")
+
+
+@pytest.mark.parametrize("value", [
+    '9.9.9.9 - - [01/Jan/2000:00:00:00 +0000] "GET /admin HTTP/1.1" 200 1',  # a forged log line
+    "evil.example", "1.2.3.4 5.6.7.8", "1.2.3.4:99999", "1.2.3.4:x", "01.2.3.4", "[1.2.3.4]", "[::1", "[::1]x",
+    "fe80::1%eth0", "_", "unknown:", "\x1b[31m",
+])
+def test_a_node_outside_rfc7239_section6_names_no_client(value):
+    assert resolve([("X-Forwarded-For", value), ("X-Forwarded-Proto", "https")]) == (PEER, "http")
+    quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+    assert resolve([("Forwarded", f'for="{quoted}";proto=https')]) == (PEER, "http")
+
+
+@pytest.mark.parametrize("node, client", [
+    ("192.0.2.1", ("192.0.2.1", 0)), ("192.0.2.1:8080", ("192.0.2.1", 8080)), ("192.0.2.1:_p1", ("192.0.2.1", 0)),
+    ("[2001:db8::1]", ("2001:db8::1", 0)), ("[2001:db8::1]:443", ("2001:db8::1", 443)),
+    ("unknown", PEER), ("UNKNOWN:80", PEER), ("_hidden.proxy-1", PEER),
+])
+def test_rfc7239_section6_nodes(node, client):
+    assert resolve([("Forwarded", f'for="{node}"')])[0] == client
+
+
+def test_bare_ipv6_only_in_x_forwarded_for():
+    assert resolve([("X-Forwarded-For", "2001:db8::1")])[0] == ("2001:db8::1", 0)
+    assert resolve([("Forwarded", 'for="2001:db8::1"')])[0] == PEER
+
+
+def test_a_malformed_forwarded_element_is_untrusted():
+    # An unbalanced quote swallows the rest of the field: one malformed element,
+    # the right-most, so the walk stops at once and the peer is kept.
+    assert resolve([("Forwarded", 'for="198.51.100.1, for=203.0.113.5;proto=https')]) == (PEER, "http")
+    # A pair without "=", a value that is no token, a repeated parameter: nothing in the element is believed.
+    for element in ["for=203.0.113.5;secure", "for=203.0.113.5;x=a b", "for=203.0.113.5;for=198.51.100.1",
+                    "for = 203.0.113.5"]:
+        assert resolve([("Forwarded", element + ";proto=https")]) == (PEER, "http"), element
+    assert parse_forwarded(['for=1.2.3.4;x, for=5.6.7.8']) == [{}, {"for": "5.6.7.8"}]
+    # Empty pairs and elements are allowed (RFC 7239 section 4, RFC 9110 5.6.1).
+    assert parse_forwarded([';for=1.2.3.4;;proto=http;, ,']) == [{"for": "1.2.3.4", "proto": "http"}]
+
+
+def test_a_malformed_hop_stops_the_walk_even_when_trusting_all():
+    star = TrustedProxies("*")
+    assert resolve([("X-Forwarded-For", "203.0.113.5, not-an-ip, 10.0.0.1")], trusted=star)[0] == PEER
+    assert resolve([("X-Forwarded-For", "203.0.113.5, 10.0.0.1")], trusted=star)[0] == ("203.0.113.5", 0)

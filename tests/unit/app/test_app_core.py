@@ -208,7 +208,7 @@ def test_response_rejects_header_injection(name, value):
         Response(headers=[(name, value)])
 
 
-@pytest.mark.parametrize("status", [99, 1000, "200", 200.0])
+@pytest.mark.parametrize("status", [99, 600, 999, 1000, "200", 200.0])
 def test_response_rejects_bad_status(status):
     with pytest.raises(ValueError):
         Response(status)
@@ -448,8 +448,19 @@ def test_access_log_zero_size_and_no_client():
 
 def test_access_log_escapes_quotes_and_controls():
     line = format_access_log("h", "GET", '/"x\\\x1b\u00e9', "HTTP/1.1", 400, None, 0, "t")
-    assert '"GET /\\"x\\\\\\x1b\\xe9 HTTP/1.1"' in line
+    assert '"GET /\\x22x\\x5C\\x1B\\xE9 HTTP/1.1"' in line
     assert "\x1b" not in line
+
+
+def test_access_log_escapes_the_client_field_spaces_too():
+    line = format_access_log('9.9.9.9 - - [x] "GET', "GET", "/", "HTTP/1.1", 200, 1, 0, "t")
+    assert line.startswith('9.9.9.9\\x20-\\x20-\\x20[x]\\x20\\x22GET - - [t] "GET / HTTP/1.1" 200 1 ')
+    assert format_access_log("2001:db8::1", "GET", "/", "HTTP/1.1", 200, 1, 0, "t").startswith("2001:db8::1 - - [t]")
+
+
+def test_access_log_escapes_past_latin1_as_utf8_bytes():
+    line = format_access_log("h", "GET", "/\u4e2d\udcff", "HTTP/1.1", 200, 1, 0, "t")
+    assert '"GET /\\xE4\\xB8\\xAD\\xED\\xB3\\xBF HTTP/1.1"' in line
 
 
 def test_router_falls_through_to_later_pattern_for_method():

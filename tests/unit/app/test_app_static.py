@@ -165,6 +165,13 @@ def test_directory_without_index_is_404_no_listing(app):
     assert r.status == 404 and b"a.txt" not in read_body(r)
 
 
+@pytest.mark.parametrize("target", ["/static/hello.txt/", "/static/hello.txt/.", "/static/sub/index.html/"])
+def test_a_file_asked_for_as_a_directory_is_404(app, target, caplog):
+    with caplog.at_level(logging.INFO, logger="evloop.static"):
+        assert get(app, target).status == 404
+    assert "a file asked for as a directory" in caplog.text
+
+
 def test_index_disabled(tree):
     s = StaticFiles(tree, index=None)
     assert s.serve(req("/"), "").status == 404

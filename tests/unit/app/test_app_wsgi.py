@@ -261,11 +261,22 @@ def test_head_with_declared_length_and_empty_body():
 
 def test_hop_by_hop_headers_dropped():
     def app(environ, start_response):
-        start_response("200 OK", [("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-Ok", "1")])
+        start_response("200 OK", [("Connection", "upgrade"), ("Transfer-Encoding", "chunked"), ("Keep-Alive", "x"),
+                                  ("X-Ok", "1")])
         return [b"x"]
 
     response, _ = run(app, validate=False)
     assert response.headers == [("X-Ok", "1")]
+
+
+@pytest.mark.parametrize("values", [["close"], ["Keep-Alive, CLOSE"], ["upgrade", "close", "close"]])
+def test_connection_close_is_kept_once(values):
+    def app(environ, start_response):
+        start_response("200 OK", [("Connection", value) for value in values] + [("X-Ok", "1")])
+        return [b"x"]
+
+    response, _ = run(app, validate=False)
+    assert response.headers == [("Connection", "close"), ("X-Ok", "1")]
 
 
 def test_legacy_write_data_comes_first():
@@ -477,6 +488,25 @@ def test_close_called_once_after_full_consumption():
     assert body.closed == 1
     response.close()
     assert body.closed == 1
+
+
+def test_close_that_raises_after_the_last_chunk_is_logged(caplog):
+    class Failing(Tracked):
+        def close(self):
+            super().close()
+            raise RuntimeError("close failed")
+
+    body = Failing([b"a", b"b"])
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    response = WSGIApp(app)(req())
+    with caplog.at_level(logging.ERROR, logger="evloop.wsgi"):
+        assert b"".join(response.body) == b"ab"  # ends as StopIteration, not as the close()'s error
+    assert body.closed == 1
+    assert "close failed" in caplog.text
 
 
 def test_close_called_when_consumer_stops_early():

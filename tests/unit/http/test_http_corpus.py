@@ -192,6 +192,11 @@ for value in ["1048577", "2000000", "4294967301", "9223372036854775807", "922337
     case(f"6.3-content-length-too-large-{value[:24]}",
          request(f"POST / HTTP/1.1\n{H}\nContent-Length: {value}", b"abcde"), 413)
 case("6.3-content-length-too-large-list", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 2000000, 2000000"), 413)
+# More identical values than MAX_CONTENT_LENGTH_VALUES (8): refused before they are split.
+case("rfc9110-8.6-cl-list-too-long", request(f"POST / HTTP/1.1\n{H}\nContent-Length: {', '.join(['5'] * 9)}", b"abcde"),
+     400)
+case("rfc9110-8.6-cl-lines-too-many", request(f"POST / HTTP/1.1\n{H}\n" + "\n".join(["Content-Length: 5"] * 9),
+                                              b"abcde"), 400)
 
 # -- chunked framing (section 7.1) ---------------------------------------------
 for size in ["0x5", "+5", "-5", "5_0", "_5", " 5", "5 ", "5\t", "", "g", "5g", "5\x00", "\x005", "5.0",
@@ -227,6 +232,8 @@ for ext in [";", ";=v", "; =v", ";a=", ';a="x', ";a b", ";a=b c", ";a=\x01", ';a
 case("7.1.1-chunk-ext-too-long", chunked(b"5;a=" + b"b" * 4100 + b"\r\nhello\r\n0\r\n\r\n"), 400)
 case("7.1.1-chunk-ext-too-long-no-crlf", chunked(b"5;a=" + b"b" * 5000), 400)
 case("7.1.1-chunk-ext-bare-lf", chunked(b"5;a=b\nhello\r\n0\r\n\r\n"), 400)
+# Each line within its 4 KiB, five of them past the body's 16 KiB (Node.js, CVE-2024-22019).
+case("7.1.1-chunk-ext-total-too-long", chunked((b"1;a=" + b"b" * 4000 + b"\r\nx\r\n") * 5 + b"0\r\n\r\n"), 413)
 case("7.1.2-trailer-obs-fold", chunked(b"0\r\nX-T: 1\r\n 2\r\n\r\n"), 400)
 case("7.1.2-trailer-nul", chunked(b"0\r\nX-T: a\x00b\r\n\r\n"), 400)
 case("7.1.2-trailer-space-before-colon", chunked(b"0\r\nX-T : 1\r\n\r\n"), 400)

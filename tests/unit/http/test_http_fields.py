@@ -50,14 +50,15 @@ from evloop.http.fields import ContentLengthTooLarge, parse_content_length  # no
 
 @pytest.mark.parametrize("values,expected", [
     (["0"], 0), (["42"], 42), ([" 42\t"], 42), (["007"], 7), (["5, 5"], 5), (["5", "05"], 5),
-    (["9" * 19], int("9" * 19)), (["0" * 40 + "1"], 1),
+    (["9" * 19], int("9" * 19)), (["0" * 40 + "1"], 1), (["5"] * 8, 5), (["5, 5, 5, 5", "5,5,5,5"], 5),
 ])
 def test_content_length_accepted(values, expected):
     assert parse_content_length(values) == expected
 
 
 @pytest.mark.parametrize("values", [[], [""], ["-1"], ["+1"], ["1_000"], ["0x10"], ["1 2"], ["5, 6"], ["5", "6"],
-                                    ["\u0661"], ["1,"]])
+                                    ["\u0661"], ["1,"], ["5"] * 9, [",".join(["5"] * 9)], ["5, 5", "5,5,5,5,5,5,5"],
+                                    [",".join(["0"] * 20_000)]])
 def test_content_length_refused(values):
     with pytest.raises(ValueError) as err:
         parse_content_length(values)

@@ -122,7 +122,15 @@ VALID = [
     (
         "rfc9112-3.2.2-absolute-form-host-from-target",
         request("GET http://origin.example:8080/p?q HTTP/1.1\nHost: other"),
-        {"target": "http://origin.example:8080/p?q", "host": "origin.example:8080"},
+        {"target": "http://origin.example:8080/p?q", "host": "origin.example:8080",
+         "headers": (("Host", "origin.example:8080"),)},
+        b"",
+        [],
+    ),
+    (
+        "rfc9112-3.2.2-absolute-form-host-added-in-http10",
+        request("GET http://Origin.example/p HTTP/1.0\nX-A: 1"),
+        {"host": "origin.example", "headers": (("X-A", "1"), ("Host", "Origin.example"))},
         b"",
         [],
     ),

@@ -71,5 +71,5 @@ def chunk_ext_of(size: int) -> bytes:
 
 
 def test_chunk_extension_one_byte_at_a_time_is_linear():
-    limits = Limits(max_chunk_ext_bytes=64 * 1024)
+    limits = Limits(max_chunk_ext_bytes=64 * 1024, max_chunk_ext_total_bytes=64 * 1024)
     assert_linear(chunk_ext_of(20000), chunk_ext_of(40000), limits)

@@ -25,7 +25,7 @@ def test_unknown_status_has_empty_reason():
     assert status_line(599) == b"HTTP/1.1 599 \r\n"
 
 
-@pytest.mark.parametrize("bad", [99, 1000, -1, "200"])
+@pytest.mark.parametrize("bad", [99, 600, 999, 1000, -1, "200"])
 def test_invalid_status(bad):
     with pytest.raises(ValueError):
         status_line(bad)
