@@ -73,38 +73,40 @@ class Timer(Handle):
             if queue is not None:
                 self._queue = None
                 queue._cancelled += 1
-                if queue._cancelled > _MIN_CANCELLED_TO_COMPACT and queue._cancelled * 2 > len(queue._heap):
+                if queue._cancelled > _MIN_CANCELLED_TO_COMPACT and queue._cancelled * 2 > len(queue.heap):
                     queue._compact()
 
 
 class TimerQueue:
     """A heap of timers ordered by deadline, then by scheduling order."""
 
-    __slots__ = ("_heap", "_seq", "_cancelled")
+    __slots__ = ("heap", "_seq", "_cancelled")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Timer]] = []
+        # (when, sequence, timer) entries, earliest first; cancelled ones leave
+        # lazily.  Read-only outside: the reactor peeks at heap[0] each pass.
+        self.heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._cancelled = 0
 
     def __len__(self) -> int:
         """Live (not cancelled) timers."""
-        return len(self._heap) - self._cancelled
+        return len(self.heap) - self._cancelled
 
     @property
     def heap_size(self) -> int:
         """Entries in the heap, cancelled ones included (for tests and stats)."""
-        return len(self._heap)
+        return len(self.heap)
 
     def schedule(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...] = ()) -> Timer:
         """Add a timer that is due at ``when`` and return it."""
         timer = Timer(when, callback, args, self)
-        heapq.heappush(self._heap, (when, next(self._seq), timer))
+        heapq.heappush(self.heap, (when, next(self._seq), timer))
         return timer
 
     def next_deadline(self) -> float | None:
         """The earliest live deadline, or None when no timer is live."""
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
             self._cancelled -= 1
@@ -116,7 +118,7 @@ class TimerQueue:
         Cancelled entries at the top of the heap go too, due or not, so a
         heap of cancelled timers empties on the next pass.
         """
-        heap = self._heap
+        heap = self.heap
         due: list[Timer] = []
         while heap and (heap[0][0] <= now or heap[0][2].cancelled):
             timer = heapq.heappop(heap)[2]
@@ -128,15 +130,15 @@ class TimerQueue:
         return due
 
     def clear(self) -> None:
-        for _, _, timer in self._heap:
+        for _, _, timer in self.heap:
             timer._queue = None
-        self._heap.clear()
+        self.heap.clear()
         self._cancelled = 0
 
     def _compact(self) -> None:
         """Rebuild the heap without its cancelled entries."""
-        self._heap = [entry for entry in self._heap if not entry[2].cancelled]
-        heapq.heapify(self._heap)
+        self.heap = [entry for entry in self.heap if not entry[2].cancelled]
+        heapq.heapify(self.heap)
         self._cancelled = 0
 
 
