@@ -53,6 +53,7 @@ from .context import ServerContext
 from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
 from .phases import (
     BODY,
+    CLOSING,
     DEFERRED,
     DRAINING,
     HEAD,
@@ -160,7 +161,9 @@ class HTTPProtocol(Protocol):
             delay = self.ctx.phase_timeouts[phase]
             if delay is not None and self.transport is not None:
                 if phase.sends:
-                    self._last_buffer_size = self.transport.get_write_buffer_size()
+                    size = self._last_buffer_size = self.transport.get_write_buffer_size()
+                    if size == 0 and phase is CLOSING:
+                        return  # all sent: the transport closes at once, nothing for a send timeout to guard
                 self._set_deadline(delay)
 
     def _set_deadline(self, delay_s: float) -> None:
@@ -220,13 +223,12 @@ class HTTPProtocol(Protocol):
         if self.phase is DEFERRED:
             self._abandon("the connection was lost")
         elif self._response is not None or self._stream is not None:
-            self._response_cut_short(f"the connection was lost ({exc or 'closed'})")
+            self._response_cut_short(f"the connection was lost ({exc or 'closed'})")  # releases the response
         self.transport = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._to("lost")
-        self._end_response()
         self.ctx.connection_closed(self)
         self.request = None
 
@@ -438,7 +440,7 @@ class HTTPProtocol(Protocol):
             return
         request._responded = True  # a later respond() is an error
         self._send(response)
-        if _refcount(request) == 2 and self.request is None:
+        if self.phase is IDLE and _refcount(request) == 2:
             # Only this frame's name and the call's argument refer to it:
             # nobody can see it again, so the next request on this connection
             # reuses the object (its constructor runs again on it).  Saves the

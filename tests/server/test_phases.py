@@ -133,6 +133,7 @@ def h():
 def test_every_phase_event_pair(h, phase, event):
     protocol = h.protocol
     protocol.phase = phase
+    h.transport.buffered = 1  # a response waits in the write buffer (see the CLOSING test below)
     before = protocol.deadline
     h.clock.advance(1.0)
     if (phase, event) not in TRANSITIONS:
@@ -149,6 +150,13 @@ def test_every_phase_event_pair(h, phase, event):
         assert protocol.deadline == h.clock.time() + timeout  # the new phase's deadline
     else:
         assert protocol.deadline == before
+
+
+def test_a_last_response_all_sent_arms_no_send_deadline(h):
+    """CLOSING's send timeout guards queued bytes; with none, the transport closes at once."""
+    h.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert h.phase is Phase.CLOSING and h.transport.closing
+    assert h.protocol.deadline == h.clock.time() + HEADER_S  # the accept's header deadline, untouched
 
 
 def test_the_table_covers_what_the_diagram_promises():
