@@ -41,7 +41,8 @@ def collect(conn: WebSocketConnection, data: bytes, chunk: int | None = None) ->
     """Feed ``data`` (whole, or in pieces of ``chunk`` bytes) and return every event."""
     events: list = []
     if chunk is None:
-        conn.receive_data(data)
+        if data:  # b"" would mean EOF
+            conn.receive_data(data)
         events.extend(conn.events())
     else:
         for i in range(0, len(data), chunk):
