@@ -109,18 +109,18 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
 
 # Unmasking (RFC 6455 5.3): every byte of a client's payload XORed with the
 # frame's 4-byte key, in turn.  It touches every received byte, so it is the
-# hot loop of a pure-Python server.  Measured with load/bench_ws_mask.py (see
-# load/BENCHMARKS.md, "WebSocket unmasking"): a generator over the bytes runs
-# at 7 MiB/s; XOR of two big ints (int.from_bytes / to_bytes, what websockets
-# falls back to without its C extension) at 300-370 MiB/s for 4 KiB-1 MiB
-# but is the cheapest for small payloads (0.5 us for 16 bytes, against 0.9 us
-# for tables); four bytes.translate tables on the strided slices of one
-# bytearray, in place, at 700-870 MiB/s for 4 KiB-1 MiB (2.3x the ints).  The
-# crossover is near 256 bytes, so small payloads take the int XOR and larger
-# ones the tables: one function, two branches, both tested against a plain
-# byte-by-byte XOR (tests/ws/test_frames.py).
+# hot loop of a pure-Python server.  Measured with load/bench_ws_mask.py
+# (load/BENCHMARKS.md, "WebSocket unmasking"), microseconds for 16 B / 4 KiB /
+# 1 MiB: a generator over the bytes 1.17 / 157 / -; XOR of two big ints
+# (int.from_bytes / to_bytes, websockets' pure-Python fallback) 0.42 / 8.2 /
+# 3,540; four bytes.translate tables on the strided slices of one bytearray,
+# in place, 0.67 / 5.2 / 1,520 (2.3x the ints from 4 KiB up).  The ints win
+# below about 320 bytes (256 B: 1.03 against 1.13 us; 384 B: 1.41 against
+# 1.33), so small payloads take the ints and larger ones the tables: one
+# function, two branches, both tested against a plain byte-by-byte XOR
+# (tests/ws/test_ws_connection.py).
 _XOR_TABLES = tuple(bytes(b ^ k for b in range(256)) for k in range(256))
-_SMALL_PAYLOAD = 256
+_SMALL_PAYLOAD = 320
 
 
 def mask_payload(mask: bytes, data: bytes | bytearray | memoryview) -> bytes | bytearray:

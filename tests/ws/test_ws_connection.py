@@ -382,7 +382,7 @@ def test_decompression_bomb():
 
 # -- unmasking ---------------------------------------------------------------
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 15, 16, 17, 255, 256, 257, 4096, 4099, 100_001])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 15, 16, 17, 255, 319, 320, 321, 4096, 4099, 100_001])
 def test_mask_payload_against_plain_xor(size):
     data = bytes((i * 7 + 3) & 0xFF for i in range(size))
     for mask in (MASK, b"\x00\x00\x00\x00", b"\xff\x01\x80\x7f"):

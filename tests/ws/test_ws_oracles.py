@@ -113,7 +113,7 @@ def test_websockets_client_to_our_server(kw, cfg):
     for blob in BLOBS:
         client.send_binary(blob)
     # Fragmented, with a ping between the fragments.
-    client.send_text("frag".encode(), fin=False)
+    client.send_text(b"frag", fin=False)
     client.send_ping(b"are you there")
     client.send_continuation("ment ✓".encode(), fin=False)
     client.send_continuation(b"", fin=True)
