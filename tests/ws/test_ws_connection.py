@@ -1,6 +1,7 @@
 """The connection's rules, frame by frame, with raw frames (RFC 6455 sections 5-7)."""
 
 import itertools
+import tracemalloc
 
 import pytest
 from _ws_helpers import MASK, collect, frame, plain_xor, server
@@ -377,7 +378,14 @@ def test_decompression_bomb():
     payload = deflater.deflate(bytes(64 << 20), True)
     assert len(payload) < 100_000
     conn = WebSocketConnection(Role.SERVER, deflate=DeflateParams(), max_message_bytes=1 << 20)
-    fails(frame(BINARY, payload, rsv=0x40), 1009, conn)
+    data = frame(BINARY, payload, rsv=0x40)
+    tracemalloc.start()
+    try:
+        fails(data, 1009, conn, chunk=16384)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # the limit and change, never the 64 MiB
 
 
 # -- unmasking ---------------------------------------------------------------
@@ -395,3 +403,15 @@ def test_partial_frames_rotate_the_mask():
     data = frame(BINARY, payload)
     for chunk in (1, 3, 5, 4097):
         assert collect(server(), data, chunk) == [BinaryMessage(payload)]
+
+
+def test_inflater_stops_at_the_limit():
+    from evloop.ws.deflate import Inflater, MessageTooBig
+
+    bomb = Deflater(15, False).deflate(bytes(256 << 20), True)  # 256 MiB of zeros in about 256 KiB
+    inflater = Inflater(15, False)
+    with pytest.raises(MessageTooBig):
+        inflater.inflate(bomb, True, 1 << 20)
+    # Exactly at the limit is fine.
+    exact = Deflater(15, True).deflate(bytes(1 << 20), True)
+    assert len(Inflater(15, True).inflate(exact, True, 1 << 20)) == 1 << 20
