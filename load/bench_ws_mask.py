@@ -21,10 +21,12 @@ Figures are the best of several runs of CPU time per operation.
 import itertools
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_parser import best_of as best_per_op  # noqa: E402  (best per-iteration CPU seconds)
 
 from evloop.ws import Role, TextMessage, WebSocketConnection  # noqa: E402
 from evloop.ws.frames import encode_frame, mask_payload  # noqa: E402
@@ -92,15 +94,6 @@ def map_xor(mask, data):
 
 
 CANDIDATES = [plain, map_xor, int_little, int_big, int_chunked, translate_slices, translate_in_place, mask_payload]
-
-
-def best_per_op(fn, n: int, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn(n)
-        best = min(best, (time.process_time() - t0) / n)
-    return best
 
 
 def bench_masking(repeat: int) -> None:
