@@ -669,7 +669,7 @@ def format_access_log(
     duration_s: float,
     when_str: str,
 ) -> str:
-    """A Common Log Format line followed by the duration in seconds.
+    """A Common Log Format line followed by the duration in seconds (``duration_text``).
 
     ``when_str`` is the CLF timestamp without brackets, e.g.
     ``10/Oct/2000:13:55:36 +0000``; ``size`` is body bytes sent (0 or None
@@ -678,7 +678,13 @@ def format_access_log(
     character becomes ``\\xHH`` as in nginx's log, and so does a space in the
     client field, so a client cannot forge a line or a field.
     """
-    return access_log_prefix(client_host, method, target, version, status, size, when_str) + f"{duration_s:.6f}"
+    return access_log_prefix(client_host, method, target, version, status, size, when_str) + duration_text(duration_s)
+
+
+def duration_text(duration_s: float) -> str:
+    """A duration for the log: seconds with six decimals, whole microseconds (truncated)."""
+    us = int(duration_s * 1_000_000)
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
 def access_log_prefix(
