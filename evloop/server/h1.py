@@ -47,7 +47,7 @@ from ..http import (
     ServerConnection,
 )
 from ..proxy import resolve_client
-from ..transport import Protocol, SocketTransport
+from ..transport import Protocol, Transport
 from .context import ServerContext
 from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
 from .phases import (
@@ -85,7 +85,7 @@ class HTTPProtocol(Protocol):
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.reactor = ctx.reactor
-        self.transport: SocketTransport | None = None   # None once the connection is lost
+        self.transport: Transport | None = None   # None once the connection is lost
         # implicit_next_cycle: a keep-alive response done leaves the connection ready for the next request.
         self.conn = ServerConnection(ctx.config.limits, implicit_end=True, implicit_next_cycle=True,
                                      caches=ctx.http1_caches)
@@ -201,7 +201,7 @@ class HTTPProtocol(Protocol):
             transport.abort()
 
     # ----------------------------------------------------------- lifecycle
-    def connection_made(self, transport: SocketTransport) -> None:
+    def connection_made(self, transport: Transport) -> None:
         self.transport = transport
         self.ctx.connection_opened(self)
         timeout = self.ctx.phase_timeouts[NEW]
