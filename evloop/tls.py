@@ -44,7 +44,7 @@ from __future__ import annotations
 import enum
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from .buffers import FileRegion, SendQueue, byte_view
@@ -187,7 +187,7 @@ class TLSTransport(Transport, Protocol):
             return False
         if phase is TLSPhase.OPEN and not self._close_notify_received:
             # A TCP EOF with no close_notify: the stream may have been cut short.
-            self._lost_exc = ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF without close_notify: the TLS stream was cut short")
+            self._lost_exc = ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF without close_notify: the stream was cut short")
             return False
         # After the peer's close_notify its FIN is expected; while the protocol
         # keeps its side open (a TLS 1.3 half-close) the socket stays open too.
