@@ -56,3 +56,23 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         other_cert_file=paths["other"][0], other_key_file=paths["other"][1],
         client_cert_file=paths["client"][0], client_key_file=paths["client"][1],
     )
+
+
+@pytest.fixture
+def start_demo(tmp_path):
+    """Start evloop-demo servers with extra arguments; all are stopped at teardown."""
+    from support.demo import DemoStarter
+
+    starter = DemoStarter(tmp_path)
+    yield starter
+    starter.stop_all()
+
+
+@pytest.fixture(scope="module")
+def start_module_demo(tmp_path_factory):
+    """Like ``start_demo``, for servers shared by a whole test module."""
+    from support.demo import DemoStarter
+
+    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
+    yield starter
+    starter.stop_all()
