@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The HTTPS options that are ServerConfig fields of the same name.
+_TLS_OPTIONS = ("certfile", "keyfile", "keyfile_password", "ca_certs", "cert_reqs", "ciphers", "tls_min_version")
+
+
 def _sni_certs(specs: list[str]) -> dict[str, tuple[str, str | None]]:
     """``--cert NAME=CERTFILE[,KEYFILE]`` values as ``ServerConfig.sni_certs``; ValueError for a malformed one."""
     certs: dict[str, tuple[str, str | None]] = {}
@@ -267,14 +271,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         debug_log_heads=args.log_level == "debug",
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        keyfile_password=args.keyfile_password,
-        ca_certs=args.ca_certs,
-        cert_reqs=args.cert_reqs,
-        ciphers=args.ciphers,
-        tls_min_version=args.tls_min_version,
         sni_certs=_sni_certs(args.cert),
+        **{name: getattr(args, name) for name in _TLS_OPTIONS},
     )
 
 

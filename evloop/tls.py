@@ -136,7 +136,8 @@ class TLSTransport(Transport, Protocol):
         self._outgoing = ssl.MemoryBIO()
         self._plain = SendQueue()      # plaintext waiting to be encrypted
         self._phase = TLSPhase.HANDSHAKING
-        self._timer: Any = None
+        self._timer: Any = None        # the handshake's deadline
+        self._close_timer: Any = None  # close(timeout_s)
         self._cipher_paused = False    # the socket transport's buffer is over its high water mark
         self._reading_paused = False   # by the protocol
         self._eof_pending = False      # write_eof() waits for the plaintext queue
@@ -195,6 +196,9 @@ class TLSTransport(Transport, Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_timer()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
         if self._phase is TLSPhase.HANDSHAKING:
             self._handshake_failed(exc or ConnectionResetError("connection lost during the TLS handshake"))
         self._phase = TLSPhase.CLOSED
@@ -361,13 +365,7 @@ class TLSTransport(Transport, Protocol):
                 return
         if closed and self._phase is TLSPhase.OPEN and not self._close_notify_received:
             self._close_notify_received = True
-            try:
-                keep_open = self._protocol.eof_received()
-            except Exception as exc:
-                self._protocol_failed(exc, "eof_received")
-                return
-            if not keep_open:
-                self.close()
+            self._deliver_eof()
 
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading()``."""
@@ -390,10 +388,9 @@ class TLSTransport(Transport, Protocol):
         """Send ``data``: encrypted now while the socket keeps up, else queued as plaintext."""
         if self._closing:
             return
-        if self._eof_pending or self._eof_written:
+        if self._write_ended():
             raise RuntimeError("cannot write after write_eof()")
-        if type(data) is not bytes:
-            data = byte_view(data)
+        data = data if type(data) is bytes else byte_view(data)
         if not data:
             return
         if self._plain or self._cipher_paused or self._phase is not TLSPhase.OPEN or len(data) > _ENCRYPT_CHUNK:
@@ -457,21 +454,8 @@ class TLSTransport(Transport, Protocol):
         inner = self._inner
         return self._plain.size + (inner.get_write_buffer_size() if inner is not None else 0)
 
-    def _maybe_pause_protocol(self) -> None:
-        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self._announced and self.get_write_buffer_size() <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.resume_writing() failed")
+    def _protocol_reachable(self) -> bool:
+        return self._announced
 
     def can_write_eof(self) -> bool:
         """True under TLS 1.3, where close_notify closes one direction only (RFC 8446 section 6.1)."""
@@ -532,19 +516,10 @@ class TLSTransport(Transport, Protocol):
             self._arm_close_timer(timeout_s)
         self._encrypt_queued()
 
-    def _arm_close_timer(self, timeout_s: float) -> None:
-        timer = self._timer
-        if timer is not None:
-            if timer.when <= self._reactor.time() + timeout_s:
-                return
-            timer.cancel()
-        self._timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
-
-    def _close_timed_out(self, timeout_s: float) -> None:
-        self._timer = None
-        self._lost_exc = TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s")
-        if self._inner is not None:
-            self._inner.abort()
+    def _abort_with(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            self._lost_exc = exc
+        self.abort()
 
     def _finish_close(self) -> None:
         """Every plaintext byte is encrypted: close_notify follows it, and the socket closes once it is sent."""
@@ -567,11 +542,6 @@ class TLSTransport(Transport, Protocol):
         self._phase = TLSPhase.CLOSED
         if self._inner is not None:
             self._inner.close(timeout_s=_ALERT_FLUSH_S)  # the alert, if any, is queued already
-
-    def _protocol_failed(self, exc: Exception, method: str) -> None:
-        self._report(exc, f"protocol.{method}() failed; aborting the connection")
-        self._lost_exc = exc
-        self.abort()
 
     # ========================================================= information
     @property

@@ -102,7 +102,7 @@ class Transport:
     """
 
     __slots__ = ("_reactor", "_protocol", "_closing", "_high_water", "_low_water", "_protocol_paused",
-                 "peername", "sockname")
+                 "_close_timer", "peername", "sockname")
 
     _reactor: Reactor
     _protocol: Protocol
@@ -110,6 +110,7 @@ class Transport:
     _high_water: int
     _low_water: int
     _protocol_paused: bool
+    _close_timer: Any
     peername: Any
     sockname: Any
 
@@ -174,10 +175,57 @@ class Transport:
         self._maybe_resume_protocol()
 
     def _maybe_pause_protocol(self) -> None:
-        raise NotImplementedError
+        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.pause_writing() failed")
 
     def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+
+    def _protocol_reachable(self) -> bool:
+        """Whether the protocol may still hear of writability (not after the connection is closed)."""
         raise NotImplementedError
+
+    def _deliver_eof(self) -> None:
+        """The peer is done sending: ``eof_received()``, and close unless the protocol keeps the connection."""
+        try:
+            keep_open = self._protocol.eof_received()
+        except Exception as exc:
+            self._protocol_failed(exc, "eof_received")
+            return
+        if not keep_open:
+            self.close()
+
+    def _protocol_failed(self, exc: Exception, method: str) -> None:
+        # Like asyncio: a protocol that raised is in an unknown state, so the
+        # connection is aborted rather than left open with nobody reading it.
+        self._report(exc, f"protocol.{method}() failed; aborting the connection")
+        self._abort_with(exc)
+
+    def _abort_with(self, exc: BaseException | None) -> None:
+        """Close now, dropping what is queued; ``connection_lost(exc)`` follows."""
+        raise NotImplementedError
+
+    def _arm_close_timer(self, timeout_s: float) -> None:
+        """``close(timeout_s)``: abort if not closed by then; a sooner timeout replaces a later one."""
+        timer = self._close_timer
+        if timer is not None:
+            if timer.when <= self._reactor.time() + timeout_s:
+                return  # the timer in force is sooner
+            timer.cancel()
+        self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
+
+    def _close_timed_out(self, timeout_s: float) -> None:
+        self._close_timer = None
+        self._abort_with(TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s"))
 
     def sendfile(
         self,
@@ -276,7 +324,7 @@ class SocketTransport(Transport):
 
     __slots__ = (
         "_sock", "_queue", "_closed", "_reading", "_reading_paused", "_writing_registered",
-        "_eof_pending", "_eof_written", "_eof_received", "_close_timer", "_lost_exc", "_lost_called",
+        "_eof_pending", "_eof_written", "_eof_received", "_lost_exc", "_lost_called",
     )
 
     def __init__(
@@ -399,19 +447,13 @@ class SocketTransport(Transport):
         self._eof_received = True
         self._reading = False
         self._reactor.remove_reader(self._sock)
-        try:
-            keep_open = self._protocol.eof_received()
-        except Exception as exc:
-            self._protocol_failed(exc, "eof_received")
-            return
-        if not keep_open:
-            self.close()
+        self._deliver_eof()
 
-    def _protocol_failed(self, exc: Exception, method: str) -> None:
-        # Like asyncio: a protocol that raised is in an unknown state, so the
-        # connection is aborted rather than left open with nobody reading it.
-        self._report(exc, f"protocol.{method}() failed; aborting the connection")
+    def _abort_with(self, exc: BaseException | None) -> None:
         self._force_close(exc)
+
+    def _protocol_reachable(self) -> bool:
+        return not self._closed
 
     # --------------------------------------------------------------- writing
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -583,22 +625,6 @@ class SocketTransport(Transport):
         # A short send means the socket buffer is full: wait for writability.
         return region.remaining <= 0 or sent == asked
 
-    def _maybe_pause_protocol(self) -> None:
-        if not self._protocol_paused and self._queue.size > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self._queue.size <= self._low_water and not self._closed:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.resume_writing() failed")
-
     # --------------------------------------------------------------- closing
     def close(self, timeout_s: float | None = None) -> None:
         """Stop reading, send what is queued, then close and call ``connection_lost(None)``.
@@ -622,18 +648,6 @@ class SocketTransport(Transport):
             self._finish_close(None)
         elif timeout_s is not None:
             self._arm_close_timer(timeout_s)
-
-    def _arm_close_timer(self, timeout_s: float) -> None:
-        timer = self._close_timer
-        if timer is not None:
-            if timer.when <= self._reactor.time() + timeout_s:
-                return  # the timer in force is sooner
-            timer.cancel()
-        self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
-
-    def _close_timed_out(self, timeout_s: float) -> None:
-        self._close_timer = None
-        self._force_close(TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s"))
 
     def abort(self) -> None:
         """Close now, dropping whatever is queued; ``connection_lost(None)`` follows."""

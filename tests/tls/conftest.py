@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.fixtures import start_demo, start_module_demo  # noqa: F401  (fixtures for this suite)
 
 trustme = pytest.importorskip("trustme")
 
@@ -57,22 +58,3 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         client_cert_file=paths["client"][0], client_key_file=paths["client"][1],
     )
 
-
-@pytest.fixture
-def start_demo(tmp_path):
-    """Start evloop-demo servers with extra arguments; all are stopped at teardown."""
-    from support.demo import DemoStarter
-
-    starter = DemoStarter(tmp_path)
-    yield starter
-    starter.stop_all()
-
-
-@pytest.fixture(scope="module")
-def start_module_demo(tmp_path_factory):
-    """Like ``start_demo``, for servers shared by a whole test module."""
-    from support.demo import DemoStarter
-
-    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
-    yield starter
-    starter.stop_all()
