@@ -691,5 +691,7 @@ class HTTPProtocol(Protocol):
         self._finish()
         # Lingering close: half-close, then drain what the client still sends,
         # so that closing with unread data does not reset the connection and
-        # destroy the error response before the client reads it.
-        transport.write_eof()
+        # destroy the error response before the client reads it.  (TLS 1.2
+        # cannot half-close: there the client's own close ends the drain.)
+        if transport.can_write_eof():
+            transport.write_eof()

@@ -96,6 +96,23 @@ def test_pipelining_over_tls(server, certs):
     assert data.endswith(b"ok")
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_bad_request_over_tls_gets_its_400(server, certs, version):
+    context = certs.client_context()
+    context.maximum_version = version
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT_S)
+    with context.wrap_socket(raw, server_hostname="localhost") as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except ssl.SSLEOFError:
+            pass
+    assert data.startswith(b"HTTP/1.1 400 ")
+    assert error_lines(server.log()) == []
+
+
 def openssl(port: int, certs, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
