@@ -14,11 +14,13 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any
 
 from .futures import Future
 from .reactor import Reactor
-from .transport import Protocol, SocketTransport
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
+from .transport import Protocol, SocketTransport, Transport
 
 __all__ = ["connect", "PendingConnection", "Resolver", "HAPPY_EYEBALLS_DELAY_S"]
 
@@ -32,8 +34,8 @@ HAPPY_EYEBALLS_DELAY_S = 0.25  # RFC 8305 section 5: the recommended "Connection
 class PendingConnection:
     """A client connection being established by ``connect()``.
 
-    ``future`` resolves to the ``SocketTransport`` once connected (after the
-    protocol's ``connection_made``), or fails with the error that
+    ``future`` resolves to the transport once connected (after the
+    protocol's ``connection_made``; with TLS, after the handshake), or fails with the error that
     ``connection_failed`` also received.  ``cancel()`` gives up: it closes
     every attempt, cancels ``future``, and guarantees that the protocol gets
     no callback from this connection afterwards (once connected, ``cancel()``
@@ -60,7 +62,7 @@ class PendingConnection:
         self._transport_kwargs = transport_kwargs
         self._local_addr = local_addr
         self._delay_s = happy_eyeballs_delay_s
-        self.future: Future[SocketTransport] = reactor.create_future()
+        self.future: Future[Transport] = reactor.create_future()
         self.transport: SocketTransport | None = None
         self._addresses: list[tuple[int, int, int, Any]] = []  # (family, type, proto, addr) still to try
         self._attempts: dict[socket.socket, Any] = {}           # in flight: socket -> address
@@ -82,7 +84,7 @@ class PendingConnection:
         self._end()
         self.future.cancel()
 
-    def _future_done(self, future: Future[SocketTransport]) -> None:
+    def _future_done(self, future: Future[Transport]) -> None:
         if future.cancelled() and not self._done:
             self._end()
 
@@ -176,6 +178,8 @@ class PendingConnection:
             self.future.set_exception(exc)
             transport._report(exc, "protocol.connection_made() failed; connection aborted")
             return
+        if type(self._protocol) is TLSTransport:
+            return  # the TLS layer resolves the future once its handshake is done
         self.future.set_result(transport)
 
     def _timed_out(self, timeout_s: float) -> None:
@@ -272,6 +276,9 @@ def connect(
     happy_eyeballs_delay_s: float = HAPPY_EYEBALLS_DELAY_S,
     resolver: Resolver | None = None,
     transport_kwargs: dict[str, Any] | None = None,
+    ssl: SSLContext | None = None,
+    server_hostname: str | None = None,
+    ssl_handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
 ) -> PendingConnection:
     """Open a non-blocking client connection; returns a ``PendingConnection``.
 
@@ -295,6 +302,12 @@ def connect(
     latency-sensitive code.  A resolution error is reported like any other
     failure.
 
+    ``ssl``: a client ``SSLContext`` makes it TLS: ``connection_made`` and
+    the future come after the handshake (within ``ssl_handshake_timeout_s``
+    of the TCP connection), and a handshake that fails is
+    ``connection_failed``.  ``server_hostname`` (default: ``host``) is sent
+    as SNI and checked against the certificate.
+
     ``ValueError`` (raised by this call) for more than one of ``host``,
     ``path`` and ``sock``, or a timeout or delay that is not a finite number
     of seconds >= 0.  With ``sock`` there is nothing to wait for, so
@@ -309,11 +322,24 @@ def connect(
     for name, value in (("timeout_s", timeout_s), ("happy_eyeballs_delay_s", happy_eyeballs_delay_s)):
         if value is not None and not 0 <= value < math.inf:
             raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")
+    if ssl is not None and server_hostname is None:
+        if ssl.check_hostname and host is None:
+            raise ValueError("connect(ssl=...) needs server_hostname when there is no host to check")
+        server_hostname = host
     protocol = protocol_factory()
+    if ssl is not None:
+        kwargs = transport_kwargs or {}
+        protocol = TLSTransport(
+            reactor, protocol, ssl, origin=TLSOrigin.CONNECTED, server_side=False, server_hostname=server_hostname,
+            handshake_timeout_s=ssl_handshake_timeout_s, high_water=kwargs.get("high_water", 64 * 1024),
+            low_water=kwargs.get("low_water"),
+        )
     pending = PendingConnection(
         reactor, protocol, transport_kwargs or {}, local_addr=local_addr,
         happy_eyeballs_delay_s=happy_eyeballs_delay_s,
     )
+    if type(protocol) is TLSTransport:
+        protocol.set_waiter(pending.future)
     reactor._track(pending)
     if sock is not None:
         pending._attempts[sock] = None  # ours now: cancel() closes it

@@ -5,7 +5,7 @@ The endpoints are a fixed contract (load tests and benchmarks talk to them):
 =====================  ========================================================
 ``GET /``              200 ``text/plain`` ``Hello, World!``
 ``POST|PUT /echo``     the request body, with the request's Content-Type
-``* /inspect``         JSON: method, path, query, version, headers, body_length, body_sha256
+``* /inspect``         JSON: method, path, query, version, scheme, headers, body_length, body_sha256
 ``GET /bytes/N``       exactly N bytes (N <= 1 GiB), streamed with a Content-Length
 ``GET /stream/N``      N chunks ``chunk i\\n`` (chunked; close-delimited for HTTP/1.0)
 ``GET /delay/MS``      ``delayed`` after MS milliseconds, through a reactor timer
@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from .app import App, Request, Response
 from .http import Limits
 from .server import ServerConfig, install_access_handler
+from .server.tls import CERT_REQS, TLS_VERSIONS
 from .static import StaticFiles
 from .workers import current_worker, serve, systemd_sockets
 
@@ -101,6 +103,7 @@ def make_app(root: str | None = None) -> App:
             "path": request.path,
             "query": request.query_string,
             "version": request.version,
+            "scheme": request.scheme,
             "headers": [[name, value] for name, value in request.headers],
             "body_length": len(body),
             "body_sha256": hashlib.sha256(body).hexdigest(),
@@ -200,7 +203,36 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="LIST",
                    help="proxies trusted with --proxy-headers: addresses, CIDR ranges, '*' or 'unix:', "
                         "comma-separated (default: $FORWARDED_ALLOW_IPS or %(default)s)")
+    tls = p.add_argument_group("HTTPS", "a certificate turns TLS on; SIGHUP reloads the files")
+    tls.add_argument("--certfile", metavar="PEM", help="the server's certificate chain (and key, if in the same file)")
+    tls.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
+    tls.add_argument("--keyfile-password", metavar="PASSWORD", help="the password of an encrypted --keyfile")
+    tls.add_argument("--ca-certs", metavar="PEM", help="CA certificates that client certificates are verified against")
+    tls.add_argument("--cert-reqs", choices=sorted(CERT_REQS), default=defaults.cert_reqs,
+                     help="client certificates: none, optional (verified when sent) or required "
+                          "(default: %(default)s)")
+    tls.add_argument("--ciphers", metavar="LIST", help="OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed)")
+    tls.add_argument("--tls-min-version", choices=sorted(TLS_VERSIONS), default=defaults.tls_min_version,
+                     help="the oldest TLS version accepted (default: %(default)s)")
+    tls.add_argument("--cert", action="append", default=[], metavar="NAME=CERTFILE[,KEYFILE]",
+                     help="serve this certificate to clients asking for NAME (SNI); repeatable")
     return p
+
+
+# The HTTPS options that are ServerConfig fields of the same name.
+_TLS_OPTIONS = ("certfile", "keyfile", "keyfile_password", "ca_certs", "cert_reqs", "ciphers", "tls_min_version")
+
+
+def _sni_certs(specs: list[str]) -> dict[str, tuple[str, str | None]]:
+    """``--cert NAME=CERTFILE[,KEYFILE]`` values as ``ServerConfig.sni_certs``; ValueError for a malformed one."""
+    certs: dict[str, tuple[str, str | None]] = {}
+    for spec in specs:
+        name, sep, files = spec.partition("=")
+        certfile, _, keyfile = files.partition(",")
+        if not sep or not name or not certfile:
+            raise ValueError(f"--cert needs NAME=CERTFILE[,KEYFILE], got {spec!r}")
+        certs[name] = (certfile, keyfile or None)
+    return certs
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -239,6 +271,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         debug_log_heads=args.log_level == "debug",
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        sni_certs=_sni_certs(args.cert),
+        **{name: getattr(args, name) for name in _TLS_OPTIONS},
     )
 
 
@@ -290,7 +324,19 @@ def main(argv: list[str] | None = None) -> int:
         app = WSGIApp(load_object(args.wsgi))
     else:
         app = make_app(args.root)
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        build_parser().error(str(exc))
+    if config.certfile is None and (args.cert or args.keyfile or args.ca_certs):
+        build_parser().error("--keyfile, --ca-certs and --cert need --certfile")
+    if config.certfile is not None:
+        from .server.tls import ServerTLS
+
+        try:
+            ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            build_parser().error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
     if args.proxy_headers:
         from .proxy import TrustedProxies
 

@@ -41,7 +41,7 @@ import struct
 
 from .buffers import ReceiveBuffer, byte_view
 from .reactor import Handle, Reactor
-from .transport import Protocol, SocketTransport
+from .transport import Protocol, Transport
 
 __all__ = ["LineProtocol", "LengthPrefixedProtocol"]
 
@@ -66,10 +66,10 @@ class _FramingProtocol(Protocol):
     holds configuration.  Subclasses implement ``_take_one``.
     """
 
-    transport: SocketTransport  # set by connection_made
+    transport: Transport  # set by connection_made
 
     # ------------------------------------------------------- transport calls
-    def connection_made(self, transport: SocketTransport) -> None:
+    def connection_made(self, transport: Transport) -> None:
         """Start a connection.  Overrides must call ``super().connection_made(transport)`` first."""
         self.transport = transport
         self._reactor: Reactor = transport.reactor  # resumed delivery is scheduled with call_soon
@@ -381,7 +381,7 @@ class LengthPrefixedProtocol(_FramingProtocol):
             raise ValueError(f"max_frame_bytes must not be negative, not {self.max_frame_bytes}")
         self._prefix = struct.Struct(fmt)
 
-    def connection_made(self, transport: SocketTransport) -> None:
+    def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
         self._discard_bytes = 0  # payload bytes of an oversize frame still to skip
 

@@ -14,9 +14,11 @@ import os
 import socket
 import stat
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import Any
 
 from .reactor import Reactor
+from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSAcceptor
 from .transport import DISCONNECT_ERRNOS, Protocol, SocketTransport
 
 __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
@@ -35,7 +37,9 @@ class Listener:
     (the one the kernel picked when port 0 was asked for).  Each readiness
     event accepts at most ``accept_batch`` connections.  On ``EMFILE`` or
     ``ENFILE`` the listener stops polling for a short back-off, logs once per
-    episode and resumes, so it never spins.
+    episode and resumes, so it never spins.  ``tls`` is the ``TLSAcceptor``
+    of a TLS listener (None for plain TCP): set ``listener.tls.context`` to
+    serve a new certificate to the connections accepted from then on.
     """
 
     def __init__(
@@ -47,8 +51,10 @@ class Listener:
         transport_kwargs: dict[str, Any] | None = None,
         unlink_path: str | None = None,
         accept_batch: int = ACCEPT_BATCH,
+        tls: TLSAcceptor | None = None,
     ) -> None:
         self._reactor = reactor
+        self.tls = tls
         self._accept_batch = accept_batch
         self._protocol_factory = protocol_factory
         self.sockets = sockets
@@ -228,6 +234,9 @@ def listen(
     path: str | None = None,
     transport_kwargs: dict[str, Any] | None = None,
     accept_batch: int = ACCEPT_BATCH,
+    ssl: SSLContext | None = None,
+    ssl_handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
+    ssl_plaintext_reply: bytes | None = None,
 ) -> Listener:
     """Listen for connections and give each a new transport and ``protocol_factory()``.
 
@@ -236,17 +245,35 @@ def listen(
     ``path`` (a Unix domain socket; a stale socket file is replaced), or
     ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
     ``accept_batch``: at most this many accepts per readiness event.
+
+    ``ssl``: a server ``SSLContext`` (one per listener: resumption depends on
+    it) makes every connection TLS; the protocol gets ``connection_made``
+    once the handshake is done, within ``ssl_handshake_timeout_s`` of the
+    accept (a failed handshake is logged, never reaches the protocol).
+    ``ssl_plaintext_reply`` is sent in the clear, before closing, to a client
+    whose first byte is not a TLS record (someone speaking plain HTTP).
     """
+    tls = None
+    if ssl is not None:
+        kwargs = transport_kwargs or {}
+        tls = acceptor = TLSAcceptor(
+            reactor, ssl, handshake_timeout_s=ssl_handshake_timeout_s, plaintext_reply=ssl_plaintext_reply,
+            high_water=kwargs.get("high_water", 64 * 1024), low_water=kwargs.get("low_water"),
+        )
+        app_factory = protocol_factory
+
+        def protocol_factory() -> Protocol:
+            return acceptor.wrap(app_factory())
+
+    options: dict[str, Any] = {"transport_kwargs": transport_kwargs, "accept_batch": accept_batch, "tls": tls}
     if sock is not None:
         sock.listen(backlog)
-        return Listener(reactor, protocol_factory, [sock], transport_kwargs=transport_kwargs,
-                        accept_batch=accept_batch)
+        return Listener(reactor, protocol_factory, [sock], **options)
     if path is not None:
         usock = bind_unix_socket(path, backlog=backlog)
-        return Listener(reactor, protocol_factory, [usock], transport_kwargs=transport_kwargs, unlink_path=path,
-                        accept_batch=accept_batch)
+        return Listener(reactor, protocol_factory, [usock], unlink_path=path, **options)
     sockets = bind_sockets(host, port, reuse_port=reuse_port, backlog=backlog)
-    return Listener(reactor, protocol_factory, sockets, transport_kwargs=transport_kwargs, accept_batch=accept_batch)
+    return Listener(reactor, protocol_factory, sockets, **options)
 
 
 def bind_sockets(

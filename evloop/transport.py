@@ -21,13 +21,19 @@ import math
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from typing import Protocol as TypingProtocol
 
 from .buffers import FileRegion, SendQueue, byte_view
 from .reactor import Reactor
 
-__all__ = ["Protocol", "SocketTransport", "DISCONNECT_ERRNOS"]
+if TYPE_CHECKING:
+    import ssl
+
+    from .futures import Future
+    from .tls import TLSTransport
+
+__all__ = ["Protocol", "Transport", "SocketTransport", "DISCONNECT_ERRNOS", "read_file_block", "check_close_timeout"]
 
 logger = logging.getLogger("evloop")
 
@@ -56,7 +62,7 @@ class Protocol:
 
     __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
 
-    def connection_made(self, transport: SocketTransport) -> None:
+    def connection_made(self, transport: Transport) -> None:
         pass
 
     def data_received(self, data: bytes) -> None:
@@ -83,7 +89,232 @@ class _File(TypingProtocol):
     def fileno(self) -> int: ...
 
 
-class SocketTransport:
+class Transport:
+    """What a protocol sees of its connection, over TCP (``SocketTransport``) or TLS (``evloop.tls.TLSTransport``).
+
+    The calls and their contracts are the same for both (README, "Transports"):
+    ``write``, ``writelines``, ``sendfile``, ``write_eof``, ``can_write_eof``,
+    ``close``, ``abort``, ``pause_reading``, ``resume_reading``,
+    ``is_reading``, ``is_closing``, ``get_write_buffer_size``,
+    ``set_write_buffer_limits``, ``get_extra_info``; ``peername``,
+    ``sockname``, ``reactor``, ``protocol`` and ``socket`` are attributes.
+    This class holds what their implementations share.
+    """
+
+    __slots__ = ("_reactor", "_protocol", "_closing", "_high_water", "_low_water", "_protocol_paused",
+                 "_close_timer", "peername", "sockname")
+
+    _reactor: Reactor
+    _protocol: Protocol
+    _closing: bool
+    _high_water: int
+    _low_water: int
+    _protocol_paused: bool
+    _close_timer: Any
+    peername: Any
+    sockname: Any
+
+    @property
+    def protocol(self) -> Protocol:
+        return self._protocol
+
+    @property
+    def reactor(self) -> Reactor:
+        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
+        return self._reactor
+
+    @property
+    def socket(self) -> socket.socket:
+        raise NotImplementedError
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise NotImplementedError
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        raise NotImplementedError
+
+    def write_eof(self) -> None:
+        raise NotImplementedError
+
+    def can_write_eof(self) -> bool:
+        raise NotImplementedError
+
+    def close(self, timeout_s: float | None = None) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+    def is_reading(self) -> bool:
+        raise NotImplementedError
+
+    def get_write_buffer_size(self) -> int:
+        raise NotImplementedError
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        raise NotImplementedError
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+        self._maybe_resume_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.pause_writing() failed")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+
+    def _protocol_reachable(self) -> bool:
+        """Whether the protocol may still hear of writability (not after the connection is closed)."""
+        raise NotImplementedError
+
+    def _deliver_eof(self) -> None:
+        """The peer is done sending: ``eof_received()``, and close unless the protocol keeps the connection."""
+        try:
+            keep_open = self._protocol.eof_received()
+        except Exception as exc:
+            self._protocol_failed(exc, "eof_received")
+            return
+        if not keep_open:
+            self.close()
+
+    def _protocol_failed(self, exc: Exception, method: str) -> None:
+        # Like asyncio: a protocol that raised is in an unknown state, so the
+        # connection is aborted rather than left open with nobody reading it.
+        self._report(exc, f"protocol.{method}() failed; aborting the connection")
+        self._abort_with(exc)
+
+    def _abort_with(self, exc: BaseException | None) -> None:
+        """Close now, dropping what is queued; ``connection_lost(exc)`` follows."""
+        raise NotImplementedError
+
+    def _arm_close_timer(self, timeout_s: float) -> None:
+        """``close(timeout_s)``: abort if not closed by then; a sooner timeout replaces a later one."""
+        timer = self._close_timer
+        if timer is not None:
+            if timer.when <= self._reactor.time() + timeout_s:
+                return  # the timer in force is sooner
+            timer.cancel()
+        self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
+
+    def _close_timed_out(self, timeout_s: float) -> None:
+        self._close_timer = None
+        self._abort_with(TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s"))
+
+    def sendfile(
+        self,
+        file: _File | int,
+        offset: int = 0,
+        count: int | None = None,
+        on_done: Callable[[BaseException | None], Any] | None = None,
+    ) -> None:
+        """Queue ``count`` bytes of ``file`` from ``offset`` (to its end when None).
+
+        Sent after the bytes already queued: with ``os.sendfile`` and
+        non-blocking partial progress over TCP, in read-and-send blocks where
+        sendfile cannot be used (and under TLS, which must encrypt them).
+        The caller keeps the file open until ``on_done(exc)`` is called (exc
+        None on success).
+        """
+        fd = file if isinstance(file, int) else file.fileno()
+        if count is None:
+            count = max(0, os.fstat(fd).st_size - offset)
+        if self._write_ended():
+            raise RuntimeError("cannot sendfile after write_eof()")
+        if self._closing:
+            if on_done is not None:
+                self._deliver_on_done(on_done, ConnectionError("transport is closing"))
+            return
+        if count <= 0:
+            if on_done is not None:
+                self._deliver_on_done(on_done, None)
+            return
+        done = None if on_done is None else functools.partial(self._deliver_on_done, on_done)
+        self._queue_file(FileRegion(fd, offset, count, done))
+        self._maybe_pause_protocol()
+
+    def _write_ended(self) -> bool:
+        """True once ``write_eof()`` was called."""
+        raise NotImplementedError
+
+    def _queue_file(self, region: FileRegion) -> None:
+        raise NotImplementedError
+
+    def _deliver_on_done(self, on_done: Callable[[BaseException | None], Any], exc: BaseException | None) -> None:
+        """Call a sendfile ``on_done`` from the loop: never inside ``sendfile()`` or ``abort()``.
+
+        Inside those an exception from it would interrupt the caller (an
+        abort would be left half done).  When the reactor itself is closing
+        there is no later pass, so it is called now, and what it raises is
+        reported: the caller must hear that it may close its file.
+        """
+        reactor = self._reactor
+        if not (reactor._closing or reactor.is_closed):
+            reactor.call_soon(on_done, exc)
+            return
+        try:
+            on_done(exc)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:
+            self._report(error, "sendfile on_done() failed")
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._reactor.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+
+
+def check_close_timeout(timeout_s: float | None) -> None:
+    """``close(timeout_s)`` takes None or a finite number of seconds >= 0."""
+    if timeout_s is not None and not (0 <= timeout_s < math.inf):
+        raise ValueError(f"close() needs a finite timeout_s >= 0, got {timeout_s!r}")
+
+
+def read_file_block(region: FileRegion, size: int) -> bytes:
+    """Read up to ``size`` bytes of ``region`` (at its offset; a pipe or stream reads what comes next).
+
+    ``EOFError`` when the file ends before the region does.
+    """
+    size = min(region.remaining, size)
+    try:
+        data = os.pread(region.fd, size, region.offset)
+    except OSError as exc:
+        if exc.errno != errno.ESPIPE:
+            raise
+        data = os.read(region.fd, size)  # a pipe or another stream: offsets do not apply
+    if not data:
+        raise EOFError("file ended before the requested byte range")
+    return data
+
+
+class SocketTransport(Transport):
     """A connected non-blocking stream socket driven by a reactor.
 
     ``high_water``/``low_water`` (bytes) bound the write buffer: above the
@@ -92,10 +323,8 @@ class SocketTransport:
     """
 
     __slots__ = (
-        "_reactor", "_sock", "_protocol", "_queue", "_high_water", "_low_water",
-        "_closing", "_closed", "_reading", "_reading_paused", "_writing_registered",
-        "_protocol_paused", "_eof_pending", "_eof_written", "_eof_received", "peername", "sockname",
-        "_close_timer", "_lost_exc", "_lost_called",
+        "_sock", "_queue", "_closed", "_reading", "_reading_paused", "_writing_registered",
+        "_eof_pending", "_eof_written", "_eof_received", "_lost_exc", "_lost_called",
     )
 
     def __init__(
@@ -159,20 +388,8 @@ class SocketTransport:
 
     # ------------------------------------------------------------ properties
     @property
-    def protocol(self) -> Protocol:
-        return self._protocol
-
-    @property
-    def reactor(self) -> Reactor:
-        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
-        return self._reactor
-
-    @property
     def socket(self) -> socket.socket:
         return self._sock
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """asyncio's transport details: ``peername``, ``sockname``, ``socket``; else ``default``."""
@@ -187,17 +404,6 @@ class SocketTransport:
     def get_write_buffer_size(self) -> int:
         """Bytes queued and not yet sent (file regions included)."""
         return self._queue.size
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
-        self._high_water, self._low_water = high, low
-        self._maybe_pause_protocol()
-        self._maybe_resume_protocol()
 
     # --------------------------------------------------------------- reading
     def pause_reading(self) -> None:
@@ -241,24 +447,13 @@ class SocketTransport:
         self._eof_received = True
         self._reading = False
         self._reactor.remove_reader(self._sock)
-        try:
-            keep_open = self._protocol.eof_received()
-        except Exception as exc:
-            self._protocol_failed(exc, "eof_received")
-            return
-        if not keep_open:
-            self.close()
+        self._deliver_eof()
 
-    def _protocol_failed(self, exc: Exception, method: str) -> None:
-        # Like asyncio: a protocol that raised is in an unknown state, so the
-        # connection is aborted rather than left open with nobody reading it.
-        self._report(exc, f"protocol.{method}() failed; aborting the connection")
+    def _abort_with(self, exc: BaseException | None) -> None:
         self._force_close(exc)
 
-    def _report(self, exc: BaseException, message: str) -> None:
-        self._reactor.call_exception_handler(
-            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-        )
+    def _protocol_reachable(self) -> bool:
+        return not self._closed
 
     # --------------------------------------------------------------- writing
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -312,57 +507,13 @@ class SocketTransport:
             self._on_writable()
         self._maybe_pause_protocol()
 
-    def sendfile(
-        self,
-        file: _File | int,
-        offset: int = 0,
-        count: int | None = None,
-        on_done: Callable[[BaseException | None], Any] | None = None,
-    ) -> None:
-        """Queue ``count`` bytes of ``file`` from ``offset`` (to its end when None).
+    def _write_ended(self) -> bool:
+        return self._eof_pending or self._eof_written
 
-        Uses ``os.sendfile`` with non-blocking partial progress, after the
-        bytes already queued; falls back to reading and sending blocks where
-        sendfile cannot be used.  The caller keeps the file open until
-        ``on_done(exc)`` is called (exc None on success).
-        """
-        fd = file if isinstance(file, int) else file.fileno()
-        if count is None:
-            count = max(0, os.fstat(fd).st_size - offset)
-        if self._eof_pending or self._eof_written:
-            raise RuntimeError("cannot sendfile after write_eof()")
-        if self._closing:
-            if on_done is not None:
-                self._deliver_on_done(on_done, ConnectionError("transport is closing"))
-            return
-        if count <= 0:
-            if on_done is not None:
-                self._deliver_on_done(on_done, None)
-            return
-        done = None if on_done is None else functools.partial(self._deliver_on_done, on_done)
-        self._queue.append_file(FileRegion(fd, offset, count, done))
+    def _queue_file(self, region: FileRegion) -> None:
+        self._queue.append_file(region)
         if not self._writing_registered:
             self._on_writable()  # make progress now; registers write interest if it must wait
-        self._maybe_pause_protocol()
-
-    def _deliver_on_done(self, on_done: Callable[[BaseException | None], Any], exc: BaseException | None) -> None:
-        """Call a sendfile ``on_done`` from the loop: never inside ``sendfile()`` or ``abort()``.
-
-        Inside those an exception from it would interrupt the caller (an
-        abort would be left half done).  When the reactor itself is closing
-        there is no later pass, so it is called now, and what it raises is
-        reported: the caller must hear that it may close its file.
-        """
-        reactor = self._reactor
-        if not (reactor._closing or reactor.is_closed):
-            reactor.call_soon(on_done, exc)
-            return
-        try:
-            on_done(exc)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:
-            self._report(error, "sendfile on_done() failed")
 
     def write_eof(self) -> None:
         """Shut down the writing side once the queue has drained (half-close)."""
@@ -375,6 +526,40 @@ class SocketTransport:
 
     def can_write_eof(self) -> bool:
         return True
+
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout_s: float = 60.0,
+    ) -> Future[TLSTransport]:
+        """Upgrade this connection to TLS (STARTTLS); returns a future of the TLS transport.
+
+        What is queued is sent first, in the clear; the handshake follows on
+        the same socket, with reading resumed.  From this call on the
+        protocol writes only to the TLS transport the future gives (after the
+        handshake) and never again to this one, which now carries the
+        ciphertext; its protocol stays the same object and gets the
+        decrypted bytes.  A failed or timed-out handshake fails the future
+        and ends the connection with ``connection_lost(exc)``; cancelling the
+        future aborts it.  ``server_hostname`` is checked against the peer's
+        certificate on the client side (``context.check_hostname``).
+        """
+        from .tls import upgrade
+
+        if self._closing:
+            raise RuntimeError("start_tls() on a closing transport")
+        if self._eof_pending or self._eof_written:
+            raise RuntimeError("start_tls() after write_eof()")
+        tls, future = upgrade(self, context, server_side=server_side, server_hostname=server_hostname,
+                              handshake_timeout_s=handshake_timeout_s, paused=self._protocol_paused,
+                              high_water=self._high_water, low_water=self._low_water)
+        self._protocol = tls
+        tls.connection_made(self)
+        self.resume_reading()
+        return future
 
     def _shutdown_write(self) -> None:
         self._eof_written = True
@@ -430,17 +615,7 @@ class SocketTransport:
             if exc.errno not in _SENDFILE_UNSUPPORTED_ERRNOS:
                 raise
             # Not a regular file, or a socket sendfile does not support: read and send.
-            size = min(region.remaining, _FALLBACK_BLOCK)
-            try:
-                data = os.pread(region.fd, size, region.offset)
-            except OSError as read_exc:
-                if read_exc.errno != errno.ESPIPE:
-                    raise
-                # A pipe or another stream: offsets do not apply, read what comes next.
-                data = os.read(region.fd, size)
-            if not data:
-                raise EOFError("file ended before the requested byte range") from None
-            queue.file_head_read(region, data)
+            queue.file_head_read(region, read_file_block(region, _FALLBACK_BLOCK))
             return True
         if sent == 0:
             # The file is shorter than promised: fail rather than wait forever.
@@ -449,22 +624,6 @@ class SocketTransport:
         queue.file_progress(region, sent)
         # A short send means the socket buffer is full: wait for writability.
         return region.remaining <= 0 or sent == asked
-
-    def _maybe_pause_protocol(self) -> None:
-        if not self._protocol_paused and self._queue.size > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self._queue.size <= self._low_water and not self._closed:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.resume_writing() failed")
 
     # --------------------------------------------------------------- closing
     def close(self, timeout_s: float | None = None) -> None:
@@ -476,8 +635,7 @@ class SocketTransport:
         On a transport already closing, a ``timeout_s`` sooner than the one
         in force (or the first one) takes effect.
         """
-        if timeout_s is not None and not (0 <= timeout_s < math.inf):
-            raise ValueError(f"close() needs a finite timeout_s >= 0, got {timeout_s!r}")
+        check_close_timeout(timeout_s)
         if self._closing:
             if timeout_s is not None and not self._closed:
                 self._arm_close_timer(timeout_s)
@@ -490,18 +648,6 @@ class SocketTransport:
             self._finish_close(None)
         elif timeout_s is not None:
             self._arm_close_timer(timeout_s)
-
-    def _arm_close_timer(self, timeout_s: float) -> None:
-        timer = self._close_timer
-        if timer is not None:
-            if timer.when <= self._reactor.time() + timeout_s:
-                return  # the timer in force is sooner
-            timer.cancel()
-        self._close_timer = self._reactor.call_later(timeout_s, self._close_timed_out, timeout_s)
-
-    def _close_timed_out(self, timeout_s: float) -> None:
-        self._close_timer = None
-        self._force_close(TimeoutError(f"close(): the write buffer did not drain within {timeout_s} s"))
 
     def abort(self) -> None:
         """Close now, dropping whatever is queued; ``connection_lost(None)`` follows."""

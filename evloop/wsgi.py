@@ -183,6 +183,8 @@ def build_environ(
     }
     if remote_port:
         environ["REMOTE_PORT"] = remote_port
+    if request.tls is not None:
+        environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
     for name, value in request.headers.raw:
         if "_" in name:
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl
+from collections.abc import Callable
 
 from ..http import Limits
 from ..listener import ACCEPT_BATCH
@@ -50,3 +52,20 @@ class ServerConfig:
     # these peers (addresses, CIDR ranges, "*", "unix:"); see evloop.proxy.
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    # HTTPS (see evloop.server.tls): a certificate chain (and its key, when
+    # not in the same file) turns TLS on.  cert_reqs: "none", "optional" or
+    # "required" client certificates, verified against ca_certs.
+    # tls_min_version: "1.2" or "1.3".  sni_certs: server name -> (certfile,
+    # keyfile) served instead of the default to clients that ask for it.
+    certfile: str | None = None
+    keyfile: str | None = None
+    keyfile_password: str | None = None
+    ca_certs: str | None = None
+    cert_reqs: str = "none"
+    ciphers: str | None = None
+    tls_min_version: str = "1.2"
+    sni_certs: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
+    # A ready server context instead of the files (the library API; not reloaded).
+    ssl_context: ssl.SSLContext | None = None
+    # sni_callback(server_name) -> the context for that name, or None for the default.
+    sni_callback: Callable[[str | None], ssl.SSLContext | None] | None = None

@@ -14,7 +14,7 @@ from typing import Any
 from ..app import Response
 from ..exits import is_stop_request
 from ..http import RequestHead, ServerConnection
-from ..transport import SocketTransport
+from ..transport import Transport
 
 __all__ = ["internal_error", "handler_timeout", "close_quietly", "peer_text", "request_line"]
 
@@ -43,7 +43,7 @@ def close_quietly(obj: Any) -> None:
             logger.exception("closing a response body failed")
 
 
-def peer_text(transport: SocketTransport | None) -> str:
+def peer_text(transport: Transport | None) -> str:
     """``host:port`` of the peer for log lines, ``-`` when unknown or gone."""
     if transport is None:
         return "-"

@@ -21,6 +21,7 @@ from .access_log import AccessLog
 from .config import ServerConfig
 from .h1 import HTTPProtocol
 from .phases import Phase, phase_timeouts
+from .tls import PLAINTEXT_REPLY, ServerTLS
 from .wallclock import WallClock
 
 __all__ = ["Server", "address_url"]
@@ -55,6 +56,7 @@ class Server:
         self._on_shutdown_done: Callable[[], None] | None = None
         self._accept_paused = False
         self._limit_episode = False  # at --max-connections since the last drop below the low mark
+        self.tls: ServerTLS | None = None  # built by start(): the listeners' TLS context
 
     @property
     def app(self) -> Callable[[Request], Response | None]:
@@ -77,25 +79,43 @@ class Server:
     def start(self) -> list[Listener]:
         """Open the listening socket(s) named by the config; returns the listeners."""
         cfg = self.config
-        transport_kwargs: dict[str, Any] = {"high_water": cfg.write_high_water}
-        backlog = cfg.backlog
+        self.tls = ServerTLS.of(cfg)
+        options: dict[str, Any] = {
+            "backlog": cfg.backlog, "transport_kwargs": {"high_water": cfg.write_high_water},
+            "accept_batch": cfg.accept_batch,
+        }
+        if self.tls is not None:
+            # The header timeout covers the handshake too: a client that sends no
+            # ClientHello (or half of one) costs at most that long.
+            options.update(ssl=self.tls.context, ssl_handshake_timeout_s=cfg.header_timeout_s,
+                           ssl_plaintext_reply=PLAINTEXT_REPLY)
         if cfg.sock is not None:
-            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, backlog=backlog,
-                              transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch)
+            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **options)
         elif cfg.uds is not None:
-            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, backlog=backlog,
-                              transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch)
+            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, **options)
         else:
-            listener = listen(
-                self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port, backlog=backlog,
-                transport_kwargs=transport_kwargs, accept_batch=cfg.accept_batch,
-            )
+            listener = listen(self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port,
+                              **options)
         self.listeners.append(listener)
         return self.listeners
 
     @property
     def urls(self) -> list[str]:
-        return [address_url(addr) for listener in self.listeners for addr in listener.addresses]
+        scheme = "http" if self.tls is None else "https"
+        return [address_url(addr, scheme) for listener in self.listeners for addr in listener.addresses]
+
+    def reload_tls(self) -> bool:
+        """Load the certificates again (SIGHUP): new connections get them, open ones keep theirs.
+
+        Returns whether the new ones are served; a certificate or key that
+        does not load is logged and the old ones stay.
+        """
+        if self.tls is None or not self.tls.reload():
+            return False
+        for listener in self.listeners:
+            if listener.tls is not None:
+                listener.tls.context = self.tls.context
+        return True
 
     def _make_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
@@ -197,10 +217,10 @@ class Server:
             self.access_log = None  # nothing more is logged
 
 
-def address_url(addr: Any) -> str:
+def address_url(addr: Any, scheme: str = "http") -> str:
     """The URL of a listening socket address: ``http://host:port``, ``http://[v6]:port`` or ``unix:path``."""
     if isinstance(addr, str):
         return f"unix:{addr}"
     if ":" in addr[0]:
-        return f"http://[{addr[0]}]:{addr[1]}"
-    return f"http://{addr[0]}:{addr[1]}"
+        return f"{scheme}://[{addr[0]}]:{addr[1]}"
+    return f"{scheme}://{addr[0]}:{addr[1]}"

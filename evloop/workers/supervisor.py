@@ -49,6 +49,7 @@ from typing import Any, NoReturn
 
 from ..reactor import Reactor
 from ..server import ServerConfig
+from ..server.tls import ServerTLS
 from .sockets import ListeningSockets
 from .worker import (
     FIRST_REQUEST_GRACE_S,
@@ -146,6 +147,9 @@ class Supervisor:
         self.share_socket = share_socket
         self.worker_timeout_s = worker_timeout_s
         self.sockets = ListeningSockets(self.config, share_socket=share_socket)
+        # Built once here, before any fork: every worker serves the same
+        # context, so a session ticket one worker issued resumes on another.
+        self.tls = ServerTLS.of(self.config)
         self.urls: list[str] = []
         self.phase = SupervisorPhase.STARTING
         self._children: dict[int, _Child] = {}          # by pid, until reaped
@@ -323,8 +327,10 @@ class Supervisor:
                 max_requests=self.max_requests, max_requests_jitter=self.max_requests_jitter,
                 heartbeat_interval_s=self.worker_timeout_s / _HEARTBEATS_PER_TIMEOUT,
             )
-            worker = Worker(self.app, self.sockets.child_config, slow_callback_s=self.slow_callback_s,
-                            supervisor=link)
+            config = self.sockets.child_config
+            if self.tls is not None:
+                config = dataclasses.replace(config, ssl_context=self.tls.context)
+            worker = Worker(self.app, config, slow_callback_s=self.slow_callback_s, supervisor=link)
             status = worker.run()
         except BaseException:
             logger.exception("worker %d failed", slot)
@@ -425,7 +431,9 @@ class Supervisor:
             self.stop()
 
     def handle_hup(self) -> None:
-        """SIGHUP: replace every worker."""
+        """SIGHUP: replace every worker (with HTTPS, once the certificates reloaded; if not, none)."""
+        if self.tls is not None and not self.tls.reload():
+            return  # logged; the workers go on with the old certificates
         self.reload()
 
     def handle_ttin(self) -> None:

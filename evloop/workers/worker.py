@@ -224,7 +224,7 @@ class Worker:
         link = self.supervisor
         if link is not None:
             self._become_worker_of(link)
-        for signum in STOP_SIGNALS:
+        for signum in self._signals():
             self.reactor.add_signal_handler(signum, self._signal_received, signum)
         if link is not None:
             # Blocked since before fork(): a signal arriving earlier would
@@ -271,12 +271,22 @@ class Worker:
             self._heartbeat.cancel()
         self.server.close()
         self.reactor.run_once(0)  # run the connection_lost callbacks: they close the sockets
-        for signum in STOP_SIGNALS:
+        for signum in self._signals():
             self.reactor.remove_signal_handler(signum)
         if self._own_reactor:
             self.reactor.close()
 
     # ------------------------------------------------------------- signals
+    def _signals(self) -> tuple[int, ...]:
+        """The signals this worker handles: SIGHUP too in a lone process with certificate files to reload."""
+        if self.supervisor is None and self.config.certfile is not None and self.config.ssl_context is None:
+            return (*STOP_SIGNALS, signal.SIGHUP)
+        return STOP_SIGNALS
+
+    def handle_hup(self) -> None:
+        """SIGHUP (a lone process serving HTTPS): reload the certificates; open connections are kept."""
+        self.server.reload_tls()
+
     def _signal_received(self, signum: int) -> None:
         getattr(self, handler_name(signum))()
 

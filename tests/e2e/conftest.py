@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from support.demo import DemoServer, DemoStarter
-
-
-@pytest.fixture
-def start_demo(tmp_path):
-    """Start a demo server with extra arguments; all are stopped at teardown."""
-    starter = DemoStarter(tmp_path)
-    yield starter
-    starter.stop_all()
+from support.demo import DemoServer
+from support.fixtures import start_demo, start_module_demo  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +14,3 @@ def demo(tmp_path_factory):
     server = DemoServer(["--no-access-log"], path / "demo.log")
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def start_module_demo(tmp_path_factory):
-    """Like ``start_demo``, for servers shared by a whole test module."""
-    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
-    yield starter
-    starter.stop_all()

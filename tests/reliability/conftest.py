@@ -10,23 +10,7 @@ from __future__ import annotations
 import resource
 
 import pytest
-from support.demo import DemoStarter
-
-
-@pytest.fixture
-def start_demo(tmp_path):
-    """Start ``evloop-demo`` with extra arguments (and Popen keywords); stopped at teardown."""
-    starter = DemoStarter(tmp_path)
-    yield starter
-    starter.stop_all()
-
-
-@pytest.fixture(scope="module")
-def start_module_demo(tmp_path_factory):
-    """Like ``start_demo``, for servers shared by a whole test module."""
-    starter = DemoStarter(tmp_path_factory.mktemp("demo-logs"))
-    yield starter
-    starter.stop_all()
+from support.fixtures import start_demo, start_module_demo  # noqa: F401  (Popen keywords pass through)
 
 
 @pytest.fixture

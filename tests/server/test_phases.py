@@ -62,6 +62,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         self.reading_paused = False
 
+    def can_write_eof(self) -> bool:
+        return True
+
     def write_eof(self) -> None:
         self.eof_written = True
 

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["DemoServer", "DemoStarter", "wait_for_log"]
 
-_URL = re.compile(r"serving on (http://\S+|unix:\S+)")
+_URL = re.compile(r"serving on (https?://\S+|unix:\S+)")
 
 
 class DemoServer:
@@ -33,8 +33,8 @@ class DemoServer:
             env={**os.environ, **(env or {})}, **popen_kwargs,
         )
         self.url = self._wait_for_url(start_timeout_s)
-        if self.url.startswith("http://"):
-            hostport = self.url[len("http://"):].rstrip("/")
+        if self.url.startswith(("http://", "https://")):
+            hostport = self.url.partition("://")[2].rstrip("/")
             host, _, port = hostport.rpartition(":")
             self.host, self.port = host.strip("[]"), int(port)
         else:
