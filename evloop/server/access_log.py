@@ -25,7 +25,7 @@ import logging
 import sys
 from typing import IO, Any
 
-from ..app import access_log_prefix, duration_text, request_log_prefix
+from ..logline import access_log_prefix, duration_text, request_log_prefix
 from ..reactor import Reactor
 from .wallclock import WallClock
 

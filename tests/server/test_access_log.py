@@ -15,7 +15,8 @@ import time
 import pytest
 
 from evloop import ManualClock
-from evloop.app import App, Response, format_access_log
+from evloop.app import App, Response
+from evloop.logline import format_access_log
 from evloop.reactor import Reactor
 from evloop.server import AccessLog, BufferedAccessHandler, HTTPProtocol, Server, ServerConfig
 from evloop.server.access_log import access_logger

@@ -2,8 +2,9 @@
 
 import pytest
 
-from evloop.app import App, FileBody, Headers, Request, Response, format_access_log, split_target
+from evloop.app import App, FileBody, Headers, Request, Response, split_target
 from evloop.http.target import decode_path, target_parts
+from evloop.logline import format_access_log
 
 
 def req(method="GET", target="/", headers=(), body=b"", **kw):
