@@ -308,32 +308,18 @@ def connect(
     ``connection_failed``.  ``server_hostname`` (default: ``host``) is sent
     as SNI and checked against the certificate.
 
-    ``ValueError`` (raised by this call) for more than one of ``host``,
-    ``path`` and ``sock``, or a timeout or delay that is not a finite number
-    of seconds >= 0.  With ``sock`` there is nothing to wait for, so
-    ``timeout_s`` does not apply.
+    ``ValueError`` (raised here) for more than one of ``host``, ``path`` and
+    ``sock``, or a timeout or delay that is not finite seconds >= 0.  With
+    ``sock`` there is nothing to wait for: ``timeout_s`` does not apply.
     """
-    if sum(value is not None for value in (host, path, sock)) > 1:
-        raise ValueError("connect() takes one of host/port, path or sock")
-    if sock is not None and sock.type != socket.SOCK_STREAM:
-        raise ValueError(f"connect(sock=...) needs a stream socket, got {sock.type!r}")
-    if reactor.is_closed:
-        raise RuntimeError("reactor is closed")
-    for name, value in (("timeout_s", timeout_s), ("happy_eyeballs_delay_s", happy_eyeballs_delay_s)):
-        if value is not None and not 0 <= value < math.inf:
-            raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")
+    _check_connect_arguments(reactor, host, path, sock, timeout_s, happy_eyeballs_delay_s)
     if ssl is not None and server_hostname is None:
         if ssl.check_hostname and host is None:
             raise ValueError("connect(ssl=...) needs server_hostname when there is no host to check")
         server_hostname = host
     protocol = protocol_factory()
     if ssl is not None:
-        kwargs = transport_kwargs or {}
-        protocol = TLSTransport(
-            reactor, protocol, ssl, origin=TLSOrigin.CONNECTED, server_side=False, server_hostname=server_hostname,
-            handshake_timeout_s=ssl_handshake_timeout_s, high_water=kwargs.get("high_water", 64 * 1024),
-            low_water=kwargs.get("low_water"),
-        )
+        protocol = _tls_client(reactor, protocol, ssl, server_hostname, ssl_handshake_timeout_s, transport_kwargs)
     pending = PendingConnection(
         reactor, protocol, transport_kwargs or {}, local_addr=local_addr,
         happy_eyeballs_delay_s=happy_eyeballs_delay_s,
@@ -345,21 +331,56 @@ def connect(
         pending._attempts[sock] = None  # ours now: cancel() closes it
         reactor.call_soon(_adopt_socket, pending, sock)
         return pending
-    if path is not None:
-        addresses: list[tuple[int, int, int, Any]] = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)]
-    else:
-        try:
-            infos = (resolver or _default_resolver)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-            addresses = [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
-            reactor.call_soon(pending._fail, exc)
-            return pending
+    try:
+        addresses = _addresses(host, port, path, resolver)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
+        reactor.call_soon(pending._fail, exc)
+        return pending
     # Started from the loop, so that even an immediate failure is reported
     # after connect() returned.
     reactor.call_soon(_start_pending, pending, addresses, timeout_s)
     return pending
+
+
+def _addresses(
+    host: str | None, port: int | str | None, path: str | None, resolver: Resolver | None
+) -> list[tuple[int, int, int, Any]]:
+    """What ``connect()`` tries, in order: the Unix ``path``, or every address of ``host``."""
+    if path is not None:
+        return [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)]
+    infos = (resolver or _default_resolver)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+    return [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
+
+
+def _tls_client(
+    reactor: Reactor, protocol: Protocol, ssl: SSLContext, server_hostname: str | None, handshake_timeout_s: float,
+    transport_kwargs: dict[str, Any] | None,
+) -> TLSTransport:
+    """The TLS layer between the TCP transport to come and ``protocol``."""
+    kwargs = transport_kwargs or {}
+    return TLSTransport(
+        reactor, protocol, ssl, origin=TLSOrigin.CONNECTED, server_side=False, server_hostname=server_hostname,
+        handshake_timeout_s=handshake_timeout_s, high_water=kwargs.get("high_water", 64 * 1024),
+        low_water=kwargs.get("low_water"),
+    )
+
+
+def _check_connect_arguments(
+    reactor: Reactor, host: str | None, path: str | None, sock: socket.socket | None, timeout_s: float | None,
+    happy_eyeballs_delay_s: float,
+) -> None:
+    """``connect()``'s ``ValueError`` and ``RuntimeError`` cases (see its docstring)."""
+    if sum(value is not None for value in (host, path, sock)) > 1:
+        raise ValueError("connect() takes one of host/port, path or sock")
+    if sock is not None and sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"connect(sock=...) needs a stream socket, got {sock.type!r}")
+    if reactor.is_closed:
+        raise RuntimeError("reactor is closed")
+    for name, value in (("timeout_s", timeout_s), ("happy_eyeballs_delay_s", happy_eyeballs_delay_s)):
+        if value is not None and not 0 <= value < math.inf:
+            raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")
 
 
 def _start_pending(

@@ -444,18 +444,7 @@ class Reactor:
         if ready or poll_for_idle:
             timeout = 0.0
         else:
-            timeout = timeout_s
-            # Peek at the earliest entry: a method call and a property read
-            # each pass cost ~1,000 instructions (load/bench_instructions.py).
-            heap = timers.heap
-            timer_deadline = heap[0][0] if heap and not heap[0][2].cancelled else timers.next_deadline()
-            if timer_deadline is not None:
-                delay = timer_deadline - clock.time()
-                wait = clock.select_timeout(delay if delay > 0 else 0.0)
-                if wait is not None and (timeout is None or wait < timeout):
-                    timeout = wait
-            if timeout is not None and timeout > _MAX_SELECT_TIMEOUT_S:
-                timeout = _MAX_SELECT_TIMEOUT_S
+            timeout, timer_deadline = self._wait_bound(timeout_s)
 
         self._in_pass = True
         try:
@@ -504,6 +493,23 @@ class Reactor:
                     run_callback(handle)
         finally:
             self._in_pass = False
+
+    def _wait_bound(self, timeout_s: float | None) -> tuple[float | None, float | None]:
+        """How long this pass's select may block (the caller's bound, the next timer), and that timer's deadline."""
+        timeout = timeout_s
+        # Peek at the earliest entry: a method call and a property read
+        # each pass cost ~1,000 instructions (load/bench_instructions.py).
+        heap = self._timers.heap
+        timer_deadline = heap[0][0] if heap and not heap[0][2].cancelled else self._timers.next_deadline()
+        if timer_deadline is not None:
+            clock = self._clock
+            delay = timer_deadline - clock.time()
+            wait = clock.select_timeout(delay if delay > 0 else 0.0)
+            if wait is not None and (timeout is None or wait < timeout):
+                timeout = wait
+        if timeout is not None and timeout > _MAX_SELECT_TIMEOUT_S:
+            timeout = _MAX_SELECT_TIMEOUT_S
+        return timeout, timer_deadline
 
     def _run_callback(self, handle: Handle) -> None:
         slow_s = self.slow_callback_s

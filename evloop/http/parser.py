@@ -296,14 +296,7 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     if host_count != 1 or host not in hosts.entries:
         _check_host(host, host_count, http11, hosts)
     if target_host is not None:
-        # RFC 9112 3.2.2: the authority of an absolute-form target wins, and
-        # the Host field says so too (as a proxy must rewrite it), so every
-        # reader of the headers (handlers, WSGI's HTTP_HOST) sees one host.
-        host = target_host.lower()
-        if host_count:
-            headers = [(name, target_host) if name.lower() == "host" else (name, value) for name, value in headers]
-        else:  # HTTP/1.0 may leave Host out
-            headers.append(("Host", target_host))
+        host, headers = _host_from_target(target_host, headers, host_count)
 
     keep_alive = http11
     if connection is not None:
@@ -317,6 +310,19 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     return RequestHead(
         method, target, version, tuple(headers), keep_alive, content_length, chunked, expect_continue, host
     )
+
+
+def _host_from_target(
+    target_host: str, headers: list[tuple[str, str]], host_count: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """RFC 9112 3.2.2: the authority of an absolute-form target wins, and the
+    Host field says so too (as a proxy must rewrite it), so every reader of
+    the headers (handlers, WSGI's HTTP_HOST) sees one host."""
+    if host_count:
+        headers = [(name, target_host) if name.lower() == "host" else (name, value) for name, value in headers]
+    else:  # HTTP/1.0 may leave Host out
+        headers.append(("Host", target_host))
+    return target_host.lower(), headers
 
 
 def _check_host(host: str | None, count: int, http11: bool, hosts: BoundedCache[str, bool]) -> None:
