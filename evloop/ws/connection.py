@@ -118,6 +118,7 @@ def transition(state: ConnectionState, event: str) -> ConnectionState:
 
 
 _new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+_NEED_MORE = object()  # a frame reader's answer: the buffer holds too little
 
 
 class PreparedMessage:
@@ -323,129 +324,18 @@ class WebSocketConnection:
         returned as ``ConnectionFailed`` (never raised).
         """
         while self.state is not _CLOSED:
-            buf = self._buf
-            pos = self._pos
-            avail = len(buf) - pos
-            left = self._frame_left
-            if left < 0:
-                # A frame header (RFC 6455 5.2).
-                if avail < 2:
+            if self._frame_left < 0:
+                event = self._read_frame_header()
+                if event is _NEED_MORE:
                     break
-                b0 = buf[pos]
-                b1 = buf[pos + 1]
-                n = b1 & 0x7F
-                hlen = 2
-                if n >= 126:
-                    if n == 126:
-                        if avail < 4:
-                            break
-                        n = (buf[pos + 2] << 8) | buf[pos + 3]
-                        hlen = 4
-                        if n < 126:
-                            return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
-                    else:
-                        if avail < 10:
-                            break
-                        n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                        hlen = 10
-                        if n >> 63:
-                            return self._fail(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
-                        if n < 65536:
-                            return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
-                mask: bytes | None = None
-                if b1 & 0x80:
-                    if not self._expect_mask:
-                        return self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from a server")
-                    if avail < hlen + 4:
-                        break
-                    mask = bytes(buf[pos + hlen : pos + hlen + 4])
-                    hlen += 4
-                elif self._expect_mask:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from a client")
-                opcode = b0 & 0x0F
-                rsv = b0 & 0x70
-                if rsv and (rsv != RSV1 or self._inflater is None or opcode != OP_TEXT and opcode != OP_BINARY):
-                    # RSV1 marks the first frame of a compressed message, and
-                    # only once permessage-deflate is negotiated (RFC 7692 6).
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set")
-                if opcode >= 8:
-                    if opcode > OP_PONG:
-                        return self._fail(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
-                    if not b0 & FIN:
-                        return self._fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
-                    if n > MAX_CONTROL_PAYLOAD:
-                        return self._fail(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
-                    end = pos + hlen + n
-                    if len(buf) < end:
-                        break  # control frames are read whole (at most 131 bytes)
-                    self._pos = end
-                    payload = buf[pos + hlen : end]
-                    if mask is not None:
-                        payload = mask_payload(mask, payload)
-                    return self._control(opcode, bytes(payload))
-                if opcode == OP_CONTINUATION:
-                    if not self._msg_op:
-                        return self._fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
-                elif opcode > OP_BINARY:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
-                elif self._msg_op:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented message")
-                if rsv or (not opcode and self._msg_compressed):
-                    # Compressed frames are bounded one by one; the inflater
-                    # bounds what they inflate to.
-                    too_big = n > self._max_message_bytes
-                else:
-                    too_big = n > self._max_message_bytes - self._msg_size
-                if too_big:
-                    return self._fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_message_bytes} bytes")
-                if b0 & FIN and opcode and not rsv and avail >= hlen + n:
-                    # The common case: a whole message in one frame, all here.
-                    end = pos + hlen + n
-                    self._pos = end
-                    payload = buf[pos + hlen : end]
-                    if mask is not None:
-                        payload = mask_payload(mask, payload)
-                    if opcode == OP_TEXT:
-                        try:
-                            return TextMessage(payload.decode("utf-8"))
-                        except UnicodeDecodeError:
-                            return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
-                    return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
-                # The general path: remember the frame, read its payload as it comes.
-                pos += hlen
-                avail -= hlen
-                self._pos = pos
-                self._frame_left = left = n
-                self._frame_fin = bool(b0 & FIN)
-                self._frame_mask = mask
-                if opcode:
-                    self._msg_op = opcode
-                    self._msg_compressed = bool(rsv)
-                    if opcode == OP_TEXT:
-                        if self._decoder is None:
-                            self._decoder = _new_utf8_decoder()
-                        else:
-                            self._decoder.reset()
-            # Payload of a data frame in progress.
-            if avail <= 0 and left:
+                if event is not None:
+                    return event  # type: ignore[return-value]  # an Event: _NEED_MORE is handled above
+                # Else a data frame is in progress: its payload follows.
+            event = self._read_payload()
+            if event is _NEED_MORE:
                 break
-            take = left if left <= avail else avail
-            end = pos + take
-            chunk: bytes | bytearray = buf[pos:end]
-            self._pos = end
-            left -= take
-            self._frame_left = left
-            mask = self._frame_mask
-            if mask is not None and take:
-                chunk = mask_payload(mask, chunk)
-                if left and take & 3:
-                    rot = take & 3
-                    self._frame_mask = mask[rot:] + mask[:rot]
-            if not left:
-                self._frame_left = -1
-            event = self._message_data(chunk, not left and self._frame_fin)
             if event is not None:
-                return event
+                return event  # type: ignore[return-value]
         if self._eof and not self._eof_reported:
             self._eof_reported = True
             if self.state is not _CLOSED:
@@ -453,6 +343,147 @@ class WebSocketConnection:
             self.state = transition(self.state, "eof")
             return ConnectionClosed(self._close_code, self._close_reason)
         return None
+
+    def _read_frame_header(self) -> Event | object | None:
+        """A frame header (RFC 6455 5.2): an event for a control frame, a whole
+        message in one frame or a violation; None once a data frame is in
+        progress (its payload comes through ``_read_payload``); ``_NEED_MORE``."""
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return _NEED_MORE
+        b0 = buf[pos]
+        b1 = buf[pos + 1]
+        n = b1 & 0x7F
+        hlen = 2
+        if n >= 126:
+            if n == 126:
+                if avail < 4:
+                    return _NEED_MORE
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
+                hlen = 4
+                if n < 126:
+                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
+            else:
+                if avail < 10:
+                    return _NEED_MORE
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hlen = 10
+                if n >> 63:
+                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
+                if n < 65536:
+                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
+        mask: bytes | None = None
+        if b1 & 0x80:
+            if not self._expect_mask:
+                return self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from a server")
+            if avail < hlen + 4:
+                return _NEED_MORE
+            mask = bytes(buf[pos + hlen : pos + hlen + 4])
+            hlen += 4
+        elif self._expect_mask:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from a client")
+        opcode = b0 & 0x0F
+        rsv = b0 & 0x70
+        if rsv and (rsv != RSV1 or self._inflater is None or opcode != OP_TEXT and opcode != OP_BINARY):
+            # RSV1 marks the first frame of a compressed message, and
+            # only once permessage-deflate is negotiated (RFC 7692 6).
+            return self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set")
+        if opcode >= 8:
+            return self._control_frame(b0, opcode, n, mask, pos, hlen)
+        failure = self._data_frame_error(opcode, n, rsv)
+        if failure is not None:
+            return failure
+        if b0 & FIN and opcode and not rsv and avail >= hlen + n:
+            # The common case: a whole message in one frame, all here.
+            end = pos + hlen + n
+            self._pos = end
+            payload = buf[pos + hlen : end]
+            if mask is not None:
+                payload = mask_payload(mask, payload)
+            if opcode == OP_TEXT:
+                try:
+                    return TextMessage(payload.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
+            return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
+        # The general path: remember the frame, read its payload as it comes.
+        self._pos = pos + hlen
+        self._frame_left = n
+        self._frame_fin = bool(b0 & FIN)
+        self._frame_mask = mask
+        if opcode:
+            self._msg_op = opcode
+            self._msg_compressed = bool(rsv)
+            if opcode == OP_TEXT:
+                if self._decoder is None:
+                    self._decoder = _new_utf8_decoder()
+                else:
+                    self._decoder.reset()
+        return None
+
+    def _control_frame(self, b0: int, opcode: int, n: int, mask: bytes | None, pos: int, hlen: int) -> object:
+        """A control frame: read whole (at most 131 bytes), never fragmented, at most 125 bytes of payload."""
+        if opcode > OP_PONG:
+            return self._fail(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
+        if not b0 & FIN:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+        if n > MAX_CONTROL_PAYLOAD:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
+        end = pos + hlen + n
+        buf = self._buf
+        if len(buf) < end:
+            return _NEED_MORE
+        self._pos = end
+        payload = buf[pos + hlen : end]
+        if mask is not None:
+            payload = mask_payload(mask, payload)
+        return self._control(opcode, bytes(payload))
+
+    def _data_frame_error(self, opcode: int, n: int, rsv: int) -> Event | None:
+        """The continuation and size rules for a data frame's header: the failure, or None."""
+        if opcode == OP_CONTINUATION:
+            if not self._msg_op:
+                return self._fail(CloseCode.PROTOCOL_ERROR, "continuation frame without a message")
+        elif opcode > OP_BINARY:
+            return self._fail(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
+        elif self._msg_op:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented message")
+        if rsv or (not opcode and self._msg_compressed):
+            # Compressed frames are bounded one by one; the inflater
+            # bounds what they inflate to.
+            too_big = n > self._max_message_bytes
+        else:
+            too_big = n > self._max_message_bytes - self._msg_size
+        if too_big:
+            return self._fail(CloseCode.MESSAGE_TOO_BIG, f"message over {self._max_message_bytes} bytes")
+        return None
+
+    def _read_payload(self) -> Event | object | None:
+        """Payload of the data frame in progress: an event when a message (or a
+        fragment) is complete, None to go on, ``_NEED_MORE``."""
+        buf = self._buf
+        pos = self._pos
+        avail = len(buf) - pos
+        left = self._frame_left
+        if avail <= 0 and left:
+            return _NEED_MORE
+        take = left if left <= avail else avail
+        end = pos + take
+        chunk: bytes | bytearray = buf[pos:end]
+        self._pos = end
+        left -= take
+        self._frame_left = left
+        mask = self._frame_mask
+        if mask is not None and take:
+            chunk = mask_payload(mask, chunk)
+            if left and take & 3:
+                rot = take & 3
+                self._frame_mask = mask[rot:] + mask[:rot]
+        if not left:
+            self._frame_left = -1
+        return self._message_data(chunk, not left and self._frame_fin)
 
     def _message_data(self, chunk: bytes | bytearray, final: bool) -> Event | None:
         """Add a piece of the current message's payload; the event it completes, if any."""
