@@ -174,6 +174,14 @@ class SocketTransport:
     def is_closing(self) -> bool:
         return self._closing
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        """Give the connection to another protocol (asyncio's name), e.g. HTTP/1.1 to WebSocket after a 101.
+
+        Every later callback goes to ``protocol``; it gets no
+        ``connection_made`` (whoever switches hands it the transport).
+        """
+        self._protocol = protocol
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """asyncio's transport details: ``peername``, ``sockname``, ``socket``; else ``default``."""
         if name == "peername":
