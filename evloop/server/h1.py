@@ -566,6 +566,9 @@ class HTTPProtocol(Protocol):
             self._timer = None
         request._responder = None  # the handler keeps the request: it must not keep this protocol
         self.request = None
+        # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
+        # count, not by a full collection much later: ~1 KiB per WebSocket (its parser, buffer).
+        self._responder = None  # type: ignore[assignment]
         start_websocket(ctx, self, transport, accepted, self.conn.trailing_data(),
                         reading_paused=self._reading_paused, write_paused=self._write_paused)
 

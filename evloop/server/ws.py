@@ -47,7 +47,7 @@ from ..app import Request, Response
 from ..exits import is_stop_request
 from ..reactor import Reactor
 from ..transport import Protocol, SocketTransport
-from ..websocket import WebSocketHandler, WebSocketUpgrade
+from ..websocket import WebSocketHandler, WebSocketUpgrade, field_value
 from ..ws import (
     Accept,
     BinaryMessage,
@@ -76,6 +76,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("evloop.server")
+
+# Frames batched during one callback are written early past this: an app
+# sending in a loop sees its writes reach the transport (buffered_amount,
+# pause_writing) rather than pile up unseen.
+_BATCH_BYTES = 64 * 1024
 
 
 class WSPhase(enum.Enum):
@@ -183,7 +188,7 @@ class WebSocketProtocol(Protocol):
 
     __slots__ = (
         "settings", "reactor", "transport", "conn", "handler", "phase", "deadline", "close_code", "close_reason",
-        "_timer", "_out", "_batching", "_on_lost", "_last_received", "_timed", "_write_paused",
+        "_timer", "_out", "_out_bytes", "_batching", "_on_lost", "_last_received", "_timed", "_write_paused",
         "_last_buffer_size",
     )
 
@@ -204,6 +209,7 @@ class WebSocketProtocol(Protocol):
         # Frames produced while the protocol handles received bytes: written
         # together at the end (an echoed burst leaves in one system call).
         self._out: list[bytes] = []
+        self._out_bytes = 0  # in _out: counted in buffered_amount, and written early past _BATCH_BYTES
         self._batching = False
         self._on_lost = on_lost
         self._timed = settings.idle_timeout_s > 0  # only then is the clock read per read
@@ -379,6 +385,7 @@ class WebSocketProtocol(Protocol):
         transport = self.transport
         if out:
             self._out = []
+            self._out_bytes = 0
             if transport is not None:
                 transport.write(out[0] if len(out) == 1 else b"".join(out))
                 if self._write_paused:
@@ -400,10 +407,23 @@ class WebSocketProtocol(Protocol):
     def _write(self, data: bytes) -> None:
         if self._batching:
             self._out.append(data)
+            self._out_bytes += len(data)
+            if self._out_bytes > _BATCH_BYTES:
+                self._write_batch()
             return
         transport = self.transport
         if transport is not None:
             transport.write(data)
+            if self._write_paused:
+                self._check_queue_bound()
+
+    def _write_batch(self) -> None:
+        """A big batch goes out before the callback ends: what waits is bounded, and seen by flow control."""
+        out, self._out = self._out, []
+        self._out_bytes = 0
+        transport = self.transport
+        if transport is not None:
+            transport.writelines(out)
             if self._write_paused:
                 self._check_queue_bound()
 
@@ -439,7 +459,7 @@ class WebSocketProtocol(Protocol):
 
     def buffered_amount(self) -> int:
         transport = self.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        return transport.get_write_buffer_size() + self._out_bytes if transport is not None else 0
 
     def is_open(self) -> bool:
         return self.conn.state is ConnectionState.OPEN
@@ -509,7 +529,7 @@ def accept_websocket(ctx: ServerContext, request: Request, upgrade: WebSocketUpg
     settings = ctx.ws_settings
     try:
         handler = upgrade.factory(request)
-        origin = request.headers.get("origin")
+        origin = field_value(request, "origin")
         if origin is not None and not handler.check_origin(origin):
             logger.info("WebSocket %s from %s: origin %r refused", request.target, peer_text_of(request), origin)
             return Response(403, None, b"Forbidden: origin not allowed\n", content_type=_TEXT)

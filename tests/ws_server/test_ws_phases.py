@@ -18,7 +18,7 @@ from evloop import ManualClock
 from evloop.app import App
 from evloop.reactor import Reactor
 from evloop.server import HTTPProtocol, Phase, Server, ServerConfig
-from evloop.server.ws import WS_TRANSITIONS, WSPhase, WSPhaseError, WSPhaseEvent, WebSocketProtocol
+from evloop.server.ws import WS_TRANSITIONS, WebSocketProtocol, WSPhase, WSPhaseError, WSPhaseEvent
 from evloop.websocket import WebSocketHandler
 from evloop.ws import Role, WebSocketConnection
 
