@@ -31,8 +31,8 @@ aborts the connection, but OPEN's, which pings (or closes an idle one).
 The message path is short on purpose: ``data_received`` feeds the bytes,
 takes events, calls the handler, and every frame the handler sends meanwhile
 joins one ``write`` at the end (an echo of a burst of messages is one system
-call).  Deadlines are one timer and a number, as in ``h1.py``: no timer
-operation per message.
+call).  Deadlines are one timer, replaced by each transition: no timer operation per
+message (the idle deadline only stores the time of each read).
 """
 
 from __future__ import annotations
@@ -237,15 +237,12 @@ class WebSocketProtocol(Protocol):
             self._set_deadline(delay)
 
     def _set_deadline(self, delay_s: float) -> None:
-        """Move the one deadline; the timer re-arms lazily (a later deadline only stores a number)."""
+        """Replace the one deadline: transitions come a ping interval apart, never per message."""
+        if self._timer is not None:
+            self._timer.cancel()
         reactor = self.reactor
-        deadline = self.deadline = reactor.time() + delay_s
-        timer = self._timer
-        if timer is None:
-            self._timer = reactor.call_at(deadline, self._on_deadline)
-        elif timer.when > deadline:
-            timer.cancel()
-            self._timer = reactor.call_at(deadline, self._on_deadline)
+        self.deadline = reactor.time() + delay_s
+        self._timer = reactor.call_at(self.deadline, self._on_deadline)
 
     def _on_deadline(self) -> None:
         self._timer = None
@@ -254,9 +251,6 @@ class WebSocketProtocol(Protocol):
         if transport is None or self.settings.timeout(phase) is None:
             return
         now = self.reactor.time()
-        if now < self.deadline:
-            self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
-            return
         settings = self.settings
         if phase is OPEN:
             idle = settings.idle_timeout_s
@@ -381,18 +375,12 @@ class WebSocketProtocol(Protocol):
     def _flush(self) -> None:
         """Write what was produced while batching and what the state machine queued; end the TCP connection
         once the closing handshake is over."""
-        out = self._out
         queued = self.conn.data_to_send()
         if queued:
-            out.append(queued)
+            self._out.append(queued)
+        if self._out:
+            self._send_out()
         transport = self.transport
-        if out:
-            self._out = []
-            self._out_bytes = 0
-            if transport is not None:
-                transport.write(out[0] if len(out) == 1 else b"".join(out))
-                if self._write_paused:
-                    self._check_queue_bound()
         if self.conn.state is _CONN_CLOSED and transport is not None and self.phase is not ENDING:
             self._to("handshake_over")
             if self.conn.role is Role.SERVER:
@@ -408,31 +396,22 @@ class WebSocketProtocol(Protocol):
 
     # ------------------------------------------------------------- writing
     def _write(self, data: bytes) -> None:
+        self._out.append(data)
         if self._batching:
-            self._out.append(data)
             self._out_bytes += len(data)
-            if self._out_bytes > _BATCH_BYTES:
-                self._write_batch()
-            return
-        transport = self.transport
-        if transport is not None:
-            transport.write(data)
-            if self._write_paused:
-                self._check_queue_bound()
+            if self._out_bytes <= _BATCH_BYTES:
+                return
+        self._send_out()
 
-    def _write_batch(self) -> None:
-        """A big batch goes out before the callback ends: what waits is bounded, and seen by flow control."""
+    def _send_out(self) -> None:
+        """Write ``_out`` (one ``write``); past the queue bound the app ignored backpressure: abort."""
         out, self._out = self._out, []
         self._out_bytes = 0
         transport = self.transport
-        if transport is not None:
-            transport.writelines(out)
-            if self._write_paused:
-                self._check_queue_bound()
-
-    def _check_queue_bound(self) -> None:
-        transport = self.transport
-        if transport is not None and transport.get_write_buffer_size() > self.settings.max_queue_bytes:
+        if transport is None:
+            return
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if self._write_paused and transport.get_write_buffer_size() > self.settings.max_queue_bytes:
             logger.warning("WebSocket to %s: over %d bytes queued (the app ignores backpressure); aborting",
                            peer_text(transport), self.settings.max_queue_bytes)
             transport.abort()

@@ -1,18 +1,14 @@
-"""ASGI WebSocket echo for uvicorn (``--ws websockets`` or ``--ws wsproto``): ``/ws/echo`` as evloop-demo serves it."""
+"""ASGI WebSocket echo for uvicorn (``--ws websockets`` or ``--ws wsproto``): ``/ws/echo`` as evloop-demo serves it.
+
+Every other scope (lifespan, HTTP) goes to ``asgi_app``.
+"""
+
+from asgi_app import app as http_app
 
 
 async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
     if scope["type"] != "websocket":
-        await send({"type": "http.response.start", "status": 404, "headers": []})
-        await send({"type": "http.response.body", "body": b"not found"})
+        await http_app(scope, receive, send)
         return
     await receive()  # websocket.connect
     await send({"type": "websocket.accept"})
