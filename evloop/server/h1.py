@@ -50,6 +50,7 @@ from ..http import (
 from ..proxy import resolve_client
 from ..tls import TLSInfo
 from ..transport import Protocol, Transport
+from ..websocket import WebSocketUpgrade
 from .context import ServerContext
 from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
 from .phases import (
@@ -66,6 +67,7 @@ from .phases import (
     PhaseError,
     PhaseEvent,
 )
+from .ws import accept_websocket, start_websocket
 
 __all__ = ["HTTPProtocol"]
 
@@ -516,6 +518,9 @@ class HTTPProtocol(Protocol):
 
     def _send_body(self, response: Response, status: int) -> None:
         """A body that is a file or an iterable: the head now, the body as the peer takes it."""
+        if isinstance(response, WebSocketUpgrade):
+            self._upgrade(response)
+            return
         self._response = response
         head: Any = self.head
         body = response.body
@@ -539,6 +544,39 @@ class HTTPProtocol(Protocol):
             self._stream = iter(body)
             self._to("streaming")
             self._pump_stream()
+
+    def _upgrade(self, upgrade: WebSocketUpgrade) -> None:
+        """A WebSocket route accepted an upgrade request: 101 and the transport to server/ws.py, or the refusal.
+
+        The refusal (a bad handshake, a refused origin) is an ordinary
+        response on this connection.  After the 101 this protocol lets go:
+        the transport, the registry's entry and the request are the
+        WebSocket protocol's, and bytes that came after the request are its
+        first.
+        """
+        request: Any = self.request
+        ctx = self.ctx
+        accepted = accept_websocket(ctx, request, upgrade)
+        if isinstance(accepted, Response):
+            self._send(accepted)
+            return
+        self._status = 101
+        self._out.append(self.conn.send_switching_protocols(accepted.headers, ctx.wall.http_date, ctx.server_header))
+        self._to("upgrade")
+        self._log_unusual(101, 0)
+        self._finish()  # the 101 leaves before any frame
+        transport: Any = self.transport
+        self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        request._responder = None  # the handler keeps the request: it must not keep this protocol
+        self.request = None
+        # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
+        # count, not by a full collection much later: ~1 KiB per WebSocket (its parser, buffer).
+        self._responder = None  # type: ignore[assignment]
+        start_websocket(ctx, self, transport, accepted, self.conn.trailing_data(),
+                        reading_paused=self._reading_paused, write_paused=self._write_paused)
 
     def _send_file(self, body: FileBody) -> None:
         transport = self.transport
