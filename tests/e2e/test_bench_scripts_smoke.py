@@ -69,3 +69,20 @@ def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
             # The access log is on, and written to its file, for the default variants only.
             logged = run.get("log_lines", 0)
             assert (logged >= 20) if "nolog" not in server else (logged == 0), (server, run)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the run makes its certificates with openssl")
+def test_bench_run_tls_scenarios(tmp_path):
+    """The TLS scenarios with evloop over HTTPS (certificates made by the run): idle memory, and
+    keep-alive and full handshakes when wrk and openssl s_time are there."""
+    scenarios = "tls-idle-memory,tls-handshake" + (",tls-hello" if shutil.which("wrk") else "")
+    out = run_script(str(LOAD / "bench" / "run.py"), "--no-setup", "--venv", str(tmp_path / "absent"),
+                     "--results-dir", str(tmp_path), "--rounds", "1", "--duration", "1", "--warmup", "0",
+                     "--idle-conns", "20", "--servers", "evloop-nolog", "--scenarios", scenarios)
+    assert "failed:" not in out, out
+    [raw] = tmp_path.glob("bench-*[0-9].json")
+    results = json.loads(raw.read_text())
+    for scenario in scenarios.split(","):
+        [run] = results[scenario]["evloop-nolog"]
+        assert "error" not in run and run["errors"] == 0, (scenario, run)
+    assert results["tls-idle-memory"]["evloop-nolog"][0]["open"] == 20
