@@ -422,8 +422,10 @@ class TLSTransport(Transport, Protocol):
         records.  A larger batch (a streamed body: the server writes 256 KiB
         of 64 KiB chunks at a time) is queued chunk by chunk as ``write``
         queues a large one, without the join's copy of every byte (small
-        chunks still coalesce in the queue): tls-bytes1m 1.0Nx
-        (load/BENCHMARKS.md).
+        chunks still coalesce in the queue).  The join was 2% of the server's
+        time in a cProfile of tls-bytes1m; side by side on the shared 2-core
+        machine the change was within noise (0.96x, spreads 12-18%;
+        load/BENCHMARKS.md), since encryption and the kernel's copy dominate.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
         if sum(map(len, chunks)) <= _ENCRYPT_CHUNK:
