@@ -62,7 +62,6 @@ logger = logging.getLogger("evloop")
 DEFAULT_HANDSHAKE_TIMEOUT_S = 60.0  # asyncio's ssl_handshake_timeout
 _ENCRYPT_CHUNK = 64 * 1024          # plaintext per SSLObject.write (four full records)
 _FILE_BLOCK = 256 * 1024            # sendfile under TLS: read-and-encrypt blocks
-_READ_MAX = 256 * 1024              # plaintext per SSLObject.read call
 _TLS_HANDSHAKE_RECORD = 0x16        # the first byte of every ClientHello (RFC 8446 section 5.1)
 _ALERT_FLUSH_S = 5.0                # a failed handshake: how long its alert may take to leave
 
@@ -99,7 +98,7 @@ class TLSTransport(Transport, Protocol):
         "_inner", "_context", "_obj", "_incoming", "_outgoing", "_plain", "_phase", "_origin", "_server_side",
         "_server_hostname", "_waiter", "_timer", "_handshake_timeout_s", "_plaintext_reply", "_cipher_paused",
         "_reading_paused", "_eof_pending", "_eof_written", "_close_notify_received", "_close_notify_sent",
-        "_announced", "_lost_exc", "_first_bytes_seen",
+        "_announced", "_lost_exc", "_first_bytes_seen", "_handshake_s",
     )
 
     def __init__(
@@ -147,6 +146,7 @@ class TLSTransport(Transport, Protocol):
         self._announced = origin is TLSOrigin.UPGRADED  # the protocol knows of the connection
         self._lost_exc: BaseException | None = None
         self._first_bytes_seen = False
+        self._handshake_s = 0.0  # the reactor's time at the start, then how long the handshake took
         self.peername: Any = None
         self.sockname: Any = None
         if waiter is not None:
@@ -163,6 +163,7 @@ class TLSTransport(Transport, Protocol):
         self._obj = self._context.wrap_bio(self._incoming, self._outgoing, server_side=self._server_side,
                                            server_hostname=self._server_hostname)
         self._timer = self._reactor.call_later(self._handshake_timeout_s, self._handshake_timed_out)
+        self._handshake_s = self._reactor.time()
         if not self._server_side:
             self._handshake_step()  # the ClientHello
 
@@ -241,6 +242,7 @@ class TLSTransport(Transport, Protocol):
     def _handshake_done(self) -> None:
         self._cancel_timer()
         self._phase = TLSPhase.OPEN
+        self._handshake_s = self._reactor.time() - self._handshake_s
         waiter = self._waiter
         self._waiter = None
         if waiter is not None and waiter.cancelled():
@@ -336,15 +338,27 @@ class TLSTransport(Transport, Protocol):
         obj = self._obj
         assert obj is not None
         incoming = self._incoming
+        # Plaintext is decrypted into the reactor's read buffer and only what was read is
+        # copied out, as SocketTransport reads.  SSLObject.read(n) without a buffer
+        # allocates n bytes and shrinks them; for n = 256 KiB that is an mmap and a munmap
+        # until glibc raises its mmap threshold: a small request's read cost 17 us that
+        # way in a fresh process, 1.4 us after, and 1.3 us into the buffer (tls-hello in
+        # the benchmark, whose servers had adapted: 1.00x; load/BENCHMARKS.md).
+        buffer = self._reactor.read_buffer
+        capacity = len(buffer)
         chunks: list[bytes] = []
+        filled = 0
         closed = False
         try:
             while True:
-                chunk = obj.read(_READ_MAX)
-                if not chunk:
+                if filled == capacity:
+                    chunks.append(buffer.tobytes())
+                    filled = 0
+                n: int = obj.read(capacity - filled, buffer[filled:])  # type: ignore[assignment]  # a count
+                if not n:
                     closed = True  # close_notify
                     break
-                chunks.append(chunk)
+                filled += n
                 if not incoming.pending and not obj.pending():
                     break
         except ssl.SSLWantReadError:
@@ -355,6 +369,8 @@ class TLSTransport(Transport, Protocol):
             self._flush_outgoing()
             self._fail(exc)
             return
+        if filled:
+            chunks.append(buffer[:filled].tobytes())
         if self._outgoing.pending:
             self._flush_outgoing()  # post-handshake messages: session tickets, key updates
         if chunks:
@@ -386,10 +402,8 @@ class TLSTransport(Transport, Protocol):
     # ============================================================== writing
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data``: encrypted now while the socket keeps up, else queued as plaintext."""
-        if self._closing:
+        if not self._accepts_writes():
             return
-        if self._write_ended():
-            raise RuntimeError("cannot write after write_eof()")
         data = data if type(data) is bytes else byte_view(data)
         if not data:
             return
@@ -402,8 +416,36 @@ class TLSTransport(Transport, Protocol):
         self._maybe_pause_protocol()
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write several chunks in order: joined, so small ones share records."""
-        self.write(b"".join(chunks))
+        """Write several chunks in order.
+
+        Up to ``_ENCRYPT_CHUNK`` in all they are joined, so small ones share
+        records.  A larger batch (a streamed body: the server writes 256 KiB
+        of 64 KiB chunks at a time) is queued chunk by chunk as ``write``
+        queues a large one, without the join's copy of every byte (small
+        chunks still coalesce in the queue).  The join was 2% of the server's
+        time in a cProfile of tls-bytes1m; side by side on the shared 2-core
+        machine the change was within noise (0.96x, spreads 12-18%;
+        load/BENCHMARKS.md), since encryption and the kernel's copy dominate.
+        """
+        chunks = chunks if isinstance(chunks, list) else list(chunks)
+        if sum(map(len, chunks)) <= _ENCRYPT_CHUNK:
+            self.write(b"".join(chunks))
+            return
+        if not self._accepts_writes():
+            return
+        plain = self._plain
+        for chunk in chunks:
+            plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
+        self._encrypt_queued()
+        self._maybe_pause_protocol()
+
+    def _accepts_writes(self) -> bool:
+        """False once closing (writes are dropped, as over TCP); raises after ``write_eof()``."""
+        if self._closing:
+            return False
+        if self._write_ended():
+            raise RuntimeError("cannot write after write_eof()")
+        return True
 
     def _write_ended(self) -> bool:
         return self._eof_pending or self._eof_written
@@ -553,7 +595,9 @@ class TLSTransport(Transport, Protocol):
 
         ``peercert`` is ``SSLObject.getpeercert()`` (a dict for a verified
         certificate, {} for one that was not verified, None for none);
-        ``peercert_binary`` the DER bytes; ``tls_version`` e.g. ``"TLSv1.3"``.
+        ``peercert_binary`` the DER bytes; ``tls_version`` e.g. ``"TLSv1.3"``;
+        ``handshake_s`` the seconds from the connection to the end of the handshake
+        (the server counts its header timeout from the accept with it).
         Before the handshake ends only ``ssl_object`` and the socket's names are known.
         """
         obj = self._obj
@@ -576,6 +620,8 @@ class TLSTransport(Transport, Protocol):
                 return obj.version()
             if name == "compression":
                 return obj.compression()
+            if name == "handshake_s":
+                return self._handshake_s
         if self._inner is not None:
             return self._inner.get_extra_info(name, default)
         return default

@@ -187,6 +187,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         self.ctx.connection_opened(self)
         timeout = self.ctx.phase_timeouts[NEW]
         if timeout is not None:
+            if self.tls is not None:  # the head's deadline counts from the accept, as over TCP
+                timeout -= transport.get_extra_info("handshake_s", 0.0)
             self._set_deadline(timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:

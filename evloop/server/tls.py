@@ -78,8 +78,9 @@ class ServerTLS:
             context = self._context_for(cfg.certfile, cfg.keyfile)
             by_name = {name.lower(): self._context_for(certfile, keyfile)
                        for name, (certfile, keyfile) in cfg.sni_certs.items()}
-            if by_name or cfg.sni_callback is not None:
-                context.sni_callback = _sni_chooser(by_name, cfg.sni_callback)
+            # Always: the name the client asked for is known only to this callback
+            # (request.tls.server_name, SSL_TLS_SNI).
+            context.sni_callback = _sni_chooser(by_name, cfg.sni_callback)
         return context
 
     def _context_for(self, certfile: str, keyfile: str | None) -> ssl.SSLContext:
@@ -93,9 +94,13 @@ class ServerTLS:
 def _sni_chooser(
     by_name: dict[str, ssl.SSLContext], callback: Callable[[str | None], ssl.SSLContext | None] | None
 ) -> Callable[[Any, str | None, ssl.SSLContext], None]:
-    """An ``SSLContext.sni_callback``: the context named for the server name, else the callback's, else the default."""
+    """An ``SSLContext.sni_callback``: the context named for the server name, else the callback's, else the default.
+
+    It also leaves the name on the ``SSLObject`` as ``sni_name``, where ``TLSInfo`` finds it.
+    """
 
     def choose(ssl_object: Any, server_name: str | None, context: ssl.SSLContext) -> None:
+        ssl_object.sni_name = server_name
         chosen = by_name.get(server_name.lower()) if server_name else None
         if chosen is None and callback is not None:
             chosen = callback(server_name)

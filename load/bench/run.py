@@ -52,6 +52,32 @@ The servers (``--servers``, default all of them, in this order)
   (its default).
 - ``tornado``, ``waitress`` (4 threads), ``gunicorn`` (one sync worker) and
   ``threading`` (the standard library's ThreadingHTTPServer), access logs off.
+- ``nginx`` (Debian's package, installed by setup when missing): one worker
+  process, access log off, serving the hello text (``return 200``) and a 1 MiB
+  file of ``x`` (``/bytes/1048576``) from a configuration written into the run's
+  temp dir; it runs every scenario that needs only those two (not ``echo4k`` or
+  ``delay1000``). nginx cannot listen on port 0: the run binds port 0 itself and
+  hands the socket over the way nginx's own binary upgrade does (the inherited
+  descriptor named in the ``NGINX`` environment variable).
+
+TLS scenarios (``tls-*``)
+-------------------------
+Every server that can is run over TLS in the same run, with a CA and a server
+certificate for 127.0.0.1 made for the run by the ``openssl`` command line (ECDSA
+P-256, as trustme makes for the tests; the key in PKCS#8, which granian needs):
+evloop with ``--certfile/--keyfile`` (its default configuration otherwise: the
+access log stays on for ``evloop``), uvicorn with ``--ssl-certfile/--ssl-keyfile``,
+granian with ``--ssl-certificate/--ssl-keyfile``, nginx with ``ssl_certificate``
+(and ``ssl_session_cache shared:SSL:10m``). Every client negotiates TLS 1.3.
+``tls-hello`` is keep-alive over TLS (``wrk https://``); ``tls-handshake`` a full
+handshake per request (``openssl s_time -new -www /``, 4 processes at once on the
+client CPU: each connection makes a handshake, one ``GET / HTTP/1.0`` and a
+close); ``tls-resume`` is wrk with ``Connection: close``: wrk offers the session
+of its last connection on the next, so every request is a resumed handshake;
+``tls-bytes1m`` 1 MiB downloads; ``tls-idle-memory`` the idle-memory scenario
+with a handshake and a request on each connection first (Python's ``ssl`` on the
+client side). The waiting and preflight requests go over HTTPS, verified
+against the run's CA.
 
 Only ``evloop`` and ``uvicorn-log`` write an access log. Their log file is new
 for each measurement; the raw results record how many lines and bytes it got
@@ -103,6 +129,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -135,17 +162,33 @@ class Spec:
     ``needs_venv``: it is a peer from the bench venv (not evloop or the stdlib).
     ``pythonpath``: where ``evloop`` is imported from (the work tree, or a revision
     extracted by ``--evloop-rev``).
+    ``tls_args``: the options that turn TLS on, with ``{certfile}`` and ``{keyfile}``
+    in place of the paths (None: the server is not run over TLS).
+    ``serves``: the scenarios it can run (None: all of them); ``nginx``: the argv is
+    made by ``start_nginx`` for each measurement.
     """
 
-    def __init__(self, description, argv, *, log_file=False, needs_venv=True, pythonpath=None):
+    def __init__(self, description, argv, *, log_file=False, needs_venv=True, pythonpath=None,
+                 tls_args=None, serves=None, nginx=False):
         self.description = description
         self.argv = argv
         self.log_file = log_file
         self.needs_venv = needs_venv
         self.pythonpath = pythonpath
+        self.tls_args = tls_args
+        self.serves = serves
+        self.nginx = nginx
+
+    def argv_for(self, certs):
+        """The argv for one measurement: with the TLS options when ``certs`` is (certfile, keyfile)."""
+        if certs is None:
+            return self.argv
+        certfile, keyfile = certs
+        return [*self.argv, *(a.format(certfile=certfile, keyfile=keyfile) for a in self.tls_args)]
 
 
 EVLOOP_VARIANTS = ("evloop", "evloop-nolog")
+EVLOOP_TLS = ["--certfile", "{certfile}", "--keyfile", "{keyfile}"]
 
 
 def evloop_spec(variant, py, evloop_args, source, label=""):
@@ -154,10 +197,10 @@ def evloop_spec(variant, py, evloop_args, source, label=""):
     if variant == "evloop":
         return Spec(f"evloop-demo{where}, default config: access log on, to a file",
                     [py, "-m", "evloop.demo", "--port", "0", *evloop_args],
-                    log_file=True, needs_venv=False, pythonpath=source)
+                    log_file=True, needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS)
     return Spec(f"evloop-demo{where}, --no-access-log",
                 [py, "-m", "evloop.demo", "--no-access-log", "--port", "0", *evloop_args],
-                needs_venv=False, pythonpath=source)
+                needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS)
 
 
 def server_commands(py, venv_bin, evloop_args):
@@ -169,17 +212,21 @@ def server_commands(py, venv_bin, evloop_args):
     granian = [str(venv_bin / "granian"), "--host", "127.0.0.1", "--port", "0", "--workers", "1",
                "--runtime-mode", "st", "--runtime-threads", "1", "--blocking-threads", "1",
                "--http", "1", "--backlog", "2048", "--log-level", "warning", "--no-access-log"]
+    uvicorn_tls = ["--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"]
+    # granian's TLS minimum is 1.3 by default; every client here negotiates 1.3 anyway.
+    granian_tls = ["--ssl-certificate", "{certfile}", "--ssl-keyfile", "{keyfile}"]
     return {
         "evloop": evloop_spec("evloop", py, evloop_args, REPO),
         "evloop-nolog": evloop_spec("evloop-nolog", py, evloop_args, REPO),
         "uvicorn": Spec(
             "uvicorn, httptools + uvloop, --no-access-log",
             [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
+            tls_args=uvicorn_tls,
         ),
         "uvicorn-log": Spec(
             "uvicorn, httptools + uvloop, access log on (to a file)",
             [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--log-level", "info"],
-            log_file=True,
+            log_file=True, tls_args=uvicorn_tls,
         ),
         "uvicorn-h11": Spec(
             "uvicorn, h11 + asyncio, --no-access-log",
@@ -188,10 +235,12 @@ def server_commands(py, venv_bin, evloop_args):
         "granian-asgi": Spec(
             "granian (Rust), ASGI on uvloop, 1 worker, 1 runtime thread",
             [*granian, "--interface", "asgi", "--loop", "uvloop", "asgi_app:app"],
+            tls_args=granian_tls,
         ),
         "granian-wsgi": Spec(
             "granian (Rust), WSGI, 1 worker, 1 runtime thread, 1 blocking thread",
             [*granian, "--interface", "wsgi", "wsgi_app:app"],
+            tls_args=granian_tls,
         ),
         "tornado": Spec("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
         "waitress": Spec(
@@ -208,6 +257,11 @@ def server_commands(py, venv_bin, evloop_args):
             "stdlib ThreadingHTTPServer",
             [py, "threading_server.py", "--port", "0"],
             needs_venv=False,
+        ),
+        "nginx": Spec(
+            "nginx (C), 1 worker process, access log off, the hello text and a 1 MiB file",
+            ["nginx", "-p", "DIR", "-c", "DIR/nginx.conf"],
+            needs_venv=False, tls_args=[], nginx=True, serves=NGINX_SCENARIOS,
         ),
     }
 
@@ -333,13 +387,18 @@ def listening_port(pids):
 
 
 class Server:
-    """One running server process, started fresh for one measurement."""
+    """One running server process, started fresh for one measurement.
 
-    def __init__(self, name, argv, env, log):
+    ``tls``: a client context for the server's HTTPS port (trusting the run's CA),
+    or None for plain HTTP.  ``pass_fds``: descriptors the process inherits.
+    """
+
+    def __init__(self, name, argv, env, log, *, tls=None, pass_fds=()):
         self.name = name
+        self.tls = tls
         cmd = ["taskset", "-c", SERVER_CPU, *argv] if PIN else argv
         self.proc = subprocess.Popen(
-            cmd, cwd=PEERS, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            cmd, cwd=PEERS, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=pass_fds
         )
         self.port = None
 
@@ -356,10 +415,10 @@ class Server:
                 self.port = listening_port(self.pids)
             if self.port is not None:
                 try:
-                    status, body = http_request(self.port, "GET", "/healthz")
+                    status, body = http_request(self.port, "GET", "/healthz", tls=self.tls)
                     if status == 200:
                         return
-                except OSError:
+                except OSError:  # ssl.SSLError included
                     pass
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} not ready within {timeout_s} s")
@@ -394,8 +453,11 @@ def _start_time(pid):
         return None
 
 
-def http_request(port, method, path, body=b"", headers=None, timeout=10.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_request(port, method, path, body=b"", headers=None, timeout=10.0, tls=None):
+    if tls is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(method, path, body=body or None, headers=headers or {})
         resp = conn.getresponse()
@@ -404,24 +466,118 @@ def http_request(port, method, path, body=b"", headers=None, timeout=10.0):
         conn.close()
 
 
-def preflight(port):
-    """Check that a server answers the benchmark's endpoints with the right bytes."""
+def preflight(port, tls=None, full=True):
+    """Check that a server answers the benchmark's endpoints with the right bytes.
+
+    ``full=False``: only ``GET /`` and ``GET /bytes/1048576`` (what nginx serves).
+    """
     problems = []
-    status, body = http_request(port, "GET", "/")
+    status, body = http_request(port, "GET", "/", tls=tls)
     if (status, body) != (200, HELLO):
         problems.append(f"GET / -> {status} {body[:40]!r}")
-    payload = os.urandom(4096)
-    status, body = http_request(port, "POST", "/echo", payload,
-                                {"Content-Type": "application/octet-stream"})
-    if (status, body) != (200, payload):
-        problems.append(f"POST /echo -> {status}, {len(body)} bytes")
-    status, body = http_request(port, "GET", "/bytes/1048576")
+    if full:
+        payload = os.urandom(4096)
+        status, body = http_request(port, "POST", "/echo", payload,
+                                    {"Content-Type": "application/octet-stream"}, tls=tls)
+        if (status, body) != (200, payload):
+            problems.append(f"POST /echo -> {status}, {len(body)} bytes")
+    status, body = http_request(port, "GET", "/bytes/1048576", tls=tls)
     if status != 200 or len(body) != 1048576:
         problems.append(f"GET /bytes/1048576 -> {status}, {len(body)} bytes")
-    status, body = http_request(port, "GET", "/delay/1")
-    if (status, body) != (200, b"delayed"):
-        problems.append(f"GET /delay/1 -> {status} {body[:40]!r}")
+    if full:
+        status, body = http_request(port, "GET", "/delay/1", tls=tls)
+        if (status, body) != (200, b"delayed"):
+            problems.append(f"GET /delay/1 -> {status} {body[:40]!r}")
     return problems
+
+
+# --------------------------------------------------------------------------- TLS and nginx
+
+
+def make_certificates(workdir):
+    """A CA and a server certificate for 127.0.0.1 and localhost it signed, ECDSA P-256 keys
+    (what trustme makes for the tests), with the openssl command line.
+
+    Returns ``(ca_file, cert_file, key_file)``; the key is PKCS#8, which granian requires.
+    """
+    d = workdir / "certs"
+    d.mkdir()
+    ca_key, ca_cert, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                        "server.pem"))
+    ext = d / "server.ext"
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                   "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for cmd in (
+        ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca_cert, "-days", "2",
+         "-subj", "/O=evloop bench CA/CN=evloop bench CA"],
+        ["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"],
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
+         "-days", "2", "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+    return ca_cert, cert, key
+
+
+NGINX_CONF = """
+worker_processes 1;
+worker_rlimit_nofile 30000;
+daemon off;
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp;
+    proxy_temp_path {dir}/tmp;
+    fastcgi_temp_path {dir}/tmp;
+    uwsgi_temp_path {dir}/tmp;
+    scgi_temp_path {dir}/tmp;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port}{ssl} backlog=2048;
+        {tls}
+        location = / {{ default_type text/plain; return 200 "Hello, World!"; }}
+        location = /healthz {{ default_type text/plain; return 200 "ok"; }}
+        location = /bytes/1048576 {{ default_type application/octet-stream; alias {dir}/1m; }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def start_nginx(name, env, log, workdir, certs, tls):
+    """nginx with one worker, serving the hello text and a 1 MiB file of ``x`` (as the peers send).
+
+    nginx cannot listen on port 0, so the listening socket is made here on port 0
+    and handed over as nginx does across its own binary upgrades: the descriptor
+    is inherited and named in the ``NGINX`` environment variable, and the
+    configuration's ``listen`` names the port that socket got.
+    """
+    d = workdir / "nginx"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    (d / "1m").write_bytes(b"x" * 1048576)
+    # nginx's worker runs as an unprivileged user: it must reach the file (the run's temp
+    # dir is 0700). Only the master, as root, reads the key.
+    workdir.chmod(0o711)
+    d.chmod(0o755)
+    (d / "1m").chmod(0o644)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(2048)
+        port = sock.getsockname()[1]
+        tls_text = ""
+        if certs is not None:
+            tls_text = (f"ssl_certificate {certs[0]}; ssl_certificate_key {certs[1]}; "
+                        "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;")
+        conf = NGINX_CONF.format(dir=d, port=port, ssl=" ssl" if certs else "", tls=tls_text)
+        (d / "nginx.conf").write_text(conf)
+        fd = sock.fileno()
+        return Server(name, ["nginx", "-p", str(d), "-c", str(d / "nginx.conf")],
+                      dict(env, NGINX=f"{fd};"), log, tls=tls, pass_fds=(fd,))
+    finally:
+        sock.close()  # nginx holds its own copy
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -483,10 +639,24 @@ SCENARIOS = {
                 {"conns": 50, "path": "/", "latency": True}),
     "idle-memory": ("idle memory per open keep-alive connection", "idle", {}),
     "delay1000": ("1,000 concurrent GET /delay/100, wall time", "delay", {}),
+    # Over TLS (every server over TLS in the same run, the run's own certificates):
+    "tls-hello": ("TLS: hello, keep-alive, 50 connections", "wrk", {"conns": 50, "path": "/", "tls": True}),
+    "tls-handshake": ("TLS: hello, a full handshake per request (`openssl s_time -new`, 4 clients)",
+                      "s_time", {"clients": 4, "path": "/", "tls": True}),
+    # wrk keeps the session of a connection and offers it on the next one: with
+    # `Connection: close` every request is a resumed handshake (a ticket, TLS 1.3).
+    "tls-resume": ("TLS: hello, `Connection: close`, 50 connections: a resumed handshake per request",
+                   "wrk", {"conns": 50, "path": "/", "headers": ["Connection: close"], "tls": True}),
+    "tls-bytes1m": ("TLS: GET /bytes/1048576, 10 connections", "wrk",
+                    {"conns": 10, "path": "/bytes/1048576", "bytes": True, "tls": True}),
+    "tls-idle-memory": ("TLS: idle memory per open keep-alive connection, after its handshake and a request",
+                        "idle", {"tls": True}),
 }
+NGINX_SCENARIOS = frozenset(s for s in SCENARIOS if s not in ("echo4k", "delay1000"))
 
 
 def run_wrk(port, opts, duration_s, workdir, timeout_s="5s"):
+    """One wrk run; over https when ``opts["tls"]`` (wrk does not verify the certificate)."""
     script = workdir / "scenario.lua"
     script.write_text(opts.get("lua", "") + WRK_DONE)
     cmd = ["wrk", "-t1", f"-c{opts['conns']}", f"-d{duration_s}s", f"--timeout={timeout_s}",
@@ -495,7 +665,8 @@ def run_wrk(port, opts, duration_s, workdir, timeout_s="5s"):
         cmd += ["-H", header]
     if PIN:
         cmd = ["taskset", "-c", CLIENT_CPU, *cmd]
-    cmd.append(f"http://127.0.0.1:{port}{opts['path']}")
+    scheme = "https" if opts.get("tls") else "http"
+    cmd.append(f"{scheme}://127.0.0.1:{port}{opts['path']}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
@@ -535,6 +706,48 @@ def measure_wrk(server, opts, duration_s, warmup_s, workdir):
     }
 
 
+S_TIME_LINE = re.compile(r"^(\d+) connections in [\d.]+s;.*bytes read (\d+)", re.M)
+
+
+def run_s_time(port, opts, duration_s):
+    """``opts["clients"]`` ``openssl s_time -new`` processes at once: a full handshake and one
+    ``GET / HTTP/1.0`` per connection. Returns (connections, bytes read, wall seconds)."""
+    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-www", opts["path"],
+           "-time", str(duration_s)]
+    if PIN:
+        cmd = ["taskset", "-c", CLIENT_CPU, *cmd]
+    started = time.monotonic()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(opts["clients"])]
+    outs = [p.communicate(timeout=duration_s + 60)[0] for p in procs]
+    wall = time.monotonic() - started
+    conns = nbytes = 0
+    for out in outs:
+        match = S_TIME_LINE.search(out)
+        if match is None:
+            raise RuntimeError(f"openssl s_time gave no summary: {out[-300:]}")
+        conns += int(match.group(1))
+        nbytes += int(match.group(2))
+    return conns, nbytes, wall
+
+
+def measure_s_time(server, opts, duration_s, warmup_s):
+    """Full handshakes (one request each) per second and per CPU-second of the server."""
+    if warmup_s > 0:
+        run_s_time(server.port, opts, warmup_s)
+    pids = server.pids
+    cpu0 = cpu_seconds(pids)
+    busy0 = cpu_busy_seconds(SERVER_CPU)
+    conns, nbytes, wall = run_s_time(server.port, opts, duration_s)
+    cpu_s = cpu_seconds(pids) - cpu0
+    busy = cpu_busy_seconds(SERVER_CPU) - busy0
+    others = max(0.0, busy - cpu_s) / wall if PIN and wall else None
+    # Every connection must have got its answer: s_time counts the bytes it read.
+    short = 0 if conns and nbytes >= conns * len(HELLO) else 1
+    return {"rate": conns / wall, "per_cpu": conns / cpu_s if cpu_s else None, "cpu_s": cpu_s,
+            "errors": short, "cpu0_others": others, "detail": {"connections": conns, "bytes": nbytes}}
+
+
 class _Conn:
     __slots__ = ("sock", "buf", "state", "started", "done_at")
 
@@ -560,17 +773,32 @@ def _says_close(buf):
     return re.search(rb"(?im)^connection:[ \t]*close[ \t]*\r?$", head) is not None
 
 
-def open_and_request(port, count, request, timeout_s, max_pending=256, send_now=True):
+def open_and_request(port, count, request, timeout_s, max_pending=256, send_now=True, tls=None):
     """Open ``count`` connections (at most ``max_pending`` connecting at once).
 
     With ``send_now`` each sends ``request`` as soon as it is connected and the
     function returns once every response is complete or ``timeout_s`` ran out.
-    Without it, it returns once all are connected. Returns the connections.
+    Without it, it returns once all are connected. With ``tls`` (a client
+    context) each completes a TLS handshake first. Returns the connections.
     """
     sel = selectors.DefaultSelector()
     conns, opened, pending = [], 0, 0
     deadline = time.monotonic() + timeout_s
     finished = 0
+
+    def done(conn, state):
+        nonlocal pending, finished
+        conn.state = state
+        sel.unregister(conn.sock)
+        pending -= 1
+        finished += 1
+
+    def send_request(conn):
+        conn.started = time.monotonic()
+        conn.sock.send(request)
+        conn.state = "waiting"
+        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
     try:
         while finished < count and time.monotonic() < deadline:
             while opened < count and pending < max_pending:
@@ -587,39 +815,52 @@ def open_and_request(port, count, request, timeout_s, max_pending=256, send_now=
                 if conn.state == "connecting":
                     err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     if err:
-                        conn.state = "failed"
-                        sel.unregister(conn.sock)
-                        pending -= 1
-                        finished += 1
+                        done(conn, "failed")
                         continue
                     if not send_now:
-                        conn.state = "connected"
-                        sel.unregister(conn.sock)
-                        pending -= 1
-                        finished += 1
+                        done(conn, "connected")
                         continue
-                    conn.started = time.monotonic()
-                    conn.sock.send(request)
-                    conn.state = "waiting"
-                    sel.modify(conn.sock, selectors.EVENT_READ, conn)
-                else:
-                    try:
-                        data = conn.sock.recv(65536)
-                    except ConnectionError:
-                        data = b""
-                    if data:
-                        conn.buf += data
-                    if not data or _response_complete(conn.buf):
-                        conn.state = "answered" if data else "closed"
-                        conn.done_at = time.monotonic()
+                    if tls is not None:
                         sel.unregister(conn.sock)
-                        pending -= 1
-                        finished += 1
-                        if _says_close(conn.buf):
-                            # As a real client does: some servers (gunicorn) linger
-                            # until the client closes.
-                            conn.sock.close()
-                            conn.state = "closed"
+                        conn.sock = tls.wrap_socket(conn.sock, server_side=False, do_handshake_on_connect=False,
+                                                    server_hostname="127.0.0.1")
+                        sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+                        conn.state = "handshaking"
+                    else:
+                        send_request(conn)
+                        continue
+                if conn.state == "handshaking":
+                    try:
+                        conn.sock.do_handshake()
+                    except ssl.SSLWantReadError:
+                        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+                        continue
+                    except ssl.SSLWantWriteError:
+                        sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
+                        continue
+                    except OSError:
+                        done(conn, "failed")
+                        continue
+                    send_request(conn)
+                    continue
+                try:
+                    data = conn.sock.recv(65536)
+                    while tls is not None and data and conn.sock.pending():
+                        data += conn.sock.recv(65536)
+                except ssl.SSLWantReadError:
+                    continue  # a session ticket, or part of a record
+                except (ConnectionError, ssl.SSLError):
+                    data = b""
+                if data:
+                    conn.buf += data
+                if not data or _response_complete(conn.buf):
+                    conn.done_at = time.monotonic()
+                    done(conn, "answered" if data else "closed")
+                    if _says_close(conn.buf):
+                        # As a real client does: some servers (gunicorn) linger
+                        # until the client closes.
+                        conn.sock.close()
+                        conn.state = "closed"
     finally:
         sel.close()
     return conns
@@ -632,7 +873,8 @@ def still_open(conns):
         if conn.state != "answered":
             continue
         try:
-            data = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            # The socket's own recv, not a TLS socket's (which refuses flags): any byte means open.
+            data = socket.socket.recv(conn.sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
             if data:
                 alive += 1  # unexpected bytes, but open
         except BlockingIOError:
@@ -648,21 +890,22 @@ def close_all(conns):
 
 
 def measure_idle(server, count, timeout_s):
+    """RSS growth per connection left open after one request (over TLS for a server with ``tls``)."""
     # Warm the server up so lazily created state is in the baseline.
     for _ in range(50):
-        http_request(server.port, "GET", "/")
+        http_request(server.port, "GET", "/", tls=server.tls)
     time.sleep(0.5)
     pids = server.pids
     base = rss_kib(pids)
     request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    conns = open_and_request(server.port, count, request, timeout_s)
+    conns = open_and_request(server.port, count, request, timeout_s, tls=server.tls)
     try:
         time.sleep(1.0)
         alive = still_open(conns)
         grown = rss_kib(pids) - base
         started = time.monotonic()
         try:
-            status, body = http_request(server.port, "GET", "/", timeout=10)
+            status, body = http_request(server.port, "GET", "/", timeout=10, tls=server.tls)
             fresh_ms = (time.monotonic() - started) * 1000 if status == 200 else None
         except OSError:
             fresh_ms = None
@@ -738,7 +981,7 @@ def measure_delay(server, count, timeout_s):
 # --------------------------------------------------------------------------- setup
 
 
-def setup(venv, requirements):
+def setup(venv, requirements, nginx=False):
     if not (venv / "bin" / "python").exists():
         print(f"creating {venv}", file=sys.stderr)
         base = getattr(sys, "_base_executable", sys.executable)
@@ -748,12 +991,15 @@ def setup(venv, requirements):
     if subprocess.run([py, "-c", probe], capture_output=True).returncode != 0:
         print("installing the peers into the bench venv", file=sys.stderr)
         subprocess.run([py, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
-    if shutil.which("wrk") is None:
+    debs = [tool for tool in ("wrk", "nginx") if shutil.which(tool) is None and (tool != "nginx" or nginx)]
+    if debs:
         if os.geteuid() != 0:
-            sys.exit("wrk is missing: install it (apt-get install wrk) or run this as root")
-        print("installing wrk with apt-get", file=sys.stderr)
+            sys.exit(f"{' and '.join(debs)} missing: install (apt-get install {' '.join(debs)}) or run this as root")
+        print(f"installing {' and '.join(debs)} with apt-get", file=sys.stderr)
         subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+        # The nginx package's own service is not wanted (and not started where policy-rc.d says so):
+        # the benchmark runs nginx itself, in its temp dir.
+        subprocess.run(["apt-get", "install", "-y", "-qq", *debs], check=True)
     if shutil.which("taskset") is None:
         sys.exit("taskset (util-linux) is missing")
 
@@ -850,7 +1096,7 @@ def report(results, servers, scenarios, baseline, names, pairs=()):
                        ("p90 ms", "p90_ms", 2, "value"), ("p99 ms", "p99_ms", 2, "value"),
                        (f"vs {baseline}", "p99_ms", 0, "ratio")]
             headline_key = "p99_ms"
-        elif kind == "wrk":
+        elif kind in ("wrk", "s_time"):
             unit = "MiB" if opts.get("bytes") else "req"
             columns = [(f"{unit}/s", "rate", 0, "value"), ("±", "rate", 0, "spread"),
                        (f"vs {baseline}", "rate", 0, "ratio"), (f"{unit}/CPU-s", "per_cpu", 0, "value"),
@@ -885,8 +1131,8 @@ def report(results, servers, scenarios, baseline, names, pairs=()):
         lines.append("")
 
     head = [f"#### Ratios to {baseline}", "",
-            "Requests (MiB for `bytes1m`) per CPU-second of the server as a ratio to "
-            f"{baseline}; for `latency` p99, `idle-memory` KiB per connection and `delay1000` "
+            "Requests (MiB for `bytes1m` and `tls-bytes1m`) per CPU-second of the server as a ratio to "
+            f"{baseline}; for `latency` p99, `idle-memory` and `tls-idle-memory` KiB per connection and `delay1000` "
             "wall time the ratio is of the figure itself (lower is better there).", "",
             "| server | " + " | ".join(scenarios) + " |",
             "|---|" + "---:|" * len(scenarios)]
@@ -915,7 +1161,8 @@ def default_pairs(servers):
     """The comparisons issue 14 asks about, among ``servers``: access log on against off,
     evloop against uvicorn and granian in like configurations, and after against before."""
     pairs = [("evloop", "evloop-nolog"), ("evloop", "uvicorn-log"), ("evloop-nolog", "uvicorn"),
-             ("evloop-nolog", "granian-asgi"), ("evloop-nolog", "granian-wsgi")]
+             ("evloop", "uvicorn"), ("evloop-nolog", "granian-asgi"), ("evloop-nolog", "granian-wsgi"),
+             ("evloop-nolog", "nginx")]
     for base in EVLOOP_VARIANTS:
         # Each revision against the work tree, or against the first revision named when the
         # work tree is not in the run.
@@ -930,6 +1177,13 @@ def _pct(spread):
 
 
 # --------------------------------------------------------------------------- main
+
+
+def serves(spec, scenario):
+    """Whether the server can run ``scenario`` (its endpoints; TLS options for a TLS scenario)."""
+    if spec.serves is not None and scenario not in spec.serves:
+        return False
+    return spec.tls_args is not None or not SCENARIOS[scenario][2].get("tls")
 
 
 def select_servers(spec_text, revs, parser):
@@ -1022,7 +1276,7 @@ def main(argv=None):
         if s not in SCENARIOS:
             parser.error(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
     if not args.no_setup:
-        setup(args.venv, HERE / "requirements.txt")
+        setup(args.venv, HERE / "requirements.txt", nginx="nginx" in servers)
     venv_bin = args.venv / "bin"
     py = str(venv_bin / "python")
     if not Path(py).exists():
@@ -1036,11 +1290,12 @@ def main(argv=None):
         for variant in EVLOOP_VARIANTS:
             commands[f"{variant}@{short}"] = evloop_spec(variant, py, shlex.split(args.evloop_args), source,
                                                          label=short)
-    missing = [s for s in servers if commands[s].needs_venv and not Path(commands[s].argv[0]).exists()]
+    missing = [s for s in servers if commands[s].needs_venv and not Path(commands[s].argv[0]).exists()
+               or commands[s].nginx and shutil.which("nginx") is None]
     if missing:
         shutil.rmtree(workdir, ignore_errors=True)
-        parser.error(f"{', '.join(missing)}: not installed in {args.venv} "
-                     "(run without --no-setup to build the bench venv)")
+        parser.error(f"{', '.join(missing)}: not installed in {args.venv} (nginx: not on PATH) "
+                     "(run without --no-setup to build the bench venv and install nginx)")
     baseline = args.baseline if args.baseline in servers else servers[0]
     if baseline != args.baseline:
         print(f"note: {args.baseline} is not in --servers; ratios are to {baseline}", file=sys.stderr)
@@ -1068,6 +1323,10 @@ def main(argv=None):
             if found is None or found.resolve() != Path(spec.pythonpath).resolve():
                 shutil.rmtree(workdir, ignore_errors=True)
                 sys.exit(f"{s}: {py} imports evloop from {found}, not from {spec.pythonpath}")
+    tls_files, tls_client = (), None
+    if any(SCENARIOS[s][2].get("tls") for s in scenarios):
+        tls_files = make_certificates(workdir)  # (CA, certificate, key), made for this run
+        tls_client = ssl.create_default_context(cafile=str(tls_files[0]))
     results_dir = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -1083,18 +1342,28 @@ def main(argv=None):
                 title, kind, opts = SCENARIOS[scen]
                 for name in order:
                     spec = commands[name]
+                    if not serves(spec, scen):
+                        continue
                     log.write(f"=== round {rnd + 1} {scen} {name}\n".encode())
                     log.flush()
                     own_log = workdir / (re.sub(r"[^\w.-]", "_", name) + ".log") if spec.log_file else None
                     out = open(own_log, "wb") if own_log else log  # closed below
-                    server = Server(name, spec.argv, envs[name], out)
+                    certs = tls_files[1:] if opts.get("tls") else None
+                    client_tls = tls_client if opts.get("tls") else None
+                    server = None
                     try:
+                        if spec.nginx:
+                            server = start_nginx(name, envs[name], out, workdir, certs, client_tls)
+                        else:
+                            server = Server(name, spec.argv_for(certs), envs[name], out, tls=client_tls)
                         server.wait_ready()
-                        problems = preflight(server.port)
+                        problems = preflight(server.port, client_tls, full=spec.serves is None)
                         if problems:
                             raise RuntimeError("; ".join(problems))
                         if kind == "wrk":
                             res = measure_wrk(server, opts, args.duration, warmup, workdir)
+                        elif kind == "s_time":
+                            res = measure_s_time(server, opts, args.duration, warmup)
                         elif kind == "idle":
                             res = measure_idle(server, args.idle_conns, args.client_timeout)
                         else:
@@ -1106,7 +1375,8 @@ def main(argv=None):
                     except Exception as exc:  # a server that fails is reported, not fatal
                         res = {"error": f"{type(exc).__name__}: {exc}"}
                     finally:
-                        server.stop()
+                        if server is not None:
+                            server.stop()
                         if own_log:
                             out.close()
                     if own_log:

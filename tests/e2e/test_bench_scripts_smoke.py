@@ -82,3 +82,20 @@ def test_bench_ws_measures_evloop():
     out = run_script(str(LOAD / "bench_ws.py"), "--python", sys.executable, "--servers", "evloop", "--rounds", "1",
                      "--duration", "0.5", "--warmup", "0.2", "--scenarios", "16B-x16")
     assert re.search(r"^\| 16B-x16 \| [\d,]+ \([\d,]+/s\) \|$", out, re.M), out
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the run makes its certificates with openssl")
+def test_bench_run_tls_scenarios(tmp_path):
+    """The TLS scenarios with evloop over HTTPS (certificates made by the run): idle memory, and
+    keep-alive and full handshakes when wrk and openssl s_time are there."""
+    scenarios = "tls-idle-memory,tls-handshake" + (",tls-hello" if shutil.which("wrk") else "")
+    out = run_script(str(LOAD / "bench" / "run.py"), "--no-setup", "--venv", str(tmp_path / "absent"),
+                     "--results-dir", str(tmp_path), "--rounds", "1", "--duration", "1", "--warmup", "0",
+                     "--idle-conns", "20", "--servers", "evloop-nolog", "--scenarios", scenarios)
+    assert "failed:" not in out, out
+    [raw] = tmp_path.glob("bench-*[0-9].json")
+    results = json.loads(raw.read_text())
+    for scenario in scenarios.split(","):
+        [run] = results[scenario]["evloop-nolog"]
+        assert "error" not in run and run["errors"] == 0, (scenario, run)
+    assert results["tls-idle-memory"]["evloop-nolog"][0]["open"] == 20

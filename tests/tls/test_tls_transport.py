@@ -502,3 +502,55 @@ def test_sendfile_under_tls(loop_thread, certs, tmp_path):
     assert bytes(data[:5]) == b"head:" and bytes(data[-5:]) == b":tail"
     assert hashlib.sha256(data[5:-5]).digest() == hashlib.sha256(blob).digest()
     loop_thread.call(listener.close)
+
+
+# writelines over TLS: a batch over _ENCRYPT_CHUNK is queued chunk by chunk (no join), a
+# smaller one joined; both must give the bytes the plain TCP path gives.
+WRITELINES_BATCHES = {
+    "small": [b"head\r\n", b"a" * 100, bytearray(b"b" * 200), memoryview(b"c" * 300)],
+    "large": [b"head\r\n"] + [b"x" * 65536] * 4 + [bytearray(b"y" * 70000), memoryview(b"z" * 20000), b"\r\nend"],
+    "many small": [b"%d," % i for i in range(30000)],
+}
+
+
+@pytest.mark.parametrize("batch", list(WRITELINES_BATCHES))
+def test_writelines_gives_the_same_bytes_over_tls_and_tcp(loop_thread, certs, batch):
+    chunks = WRITELINES_BATCHES[batch]
+    expected = b"".join(bytes(c) for c in chunks)
+
+    class Writer(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.writelines(chunks)
+            self.transport.close()
+
+    for tls in (False, True):
+        listener = loop_thread.call(lambda: listen(loop_thread.reactor, Writer, "127.0.0.1", 0,  # noqa: B023
+                                                   ssl=certs.server_context() if tls else None))  # noqa: B023
+        if tls:
+            client: socket.socket = tls_client(listener.port, certs)
+        else:
+            client = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT_S)
+        client.sendall(b"go")
+        received = recv_exactly(client, len(expected) + 1)  # + 1: the close must follow
+        client.close()
+        loop_thread.call(listener.close)
+        assert received == expected, (batch, tls, len(received))
+
+
+def test_plaintext_larger_than_the_read_buffer_arrives_whole(loop_thread, certs):
+    """Records are decrypted into the reactor's read buffer; when it fills, what it holds is kept and it is reused."""
+    loop_thread.call(lambda: setattr(loop_thread.reactor, "read_buffer", memoryview(bytearray(1000))))
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    listener = loop_thread.call(lambda: listen(loop_thread.reactor, lambda: Recorder(events, echo=False),
+                                               "127.0.0.1", 0, ssl=certs.server_context()))
+    payload = bytes(range(256)) * 400  # 100 KiB: each read of the socket (1,000 bytes) holds under a record
+    with tls_client(listener.port, certs) as client:
+        client.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            got += next_event(events, "data")[1]
+    assert got == payload
+    loop_thread.call(listener.close)
