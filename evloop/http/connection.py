@@ -397,10 +397,11 @@ class ServerConnection:
         return response_head(status, block, b"", b"", None, None)
 
     def send_complete_response(
-        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes, server: bytes = b"evloop"
+        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes,
+        server: bytes = b"evloop", reason: str | None = None,
     ) -> bytes:
         """``send_response(status, headers, content_length=len(body), date=date,
-        server=server, body=body)``: a response complete with its bytes body.
+        server=server, body=body, reason=reason)``: a response complete with its bytes body.
 
         The common response; its common case (keep-alive HTTP/1.1, a body
         allowed, no field evloop manages among ``headers``) is framed by
@@ -409,7 +410,8 @@ class ServerConnection:
         then a response is one lookup and one concatenation.
         """
         if (
-            self.keep_alive
+            reason is None
+            and self.keep_alive
             and self.our_state is _SEND_RESPONSE
             and self.their_state is _RECV_DONE
             and not self._http10
@@ -442,7 +444,8 @@ class ServerConnection:
                     self._body = _BY_LENGTH
                     self._remaining = 0
                 return head + body
-        return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
+        return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body,
+                                  reason=reason)
 
     def send_response(
         self,
@@ -453,6 +456,7 @@ class ServerConnection:
         date: bytes,
         server: bytes = b"evloop",
         body: bytes = b"",
+        reason: str | None = None,
     ) -> bytes:
         """Serialise a final response head, plus ``body`` if given.
 
@@ -466,6 +470,7 @@ class ServerConnection:
         whole body the response is complete and ``send_data``/``send_end``
         must not be called.  HEAD, 204 and 304 responses carry no body bytes.
         Joining copies ``body``: pass big bodies to ``send_data`` instead.
+        ``reason``: the status line's reason phrase (None: the standard one).
         """
         if not 200 <= status <= 599:  # RFC 9110 15: 1xx are interim, and nothing is past 5xx
             raise ValueError(f"not a final status: {status!r}")
@@ -518,10 +523,10 @@ class ServerConnection:
             self.start_next_cycle()
 
         if app is None:
-            head = response_head(status, block, framing, connection, date, server)
+            head = response_head(status, block, framing, connection, date, server, reason)
         else:  # the application's Date and Server replace ours
             head = response_head(status, block, framing, connection, None if app.date else date,
-                                 None if app.server else server)
+                                 None if app.server else server, reason)
         return head + body if body else head
 
     def send_data(self, data: bytes) -> bytes:

@@ -505,7 +505,7 @@ class HTTPProtocol(Protocol):
             # The common case: complete at once, nothing to close later.
             self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
             self._out.append(conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
-                                                         ctx.server_header))
+                                                         ctx.server_header, response.reason))
         except Exception as exc:
             # The app gave a response that cannot be framed (a header changed
             # to a bad or non-str value after the Response was built, a wrong
@@ -527,7 +527,8 @@ class HTTPProtocol(Protocol):
             length = response.content_length
         conn = self.conn
         self._out.append(conn.send_response(status, response.headers, content_length=length,
-                                            date=self.ctx.wall.http_date, server=self.ctx.server_header))
+                                            date=self.ctx.wall.http_date, server=self.ctx.server_header,
+                                            reason=response.reason))
         if length == 0:
             self._response_done()  # complete with its head; an iterable is closed, not pulled
         elif bodiless:
