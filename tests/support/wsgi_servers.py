@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import evloop
+
+from .demo import stop_process
 
 __all__ = ["REPO", "Gunicorn", "app_env", "run_demo"]
 
@@ -65,11 +66,5 @@ class Gunicorn:
         raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text(errors='replace')}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self._log.close()

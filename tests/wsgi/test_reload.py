@@ -9,6 +9,7 @@ source if the reloader did not drop the cached bytecode.
 
 from __future__ import annotations
 
+import re
 import signal
 
 import requests
@@ -36,36 +37,43 @@ def answers_only(server, text, tries=8):
     return all(answers(server) == text for _ in range(tries))
 
 
-def test_sighup_imports_the_new_code_in_new_workers(serve_wsgi, tmp_path):
-    write_version(tmp_path, 1)
-    server = serve_wsgi(tmp_path, "--wsgi", "app:app", "--workers", "2", "--no-access-log")
+EXITED = r"worker \d \(pid \d+\) exited"                 # an old worker drained
+KEPT = r"goes on serving the code it loaded before"       # a new worker could not load the code
+
+
+def two_workers(serve_wsgi, folder, *args):
+    write_version(folder, 1)
+    server = serve_wsgi(folder, "--wsgi", "app:app", "--workers", "2", "--no-access-log", *args)
     assert answers_only(server, "version 1")
-    write_version(tmp_path, 2)
+    return server
+
+
+def edit_and_hup(server, folder, version, broken=False):
+    """Write the new version, SIGHUP, and wait until both old workers drained (or both were kept)."""
+    write_version(folder, version, broken)
+    before = len(re.findall(KEPT if broken else EXITED, server.log()))
     server.signal(signal.SIGHUP)
-    wait_for_log(server, r"worker \d \(pid \d+\) exited", count=2)  # both old workers drained
+    wait_for_log(server, KEPT if broken else EXITED, count=before + 2)
+
+
+def test_sighup_imports_the_new_code_in_new_workers(serve_wsgi, tmp_path):
+    server = two_workers(serve_wsgi, tmp_path)
+    edit_and_hup(server, tmp_path, 2)
     assert answers_only(server, "version 2")
 
 
 def test_with_preload_sighup_keeps_the_code_loaded_at_start(serve_wsgi, tmp_path):
-    write_version(tmp_path, 1)
-    server = serve_wsgi(tmp_path, "--wsgi", "app:app", "--workers", "2", "--preload", "--no-access-log")
-    write_version(tmp_path, 2)
-    server.signal(signal.SIGHUP)
-    wait_for_log(server, r"worker \d \(pid \d+\) exited", count=2)
+    server = two_workers(serve_wsgi, tmp_path, "--preload")
+    edit_and_hup(server, tmp_path, 2)
     assert answers_only(server, "version 1")
 
 
 def test_sighup_with_broken_code_keeps_the_old_workers_serving(serve_wsgi, tmp_path):
-    write_version(tmp_path, 1)
-    server = serve_wsgi(tmp_path, "--wsgi", "app:app", "--workers", "2", "--no-access-log")
-    write_version(tmp_path, 2, broken=True)
-    server.signal(signal.SIGHUP)
-    wait_for_log(server, r"goes on serving the code it loaded before", count=2)
+    server = two_workers(serve_wsgi, tmp_path)
+    edit_and_hup(server, tmp_path, 2, broken=True)
     assert "SyntaxError" in server.log()
     assert answers_only(server, "version 1")
-    write_version(tmp_path, 3)
-    server.signal(signal.SIGHUP)
-    wait_for_log(server, r"worker \d \(pid \d+\) exited", count=2)
+    edit_and_hup(server, tmp_path, 3)
     assert answers_only(server, "version 3")
 
 
@@ -77,7 +85,7 @@ def test_reload_watches_the_sources_and_survives_a_syntax_error(serve_wsgi, tmp_
     wait_until(lambda: answers(server) == "version 2", 10, 0.05, "the reload to version 2")
     write_version(tmp_path, 3, broken=True)
     wait_for_log(server, r"SyntaxError")
-    wait_for_log(server, r"goes on serving the code it loaded before")
+    wait_for_log(server, KEPT)
     assert answers_only(server, "version 2", tries=3)
     write_version(tmp_path, 4)
     wait_until(lambda: answers(server) == "version 4", 10, 0.05, "the reload to version 4")
