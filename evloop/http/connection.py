@@ -456,7 +456,7 @@ class ServerConnection:
         date: bytes,
         server: bytes = b"evloop",
         body: bytes = b"",
-        reason: str | None = None,
+        reason: str | None = None,  # the status line's reason phrase; None: the standard one
     ) -> bytes:
         """Serialise a final response head, plus ``body`` if given.
 
@@ -470,7 +470,6 @@ class ServerConnection:
         whole body the response is complete and ``send_data``/``send_end``
         must not be called.  HEAD, 204 and 304 responses carry no body bytes.
         Joining copies ``body``: pass big bodies to ``send_data`` instead.
-        ``reason``: the status line's reason phrase (None: the standard one).
         """
         if not 200 <= status <= 599:  # RFC 9110 15: 1xx are interim, and nothing is past 5xx
             raise ValueError(f"not a final status: {status!r}")

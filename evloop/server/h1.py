@@ -526,9 +526,8 @@ class HTTPProtocol(Protocol):
         else:
             length = response.content_length
         conn = self.conn
-        self._out.append(conn.send_response(status, response.headers, content_length=length,
-                                            date=self.ctx.wall.http_date, server=self.ctx.server_header,
-                                            reason=response.reason))
+        self._out.append(conn.send_response(status, response.headers, content_length=length, reason=response.reason,
+                                            date=self.ctx.wall.http_date, server=self.ctx.server_header))
         if length == 0:
             self._response_done()  # complete with its head; an iterable is closed, not pulled
         elif bodiless:
