@@ -65,7 +65,7 @@ from urllib.parse import unquote_to_bytes
 from evloop import __version__
 from evloop.app import FileBody, Request, Response
 from evloop.http.fields import check_field, parse_content_length
-from evloop.http.writer import custom_status_line, reason_phrase
+from evloop.http.writer import reason_phrase
 
 __all__ = ["FileWrapper", "WSGIApp", "build_environ"]
 
@@ -267,9 +267,7 @@ class _Call:
             kept.append((name, value))
         self.status = int(code)
         # Kept unless it is the standard phrase or none: then the server's ready-made status line serves.
-        self.reason = None if not reason or reason == reason_phrase(self.status) else reason
-        if self.reason is not None:
-            custom_status_line(self.status, self.reason)  # a CR, LF or control: refused here, as headers are
+        self.reason = None if not reason or reason == reason_phrase(self.status) else reason  # checked by Response
         self.headers = kept
         self.started = True
         return self.write
