@@ -9,12 +9,16 @@ source if the reloader did not drop the cached bytecode.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 
 import requests
 from support.clients import wait_until
-from support.demo import wait_for_log
+from support.demo import stop_process, wait_for_log
+from support.wsgi_servers import app_env
 
 APP = '''
 def app(environ, start_response):
@@ -108,3 +112,24 @@ def app(environ, start_response):
     (tmp_path / "templates" / "page.txt").write_text("again")
     wait_until(lambda: answers(server) == "again", 10, 0.05, "the reload on a template")
     assert "reload: templates/page.txt changed" in server.log()
+
+
+def test_reload_started_on_broken_code_waits_for_a_good_version(tmp_path):
+    write_version(tmp_path, 1, broken=True)
+    log_path = tmp_path / "server.log"
+
+    def text():
+        return log_path.read_text(errors="replace")
+
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "evloop.demo", "--port", "0", "--wsgi", "app:app", "--reload"],
+                                cwd=tmp_path, env={**os.environ, **app_env()}, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: "waiting for a change to the watched files" in text(), 15, 0.05, "the wait")
+            assert proc.poll() is None and "serving on" not in text()
+            write_version(tmp_path, 2)
+            url = wait_until(lambda: re.search(r"serving on (http://\S+)", text()), 15, 0.05, "serving").group(1)
+            assert requests.get(url, timeout=5).text == "version 2"
+        finally:
+            stop_process(proc)
