@@ -563,6 +563,26 @@ class App:
                 raise ValueError(f"{method} {pattern} registered twice")
             route.handlers[method] = handler
 
+    def websocket(
+        self, pattern: str, *, plain: Handler | None = None
+    ) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
+        """Decorator registering a WebSocket endpoint for GET ``pattern``.
+
+        The decorated object is a ``evloop.websocket.WebSocketHandler``
+        subclass, or any callable ``factory(request)`` returning a handler:
+        one is made per upgrade request (path parameters are in
+        ``request.path_params``).  A GET without ``Upgrade: websocket`` goes
+        to ``plain(request, **params)`` when given, else gets 426.  WSGI apps
+        cannot serve WebSockets (WSGI has no way to hand over a connection).
+        """
+        from .websocket import WebSocketRoute  # the WebSocket layer is loaded only by apps that use it
+
+        def register(factory: Callable[[Request], Any]) -> Callable[[Request], Any]:
+            self.add_route(pattern, WebSocketRoute(factory, plain), ["GET"])
+            return factory
+
+        return register
+
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
         """``(handler, path_params, allowed)`` for a decoded path.
 

@@ -11,6 +11,8 @@ The endpoints are a fixed contract (load tests and benchmarks talk to them):
 ``GET /delay/MS``      ``delayed`` after MS milliseconds, through a reactor timer
 ``GET /healthz``       ``ok``
 ``GET /static/<path>`` files under ``--root``
+``WS /ws/echo``        WebSocket: each text message back as the same text, each binary one as the same bytes
+``WS /ws/chat``        WebSocket: each text message to every member; a plain GET gets the chat page
 =====================  ========================================================
 
 With ``--wsgi module:app`` the WSGI application serves every path instead;
@@ -32,12 +34,13 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .app import App, Request, Response
+from .app import App, FileBody, Request, Response
 from .http import Limits
 from .loading import AppLoader, AppLoadError, load_object, put_cwd_first
 from .server import ServerConfig, install_access_handler
 from .server.tls import CERT_REQS, TLS_VERSIONS
 from .static import StaticFiles, StaticMount
+from .websocket import WebSocketHandler, broadcast
 from .workers import SourceWatcher, current_worker, serve, systemd_sockets
 
 __all__ = ["make_app", "main", "build_parser", "load_object"]
@@ -135,6 +138,33 @@ def make_app(root: str | None = None) -> App:
         request.reactor.call_later(millis / 1000.0, request.respond, response)
         return None
 
+    @app.websocket("/ws/echo")
+    class Echo(WebSocketHandler):
+        __slots__ = ()
+
+        def message_received(self, message: str | bytes) -> None:
+            self.send(message)
+
+    members: set[WebSocketHandler] = set()
+    chat_page = os.path.join(_BUNDLED_ROOT, "chat.html")
+
+    def chat_page_response(request: Request) -> Response:
+        return Response(200, body=FileBody(open(chat_page, "rb")), content_type="text/html; charset=utf-8")
+
+    @app.websocket("/ws/chat", plain=chat_page_response)
+    class Chat(WebSocketHandler):
+        __slots__ = ()
+
+        def opened(self) -> None:
+            members.add(self)
+
+        def message_received(self, message: str | bytes) -> None:
+            if isinstance(message, str):
+                broadcast(members, message)  # framed once for the whole room
+
+        def closed(self, code: int, reason: str) -> None:
+            members.discard(self)
+
     static = StaticFiles(root or _BUNDLED_ROOT)
     app.add_route("/static/{path:path}", static, ["GET", "HEAD"])
     app.add_route("/static", lambda request: Response(301, [("Location", "/static/")], b""), ["GET", "HEAD"])
@@ -207,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the oldest TLS version accepted (default: %(default)s)")
     tls.add_argument("--cert", action="append", default=[], metavar="NAME=CERTFILE[,KEYFILE]",
                      help="serve this certificate to clients asking for NAME (SNI); repeatable")
+    p.add_argument("--ws-max-size", type=int, default=defaults.ws_max_message_bytes, metavar="BYTES",
+                   help="longest WebSocket message (after inflating); longer ones close with 1009 "
+                        "(default: %(default)s)")
+    p.add_argument("--ws-ping-interval", type=float, default=defaults.ws_ping_interval_s, metavar="S",
+                   help="send a WebSocket Ping this often; 0: never (default: %(default)s)")
+    p.add_argument("--ws-ping-timeout", type=float, default=defaults.ws_ping_timeout_s, metavar="S",
+                   help="close a WebSocket whose Pong (or answer to our Close) takes longer (default: %(default)s)")
+    p.add_argument("--ws-idle-timeout", type=float, default=defaults.ws_idle_timeout_s, metavar="S",
+                   help="close a WebSocket without a message for this long; 0: never (default: %(default)s)")
+    p.add_argument("--ws-max-queue", type=int, default=defaults.ws_max_queue_bytes, metavar="BYTES",
+                   help="abort a WebSocket with more than this waiting to be sent (default: %(default)s)")
+    p.add_argument("--ws-per-message-deflate", choices=["true", "false"],
+                   default="true" if defaults.ws_per_message_deflate else "false",
+                   help="accept permessage-deflate compression (default: %(default)s)")
     _add_loading_options(p)
     return p
 
@@ -265,6 +309,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         forwarded_allow_ips=args.forwarded_allow_ips,
         sni_certs=_sni_certs(args.cert),
         **{name: getattr(args, name) for name in _TLS_OPTIONS},
+        ws_max_message_bytes=args.ws_max_size,
+        ws_ping_interval_s=args.ws_ping_interval,
+        ws_ping_timeout_s=args.ws_ping_timeout,
+        ws_idle_timeout_s=args.ws_idle_timeout,
+        ws_max_queue_bytes=args.ws_max_queue,
+        ws_per_message_deflate=args.ws_per_message_deflate == "true",
     )
 
 

@@ -130,6 +130,14 @@ class Transport:
     def is_closing(self) -> bool:
         return self._closing
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        """Give the connection to another protocol (asyncio's name), e.g. HTTP/1.1 to WebSocket after a 101.
+
+        Every later callback goes to ``protocol``; it gets no
+        ``connection_made`` (whoever switches hands it the transport).
+        """
+        self._protocol = protocol
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         raise NotImplementedError
 

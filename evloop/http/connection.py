@@ -65,6 +65,7 @@ class SendState(enum.Enum):
     SEND_BODY = "SEND_BODY"
     DONE = "DONE"
     MUST_CLOSE = "MUST_CLOSE"
+    SWITCHED = "SWITCHED"  # a 101 went out: the connection speaks another protocol now
 
     __hash__ = object.__hash__
 
@@ -92,6 +93,7 @@ SEND_EVENTS = (
     "end",
     "error_response",
     "next_cycle",
+    "switch_protocols",
 )
 SEND_TRANSITIONS = {
     (SendState.IDLE, "request"): SendState.SEND_RESPONSE,
@@ -108,6 +110,9 @@ SEND_TRANSITIONS = {
     (SendState.SEND_BODY, "error_response"): SendState.MUST_CLOSE,
     (SendState.DONE, "error_response"): SendState.MUST_CLOSE,
     (SendState.MUST_CLOSE, "error_response"): SendState.MUST_CLOSE,
+    # A 101 answers a complete request (the WebSocket handshake has no
+    # body); after it HTTP is over on this connection, in both directions.
+    (SendState.SEND_RESPONSE, "switch_protocols"): SendState.SWITCHED,
 }
 
 
@@ -395,6 +400,28 @@ class ServerConnection:
         if self._http10:
             return b""
         return response_head(status, block, b"", b"", None, None)
+
+    def send_switching_protocols(
+        self, headers: Sequence[tuple[str, str]], date: bytes, server: bytes = b"evloop"
+    ) -> bytes:
+        """The ``101 Switching Protocols`` head with ``headers`` (RFC 9110 15.2.2).
+
+        Only for a complete HTTP/1.1 request (``StateError`` otherwise); the
+        sending side goes to SWITCHED, ``keep_alive`` off, and nothing more
+        is parsed or framed as HTTP: take the bytes that followed the
+        request with ``trailing_data()`` and hand them to the new protocol.
+        """
+        if self.their_state is not _RECV_DONE or self._http10:
+            raise StateError(f"switching protocols needs a complete HTTP/1.1 request (receiving side "
+                             f"{self.their_state.name})")
+        self.our_state = send_transition(self.our_state, "switch_protocols")
+        self.keep_alive = False
+        return response_head(101, encode_fields(headers), b"", b"", date, server)
+
+    def trailing_data(self) -> bytes:
+        """The bytes received after the request and not parsed (after a 101: the new protocol's first bytes)."""
+        buf = self._buf
+        return bytes(buf.data[buf.pos:])
 
     def send_complete_response(
         self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes,

@@ -69,3 +69,14 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = None
     # sni_callback(server_name) -> the context for that name, or None for the default.
     sni_callback: Callable[[str | None], ssl.SSLContext | None] | None = None
+    # WebSocket (server/ws.py): uvicorn's names and defaults where it has them.
+    ws_max_message_bytes: int = 16 * 1024 * 1024  # --ws-max-size: a longer message (inflated) closes with 1009
+    ws_ping_interval_s: float = 20.0  # --ws-ping-interval: a Ping this long after the last; 0: none
+    # --ws-ping-timeout: the Pong (and the peer's answer to our Close) must come within this; else closed
+    ws_ping_timeout_s: float = 20.0
+    ws_idle_timeout_s: float = 0.0  # --ws-idle-timeout: closed (1000) after this long without a message; 0: never
+    # --ws-max-queue: bytes a connection may have waiting to be sent; past it the
+    # app ignored backpressure and the connection is aborted.  Above a whole
+    # message, so that one echoed message of ws_max_message_bytes fits.
+    ws_max_queue_bytes: int = 32 * 1024 * 1024
+    ws_per_message_deflate: bool = True  # --ws-per-message-deflate: accept permessage-deflate (RFC 7692)

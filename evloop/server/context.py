@@ -1,6 +1,6 @@
 """What a connection's protocol may see of its server: a narrow interface.
 
-A wire protocol (HTTP/1.1 today; WebSocket and HTTP/2 next) needs the
+A wire protocol (HTTP/1.1, WebSocket; HTTP/2 next) needs the
 configuration, the app, the reactor (clock and timers), a few shared
 helpers and counters, and to report that it opened and closed.  It must not
 reach into listeners or shutdown bookkeeping: ``Server`` implements this
@@ -22,9 +22,21 @@ from .phases import Phase
 from .wallclock import WallClock
 
 if TYPE_CHECKING:
-    from .h1 import HTTPProtocol
+    from .ws import WebSocketSettings
 
-__all__ = ["ServerContext"]
+__all__ = ["ServerContext", "ServedConnection"]
+
+
+class ServedConnection(Protocol):
+    """A connection's protocol as the registry sees it, whatever its wire protocol."""
+
+    @property
+    def requests_served(self) -> int: ...
+
+    def close_when_idle(self) -> None:
+        """Graceful shutdown: end the connection once what is in progress is done."""
+
+    def abort(self) -> None: ...
 
 
 class ServerContext(Protocol):
@@ -43,7 +55,11 @@ class ServerContext(Protocol):
     phase_timeouts: dict[Phase, float | None]
     http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
     shutting_down: bool  # graceful shutdown began: every response is the connection's last
+    ws_settings: WebSocketSettings  # limits and deadlines of WebSocket connections (server/ws.py)
 
-    def connection_opened(self, protocol: HTTPProtocol) -> None: ...
+    def connection_opened(self, protocol: ServedConnection) -> None: ...
 
-    def connection_closed(self, protocol: HTTPProtocol) -> None: ...
+    def connection_closed(self, protocol: ServedConnection) -> None: ...
+
+    def connection_switched(self, old: ServedConnection, new: ServedConnection) -> None:
+        """``new`` speaks for the connection ``old`` had (an upgrade): the registry swaps them."""

@@ -44,20 +44,19 @@ from ..http import (
     EndOfMessage,
     ProtocolError,
     RequestHead,
-    SendState,
     ServerConnection,
 )
 from ..proxy import resolve_client
 from ..tls import TLSInfo
 from ..transport import Protocol, Transport
+from ..websocket import WebSocketUpgrade
 from .context import ServerContext
-from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
+from .h1_faults import FaultHandling
+from .outcomes import close_quietly, internal_error, peer_text
 from .phases import (
-    BODY,
     CLOSING,
     DEFERRED,
     DRAINING,
-    HEAD,
     IDLE,
     IN_APP,
     LINGER,
@@ -66,6 +65,7 @@ from .phases import (
     PhaseError,
     PhaseEvent,
 )
+from .ws import accept_websocket, start_websocket
 
 __all__ = ["HTTPProtocol"]
 
@@ -81,12 +81,12 @@ _STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response p
 _BODILESS_STATUSES = frozenset((204, 304))
 
 
-class HTTPProtocol(Protocol):
+class HTTPProtocol(FaultHandling, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
-        "_timer", "_out", "_response", "_stream", "_started", "_last_buffer_size", "_body_bytes", "_status",
+        "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
         "_received_at", "_spare_request", "tls",
     )
@@ -179,39 +179,6 @@ class HTTPProtocol(Protocol):
         elif timer.when > deadline:
             timer.cancel()
             self._timer = reactor.call_at(deadline, self._on_deadline)
-
-    def _on_deadline(self) -> None:
-        self._timer = None
-        transport = self.transport
-        phase = self.phase
-        if transport is None or self.ctx.phase_timeouts[phase] is None:
-            return  # no deadline in this phase: the next transition arms one
-        if self.reactor.time() < self.deadline:
-            self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
-            return
-        if phase is NEW or phase is IDLE:
-            logger.debug("keep-alive timeout for %s", peer_text(transport))
-            self._close()
-        elif phase is HEAD:
-            logger.info("header timeout for %s", peer_text(transport))
-            self._send_error(408, "request head not received in time")
-        elif phase is BODY:
-            logger.info("body timeout for %s", peer_text(transport))
-            self._send_error(408, "request body made no progress")
-        elif phase is LINGER:
-            transport.abort()
-        elif phase is DEFERRED:
-            self._abandon("no response from the handler within the handler timeout; answering 503", timed_out=True)
-            self._respond_later(handler_timeout())
-        else:  # a sending phase
-            size = transport.get_write_buffer_size()
-            if 0 < size < self._last_buffer_size:
-                # Progress since the last check: the peer is reading, slowly.
-                self._last_buffer_size = size
-                self._set_deadline(self.ctx.config.send_timeout_s)
-                return
-            logger.info("send timeout: peer %s stopped reading; aborting", peer_text(transport))
-            transport.abort()
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: Transport) -> None:
@@ -475,17 +442,6 @@ class HTTPProtocol(Protocol):
             else:
                 self._finish()
 
-    def _abandon(self, why: str, *, timed_out: bool = False) -> None:
-        """The request in the app will not be answered by it: a late ``respond()`` is dropped quietly."""
-        request = self.request
-        if request is None or request.abandoned:
-            return
-        request.abandon()
-        logger.log(logging.WARNING if timed_out else logging.INFO, "%s %s from %s: %s", request.method,
-                   request.target, peer_text(self.transport), why)
-        if not timed_out:  # the client left: nginx's 499 (a timeout is logged with its 503)
-            self._log_unusual(499, 0, incomplete=True)
-
     # ------------------------------------------------------------- responses
     def _send(self, response: Response) -> None:
         """Frame ``response`` for the request in hand: complete bytes here, a stream or a file in ``_send_body``."""
@@ -516,6 +472,9 @@ class HTTPProtocol(Protocol):
 
     def _send_body(self, response: Response, status: int) -> None:
         """A body that is a file or an iterable: the head now, the body as the peer takes it."""
+        if isinstance(response, WebSocketUpgrade):
+            self._upgrade(response)
+            return
         self._response = response
         head: Any = self.head
         body = response.body
@@ -539,6 +498,39 @@ class HTTPProtocol(Protocol):
             self._stream = iter(body)
             self._to("streaming")
             self._pump_stream()
+
+    def _upgrade(self, upgrade: WebSocketUpgrade) -> None:
+        """A WebSocket route accepted an upgrade request: 101 and the transport to server/ws.py, or the refusal.
+
+        The refusal (a bad handshake, a refused origin) is an ordinary
+        response on this connection.  After the 101 this protocol lets go:
+        the transport, the registry's entry and the request are the
+        WebSocket protocol's, and bytes that came after the request are its
+        first.
+        """
+        request: Any = self.request
+        ctx = self.ctx
+        accepted = accept_websocket(ctx, request, upgrade)
+        if isinstance(accepted, Response):
+            self._send(accepted)
+            return
+        self._status = 101
+        self._out.append(self.conn.send_switching_protocols(accepted.headers, ctx.wall.http_date, ctx.server_header))
+        self._to("upgrade")
+        self._log_unusual(101, 0)
+        self._finish()  # the 101 leaves before any frame
+        transport: Any = self.transport
+        self.transport = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        request._responder = None  # the handler keeps the request: it must not keep this protocol
+        self.request = None
+        # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
+        # count, not by a full collection much later: ~1 KiB per WebSocket (its parser, buffer).
+        self._responder = None  # type: ignore[assignment]
+        start_websocket(ctx, self, transport, accepted, self.conn.trailing_data(),
+                        reading_paused=self._reading_paused, write_paused=self._write_paused)
 
     def _send_file(self, body: FileBody) -> None:
         transport = self.transport
@@ -620,45 +612,6 @@ class HTTPProtocol(Protocol):
         if response is not None:
             close_quietly(response)
 
-    def _response_refused(self, exc: Exception) -> None:
-        """The writer refused the app's response: a 500 while none of it has gone out, else an abort.
-
-        Fields are checked where a ``Response`` is built, so this is a
-        response changed after that, or a body that broke its length.
-        """
-        head: Any = self.head
-        logger.error("invalid response to %s %s: %s", head.method, head.target, exc)
-        if self.conn.our_state is SendState.SEND_RESPONSE and self.transport is not None:
-            self._end_response()
-            self._send(internal_error())
-        else:
-            self._abort_response(f"the body cannot be framed: {exc}")
-
-    def _abort_response(self, why: str) -> None:
-        """Cut the response in progress short: logged, then the connection is reset."""
-        self._response_cut_short(why)
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _response_cut_short(self, why: str) -> None:
-        if self._response is not None or self._stream is not None:
-            head: Any = self.head
-            logger.info("response %d to %s %s for %s cut short after %d body bytes: %s", self._status, head.method,
-                        head.target, peer_text(self.transport), self._body_bytes, why)
-            self._log_unusual(self._status, self._body_bytes, incomplete=True)
-        self._end_response()
-
-    def _log_unusual(self, status: int, size: int, incomplete: bool = False) -> None:
-        """An access-log line for a request refused, abandoned or cut short."""
-        access_log = self.ctx.access_log
-        if access_log is None:
-            return
-        head, request, transport = self.head, self.request, self.transport
-        peer = request.client if request is not None else transport.peername if transport is not None else None
-        started = self._started if head is not None else self._received_at
-        access_log.log_unusual(peer[0] if isinstance(peer, tuple) else None, request_line(head, self.conn), status,
-                               size, self.reactor.time() - started, incomplete)
-
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""
         if self._response is not None:
@@ -692,33 +645,3 @@ class HTTPProtocol(Protocol):
             self._to("last_response_done")
             self._finish()
             transport.close()
-
-    # --------------------------------------------------------------- errors
-    def _protocol_error(self, exc: ProtocolError) -> None:
-        logger.info("bad request from %s: %d %s", peer_text(self.transport), exc.status, exc.reason)
-        self._send_error(exc.status, exc.reason)
-
-    def _send_error(self, status: int, reason: str) -> None:
-        """Answer ``status`` with ``Connection: close`` and close after a lingering drain."""
-        transport = self.transport
-        if transport is None:
-            return
-        if self._response is not None:
-            # A response has started: its framing cannot be repaired, only cut.
-            self._abort_response(f"{status} {reason}")
-            return
-        try:
-            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date)
-        except Exception:  # the state machine refuses: the framing is unknown, just close
-            pass
-        else:
-            self._out.append(data)
-            self._log_unusual(status, len(data) - data.find(b"\r\n\r\n") - 4)
-        self._to("error_response")
-        self._finish()
-        # Lingering close: half-close, then drain what the client still sends,
-        # so that closing with unread data does not reset the connection and
-        # destroy the error response before the client reads it.  (TLS 1.2
-        # cannot half-close: there the client's own close ends the drain.)
-        if transport.can_write_eof():
-            transport.write_eof()

@@ -17,6 +17,7 @@ pair that is not in it is a bug and raises ``PhaseError`` naming both.
     IDLE --writes_backed_up--> DRAINING --writes_drained--> IDLE
     NEW, IDLE, HEAD, BODY --error_response--> LINGER
     NEW, IDLE, DRAINING, HEAD, BODY, DEFERRED --close--> CLOSING   (DEFERRED: the client left; request abandoned)
+    IN_APP, DEFERRED --upgrade--> UPGRADED   (101 sent: the transport has another protocol, server/ws.py)
     any --lost--> CLOSED
 
 Each phase has at most one deadline, armed by the transition into it
@@ -47,6 +48,7 @@ class Phase(enum.Enum):
     DRAINING = "draining"          # a response is queued above the high water mark: the send timeout
     CLOSING = "closing"            # the last response is queued; the transport closes once it is sent
     LINGER = "linger"              # an error response is sent and half-closed: drain the client's bytes
+    UPGRADED = "upgraded"          # a 101 went out: another protocol owns the transport (no deadline here)
     CLOSED = "closed"              # the connection is gone
 
     # Members are singletons: identity hashing.
@@ -61,7 +63,7 @@ class Phase(enum.Enum):
 PhaseEvent = Literal[
     "head_started", "head_with_body", "body_progress", "request", "deferred", "streaming", "sending_file",
     "response_done", "last_response_done", "writes_backed_up", "writes_drained", "error_response", "close",
-    "lost",
+    "upgrade", "lost",
 ]
 
 
@@ -77,6 +79,7 @@ class PhaseError(RuntimeError):
 NEW, IDLE, HEAD, BODY = Phase.NEW, Phase.IDLE, Phase.HEAD, Phase.BODY
 IN_APP, DEFERRED, STREAMING, SENDING_FILE = Phase.IN_APP, Phase.DEFERRED, Phase.STREAMING, Phase.SENDING_FILE
 DRAINING, CLOSING, LINGER, CLOSED = Phase.DRAINING, Phase.CLOSING, Phase.LINGER, Phase.CLOSED
+UPGRADED = Phase.UPGRADED
 
 # Phases in which the next request is read and parsed.
 READING_PHASES = frozenset((NEW, IDLE, HEAD, BODY))
@@ -105,6 +108,8 @@ TRANSITIONS: dict[tuple[Phase, str], tuple[Phase, bool]] = {
     **{(phase, "error_response"): (LINGER, True) for phase in (NEW, IDLE, HEAD, BODY)},
     # From DEFERRED: the client left while its request was in the app.
     **{(phase, "close"): (CLOSING, True) for phase in (NEW, IDLE, DRAINING, HEAD, BODY, DEFERRED)},
+    # The app accepted a WebSocket handshake, at once or from respond().
+    **{(phase, "upgrade"): (UPGRADED, True) for phase in (IN_APP, DEFERRED)},
     **{(phase, "lost"): (CLOSED, True) for phase in Phase},
 }
 
@@ -121,6 +126,7 @@ PHASE_TIMEOUTS: dict[Phase, str | None] = {
     DRAINING: "send_timeout_s",
     CLOSING: "send_timeout_s",
     LINGER: "linger",
+    UPGRADED: None,  # the new protocol runs its own deadlines
     CLOSED: None,
 }
 

@@ -19,10 +19,12 @@ from ..proxy import TrustedProxies
 from ..reactor import Reactor
 from .access_log import AccessLog
 from .config import ServerConfig
+from .context import ServedConnection
 from .h1 import HTTPProtocol
 from .phases import Phase, phase_timeouts
 from .tls import PLAINTEXT_REPLY, ServerTLS
 from .wallclock import WallClock
+from .ws import WebSocketSettings
 
 __all__ = ["Server", "address_url"]
 
@@ -40,10 +42,11 @@ class Server:
         self.reactor = reactor
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
-        self.connections: set[HTTPProtocol] = set()
+        self.connections: set[ServedConnection] = set()
         self.wall = WallClock(reactor)
         self.server_header = self.config.server_header.encode("latin-1")
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
+        self.ws_settings = WebSocketSettings.from_config(self.config)
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
         # shared by this server's connections only; see evloop.http.caches.
         self.http1_caches = HTTP1Caches()
@@ -121,7 +124,7 @@ class Server:
         return HTTPProtocol(self)
 
     # ------------------------------------------------- connection accounting
-    def connection_opened(self, protocol: HTTPProtocol) -> None:
+    def connection_opened(self, protocol: ServedConnection) -> None:
         self.connections.add(protocol)
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
@@ -138,7 +141,14 @@ class Server:
         """Responses completed by this server (its connections count their own)."""
         return self._served_by_closed + sum(protocol.requests_served for protocol in self.connections)
 
-    def connection_closed(self, protocol: HTTPProtocol) -> None:
+    def connection_switched(self, old: ServedConnection, new: ServedConnection) -> None:
+        """An upgrade: ``new`` (WebSocket) holds the connection ``old`` (HTTP/1.1) had; the count stays."""
+        if old in self.connections:
+            self.connections.discard(old)
+            self._served_by_closed += old.requests_served
+            self.connections.add(new)
+
+    def connection_closed(self, protocol: ServedConnection) -> None:
         if protocol in self.connections:
             self.connections.discard(protocol)
             self._served_by_closed += protocol.requests_served
@@ -159,7 +169,7 @@ class Server:
 
     # ------------------------------------------------------------ shutdown
     def shutdown(self, on_done: Callable[[], None] | None = None, *, graceful: bool = True) -> None:
-        """Stop accepting, close idle connections, let requests in flight finish.
+        """Stop accepting, close idle connections, let requests in flight finish, send WebSockets Close 1001.
 
         ``on_done()`` is called when every connection is gone, or after
         ``graceful_timeout_s`` when the rest are closed by force.  With

@@ -69,3 +69,16 @@ def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
             # The access log is on, and written to its file, for the default variants only.
             logged = run.get("log_lines", 0)
             assert (logged >= 20) if "nolog" not in server else (logged == 0), (server, run)
+
+
+def test_bench_ws_glue_reports_each_size():
+    out = run_script(str(LOAD / "bench_ws_glue.py"), "--quick")
+    assert len(re.findall(r"glue \d+\.\d+ us a message", out)) == 2, out
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is missing")
+def test_bench_ws_measures_evloop():
+    """load/bench_ws.py with evloop alone on this interpreter (the peers need the bench venv)."""
+    out = run_script(str(LOAD / "bench_ws.py"), "--python", sys.executable, "--servers", "evloop", "--rounds", "1",
+                     "--duration", "0.5", "--warmup", "0.2", "--scenarios", "16B-x16")
+    assert re.search(r"^\| 16B-x16 \| [\d,]+ \([\d,]+/s\) \|$", out, re.M), out

@@ -46,6 +46,7 @@ EXPECTED_SEND = {
     (S.DONE, "next_cycle"): S.IDLE,
     (S.DONE, "error_response"): S.MUST_CLOSE,
     (S.MUST_CLOSE, "error_response"): S.MUST_CLOSE,
+    (S.SEND_RESPONSE, "switch_protocols"): S.SWITCHED,
 }
 
 
@@ -91,6 +92,8 @@ def conn_in(state: SendState) -> ServerConnection:
         conn.send_response(200, [], content_length=0, date=DATE)
     elif state is S.MUST_CLOSE:
         conn.send_error_response(400, "bad", DATE)
+    elif state is S.SWITCHED:
+        conn.send_switching_protocols([("Upgrade", "websocket")], DATE)
     assert conn.our_state is state
     return conn
 
@@ -103,6 +106,7 @@ OPS = {
     "end": lambda c: c.send_end(),
     "error_response": lambda c: c.send_error_response(500, "oops", DATE),
     "next_cycle": lambda c: c.start_next_cycle(),
+    "switch_protocols": lambda c: c.send_switching_protocols([], DATE),
 }
 API_EXPECTED = {
     (S.SEND_RESPONSE, "informational"): S.SEND_RESPONSE,
@@ -111,7 +115,9 @@ API_EXPECTED = {
     (S.SEND_BODY, "data"): S.SEND_BODY,
     (S.SEND_BODY, "end"): S.DONE,
     (S.DONE, "next_cycle"): S.IDLE,
-    **{(state, "error_response"): S.MUST_CLOSE for state in SendState},
+    (S.SEND_RESPONSE, "switch_protocols"): S.SWITCHED,
+    # After a 101 nothing is HTTP any more, not even an error response.
+    **{(state, "error_response"): S.MUST_CLOSE for state in SendState if state is not S.SWITCHED},
 }
 
 
@@ -126,6 +132,25 @@ def test_api_call_in_each_sending_state(state, op):
     else:
         OPS[op](conn)
         assert conn.our_state is expected
+
+
+def test_switching_protocols_frames_a_101_and_leaves_the_bytes_after_the_request():
+    conn = ServerConnection()
+    conn.receive_data(request("GET /ws HTTP/1.1\nHost: h\nUpgrade: websocket") + b"\x81\x80frame")
+    conn.next_event(), conn.next_event()
+    head = conn.send_switching_protocols([("Upgrade", "websocket"), ("Connection", "Upgrade")], DATE, b"s")
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\nServer: s\r\nDate: ")
+    assert head.endswith(b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    assert conn.trailing_data() == b"\x81\x80frame"
+    assert conn.our_state is S.SWITCHED and not conn.keep_alive
+
+
+def test_switching_protocols_needs_a_complete_http11_request():
+    conn = ServerConnection()
+    conn.receive_data(request("GET / HTTP/1.0"))
+    conn.next_event(), conn.next_event()
+    with pytest.raises(StateError, match="HTTP/1.1"):
+        conn.send_switching_protocols([], DATE)
 
 
 def test_start_next_cycle_needs_request_complete():
