@@ -251,8 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-per-message-deflate", choices=["true", "false"],
                    default="true" if defaults.ws_per_message_deflate else "false",
                    help="accept permessage-deflate compression (default: %(default)s)")
-    _add_loading_options(p)
-    return p
+    return _with_loading_options(p)
 
 
 # The HTTPS options that are ServerConfig fields of the same name.
@@ -393,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --------------------------------------------------------------- loading the app
-def _add_loading_options(p: argparse.ArgumentParser) -> None:
+def _with_loading_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     load = p.add_argument_group(
         "loading the application (--wsgi, --app)",
         "MODULE means MODULE:application, else MODULE:app; MODULE:NAME, MODULE:NAME.ATTR, MODULE:FACTORY() and "
@@ -413,6 +412,7 @@ def _add_loading_options(p: argparse.ArgumentParser) -> None:
     load.add_argument("--static-path", default=None, metavar="PREFIX",
                       help="with --wsgi or --app and --root: serve the files under --root at PREFIX/ in front of "
                            "the application (default: /static)")
+    return p
 
 
 def _check_loading_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
