@@ -57,6 +57,7 @@ from urllib.parse import parse_qs
 
 from .http.fields import check_field, parse_content_length
 from .http.target import split_target, target_parts
+from .http.writer import custom_status_line
 
 __all__ = [
     "App",
@@ -337,9 +338,12 @@ class Response:
     becomes ``content_length``; for bytes and ``FileBody`` it must agree with
     the body's length (``ValueError`` otherwise). See the module docstring for
     how the server consumes the body and when it calls ``close()``.
+    ``reason`` replaces the status line's standard reason phrase (a WSGI
+    app's ``299 Very Custom``); a CR, LF or other control in it is a
+    ``ValueError``.
     """
 
-    __slots__ = ("status", "headers", "body", "content_length")
+    __slots__ = ("status", "headers", "body", "content_length", "reason")
 
     def __init__(
         self,
@@ -348,10 +352,13 @@ class Response:
         body: Any = b"",
         *,
         content_type: str | None = None,
+        reason: str | None = None,
     ) -> None:
         if type(status) is not int or not 100 <= status <= 599:  # RFC 9110 15
             # Refused here, so the app's mistake is a logged 500, never a wire "999".
             raise ValueError(f"invalid status {status!r} (RFC 9110 15: 100 to 599)")
+        if reason is not None:
+            custom_status_line(status, reason)  # ValueError for a CR, LF or control, as headers
         if headers is None:
             header_list: list[tuple[str, str]] = []
         elif isinstance(headers, dict):
@@ -410,6 +417,7 @@ class Response:
         self.headers = header_list
         self.body = body
         self.content_length = length
+        self.reason = reason
 
     @classmethod
     def text(

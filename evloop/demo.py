@@ -16,33 +16,34 @@ The endpoints are a fixed contract (load tests and benchmarks talk to them):
 =====================  ========================================================
 
 With ``--wsgi module:app`` the WSGI application serves every path instead;
-with ``--app module:app``, an evloop application (an ``App``) does.
+with ``--app module:app``, an evloop application (an ``App``) does.  Both
+are found as gunicorn finds them (``evloop.loading``: the current directory
+first on ``sys.path``, ``module``, ``module:name``, ``module:factory(...)``),
+and with ``--root DIR`` the files under ``DIR`` are served under
+``--static-path`` (``/static``) in front of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import logging
 import os
 import ssl
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .app import App, FileBody, Request, Response
 from .http import Limits
+from .loading import AppLoader, AppLoadError, load_object, put_cwd_first
 from .server import ServerConfig, install_access_handler
 from .server.tls import CERT_REQS, TLS_VERSIONS
-from .static import StaticFiles
+from .static import StaticFiles, StaticMount
 from .websocket import WebSocketHandler, broadcast
-from .workers import current_worker, serve, systemd_sockets
+from .workers import SourceWatcher, current_worker, serve, systemd_sockets
 
-if TYPE_CHECKING:
-    from .wsgi import WSGIApp
-
-__all__ = ["make_app", "main", "build_parser"]
+__all__ = ["make_app", "main", "build_parser", "load_object"]
 
 logger = logging.getLogger("evloop.demo")
 
@@ -170,16 +171,6 @@ def make_app(root: str | None = None) -> App:
     return app
 
 
-def load_object(spec: str) -> Any:
-    """Import ``module:attribute`` (``module`` alone means ``module:app``)."""
-    module_name, _, attribute = spec.partition(":")
-    module = importlib.import_module(module_name)
-    obj = module
-    for part in (attribute or "app").split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def build_parser() -> argparse.ArgumentParser:
     defaults = ServerConfig()
     limits = Limits()
@@ -260,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-per-message-deflate", choices=["true", "false"],
                    default="true" if defaults.ws_per_message_deflate else "false",
                    help="accept permessage-deflate compression (default: %(default)s)")
-    return p
+    return _with_loading_options(p)
 
 
 # The HTTPS options that are ServerConfig fields of the same name.
@@ -365,15 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         # batches (see evloop.server.access_log).
         install_access_handler(sys.stderr)
     raise_nofile_limit()
-    app: App | WSGIApp
-    if args.app:
-        app = load_object(args.app)
-    elif args.wsgi:
-        from .wsgi import WSGIApp
-
-        app = WSGIApp(load_object(args.wsgi))
-    else:
-        app = make_app(args.root)
+    loaded = _app_from_args(args)
+    if loaded is None:
+        return 1  # logged
+    app, watcher = loaded
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -402,7 +388,90 @@ def main(argv: list[str] | None = None) -> int:
     # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).
     return serve(app, config=config, workers=args.workers, max_requests=args.max_requests,
                  max_requests_jitter=args.max_requests_jitter, slow_callback_s=args.slow_callback,
-                 worker_timeout_s=args.worker_timeout, share_socket=balance == "shared")
+                 worker_timeout_s=args.worker_timeout, share_socket=balance == "shared", watcher=watcher)
+
+
+# --------------------------------------------------------------- loading the app
+def _with_loading_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    load = p.add_argument_group(
+        "loading the application (--wsgi, --app)",
+        "MODULE means MODULE:application, else MODULE:app; MODULE:NAME, MODULE:NAME.ATTR, MODULE:FACTORY() and "
+        "MODULE:FACTORY('literal', debug=True) work too, with the current directory first on sys.path")
+    load.add_argument("--chdir", metavar="DIR", help="change to DIR before loading the application")
+    load.add_argument("--preload", action="store_true",
+                      help="with workers: import the application once in the supervisor, before the fork (memory "
+                           "shared copy-on-write; SIGHUP then restarts the workers on the same code). By default "
+                           "each worker imports it, so SIGHUP brings in new code")
+    load.add_argument("--reload", action="store_true",
+                      help="for development: restart the workers when a watched file changes (polled); code that "
+                           "does not load is logged and the running worker goes on serving")
+    load.add_argument("--reload-dir", action="append", default=[], metavar="DIR",
+                      help="watch DIR instead of the current directory; repeatable")
+    load.add_argument("--reload-include", action="append", default=[], metavar="GLOB",
+                      help="watch the files matching GLOB (default: *.py); repeatable")
+    load.add_argument("--static-path", default=None, metavar="PREFIX",
+                      help="with --wsgi or --app and --root: serve the files under --root at PREFIX/ in front of "
+                           "the application (default: /static)")
+    return p
+
+
+def _check_loading_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.reload_dir or args.reload_include) and not args.reload:
+        p.error("--reload-dir and --reload-include need --reload")
+    if args.reload and args.preload:
+        p.error("--reload needs each worker to import the code: leave out --preload")
+    if args.static_path is not None and not (args.root and (args.wsgi or args.app)):
+        p.error("--static-path needs --root and --wsgi or --app")
+    if args.root and not os.path.isdir(args.root):
+        p.error(f"--root: not a directory: {args.root}")
+
+
+def _wrapper(args: argparse.Namespace) -> Callable[[Any], Callable[..., Any]]:
+    """What turns the loaded object into the app served: WSGIApp for --wsgi, and --root's files in front."""
+    def wrap(obj: Any) -> Callable[..., Any]:
+        app: Callable[..., Any] = obj
+        if args.wsgi:
+            from .wsgi import WSGIApp
+
+            app = WSGIApp(obj, multiprocess=args.workers > 1)
+        if args.root:
+            app = StaticMount(app, args.static_path or "/static", StaticFiles(args.root))
+        return app
+    return wrap
+
+
+def _app_from_args(args: argparse.Namespace) -> tuple[Callable[..., Any] | AppLoader, SourceWatcher | None] | None:
+    """The app to serve, or its ``AppLoader`` when each worker is to import it, and the ``--reload`` watcher.
+
+    None when the application cannot be loaded: the reason is logged as one
+    line (the traceback too at ``--log-level debug``).
+    """
+    parser = build_parser()
+    _check_loading_options(parser, args)
+    if args.chdir:
+        try:
+            os.chdir(args.chdir)
+        except OSError as exc:
+            parser.error(f"--chdir: {exc}")
+    put_cwd_first()
+    watcher = None
+    if args.reload:
+        try:
+            watcher = SourceWatcher(args.reload_dir or [os.getcwd()], args.reload_include or ["*.py"])
+        except ValueError as exc:
+            parser.error(str(exc))
+    spec = args.app or args.wsgi
+    if not spec:
+        return make_app(args.root), watcher
+    try:
+        loader = AppLoader(spec, _wrapper(args))
+        if (args.workers > 1 or args.max_requests or watcher is not None) and not args.preload:
+            return loader, watcher  # imported by each worker after the fork
+        return loader.load(), watcher
+    except AppLoadError as exc:
+        logger.error("%s", exc)
+        logger.debug("the application's import failed here:", exc_info=exc.__cause__ or exc)
+        return None
 
 
 if __name__ == "__main__":

@@ -36,11 +36,12 @@ import logging
 import mimetypes
 import os
 import stat
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from evloop.app import FileBody, Request, Response
 
-__all__ = ["StaticFiles", "content_type_for", "make_etag"]
+__all__ = ["StaticFiles", "StaticMount", "content_type_for", "make_etag"]
 
 logger = logging.getLogger("evloop.static")
 
@@ -340,3 +341,39 @@ class StaticFiles:
             return value == etag
         since = _parse_date(value)
         return since is not None and since == mtime
+
+
+class StaticMount:
+    """An app in front of another: paths under ``prefix`` are ``static``'s files, the rest goes to ``app``.
+
+    How ``evloop-demo --wsgi app --root DIR --static-path /static`` serves a
+    Django or Flask deployment's assets without nginx (whitenoise's job
+    under gunicorn).  ``/static/a.css`` is ``DIR/a.css``, sent with
+    sendfile and answered as ``StaticFiles`` answers (ETag, ranges,
+    404 for a missing file: nginx's ``location /static/ { alias DIR/; }``);
+    a method other than GET and HEAD there is 405.  ``/static`` itself and
+    every other path are the app's.
+    """
+
+    def __init__(self, app: Callable[..., Any], prefix: str, static: StaticFiles) -> None:
+        prefix = "/" + prefix.strip("/")
+        if prefix == "/":
+            raise ValueError("the static files' URL prefix cannot be / (the app would get no path)")
+        self.app = app
+        self.static = static
+        self.prefix = prefix + "/"
+        self._app_would_accept: Callable[[str, str], bool] | None = getattr(app, "would_accept", None)
+
+    def __call__(self, request: Request, **_params: str) -> Any:
+        path = request.path
+        if not path.startswith(self.prefix):
+            return self.app(request)
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, [("Allow", _ALLOW)], b"Method Not Allowed\n", content_type="text/plain; charset=utf-8")
+        return self.static.serve(request, path[len(self.prefix):])
+
+    def would_accept(self, method: str, target: str) -> bool:
+        """Expect: 100-continue: the files take no body; the app decides for its own paths."""
+        if target.startswith(self.prefix):
+            return method in ("GET", "HEAD")
+        return self._app_would_accept is None or self._app_would_accept(method, target)

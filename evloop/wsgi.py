@@ -42,11 +42,14 @@ How a call proceeds
 binary file, the body is a ``FileBody`` from the file's current position (up
 to the app's Content-Length, if any), so the server uses ``sendfile``.
 
-Response headers: hop-by-hop fields (Connection, Transfer-Encoding, ...) are
-dropped, since framing is the server's business, except that a Connection
-field holding ``close`` becomes ``Connection: close`` and the server closes
-the connection after the response; the reason phrase of the status line is
-replaced by the server's standard one.
+Response headers: PEP 3333 forbids hop-by-hop fields (Connection,
+Transfer-Encoding, Keep-Alive, ...) to applications; the server frames the
+response and manages the connection itself.  They are dropped (gunicorn does
+the same; wsgiref raises), and the first of each name an app sends is logged
+as a warning, with one exception: a Connection field holding ``close``
+becomes ``Connection: close`` and the server closes the connection after the
+response.  The status line keeps the app's reason phrase (``299 Very
+Custom``); the standard phrase is sent when the app's is the same.
 """
 
 from __future__ import annotations
@@ -59,12 +62,16 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from evloop import __version__
 from evloop.app import FileBody, Request, Response
 from evloop.http.fields import check_field, parse_content_length
+from evloop.http.writer import reason_phrase
 
 __all__ = ["FileWrapper", "WSGIApp", "build_environ"]
 
 logger = logging.getLogger("evloop.wsgi")
+
+SERVER_SOFTWARE = f"evloop/{__version__}"
 
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -169,6 +176,7 @@ def build_environ(
         "SERVER_PORT": server_port,
         "SERVER_PROTOCOL": request.version,
         "REMOTE_ADDR": remote_addr,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": request.scheme,
         "wsgi.input": io.BytesIO(body),
@@ -208,10 +216,12 @@ def build_environ(
 class _Call:
     """The state of one application call: start_response, write, headers sent."""
 
-    __slots__ = ("status", "headers", "headers_sent", "pending", "started")
+    __slots__ = ("status", "reason", "headers", "headers_sent", "pending", "started", "warned")
 
-    def __init__(self) -> None:
+    def __init__(self, warned: set[str]) -> None:
         self.status = 0
+        self.reason: str | None = None
+        self.warned = warned  # hop-by-hop names already warned about (one set per WSGIApp)
         self.headers: list[tuple[str, str]] = []
         self.headers_sent = False
         self.started = False
@@ -230,7 +240,7 @@ class _Call:
             raise RuntimeError("start_response() called twice without exc_info")
         if not isinstance(status, str):
             raise TypeError(f"status must be str, got {type(status).__name__}")
-        code = status.split(" ", 1)[0]
+        code, _, reason = status.partition(" ")
         if len(code) != 3 or not code.isdigit() or not code.isascii():
             raise ValueError(f"invalid WSGI status {status!r}")
         if not isinstance(headers, list):
@@ -249,11 +259,15 @@ class _Call:
                     # The one hop-by-hop wish the server can grant: the
                     # connection ends after this response.
                     kept.append(("Connection", "close"))
-                else:
-                    logger.debug("dropping hop-by-hop response header %s", name)
+                elif lname not in self.warned:
+                    self.warned.add(lname)
+                    logger.warning("dropping the hop-by-hop response header %s: %s (PEP 3333: the server "
+                                   "manages the connection and the framing; logged once per name)", name, value)
                 continue
             kept.append((name, value))
         self.status = int(code)
+        # Kept unless it is the standard phrase or none: then the server's ready-made status line serves.
+        self.reason = None if not reason or reason == reason_phrase(self.status) else reason  # checked by Response
         self.headers = kept
         self.started = True
         return self.write
@@ -377,6 +391,7 @@ class WSGIApp:
         self.script_name = script_name.rstrip("/")
         self.multiprocess = multiprocess
         self.errors = errors
+        self._warned: set[str] = set()
 
     def would_accept(self, method: str, target: str) -> bool:
         """Always True: only the app knows, and it cannot be asked without running it."""
@@ -387,7 +402,7 @@ class WSGIApp:
             request, script_name=self.script_name, multiprocess=self.multiprocess,
             errors=self.errors,
         )
-        call = _Call()
+        call = _Call(self._warned)
         result = self.app(environ, call.start_response)
         try:
             return self._response(call, result)
@@ -404,7 +419,7 @@ class WSGIApp:
             if body is not None:
                 call.headers_sent = True
                 headers = [h for h in call.headers if h[0].lower() != "content-length"]
-                return Response(call.status, headers, body)
+                return Response(call.status, headers, body, reason=call.reason)
 
         if type(result) in (list, tuple) and len(result) <= 1 and not call.pending:
             # The common [b"body"]: bytes, so the server can send head and
@@ -417,7 +432,7 @@ class WSGIApp:
             declared = _declared_length(call.headers)
             if declared is None or declared == len(data):
                 call.headers_sent = True
-                return Response(call.status, call.headers, data)
+                return Response(call.status, call.headers, data, reason=call.reason)
 
         # Pull until start_response was called and there is data to send, or
         # the iterable ends (PEP 3333: the head may wait for the first
@@ -438,7 +453,7 @@ class WSGIApp:
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
         call.headers_sent = True
-        return Response(call.status, call.headers, _WSGIBody(call, result, iterator, first))
+        return Response(call.status, call.headers, _WSGIBody(call, result, iterator, first), reason=call.reason)
 
 
 def _declared_length(headers: list[tuple[str, str]]) -> int | None:

@@ -424,10 +424,11 @@ class ServerConnection:
         return bytes(buf.data[buf.pos:])
 
     def send_complete_response(
-        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes, server: bytes = b"evloop"
+        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes,
+        server: bytes = b"evloop", reason: str | None = None,
     ) -> bytes:
         """``send_response(status, headers, content_length=len(body), date=date,
-        server=server, body=body)``: a response complete with its bytes body.
+        server=server, body=body, reason=reason)``: a response complete with its bytes body.
 
         The common response; its common case (keep-alive HTTP/1.1, a body
         allowed, no field evloop manages among ``headers``) is framed by
@@ -436,7 +437,8 @@ class ServerConnection:
         then a response is one lookup and one concatenation.
         """
         if (
-            self.keep_alive
+            reason is None
+            and self.keep_alive
             and self.our_state is _SEND_RESPONSE
             and self.their_state is _RECV_DONE
             and not self._http10
@@ -469,7 +471,8 @@ class ServerConnection:
                     self._body = _BY_LENGTH
                     self._remaining = 0
                 return head + body
-        return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
+        return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body,
+                                  reason=reason)
 
     def send_response(
         self,
@@ -480,6 +483,7 @@ class ServerConnection:
         date: bytes,
         server: bytes = b"evloop",
         body: bytes = b"",
+        reason: str | None = None,  # the status line's reason phrase; None: the standard one
     ) -> bytes:
         """Serialise a final response head, plus ``body`` if given.
 
@@ -545,10 +549,10 @@ class ServerConnection:
             self.start_next_cycle()
 
         if app is None:
-            head = response_head(status, block, framing, connection, date, server)
+            head = response_head(status, block, framing, connection, date, server, reason)
         else:  # the application's Date and Server replace ours
             head = response_head(status, block, framing, connection, None if app.date else date,
-                                 None if app.server else server)
+                                 None if app.server else server, reason)
         return head + body if body else head
 
     def send_data(self, data: bytes) -> bytes:

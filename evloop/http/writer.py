@@ -5,6 +5,7 @@ decisions into bytes.  Every response goes out as HTTP/1.1 (RFC 9110 2.5: a
 server sends its highest conformant version with the received major version).
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus  # the standard library's, not evloop.http
 from typing import Any, AnyStr, overload
@@ -33,18 +34,39 @@ def status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d \r\n" % status
 
 
+# RFC 9112 section 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), or nothing.
+_REASON_RE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
+
+
+def custom_status_line(status: int, reason: str) -> bytes:
+    """``HTTP/1.1 <status> <reason>\\r\\n`` with the application's own reason phrase.
+
+    Raises ValueError for an invalid status, or a reason holding CR, LF or
+    another control character, or a character outside latin-1.
+    """
+    status_line(status)  # the status's own checks
+    if _REASON_RE.fullmatch(reason) is None:
+        raise ValueError(f"invalid reason phrase {reason!r} (RFC 9112 4: tabs, spaces and visible latin-1 only)")
+    return b"HTTP/1.1 %d %b\r\n" % (status, reason.encode("latin-1"))
+
+
 def response_head(
-    status: int, block: bytes, framing: bytes, connection: bytes, date: bytes | None, server: bytes | None
+    status: int, block: bytes, framing: bytes, connection: bytes, date: bytes | None, server: bytes | None,
+    reason: str | None = None,
 ) -> bytes:
     """The one builder of response heads: the status line, ``Server`` and
     ``Date`` (left out when None: the application gave its own, or an
     interim response), the application's field ``block``, the ``framing``
     and ``connection`` fields, and the empty line.
 
-    Every argument but ``status`` is serialised already (field lines end in
-    CRLF); raises ValueError for an invalid status.
+    Every argument but ``status`` and ``reason`` (the status line's reason
+    phrase, None: the standard one) is serialised already (field lines end
+    in CRLF); raises ValueError for an invalid status or reason.
     """
-    line = STATUS_LINES.get(status) or status_line(status)
+    if reason is None:
+        line = STATUS_LINES.get(status) or status_line(status)
+    else:
+        line = custom_status_line(status, reason)
     if server is not None and date is not None:
         return b"".join((line, b"Server: ", server, b"\r\nDate: ", date, b"\r\n", block, framing, connection, CRLF))
     parts = [line]

@@ -463,7 +463,7 @@ class HTTPProtocol(FaultHandling, Protocol):
             # The common case: complete at once, nothing to close later.
             self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
             self._out.append(conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
-                                                         ctx.server_header))
+                                                         ctx.server_header, response.reason))
         except Exception as exc:
             # The app gave a response that cannot be framed (a header changed
             # to a bad or non-str value after the Response was built, a wrong
@@ -487,7 +487,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         else:
             length = response.content_length
         conn = self.conn
-        self._out.append(conn.send_response(status, response.headers, content_length=length,
+        self._out.append(conn.send_response(status, response.headers, content_length=length, reason=response.reason,
                                             date=self.ctx.wall.http_date, server=self.ctx.server_header))
         if length == 0:
             self._response_done()  # complete with its head; an iterable is closed, not pulled

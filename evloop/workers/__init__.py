@@ -12,20 +12,22 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from ..loading import AppLoader
 from ..reactor import Reactor
 from ..server import Server, ServerConfig
+from .reloader import SourceWatcher
 from .sockets import reuse_port_available, systemd_sockets
 from .supervisor import Supervisor, SupervisorPhase, WorkerState
 from .worker import SupervisorLink, Worker, WorkerPhase, current_worker
 
 __all__ = [
     "serve", "Supervisor", "SupervisorPhase", "Worker", "WorkerPhase", "WorkerState", "SupervisorLink",
-    "current_worker", "systemd_sockets", "reuse_port_available",
+    "current_worker", "systemd_sockets", "reuse_port_available", "SourceWatcher",
 ]
 
 
 def serve(
-    app: Callable[..., Any],
+    app: Callable[..., Any] | AppLoader,
     host: str | None = "127.0.0.1",
     port: int = 8080,
     *,
@@ -34,6 +36,7 @@ def serve(
     max_requests_jitter: int = 0,
     worker_timeout_s: float = 30.0,
     share_socket: bool = False,
+    watcher: SourceWatcher | None = None,
     config: ServerConfig | None = None,
     reactor: Reactor | None = None,
     on_started: Callable[[Server], Any] | None = None,
@@ -56,14 +59,22 @@ def serve(
     apps that block, WSGI apps above all), rather than each listening on its
     own ``SO_REUSEPORT`` socket; see ``evloop.workers.sockets``.  Raises ``OSError`` when
     the address cannot be bound.  Call it from the main thread.
+
+    ``app`` may be an ``AppLoader``: a lone process loads it here (raising
+    ``AppLoadError``), a supervisor's workers each load it after the fork,
+    so SIGHUP brings in new code.  ``watcher`` (a ``SourceWatcher``, for
+    development) runs a supervisor even with one worker and replaces the
+    workers whenever a watched file changes.
     """
     if config is None:
         config = ServerConfig(host=host, port=port, **settings)
     elif settings:
         config = dataclasses.replace(config, **settings)
-    if workers == 1 and not max_requests:
+    if workers == 1 and not max_requests and watcher is None:
+        if isinstance(app, AppLoader):
+            app = app.load()
         return Worker(app, config, reactor=reactor, slow_callback_s=slow_callback_s, on_started=on_started).run()
-    supervisor = Supervisor(app, config, workers, max_requests=max_requests,
+    supervisor = Supervisor(app, config, workers, watcher=watcher, max_requests=max_requests,
                             max_requests_jitter=max_requests_jitter, slow_callback_s=slow_callback_s,
                             share_socket=share_socket, worker_timeout_s=worker_timeout_s)
     return supervisor.run()

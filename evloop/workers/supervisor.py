@@ -33,6 +33,19 @@ worker that exits while not asked to is logged with its exit status or
 signal; when its slot has no other worker, one is started: at once the first
 time, then with exponential back-off (0.2 s doubling up to 30 s) while its
 replacements keep dying within ``_HEALTHY_S`` of starting.
+
+Given an ``AppLoader`` rather than an application, each worker imports the
+application after the fork (gunicorn's default; an application object given
+here is gunicorn's ``--preload``), so every new worker runs the code on disk
+now.  A worker that cannot load it logs why and exits with
+``EXIT_APP_LOAD_FAILED``.  When that worker was replacing one (SIGHUP,
+``--reload``, max-requests), the old worker, which drains only once its
+successor runs, goes back to ``RUNNING`` and keeps serving the old code.  At
+start-up the first slot's worker starts alone, so that broken code is one
+error and ``run()`` returns 1 rather than N workers failing the same way.
+With a ``SourceWatcher`` (``--reload``) a reactor timer polls the source
+files and a change replaces every worker, as SIGHUP does; a slot whose new
+worker could not load the code then waits for the next change.
 """
 
 from __future__ import annotations
@@ -47,11 +60,14 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
+from ..loading import AppLoader, AppLoadError
 from ..reactor import Reactor
 from ..server import ServerConfig
 from ..server.tls import ServerTLS
+from .reloader import SourceWatcher
 from .sockets import ListeningSockets
 from .worker import (
+    EXIT_APP_LOAD_FAILED,
     FIRST_REQUEST_GRACE_S,
     QUOTA_REACHED,
     READY,
@@ -102,12 +118,15 @@ class _Child:
     state: WorkerState = WorkerState.STARTING
     last_seen: float = 0.0          # when its last message arrived (the start, before any)
     kill_at: float | None = None    # TIMED_OUT: SIGKILL then (None once sent)
+    ready: bool = False             # it has reported READY (it loaded the application and listens)
 
 
 class Supervisor:
     """Runs ``app`` in ``workers`` forked processes until SIGTERM, SIGINT or SIGQUIT.
 
-    ``config`` is the ``ServerConfig`` every worker serves with (its
+    ``app`` is the application, or an ``AppLoader`` that each worker loads
+    after the fork (see the module docstring); ``watcher``: replace the
+    workers whenever its files change (``--reload``).  ``config`` is the ``ServerConfig`` every worker serves with (its
     ``host``/``port``, ``uds`` or ``sock`` say where).  ``max_requests``:
     a worker is replaced after ``max_requests + randint(0, max_requests_jitter)``
     requests (0: never).  ``share_socket=True`` forces one shared listening
@@ -115,7 +134,8 @@ class Supervisor:
     connection; see ``sockets.py``).  ``worker_timeout_s``: a worker whose
     loop has not turned for this long is killed and replaced, its stack
     dumped first (0: never).  ``run()`` returns the exit status (0 after an
-    orderly stop).  Call it once, from the main thread.
+    orderly stop; 1 when the application could not be loaded at start-up).
+    Call it once, from the main thread.
 
     Signals: SIGTERM, SIGINT, SIGQUIT drain every worker (a second SIGINT
     kills them); SIGHUP replaces every worker; SIGTTIN and SIGTTOU add and
@@ -124,10 +144,11 @@ class Supervisor:
 
     def __init__(
         self,
-        app: Callable[..., Any],
+        app: Callable[..., Any] | AppLoader,
         config: ServerConfig | None = None,
         workers: int = 2,
         *,
+        watcher: SourceWatcher | None = None,
         max_requests: int = 0,
         max_requests_jitter: int = 0,
         slow_callback_s: float | None = None,
@@ -139,6 +160,8 @@ class Supervisor:
         if not 0 <= worker_timeout_s < float("inf"):
             raise ValueError(f"worker_timeout_s must be 0 (never) or a positive number, got {worker_timeout_s!r}")
         self.app = app
+        self.watcher = watcher
+        self.exit_status = 0
         self.config = config or ServerConfig()
         self.target = workers          # the wanted number of workers: slots 0 .. target-1
         self.max_requests = max(0, max_requests)
@@ -155,6 +178,8 @@ class Supervisor:
         self._children: dict[int, _Child] = {}          # by pid, until reaped
         self._failures: dict[int, int] = {}             # slot -> quick deaths in a row
         self._restart_at: dict[int, float] = {}         # slot -> no new worker before this (back-off)
+        self._awaiting_code: set[int] = set()           # slots whose code did not load: none until a change
+        self._app_loaded = not isinstance(app, AppLoader)  # a worker has loaded it (or it was given loaded)
         self._kill_at: float | None = None              # when stopping: SIGKILL the stragglers then
         self._signals: collections.deque[int] = collections.deque()  # received, not yet handled
         self._reactor: Reactor | None = None
@@ -177,6 +202,10 @@ class Supervisor:
                 # then sees what a burst of them asked for.
                 reactor.add_signal_handler(signum, self._signals.append, signum)
             logger.info("supervisor pid %d starting %d workers", os.getpid(), self.target)
+            if self.watcher is not None:
+                logger.info("reload: watching %d files under %s (%s) every %.2g s", len(self.watcher),
+                            ", ".join(self.watcher.dirs), " ".join(self.watcher.include), self.watcher.interval_s)
+                reactor.call_every(self.watcher.interval_s, self._check_sources, self.watcher)
             while True:
                 while self._signals:
                     getattr(self, handler_name(self._signals.popleft()))()
@@ -190,7 +219,7 @@ class Supervisor:
             self.sockets.close()
             reactor.close()
         logger.info("supervisor: every worker has exited")
-        return 0
+        return self.exit_status
 
     @property
     def _stopping(self) -> bool:
@@ -232,7 +261,9 @@ class Supervisor:
         for child in list(self._children.values()):
             if child.slot >= self.target:
                 self._retire(child)
-        for slot in range(self.target):
+        # Until a worker has loaded the application, slot 0 tries alone:
+        # code that does not load is one error, not one per worker.
+        for slot in range(self.target if self._app_loaded else 1):
             self._reconcile_slot(slot, now)
         if self.phase is SupervisorPhase.STARTING and self._count(WorkerState.RUNNING) >= self.target:
             self.phase = SupervisorPhase.SERVING
@@ -246,6 +277,8 @@ class Supervisor:
         current = [c for c in self._children.values()
                    if c.slot == slot and c.state in (WorkerState.STARTING, WorkerState.RUNNING)]
         if not current:
+            if slot in self._awaiting_code:
+                return
             if now >= self._restart_at.get(slot, now):
                 self._restart_at.pop(slot, None)
                 self._spawn(slot, replacing=[c.pid for c in replaced])
@@ -330,8 +363,13 @@ class Supervisor:
             config = self.sockets.child_config
             if self.tls is not None:
                 config = dataclasses.replace(config, ssl_context=self.tls.context)
-            worker = Worker(self.app, config, slow_callback_s=self.slow_callback_s, supervisor=link)
+            app = self.app.load() if isinstance(self.app, AppLoader) else self.app
+            worker = Worker(app, config, slow_callback_s=self.slow_callback_s, supervisor=link)
             status = worker.run()
+        except AppLoadError as exc:
+            logger.error("worker %d (pid %d): %s", slot, os.getpid(), exc)
+            logger.debug("worker %d: the application's import failed here:", slot, exc_info=exc.__cause__ or exc)
+            status = EXIT_APP_LOAD_FAILED
         except BaseException:
             logger.exception("worker %d failed", slot)
         finally:
@@ -362,6 +400,8 @@ class Supervisor:
             child.pipe = -1
 
     def _child_ready(self, child: _Child) -> None:
+        child.ready = True
+        self._app_loaded = True
         if child.state is WorkerState.STARTING:
             child.state = WorkerState.RUNNING
         logger.info("worker %d (pid %d) is listening", child.slot, child.pid)
@@ -389,8 +429,36 @@ class Supervisor:
             how = _describe_status(status)
             if child.state in (WorkerState.DRAINING, WorkerState.TIMED_OUT) or self._stopping:
                 logger.info("worker %d (pid %d) exited (%s)", child.slot, pid, how)
+            elif os.waitstatus_to_exitcode(status) == EXIT_APP_LOAD_FAILED and self._code_failed(child):
+                pass
             else:
                 self._child_died(child, how)
+
+    def _code_failed(self, child: _Child) -> bool:
+        """``child`` could not load the application (it logged why): keep the old code serving.
+
+        Returns False when nothing here applies and the exit is an ordinary death (restarted with back-off).
+        """
+        slot = child.slot
+        previous = [c for c in self._children.values()
+                    if c.slot == slot and c.state is WorkerState.SUPERSEDED and c.ready]
+        if previous:
+            keeper = max(previous, key=lambda c: c.started)
+            keeper.state = WorkerState.RUNNING
+            logger.error("worker %d (pid %d) could not load the application; pid %d goes on serving the code "
+                         "it loaded before", slot, child.pid, keeper.pid)
+            return True
+        if self.watcher is not None:
+            self._awaiting_code.add(slot)
+            logger.error("worker %d (pid %d) could not load the application; waiting for a change to the "
+                         "watched files", slot, child.pid)
+            return True
+        if not self._app_loaded:
+            logger.error("the application could not be loaded: stopping")
+            self.exit_status = 1
+            self.stop()
+            return True
+        return False
 
     def _child_died(self, child: _Child, how: str) -> None:
         """An exit nobody asked for: when the slot is left empty, schedule its next worker."""
@@ -434,7 +502,15 @@ class Supervisor:
         """SIGHUP: replace every worker (with HTTPS, once the certificates reloaded; if not, none)."""
         if self.tls is not None and not self.tls.reload():
             return  # logged; the workers go on with the old certificates
-        self.reload()
+        self.reload("SIGHUP")
+
+    def _check_sources(self, watcher: SourceWatcher) -> None:
+        """The ``--reload`` timer: replace the workers when a watched file changed."""
+        changed = watcher.changed()
+        if changed and not self._stopping:
+            shown = ", ".join(os.path.relpath(path) for path in changed[:5])
+            more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+            self.reload(f"reload: {shown}{more} changed")
 
     def handle_ttin(self) -> None:
         """SIGTTIN: one worker more."""
@@ -458,13 +534,18 @@ class Supervisor:
         drain_bound_s = FIRST_REQUEST_GRACE_S + self.config.graceful_timeout_s  # a worker's own bound
         self._kill_at = self._loop().time() + drain_bound_s + _KILL_AFTER_S
 
-    def reload(self) -> None:
-        """Start a new worker for every slot; each old one drains once its successor listens."""
+    def reload(self, reason: str = "reload") -> None:
+        """Start a new worker for every slot; each old one drains once its successor listens.
+
+        With an ``AppLoader`` the new workers import the application afresh;
+        ``reason`` starts the log line.
+        """
         if self._stopping:
             return
         current = [c for c in self._children.values()
                    if c.state in (WorkerState.STARTING, WorkerState.RUNNING) and c.slot < self.target]
-        logger.info("SIGHUP: replacing %d workers", len(current))
+        logger.info("%s: replacing %d workers", reason, len(current))
+        self._awaiting_code.clear()
         for child in current:
             child.state = WorkerState.SUPERSEDED
 

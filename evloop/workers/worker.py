@@ -68,6 +68,7 @@ STACK_DUMP_SIGNAL = signal.SIGUSR2
 
 EXIT_OK = 0
 EXIT_CANNOT_LISTEN = 3
+EXIT_APP_LOAD_FAILED = 4  # a forked worker could not import its application (it logged why)
 
 FIRST_REQUEST_GRACE_S = 0.5  # on drain: time for just-accepted connections to send their request
 _TICK_S = 0.1                 # max-requests check; the orphan check alone runs every _IDLE_TICK_S

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DemoServer", "DemoStarter", "wait_for_log"]
+__all__ = ["DemoServer", "DemoStarter", "stop_process", "wait_for_log"]
 
 _URL = re.compile(r"serving on (https?://\S+|unix:\S+)")
 
@@ -61,15 +61,20 @@ class DemoServer:
         return self.proc.wait(timeout=timeout_s)
 
     def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self._log.close()
         return self.proc.returncode
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``proc`` if it runs, and wait for it; SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 class DemoStarter:
