@@ -9,9 +9,10 @@ from .clock import ManualClock, MonotonicClock
 from .framing import LengthPrefixedProtocol, LineProtocol
 from .futures import CancelledError, Future, InvalidStateError
 from .listener import Listener, listen
+from .net.base import Protocol
+from .net.tcp import SocketTransport
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
-from .transport import Protocol, SocketTransport
 
 __version__ = "0.1.0"
 

@@ -153,7 +153,7 @@ class Request:
     ``headers`` (``Headers``, built on first access), ``body`` (bytes),
     ``client`` (peer address or None), ``server`` (``(host, port)`` or None),
     ``scheme``, ``reactor``, ``path_params`` (set by the router), ``tls``
-    (over HTTPS an ``evloop.tls.TLSInfo``: ``client_cert``, ``client_subject``,
+    (over HTTPS an ``evloop.net.tls_context.TLSInfo``: ``client_cert``, ``client_subject``,
     ``version``, ``cipher``, ``server_name``; else None).  ``parts``:
     ``(raw_path, path, query_string)`` as ``evloop.http.target.target_parts``
     gives them for ``target`` (a ``RequestHead`` carries them), or None to
@@ -218,7 +218,7 @@ class Request:
         self.path_params: Mapping[str, str] = _NO_PATH_PARAMS
         self._responder = responder
         self._responded = False
-        # Over HTTPS, the connection's evloop.tls.TLSInfo (version, cipher,
+        # Over HTTPS, the connection's evloop.net.tls_context.TLSInfo (version, cipher,
         # SNI name, client_cert and client_subject when one was verified).
         self.tls: Any = None
 

@@ -18,9 +18,10 @@ from ssl import SSLContext
 from typing import Any
 
 from .futures import Future
+from .net.base import Protocol, Transport
+from .net.tcp import SocketTransport
+from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
 from .reactor import Reactor
-from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
-from .transport import Protocol, SocketTransport, Transport
 
 __all__ = ["connect", "PendingConnection", "Resolver", "HAPPY_EYEBALLS_DELAY_S"]
 

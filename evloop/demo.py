@@ -138,6 +138,15 @@ def make_app(root: str | None = None) -> App:
         request.reactor.call_later(millis / 1000.0, request.respond, response)
         return None
 
+    _add_websocket_routes(app)
+    static = StaticFiles(root or _BUNDLED_ROOT)
+    app.add_route("/static/{path:path}", static, ["GET", "HEAD"])
+    app.add_route("/static", lambda request: Response(301, [("Location", "/static/")], b""), ["GET", "HEAD"])
+    return app
+
+
+def _add_websocket_routes(app: App) -> None:
+    """``/ws/echo`` and ``/ws/chat`` (a plain GET of the chat gets its page)."""
     @app.websocket("/ws/echo")
     class Echo(WebSocketHandler):
         __slots__ = ()
@@ -164,11 +173,6 @@ def make_app(root: str | None = None) -> App:
 
         def closed(self, code: int, reason: str) -> None:
             members.discard(self)
-
-    static = StaticFiles(root or _BUNDLED_ROOT)
-    app.add_route("/static/{path:path}", static, ["GET", "HEAD"])
-    app.add_route("/static", lambda request: Response(301, [("Location", "/static/")], b""), ["GET", "HEAD"])
-    return app
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -224,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="LIST",
                    help="proxies trusted with --proxy-headers: addresses, CIDR ranges, '*' or 'unix:', "
                         "comma-separated (default: $FORWARDED_ALLOW_IPS or %(default)s)")
+    _add_tls_options(p, defaults)
+    _add_websocket_options(p, defaults)
+    return _with_loading_options(p)
+
+
+def _add_tls_options(p: argparse.ArgumentParser, defaults: ServerConfig) -> None:
     tls = p.add_argument_group("HTTPS", "a certificate turns TLS on; SIGHUP reloads the files")
     tls.add_argument("--certfile", metavar="PEM", help="the server's certificate chain (and key, if in the same file)")
     tls.add_argument("--keyfile", metavar="PEM", help="the certificate's private key")
@@ -237,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the oldest TLS version accepted (default: %(default)s)")
     tls.add_argument("--cert", action="append", default=[], metavar="NAME=CERTFILE[,KEYFILE]",
                      help="serve this certificate to clients asking for NAME (SNI); repeatable")
+
+
+def _add_websocket_options(p: argparse.ArgumentParser, defaults: ServerConfig) -> None:
     p.add_argument("--ws-max-size", type=int, default=defaults.ws_max_message_bytes, metavar="BYTES",
                    help="longest WebSocket message (after inflating); longer ones close with 1009 "
                         "(default: %(default)s)")
@@ -251,7 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-per-message-deflate", choices=["true", "false"],
                    default="true" if defaults.ws_per_message_deflate else "false",
                    help="accept permessage-deflate compression (default: %(default)s)")
-    return _with_loading_options(p)
 
 
 # The HTTPS options that are ServerConfig fields of the same name.

@@ -40,8 +40,8 @@ import logging
 import struct
 
 from .buffers import ReceiveBuffer, byte_view
+from .net.base import Protocol, Transport
 from .reactor import Handle, Reactor
-from .transport import Protocol, Transport
 
 __all__ = ["LineProtocol", "LengthPrefixedProtocol"]
 

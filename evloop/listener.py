@@ -17,9 +17,11 @@ from collections.abc import Callable
 from ssl import SSLContext
 from typing import Any
 
+from .net.base import DISCONNECT_ERRNOS, Protocol
+from .net.tcp import SocketTransport
+from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
+from .net.tls_context import TLSAcceptor
 from .reactor import Reactor
-from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSAcceptor
-from .transport import DISCONNECT_ERRNOS, Protocol, SocketTransport
 
 __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
 

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 from .client import connect
 from .futures import Future
+from .net.base import Protocol, Transport
+from .net.tls_context import client_context
 from .reactor import Reactor
 from .server.ws import WebSocketProtocol, WebSocketSettings
-from .tls import client_context
-from .transport import Protocol, Transport
 from .websocket import WebSocketHandler
 from .ws import ClientHandshake, HandshakeError, Role, WebSocketConnection
 
@@ -55,7 +55,7 @@ def connect_websocket(
     (``WebSocketSettings``; its defaults offer it).
 
     ``wss://`` goes over TLS: ``ssl`` is the client context (default: the
-    system's CAs, verification on, ``evloop.tls.client_context()``); the
+    system's CAs, verification on, ``evloop.net.tls_context.client_context()``); the
     URL's host is sent as SNI and checked.  ``ValueError`` for another scheme.
     """
     parts = urlsplit(url)

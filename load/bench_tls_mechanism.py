@@ -18,7 +18,7 @@ server's own CPU time is measured (``time.process_time``):
 
 Run: ``python load/bench_tls_mechanism.py [--rounds 3]``.  The figures in
 ``load/BENCHMARKS.md`` ("TLS: the mechanism") come from it; the TLS
-transport (``evloop/tls.py``) uses what it shows to be cheaper.
+transport (``evloop/net/tls.py``) uses what it shows to be cheaper.
 """
 
 from __future__ import annotations

@@ -548,11 +548,9 @@ class ServerConnection:
         if our_state is _SEND_DONE and self._implicit_next_cycle:
             self.start_next_cycle()
 
-        if app is None:
-            head = response_head(status, block, framing, connection, date, server, reason)
-        else:  # the application's Date and Server replace ours
-            head = response_head(status, block, framing, connection, None if app.date else date,
-                                 None if app.server else server, reason)
+        own_date = date if app is None or not app.date else None  # the application's Date and Server replace ours
+        own_server = server if app is None or not app.server else None
+        head = response_head(status, block, framing, connection, own_date, own_server, reason)
         return head + body if body else head
 
     def send_data(self, data: bytes) -> bytes:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..app import FileBody, Request, Response
@@ -46,9 +46,9 @@ from ..http import (
     RequestHead,
     ServerConnection,
 )
+from ..net.base import Protocol, Transport
+from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
-from ..tls import TLSInfo
-from ..transport import Protocol, Transport
 from ..websocket import WebSocketUpgrade
 from .context import ServerContext
 from .h1_faults import FaultHandling
@@ -120,7 +120,10 @@ class HTTPProtocol(FaultHandling, Protocol):
         self._reading_paused = False
         self.requests_served = 0  # responses completed on this connection
         self._arm_pending = False  # a transition's deadline waits for _finish
-        self._responder = self._respond_later  # bound once, not per request
+        # Bound once, not per request; a cycle (the method holds this
+        # protocol) that connection_lost breaks, so a closed connection is
+        # freed by its reference counts, not by the cyclic GC.
+        self._responder: Callable[[Response], None] | None = self._respond_later
         self._log_heads = ctx.config.debug_log_heads
         # The access log's durations count from the read that completed a
         # request's head: the clock is read once per read, not per request,
@@ -203,6 +206,12 @@ class HTTPProtocol(FaultHandling, Protocol):
         self._to("lost")
         self.ctx.connection_closed(self)
         self.request = None
+        # Break the cycles through this protocol (its bound responder, the
+        # spare request holding it): without this every closed connection
+        # was left to the cyclic GC, ~12,000 instructions a connection
+        # (callgrind of evloop-demo under 50 concurrent Connection: close clients).
+        self._responder = None
+        self._spare_request = None
 
     def eof_received(self) -> bool | None:
         if self.phase is LINGER:
@@ -530,7 +539,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         self.request = None
         # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
         # count, not by a full collection much later: ~1 KiB per WebSocket (its parser, buffer).
-        self._responder = None  # type: ignore[assignment]
+        self._responder = None
         start_websocket(ctx, self, transport, accepted, self.conn.trailing_data(),
                         reading_paused=self._reading_paused, write_paused=self._write_paused)
 

@@ -19,8 +19,8 @@ from .phases import BODY, DEFERRED, HEAD, IDLE, LINGER, NEW, Phase
 
 if TYPE_CHECKING:
     from ..app import Request, Response
+    from ..net.base import Transport
     from ..reactor import Reactor
-    from ..transport import Transport
     from .phases import PhaseEvent
 
 __all__ = ["FaultHandling"]

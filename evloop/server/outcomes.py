@@ -14,7 +14,7 @@ from typing import Any
 from ..app import Response
 from ..exits import is_stop_request
 from ..http import RequestHead, ServerConnection
-from ..transport import Transport
+from ..net.base import Transport
 
 __all__ = ["internal_error", "handler_timeout", "close_quietly", "peer_text", "request_line"]
 

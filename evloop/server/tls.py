@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from ..tls import server_context
+from ..net.tls_context import server_context
 from .config import ServerConfig
 
 __all__ = ["ServerTLS", "PLAINTEXT_REPLY", "CERT_REQS", "TLS_VERSIONS", "ALPN_PROTOCOLS"]

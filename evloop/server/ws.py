@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..app import Request, Response
 from ..exits import is_stop_request
+from ..net.base import Protocol, Transport
 from ..reactor import Reactor
-from ..transport import Protocol, Transport
 from ..websocket import WebSocketHandler, WebSocketUpgrade, field_value
 from ..ws import (
     Accept,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import faulthandler
+import gc
 import logging
 import os
 import random
@@ -110,6 +111,26 @@ _TRANSITIONS: dict[tuple[WorkerPhase, str], WorkerPhase] = {
     (WorkerPhase.ABORTING, "abort"): WorkerPhase.ABORTING,
     **{(phase, "stopped"): WorkerPhase.STOPPED for phase in WorkerPhase if phase is not WorkerPhase.STOPPED},
 }
+
+
+# The cyclic GC collects its youngest generation each time allocations of
+# container objects outnumber deallocations by the threshold (700 by
+# default).  A connection's objects (protocol, transport, state machine,
+# buffers, timer) are freed by their reference counts when it closes, but
+# 50 concurrent connections keep ~1,000 of them alive at once: at 700 the GC
+# ran every few passes and traversed them all for nothing, ~8,000
+# instructions a Connection: close request (callgrind of evloop-demo under 50
+# concurrent clients).  Cyclic garbage is still collected, a little later.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc_for_serving() -> None:
+    """Freeze what start-up allocated (never collectable garbage; shared copy-on-write after a fork)
+    and raise the youngest generation's threshold to ``GC_YOUNG_THRESHOLD``."""
+    gc.freeze()
+    young, middle, old = gc.get_threshold()
+    if young:  # 0: the application turned the GC off; leave it so
+        gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +235,7 @@ class Worker:
                 return EXIT_CANNOT_LISTEN
             self._advance("listening")
             self._announce()
+            tune_gc_for_serving()
             self.reactor.run()
         finally:
             self._advance("stopped")

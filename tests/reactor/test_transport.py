@@ -666,7 +666,7 @@ def test_sendfile_file_shorter_than_count_fails(pair, run_until, reactor, tmp_pa
 
 def test_sendfile_fallback_when_sendfile_unsupported(pair, run_until, reactor, big_file, monkeypatch):
     path, data = big_file
-    import evloop.transport as transport_module
+    import evloop.net.tcp as transport_module
 
     calls = []
 

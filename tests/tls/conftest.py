@@ -26,7 +26,7 @@ class Certificates:
     client_key_file: Path
 
     def server_context(self) -> ssl.SSLContext:
-        from evloop.tls import server_context
+        from evloop.net.tls_context import server_context
 
         return server_context(str(self.cert_file), str(self.key_file), alpn_protocols=["http/1.1"])
 

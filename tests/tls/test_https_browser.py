@@ -11,33 +11,19 @@ app saw ``https``.  Skipped only when Chromium or its driver is not installed
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the test extra")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from support.browser import headless_chromium, needs_chromium  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Chromium and chromedriver (apt-get install chromium chromium-driver; .ci/run does)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--ignore-certificate-errors"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
+    driver = headless_chromium("--ignore-certificate-errors")
     yield driver
     driver.quit()
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from evloop import ManualClock, Protocol, Reactor, connect, listen
-from evloop.tls import TLSTransport
+from evloop.net.tls import TLSTransport
 
 TIMEOUT_S = 10.0
 

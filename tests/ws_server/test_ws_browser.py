@@ -7,25 +7,16 @@ installs them).
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from support.demo import DemoServer
 
 selenium = pytest.importorskip("selenium", reason="selenium is in the test extra")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+from support.browser import headless_chromium, needs_chromium  # noqa: E402
+from support.demo import DemoServer  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Chromium and chromedriver (apt-get install chromium chromium-driver; .ci/run does)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -37,12 +28,7 @@ def demo(tmp_path):
 
 @pytest.fixture
 def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(20)
+    driver = headless_chromium()
     yield driver
     driver.quit()
 
