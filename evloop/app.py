@@ -197,6 +197,7 @@ class Request:
         reactor: Any = None,
         responder: Callable[[Response], None] | None = None,
         parts: tuple[str, str, str] | None = None,
+        tls: Any = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -220,7 +221,7 @@ class Request:
         self._responded = False
         # Over HTTPS, the connection's evloop.net.tls_context.TLSInfo (version, cipher,
         # SNI name, client_cert and client_subject when one was verified).
-        self.tls: Any = None
+        self.tls: Any = tls
 
     @property
     def headers(self) -> Headers:
