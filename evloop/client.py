@@ -79,11 +79,13 @@ class PendingConnection:
         return self._done
 
     def cancel(self) -> None:
-        """Give up; no protocol callback follows.  Harmless after the end."""
-        if self._done:
+        """Give up until ``future`` resolves (over TLS that includes the handshake);
+        no protocol callback follows.  Harmless after the end."""
+        if self.future.done():
             return
-        self._end()
-        self.future.cancel()
+        if not self._done:
+            self._end()
+        self.future.cancel()  # a TLS layer waiting on it aborts its handshake
 
     def _future_done(self, future: Future[Transport]) -> None:
         if future.cancelled() and not self._done:

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from evloop.app import FileBody, Request, Response
+from evloop.http.target import target_parts
 
 __all__ = ["StaticFiles", "StaticMount", "content_type_for", "make_etag"]
 
@@ -368,12 +369,10 @@ class StaticMount:
         path = request.path
         if not path.startswith(self.prefix):
             return self.app(request)
-        if request.method not in ("GET", "HEAD"):
-            return Response(405, [("Allow", _ALLOW)], b"Method Not Allowed\n", content_type="text/plain; charset=utf-8")
-        return self.static.serve(request, path[len(self.prefix):])
+        return self.static.serve(request, path[len(self.prefix):])  # a 405 for other methods
 
     def would_accept(self, method: str, target: str) -> bool:
         """Expect: 100-continue: the files take no body; the app decides for its own paths."""
-        if target.startswith(self.prefix):
+        if target_parts(target)[1].startswith(self.prefix):  # the decoded path, as __call__ routes
             return method in ("GET", "HEAD")
         return self._app_would_accept is None or self._app_would_accept(method, target)

@@ -65,6 +65,7 @@ from urllib.parse import unquote_to_bytes
 from evloop import __version__
 from evloop.app import FileBody, Request, Response
 from evloop.http.fields import check_field, parse_content_length
+from evloop.http.parser import list_elements
 from evloop.http.writer import reason_phrase
 
 __all__ = ["FileWrapper", "WSGIApp", "build_environ"]
@@ -284,7 +285,7 @@ class _Call:
 
 def _asks_to_close(connection: str) -> bool:
     """Does a Connection field value hold the ``close`` option (RFC 9110 7.6.1)?"""
-    return any(option.strip(" \t").lower() == "close" for option in connection.split(","))
+    return "close" in list_elements(connection.lower())
 
 
 class _WSGIBody:

@@ -286,7 +286,10 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
         elif name == "connection":
             connection = connection + "," + value if connection is not None else value
         elif name == "content-length":
-            lengths = [value] if lengths is None else [*lengths, value]
+            if lengths is None:
+                lengths = [value]
+            else:
+                lengths.append(value)
         elif name == "transfer-encoding":
             transfer_encoding = transfer_encoding + "," + value if transfer_encoding is not None else value
         else:

@@ -5,7 +5,6 @@ decisions into bytes.  Every response goes out as HTTP/1.1 (RFC 9110 2.5: a
 server sends its highest conformant version with the received major version).
 """
 
-import re
 from collections.abc import Iterable, Sequence
 from http import HTTPStatus  # the standard library's, not evloop.http
 from typing import Any, AnyStr, overload
@@ -34,10 +33,6 @@ def status_line(status: int) -> bytes:
     return b"HTTP/1.1 %d \r\n" % status
 
 
-# RFC 9112 section 4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ), or nothing.
-_REASON_RE = re.compile(r"[\t \x21-\x7e\x80-\xff]*")
-
-
 def custom_status_line(status: int, reason: str) -> bytes:
     """``HTTP/1.1 <status> <reason>\\r\\n`` with the application's own reason phrase.
 
@@ -45,7 +40,8 @@ def custom_status_line(status: int, reason: str) -> bytes:
     another control character, or a character outside latin-1.
     """
     status_line(status)  # the status's own checks
-    if _REASON_RE.fullmatch(reason) is None:
+    # RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ), a field value's characters.
+    if grammar.FIELD_VALUE_RE.fullmatch(reason) is None:
         raise ValueError(f"invalid reason phrase {reason!r} (RFC 9112 4: tabs, spaces and visible latin-1 only)")
     return b"HTTP/1.1 %d %b\r\n" % (status, reason.encode("latin-1"))
 

@@ -60,3 +60,33 @@ def test_an_untrusted_certificate_fails_evloops_client(wss_demo):
         with pytest.raises(ssl.SSLCertVerificationError):
             reactor.run_until_complete(future, timeout_s=10)
 
+
+
+def test_a_timed_out_wss_handshake_closes_its_connection():
+    """A server that accepts but never answers the ClientHello: the timeout fails the future and the
+    half-made TLS connection is closed then, not at the 60 s handshake deadline."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent, Reactor() as reactor:
+        port = silent.getsockname()[1]
+        future = connect_websocket(reactor, f"wss://127.0.0.1:{port}/", Collector(), timeout_s=0.2)
+        with pytest.raises(TimeoutError):
+            reactor.run_until_complete(future, timeout_s=5)
+        accepted, _ = silent.accept()
+        with accepted:
+            accepted.setblocking(False)
+            received, closed = b"", False
+            for _ in range(200):  # the abort runs from the loop: drive it while looking (bounded: ~2 s)
+                reactor.run_once(0.01)
+                try:
+                    chunk = accepted.recv(65536)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    closed = True
+                    break
+                if not chunk:
+                    closed = True
+                    break
+                received += chunk
+            assert received[:1] == b"\x16" and closed  # the ClientHello, then the close
