@@ -40,7 +40,7 @@ class SignalRouter:
 
     ``ready``: the reactor's ready queue.  ``wake_wsock``: the write end of
     its self-pipe, the wakeup fd while this router holds handlers.  The
-    self-pipe passes every byte it reads to ``signals_received``.  Call order: ``add``/``remove`` any number of
+    self-pipe passes the signal numbers it reads to ``signals_received``.  Call order: ``add``/``remove`` any number of
     times, then ``close()`` (in the process that created it) or
     ``discard_after_fork()`` (in a forked child); main thread only, as
     ``signal.signal`` is.

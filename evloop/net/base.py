@@ -22,15 +22,11 @@ import math
 import os
 import socket
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 from ..buffers import FileRegion
 from ..reactor import Reactor
-
-if TYPE_CHECKING:
-
-    pass
 
 __all__ = ["Protocol", "Transport", "DISCONNECT_ERRNOS", "read_file_block", "check_close_timeout"]
 

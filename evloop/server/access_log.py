@@ -108,7 +108,7 @@ def install_access_handler(stream: IO[str] | None = None) -> BufferedAccessHandl
 class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
-    __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_pending", "_flush_timer",
+    __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer",
                  "_prefixes", "_prefixes_time", "_last_flush", "_idle_flush", "_last_key", "_last_prefix", "_durations")
 
     def __init__(self, reactor: Reactor, wall: WallClock, logger: logging.Logger = access_logger) -> None:
@@ -117,9 +117,10 @@ class AccessLog:
         self._logger = logger
         self._direct: BufferedAccessHandler | None = None
         self._handlers: list[BufferedAccessHandler] = []
-        self._flush_pending = False  # a flush is scheduled (idle, after the spacing) for the waiting lines
         self._flush_timer: Any = None  # the at-least-once-a-second flush
-        self._idle_flush: Any = None  # the idle flush's handle, or the timer that will ask for it
+        # The idle flush's handle, or the timer that will ask for it: None
+        # when no flush is scheduled for the waiting lines.
+        self._idle_flush: Any = None
         self._last_flush = -_IDLE_FLUSH_SPACING_S
         # Line prefixes (``access_log_prefix``) by their fields, for the
         # second of ``_prefixes_time``: clients repeat their requests, and
@@ -183,7 +184,7 @@ class AccessLog:
                 direct.flush()
         else:
             self._logger.info(line)
-        if not self._flush_pending:
+        if self._idle_flush is None:
             self._schedule_flush()
 
     def log_unusual(self, client_host: str | None, request_line: str, status: int, size: int, duration_s: float,
@@ -202,26 +203,28 @@ class AccessLog:
             direct.add_line(line)
         else:
             self._logger.info(line)
-        if not self._flush_pending:
+        if self._idle_flush is None:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
-        self._flush_pending = True
         reactor = self._reactor
         wait = self._last_flush + _IDLE_FLUSH_SPACING_S - reactor.time()
         if wait > 0:
             self._idle_flush = reactor.call_later(wait, self._flush_when_idle)
         else:
-            self._idle_flush = reactor.call_when_idle(self.flush)
+            self._idle_flush = reactor.call_when_idle(self._flush_idle)
         if self._flush_timer is None:
             self._flush_timer = reactor.call_later(_FLUSH_INTERVAL_S, self._flush_due)
 
     def _flush_when_idle(self) -> None:
-        self._idle_flush = self._reactor.call_when_idle(self.flush)
+        self._idle_flush = self._reactor.call_when_idle(self._flush_idle)
+
+    def _flush_idle(self) -> None:
+        self._idle_flush = None
+        self.flush()
 
     def flush(self) -> None:
         """Write the waiting lines now, and choose the route again."""
-        self._flush_pending = False
         self._last_flush = self._reactor.time()
         for handler in self._handlers:
             handler.flush()
@@ -231,6 +234,10 @@ class AccessLog:
         # At least once a second even if the loop never goes idle.
         self._flush_timer = None
         self.flush()
+        if self._idle_flush is not None:
+            # Still not idle: the idle flush stays scheduled (one, not one a
+            # second), and this timer keeps the once-a-second bound meanwhile.
+            self._flush_timer = self._reactor.call_later(_FLUSH_INTERVAL_S, self._flush_due)
 
     def close(self) -> None:
         """Flush, stop the timer, and leave the handlers writing each line at once."""

@@ -54,7 +54,7 @@ class ServerContext(Protocol):
     access_log: AccessLog | None  # None: off
     phase_timeouts: dict[Phase, float | None]
     http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
-    shutting_down: bool  # graceful shutdown began: every response is the connection's last
+    shutting_down: bool  # graceful shutdown began: WebSocket upgrades are refused (HTTP: close_when_idle)
     ws_settings: WebSocketSettings  # limits and deadlines of WebSocket connections (server/ws.py)
 
     def connection_opened(self, protocol: ServedConnection) -> None: ...

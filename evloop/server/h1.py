@@ -525,6 +525,7 @@ class HTTPProtocol(FaultHandling, Protocol):
             self._send(accepted)
             return
         self._status = 101
+        self.requests_served += 1  # the 101 answers this request; server/ws.py counts from it
         self._out.append(self.conn.send_switching_protocols(accepted.headers, ctx.wall.http_date, ctx.server_header))
         self._to("upgrade")
         self._log_unusual(101, 0)

@@ -136,7 +136,7 @@ class FaultHandling:
         self._end_response()
 
     def _log_unusual(self, status: int, size: int, incomplete: bool = False) -> None:
-        """An access-log line for a request refused, abandoned or cut short."""
+        """An access-log line for a request refused, abandoned, cut short, or switched to WebSocket (101)."""
         access_log = self.ctx.access_log
         if access_log is None:
             return

@@ -16,19 +16,19 @@ from ..exits import is_stop_request
 from ..http import RequestHead, ServerConnection
 from ..net.base import Transport
 
-__all__ = ["internal_error", "handler_timeout", "close_quietly", "peer_text", "request_line"]
+__all__ = ["internal_error", "handler_timeout", "close_quietly", "peer_text", "address_text", "request_line", "TEXT"]
 
 logger = logging.getLogger("evloop.server")
 
-_TEXT = "text/plain; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
 
 
 def internal_error() -> Response:
-    return Response(500, body=b"Internal Server Error\n", content_type=_TEXT)
+    return Response(500, body=b"Internal Server Error\n", content_type=TEXT)
 
 
 def handler_timeout() -> Response:
-    return Response(503, body=b"Service Unavailable: the handler did not answer in time\n", content_type=_TEXT)
+    return Response(503, body=b"Service Unavailable: the handler did not answer in time\n", content_type=TEXT)
 
 
 def close_quietly(obj: Any) -> None:
@@ -45,12 +45,14 @@ def close_quietly(obj: Any) -> None:
 
 def peer_text(transport: Transport | None) -> str:
     """``host:port`` of the peer for log lines, ``-`` when unknown or gone."""
-    if transport is None:
-        return "-"
-    peer = transport.peername
-    if isinstance(peer, tuple):
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "-")
+    return "-" if transport is None else address_text(transport.peername)
+
+
+def address_text(address: Any) -> str:
+    """A socket address for log lines: ``host:port``, a Unix path, or ``-``."""
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address or "-")
 
 
 def request_line(head: RequestHead | None, conn: ServerConnection) -> str:

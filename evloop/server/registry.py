@@ -53,7 +53,7 @@ class Server:
         self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self._served_by_closed = 0  # requests_served of the connections gone
-        # Read by every response (a plain attribute: a property would be a call).
+        # Graceful shutdown began: close_when_idle makes each connection's next response its last.
         self.shutting_down = False
         self._shutdown_timer: Any = None
         self._on_shutdown_done: Callable[[], None] | None = None
@@ -126,6 +126,11 @@ class Server:
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:
         self.connections.add(protocol)
+        if self.shutting_down:
+            # Accepted before the listeners closed, made only now (a TLS
+            # handshake finishing during the drain): its first response is its last.
+            protocol.close_when_idle()
+            return
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
             self._accept_paused = True

@@ -1,6 +1,6 @@
 """HTTPS in the server: the listener's TLS context from ``ServerConfig``, SNI, reloads, and the 400 for plain HTTP.
 
-One ``SSLContext`` per listener (and one per extra SNI name), built when the
+One ``SSLContext`` per server, shared by its listeners (and one per extra SNI name), built when the
 server starts and again on a reload; never one per connection, which would
 silently defeat session resumption.  A reload builds complete new contexts
 first and swaps them in only when every one loaded: a bad new certificate

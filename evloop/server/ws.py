@@ -65,7 +65,7 @@ from ..ws import (
 )
 from ..ws.connection import DEFAULT_MAX_MESSAGE_BYTES, ConnectionState
 from .config import ServerConfig
-from .outcomes import internal_error, peer_text
+from .outcomes import TEXT, address_text, internal_error, peer_text
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -195,7 +195,7 @@ class WebSocketProtocol(Protocol):
         "_last_buffer_size",
     )
 
-    requests_served = 0  # the registry sums this over connections; the 101 was counted by HTTP
+    requests_served = 0  # the registry sums this over connections; the 101 was counted by HTTP (h1._upgrade)
 
     def __init__(self, reactor: Reactor, settings: WebSocketSettings, conn: WebSocketConnection,
                  handler: WebSocketHandler, on_lost: Callable[[WebSocketProtocol], None] | None = None) -> None:
@@ -495,7 +495,6 @@ class Accepted:
     conn: WebSocketConnection
 
 
-_TEXT = "text/plain; charset=utf-8"
 
 
 def accept_websocket(ctx: ServerContext, request: Request, upgrade: WebSocketUpgrade) -> Accepted | Response:
@@ -507,33 +506,28 @@ def accept_websocket(ctx: ServerContext, request: Request, upgrade: WebSocketUpg
     ``check_origin`` raised (logged).
     """
     if ctx.shutting_down:
-        return Response(503, [("Retry-After", "1")], b"Service Unavailable: shutting down\n", content_type=_TEXT)
+        return Response(503, [("Retry-After", "1")], b"Service Unavailable: shutting down\n", content_type=TEXT)
     settings = ctx.ws_settings
     try:
         handler = upgrade.factory(request)
         origin = field_value(request, "origin")
         if origin is not None and not handler.check_origin(origin):
-            logger.info("WebSocket %s from %s: origin %r refused", request.target, peer_text_of(request), origin)
-            return Response(403, None, b"Forbidden: origin not allowed\n", content_type=_TEXT)
+            logger.info("WebSocket %s from %s: origin %r refused", request.target, address_text(request.client), origin)
+            return Response(403, None, b"Forbidden: origin not allowed\n", content_type=TEXT)
         decision = accept_handshake(request.method, request.version, request.headers, subprotocols=handler.subprotocols,
                                     deflate=settings.deflate)
-    except Exception as exc:
+    except BaseException as exc:  # the handler's code, under issue 15's guard: sys.exit() there is a 500
         if is_stop_request(exc):
             raise
         logger.exception("WebSocket handler for %s %s failed before the handshake", request.method, request.target)
         return internal_error()
     if not isinstance(decision, Accept):
-        logger.info("WebSocket handshake from %s refused: %d %s", peer_text_of(request), decision.status,
+        logger.info("WebSocket handshake from %s refused: %d %s", address_text(request.client), decision.status,
                     decision.reason)
         return Response(decision.status, decision.headers, decision.body)
     conn = WebSocketConnection(Role.SERVER, deflate=decision.deflate, subprotocol=decision.subprotocol,
                                max_message_bytes=settings.max_message_bytes)
     return Accepted(decision.headers, handler, conn)
-
-
-def peer_text_of(request: Request) -> str:
-    client = request.client
-    return f"{client[0]}:{client[1]}" if isinstance(client, tuple) else str(client or "-")
 
 
 def start_websocket(ctx: ServerContext, previous: Any, transport: Transport, accepted: Accepted,

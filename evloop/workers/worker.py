@@ -118,7 +118,7 @@ _TRANSITIONS: dict[tuple[WorkerPhase, str], WorkerPhase] = {
 # default).  A connection's objects (protocol, transport, state machine,
 # buffers, timer) are freed by their reference counts when it closes, but
 # 50 concurrent connections keep ~1,000 of them alive at once: at 700 the GC
-# ran every few passes and traversed them all for nothing, ~8,000
+# ran every few passes and traversed them all for nothing, ~12,000
 # instructions a Connection: close request (callgrind of evloop-demo under 50
 # concurrent clients).  Cyclic garbage is still collected, a little later.
 GC_YOUNG_THRESHOLD = 50_000

@@ -173,6 +173,12 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
         clock.advance(1.0)
         reactor.run_once(0)
         assert stream.getvalue().count("\n") == 1
+        for second in range(2, 5):  # still never idle: one line a second, each out within the second
+            log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+            clock.advance(1.0)
+            reactor.run_once(0)
+            assert stream.getvalue().count("\n") == second
+        assert len(reactor._idle) == 1  # one idle flush waits, not one a second
         log.close()
 
 

@@ -368,3 +368,11 @@ def test_sends_after_close_are_dropped(h):
     h.advance(0)
     assert handler.close_code == 4000 and not handler.is_open and handler.buffered_amount == 0
     assert list(itertools.islice(handler.events, 0, 1)) == ["opened"]
+
+
+def test_the_servers_websocket_defaults_are_the_settings_defaults():
+    """ServerConfig's ws_* defaults and WebSocketSettings' (the client's) are written in two places: kept equal."""
+    from evloop.server import ServerConfig
+    from evloop.server.ws import WebSocketSettings
+
+    assert WebSocketSettings.from_config(ServerConfig()) == WebSocketSettings()

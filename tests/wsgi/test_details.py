@@ -16,6 +16,8 @@ import pytest
 import requests
 from support.raw_http import exchange, split_response
 
+import evloop
+
 APP = '''
 import json
 
@@ -75,7 +77,7 @@ def test_the_reason_phrase_is_the_apps(serve_wsgi, folder):
 def test_environ_software_multiprocess_and_terminated_input(serve_wsgi, folder):
     one = serve_wsgi(folder, "--wsgi", "details:app")
     info = requests.post(one.url, data=iter([b"chunked ", b"body"]), timeout=5).json()  # sent chunked
-    assert info == {"SERVER_SOFTWARE": "evloop/0.1.0", "wsgi.multiprocess": False, "wsgi.multithread": False,
+    assert info == {"SERVER_SOFTWARE": f"evloop/{evloop.__version__}", "wsgi.multiprocess": False, "wsgi.multithread": False,
                     "wsgi.input_terminated": True, "CONTENT_LENGTH": "12", "body": "chunked body"}
     two = serve_wsgi(folder, "--wsgi", "details:app", "--workers", "2")
     assert requests.get(two.url, timeout=5).json()["wsgi.multiprocess"] is True
