@@ -244,12 +244,12 @@ class Transport:
         fd = file if isinstance(file, int) else file.fileno()
         if count is None:
             count = max(0, os.fstat(fd).st_size - offset)
-        if self._write_ended():
-            raise RuntimeError("cannot sendfile after write_eof()")
-        if self._closing:
+        if self._closing:  # first, as write() does: after close() TCP and TLS answer alike
             if on_done is not None:
                 self._deliver_on_done(on_done, ConnectionError("transport is closing"))
             return
+        if self._write_ended():
+            raise RuntimeError("cannot sendfile after write_eof()")
         if count <= 0:
             if on_done is not None:
                 self._deliver_on_done(on_done, None)
