@@ -1,4 +1,4 @@
-"""Request recycling (``HTTPProtocol._request_received``): a Request nobody kept is reused for the
+"""Request recycling (``HTTPProtocol._process``): a Request nobody kept is reused for the
 connection's next request.  Checked against the plain path: the same requests give the same
 answers whether the handler keeps its requests (no recycling possible) or not."""
 
