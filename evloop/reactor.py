@@ -141,6 +141,7 @@ class Reactor:
             self._self_pipe.close()
             self._selector.close()
             raise
+        self._resolver: Any = None  # resolve(): created on first use (evloop.net.resolver)
         live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
 
     # ----------------------------------------------------------------- clock
@@ -268,6 +269,15 @@ class Reactor:
             if timer is not None:
                 timer.cancel()
         return future.result()
+
+    def resolve(self, host: Any, port: Any, family: int = 0, type: int = 1) -> Future[list[tuple[Any, ...]]]:
+        """``socket.getaddrinfo(host, port, family, type)`` without blocking: a ``Future`` of its list
+        (``type`` 1 is ``SOCK_STREAM``), or of its ``socket.gaierror``; see ``evloop.Resolver``."""
+        if self._resolver is None:
+            from .net.resolver import Resolver  # the DNS modules load only for a program that resolves
+
+            self._resolver = Resolver(self)
+        return self._resolver.resolve(host, port, family, type)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
