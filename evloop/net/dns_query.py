@@ -36,6 +36,10 @@ from ..reactor import Reactor
 from ..timers import Timer
 from .dns_message import (
     MAX_MESSAGE_BYTES,
+    RCODE_FORMERR,
+    RCODE_NOTIMP,
+    RCODE_REFUSED,
+    RCODE_SERVFAIL,
     Answer,
     DNSFormatError,
     Name,
@@ -50,6 +54,8 @@ __all__ = ["DNSQuery", "QueryFailed", "MAX_UDP_BYTES", "ServerAddress"]
 
 MAX_UDP_BYTES = 4096       # no EDNS is sent, so a reply past 512 bytes is already odd; past this, refused
 _DATAGRAMS_PER_WAKEUP = 16  # a flood of junk datagrams cannot hold the loop for longer than this
+
+_RCODE_NAMES = {RCODE_FORMERR: "FORMERR", RCODE_SERVFAIL: "SERVFAIL", RCODE_NOTIMP: "NOTIMP", RCODE_REFUSED: "REFUSED"}
 
 ServerAddress = tuple[int, Any]
 """A name server as ``(family, sockaddr)``, ready for ``socket.socket(family, ...)`` and ``connect``."""
@@ -158,7 +164,8 @@ class DNSQuery:
             self._next_try(f"{where}: {exc}")
             return
         if answer.outcome is Outcome.SERVER_FAILURE:
-            self._next_try(f"{where}: answered with error code {message.header.rcode}")
+            rcode = message.header.rcode
+            self._next_try(f"{where}: answered {_RCODE_NAMES.get(rcode, f'with error code {rcode}')}")
             return
         self._finish(answer=answer)
 
@@ -257,9 +264,13 @@ class DNSQuery:
             self._reactor.remove_writer(sock)
             sock.close()
 
-    def _close_with_reactor(self) -> None:
+    def cancel(self) -> None:
+        """Stop at once: close the socket, cancel the timer and ``future``."""
         self._end()
         self.future.cancel()
+
+    def _close_with_reactor(self) -> None:
+        self.cancel()
 
     def _discard_after_fork(self) -> None:
         self._done = True

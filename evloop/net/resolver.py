@@ -161,7 +161,7 @@ class Resolver:
                 raise _gaierror(socket.EAI_NONAME, f"{host!r}: {exc}") from None
             local = [address for address in self._hosts.get().lookup(name) if _family_of(address) in _families(family)]
             if local:
-                future.set_result(_addrinfo(local, port, type))
+                future.set_result(_addrinfo(_rfc6724_order(local), port, type))
                 return future
         except socket.gaierror as exc:
             future.set_exception(exc)
@@ -220,6 +220,7 @@ class _Lookup:
         future.add_done_callback(self._future_done)
 
     def start(self) -> None:
+        self._reactor._track(self)  # closing the reactor cancels the look-up
         self._next_candidate()
 
     def _next_candidate(self) -> None:
@@ -287,9 +288,19 @@ class _Lookup:
         self._future.set_exception(_gaierror(code, detail))
 
     def _future_done(self, future: Future[list[AddrInfo]]) -> None:
+        self._reactor._untrack(self)
         for query in self._queries:  # cancelled by the caller, or answered: no query is left running
-            query.future.cancel()
+            query.cancel()
         self._queries.clear()
+
+    def _close_with_reactor(self) -> None:
+        for query in self._queries:
+            query.cancel()
+        self._queries.clear()
+        self._future.cancel()
+
+    def _discard_after_fork(self) -> None:
+        self._queries.clear()  # each query discards its own socket
 
 
 # ------------------------------------------------------------------ helpers
