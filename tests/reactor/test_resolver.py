@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import gc
 import os
-import random
-import shutil
 import socket
-import struct
-import subprocess
-import time
 
 import pytest
 from reactor.conftest import run_until
 from support.dns_wire import AAAA, CNAME, Responder, a, aaaa, reply, rr, soa, wire_name
+from support.dnsmasq import running_dnsmasq
 
 from evloop import ManualClock, Protocol, Reactor, Resolver, connect, listen
 from evloop.futures import CancelledError
@@ -66,64 +62,10 @@ def open_fds() -> int:
 
 
 # ------------------------------------------------------------- dnsmasq
-DNSMASQ_HOSTS = "10.1.2.3 fromhosts.test\nfd00::5 fromhosts.test\n10.1.2.4 multi.test\n10.1.2.5 multi.test\n"
-
-
-def _dnsmasq_path() -> str:
-    path = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None)
-    if path is None:
-        pytest.skip("dnsmasq is not installed (bash .ci/run installs it: apt-get install -y dnsmasq)")
-    return path
-
-
-def _answers(port: int) -> bool:
-    """Whether a DNS server answers on 127.0.0.1:port (one query, 0.2 s)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.settimeout(0.2)
-        query = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + wire_name("v4only.test") + b"\x00\x01\x00\x01"
-        try:
-            probe.sendto(query, ("127.0.0.1", port))
-            return probe.recv(512)[:2] == b"\x00\x07"
-        except OSError:
-            return False
-
-
 @pytest.fixture(scope="module")
 def dnsmasq(tmp_path_factory):
-    """dnsmasq on a loopback port, answering NXDOMAIN for every name it does not know, with
-    its own hosts file and records; yields ``(host, port)``.  dnsmasq cannot be given port 0, so a
-    random port is tried, and another when that one is taken (dnsmasq then exits at once)."""
-    path = _dnsmasq_path()
-    directory = tmp_path_factory.mktemp("dnsmasq")
-    hosts = directory / "hosts"
-    hosts.write_text(DNSMASQ_HOSTS)
-    # As root dnsmasq would switch to "nobody", who cannot read pytest's private tmp dirs.
-    user = ["--user=root"] if os.geteuid() == 0 else []
-    for _ in range(10):
-        port = random.randrange(20000, 32000)  # below Linux's ephemeral range
-        proc = subprocess.Popen(
-            [path, "--no-daemon", "--conf-file=/dev/null", "--pid-file=", *user, f"--port={port}",
-             "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-             f"--addn-hosts={hosts}", "--local=/#/", "--local-ttl=30",
-             "--host-record=v4only.test,10.9.9.9", "--host-record=v6only.test,2001:db8::6",
-             "--cname=alias.test,fromhosts.test", "--cname=alias2.test,alias.test"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + WAIT_S
-        while proc.poll() is None and not _answers(port):
-            assert time.monotonic() < deadline, "dnsmasq did not answer within 10 s"
-        if proc.poll() is None:
-            break
-        stderr = proc.stderr.read().decode(errors="replace")
-        assert "in use" in stderr, stderr
-    else:
-        pytest.fail("no free port for dnsmasq in 10 tries")
-    try:
-        yield ("127.0.0.1", port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=WAIT_S)
-        proc.stderr.close()
+    with running_dnsmasq(tmp_path_factory.mktemp("dnsmasq")) as address:
+        yield address
 
 
 @pytest.fixture
