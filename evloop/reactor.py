@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import selectors
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -270,12 +271,13 @@ class Reactor:
                 timer.cancel()
         return future.result()
 
-    def resolve(self, host: Any, port: Any, family: int = 0, type: int = 1) -> Future[list[tuple[Any, ...]]]:
+    def resolve(
+        self, host: Any, port: Any, family: int = 0, type: int = socket.SOCK_STREAM
+    ) -> Future[list[tuple[Any, ...]]]:
         """``socket.getaddrinfo(host, port, family, type)`` without blocking: a ``Future`` of its list
-        (``type`` 1 is ``SOCK_STREAM``), or of its ``socket.gaierror``; see ``evloop.Resolver``."""
+        or its ``socket.gaierror``, from an ``evloop.Resolver`` made on first use (see its docstring)."""
         if self._resolver is None:
-            from .net.resolver import Resolver  # the DNS modules load only for a program that resolves
-
+            from .net.resolver import Resolver  # the DNS modules load only in programs that resolve
             self._resolver = Resolver(self)
         return self._resolver.resolve(host, port, family, type)  # type: ignore[no-any-return]
 
