@@ -14,7 +14,7 @@ larger than ``MAX_UDP_BYTES``, or is not the reply to this very query (id,
 response bit, opcode, question echoed: ``is_reply_to``) is dropped and the
 try goes on waiting: an off-path forger can then only lose the race, never
 end the query.  A reply with the TC bit is asked again over TCP, of the same
-server, within the same try's timeout (RFC 7766).  SERVFAIL, REFUSED, NOTIMP,
+server, with the same id and a timeout of its own (RFC 7766).  SERVFAIL, REFUSED, NOTIMP,
 FORMERR, and a reply whose CNAME chain loops, move on to the next try; a
 timeout does too.  When no try is left, the future fails with
 ``QueryFailed``.
@@ -171,10 +171,11 @@ class DNSQuery:
 
     # ------------------------------------------------------------------ TCP
     def _start_tcp(self) -> None:
-        """The UDP reply was truncated: ask the same server over TCP (same id, same timer)."""
+        """The UDP reply was truncated: ask the same server over TCP (same id, a new timeout)."""
         assert self._server is not None
         family, address = self._server
-        self._close_socket(keep_timer=True)
+        self._close_socket()
+        self._timer = self._reactor.call_later(self._timeout_s, self._timed_out)
         packet = build_query(self._query_id, self._name, self._qtype)
         self._outgoing = len(packet).to_bytes(2, "big") + packet
         self._incoming = bytearray()
@@ -254,8 +255,8 @@ class DNSQuery:
         self._close_socket()
         self._reactor._untrack(self)
 
-    def _close_socket(self, *, keep_timer: bool = False) -> None:
-        if self._timer is not None and not keep_timer:
+    def _close_socket(self) -> None:
+        if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         sock, self._sock = self._sock, None

@@ -242,6 +242,21 @@ def test_truncated_reply_is_asked_again_over_tcp(reactor, tmp_path):
     responder.close()
 
 
+@pytest.mark.parametrize("over_tcp", ["nothing", "wrong id", "garbage"])
+def test_a_failed_tcp_fallback_is_a_failure_of_that_try(reactor, tmp_path, over_tcp):
+    def handler(query, transport):
+        if transport == "udp":
+            return [reply(query, tc=True)]
+        return {"nothing": [], "wrong id": [reply(query, qid=query.id ^ 1)], "garbage": [b"\xc0\x00" * 8]}[over_tcp]
+
+    responder = Responder(reactor, handler)
+    resolver = Resolver(reactor, nameservers=[responder.address], resolv_conf=conf(tmp_path), hosts_file=None)
+    error = failure(reactor, resolver, "x.test", socket.AF_INET)
+    assert error.errno == socket.EAI_AGAIN and "TCP" in str(error)
+    assert [transport for transport, _ in responder.queries] == ["udp", "tcp"]
+    responder.close()
+
+
 def test_forged_and_malformed_datagrams_are_dropped_and_the_real_reply_wins(reactor, tmp_path):
     def handler(query, transport):
         real = reply(query, [rr(PTR, A, 60, a("10.0.0.7"))])
