@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..futures import Future
@@ -106,23 +106,35 @@ class DNSQuery:
         if not self._tries:
             self._finish(exc=QueryFailed(self._last_failure))
             return
-        self._server = family, address = self._tries.pop(0)
+        self._server = self._tries.pop(0)
         self._query_id = secrets.randbits(16)
-        packet = build_query(self._query_id, self._name, self._qtype)
+        self._open(socket.SOCK_DGRAM, self._send_datagram, "")
+
+    def _open(self, kind: int, first_step: Callable[[socket.socket], None], context: str) -> None:
+        """A new non-blocking socket of ``kind`` to the try's server, its timer armed, then
+        ``first_step(sock)``; a failure (no route, no socket left, ...) moves on to the next try."""
+        assert self._server is not None
+        family, address = self._server
         self._timer = self._reactor.call_later(self._timeout_s, self._timed_out)
         sock = None
         try:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock = socket.socket(family, kind)
             sock.setblocking(False)
-            sock.connect(address)
-            sock.send(packet)
-            self._reactor.add_reader(sock, self._on_datagram)
-        except OSError as exc:  # no route, no socket left, ...: the next server may do better
+            first_step(sock)
+        except (OSError, ValueError) as exc:  # ValueError: past SelectSelector's descriptor limit
             if sock is not None:
+                self._reactor.remove_reader(sock)
+                self._reactor.remove_writer(sock)
                 sock.close()
-            self._next_try(f"{_format(address)}: {exc}")
+            self._next_try(f"{_format(self._server)}: {context}{exc}")
             return
         self._sock = sock
+
+    def _send_datagram(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        sock.connect(self._server[1])
+        sock.send(build_query(self._query_id, self._name, self._qtype))
+        self._reactor.add_reader(sock, self._on_datagram)
 
     def _timed_out(self) -> None:
         self._timer = None
@@ -172,27 +184,18 @@ class DNSQuery:
     # ------------------------------------------------------------------ TCP
     def _start_tcp(self) -> None:
         """The UDP reply was truncated: ask the same server over TCP (same id, a new timeout)."""
-        assert self._server is not None
-        family, address = self._server
         self._close_socket()
-        self._timer = self._reactor.call_later(self._timeout_s, self._timed_out)
         packet = build_query(self._query_id, self._name, self._qtype)
         self._outgoing = len(packet).to_bytes(2, "big") + packet
         self._incoming = bytearray()
-        sock = None
-        try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            err = sock.connect_ex(address)
-            if err not in (0, errno.EINPROGRESS):
-                raise OSError(err, f"TCP connect: {errno.errorcode.get(err, err)}")
-            self._reactor.add_writer(sock, self._on_tcp_writable)
-        except OSError as exc:
-            if sock is not None:
-                sock.close()
-            self._next_try(f"{_format(address)}: truncated reply, then TCP failed: {exc}")
-            return
-        self._sock = sock
+        self._open(socket.SOCK_STREAM, self._connect_stream, "truncated reply, then TCP failed: ")
+
+    def _connect_stream(self, sock: socket.socket) -> None:
+        assert self._server is not None
+        err = sock.connect_ex(self._server[1])
+        if err not in (0, errno.EINPROGRESS):
+            raise OSError(err, f"TCP connect: {errno.errorcode.get(err, err)}")
+        self._reactor.add_writer(sock, self._on_tcp_writable)
 
     def _on_tcp_writable(self) -> None:
         sock = self._sock
