@@ -104,9 +104,10 @@ class Resolver:
 
     ``nameservers``: a list of ``(address, port)`` that replaces the
     ``nameserver`` lines of ``resolv_conf`` (whose other settings still
-    apply).  ``hosts_file`` and ``resolv_conf`` are paths (``None``: none);
-    both are read again when they change.  ``cache``: the ``AnswerCache`` to
-    use (a new one of 256 answers by default).
+    apply); each address must be numeric (``ValueError`` otherwise).
+    ``hosts_file`` and ``resolv_conf`` are paths (``None``: none); both are
+    read again when they change.  ``cache``: the ``AnswerCache`` to use (a
+    new one of 256 answers by default).
     """
 
     def __init__(

@@ -459,3 +459,9 @@ def test_connect_timeout_covers_the_lookup(tmp_path):
         assert len(events) == 1 and isinstance(events[0], TimeoutError)
         assert clock.time() == pytest.approx(1)  # well before the DNS timeout (5 s)
         silent.close()
+
+
+def test_every_selector_class_resolves(selector_cls, dnsmasq, tmp_path):
+    with Reactor(selector_cls()) as reactor:
+        resolver = Resolver(reactor, nameservers=[dnsmasq], hosts_file=None, resolv_conf=conf(tmp_path))
+        assert sorted(addresses(resolve(reactor, resolver, "alias.test"))) == ["10.1.2.3", "fd00::5"]
