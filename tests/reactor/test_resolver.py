@@ -111,17 +111,10 @@ def test_dnsmasq_types_and_services_as_getaddrinfo_shapes_them(reactor, via_dnsm
     assert [info[1] for info in infos] == [socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW]
 
 
-def test_connect_by_name_through_dnsmasq(reactor, dnsmasq, tmp_path):
-    """connect() takes the resolver's future; here dnsmasq says where 'loop.test' is."""
-    hosts = tmp_path / "hosts"
-    hosts.write_text("")
+def test_connect_by_name_through_dnsmasq(reactor, via_dnsmasq):
+    """connect() takes the resolver's future: dnsmasq says where 'loopback.test' is."""
     listener = listen(reactor, Protocol, "127.0.0.1", 0)
-    resolver = Resolver(reactor, nameservers=[dnsmasq], hosts_file=str(hosts), resolv_conf=conf(tmp_path))
-    pending = connect(reactor, Protocol, "fromhosts.test", listener.port, resolver=resolver.resolve, timeout_s=0.01)
-    with pytest.raises((TimeoutError, OSError)):  # 10.1.2.3 is not ours: the connection cannot succeed
-        reactor.run_until_complete(pending.future, timeout_s=WAIT_S)
-    hosts.write_text("127.0.0.1 loop.test\n")  # read again: it changed
-    pending = connect(reactor, Protocol, "loop.test", listener.port, resolver=resolver.resolve)
+    pending = connect(reactor, Protocol, "loopback.test", listener.port, resolver=via_dnsmasq.resolve)
     transport = reactor.run_until_complete(pending.future, timeout_s=WAIT_S)
     assert transport.get_extra_info("peername")[:2] == ("127.0.0.1", listener.port)
     transport.close()

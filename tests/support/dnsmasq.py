@@ -6,6 +6,7 @@ Its names (all under ``test``)::
     multi.test       A 10.1.2.4 and 10.1.2.5
     v4only.test      A 10.9.9.9                 (AAAA: NODATA)
     v6only.test      AAAA 2001:db8::6           (A: NODATA)
+    loopback.test    A 127.0.0.1                (to connect to)
     alias.test       CNAME fromhosts.test
     alias2.test      CNAME alias.test
     anything else    NXDOMAIN
@@ -73,6 +74,7 @@ def running_dnsmasq(directory: Path) -> Iterator[tuple[str, int]]:
              "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
              f"--addn-hosts={hosts}", "--local=/#/", "--local-ttl=30",
              "--host-record=v4only.test,10.9.9.9", "--host-record=v6only.test,2001:db8::6",
+             "--host-record=loopback.test,127.0.0.1",
              "--cname=alias.test,fromhosts.test", "--cname=alias2.test,alias.test"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
