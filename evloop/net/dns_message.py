@@ -201,9 +201,10 @@ def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message
         recursion_desired=bool(flags & 0x0100), recursion_available=bool(flags & 0x0080), rcode=flags & 0xF,
     )
     offset = _HEADER.size
+    known: dict[int, tuple[Name, int]] = {}
     questions = []
     for _ in range(qdcount):
-        name, offset = _read_name(data, offset)
+        name, offset = _read_name(data, offset, known)
         qtype, qclass = _unpack(_QUESTION_TAIL, data, offset, "question")
         offset += _QUESTION_TAIL.size
         questions.append(Question(name, qtype, qclass))
@@ -211,7 +212,7 @@ def parse_message(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message
     for count in (ancount, nscount, arcount):
         records = []
         for _ in range(count):
-            record, offset = _read_record(data, offset)
+            record, offset = _read_record(data, offset, known)
             records.append(record)
         sections.append(tuple(records))
     if offset != len(data):
@@ -225,14 +226,28 @@ def _unpack(fmt: struct.Struct, data: bytes, offset: int, what: str) -> tuple[in
     return fmt.unpack_from(data, offset)
 
 
-def _read_name(data: bytes, offset: int) -> tuple[Name, int]:
-    """The name at ``offset`` and the offset just after it (after its first pointer, if any)."""
+def _read_name(data: bytes, offset: int, known: dict[int, tuple[Name, int]]) -> tuple[Name, int]:
+    """The name at ``offset`` and the offset just after it (after its first pointer, if any).
+
+    ``known`` maps the offsets of names already read in this message to
+    their labels and wire length, so a pointer to one costs one step: many
+    records pointing at one long chain of pointers cost their number, not
+    their number times the chain's length.
+    """
     labels: list[bytes] = []
+    starts: list[int] = []  # where each label of this name was read
     wire_length = 1
     end = -1  # where the name ends in the record: set at the first pointer
     jumps = 0
     size = len(data)
     while True:
+        if offset in known:
+            suffix, suffix_length = known[offset]
+            wire_length += suffix_length - 1
+            if wire_length > MAX_NAME_BYTES:
+                raise DNSFormatError(f"name longer than {MAX_NAME_BYTES} bytes")
+            labels.extend(suffix)
+            break
         if offset >= size:
             raise DNSFormatError("message ends inside a name")
         length = data[offset]
@@ -253,19 +268,27 @@ def _read_name(data: bytes, offset: int) -> tuple[Name, int]:
         if kind:
             raise DNSFormatError(f"reserved label type 0x{kind:02x}")
         if length == 0:
-            return tuple(labels), (offset + 1 if end < 0 else end)
+            offset += 1
+            break
         wire_length += length + 1
         if wire_length > MAX_NAME_BYTES:
             raise DNSFormatError(f"name longer than {MAX_NAME_BYTES} bytes")
         label = data[offset + 1:offset + 1 + length]
         if len(label) != length:
             raise DNSFormatError("message ends inside a label")
+        starts.append(offset)
         labels.append(label.lower())
         offset += 1 + length
+    name = tuple(labels)
+    suffix_length = wire_length
+    for index, start in enumerate(starts):
+        known[start] = (name[index:], suffix_length)
+        suffix_length -= len(name[index]) + 1
+    return name, (offset if end < 0 else end)
 
 
-def _read_record(data: bytes, offset: int) -> tuple[Record, int]:
-    name, offset = _read_name(data, offset)
+def _read_record(data: bytes, offset: int, known: dict[int, tuple[Name, int]]) -> tuple[Record, int]:
+    name, offset = _read_name(data, offset, known)
     rtype, rclass, ttl, rdlength = _unpack(_RECORD_TAIL, data, offset, "record")
     start = offset + _RECORD_TAIL.size
     end = start + rdlength
@@ -285,12 +308,12 @@ def _read_record(data: bytes, offset: int) -> tuple[Record, int]:
             raise DNSFormatError(f"AAAA record of {rdlength} bytes")
         payload = str(ipaddress.IPv6Address(data[start:end]))
     elif rtype == TYPE_CNAME:
-        payload, after = _read_name(data, start)
+        payload, after = _read_name(data, start, known)
         if after != end:
             raise DNSFormatError("CNAME data and its length disagree")
     elif rtype == TYPE_SOA:
-        mname, after = _read_name(data, start)
-        rname, after = _read_name(data, after)
+        mname, after = _read_name(data, start, known)
+        rname, after = _read_name(data, after, known)
         if after + _SOA_TAIL.size != end:
             raise DNSFormatError("SOA data and its length disagree")
         payload = SOA(mname, rname, *_SOA_TAIL.unpack_from(data, after))

@@ -7,6 +7,7 @@ byte by byte for the hostile ones.
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -308,3 +309,39 @@ def test_config_files_are_read_again_when_they_change(tmp_path):
     assert watched.get().lookup(encode_name("a")) == ("10.0.0.1",)
     path.write_text("10.0.0.22 a\n")
     assert watched.get().lookup(encode_name("a")) == ("10.0.0.22",)
+
+
+# -------------------------------------------------------------- scaling
+def pointer_chain_message(labels: int) -> bytes:
+    """A reply whose ``25 * labels`` records are all owned by a name of ``labels`` labels,
+    each label a compression pointer away from the next: without memory of the names
+    already read, its cost would grow with the square of ``labels``."""
+    links, previous, start = bytearray(), None, 12 + 1 + 10
+    for _ in range(labels):
+        here = start + len(links)
+        links += b"\x02xy" + (struct.pack("!H", 0xC000 | previous) if previous is not None else b"\x00")
+        previous = here
+    chain = rr(b"\x00", 99, 60, bytes(links))
+    record = rr(struct.pack("!H", 0xC000 | previous), A, 60, a("192.0.2.1"))
+    count = 25 * labels
+    return struct.pack("!HHHHHH", 1, 0x8180, 0, count + 1, 0, 0) + chain + record * count
+
+
+def parse_cpu(data: bytes) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        parse_message(data)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def test_names_behind_long_pointer_chains_cost_linear_time():
+    small, big = pointer_chain_message(40), pointer_chain_message(80)
+    assert len(parse_message(big).answers[-1].name) == 80
+    ratios = []
+    for _ in range(3):  # linear gives about 2, quadratic about 4; a loaded machine can be noisy
+        ratios.append(parse_cpu(big) / parse_cpu(small))
+        if ratios[-1] < 3.0:
+            return
+    raise AssertionError(f"CPU time ratios {ratios} for a doubled input")
