@@ -363,13 +363,12 @@ def connect(
     except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
         reactor.call_soon(pending._fail, exc)
         return pending
-    if isinstance(infos, Future):
-        pending._wait_for_addresses(infos)  # its callbacks run from the loop, after connect() returned
-    else:
-        # Started from the loop, so that even an immediate failure is reported
-        # after connect() returned.
-        addresses = [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
-        reactor.call_soon(_start_pending, pending, addresses)
+    if not isinstance(infos, Future):
+        answered: Future[list[tuple[Any, ...]]] = reactor.create_future()
+        answered.set_result(infos)
+        infos = answered
+    # Its callbacks run from the loop: even an immediate failure is reported after connect() returned.
+    pending._wait_for_addresses(infos)
     return pending
 
 
