@@ -317,6 +317,23 @@ def test_a_silent_server_then_one_that_answers(tmp_path):
         good.close()
 
 
+def test_a_server_that_is_not_listening_is_left_at_once(tmp_path):
+    """The ICMP port unreachable reaches the connected UDP socket as ECONNREFUSED: the next
+    server is asked without waiting for the timeout (the manual clock never moves)."""
+    with Reactor(clock=ManualClock()) as reactor:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        holder.bind(("127.0.0.1", 0))  # the port is ours on 127.0.0.1; on 127.0.0.2 nothing listens
+        refusing = ("127.0.0.2", holder.getsockname()[1])
+        good = Responder(reactor, answering(lambda q: [rr(PTR, A, 60, a("10.0.0.8"))]))
+        resolver = Resolver(reactor, nameservers=[refusing, good.address], hosts_file=None,
+                            resolv_conf=conf(tmp_path))
+        infos = resolve(reactor, resolver, "x.test", family=socket.AF_INET)
+        assert addresses(infos) == ["10.0.0.8"]
+        assert reactor.time() == 0
+        holder.close()
+        good.close()
+
+
 @pytest.mark.parametrize("rcode", [2, 5])
 def test_servfail_and_refused_move_on_to_the_next_server(reactor, tmp_path, rcode):
     failing = Responder(reactor, lambda q, t: [reply(q, rcode=rcode)])
