@@ -20,13 +20,14 @@ __all__ = [
     "Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "ManualClock", "MonotonicClock",
     "Future", "CancelledError", "InvalidStateError",
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
-    "LineProtocol", "LengthPrefixedProtocol",
+    "LineProtocol", "LengthPrefixedProtocol", "Resolver",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
 
 if TYPE_CHECKING:
     # What type checkers see; at run time these names are imported on first use (below).
     from .app import App, FileBody, Request, Response
+    from .net.resolver import Resolver
     from .server import Server, ServerConfig
     from .workers import Supervisor, serve
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
     "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
+    "Resolver": "net.resolver",
 }
 
 

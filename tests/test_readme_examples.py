@@ -1,4 +1,4 @@
-"""The four example programs of README.md ("Four example programs"), run as real processes.
+"""The example programs of README.md ("Four example programs", "Name resolution"), run as real processes.
 
 Each block is extracted by its first line (``# example: NAME.py``), written to
 ``tmp_path`` and run with ``sys.executable``; the tests talk to it over real
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.dnsmasq import running_dnsmasq
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 10.0  # the most any single wait for output or bytes may take
@@ -559,3 +560,19 @@ def test_proxy_backpressure_bounds_what_a_client_can_push(proxy):
         assert received == pattern(0, sent)
         # And the connection still works both ways.
         assert exchange(sock, b"after the flood", half_close=False) == b"after the flood"
+
+
+# ------------------------------------------------------------------- resolve
+def test_resolve_looks_up_names_at_once_against_dnsmasq(tmp_path):
+    (tmp_path / "dnsmasq").mkdir()
+    with running_dnsmasq(tmp_path / "dnsmasq") as (host, port):
+        names = ["fromhosts.test", "alias2.test", "v6only.test", "nope.test", "127.0.0.1"]
+        with run_example(tmp_path, "resolve.py", "--server", f"{host}:{port}", *names) as program:
+            assert program.wait() == 0
+            assert program.rest() == [
+                "fromhosts.test: 10.1.2.3 fd00::5",
+                "alias2.test: 10.1.2.3 fd00::5",  # a CNAME chain
+                "v6only.test: 2001:db8::6",
+                f"nope.test: error {socket.EAI_NONAME}: Name or service not known (nope.test: no such name)",
+                "127.0.0.1: 127.0.0.1",
+            ]
