@@ -11,9 +11,10 @@ callback (``_finish``).
 
 Every request takes one path: ``_process`` (events, then the app) ->
 ``_send`` (framing) -> ``_response_done`` (access log, next cycle).  One
-request is served at a time per connection (HTTP/1.1 answers in order): outside the reading phases the parser is not asked for more
-events, later bytes stay buffered, and past ``max_pipelined_bytes`` the
-transport stops reading.
+request is served at a time per connection (HTTP/1.1 answers in order):
+outside the reading phases the parser is not asked for more events, later
+bytes stay buffered, and past ``max_pipelined_bytes`` the transport stops
+reading.
 
 Writes: every byte the protocol produces is appended to ``_out``, and each
 entry point (bytes received, a deferred response, writes resumed, a file
