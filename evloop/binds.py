@@ -149,7 +149,7 @@ class BindError(OSError):
         if self.cause.errno == errno.EADDRINUSE:
             holder = listening_process(self.bind)
             if holder is not None:
-                line += f" (by {holder})"
+                line += f", held by {holder}"
         return line
 
 
