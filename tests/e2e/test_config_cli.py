@@ -192,3 +192,36 @@ def test_an_unknown_uds_group_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().endswith(f"cannot listen on unix:{tmp_path / 'g.sock'}: no group named "
                                           "'no-such-group-here'"), result.stderr
+
+
+def test_the_readme_toml_example_loads(tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```toml\n(# example: evloop\.toml\n.*?)```", text, re.S)
+    assert example, "README has no TOML block starting with '# example: evloop.toml'"
+    path = tmp_path / "evloop.toml"
+    path.write_text(example.group(1))
+    result = run_cli("--config", str(path), "--log-level", "info", "--print-config", env={"EVLOOP_WORKERS": "8"})
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout
+    assert f'bind = ["0.0.0.0:8080", "[::]:8080", "unix:/run/evloop/evloop.sock"]  # file {path}\n' in printed
+    assert f"uds-mode = 0o660  # file {path}\n" in printed
+    assert f"max-body-bytes = 10485760  # file {path}\n" in printed
+    assert f"access-log = false  # file {path}\n" in printed
+    assert "workers = 8  # environment EVLOOP_WORKERS\n" in printed
+    assert 'log-level = "info"  # command line\n' in printed
+
+
+def test_serve_sets_up_logging_when_the_program_has_none(tmp_path):
+    script = tmp_path / "hello.py"
+    script.write_text("from evloop import App, Response, serve\n"
+                      "app = App()\n"
+                      "app.route('/')(lambda request: Response(200, body=b'hi'))\n"
+                      "raise SystemExit(serve(app, '127.0.0.1', 0))\n")
+    log = tmp_path / "hello.log"
+    server = DemoServer([], log, command=[sys.executable, str(script)], cwd=tmp_path)
+    try:
+        assert get(server.host, server.port)[2] == b"hi"
+    finally:
+        assert server.stop() == 0
+    assert re.search(r"INFO evloop\.\w+: evloop serving on http://127\.0\.0\.1:\d+", server.log())
+    assert '"GET / HTTP/1.1" 200 2' in server.log()  # the access log too
