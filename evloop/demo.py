@@ -47,7 +47,7 @@ from .static import StaticFiles, StaticMount
 from .websocket import WebSocketHandler, broadcast
 from .workers import SourceWatcher, current_worker, serve, systemd_sockets
 
-__all__ = ["make_app", "main", "build_parser", "load_object"]
+__all__ = ["make_app", "main", "build_parser", "config_from_settings", "load_object"]
 
 logger = logging.getLogger("evloop.demo")
 
@@ -87,7 +87,8 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
     """The demo application, serving static files from ``root`` (the bundled folder by default).
 
     ``static_cache_control``: the Cache-Control field of the static files
-    (``--static-cache-control``).  ``/favicon.ico`` is the bundled icon.
+    (``--static-cache-control``).  ``/favicon.ico`` is the bundled icon,
+    cached for a day unless ``static_cache_control`` says otherwise.
     """
     app = App()
     # Built once: these responses never change, and the server does not mutate them.
