@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import json
 import math
 import os
 import textwrap
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -317,6 +315,8 @@ def load(
     known_env = {option.env for option in options} | {alias for option in options for alias in option.env_aliases}
     for name in sorted(environ):
         if name.startswith(ENV_PREFIX) and name not in known_env and not name.startswith(ENV_PREFIX + "LOAD_"):
+            import difflib  # imported where needed (also tomllib): only a mistake or a file pays for them
+
             close = difflib.get_close_matches(name, sorted(known_env), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             warnings.append(f"ignoring the environment variable {name}: no such option{hint}")
@@ -363,6 +363,9 @@ def _env_value(option: Option, environ: Mapping[str, str]) -> tuple[str, str] | 
 
 def _read_toml(path: str, options: Iterable[Option], errors: list[str]) -> dict[str, Any]:
     """The file's values by ``Option.dest``; what cannot be read goes to ``errors``."""
+    import difflib
+    import tomllib
+
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)
