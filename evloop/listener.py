@@ -234,6 +234,8 @@ def listen(
     reuse_port: bool = False,
     sock: socket.socket | None = None,
     path: str | None = None,
+    sockets: list[socket.socket] | None = None,
+    unlink_path: str | None = None,
     transport_kwargs: dict[str, Any] | None = None,
     accept_batch: int = ACCEPT_BATCH,
     ssl: SSLContext | None = None,
@@ -244,8 +246,10 @@ def listen(
 
     Exactly one of: ``host``/``port`` (IPv4 or IPv6; ``host`` None or "" binds
     every interface; port 0 picks a free port, reported by ``listener.port``),
-    ``path`` (a Unix domain socket; a stale socket file is replaced), or
-    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
+    ``path`` (a Unix domain socket; a stale socket file is replaced),
+    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it), or
+    ``sockets`` (bound ones, as ``evloop.binds.open_bind`` gives; ``unlink_path``:
+    the Unix socket file among them, removed when the listener closes).
     ``accept_batch``: at most this many accepts per readiness event.
 
     ``ssl``: a server ``SSLContext`` (one per listener: resumption depends on
@@ -268,6 +272,15 @@ def listen(
             return acceptor.wrap(app_factory())
 
     options: dict[str, Any] = {"transport_kwargs": transport_kwargs, "accept_batch": accept_batch, "tls": tls}
+    if sockets is not None:
+        try:
+            for s in sockets:
+                s.listen(backlog)
+        except BaseException:
+            for s in sockets:
+                s.close()
+            raise
+        return Listener(reactor, protocol_factory, sockets, unlink_path=unlink_path, **options)
     if sock is not None:
         sock.listen(backlog)
         return Listener(reactor, protocol_factory, [sock], **options)

@@ -160,7 +160,7 @@ class FaultHandling:
             self._abort_response(f"{status} {reason}")
             return
         try:
-            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date)
+            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date, self.ctx.server_header)
         except Exception:  # the state machine refuses: the framing is unknown, just close
             pass
         else:
