@@ -10,7 +10,9 @@ uses asyncio's method names, with the same call grammar::
     connection_made -> data_received* -> eof_received? -> connection_lost
 
 plus ``pause_writing`` / ``resume_writing`` around the write buffer's water
-marks: the same calls over TCP and TLS.
+marks: the same calls over TCP and TLS.  The water marks themselves
+(``WriteFlowControl``) are shared with the datagram (``net/udp.py``) and pipe
+(``net/pipes.py``) transports, whose protocols get the same two calls.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Protocol as TypingProtocol
 from ..buffers import FileRegion
 from ..reactor import Reactor
 
-__all__ = ["Protocol", "Transport", "DISCONNECT_ERRNOS", "read_file_block", "check_close_timeout"]
+__all__ = ["Protocol", "Transport", "WriteFlowControl", "DISCONNECT_ERRNOS", "read_file_block",
+           "check_close_timeout"]
 
 logger = logging.getLogger("evloop")
 
@@ -80,7 +83,76 @@ class _File(TypingProtocol):
     def fileno(self) -> int: ...
 
 
-class Transport:
+class WriteFlowControl:
+    """Water marks on a transport's write buffer: the one implementation of ``pause_writing``/``resume_writing``.
+
+    Above ``_high_water`` queued bytes the protocol's ``pause_writing()`` is
+    called once; when the buffer drains to ``_low_water`` or below,
+    ``resume_writing()``.  A subclass sets the four attributes in its
+    constructor, reports its queued bytes with ``get_write_buffer_size``,
+    says with ``_protocol_reachable`` whether its protocol may still be
+    called, and calls ``_maybe_pause_protocol`` after queueing and
+    ``_maybe_resume_protocol`` after draining.
+    """
+
+    __slots__ = ("_reactor", "_protocol", "_high_water", "_low_water", "_protocol_paused")
+
+    _reactor: Reactor
+    _protocol: Any
+    _high_water: int
+    _low_water: int
+    _protocol_paused: bool
+
+    @property
+    def reactor(self) -> Reactor:
+        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
+        return self._reactor
+
+    def get_write_buffer_size(self) -> int:
+        raise NotImplementedError
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``, asyncio's order."""
+        return self._low_water, self._high_water
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+        self._maybe_resume_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.pause_writing() failed")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+
+    def _protocol_reachable(self) -> bool:
+        """Whether the protocol may still hear of writability (not after the connection is closed)."""
+        raise NotImplementedError
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._reactor.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+
+
+class Transport(WriteFlowControl):
     """What a protocol sees of its connection, over TCP (``SocketTransport``) or TLS (``evloop.net.tls.TLSTransport``).
 
     The calls and their contracts are the same for both (README, "Transports"):
@@ -92,15 +164,10 @@ class Transport:
     This class holds what their implementations share.
     """
 
-    __slots__ = ("_reactor", "_protocol", "_closing", "_high_water", "_low_water", "_protocol_paused",
-                 "_close_timer", "peername", "sockname")
+    __slots__ = ("_closing", "_close_timer", "peername", "sockname")
 
-    _reactor: Reactor
     _protocol: Protocol
     _closing: bool
-    _high_water: int
-    _low_water: int
-    _protocol_paused: bool
     _close_timer: Any
     peername: Any
     sockname: Any
@@ -108,11 +175,6 @@ class Transport:
     @property
     def protocol(self) -> Protocol:
         return self._protocol
-
-    @property
-    def reactor(self) -> Reactor:
-        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
-        return self._reactor
 
     @property
     def socket(self) -> socket.socket:
@@ -156,41 +218,7 @@ class Transport:
     def is_reading(self) -> bool:
         raise NotImplementedError
 
-    def get_write_buffer_size(self) -> int:
-        raise NotImplementedError
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        raise NotImplementedError
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
-        self._high_water, self._low_water = high, low
-        self._maybe_pause_protocol()
-        self._maybe_resume_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.resume_writing() failed")
-
-    def _protocol_reachable(self) -> bool:
-        """Whether the protocol may still hear of writability (not after the connection is closed)."""
         raise NotImplementedError
 
     def _deliver_eof(self) -> None:
@@ -283,11 +311,6 @@ class Transport:
             raise
         except BaseException as error:
             self._report(error, "sendfile on_done() failed")
-
-    def _report(self, exc: BaseException, message: str) -> None:
-        self._reactor.call_exception_handler(
-            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-        )
 
 
 def check_close_timeout(timeout_s: float | None) -> None:
