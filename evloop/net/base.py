@@ -30,8 +30,8 @@ from typing import Protocol as TypingProtocol
 from ..buffers import FileRegion
 from ..reactor import Reactor
 
-__all__ = ["Protocol", "Transport", "WriteFlowControl", "DISCONNECT_ERRNOS", "read_file_block",
-           "check_close_timeout"]
+__all__ = ["BaseProtocol", "Protocol", "Transport", "WriteFlowControl", "PausableReading", "DISCONNECT_ERRNOS",
+           "read_file_block", "check_close_timeout"]
 
 logger = logging.getLogger("evloop")
 
@@ -42,7 +42,24 @@ DISCONNECT_ERRNOS = frozenset(
 )
 
 
-class Protocol:
+class BaseProtocol:
+    """What every transport with a write buffer calls (``WriteFlowControl``): its water marks.
+
+    ``pause_writing()`` once the buffer passes the high water mark,
+    ``resume_writing()`` once it has drained to the low one.  The stream
+    (``Protocol``), datagram and process protocols derive from it.
+    """
+
+    __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+class Protocol(BaseProtocol):
     """Base class for protocols; every method is optional to override.
 
     Call order: ``connection_made(transport)``, then ``data_received(data)``
@@ -54,7 +71,7 @@ class Protocol:
     ``connection_failed(exc)`` is called.
     """
 
-    __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
+    __slots__ = ()
 
     def connection_made(self, transport: Transport) -> None:
         pass
@@ -67,12 +84,6 @@ class Protocol:
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        pass
-
-    def pause_writing(self) -> None:
-        pass
-
-    def resume_writing(self) -> None:
         pass
 
     def connection_failed(self, exc: BaseException) -> None:
@@ -98,7 +109,7 @@ class WriteFlowControl:
     __slots__ = ("_reactor", "_protocol", "_high_water", "_low_water", "_protocol_paused")
 
     _reactor: Reactor
-    _protocol: Any
+    _protocol: BaseProtocol
     _high_water: int
     _low_water: int
     _protocol_paused: bool
@@ -150,6 +161,59 @@ class WriteFlowControl:
         self._reactor.call_exception_handler(
             {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
         )
+
+    def _tell_connection_lost(self, exc: BaseException | None) -> None:
+        """``protocol.connection_lost(exc)``; what it raises is reported, never raised."""
+        try:
+            self._protocol.connection_lost(exc)  # type: ignore[attr-defined]
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:
+            self._report(error, "protocol.connection_lost() failed")
+
+
+class PausableReading:
+    """``pause_reading``/``resume_reading``/``is_reading`` for a transport that reads one file.
+
+    A mixin without slots of its own: the transport has ``_reactor``,
+    ``_closing``, ``_reading`` (its reader is registered) and
+    ``_reading_paused`` (the protocol asked for the pause), and names the
+    file it reads (``_read_file``) and its reader callback (``_on_readable``).
+    Used by the datagram and pipe transports; TCP has its own (EOF ends its
+    reading for good).
+    """
+
+    # The attributes are in the transport's slots: slots here as well would
+    # clash with WriteFlowControl's (two bases with slots cannot combine), so
+    # mypy is told that the assignments below are the transport's.
+    __slots__ = ()
+
+    _reactor: Reactor
+    _closing: bool
+    _reading: bool
+    _reading_paused: bool
+
+    def _read_file(self) -> Any:
+        raise NotImplementedError
+
+    def _on_readable(self) -> None:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        """Read nothing until ``resume_reading()``; what arrives meanwhile waits in the kernel."""
+        self._reading_paused = True  # type: ignore[misc]
+        if self._reading:
+            self._reading = False  # type: ignore[misc]
+            self._reactor.remove_reader(self._read_file())
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False  # type: ignore[misc]
+        if not self._closing and not self._reading:
+            self._reading = True  # type: ignore[misc]
+            self._reactor.add_reader(self._read_file(), self._on_readable)
+
+    def is_reading(self) -> bool:
+        return self._reading
 
 
 class Transport(WriteFlowControl):

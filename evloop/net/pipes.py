@@ -26,7 +26,7 @@ from typing import Any
 
 from ..buffers import SendQueue, byte_view
 from ..reactor import Reactor
-from .base import Protocol, WriteFlowControl
+from .base import PausableReading, Protocol, WriteFlowControl
 
 __all__ = ["PipeReader", "PipeWriter"]
 
@@ -35,6 +35,8 @@ class _Pipe(WriteFlowControl):
     """What both ends share: the descriptor, closing once, ``connection_lost`` from the loop."""
 
     __slots__ = ("_fd", "_closing", "_closed", "_lost_called")
+
+    _protocol: Protocol
 
     def __init__(self, reactor: Reactor, fd: int, protocol: Protocol) -> None:
         self._reactor = reactor
@@ -53,7 +55,7 @@ class _Pipe(WriteFlowControl):
 
     @property
     def protocol(self) -> Protocol:
-        return self._protocol  # type: ignore[no-any-return]
+        return self._protocol
 
     def is_closing(self) -> bool:
         return self._closing
@@ -80,12 +82,7 @@ class _Pipe(WriteFlowControl):
         if self._lost_called:
             return
         self._lost_called = True
-        try:
-            self._protocol.connection_lost(exc)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:
-            self._report(error, "protocol.connection_lost() failed")
+        self._tell_connection_lost(exc)
 
     def abort(self) -> None:
         raise NotImplementedError
@@ -102,7 +99,7 @@ class _Pipe(WriteFlowControl):
             os.close(self._fd)
 
 
-class PipeReader(_Pipe):
+class PipeReader(PausableReading, _Pipe):
     """The read end of a pipe: ``data_received(data)`` per chunk, then ``connection_lost`` at EOF."""
 
     __slots__ = ("_reading", "_reading_paused")
@@ -118,21 +115,10 @@ class PipeReader(_Pipe):
     def get_write_buffer_size(self) -> int:
         return 0
 
-    def pause_reading(self) -> None:
-        """Read nothing until ``resume_reading()``: the pipe fills and the child's writes block."""
-        self._reading_paused = True
-        if self._reading:
-            self._reading = False
-            self._reactor.remove_reader(self._fd)
-
-    def resume_reading(self) -> None:
-        self._reading_paused = False
-        if not self._closing and not self._reading:
-            self._reading = True
-            self._reactor.add_reader(self._fd, self._on_readable)
-
-    def is_reading(self) -> bool:
-        return self._reading
+    # pause_reading, resume_reading, is_reading: PausableReading (while
+    # paused the pipe fills and the child's writes block).
+    def _read_file(self) -> int:
+        return self._fd
 
     def _on_readable(self) -> None:
         buffer = self._reactor.read_buffer

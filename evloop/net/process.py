@@ -40,7 +40,7 @@ from typing import Any
 
 from ..futures import Future
 from ..reactor import Reactor
-from .base import Protocol
+from .base import BaseProtocol, Protocol
 from .pipes import PipeReader, PipeWriter
 
 __all__ = ["ProcessProtocol", "ProcessTransport", "spawn", "pidfd_supported"]
@@ -51,7 +51,7 @@ PIPE = subprocess.PIPE
 _UNKNOWN_EXIT = 255  # the child was reaped by someone else: its status is lost (asyncio says 255 too)
 
 
-class ProcessProtocol:
+class ProcessProtocol(BaseProtocol):
     """Base class for what hears from a child process; every method is optional to override.
 
     Call order: ``connection_made(transport)`` once, then any number of
@@ -73,12 +73,6 @@ class ProcessProtocol:
         pass
 
     def process_exited(self, returncode: int) -> None:
-        pass
-
-    def pause_writing(self) -> None:
-        pass
-
-    def resume_writing(self) -> None:
         pass
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..buffers import byte_view
 from ..reactor import Reactor
-from .base import WriteFlowControl
+from .base import BaseProtocol, PausableReading, WriteFlowControl
 from .unix import unlink_stale_socket
 
 __all__ = ["DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
@@ -60,7 +60,7 @@ _RECV_BATCH = 32
 Address = Any  # (host, port) or (host, port, flowinfo, scope_id), or a Unix path
 
 
-class DatagramProtocol:
+class DatagramProtocol(BaseProtocol):
     """Base class for datagram protocols; every method is optional to override.
 
     Call order: ``connection_made(transport)`` once, then
@@ -85,14 +85,8 @@ class DatagramProtocol:
     def connection_lost(self, exc: BaseException | None) -> None:
         pass
 
-    def pause_writing(self) -> None:
-        pass
 
-    def resume_writing(self) -> None:
-        pass
-
-
-class DatagramTransport(WriteFlowControl):
+class DatagramTransport(PausableReading, WriteFlowControl):
     """A non-blocking datagram socket driven by a reactor (made by ``listen_datagram``/``connect_datagram``).
 
     ``peername`` is the peer of a connected transport (None otherwise);
@@ -104,6 +98,8 @@ class DatagramTransport(WriteFlowControl):
 
     __slots__ = ("_sock", "_queue", "_queued_bytes", "_closing", "_closed", "_reading", "_reading_paused",
                  "_writing_registered", "_lost_called", "_unlink_path", "peername", "sockname")
+
+    _protocol: DatagramProtocol
 
     def __init__(
         self,
@@ -156,7 +152,7 @@ class DatagramTransport(WriteFlowControl):
     # ------------------------------------------------------------ properties
     @property
     def protocol(self) -> DatagramProtocol:
-        return self._protocol  # type: ignore[no-any-return]
+        return self._protocol
 
     @property
     def socket(self) -> socket.socket:
@@ -164,13 +160,7 @@ class DatagramTransport(WriteFlowControl):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """asyncio's names: ``peername``, ``sockname``, ``socket``; else ``default``."""
-        if name == "peername":
-            return self.peername
-        if name == "sockname":
-            return self.sockname
-        if name == "socket":
-            return self._sock
-        return default
+        return {"peername": self.peername, "sockname": self.sockname, "socket": self._sock}.get(name, default)
 
     def get_write_buffer_size(self) -> int:
         """Queued datagrams: their payload plus ``DATAGRAM_OVERHEAD_BYTES`` each."""
@@ -183,21 +173,10 @@ class DatagramTransport(WriteFlowControl):
         return not self._closed
 
     # --------------------------------------------------------------- reading
-    def pause_reading(self) -> None:
-        """Stop calling ``datagram_received`` until ``resume_reading()`` (the kernel keeps, then drops, the rest)."""
-        self._reading_paused = True
-        if self._reading:
-            self._reading = False
-            self._reactor.remove_reader(self._sock)
-
-    def resume_reading(self) -> None:
-        self._reading_paused = False
-        if not self._closing and not self._reading:
-            self._reading = True
-            self._reactor.add_reader(self._sock, self._on_readable)
-
-    def is_reading(self) -> bool:
-        return self._reading
+    # pause_reading, resume_reading, is_reading: PausableReading (while
+    # paused the kernel keeps what arrives, then drops it).
+    def _read_file(self) -> Any:
+        return self._sock
 
     def _on_readable(self) -> None:
         buffer = self._reactor.read_buffer
@@ -330,14 +309,10 @@ class DatagramTransport(WriteFlowControl):
         self._lost_called = True
         self._reactor._untrack(self)
         try:
-            self._protocol.connection_lost(exc)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:
-            self._report(error, "protocol.connection_lost() failed")
+            self._tell_connection_lost(exc)
         finally:
             self._close_socket()
-            self._protocol = None  # break the cycle
+            self._protocol = None  # type: ignore[assignment]  # break the cycle
 
     def _close_socket(self) -> None:
         self._sock.close()
