@@ -71,12 +71,15 @@ class _Pipe(WriteFlowControl):
         """Unregister, close the descriptor, and call ``connection_lost(exc)`` from the loop."""
         if self._closed:
             return
+        self._release()
+        self._reactor.call_soon(self._call_connection_lost, exc)
+
+    def _release(self) -> None:
         self._closed = self._closing = True
         # Unregister before closing: a closed fd number may be reused at once.
         self._reactor.remove_reader(self._fd)
         self._reactor.remove_writer(self._fd)
         os.close(self._fd)
-        self._reactor.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         if self._lost_called:
@@ -91,6 +94,12 @@ class _Pipe(WriteFlowControl):
         """Close now and call ``connection_lost`` before returning (the reactor is closing)."""
         self.abort()
         self._call_connection_lost(None)
+
+    def _close_quietly(self) -> None:
+        """Unregister and close the descriptor, calling nothing back (spawn() undoing a failed start)."""
+        if not self._closed:
+            self._lost_called = True
+            self._release()
 
     def _discard_after_fork(self) -> None:
         """In a forked child: close this process's copy of the descriptor, call nothing back."""

@@ -30,6 +30,7 @@ clean-up never waits for a pid that may by then belong to someone else.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -171,27 +172,27 @@ class ProcessTransport:
         for pipe in list(self._pipes.values()):
             pipe.close()
         if self.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.kill()
-            except ProcessLookupError:
-                pass
 
     # ------------------------------------------------------------ internals
     def _start(self, use_pidfd: bool | None) -> None:
         try:
             self._reactor._track(self)
             self._watch_exit(use_pidfd)
+            for pipe in self._pipes.values():
+                pipe._start()
         except BaseException:
             # A closed reactor, no pidfd with use_pidfd=True, SIGCHLD outside
-            # the main thread: undo everything, the child included.
+            # the main thread, a descriptor select() cannot watch: undo
+            # everything, the child included, and tell the protocol nothing.
             self._reactor._untrack(self)
+            self._stop_watching()
             for pipe in self._pipes.values():
-                pipe._discard_after_fork()  # closes the descriptor, calls nothing back
+                pipe._close_quietly()
             self._popen.kill()
             self._popen.wait()
             raise
-        for pipe in self._pipes.values():
-            pipe._start()
         try:
             self._protocol.connection_made(self)
         except BaseException:
@@ -199,7 +200,7 @@ class ProcessTransport:
             raise
 
     def _watch_exit(self, use_pidfd: bool | None) -> None:
-        if use_pidfd is not False and hasattr(os, "pidfd_open"):
+        if use_pidfd is not False and hasattr(os, "pidfd_open"):  # spawn() refused True without it
             try:
                 self._pidfd = os.pidfd_open(self.pid)
             except OSError as exc:
@@ -210,8 +211,6 @@ class ProcessTransport:
             else:
                 self._reactor.add_reader(self._pidfd, self._on_pidfd_readable)
                 return
-        elif use_pidfd:
-            raise OSError(errno.ENOSYS, "os.pidfd_open is not available")
         self._sigchld = SigchldWatcher.of(self._reactor)
         self._sigchld.watch(self.pid, self._exited)
 
@@ -270,7 +269,8 @@ class ProcessTransport:
         for pipe in list(self._pipes.values()):
             pipe._close_with_reactor()
         if self.returncode is None:
-            self.kill()
+            with contextlib.suppress(ProcessLookupError):
+                self.kill()
             try:
                 _, status = os.waitpid(self.pid, 0)  # SIGKILL: not long
                 code = os.waitstatus_to_exitcode(status)
@@ -379,6 +379,8 @@ def spawn(
     left open.  The protocol's ``connection_made`` is called before this
     returns; if it raises, the child is killed and the error propagates.
     """
+    if use_pidfd and not hasattr(os, "pidfd_open"):
+        raise OSError(errno.ENOSYS, "os.pidfd_open is not available")
     pipe_fds: dict[int, int] = {}   # the parent's ends, by the child's fd
     child_ends: dict[int, int] = {}
     try:

@@ -146,7 +146,11 @@ class DatagramTransport(PausableReading, WriteFlowControl):
             self.abort()
             raise
         if not self._closing and not self._reading_paused:
-            self._reactor.add_reader(self._sock, self._on_readable)
+            try:
+                self._reactor.add_reader(self._sock, self._on_readable)
+            except BaseException:  # e.g. a descriptor past SelectSelector's limit
+                self.abort()
+                raise
             self._reading = True
 
     # ------------------------------------------------------------ properties

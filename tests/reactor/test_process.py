@@ -235,10 +235,13 @@ def test_200_short_lived_children_leave_no_descriptor_and_no_zombie(use_pidfd):
 
 
 def test_sigchld_fallback_never_reaps_a_child_it_did_not_start(reactor):
+    handler_before = signal.getsignal(signal.SIGCHLD)
     other = subprocess.Popen(["sh", "-c", "exit 7"])  # not ours: its owner waits for it
     try:
         protocol = run(reactor, ["sh", "-c", "exit 4"], False)
         assert protocol.returncode == 4
+        # The SIGCHLD handler was the reactor's only while it had a child to watch.
+        assert signal.getsignal(signal.SIGCHLD) == handler_before
         # The other child exited too (it is a zombie, or soon one), and is still there for its owner.
         assert other.wait(WAIT_S) == 7
     finally:
@@ -252,6 +255,17 @@ def test_missing_program_raises_and_leaves_nothing_open(reactor, use_pidfd):
     with pytest.raises(FileNotFoundError):
         spawn(reactor, ["/nonexistent/program"], Recorder, use_pidfd=use_pidfd)
     assert _fd_count() == fds_before
+
+
+def test_spawn_on_a_closed_reactor_raises_and_leaves_no_descriptor_and_no_zombie(use_pidfd):
+    reactor = Reactor()
+    reactor.close()
+    fds_before = _fd_count()
+    zombies_before = _zombie_children()
+    with pytest.raises(RuntimeError, match="closed"):
+        spawn(reactor, ["sleep", "60"], Recorder, use_pidfd=use_pidfd)
+    assert _fd_count() == fds_before
+    assert _zombie_children() == zombies_before
 
 
 def test_streams_not_piped_env_cwd_and_stderr_to_stdout(reactor, use_pidfd, tmp_path):
