@@ -365,7 +365,10 @@ def listen_datagram(
     it raises closes the socket and propagates.
     """
     unlink_path = None
-    if sock is None:
+    if sock is not None:
+        if sock.type != socket.SOCK_DGRAM:
+            raise ValueError(f"listen_datagram() needs a datagram socket, got {sock.type!r}")
+    else:
         if path is not None:
             unlink_stale_socket(path)
             sock = _bound_socket(socket.AF_UNIX, path)

@@ -341,3 +341,16 @@ def test_a_failing_connection_made_closes_the_socket_and_raises(reactor):
     with pytest.raises(RuntimeError):
         listen_datagram(reactor, lambda: protocol)
     assert protocol.transport.is_closing()
+
+
+def test_an_adopted_socket_is_used_and_a_stream_socket_refused(reactor, run_until):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    server = listen_datagram(reactor, Echo, sock=sock)
+    client = Recorder()
+    transport = connect_datagram(reactor, lambda: client, *sock.getsockname())
+    transport.sendto(b"adopted")
+    run_until(reactor, lambda: client.datagrams)
+    assert server.socket is sock
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stream, pytest.raises(ValueError, match="datagram"):
+        listen_datagram(reactor, Echo, sock=stream)
