@@ -354,3 +354,33 @@ def test_an_adopted_socket_is_used_and_a_stream_socket_refused(reactor, run_unti
     assert server.socket is sock
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stream, pytest.raises(ValueError, match="datagram"):
         listen_datagram(reactor, Echo, sock=stream)
+
+
+def test_reuse_port_lets_two_transports_share_a_port(reactor):
+    first = listen_datagram(reactor, Recorder, "127.0.0.1", 0, reuse_port=True)
+    second = listen_datagram(reactor, Recorder, "127.0.0.1", first.sockname[1], reuse_port=True)
+    assert second.sockname == first.sockname
+    with pytest.raises(OSError):
+        listen_datagram(reactor, Recorder, "127.0.0.1", first.sockname[1])  # without it: in use
+
+
+def test_local_addresses_are_bound_and_a_unix_one_removed_on_close(reactor, run_until, tmp_path):
+    server = Recorder()
+    server_transport = listen_datagram(reactor, lambda: server)
+    # Another loopback address as the source: the server sees it.
+    udp = connect_datagram(reactor, Recorder, *server_transport.sockname, local_addr=("127.0.0.2", 0))
+    udp.sendto(b"from a chosen address")
+    run_until(reactor, lambda: server.datagrams)
+    assert server.datagrams[0][1] == udp.sockname and udp.sockname[0] == "127.0.0.2"
+
+    unix_server = Recorder()
+    listen_datagram(reactor, lambda: unix_server, path=str(tmp_path / "server.sock"))
+    client = Recorder()
+    unix = connect_datagram(reactor, lambda: client, path=str(tmp_path / "server.sock"),
+                            local_addr=str(tmp_path / "client.sock"))
+    unix.sendto(b"from a named socket")
+    run_until(reactor, lambda: unix_server.datagrams)
+    assert unix_server.datagrams[0][1] == str(tmp_path / "client.sock")
+    unix.close()
+    run_until(reactor, lambda: client.lost)
+    assert not (tmp_path / "client.sock").exists()
