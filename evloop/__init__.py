@@ -22,7 +22,7 @@ __all__ = [
     "Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "ManualClock", "MonotonicClock",
     "Future", "CancelledError", "InvalidStateError",
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
-    "LineProtocol", "LengthPrefixedProtocol",
+    "LineProtocol", "LengthPrefixedProtocol", "Resolver",
     "DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
     "ProcessProtocol", "ProcessTransport", "spawn",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
@@ -31,6 +31,7 @@ __all__ = [
 if TYPE_CHECKING:
     # What type checkers see; at run time these names are imported on first use (below).
     from .app import App, FileBody, Request, Response
+    from .net.resolver import Resolver
     from .server import Server, ServerConfig
     from .workers import Supervisor, serve
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
     "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
+    "Resolver": "net.resolver",
 }
 
 

@@ -1,4 +1,5 @@
-"""The example programs of README.md ("Four example programs", "Datagrams", "Child processes"), run as real processes.
+"""The example programs of README.md ("Four example programs", "Datagrams", "Child processes",
+"Name resolution"), run as real processes.
 
 Each block is extracted by its first line (``# example: NAME.py``), written to
 ``tmp_path`` and run with ``sys.executable``; the tests talk to it over real
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.dnsmasq import running_dnsmasq
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 10.0  # the most any single wait for output or bytes may take
@@ -606,3 +608,19 @@ def test_run_terminates_a_command_past_its_deadline(tmp_path):
         run.expect(r"^out: started$")
         run.expect(rf"^exited with -{int(signal.SIGTERM)}$")
         assert run.wait() == 128 + signal.SIGTERM
+
+
+# ------------------------------------------------------------------- resolve
+def test_resolve_looks_up_names_at_once_against_dnsmasq(tmp_path):
+    (tmp_path / "dnsmasq").mkdir()
+    with running_dnsmasq(tmp_path / "dnsmasq") as (host, port):
+        names = ["fromhosts.test", "alias2.test", "v6only.test", "nope.test", "127.0.0.1"]
+        with run_example(tmp_path, "resolve.py", "--server", f"{host}:{port}", *names) as program:
+            assert program.wait() == 0
+            assert program.rest() == [
+                "fromhosts.test: 10.1.2.3 fd00::5",
+                "alias2.test: 10.1.2.3 fd00::5",  # a CNAME chain
+                "v6only.test: 2001:db8::6",
+                f"nope.test: error {socket.EAI_NONAME}: Name or service not known (nope.test: no such name)",
+                "127.0.0.1: 127.0.0.1",
+            ]

@@ -9,4 +9,8 @@ that puts TLS under each accepted connection, ``TLSInfo``; ``udp.py``:
 datagram transports (UDP, Unix datagram sockets); ``pipes.py`` and
 ``process.py``: child processes with pipes (``spawn``); ``unix.py``: Unix
 socket paths.
+
+Name resolution: ``resolver.py`` (``Resolver``, behind ``reactor.resolve``)
+over ``dns_query.py`` (one question over UDP/TCP), ``dns_message.py`` (the
+sans-I/O codec) and ``dns_config.py`` (``resolv.conf`` and ``hosts``).
 """
