@@ -395,7 +395,8 @@ def connect_datagram(
     until a socket connects; a UDP connect sends nothing, so it fails only
     locally, with no route, say).  Names are looked up with
     ``socket.getaddrinfo``, which blocks for a name that is neither numeric
-    nor in ``/etc/hosts``.  ``path``: a Unix datagram socket connected to
+    nor in ``/etc/hosts``: resolve those first with ``reactor.resolve(host,
+    port, type=socket.SOCK_DGRAM)`` (a future) and pass the address.  ``path``: a Unix datagram socket connected to
     that path; without ``local_addr`` it is bound to an abstract name the
     kernel picks (Linux autobind), so that the peer can answer.
     ``local_addr`` binds first: ``(host, port)``, or a path for Unix (removed
