@@ -328,3 +328,21 @@ def test_a_failing_connection_made_kills_the_child_and_raises(reactor, use_pidfd
         spawn(reactor, ["sleep", "60"], lambda: protocol, use_pidfd=use_pidfd)
     reactor.run_until_complete(protocol.transport.exited, WAIT_S)
     assert protocol.returncode == -signal.SIGKILL
+
+
+def test_reactor_fork_closes_the_childs_copies_of_the_pipes(reactor, use_pidfd, wait_child):
+    protocol = Recorder()
+    transport = spawn(reactor, ["cat"], lambda: protocol, use_pidfd=use_pidfd)
+    stdin_fd = transport.get_pipe_transport(0).fileno()
+    pid = reactor.fork()
+    if pid == 0:  # the child closed its copy of cat's stdin: only the parent's keeps cat reading
+        try:
+            os.fstat(stdin_fd)
+        except OSError:
+            os._exit(0)
+        os._exit(1)
+    assert wait_child(pid) == 0
+    transport.get_pipe_transport(0).write(b"still ours")
+    transport.get_pipe_transport(0).write_eof()
+    assert reactor.run_until_complete(transport.exited, WAIT_S) == 0
+    assert protocol.output[1] == b"still ours"

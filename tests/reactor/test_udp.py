@@ -384,3 +384,16 @@ def test_local_addresses_are_bound_and_a_unix_one_removed_on_close(reactor, run_
     unix.close()
     run_until(reactor, lambda: client.lost)
     assert not (tmp_path / "client.sock").exists()
+
+
+def test_reactor_fork_closes_the_childs_copy_and_the_parent_goes_on(reactor, run_until, wait_child):
+    server = listen_datagram(reactor, Echo)
+    client = Recorder()
+    transport = connect_datagram(reactor, lambda: client, *server.sockname)
+    pid = reactor.fork()
+    if pid == 0:  # the child: its copies are closed, nothing called back
+        os._exit(0 if server.socket.fileno() == -1 and transport.socket.fileno() == -1 and not client.lost else 1)
+    assert wait_child(pid) == 0
+    transport.sendto(b"after the fork")
+    run_until(reactor, lambda: client.datagrams)
+    assert client.datagrams[0][0] == b"after the fork"
