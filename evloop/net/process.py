@@ -257,7 +257,8 @@ class ProcessTransport:
         except Exception as exc:
             self._report(exc, "protocol.process_exited() failed")
         finally:
-            self.exited.set_result(self.returncode)
+            if not self.exited.done():  # the caller may have cancelled it (it stops waiting, nothing else)
+                self.exited.set_result(self.returncode)
 
     def _report(self, exc: BaseException, message: str) -> None:
         self._reactor.call_exception_handler(

@@ -280,6 +280,18 @@ def test_streams_not_piped_env_cwd_and_stderr_to_stdout(reactor, use_pidfd, tmp_
     assert protocol.events[1:] == [("lost", 1, None), ("exit", 0)]
 
 
+def test_a_cancelled_exited_future_changes_nothing_else(reactor, use_pidfd):
+    reported = []
+    reactor.set_exception_handler(lambda _reactor, context: reported.append(context))
+    protocol = Recorder()
+    transport = spawn(reactor, ["sh", "-c", "exit 2"], lambda: protocol, use_pidfd=use_pidfd)
+    transport.exited.cancel()
+    done = reactor.create_future()
+    protocol.process_exited = lambda code: done.set_result(code)
+    assert reactor.run_until_complete(done, WAIT_S) == 2
+    assert transport.returncode == 2 and not reported
+
+
 def test_close_kills_a_running_child_and_still_reports_its_exit(reactor, use_pidfd):
     protocol = Recorder()
     transport = spawn(reactor, ["sleep", "60"], lambda: protocol, use_pidfd=use_pidfd)
