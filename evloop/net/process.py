@@ -21,9 +21,10 @@ or with ``use_pidfd=False``, a ``SIGCHLD`` handler on the reactor calls
 waiting for; it never waits for any other pid (``waitpid(-1)`` would reap
 children the program started by other means).  Signals coalesce, so every
 ``SIGCHLD`` polls every such child.  The handler is the reactor's one
-``SIGCHLD`` handler while children are watched that way (it replaces the
-program's own, which comes back when the last one exits), so it needs the
-main thread, and a program with its own ``SIGCHLD`` handling wants pidfds.
+``SIGCHLD`` handler while children are watched that way: it replaces one the
+program set with ``add_signal_handler``, and the last exit puts back the
+handler from before the reactor's, not that one.  So it needs the main
+thread, and a program with its own ``SIGCHLD`` handling wants pidfds.
 Either way the exit status reaches the ``Popen`` object too, so its own
 clean-up never waits for a pid that may by then belong to someone else.
 """
