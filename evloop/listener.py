@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
-import stat
 from collections.abc import Callable
 from ssl import SSLContext
 from typing import Any
@@ -21,6 +19,7 @@ from .net.base import DISCONNECT_ERRNOS, Protocol
 from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
+from .net.unix import is_abstract_socket_name, unlink_stale_socket
 from .reactor import Reactor
 
 __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
@@ -330,11 +329,6 @@ def bind_sockets(
     return sockets
 
 
-def is_abstract_socket_name(path: str | bytes) -> bool:
-    """True for a Linux abstract socket name (it starts with a NUL byte and names no file)."""
-    return path[:1] in ("\0", b"\0")
-
-
 def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
     """Bind a Unix stream socket at ``path``, replacing a stale socket file (never another file).
 
@@ -350,17 +344,3 @@ def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def unlink_stale_socket(path: str | bytes) -> None:
-    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept.
-
-    An abstract socket name (Linux: a leading NUL byte) has no file: nothing to do.
-    """
-    if is_abstract_socket_name(path):
-        return
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
