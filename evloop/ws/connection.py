@@ -265,7 +265,7 @@ class WebSocketConnection:
         # The frame being read: -1 between frames, else payload bytes still to come.
         self._frame_left = -1
         self._frame_fin = False
-        self._frame_mask: bytes | None = None
+        self._frame_mask: bytes | bytearray | None = None
         # The message being read: opcode 0 when none.
         self._msg_op = 0
         self._msg_compressed = False
@@ -386,13 +386,13 @@ class WebSocketConnection:
                     return self._fail(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
                 if n < 65536:
                     return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
-        mask: bytes | None = None
+        mask: bytes | bytearray | None = None
         if b1 & 0x80:
             if not self._expect_mask:
                 return self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from a server")
             if avail < hlen + 4:
                 return _NEED_MORE
-            mask = bytes(buf[pos + hlen : pos + hlen + 4])
+            mask = buf[pos + hlen : pos + hlen + 4]  # a copy either way
             hlen += 4
         elif self._expect_mask:
             return self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from a client")
@@ -404,27 +404,28 @@ class WebSocketConnection:
             return self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set")
         if opcode >= 8:
             return self._control_frame(b0, opcode, n, mask, pos, hlen)
-        if not OP_TEXT <= opcode <= OP_BINARY or self._msg_op or rsv or n > self._max_message_bytes - self._msg_size:
-            # Something for the rules to decide (a continuation, a reserved
-            # opcode, compression, a size near the bound); the first frame of
-            # an uncompressed message within the bound passes them all
-            # (skipping the call: ~600 instructions a message, /tmp-style callgrind).
+        if OP_TEXT <= opcode <= OP_BINARY and not (rsv or self._msg_op) and n <= self._max_message_bytes:
+            # The first frame of an uncompressed message within the bound
+            # (nothing of a message so far: _msg_size is 0): the rules of
+            # _data_frame_error pass it without the call (~600 instructions
+            # a message, callgrind of load/bench_ws_glue.py's 16 B echo).
+            if b0 & FIN and avail >= hlen + n:
+                # The common case: a whole message in one frame, all here.
+                end = pos + hlen + n
+                self._pos = end
+                payload = buf[pos + hlen : end]
+                if mask is not None:
+                    payload = mask_payload(mask, payload)
+                if opcode == OP_TEXT:
+                    try:
+                        return TextMessage(payload.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
+                return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
+        else:
             failure = self._data_frame_error(opcode, n, rsv)
             if failure is not None:
                 return failure
-        if b0 & FIN and opcode and not rsv and avail >= hlen + n:
-            # The common case: a whole message in one frame, all here.
-            end = pos + hlen + n
-            self._pos = end
-            payload = buf[pos + hlen : end]
-            if mask is not None:
-                payload = mask_payload(mask, payload)
-            if opcode == OP_TEXT:
-                try:
-                    return TextMessage(payload.decode("utf-8"))
-                except UnicodeDecodeError:
-                    return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
-            return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
         # The general path: remember the frame, read its payload as it comes.
         self._pos = pos + hlen
         self._frame_left = n
@@ -440,7 +441,9 @@ class WebSocketConnection:
                     self._decoder.reset()
         return None
 
-    def _control_frame(self, b0: int, opcode: int, n: int, mask: bytes | None, pos: int, hlen: int) -> object:
+    def _control_frame(
+        self, b0: int, opcode: int, n: int, mask: bytes | bytearray | None, pos: int, hlen: int
+    ) -> object:
         """A control frame: read whole (at most 131 bytes), never fragmented, at most 125 bytes of payload."""
         if opcode > OP_PONG:
             return self._fail(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode}")
