@@ -226,8 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "X-Forwarded-Proto sent by a trusted proxy")
     p.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
                    metavar="LIST",
-                   help="proxies trusted with --proxy-headers: addresses, CIDR ranges, '*' or 'unix:', "
-                        "comma-separated (default: $FORWARDED_ALLOW_IPS or %(default)s)")
+                   help="proxies trusted with --proxy-headers and --proxy-protocol: addresses, CIDR ranges, '*' "
+                        "or 'unix:', comma-separated (default: $FORWARDED_ALLOW_IPS or %(default)s)")
+    p.add_argument("--proxy-protocol", action="store_true",
+                   help="connections from --forwarded-allow-ips must open with a PROXY protocol header (v1 or "
+                        "v2, HAProxy's send-proxy / send-proxy-v2) giving the client's address; other peers "
+                        "are served as they are and may not send one")
     _add_tls_options(p, defaults)
     _add_websocket_options(p, defaults)
     return _with_loading_options(p)
@@ -318,6 +322,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         debug_log_heads=args.log_level == "debug",
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
+        proxy_protocol=args.proxy_protocol,
         sni_certs=_sni_certs(args.cert),
         **{name: getattr(args, name) for name in _TLS_OPTIONS},
         ws_max_message_bytes=args.ws_max_size,
@@ -385,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
         except (OSError, ValueError, ssl.SSLError) as exc:
             build_parser().error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
-    if args.proxy_headers:
+    if args.proxy_headers or args.proxy_protocol:
         from .proxy import TrustedProxies
 
         try:

@@ -92,6 +92,12 @@ class Server:
             # ClientHello (or half of one) costs at most that long.
             options.update(ssl=self.tls.context, ssl_handshake_timeout_s=cfg.header_timeout_s,
                            ssl_plaintext_reply=PLAINTEXT_REPLY)
+        if cfg.proxy_protocol:
+            # Before TLS and HTTP: the header's client address becomes the
+            # transport's peername, which the access log, Request.client and
+            # the proxy headers' walk (evloop.proxy) all start from.
+            options.update(proxy_protocol=TrustedProxies(cfg.forwarded_allow_ips).is_trusted_peer,
+                           proxy_header_timeout_s=cfg.header_timeout_s)
         if cfg.sock is not None:
             listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **options)
         elif cfg.uds is not None:
