@@ -210,7 +210,7 @@ def _v1_address(field: bytes, six: bool) -> str:
         if six:
             if "%" in text:  # a zone names an interface of the proxy's host, not an address
                 raise ValueError(text)
-            return str(ipaddress.IPv6Address(text))
+            return _ipv6_text(ipaddress.IPv6Address(text))
         return str(ipaddress.IPv4Address(text))  # refuses leading zeroes, as the specification does
     except ValueError:
         family = "IPv6" if six else "IPv4"
@@ -243,18 +243,20 @@ def _parse_v2(data: bytes, max_bytes: int) -> tuple[ProxyHeader, int] | None:
         return None
     if command == _LOCAL:
         return ProxyHeader(2, "LOCAL"), total  # section 2.2: the block is skipped, the real addresses stand
-    if family == _AF_UNSPEC or transport != _STREAM:
-        return ProxyHeader(2, "PROXY"), total
+    if family == _AF_UNSPEC:
+        return ProxyHeader(2, "PROXY"), total  # no address length, so no TLVs to find: the block is skipped
     address_bytes = _ADDRESS_BYTES[family]
     if length < address_bytes:
         raise ProxyHeaderError(f"version 2: {length} address bytes, family {family:#x} needs {address_bytes}")
-    block = data[_V2_FIXED:total]
-    source, destination = _v2_addresses(family, block)
+    data = data[:total]  # the header alone: the CRC32C covers it and nothing after
     tlvs = _walk_tlvs(data, _V2_FIXED + address_bytes, total)
-    header = ProxyHeader(2, "PROXY", source, destination, tuple((kind, data[start:end]) for kind, start, end in tlvs))
     for kind, start, end in tlvs:
         _check_tlv(kind, data, start, end)
-    return header, total
+    source = destination = None
+    if transport == _STREAM:  # unspecified or datagram: the real addresses stand (section 2.2)
+        source, destination = _v2_addresses(family, data[_V2_FIXED:])
+    values = tuple((kind, data[start:end]) for kind, start, end in tlvs)
+    return ProxyHeader(2, "PROXY", source, destination, values), total
 
 
 def _v2_addresses(family: int, block: bytes) -> tuple[Any, Any]:
@@ -264,14 +266,20 @@ def _v2_addresses(family: int, block: bytes) -> tuple[Any, Any]:
                 (str(ipaddress.IPv4Address(block[4:8])), ports[1]))
     if family == _AF_INET6:
         ports = int.from_bytes(block[32:34], "big"), int.from_bytes(block[34:36], "big")
-        return ((str(ipaddress.IPv6Address(block[0:16])), ports[0]),
-                (str(ipaddress.IPv6Address(block[16:32])), ports[1]))
+        return ((_ipv6_text(ipaddress.IPv6Address(block[0:16])), ports[0]),
+                (_ipv6_text(ipaddress.IPv6Address(block[16:32])), ports[1]))
     return _unix_path(block[0:108]), _unix_path(block[108:216])
+
+
+def _ipv6_text(address: ipaddress.IPv6Address) -> str:
+    """The compressed form; an IPv4-mapped address as ``::ffff:192.0.2.1``, as a dual-stack socket names it."""
+    mapped = address.ipv4_mapped
+    return str(address) if mapped is None else f"::ffff:{mapped}"
 
 
 def _unix_path(raw: bytes) -> str | bytes:
     """A sockaddr_un path as Python's socket module gives it: ``str``, or ``bytes`` for an abstract name."""
-    if raw[:1] == b"\0":
+    if raw[:1] == b"\0" and raw.strip(b"\0"):
         return raw.rstrip(b"\0")  # abstract (Linux): the name's length is not sent, trailing NULs are padding
     return raw.partition(b"\0")[0].decode("utf-8", "surrogateescape")
 
