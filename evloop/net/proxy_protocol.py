@@ -38,6 +38,7 @@ from typing import Any
 from ..reactor import Reactor
 from .base import Protocol, Transport
 from .proxy_header import ProxyHeader, ProxyHeaderError, parse_proxy_header, signature_version
+from .tcp import SocketTransport
 
 __all__ = ["ProxyProtocolAcceptor", "ProxyHeaderReader", "ReaderPhase", "DEFAULT_PROXY_HEADER_TIMEOUT_S"]
 
@@ -149,6 +150,8 @@ class ProxyHeaderReader(Protocol):
                          _address(header.source), _address(header.destination))
             transport.peername, transport.sockname = header.source, header.destination
         self.header = header
+        if isinstance(transport, SocketTransport):
+            transport.proxy_header = header  # get_extra_info("proxy_header"), through TLS too
         rest, self._buffer = self._buffer[used:], b""
         self._hand_over(rest)
 

@@ -22,6 +22,7 @@ from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
 from .phases import Phase, phase_timeouts
+from .proxied import ProxiedHTTPProtocol
 from .tls import PLAINTEXT_REPLY, ServerTLS
 from .wallclock import WallClock
 from .ws import WebSocketSettings
@@ -98,13 +99,13 @@ class Server:
             # the proxy headers' walk (evloop.proxy) all start from.
             options.update(proxy_protocol=TrustedProxies(cfg.forwarded_allow_ips).is_trusted_peer,
                            proxy_header_timeout_s=cfg.header_timeout_s)
+        factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
         if cfg.sock is not None:
-            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **options)
+            listener = listen(self.reactor, factory, sock=cfg.sock, **options)
         elif cfg.uds is not None:
-            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, **options)
+            listener = listen(self.reactor, factory, path=cfg.uds, **options)
         else:
-            listener = listen(self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port,
-                              **options)
+            listener = listen(self.reactor, factory, cfg.host, cfg.port, reuse_port=cfg.reuse_port, **options)
         self.listeners.append(listener)
         return self.listeners
 
@@ -128,6 +129,9 @@ class Server:
 
     def _make_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
+
+    def _make_proxied_protocol(self) -> HTTPProtocol:
+        return ProxiedHTTPProtocol(self)
 
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from evloop import ManualClock
 from evloop.app import App, Response
-from evloop.net.proxy_header import PP2_TYPE_AUTHORITY, V2_SIGNATURE
+from evloop.net.proxy_header import PP2_SUBTYPE_SSL_VERSION, PP2_TYPE_AUTHORITY, PP2_TYPE_SSL, V2_SIGNATURE
 from evloop.reactor import Reactor
 from evloop.server import Server, ServerConfig
 from evloop.wsgi import WSGIApp
@@ -185,6 +185,16 @@ def test_tlvs_are_walked_and_unknown_ones_ignored(served):
     sock = s.connect()
     tlvs = tlv(PP2_TYPE_AUTHORITY, b"shop.example") + tlv(0x04, b"") + tlv(0xEE, b"x" * 300) + tlv(0xF9, b"")
     assert s.answer(sock, v2("2001:db8::7", "2001:db8::1", tlvs=tlvs) + REQUEST)["client"] == ["2001:db8::7", 4711]
+    sock.close()
+
+
+@pytest.mark.parametrize("client_flags, scheme", [(b"\x01", "https"), (b"\x00", "http")])
+def test_the_ssl_tlv_says_whether_the_client_used_https(served, client_flags, scheme):
+    # HAProxy's send-proxy-v2-ssl: the proxy terminated the client's TLS (PP2_CLIENT_SSL).
+    s = served()
+    sock = s.connect()
+    ssl_tlv = tlv(PP2_TYPE_SSL, client_flags + b"\0\0\0\0" + tlv(PP2_SUBTYPE_SSL_VERSION, b"TLSv1.3"))
+    assert s.answer(sock, v2(tlvs=ssl_tlv) + REQUEST)["scheme"] == scheme
     sock.close()
 
 

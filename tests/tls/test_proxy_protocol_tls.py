@@ -103,3 +103,34 @@ backend evloop
             assert seen == {"remote_addr": "::1", "remote_port": str(port), "scheme": "https", "https": "on"}
     wait_for_log(server, re.escape("::1") + r' - - \[[^]]+\] "GET / HTTP/1.1" 200', count=3)
     assert "PROXY protocol" not in server.log()
+
+
+def test_haproxy_terminating_tls_says_so_with_send_proxy_v2_ssl(start_demo, certs, tmp_path):
+    # The client speaks TLS to HAProxy, HAProxy plain HTTP to evloop with the
+    # PP2_TYPE_SSL TLV: the app sees the scheme the client used.
+    (tmp_path / "ppapp.py").write_text(WSGI_APP)
+    server = start_demo("--wsgi", "ppapp:app", "--proxy-protocol", env={"PYTHONPATH": str(tmp_path)})
+    bundle = tmp_path / "haproxy.pem"
+    bundle.write_bytes(certs.cert_file.read_bytes() + certs.key_file.read_bytes())
+    config = f"""
+global
+    stats socket @@STATS@@ mode 600 level admin
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend front
+    bind @@FRONT@@ ssl crt {bundle}
+    default_backend evloop
+backend evloop
+    option httpchk GET /healthz
+    server evloop0 {server.host}:{server.port} send-proxy-v2-ssl check inter 300ms rise 1
+"""
+    with HAProxy(config, tmp_path) as proxy:
+        sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
+        port = sock.getsockname()[1]
+        status, body = _https_get(sock, certs.client_context())
+        assert status == 200
+        assert json.loads(body) == {"remote_addr": "127.0.0.1", "remote_port": str(port), "scheme": "https",
+                                    "https": None}
