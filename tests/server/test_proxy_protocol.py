@@ -226,6 +226,26 @@ def test_proxy_headers_start_from_the_headers_client(served, allow, xff, client)
     sock.close()
 
 
+@pytest.mark.parametrize("allow, client", [("unix:", ["198.51.100.7", 4711]), ("127.0.0.1", None)])
+def test_on_a_unix_socket_unix_trusts_the_peers(served, tmp_path, allow, client):
+    # HAProxy on the same host, "server app unix@/run/evloop.sock send-proxy-v2".
+    path = str(tmp_path / "evloop.sock")
+    s = served(uds=path, forwarded_allow_ips=allow)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    sock.setblocking(False)
+    if client is None:  # an untrusted Unix peer is served as it is (its address is the empty path)
+        assert s.answer(sock, REQUEST)["client"] == list("")
+        sock.close()
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(path)
+        sock.setblocking(False)
+        assert s.exchange(sock, v2() + CLOSE) == b""
+    else:
+        assert s.answer(sock, v2() + REQUEST)["client"] == client
+    sock.close()
+
+
 # --------------------------------------------------- bad, missing, truncated
 @pytest.mark.parametrize("data, reason", [
     (CLOSE, "bad header \\(not a PROXY protocol header"),
