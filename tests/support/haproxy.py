@@ -24,7 +24,30 @@ try:
 finally:
     sys.path.pop(0)
 
-__all__ = ["HAProxy", "haproxy_path"]
+__all__ = ["HAProxy", "haproxy_path", "front_config"]
+
+_CONFIG = """
+global
+    stats socket @@STATS@@ mode 600 level admin
+defaults
+    mode {mode}
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+frontend front
+    bind @@FRONT@@ {bind_options}
+{front_extra}
+    default_backend evloop
+backend evloop
+    option httpchk GET /healthz
+    default-server check inter 300ms fastinter 100ms rise 1
+    server evloop0 {server}
+"""
+
+
+def front_config(server: str, *, mode: str = "tcp", bind_options: str = "", front_extra: str = "") -> str:
+    """A configuration for ``HAProxy``: one front, one backend server (``"HOST:PORT OPTIONS"``) checked on /healthz."""
+    return _CONFIG.format(mode=mode, bind_options=bind_options, front_extra=front_extra, server=server)
 
 
 def haproxy_path() -> str:

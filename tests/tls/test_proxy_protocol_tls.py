@@ -14,7 +14,7 @@ import struct
 
 import pytest
 from support.demo import wait_for_log
-from support.haproxy import HAProxy
+from support.haproxy import HAProxy, front_config
 
 from evloop.net.proxy_header import V2_SIGNATURE
 
@@ -75,21 +75,7 @@ def test_tls_without_the_header_from_a_trusted_peer_is_refused(https_demo, certs
 
 def test_haproxy_ssl_send_proxy_v2(https_demo, tmp_path):
     server = https_demo()
-    config = f"""
-global
-    stats socket @@STATS@@ mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-frontend front
-    bind @@FRONT@@
-    default_backend evloop
-backend evloop
-    option httpchk GET /healthz
-    server evloop0 {server.host}:{server.port} ssl verify none send-proxy-v2 check check-ssl inter 300ms rise 1
-"""
+    config = front_config(f"{server.host}:{server.port} ssl verify none send-proxy-v2 check-ssl")
     with HAProxy(config, tmp_path, front_host="::1") as proxy:
         for _ in range(3):
             sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
@@ -112,21 +98,7 @@ def test_haproxy_terminating_tls_says_so_with_send_proxy_v2_ssl(start_demo, cert
     server = start_demo("--wsgi", "ppapp:app", "--proxy-protocol", env={"PYTHONPATH": str(tmp_path)})
     bundle = tmp_path / "haproxy.pem"
     bundle.write_bytes(certs.cert_file.read_bytes() + certs.key_file.read_bytes())
-    config = f"""
-global
-    stats socket @@STATS@@ mode 600 level admin
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-frontend front
-    bind @@FRONT@@ ssl crt {bundle}
-    default_backend evloop
-backend evloop
-    option httpchk GET /healthz
-    server evloop0 {server.host}:{server.port} send-proxy-v2-ssl check inter 300ms rise 1
-"""
+    config = front_config(f"{server.host}:{server.port} send-proxy-v2-ssl", bind_options=f"ssl crt {bundle}")
     with HAProxy(config, tmp_path) as proxy:
         sock = socket.create_connection((proxy.host, proxy.port), timeout=10)
         port = sock.getsockname()[1]

@@ -16,7 +16,7 @@ import socket
 
 import pytest
 from support.demo import wait_for_log
-from support.haproxy import HAProxy
+from support.haproxy import HAProxy, front_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -29,29 +29,8 @@ def app(environ, start_response):
     return [body]
 '''
 
-CONFIG = """
-global
-    stats socket @@STATS@@ mode 600 level admin
-defaults
-    mode {mode}
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-frontend front
-    bind @@FRONT@@
-{front_extra}
-    default_backend evloop
-backend evloop
-    option httpchk GET /healthz
-    default-server check inter 300ms fastinter 100ms rise 1
-{backend_extra}
-    server evloop0 {host}:{port} {send_proxy}
-"""
-
-
-def config(server, send_proxy: str, *, mode: str = "tcp", front_extra: str = "", backend_extra: str = "") -> str:
-    return CONFIG.format(mode=mode, front_extra=front_extra, backend_extra=backend_extra, host=server.host,
-                         port=server.port, send_proxy=send_proxy)
+def config(server, send_proxy: str, *, mode: str = "tcp", front_extra: str = "") -> str:
+    return front_config(f"{server.host}:{server.port} {send_proxy}", mode=mode, front_extra=front_extra)
 
 
 def get_through(proxy: HAProxy, path: str = "/", headers: dict[str, str] | None = None) -> tuple[dict, int]:
