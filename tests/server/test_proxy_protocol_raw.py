@@ -18,6 +18,8 @@ import struct
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evloop import ManualClock
 from evloop.app import App, Response
@@ -179,6 +181,24 @@ def test_header_and_request_one_byte_at_a_time(served):
         s.reactor.run_once(0)
     assert s.answer(sock, data[-1:])["client"] == ["198.51.100.7", 4711]
     sock.close()
+
+
+def test_any_split_of_header_and_request_gives_the_same_answer(served):
+    s = served()
+    data = v2("2001:db8::7", "2001:db8::1", tlvs=tlv(PP2_TYPE_AUTHORITY, b"shop.example")) + REQUEST
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(st.integers(1, len(data) - 1), max_size=4, unique=True))
+    def check(cuts):
+        sock = s.connect()
+        bounds = [0, *sorted(cuts), len(data)]
+        for start, end in zip(bounds[:-2], bounds[1:-1], strict=True):
+            sock.sendall(data[start:end])
+            s.turn(1)
+        assert s.answer(sock, data[bounds[-2]:])["client"] == ["2001:db8::7", 4711]
+        sock.close()
+
+    check()
 
 
 @pytest.mark.parametrize("header", [v2(command=0), b"PROXY UNKNOWN\r\n", b"PROXY UNKNOWN 1.2.3.4 5.6.7.8 1 2\r\n"])
