@@ -11,7 +11,9 @@ receiver must not guess whether a header is there):
   and given to the sans-I/O parser (``proxy_header.py``) until it answers;
   the header must be complete within ``timeout_s`` of the accept.  Then the
   socket transport's ``peername`` and ``sockname`` become the client's
-  addresses (LOCAL and UNKNOWN keep the real ones), the transport is handed
+  addresses (LOCAL and UNKNOWN keep the real ones), the header itself is its
+  ``get_extra_info("proxy_header")`` (a TLS transport above passes both
+  on), the transport is handed
   to the wrapped protocol (``set_protocol`` and ``connection_made``), and
   the bytes after the header are its first ``data_received``.  A bad,
   truncated or late header is logged and the connection aborted: no
@@ -168,7 +170,7 @@ class ProxyHeaderReader(Protocol):
             self._buffer = data  # "PRO", "\r\n": too short to tell; the protocol's own deadline bounds the wait
             return
         if version:
-            self._refuse(logging.INFO, "a PROXY header from a peer not trusted to send one (--forwarded-allow-ips)")
+            self._refuse(logging.INFO, "sent a header, but is not a trusted proxy (--forwarded-allow-ips)")
             return
         self._buffer = b""
         self._hand_over(data, announced=True)
@@ -190,7 +192,7 @@ class ProxyHeaderReader(Protocol):
 
     def _refuse(self, level: int, reason: str) -> None:
         """Log why and abort: no answer, the peer is not speaking the protocol after the header."""
-        logger.log(level, "PROXY protocol: %s from %s; connection closed", reason, _peer(self._transport))
+        logger.log(level, "PROXY protocol: peer %s: %s; connection closed", _peer(self._transport), reason)
         self._cancel_timer()
         if self.phase is ReaderPhase.EXPECTING:
             self.phase = ReaderPhase.CLOSED  # the wrapped protocol never heard of the connection

@@ -100,7 +100,7 @@ def test_haproxy_without_send_proxy_is_refused_and_logged(start_demo, demo_app, 
         answer = b"".join(iter(lambda: sock.recv(65536), b""))
         sock.close()
         assert b"200 OK" not in answer  # HAProxy's own 502/503, or nothing: never the app
-    wait_for_log(server, r"WARNING evloop: PROXY protocol: bad header \(not a PROXY protocol header: b'GET ")
+    wait_for_log(server, r"WARNING evloop: PROXY protocol: peer 127\.0\.0\.1:\d+: bad header \(not a PROXY protocol header: b'GET ")
 
 
 def test_a_direct_client_that_is_not_a_proxy_is_served_as_it_is(start_demo, demo_app):
