@@ -39,7 +39,7 @@ from typing import Any
 
 from ..reactor import Reactor
 from .base import Protocol, Transport
-from .proxy_header import ProxyHeader, ProxyHeaderError, parse_proxy_header, signature_version
+from .proxy_header import ProxyHeaderError, parse_proxy_header, signature_version
 from .tcp import SocketTransport
 
 __all__ = ["ProxyProtocolAcceptor", "ProxyHeaderReader", "ReaderPhase", "DEFAULT_PROXY_HEADER_TIMEOUT_S"]
@@ -77,10 +77,11 @@ class ProxyProtocolAcceptor:
 class ProxyHeaderReader(Protocol):
     """The socket transport's first protocol: reads (or refuses) the PROXY header, then hands over.
 
-    ``header`` is the parsed ``ProxyHeader`` once one was accepted (None before, or for an untrusted peer).
+    ``phase`` says where it stands; the accepted header is the transport's
+    ``get_extra_info("proxy_header")``.
     """
 
-    __slots__ = ("_acceptor", "_inner", "_transport", "_buffer", "_timer", "phase", "header")
+    __slots__ = ("_acceptor", "_inner", "_transport", "_buffer", "_timer", "phase")
 
     def __init__(self, acceptor: ProxyProtocolAcceptor, protocol: Protocol) -> None:
         self._acceptor = acceptor
@@ -89,7 +90,6 @@ class ProxyHeaderReader(Protocol):
         self._buffer = b""
         self._timer: Any = None
         self.phase = ReaderPhase.EXPECTING
-        self.header: ProxyHeader | None = None
 
     def connection_made(self, transport: Transport) -> None:
         self._transport = transport
@@ -113,7 +113,7 @@ class ProxyHeaderReader(Protocol):
             if self._buffer:
                 self._refuse(logging.WARNING, f"the connection ended {len(self._buffer)} bytes into the header")
             else:  # connected and left: an L4 health check or a port scan
-                logger.debug("PROXY protocol: %s closed before sending a header", _peer(self._transport))
+                logger.debug("PROXY protocol: peer %s: closed before sending a header", _peer(self._transport))
                 self.phase = ReaderPhase.CLOSED
         return False
 
@@ -148,10 +148,9 @@ class ProxyHeaderReader(Protocol):
         transport = self._transport
         assert transport is not None
         if header.source is not None:
-            logger.debug("PROXY protocol v%d from %s: client %s, to %s", header.version, _peer(transport),
+            logger.debug("PROXY protocol: peer %s: v%d header, client %s, to %s", _peer(transport), header.version,
                          _address(header.source), _address(header.destination))
             transport.peername, transport.sockname = header.source, header.destination
-        self.header = header
         if isinstance(transport, SocketTransport):
             transport.proxy_header = header  # get_extra_info("proxy_header"), through TLS too
         rest, self._buffer = self._buffer[used:], b""
