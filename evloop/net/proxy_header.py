@@ -262,8 +262,9 @@ def _parse_v2(data: bytes, max_bytes: int) -> tuple[ProxyHeader, int] | None:
 def _v2_addresses(family: int, block: bytes) -> tuple[Any, Any]:
     if family == _AF_INET:
         ports = int.from_bytes(block[8:10], "big"), int.from_bytes(block[10:12], "big")
-        return ((str(ipaddress.IPv4Address(block[0:4])), ports[0]),
-                (str(ipaddress.IPv4Address(block[4:8])), ports[1]))
+        # Four bytes print as four numbers (timeit, loaded machine: 2.3 us against 3.9-5.2 us for
+        # str(IPv4Address(...)), which gives the same text).
+        return ((".".join(map(str, block[0:4])), ports[0]), (".".join(map(str, block[4:8])), ports[1]))
     if family == _AF_INET6:
         ports = int.from_bytes(block[32:34], "big"), int.from_bytes(block[34:36], "big")
         return ((_ipv6_text(ipaddress.IPv6Address(block[0:16])), ports[0]),
