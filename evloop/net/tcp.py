@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..buffers import FileRegion, SendQueue, byte_view
 from ..reactor import Reactor
 from .base import DISCONNECT_ERRNOS, Protocol, Transport, check_close_timeout, read_file_block
+from .proxy_header import ProxyHeader
 
 if TYPE_CHECKING:
     import ssl
@@ -79,7 +80,7 @@ class SocketTransport(Transport):
         self._close_timer: Any = None
         self._lost_exc: BaseException | None = None
         self._lost_called = False
-        self.proxy_header: Any = None  # set by a listener's PROXY protocol stage (net/proxy_protocol.py)
+        self.proxy_header: ProxyHeader | None = None  # set by a listener's PROXY protocol stage (net/proxy_protocol.py)
         self.peername = peername
         try:
             self.sockname = sock.getsockname()

@@ -97,7 +97,8 @@ class Server:
             # Before TLS and HTTP: the header's client address becomes the
             # transport's peername, which the access log, Request.client and
             # the proxy headers' walk (evloop.proxy) all start from.
-            options.update(proxy_protocol=TrustedProxies(cfg.forwarded_allow_ips).is_trusted_peer,
+            trusted = self.trusted_proxies or TrustedProxies(cfg.forwarded_allow_ips)
+            options.update(proxy_protocol=trusted.is_trusted_peer,
                            proxy_header_timeout_s=cfg.header_timeout_s)
         factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
         if cfg.sock is not None:
