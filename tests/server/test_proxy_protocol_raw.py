@@ -15,17 +15,15 @@ import os
 import re
 import socket
 import struct
-import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.live import LiveServer
 
 from evloop import ManualClock
 from evloop.app import App, Response
 from evloop.net.proxy_header import PP2_SUBTYPE_SSL_VERSION, PP2_TYPE_AUTHORITY, PP2_TYPE_SSL, V2_SIGNATURE
-from evloop.reactor import Reactor
-from evloop.server import Server, ServerConfig
 from evloop.wsgi import WSGIApp
 
 REQUEST = b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -60,21 +58,12 @@ def _app() -> App:
     return app
 
 
-class Served:
+class Served(LiveServer):
     """A server on port 0 with the PROXY protocol on; its reactor is pumped by the test."""
 
     def __init__(self, app=None, clock: ManualClock | None = None, **settings) -> None:
-        self.reactor = Reactor(clock=clock)
-        config = ServerConfig(**{"port": 0, "access_log": False, "proxy_protocol": True, **settings})
-        self.server = Server(app or _app(), self.reactor, config)
-        self.server.start()
-        self.port = self.server.listeners[0].port
-
-    def pump(self, condition, timeout_s: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout_s  # bounds the test, not the server
-        while not condition():
-            assert time.monotonic() < deadline, "condition not reached"
-            self.reactor.run_once(0.01)
+        super().__init__(app or _app(), clock, **{"proxy_protocol": True, **settings})
+        self.pump = self.run_until
 
     def turn(self, passes: int = 3) -> None:
         """A few passes of the loop without waiting: what is readable now is read."""
@@ -82,6 +71,7 @@ class Served:
             self.reactor.run_once(0)
 
     def connect(self) -> socket.socket:
+        """A connection, not waited for in the registry: the server hears of it only after its header."""
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         sock.setblocking(False)
         return sock
@@ -90,48 +80,20 @@ class Served:
         """Send ``data`` and read until the server closes the connection (a reset counts)."""
         if data:
             sock.sendall(data)
-        received = bytearray()
-        closed = []
-
-        def done() -> bool:
-            try:
-                chunk = sock.recv(65536)
-            except BlockingIOError:
-                return False
-            except ConnectionResetError:
-                closed.append(True)
-                return True
-            if not chunk:
-                return True
-            received.extend(chunk)
-            return False
-
-        self.pump(done)
-        return bytes(received)
+        return self.read_until(sock, lambda received: False)
 
     def answer(self, sock: socket.socket, data: bytes) -> dict:
         """Send ``data`` and read one JSON response (the connection stays open)."""
         sock.sendall(data)
-        received = bytearray()
 
-        def complete() -> bool:
-            try:
-                received.extend(sock.recv(65536))
-            except BlockingIOError:
-                pass
-            head, sep, body = bytes(received).partition(b"\r\n\r\n")
+        def complete(received: bytes) -> bool:
+            head, sep, body = received.partition(b"\r\n\r\n")
             length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) if sep else -1
             return sep != b"" and len(body) >= length
 
-        self.pump(complete)
-        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        head, _, body = self.read_until(sock, complete).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
         return json.loads(body)
-
-    def close(self) -> None:
-        self.server.close()
-        self.reactor.run_once(0)
-        self.reactor.close()
 
 
 @pytest.fixture
