@@ -16,6 +16,7 @@ from ssl import SSLContext
 from typing import Any
 
 from .net.base import DISCONNECT_ERRNOS, Protocol
+from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcceptor
 from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
@@ -240,6 +241,8 @@ def listen(
     ssl: SSLContext | None = None,
     ssl_handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
     ssl_plaintext_reply: bytes | None = None,
+    proxy_protocol: Callable[[Any], bool] | None = None,
+    proxy_header_timeout_s: float = DEFAULT_PROXY_HEADER_TIMEOUT_S,
 ) -> Listener:
     """Listen for connections and give each a new transport and ``protocol_factory()``.
 
@@ -257,6 +260,14 @@ def listen(
     accept (a failed handshake is logged, never reaches the protocol).
     ``ssl_plaintext_reply`` is sent in the clear, before closing, to a client
     whose first byte is not a TLS record (someone speaking plain HTTP).
+
+    ``proxy_protocol``: a predicate on the peer's address; a peer for which
+    it is true must open with a PROXY protocol header (version 1 or 2,
+    complete within ``proxy_header_timeout_s`` of the accept), whose client
+    address becomes the transport's ``peername`` (its destination the
+    ``sockname``) before the protocol, or the TLS handshake, sees the
+    connection; any other peer is served as it is, and refused if it sends
+    a header (see ``evloop.net.proxy_protocol``).
     """
     tls = None
     if ssl is not None:
@@ -269,6 +280,13 @@ def listen(
 
         def protocol_factory() -> Protocol:
             return acceptor.wrap(app_factory())
+
+    if proxy_protocol is not None:
+        proxied = ProxyProtocolAcceptor(reactor, proxy_protocol, timeout_s=proxy_header_timeout_s)
+        inner_factory = protocol_factory
+
+        def protocol_factory() -> Protocol:  # the header comes first, before any TLS record
+            return proxied.wrap(inner_factory())
 
     options: dict[str, Any] = {"transport_kwargs": transport_kwargs, "accept_batch": accept_batch, "tls": tls}
     if sockets is not None:
