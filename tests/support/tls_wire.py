@@ -13,6 +13,8 @@ import os
 import socket
 import struct
 
+from .raw_http import read_exact
+
 HANDSHAKE, ALERT = 0x16, 0x15
 PROTOCOL_VERSION_ALERT = 70  # RFC 5246 7.2.2 / RFC 8446 6.2: "protocol_version"
 
@@ -38,17 +40,8 @@ def tls11_client_hello(server_name: str = "localhost") -> bytes:
 
 
 def read_record(sock: socket.socket) -> tuple[int, bytes]:
-    """One TLS record's content type and payload (ConnectionError if the peer closed first)."""
-    head = _read_exactly(sock, 5)
+    """One TLS record's content type and payload (EOFError if the peer closed first)."""
+    head = read_exact(sock, 5)
     content_type, _version, length = struct.unpack("!BHH", head)
-    return content_type, _read_exactly(sock, length)
+    return content_type, read_exact(sock, length)
 
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError(f"closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
