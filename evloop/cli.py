@@ -59,7 +59,10 @@ def integer(raw: Any) -> int:
 
 def seconds(raw: Any) -> float:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an int too large for a float (TOML integers are unbounded)
+            raise ValueError(f"expected a finite number of seconds, got {raw!r}") from None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
@@ -326,7 +329,7 @@ def load(
         dest = option.dest
         raw: Any
         if dest in given:
-            raw, source, label = given[dest], "command line", option.off_flag or f"--{option.name}"
+            raw, source, label = given[dest], "command line", f"--{option.name}"
             if isinstance(raw, _Off):
                 setattr(settings, dest, option.off_value)
                 settings.source_of[dest] = source
@@ -393,7 +396,7 @@ def render_settings(options: Sequence[Option], settings: Settings) -> str:
     """The effective values as a TOML document, each with its source as a comment.
 
     It loads back as a configuration file: values that are not set are
-    commented out, secrets hidden.
+    commented out, and so are secrets (their values not shown).
     """
     lines: list[str] = []
     group = None
@@ -408,7 +411,8 @@ def render_settings(options: Sequence[Option], settings: Settings) -> str:
         if value is None:
             lines.append(f"# {option.name} is not set  ({source})")
         elif option.secret:
-            lines.append(f'{option.name} = "(hidden)"  # {source}')
+            # A comment, so that the document still loads back (without the secret).
+            lines.append(f"# {option.name} is set, not shown  ({source})")
         else:
             shown = option.show(value) if option.show is not None else _toml_value(value)
             lines.append(f"{option.name} = {shown}  # {source}")

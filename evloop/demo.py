@@ -322,13 +322,6 @@ def main(argv: list[str] | None = None, prog: str = "evloop-demo") -> int:
             ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
         except (OSError, ValueError, ssl.SSLError) as exc:
             parser.error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
-    if settings.proxy_headers:
-        from .proxy import TrustedProxies
-
-        try:
-            TrustedProxies(settings.forwarded_allow_ips)
-        except ValueError as exc:
-            parser.error(f"--forwarded-allow-ips: {exc}")
     balance = settings.balance or ("shared" if settings.wsgi else "reuseport")
     try:
         # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).

@@ -28,6 +28,7 @@ from .cli import (
     text,
 )
 from .http import Limits
+from .http.grammar import field_value_problem
 from .server.config import ServerConfig
 from .server.tls import CERT_REQS, TLS_VERSIONS
 
@@ -65,6 +66,21 @@ def _optional(parse: Callable[[Any], T]) -> Callable[[Any], T | None]:
     return read
 
 
+def _backlog_problem(value: int) -> str | None:
+    # listen(2) takes a C int; the kernel caps it at net.core.somaxconn anyway.
+    return positive(value) or (None if value < 2**31 else f"must be below 2**31, got {value}")
+
+
+def _trusted_proxies_problem(value: str) -> str | None:
+    from .proxy import TrustedProxies
+
+    try:
+        TrustedProxies(value)
+    except ValueError as exc:
+        return str(exc).removeprefix("--forwarded-allow-ips: ")  # the error names the option already
+    return None
+
+
 def _host(raw: Any) -> str:
     return check_host(text(raw))
 
@@ -93,7 +109,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("fd", _optional(integer), None, "serve this already-open listening socket (as --bind fd://N); systemd's "
            "LISTEN_FDS are served when no address is given", BINDING, metavar="N", check=off_or_positive),
     Option("backlog", integer, _server.backlog, "connections the kernel queues before they are accepted", BINDING,
-           metavar="N", check=positive, field="backlog"),
+           metavar="N", check=_backlog_problem, field="backlog"),
     # --------------------------------------------------------------------- TLS
     Option("certfile", _optional(text), None, "the server's certificate chain (and key, if in the same file)", TLS,
            metavar="PEM", field="certfile"),
@@ -124,7 +140,7 @@ OPTIONS: tuple[Option, ...] = (
            field="max_connections"),
     Option("server-header", text, _server.server_header, "the value of the Server field of every response", HTTP,
            metavar="VALUE", off_flag="--no-server-header", off_value="", off_help="send no Server field",
-           field="server_header"),
+           check=field_value_problem, field="server_header"),
     Option("date-header", boolean, True, "send a Date field with every response", HTTP, flag=True,
            field="date_header"),
     # --------------------------------------------------------------- timeouts
@@ -181,7 +197,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("forwarded-allow-ips", text, _server.forwarded_allow_ips, "proxies trusted with --proxy-headers and "
            "--proxy-protocol: "
            "addresses, CIDR ranges, '*' or 'unix:', comma-separated (also read from $FORWARDED_ALLOW_IPS)", PROXY,
-           metavar="LIST", env_aliases=("FORWARDED_ALLOW_IPS",), field="forwarded_allow_ips"),
+           metavar="LIST", env_aliases=("FORWARDED_ALLOW_IPS",), check=_trusted_proxies_problem,
+           field="forwarded_allow_ips"),
     Option("proxy-protocol", boolean, False, "connections from --forwarded-allow-ips must open with a PROXY "
            "protocol header (v1 or v2, HAProxy's send-proxy / send-proxy-v2) giving the client's address; other "
            "peers are served as they are and may not send one", PROXY, flag=True, field="proxy_protocol"),

@@ -15,6 +15,7 @@ from typing import Any
 from ..app import Request, Response
 from ..binds import BindKind, open_bind
 from ..http.caches import HTTP1Caches
+from ..http.grammar import field_value_problem
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
@@ -44,11 +45,15 @@ class Server:
         self.reactor = reactor
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
+        # Those on sockets this server bound itself (not inherited: fd://,
+        # a socket a supervisor shares): with workers, each worker's own
+        # SO_REUSEPORT sockets, whose accept queues die with them.
+        self.own_listeners: list[Listener] = []
         self.connections: set[ServedConnection] = set()
         # Chosen once here, so that no response asks: the Date field's text
         # (None when off) and the Server field's value (None: left out).
         self.wall = WallClock(reactor, http_date=self.config.date_header)
-        self.server_header = self.config.server_header.encode("latin-1") if self.config.server_header else None
+        self.server_header = _server_field(self.config.server_header)
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
         self.ws_settings = WebSocketSettings.from_config(self.config)
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
@@ -56,6 +61,12 @@ class Server:
         self.http1_caches = HTTP1Caches()
         self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+        # The PROXY protocol's trusted peers, parsed here (a bad list is an
+        # error at construction, before any worker forks), not in start().
+        self._proxy_protocol_peers = (
+            (self.trusted_proxies or TrustedProxies(self.config.forwarded_allow_ips))
+            if self.config.proxy_protocol else None
+        )
         self._served_by_closed = 0  # requests_served of the connections gone
         # Graceful shutdown began: close_when_idle makes each connection's next response its last.
         self.shutting_down = False
@@ -104,14 +115,17 @@ class Server:
             # Before TLS and HTTP: the header's client address becomes the
             # transport's peername, which the access log, Request.client and
             # the proxy headers' walk (evloop.proxy) all start from.
-            trusted = self.trusted_proxies or TrustedProxies(cfg.forwarded_allow_ips)
-            options.update(proxy_protocol=trusted.is_trusted_peer,
+            assert self._proxy_protocol_peers is not None
+            options.update(proxy_protocol=self._proxy_protocol_peers.is_trusted_peer,
                            proxy_header_timeout_s=cfg.header_timeout_s)
         factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
         for bind in cfg.listen_binds():
             sockets = open_bind(bind, reuse_port=cfg.reuse_port, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
             unlink = bind.path if bind.kind is BindKind.UNIX else None
-            self.listeners.append(listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options))
+            listener = listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options)
+            self.listeners.append(listener)
+            if bind.kind is BindKind.TCP or bind.kind is BindKind.UNIX:
+                self.own_listeners.append(listener)
         return self.listeners
 
     @property
@@ -254,3 +268,13 @@ def address_url(addr: Any, scheme: str = "http") -> str:
     if ":" in addr[0]:
         return f"{scheme}://[{addr[0]}]:{addr[1]}"
     return f"{scheme}://{addr[0]}:{addr[1]}"
+
+
+def _server_field(value: str | None) -> bytes | None:
+    """``ServerConfig.server_header`` as it goes out (None: no Server field); ValueError for a value that cannot."""
+    if not value:
+        return None
+    problem = field_value_problem(value)
+    if problem is not None:
+        raise ValueError(f"server_header {problem}")
+    return value.encode("latin-1")

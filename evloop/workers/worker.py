@@ -348,9 +348,11 @@ class Worker:
             self.server.shutdown(self.reactor.stop)
             return
         if link.own_socket:
-            # What is in our own SO_REUSEPORT socket's accept queue dies with
-            # it, so take it all, then close at once (see the module doc).
-            for listener in self.server.listeners:
+            # What is in our own SO_REUSEPORT sockets' accept queues dies
+            # with them, so take it all, then close at once (see the module
+            # doc).  A socket shared with the other workers (a Unix socket,
+            # an inherited one) keeps its queue for them: not drained here.
+            for listener in self.server.own_listeners:
                 listener.accept_pending()
         for listener in self.server.listeners:
             listener.close()
