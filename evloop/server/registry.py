@@ -18,7 +18,7 @@ from ..http.caches import HTTP1Caches
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
-from .access_log import AccessLog
+from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
@@ -53,7 +53,7 @@ class Server:
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
         # shared by this server's connections only; see evloop.http.caches.
         self.http1_caches = HTTP1Caches()
-        self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
+        self.access_log: AccessLog | None = make_access_log(reactor, self.wall, self.config)
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self._served_by_closed = 0  # requests_served of the connections gone
         # Graceful shutdown began: close_when_idle makes each connection's next response its last.
