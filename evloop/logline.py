@@ -240,13 +240,14 @@ _json_dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 class JSONFormatter(logging.Formatter):
-    """Server log records as one JSON object a line: time, level, logger, message (and exception, stack)."""
+    """Server log records as one JSON object a line: time, level, logger, pid, message (and exception, stack)."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # with workers, whose lines also start "[worker N pid P]"
             "message": record.getMessage(),
         }
         if record.exc_info:

@@ -191,6 +191,20 @@ def test_request_id_from_a_trusted_proxy_reaches_the_app_and_the_log(start_demo,
         assert len(made) == 1 and _HEX_ID.fullmatch(made.pop())
 
 
+def test_each_request_of_a_kept_alive_connection_has_its_own_id(start_demo, tmp_path):
+    """The server reuses a request object nobody kept for the connection's next request: not its id."""
+    server = start_demo("--app", "logapps:native", env=_apps(tmp_path))
+    ids = []
+    with connect(server.port, 10) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            status, _, body = read_response(sock)
+            data = json.loads(body)
+            assert status == 200 and data["request_id"] == data["again"]  # made once, then kept
+            ids.append(data["request_id"])
+    assert len(set(ids)) == 3 and all(_HEX_ID.fullmatch(i) for i in ids)
+
+
 def test_request_id_from_an_untrusted_peer_is_replaced(start_demo, tmp_path):
     for app, name in (("--wsgi", "logapps:wsgi"), ("--app", "logapps:native")):
         server = start_demo(app, name, "--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/8",
