@@ -94,6 +94,32 @@ def test_log_config_json_file_redirects_the_logs(tmp_path):
         demo.stop()
 
 
+def test_log_config_may_keep_the_batched_access_handler(tmp_path):
+    """The README's advice: ``BufferedAccessHandler`` in a dictConfig file keeps the access log's batched writes."""
+    out = tmp_path / "server.log"
+    config = {
+        "version": 1,
+        "handlers": {
+            "file": {"class": "logging.FileHandler", "filename": str(out)},
+            "access": {"class": "evloop.server.access_log.BufferedAccessHandler", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "evloop": {"handlers": ["file"], "level": "INFO"},
+            "evloop.access": {"handlers": ["access"], "propagate": False},
+        },
+    }
+    path = tmp_path / "logging.json"
+    path.write_text(json.dumps(config))
+    demo = _StartedInFile(tmp_path, ["--log-config", str(path)], out)
+    try:
+        assert _get(demo.port, "/healthz")[0] == 200
+        wait_until(lambda: '"GET /healthz HTTP/1.1" 200 2 ' in demo.stderr(), 10, what="the access line on stdout")
+        assert re.search(r'^127\.0\.0\.1 - - \[[^]]+\] "GET /healthz HTTP/1\.1" 200 2 \d+\.\d{6}$', demo.stderr(), re.M)
+        assert "GET /healthz" not in out.read_text()
+    finally:
+        demo.stop()
+
+
 def test_log_config_ini_file_redirects_the_logs(tmp_path):
     out = tmp_path / "from-ini.log"
     path = tmp_path / "logging.ini"
