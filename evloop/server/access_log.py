@@ -31,11 +31,11 @@ import sys
 from typing import IO, Any
 
 from ..logline import (
+    JSONAccessLine,
     LineFormat,
     access_log_prefix,
     compile_access_format,
     duration_text,
-    json_access_line,
     request_log_prefix,
 )
 from ..reactor import Reactor
@@ -333,4 +333,4 @@ def make_access_log(reactor: Reactor, wall: WallClock, config: Any) -> AccessLog
     fmt = config.access_log_format
     if fmt is None:
         return AccessLog(reactor, wall)
-    return FormattedAccessLog(reactor, wall, json_access_line if fmt == "json" else compile_access_format(fmt))
+    return FormattedAccessLog(reactor, wall, JSONAccessLine() if fmt == "json" else compile_access_format(fmt))

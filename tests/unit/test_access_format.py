@@ -7,7 +7,7 @@ import json
 import pytest
 
 from evloop.app import Request
-from evloop.logline import compile_access_format, json_access_line
+from evloop.logline import JSONAccessLine, compile_access_format
 
 _ARGS = ("203.0.113.9", "GET /p?q=1 HTTP/1.1", "GET", "/p?q=1", "HTTP/1.1", 200, 0, 0.0123456, "06/Dec/2026:09:00:00 +0000")
 
@@ -61,7 +61,7 @@ def test_what_is_not_an_atom_is_refused_by_name(fmt, problem):
 
 def test_json_line_is_ascii_json_whatever_the_request_holds():
     request = _request(("Referer", "https://r/\u00e9\ud800"), ("User-Agent", "x\ny"))
-    line = json_access_line(*_ARGS, request)
+    line = JSONAccessLine()(*_ARGS, request)
     assert line.isascii() and "\n" not in line
     record = json.loads(line)
     assert record["referer"] == "https://r/\u00e9\ud800" and record["user_agent"] == "x\ny"
