@@ -39,14 +39,13 @@ def configure_logging(level: str = "info", *, access_log: bool | str = True, str
     ``access_log`` names.  ``log_format`` ``"json"``: the server's lines as
     JSON objects (the access log's are chosen by the server's
     ``access_log_format``).  ``log_config``: a ``logging.config`` file
-    (``load_log_config``) replaces all of this but the levels and turning
-    the access log off.  Raises ``LoggingSetupError`` for a file that
+    (``load_log_config``) replaces all of this but turning the access log
+    off or sending it to a file.  Raises ``LoggingSetupError`` for a file that
     cannot be used.
     """
     stream = stream or sys.stderr
     if log_config is not None:
-        load_log_config(log_config)
-        logging.getLogger("evloop").setLevel(getattr(logging, level.upper()))
+        load_log_config(log_config)  # the file sets the levels and formats too
     else:
         logging.basicConfig(level=getattr(logging, level.upper()), format=LOG_FORMAT, stream=stream)
         if log_format == "json":

@@ -199,8 +199,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log-format", choice("text", "json"), "text", "the server and access logs' lines: text, or one JSON "
            "object a line (for log shippers)", LOGGING, metavar="text|json"),
     Option("log-config", _optional(text), None, "configure logging from this file instead (logging.config: "
-           "dictConfig for a .json file, fileConfig for INI); the other logging options then only choose what "
-           "is logged", LOGGING, metavar="FILE"),
+           "dictConfig for a .json file, fileConfig for INI), levels and formats included; --no-access-log and "
+           "--access-log FILE still apply", LOGGING, metavar="FILE"),
     Option("access-log", _access_log_target, True, "log each request (Common Log Format and the duration, on "
            "stderr); with FILE, append the lines to FILE", LOGGING, flag=True, flag_value=True,
            metavar="FILE"),
