@@ -148,7 +148,8 @@ class Option:
     one value (``repeatable`` options: each of a list; the command line
     takes the option again, the environment separates values with spaces,
     TOML takes a list); ``check`` validates the parsed value.  ``flag``: a
-    switch, ``--NAME``/``--no-NAME`` on the command line.  ``off_flag``: a
+    switch, ``--NAME``/``--no-NAME`` on the command line (``flag_value``: a
+    switch that may also take a value, ``--NAME [VALUE]``).  ``off_flag``: a
     switch that sets the value to ``off_value`` (``--no-server-header``).
     ``show`` writes a value for ``--print-config`` (TOML; ``0o660`` for
     permissions).  ``default_text`` replaces the default in the help (for None, or a
@@ -167,6 +168,7 @@ class Option:
     metavar: str | None = None
     repeatable: bool = False
     flag: bool = False
+    flag_value: bool = False
     off_flag: str | None = None
     off_value: Any = None
     off_help: str | None = None
@@ -251,6 +253,10 @@ def build_parser(options: Sequence[Option], prog: str, description: str, epilog:
         flag = f"--{option.name}"
         if option.flag and option.cli_only:
             group.add_argument(flag, action="store_true", help=option.help)
+        elif option.flag and option.flag_value:
+            group.add_argument(flag, nargs="?", const=True, metavar=option.metavar, help=help_)
+            group.add_argument(f"--no-{option.name}", dest=option.dest, action="store_false",
+                               help=f"the opposite of {flag}")
         elif option.flag:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_, default=argparse.SUPPRESS)
         elif option.repeatable:

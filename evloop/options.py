@@ -29,6 +29,7 @@ from .cli import (
 )
 from .http import Limits
 from .http.grammar import field_value_problem
+from .logline import compile_access_format
 from .server.config import ServerConfig
 from .server.tls import CERT_REQS, TLS_VERSIONS
 
@@ -83,6 +84,29 @@ def _trusted_proxies_problem(value: str) -> str | None:
 
 def _host(raw: Any) -> str:
     return check_host(text(raw))
+
+
+def _access_log_target(raw: Any) -> bool | str:
+    """``--access-log``'s value: on or off (``true``, ``off``...), ``-`` for stderr, else a file to append to."""
+    if isinstance(raw, bool):
+        return raw
+    value = text(raw).strip()
+    if not value:
+        raise ValueError("expected true, false, '-' (stderr) or a file name")
+    if value == "-":
+        return True
+    try:
+        return boolean(value)
+    except ValueError:
+        return value
+
+
+def _access_format_problem(fmt: str) -> str | None:
+    try:
+        compile_access_format(fmt)
+    except ValueError as exc:
+        return str(exc).removeprefix("--access-log-format: ")
+    return None
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -188,7 +212,21 @@ OPTIONS: tuple[Option, ...] = (
     # ---------------------------------------------------------------- logging
     Option("log-level", choice("critical", "error", "warning", "info", "debug"), "info", "the server log's level "
            "(any case)", LOGGING, metavar="LEVEL"),
-    Option("access-log", boolean, True, "log each request (Common Log Format, on stderr)", LOGGING, flag=True),
+    Option("log-format", choice("text", "json"), "text", "the server and access logs' lines: text, or one JSON "
+           "object a line (for log shippers)", LOGGING, metavar="text|json"),
+    Option("log-config", _optional(text), None, "configure logging from this file instead (logging.config: "
+           "dictConfig for a .json file, fileConfig for INI), levels and formats included; --no-access-log and "
+           "--access-log FILE still apply", LOGGING, metavar="FILE"),
+    Option("access-log", _access_log_target, True, "log each request (Common Log Format and the duration, on "
+           "stderr); with FILE, append the lines to FILE", LOGGING, flag=True, flag_value=True,
+           metavar="FILE"),
+    Option("access-log-format", _optional(text), None, "the access log's line in gunicorn's atoms: %%(h)s "
+           "client, %%(t)s time, %%(r)s request line, %%(m)s %%(U)s %%(q)s %%(H)s its parts, %%(s)s status, "
+           "%%(b)s bytes ('-' for 0), %%(B)s bytes, %%(f)s referer, %%(a)s user agent, %%(D)s %%(M)s %%(T)s "
+           "%%(L)s duration in us, ms, s, s with decimals, %%(p)s pid, %%({NAME}i)s a request field, "
+           "%%({x-request-id}i)s the request id, %%%% a percent sign", LOGGING, metavar="FORMAT",
+           check=_access_format_problem, default_text="Common Log Format and the duration in seconds",
+           field="access_log_format"),
     Option("slow-callback", _optional(seconds), None, "log callbacks that hold the loop longer than this", LOGGING,
            metavar="S", check=positive, default_text="off"),
     # ------------------------------------------------------------------ proxy

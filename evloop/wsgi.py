@@ -211,6 +211,8 @@ def build_environ(
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
     if body or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
         environ["CONTENT_LENGTH"] = str(len(body))
+    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
+    environ["HTTP_X_REQUEST_ID"] = request.request_id
     return environ
 
 

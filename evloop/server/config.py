@@ -53,6 +53,9 @@ class ServerConfig:
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
     access_log: bool = True
+    # The access log's line: None, Common Log Format and the duration; "json",
+    # one JSON object; else gunicorn's atoms (evloop.logline.compile_access_format).
+    access_log_format: str | None = None
     server_header: str | None = "evloop"  # None or "": no Server field
     date_header: bool = True  # False: no Date field (RFC 9110 6.6.1 allows it without a clock)
     write_high_water: int = 64 * 1024

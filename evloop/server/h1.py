@@ -353,9 +353,6 @@ class HTTPProtocol(FaultHandling, Protocol):
                 transport: Any = self.transport
                 client = transport.peername
                 scheme = self._scheme
-                trusted = ctx.trusted_proxies
-                if trusted is not None:
-                    client, scheme = resolve_client(client, scheme, head.headers, trusted)
                 request = self._spare_request
                 # By position: with keywords a call takes twice as long (0.7 against 0.3 us).
                 if request is None:
@@ -366,6 +363,12 @@ class HTTPProtocol(FaultHandling, Protocol):
                     self._spare_request = None
                     request._renew(head.method, head.target, head.version, head.headers, body, client, scheme,
                                    head.target_parts)
+                trusted = ctx.trusted_proxies
+                if trusted is not None:
+                    # Behind a proxy: the client, scheme and request id it vouches for.
+                    request.client, request.scheme = resolve_client(client, scheme, head.headers, trusted)
+                    if trusted.is_trusted_peer(client):
+                        request.trust_request_id()
                 self.request = request
                 try:
                     response = ctx.call_app(request)
@@ -648,11 +651,12 @@ class HTTPProtocol(FaultHandling, Protocol):
         if access_log is not None:
             head: Any = self.head
             # The request's client: the real one when proxy headers were honoured.
-            peer = self.request.client if self.request is not None else self.transport and self.transport.peername
+            request = self.request
+            peer = request.client if request is not None else self.transport and self.transport.peername
             status = self._status
             access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
                            status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
-                           self.reactor.time() - self._started)
+                           self.reactor.time() - self._started, request)
         self.request = None
         self.head = None
         transport = self.transport

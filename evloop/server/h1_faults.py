@@ -144,7 +144,7 @@ class FaultHandling:
         peer = request.client if request is not None else transport.peername if transport is not None else None
         started = self._started if head is not None else self._received_at
         access_log.log_unusual(peer[0] if isinstance(peer, tuple) else None, request_line(head, self.conn), status,
-                               size, self.reactor.time() - started, incomplete)
+                               size, self.reactor.time() - started, incomplete, request)
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         logger.info("bad request from %s: %d %s", peer_text(self.transport), exc.status, exc.reason)

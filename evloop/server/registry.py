@@ -19,7 +19,7 @@ from ..http.grammar import field_value_problem
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
-from .access_log import AccessLog
+from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
@@ -59,7 +59,7 @@ class Server:
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
         # shared by this server's connections only; see evloop.http.caches.
         self.http1_caches = HTTP1Caches()
-        self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
+        self.access_log: AccessLog | None = make_access_log(reactor, self.wall, self.config)
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         # The PROXY protocol's trusted peers, parsed here (a bad list is an
         # error at construction, before any worker forks), not in start().

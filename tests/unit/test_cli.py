@@ -63,12 +63,16 @@ def test_the_config_file_may_be_named_by_the_environment(tmp_path):
     (["--uds-mode", "0999"], {}, "--uds-mode: expected octal permissions such as 0660"),
     (["--log-level", "loud"], {}, "--log-level: expected one of critical, error, warning, info, debug"),
     ([], {"EVLOOP_PORT": "70000"}, "EVLOOP_PORT: must be a port number"),
-    ([], {"EVLOOP_ACCESS_LOG": "maybe"}, "EVLOOP_ACCESS_LOG: expected true or false, got 'maybe'"),
     (["--server-header", "x\r\nSet-Cookie: a=1"], {}, "--server-header: must not contain CR, LF or other control"),
     (["--server-header", "evloop\u2713"], {}, "--server-header: must be Latin-1 text"),
     (["--proxy-protocol", "--forwarded-allow-ips", "bogus"], {}, "--forwarded-allow-ips: 'bogus' is not an address"),
     (["--backlog", "99999999999999999999"], {}, "--backlog: must be below 2**31"),
     ([], {"EVLOOP_HEADER_TIMEOUT": "1e400"}, "EVLOOP_HEADER_TIMEOUT: expected a finite number of seconds"),
+    ([], {"EVLOOP_PROXY_HEADERS": "maybe"}, "EVLOOP_PROXY_HEADERS: expected true or false, got 'maybe'"),
+    ([], {"EVLOOP_ACCESS_LOG": " "}, "EVLOOP_ACCESS_LOG: expected true, false, '-' (stderr) or a file name"),
+    (["--access-log-format", "%(h)s %(x)s"], {}, "--access-log-format: %(x)s is not an atom"),
+    (["--access-log-format", "%h"], {}, "--access-log-format: '%h' is not an atom such as %(h)s"),
+    (["--log-format", "xml"], {}, "--log-format: expected one of text, json"),
 ])
 def test_bad_values_are_named_with_their_source(argv, environ, message):
     with pytest.raises(cli.UsageError) as caught:
