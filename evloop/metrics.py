@@ -168,7 +168,9 @@ def _add_samples(samples: dict[str, list[str]], snapshot: Mapping[str, Any], bas
         cumulative = 0
         for bound, count in zip((*DURATION_BUCKETS_S, math.inf), durations, strict=True):
             cumulative += count
-            samples[name].append(_sample(name + "_bucket", base, cumulative, le=_number(bound)))
+            # A bound is written as a float ("10.0"), as the client libraries write it.
+            samples[name].append(_sample(name + "_bucket", base, cumulative,
+                                         le="+Inf" if bound == math.inf else repr(float(bound))))
         samples[name].append(_sample(name + "_sum", base, counters.get("duration_sum_s", 0.0)))
         samples[name].append(_sample(name + "_count", base, cumulative))
     for name, key in (("evloop_http_received_bytes_total", "bytes_in"),

@@ -10,9 +10,16 @@ selenium = pytest.importorskip("selenium", reason="selenium is in the test extra
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 from support.browser import headless_chromium, needs_chromium  # noqa: E402
-from support.fixtures import start_demo  # noqa: E402,F401
+from support.demo import DemoStarter  # noqa: E402
 
 pytestmark = needs_chromium
+
+
+@pytest.fixture
+def start_demo(tmp_path):
+    starter = DemoStarter(tmp_path)
+    yield starter
+    starter.stop_all()
 
 
 @pytest.fixture
