@@ -41,8 +41,9 @@ DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 # sending random methods cannot grow the number of series.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-# A connection's deadlines (evloop.server.phases): which expired.
-TIMEOUT_KINDS = ("header", "body", "keepalive", "send", "handler", "linger")
+# A connection's deadlines (evloop.server.phases, and a WebSocket's: server/ws.py): which expired.
+TIMEOUT_KINDS = ("header", "body", "keepalive", "send", "handler", "linger", "ws_idle", "ws_ping", "ws_send",
+                 "ws_close")
 # Why accepting paused: descriptors ran out (EMFILE, ENFILE), or --max-connections.
 BACKOFF_KINDS = ("descriptors", "max_connections")
 

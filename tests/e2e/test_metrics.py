@@ -151,3 +151,16 @@ def test_workers_on_the_main_bind(start_demo):
     samples = scrape_until(url, lambda s: len({labels for name, labels in s
                                                 if name == "evloop_loop_lag_seconds"}) == 2)
     assert {dict(labels)["worker"] for name, labels in samples if name == "evloop_connections"} <= {"0", "1"}
+
+
+def test_websocket_timeouts_are_counted(start_demo):
+    websockets = pytest.importorskip("websockets.sync.client")
+    from websockets.exceptions import ConnectionClosed
+
+    demo = start_demo("--no-access-log", "--metrics-path", "/metrics", "--ws-idle-timeout", "0.3",
+                      "--ws-ping-interval", "0")  # no pings: a Pong would count as activity
+    with websockets.connect(f"ws://127.0.0.1:{demo.port}/ws/echo") as ws:
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)  # nothing sent: the server closes it (1000, idle timeout)
+    samples = scrape(f"http://127.0.0.1:{demo.port}/metrics")
+    assert total(samples, "evloop_timeouts_total", kind="ws_idle") == 1
