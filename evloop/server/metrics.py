@@ -186,6 +186,8 @@ class MetricsRoutes:
         for path in (metrics_path, status_path):
             if path is not None and not path.startswith("/"):
                 raise ValueError(f"a metrics or status path must start with '/': {path!r}")
+        if metrics_path is not None and metrics_path == status_path:
+            raise ValueError(f"the metrics and status paths must differ, both are {metrics_path!r}")
         self.app = app
         self.metrics_path = metrics_path
         self.status_path = status_path

@@ -81,9 +81,12 @@ class MetricsTable:
         start = region * self.region_bytes
         view = self._map
         sequence = _HEADER.unpack_from(view, start)[0]
-        _HEADER.pack_into(view, start, sequence + 1, 0)  # odd: being written
+        # Odd while being written.  Already odd: a writer was killed mid-write
+        # (SIGKILL of a silent worker), and this write (the supervisor's) ends it.
+        writing = sequence if sequence % 2 else sequence + 1
+        _HEADER.pack_into(view, start, writing, 0)
         view[start + _HEADER.size:start + _HEADER.size + len(data)] = data
-        _HEADER.pack_into(view, start, sequence + 2, len(data))
+        _HEADER.pack_into(view, start, writing + 1, len(data))
         return True
 
     def read(self, region: int) -> Any:

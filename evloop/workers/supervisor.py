@@ -235,6 +235,8 @@ class Supervisor:
             if self.metrics_server is not None:
                 self.metrics_server.close()
                 reactor.run_once(0)  # its connections' sockets close in their callbacks
+            if self.metrics_table is not None:
+                self.metrics_table.close()
             self.sockets.close()
             reactor.close()
         logger.info("supervisor: every worker has exited")

@@ -164,3 +164,20 @@ def test_websocket_timeouts_are_counted(start_demo):
             ws.recv(timeout=10)  # nothing sent: the server closes it (1000, idle timeout)
     samples = scrape(f"http://127.0.0.1:{demo.port}/metrics")
     assert total(samples, "evloop_timeouts_total", kind="ws_idle") == 1
+
+
+def test_bad_paths_are_usage_errors():
+    import subprocess
+    import sys
+
+    for args, message in ((["--metrics-path", "metrics"], "expected a URL path starting with '/'"),
+                          (["--status-path", "/s", "--metrics-path", "/s"], "must differ"),
+                          (["--metrics-bind", "127.0.0.1:70000"], "70000")):
+        done = subprocess.run([sys.executable, "-m", "evloop.demo", "--port", "0", *args], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
+    shown = subprocess.run([sys.executable, "-m", "evloop.demo", "--metrics-bind", "127.0.0.1:9100",
+                            "--status-path", "/status", "--print-config"], capture_output=True, text=True, timeout=30)
+    assert 'metrics-bind = "127.0.0.1:9100"  # command line' in shown.stdout
+    assert 'status-path = "/status"  # command line' in shown.stdout
