@@ -4,37 +4,25 @@ Prometheus is not installed (``.ci/run`` installs it)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
 
 import pytest
 import requests
+from support.clients import listening_port
+from support.demo import stop_process
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="needs Debian's prometheus (.ci/run installs it)")
 
 
-def listening_port(pid: int, timeout_s: float = 20.0) -> int:
-    """The TCP port ``pid`` listens on (it was started on port 0), from /proc: its sockets' inodes in /proc/net/tcp."""
+def wait_for_listening_port(pid: int, timeout_s: float = 20.0) -> int:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        with open("/proc/net/tcp") as table:
-            for line in table.readlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                    return int(fields[1].rpartition(":")[2], 16)
-        time.sleep(0.1)  # Prometheus starts its web server after loading its storage: nothing to wait on
-    raise AssertionError(f"prometheus (pid {pid}) did not listen within {timeout_s} s")
+    while (port := listening_port(pid)) is None:
+        assert time.monotonic() < deadline, f"prometheus (pid {pid}) did not listen within {timeout_s} s"
+        time.sleep(0.1)  # Prometheus listens once its storage is open: nothing to wait on
+    return port
 
 
 def query(api: str, expression: str) -> list[dict]:
@@ -58,7 +46,7 @@ def test_prometheus_scrapes_evloop(start_demo, tmp_path):
                              "--web.listen-address=127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     try:
-        api = f"http://127.0.0.1:{listening_port(proc.pid)}"
+        api = f"http://127.0.0.1:{wait_for_listening_port(proc.pid)}"
         deadline = time.monotonic() + 40
         while True:
             up = query(api, 'up{job="evloop"}')
@@ -70,10 +58,5 @@ def test_prometheus_scrapes_evloop(start_demo, tmp_path):
         lag = query(api, 'evloop_loop_lag_seconds{job="evloop"}')
         assert lag and float(lag[0]["value"][1]) >= 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
