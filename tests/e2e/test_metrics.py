@@ -181,3 +181,22 @@ def test_bad_paths_are_usage_errors():
                             "--status-path", "/status", "--print-config"], capture_output=True, text=True, timeout=30)
     assert 'metrics-bind = "127.0.0.1:9100"  # command line' in shown.stdout
     assert 'status-path = "/status"  # command line' in shown.stdout
+
+
+def test_the_supervisor_serves_the_status_feed_at_the_metrics_bind(start_demo):
+    import json
+
+    websockets = pytest.importorskip("websockets.sync.client")
+    demo = start_demo("--no-access-log", "--workers", "2", "--metrics-bind", "127.0.0.1:0", "--status-path", "/s")
+    (match,) = wait_for_log(demo, r"metrics and status on http://(\S+)")
+    assert "evloop status" in requests.get(f"http://{match.group(1)}/s", timeout=10).text
+    for _ in range(5):
+        assert requests.get(f"http://127.0.0.1:{demo.port}/", timeout=10).status_code == 200
+    with websockets.connect(f"ws://{match.group(1)}/s") as ws:
+        deadline = time.monotonic() + 15
+        while True:  # a frame a second; the workers publish once a second
+            frame = json.loads(ws.recv(timeout=10))
+            if len(frame["workers"]) == 2 and sum(row["requests"] for row in frame["workers"]) == 5:
+                break
+            assert time.monotonic() < deadline, frame
+    assert sorted(row["worker"] for row in frame["workers"]) == [0, 1]
