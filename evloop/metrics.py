@@ -20,8 +20,8 @@ No HTTP and no clock here: the caller gives the times.
 
 from __future__ import annotations
 
-import bisect
 import math
+from bisect import bisect_left as _bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -76,7 +76,7 @@ class RequestCounts:
         if counts is None:
             counts = self.other
         counts[status // 100] += 1
-        self.durations[bisect.bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
+        self.durations[_bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
         self.duration_sum_s += duration_s
         self.bytes_out += body_bytes
 
