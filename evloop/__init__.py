@@ -10,7 +10,9 @@ from .framing import LengthPrefixedProtocol, LineProtocol
 from .futures import CancelledError, Future, InvalidStateError
 from .listener import Listener, listen
 from .net.base import Protocol
+from .net.process import ProcessProtocol, ProcessTransport, spawn
 from .net.tcp import SocketTransport
+from .net.udp import DatagramProtocol, DatagramTransport, connect_datagram, listen_datagram
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
 
@@ -21,6 +23,8 @@ __all__ = [
     "Future", "CancelledError", "InvalidStateError",
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
     "LineProtocol", "LengthPrefixedProtocol", "Resolver",
+    "DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
+    "ProcessProtocol", "ProcessTransport", "spawn",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
 ]
 

@@ -195,9 +195,13 @@ OPTIONS: tuple[Option, ...] = (
     # ------------------------------------------------------------------ proxy
     Option("proxy-headers", boolean, False, "take the client address and scheme from Forwarded / X-Forwarded-For "
            "/ X-Forwarded-Proto sent by a trusted proxy", PROXY, flag=True, field="proxy_headers"),
-    Option("forwarded-allow-ips", text, _server.forwarded_allow_ips, "proxies trusted with --proxy-headers: "
+    Option("forwarded-allow-ips", text, _server.forwarded_allow_ips, "proxies trusted with --proxy-headers and "
+           "--proxy-protocol: "
            "addresses, CIDR ranges, '*' or 'unix:', comma-separated (also read from $FORWARDED_ALLOW_IPS)", PROXY,
            metavar="LIST", env_aliases=("FORWARDED_ALLOW_IPS",), field="forwarded_allow_ips"),
+    Option("proxy-protocol", boolean, False, "connections from --forwarded-allow-ips must open with a PROXY "
+           "protocol header (v1 or v2, HAProxy's send-proxy / send-proxy-v2) giving the client's address; other "
+           "peers are served as they are and may not send one", PROXY, flag=True, field="proxy_protocol"),
     # ----------------------------------------------------------------- static
     Option("root", _optional(text), None, "static files: served under /static/ by the demo, under --static-path in "
            "front of --wsgi or --app", STATIC, metavar="DIR", default_text="the demo's bundled folder"),

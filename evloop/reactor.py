@@ -117,6 +117,9 @@ class Reactor:
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
         self._resources: set[Any] = set()
+        # The SIGCHLD fallback of evloop.net.process (made by its first child
+        # watched that way): which children of this reactor it waits for.
+        self._sigchld_watcher: Any = None
         # Loop statistics (see stats()).
         self._passes = 0
         self._callbacks_run = 0

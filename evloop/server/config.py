@@ -61,6 +61,11 @@ class ServerConfig:
     # these peers (addresses, CIDR ranges, "*", "unix:"); see evloop.proxy.
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    # --proxy-protocol: peers in forwarded_allow_ips must open with a PROXY
+    # protocol header (v1 or v2) within header_timeout_s, and its client
+    # address is the connection's; other peers are served as they are and
+    # may not send one (see evloop.net.proxy_protocol).
+    proxy_protocol: bool = False
     # HTTPS (see evloop.server.tls): a certificate chain (and its key, when
     # not in the same file) turns TLS on.  cert_reqs: "none", "optional" or
     # "required" client certificates, verified against ca_certs.

@@ -24,6 +24,7 @@ from .context import ServedConnection
 from .h1 import HTTPProtocol
 from .metrics import MetricsRoutes, ServerMetrics, metrics_server
 from .phases import Phase, phase_timeouts
+from .proxied import ProxiedHTTPProtocol
 from .tls import PLAINTEXT_REPLY, ServerTLS
 from .wallclock import WallClock
 from .ws import WebSocketSettings
@@ -113,11 +114,18 @@ class Server:
             # ClientHello (or half of one) costs at most that long.
             options.update(ssl=self.tls.context, ssl_handshake_timeout_s=cfg.header_timeout_s,
                            ssl_plaintext_reply=PLAINTEXT_REPLY)
+        if cfg.proxy_protocol:
+            # Before TLS and HTTP: the header's client address becomes the
+            # transport's peername, which the access log, Request.client and
+            # the proxy headers' walk (evloop.proxy) all start from.
+            trusted = self.trusted_proxies or TrustedProxies(cfg.forwarded_allow_ips)
+            options.update(proxy_protocol=trusted.is_trusted_peer,
+                           proxy_header_timeout_s=cfg.header_timeout_s)
+        factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
         for bind in cfg.listen_binds():
             sockets = open_bind(bind, reuse_port=cfg.reuse_port, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
             unlink = bind.path if bind.kind is BindKind.UNIX else None
-            self.listeners.append(listen(self.reactor, self._make_protocol, sockets=sockets, unlink_path=unlink,
-                                         **options))
+            self.listeners.append(listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options))
         if self.metrics is not None:
             self.metrics.start()
             if cfg.metrics_bind is not None and self.serves_metrics_bind:
@@ -147,6 +155,9 @@ class Server:
 
     def _make_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
+
+    def _make_proxied_protocol(self) -> HTTPProtocol:
+        return ProxiedHTTPProtocol(self)
 
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:
