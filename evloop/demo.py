@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None, prog: str = "evloop-demo") -> int:
             ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
         except (OSError, ValueError, ssl.SSLError) as exc:
             parser.error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
+    if settings.status_path is not None and settings.status_path == (settings.metrics_path or (
+            "/metrics" if settings.metrics_bind is not None else None)):
+        parser.error(f"--metrics-path and --status-path must differ, both are {settings.status_path!r}")
     balance = settings.balance or ("shared" if settings.wsgi else "reuseport")
     try:
         # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).

@@ -66,6 +66,7 @@ class Listener:
         self._paused = False            # by the user (pause_accepting)
         self._backoff_timer: Any = None  # by exhaustion of descriptors
         self._exhausted_episode = False
+        self.backoffs = 0  # times accepting paused because descriptors ran out
         self._closed = False
         try:
             if accept_batch < 1:
@@ -187,6 +188,7 @@ class Listener:
             transport._report(exc, "protocol.connection_made() failed; connection aborted")
 
     def _back_off(self, exc: OSError) -> None:
+        self.backoffs += 1
         if not self._exhausted_episode:
             self._exhausted_episode = True
             logger.error("accept() failed: %s; pausing accepts for %.0f ms at a time", exc, _ACCEPT_BACKOFF_S * 1000)

@@ -48,6 +48,7 @@ WEBSOCKET = "WebSocket"
 WORKERS = "workers"
 LOGGING = "logging"
 PROXY = "proxy"
+METRICS = "metrics and status page"
 STATIC = "static files"
 APPLICATION = "application (WSGI and evloop apps)"
 GROUP_HELP = {
@@ -107,6 +108,13 @@ def _access_format_problem(fmt: str) -> str | None:
     except ValueError as exc:
         return str(exc).removeprefix("--access-log-format: ")
     return None
+
+
+def _url_path(raw: Any) -> str:
+    path = text(raw)
+    if not path.startswith("/") or any(c in path for c in "?# "):
+        raise ValueError(f"expected a URL path starting with '/', got {path!r}")
+    return path
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -229,6 +237,15 @@ OPTIONS: tuple[Option, ...] = (
            field="access_log_format"),
     Option("slow-callback", _optional(seconds), None, "log callbacks that hold the loop longer than this", LOGGING,
            metavar="S", check=positive, default_text="off"),
+    # ---------------------------------------------------------------- metrics
+    Option("metrics-path", _optional(_url_path), None, "serve Prometheus metrics (text format 0.0.4) at this path, "
+           "e.g. /metrics; with --workers a scrape sees every worker (series labelled worker=\"N\")", METRICS,
+           metavar="PATH", default_text="off", field="metrics_path"),
+    Option("status-path", _optional(_url_path), None, "serve a live status page (and its WebSocket) at this path, "
+           "e.g. /status", METRICS, metavar="PATH", default_text="off", field="status_path"),
+    Option("metrics-bind", _optional(parse_bind), None, "serve --metrics-path (default /metrics) and --status-path "
+           "on this address only, not on the main ones (with --workers the supervisor serves it)", METRICS,
+           metavar="ADDRESS", default_text="the main binds", field="metrics_bind"),
     # ------------------------------------------------------------------ proxy
     Option("proxy-headers", boolean, False, "take the client address and scheme from Forwarded / X-Forwarded-For "
            "/ X-Forwarded-Proto sent by a trusted proxy", PROXY, flag=True, field="proxy_headers"),

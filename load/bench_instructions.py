@@ -4,7 +4,8 @@ Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
 
 Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
 read), ``unique`` (one per read, a different head each time), and each
-again with ``-log``: the access log on, as the default server has it.  Each case
+again with ``-log``: the access log on, as the default server has it; ``-metrics``:
+the access log and ``--metrics-path`` on.  Each case
 drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
 that only counts bytes (as ``load/bench_glue.py`` does), under
 ``valgrind --tool=callgrind``, twice with different request counts; the
@@ -25,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # case -> requests per read; "-log": with the access log on (the default configuration)
-CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1}
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1,
+         "keepalive-metrics": 1, "pipelined-metrics": 16}
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
 
 
@@ -41,7 +43,8 @@ def drive(case: str, reads: int) -> None:
     else:
         reads_data = [hello * CASES[case]] * reads
     with Reactor() as reactor:
-        protocol = make_protocol(reactor, access_log=case.endswith("-log"))
+        metrics = case.endswith("-metrics")
+        protocol = make_protocol(reactor, access_log=case.endswith("-log") or metrics, metrics=metrics)
         for _ in range(200):
             protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
         for data in reads_data:

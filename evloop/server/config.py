@@ -98,6 +98,14 @@ class ServerConfig:
     ws_max_queue_bytes: int = 32 * 1024 * 1024
     ws_per_message_deflate: bool = True  # --ws-per-message-deflate: accept permessage-deflate (RFC 7692)
 
+    # Metrics (evloop.server.metrics): the Prometheus text at this path, and
+    # the live status page (and its WebSocket) at status_path; None: not
+    # served.  metrics_bind: serve both on this address only, not on the
+    # main binds (with workers, the supervisor serves it).
+    metrics_path: str | None = None
+    status_path: str | None = None
+    metrics_bind: Bind | None = None
+
     def listen_binds(self) -> tuple[Bind, ...]:
         """The addresses to listen on: ``binds``, else ``sock``, else ``uds``, else ``host``/``port``."""
         if self.binds:

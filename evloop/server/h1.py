@@ -86,7 +86,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "_spare_request", "tls", "_scheme",
+        "_received_at", "_spare_request", "tls", "_scheme", "_counts",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -129,7 +129,10 @@ class HTTPProtocol(FaultHandling, Protocol):
         # answers before it (it arrived with them).  Only while the access
         # log is on (load/bench_instructions.py against a clock read per
         # head: pipelined-log 30,880 -> 29,932, keepalive-log 41,150 -> 40,440).
-        self._timed = ctx.access_log is not None
+        self._timed = ctx.access_log is not None or ctx.metrics is not None
+        # --metrics-path: the server's counts (evloop.metrics); None when off,
+        # so that a request without metrics pays one test in _response_done.
+        self._counts = ctx.metrics.counts if ctx.metrics is not None else None
         self._received_at = 0.0  # when the last read came
         self._spare_request: Request | None = None  # a Request nobody kept (see _process)
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
@@ -240,6 +243,9 @@ class HTTPProtocol(FaultHandling, Protocol):
         conn = self.conn
         if self._timed:
             self._received_at = self.reactor.time()
+            counts = self._counts
+            if counts is not None:
+                counts.bytes_in += len(data)
         if phase.reads:
             conn.receive_data(data)
             self._process()
@@ -657,6 +663,12 @@ class HTTPProtocol(FaultHandling, Protocol):
             access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
                            status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
                            self.reactor.time() - self._started, request)
+        counts = self._counts
+        if counts is not None:
+            head = self.head
+            status = self._status
+            counts.response_done(head.method, status, 0 if head.is_head or status in _BODILESS_STATUSES
+                                 else self._body_bytes, self.reactor.time() - self._started)
         self.request = None
         self.head = None
         transport = self.transport

@@ -23,6 +23,7 @@ from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
+from .metrics import MetricsRoutes, ServerMetrics, metrics_server
 from .phases import Phase, phase_timeouts
 from .proxied import ProxiedHTTPProtocol
 from .tls import PLAINTEXT_REPLY, ServerTLS
@@ -68,6 +69,19 @@ class Server:
             if self.config.proxy_protocol else None
         )
         self._served_by_closed = 0  # requests_served of the connections gone
+        self.accepted = 0  # connections opened
+        self.accept_pauses = 0  # times --max-connections paused accepting
+        # --metrics-path, --status-path: the figures, and their routes in
+        # front of the app (or on a server of their own at --metrics-bind).
+        self.metrics: ServerMetrics | None = None
+        self.metrics_server: Server | None = None
+        self.serves_metrics_bind = True  # False in a group's worker: the supervisor serves it
+        cfg = self.config
+        if cfg.metrics_path or cfg.status_path or cfg.metrics_bind is not None:
+            self.metrics = ServerMetrics(self)
+            if cfg.metrics_bind is None:
+                self.app = MetricsRoutes(app, reactor, self.metrics.snapshots, metrics_path=cfg.metrics_path,
+                                         status_path=cfg.status_path)
         # Graceful shutdown began: close_when_idle makes each connection's next response its last.
         self.shutting_down = False
         self._shutdown_timer: Any = None
@@ -126,6 +140,13 @@ class Server:
             self.listeners.append(listener)
             if bind.kind is BindKind.TCP or bind.kind is BindKind.UNIX:
                 self.own_listeners.append(listener)
+        if self.metrics is not None:
+            self.metrics.start()
+            if cfg.metrics_bind is not None and self.serves_metrics_bind:
+                self.metrics_server = metrics_server(self.reactor, cfg, self.metrics.snapshots)
+                self.metrics_server.start()
+                for url in self.metrics_server.urls:
+                    logger.info("metrics and status on %s", url)
         return self.listeners
 
     @property
@@ -155,6 +176,7 @@ class Server:
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:
         self.connections.add(protocol)
+        self.accepted += 1
         if self.shutting_down:
             # Accepted before the listeners closed, made only now (a TLS
             # handshake finishing during the drain): its first response is its last.
@@ -163,6 +185,7 @@ class Server:
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
             self._accept_paused = True
+            self.accept_pauses += 1
             if not self._limit_episode:
                 self._limit_episode = True
                 logger.warning("%d connections open (--max-connections): pausing accepts; "
@@ -181,6 +204,8 @@ class Server:
             self.connections.discard(old)
             self._served_by_closed += old.requests_served
             self.connections.add(new)
+            if self.metrics is not None:
+                self.metrics.counts.websockets_opened += 1
 
     def connection_closed(self, protocol: ServedConnection) -> None:
         if protocol in self.connections:
@@ -213,6 +238,7 @@ class Server:
             self._on_shutdown_done = on_done
         if not self.shutting_down:
             self.shutting_down = True
+            self._stop_metrics()
             for listener in self.listeners:
                 listener.close()
             self._shutdown_timer = self.reactor.call_later(self.config.graceful_timeout_s, self._shutdown_expired)
@@ -251,6 +277,7 @@ class Server:
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
             self._shutdown_timer = None
+        self._stop_metrics()
         for listener in self.listeners:
             listener.close()
         for protocol in list(self.connections):
@@ -259,6 +286,14 @@ class Server:
         if self.access_log is not None:
             self.access_log.close()
             self.access_log = None  # nothing more is logged
+
+
+    def _stop_metrics(self) -> None:
+        """The sampling stops, and the metrics server closes (its scrapes and status pages are not drained)."""
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
 
 
 def address_url(addr: Any, scheme: str = "http") -> str:
