@@ -4,9 +4,10 @@ Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
 1. For each complete request the server builds ``Request(method, target,
    version, headers, body, client, server, scheme, reactor, responder,
-   parts)`` (by position; the names work as keywords too; ``parts`` is the
-   parsed head's ``target_parts``, computed from ``target`` when omitted) and
-   calls ``app(request)``.
+   parts, tls, stream)`` (by position; the names work as keywords too;
+   ``parts`` is the parsed head's ``target_parts``, computed from ``target``
+   when omitted; ``stream`` is the file a long body was spooled to, else
+   None) and calls ``app(request)``.
 2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
    handler keeps the request and calls ``request.respond(response)`` later
    (from a timer, another callback, or even before returning); ``respond``
@@ -47,6 +48,7 @@ This module imports no ``socket``, ``selectors`` or ``time``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -151,6 +153,7 @@ class Request:
     ``raw_path`` (not decoded, no query), ``query`` (``dict[str, list[str]]``,
     parsed on first access, blank values kept), ``query_string``, ``version``,
     ``headers`` (``Headers``, built on first access), ``body`` (bytes),
+    ``stream`` (the body as a binary file, see below),
     ``client`` (peer address or None), ``server`` (``(host, port)`` or None),
     ``scheme``, ``reactor``, ``path_params`` (set by the router), ``tls``
     (over HTTPS an ``evloop.net.tls_context.TLSInfo``: ``client_cert``, ``client_subject``,
@@ -158,6 +161,16 @@ class Request:
     ``(raw_path, path, query_string)`` as ``evloop.http.target.target_parts``
     gives them for ``target`` (a ``RequestHead`` carries them), or None to
     have them computed.
+
+    A body longer than the server's ``body_spool_bytes`` arrives spooled to
+    an unnamed temporary file (``stream``): ``request.stream`` is that file,
+    seekable, at offset 0 when the handler starts; ``request.body`` reads it
+    whole into memory on first access (and keeps it), as Werkzeug's
+    ``get_data()`` and Starlette's ``body()`` do, so code written for small
+    bodies works unchanged; read ``stream`` in blocks to keep memory
+    bounded.  A short body is ``body``, and ``stream`` a ``BytesIO`` over
+    it.  The server closes the file when the response is done (or the
+    connection is lost); a handler that answers later must read it before.
 
     The server passes its arguments by position: with keywords the
     constructor takes twice as long (measured: 0.7 against 0.3 us).  Code of
@@ -182,6 +195,7 @@ class Request:
         "_responder",
         "_responded",
         "tls",
+        "_stream",
     )
 
     def __init__(
@@ -198,6 +212,7 @@ class Request:
         responder: Callable[[Response], None] | None = None,
         parts: tuple[str, str, str] | None = None,
         tls: Any = None,
+        stream: io.BufferedIOBase | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -208,7 +223,11 @@ class Request:
         # A Headers, or the pairs it will wrap when a handler first asks: most
         # handlers never look, and the wrapper is a third of the constructor.
         self._headers = headers
-        self.body = body
+        self._stream = stream
+        if stream is None:
+            self.body = body
+        else:
+            self._spooled(stream)
         self.client = client
         self.server = server
         self.scheme = scheme
@@ -222,6 +241,57 @@ class Request:
         # Over HTTPS, the connection's evloop.net.tls_context.TLSInfo (version, cipher,
         # SNI name, client_cert and client_subject when one was verified).
         self.tls: Any = tls
+
+    def _spooled(self, stream: io.BufferedIOBase) -> None:
+        """A spooled body: ``body`` stays unset, so its first read comes to ``__getattr__``."""
+        try:
+            del self.body  # a recycled Request may hold its previous body
+        except AttributeError:
+            pass
+        stream.seek(0)
+
+    def __getattr__(self, name: str) -> Any:
+        # Called only for an attribute not found: here, the ``body`` slot of
+        # a spooled body before its first read.  A property would cost every
+        # request's ``body`` read a Python call; an unset slot costs nothing
+        # until it is read.
+        if name == "body" and self._stream is not None:
+            stream = self._stream
+            position = stream.tell()
+            stream.seek(0)
+            self.body = body = stream.read()
+            stream.seek(position)
+            return body
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def body_length(self) -> int:
+        """The body's length in bytes, without reading a spooled body."""
+        try:
+            return len(object.__getattribute__(self, "body"))  # not __getattr__: that would read the file
+        except AttributeError:
+            stream: Any = self._stream
+            return os.fstat(stream.fileno()).st_size
+
+    @property
+    def spooled(self) -> bool:
+        """True when the body is in a temporary file (it was longer than the server's ``body_spool_bytes``)."""
+        return self._stream is not None and type(self._stream) is not io.BytesIO
+
+    def _body_released(self) -> None:
+        """The server closed the spooled body's file (the response is done): an unread ``body`` is empty now."""
+        try:
+            object.__getattribute__(self, "body")
+        except AttributeError:
+            self.body = b""
+
+    @property
+    def stream(self) -> io.BufferedIOBase:
+        """The body as a readable, seekable binary file (see the class docstring)."""
+        stream = self._stream
+        if stream is None:
+            stream = self._stream = io.BytesIO(self.body)
+        return stream
 
     @property
     def headers(self) -> Headers:
@@ -533,6 +603,10 @@ class App:
         self._combined: re.Pattern[str] | None = None
         self._branches: list[tuple[_Route, list[tuple[str, int]]] | None] = []
         self._by_pattern: dict[str, _Route] = {}
+        # ``streams_body(method, target)`` for the server: None until a route
+        # streams its body, so an app without one costs its requests nothing.
+        # The server reads it when it is given the app: register such routes first.
+        self.streams_body: Callable[[str, str], bool] | None = None
 
     def route(self, pattern: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for ``pattern`` and ``methods``."""
@@ -583,6 +657,31 @@ class App:
             return factory
 
         return register
+
+    def stream_request_body(
+        self, pattern: str, methods: Iterable[str] = ("POST", "PUT")
+    ) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
+        """Decorator registering a route that takes its request body as it arrives.
+
+        The decorated object is an ``evloop.streamed_body.BodyReceiver``
+        subclass, or any callable ``factory(request)`` returning one: one is
+        made per request, when its head arrives (path parameters are in
+        ``request.path_params``).  See ``evloop.streamed_body`` for the
+        receiver's methods and backpressure.
+        """
+        from .streamed_body import StreamedBodyRoute  # loaded only by apps that use it
+
+        def register(factory: Callable[[Request], Any]) -> Callable[[Request], Any]:
+            self.add_route(pattern, StreamedBodyRoute(factory), methods)
+            self.streams_body = self._streams_body
+            return factory
+
+        return register
+
+    def _streams_body(self, method: str, target: str) -> bool:
+        """Does the route of this request take its body as it arrives?  Asked at the head of a request with a body."""
+        handler, _, _ = self.resolve(method, target_parts(target)[1])
+        return getattr(handler, "streams_body", False) is True
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
         """``(handler, path_params, allowed)`` for a decoded path.

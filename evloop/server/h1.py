@@ -49,7 +49,9 @@ from ..http import (
 from ..net.base import Protocol, Transport
 from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
+from ..streamed_body import ReceiveBody
 from ..websocket import WebSocketUpgrade
+from .bodies import SpooledBody, StreamedBody, spool_body, stream_body
 from .context import ServerContext
 from .h1_faults import FaultHandling
 from .outcomes import close_quietly, internal_error, peer_text
@@ -88,7 +90,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "_spare_request", "tls", "_scheme",
+        "_received_at", "_spare_request", "tls", "_scheme", "_sink", "_spool_above",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -104,6 +106,10 @@ class HTTPProtocol(FaultHandling, Protocol):
         # that later parts are appended to (one object however small the
         # reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
+        # Where a body goes that does not stay in memory (bodies.py): a file
+        # once it passes _spool_above bytes, or a streamed-body route.
+        self._sink: SpooledBody | StreamedBody | None = None
+        self._spool_above = ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
         self._timer: Any = None
@@ -202,6 +208,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         elif self._response is not None or self._stream is not None:
             self._response_cut_short(f"the connection was lost ({exc or 'closed'})")  # releases the response
         self.transport = None
+        if self._sink is not None:
+            self._release_body(f"the connection was lost ({exc or 'closed'})")
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -332,11 +340,14 @@ class HTTPProtocol(FaultHandling, Protocol):
                         continue
                     self._request_received(head, b"")  # complete with its head (implicit_end)
                 elif event_type is Data:
+                    self._to("body_progress")  # first: a sink may answer, and leave BODY
                     self._add_body_part(event.data)  # type: ignore[union-attr]
-                    self._to("body_progress")
                     continue
                 elif event_type is EndOfMessage:
-                    self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
+                    if self._sink is None:
+                        self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
+                    else:
+                        self._sink.end()
                 elif event is NEED_DATA:
                     if (self.phase is IDLE or self.phase is NEW) and conn.has_buffered_bytes():
                         self._to("head_started")  # the rest must follow within the header timeout
@@ -362,17 +373,33 @@ class HTTPProtocol(FaultHandling, Protocol):
                 self._request_received(head, b"")
                 return
             self._out.append(self.conn.send_informational(100))
+        streams_body = self.ctx.streams_body
+        if streams_body is not None and streams_body(head.method, head.target):
+            self._request_received(head, b"")  # the route answers ReceiveBody: see _send_body
 
     def _add_body_part(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is not None:
+            sink.write(data)
+            return
         body = self.body
         if not body:
-            self.body = data  # a body in one read is never copied
+            self.body = body = data  # a body in one read is never copied
         elif type(body) is bytes:
             joined = bytearray(body)
             joined += data
-            self.body = joined
+            self.body = body = joined
         else:
             body += data  # a bytearray, extended in place
+        if len(body) > self._spool_above:
+            self.body = b""
+            self._sink = spool_body(self, body)  # this part and the rest go to a temporary file
+
+    def _release_body(self, why: str) -> None:
+        """The request ended (``why``): its spooled body's file is closed, a streamed body's receiver told."""
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.close(why)
 
     def _take_body(self) -> bytes:
         body = self.body
@@ -386,8 +413,11 @@ class HTTPProtocol(FaultHandling, Protocol):
                          head.version, head.headers)
 
     # ------------------------------------------------------------ the app
-    def _request_received(self, head: RequestHead, body: bytes) -> None:
-        """A complete request: run the app and send what it returns (unless it defers)."""
+    def _request_received(self, head: RequestHead, body: bytes, stream: Any = None) -> None:
+        """A complete request: run the app and send what it returns (unless it defers).
+
+        ``stream``: the file a long body was spooled to (``body`` is then empty).
+        """
         self._to("request")
         ctx = self.ctx
         transport: Any = self.transport
@@ -403,7 +433,7 @@ class HTTPProtocol(FaultHandling, Protocol):
             self._spare_request = None
         # By position: with keywords the constructor takes twice as long (0.7 against 0.3 us).
         _init_request(request, head.method, head.target, head.version, head.headers, body, client,
-                      transport.sockname, scheme, self.reactor, self._responder, head.target_parts, self.tls)
+                      transport.sockname, scheme, self.reactor, self._responder, head.target_parts, self.tls, stream)
         self.request = request
         try:
             response = ctx.call_app(request)
@@ -434,6 +464,7 @@ class HTTPProtocol(FaultHandling, Protocol):
             # tests/server/test_request_recycling.py checks it against the plain path.
             if request.body:
                 request.body = b""  # an idle connection must not hold a request body
+                request._stream = None  # nor a BytesIO over it
             self._spare_request = request
 
     def _respond_later(self, response: Response) -> None:
@@ -485,6 +516,9 @@ class HTTPProtocol(FaultHandling, Protocol):
         if isinstance(response, WebSocketUpgrade):
             self._upgrade(response)
             return
+        if isinstance(response, ReceiveBody):
+            stream_body(self, response.receiver)  # a streamed-body route: reading the body goes on
+            return
         self._response = response
         head: Any = self.head
         body = response.body
@@ -535,6 +569,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sink is not None:
+            self._release_body("the connection was upgraded")
         request._responder = None  # the handler keeps the request: it must not keep this protocol
         self.request = None
         # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
@@ -641,6 +677,8 @@ class HTTPProtocol(FaultHandling, Protocol):
             access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
                            status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
                            self.reactor.time() - self._started)
+        if self._sink is not None:
+            self._release_body("the response is done")
         self.request = None
         self.head = None
         transport = self.transport
