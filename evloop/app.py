@@ -223,11 +223,8 @@ class Request:
         # A Headers, or the pairs it will wrap when a handler first asks: most
         # handlers never look, and the wrapper is a third of the constructor.
         self._headers = headers
+        self.body = body
         self._stream = stream
-        if stream is None:
-            self.body = body
-        else:
-            self._spooled(stream)
         self.client = client
         self.server = server
         self.scheme = scheme
@@ -242,48 +239,12 @@ class Request:
         # SNI name, client_cert and client_subject when one was verified).
         self.tls: Any = tls
 
-    def _spooled(self, stream: io.BufferedIOBase) -> None:
-        """A spooled body: ``body`` stays unset, so its first read comes to ``__getattr__``."""
-        try:
-            del self.body  # a recycled Request may hold its previous body
-        except AttributeError:
-            pass
-        stream.seek(0)
-
-    def __getattr__(self, name: str) -> Any:
-        # Called only for an attribute not found: here, the ``body`` slot of
-        # a spooled body before its first read.  A property would cost every
-        # request's ``body`` read a Python call; an unset slot costs nothing
-        # until it is read.
-        if name == "body" and self._stream is not None:
-            stream = self._stream
-            position = stream.tell()
-            stream.seek(0)
-            self.body = body = stream.read()
-            stream.seek(position)
-            return body
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     @property
     def body_length(self) -> int:
-        """The body's length in bytes, without reading a spooled body."""
-        try:
-            return len(object.__getattribute__(self, "body"))  # not __getattr__: that would read the file
-        except AttributeError:
-            stream: Any = self._stream
-            return os.fstat(stream.fileno()).st_size
+        """The body's length in bytes (without reading a spooled body)."""
+        return len(self.body)
 
-    @property
-    def spooled(self) -> bool:
-        """True when the body is in a temporary file (it was longer than the server's ``body_spool_bytes``)."""
-        return self._stream is not None and type(self._stream) is not io.BytesIO
-
-    def _body_released(self) -> None:
-        """The server closed the spooled body's file (the response is done): an unread ``body`` is empty now."""
-        try:
-            object.__getattribute__(self, "body")
-        except AttributeError:
-            self.body = b""
+    spooled = False  # True in a SpooledRequest: the body is in a temporary file
 
     @property
     def stream(self) -> io.BufferedIOBase:
@@ -346,6 +307,51 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+# The slot under SpooledRequest's ``body`` property.
+_BODY_SLOT: Any = Request.__dict__["body"]
+
+
+class SpooledRequest(Request):
+    """A request whose body was spooled to a temporary file (``stream``) by the server.
+
+    ``body`` is a property here, read from the file on its first access; a
+    subclass, so that every other request keeps ``body`` a plain slot (a
+    property, or a ``__getattr__`` on ``Request``, cost every request ~1,800
+    instructions: load/bench_instructions.py, keepalive).
+    """
+
+    __slots__ = ()
+
+    spooled = True
+
+    @property  # the slot, read from the file on first access
+    def body(self) -> bytes:
+        body: bytes | None = _BODY_SLOT.__get__(self)
+        if body is None:  # not read yet
+            stream: Any = self._stream
+            position = stream.tell()
+            stream.seek(0)
+            body = stream.read()
+            stream.seek(position)
+            _BODY_SLOT.__set__(self, body)
+        return body
+
+    @body.setter
+    def body(self, value: bytes | None) -> None:
+        _BODY_SLOT.__set__(self, value)
+
+    @property
+    def body_length(self) -> int:
+        if _BODY_SLOT.__get__(self) is None:
+            return os.fstat(self._stream.fileno()).st_size  # type: ignore[union-attr]
+        return len(self.body)
+
+    def _body_released(self) -> None:
+        """The server closed the file (the response is done): a body never read is empty from now on."""
+        if _BODY_SLOT.__get__(self) is None:
+            _BODY_SLOT.__set__(self, b"")
 
 
 def _drop_response(response: Response) -> None:

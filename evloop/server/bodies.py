@@ -30,6 +30,7 @@ import logging
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from ..app import SpooledRequest
 from ..exits import is_stop_request
 from ..streamed_body import BodyReceiver
 from .outcomes import internal_error
@@ -88,16 +89,24 @@ class SpooledBody:
         protocol = self.protocol
         try:
             self.file.flush()
+            self.file.seek(0)
         except OSError as exc:
             _store_failed(protocol, exc)
             return
-        protocol._request_received(protocol.head, b"", self.file)  # type: ignore[arg-type]
+        # The request is a SpooledRequest (its body read from the file on
+        # demand): handed to _request_received as the spare it reuses.
+        request = SpooledRequest.__new__(SpooledRequest)
+        protocol._spare_request = request
+        head: Any = protocol.head
+        protocol._request_received(head, None, self.file)  # type: ignore[arg-type]  # None: not read yet
+        if protocol._spare_request is request:
+            protocol._spare_request = None  # not recycled: the connection's next requests are ordinary ones
 
     def close(self, why: str) -> None:
         """The request ended (``why``): close (and so delete) the file."""
         self.file.close()
         request = self.protocol.request  # still set: the protocol releases the body before it lets go
-        if request is not None and request._stream is self.file:
+        if isinstance(request, SpooledRequest) and request._stream is self.file:
             request._body_released()
 
 

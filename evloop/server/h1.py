@@ -416,7 +416,7 @@ class HTTPProtocol(FaultHandling, Protocol):
     def _request_received(self, head: RequestHead, body: bytes, stream: Any = None) -> None:
         """A complete request: run the app and send what it returns (unless it defers).
 
-        ``stream``: the file a long body was spooled to (``body`` is then empty).
+        ``stream``: the file a long body was spooled to (``body`` is then None: bodies.py).
         """
         self._to("request")
         ctx = self.ctx
