@@ -12,8 +12,8 @@ __all__ = ["LiveServer"]
 
 
 class LiveServer:
-    def __init__(self, app, **settings):
-        self.reactor = Reactor()
+    def __init__(self, app, clock=None, **settings):
+        self.reactor = Reactor(clock=clock)
         self.server = Server(app, self.reactor, ServerConfig(**{"port": 0, "access_log": False, **settings}))
         self.server.start()
         self.port = self.server.listeners[0].port
