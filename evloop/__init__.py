@@ -22,18 +22,21 @@ __all__ = [
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
     "LineProtocol", "LengthPrefixedProtocol",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
+    "BodyReceiver",
 ]
 
 if TYPE_CHECKING:
     # What type checkers see; at run time these names are imported on first use (below).
     from .app import App, FileBody, Request, Response
     from .server import Server, ServerConfig
+    from .streamed_body import BodyReceiver
     from .workers import Supervisor, serve
 
 # The HTTP layer is imported on first use, so embedding only the reactor stays light.
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
     "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
+    "BodyReceiver": "streamed_body",
 }
 
 

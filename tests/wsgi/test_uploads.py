@@ -121,3 +121,45 @@ def test_a_64_mib_upload_raises_peak_memory_by_at_most_16_mib():
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     rise = float(out.stdout.split("\nevloop")[1].split()[0])
     assert 0 <= rise <= 16
+
+
+NATIVE_APP = '''
+import os
+from evloop import App, BodyReceiver, Response
+
+app = App()
+
+@app.stream_request_body("/files/{name}", methods=["PUT"])
+class Store(BodyReceiver):
+    def body_started(self):
+        self.path = os.path.join(os.environ["STORE_DIR"], self.request.path_params["name"])
+        self.file = open(self.path, "wb")
+
+    def data_received(self, data):
+        self.file.write(data)
+
+    def body_received(self):
+        self.file.close()
+        return Response(201, body=b"%d" % os.path.getsize(self.path))
+
+    def body_failed(self, reason):
+        self.file.close()
+        os.unlink(self.path)
+'''
+
+
+def test_a_streamed_body_route_under_evloop_demo_app_with_static_files_in_front(serve_wsgi, tmp_path):
+    folder = tmp_path / "native"
+    (folder / "static").mkdir(parents=True)
+    (folder / "static" / "a.txt").write_text("static")
+    (folder / "native_app.py").write_text(NATIVE_APP)
+    store = tmp_path / "store"
+    store.mkdir()
+    server = serve_wsgi(folder, "--app", "native_app:app", "--root", "static", "--no-access-log",
+                        env={"STORE_DIR": str(store)})
+    base = server.url.rstrip("/")
+    data = (BODY[i:i + 250_000] for i in range(0, len(BODY), 250_000))
+    reply = requests.put(base + "/files/up.bin", data=data, timeout=30)
+    assert (reply.status_code, reply.text) == (201, str(len(BODY)))
+    assert (store / "up.bin").read_bytes() == BODY
+    assert requests.get(base + "/static/a.txt", timeout=10).text == "static"
