@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import select
 import socket
 import time
 
 import pytest
-from support.clients import reset
+from support.clients import files_open_in, reset
 from support.live import LiveServer
 
 from evloop import ManualClock
@@ -27,16 +28,8 @@ LONG = os.urandom(3 * MIB + 12345)
 
 
 def files_in(folder) -> list[str]:
-    """The server's open descriptors that are files in ``folder`` (unnamed ones show as ``#inode (deleted)``)."""
-    found = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder) + "/"):
-            found.append(target)
-    return found
+    """The server's descriptors (this process's) open on files in ``folder``."""
+    return files_open_in(os.getpid(), folder)
 
 
 def content_length_request(path: str, body: bytes, extra: bytes = b"") -> bytes:
@@ -254,9 +247,8 @@ def test_413_is_still_enforced_while_spooling_and_the_connection_closes(tmp_path
         sock = live.connect()
         raw = FRAMINGS[framing]("/keep", LONG)
         # Content-Length is refused from the head; a chunked body once it passes 2 MiB.
-        replied = []
-        sent = send(live, sock, raw, until=lambda: replied or _poll(sock, replied))
-        reply = b"".join(replied) + live.read_until(sock, lambda data: False)  # to the server's close
+        sent = send(live, sock, raw, until=lambda: select.select([sock], [], [], 0)[0])
+        reply = live.read_until(sock, lambda data: False)  # to the server's close
         assert reply.startswith(b"HTTP/1.1 413 ")
         assert b"connection: close" in reply.lower()
         assert sent < len(raw)
@@ -265,17 +257,6 @@ def test_413_is_still_enforced_while_spooling_and_the_connection_closes(tmp_path
         sock.close()
     finally:
         live.close()
-
-
-def _poll(sock: socket.socket, into: list) -> bool:
-    try:
-        data = sock.recv(65536)
-    except BlockingIOError:
-        return False
-    except ConnectionResetError:
-        return True
-    into.append(data)
-    return True
 
 
 def test_request_stream_of_a_request_made_by_hand_is_its_body():

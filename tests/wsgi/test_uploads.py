@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.clients import connect, fd_count, reset, wait_until
+from support.clients import connect, fd_count, files_open_in, reset, wait_until
 
 APPS = Path(__file__).parent / "apps"
 LOAD = Path(__file__).resolve().parents[2] / "load"
@@ -49,18 +49,6 @@ def app(environ, start_response):
 BODY = os.urandom(8 * 1024 * 1024 + 77)
 
 
-def fds_into(pid: int, folder: Path) -> list[str]:
-    found = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith(str(folder) + "/"):
-            found.append(target)
-    return found
-
-
 @pytest.fixture
 def raw_server(serve_wsgi, tmp_path):
     folder = tmp_path / "raw"
@@ -82,7 +70,7 @@ def test_a_wsgi_app_reads_a_spooled_body_exactly_and_can_seek(raw_server, framin
     got = requests.post(raw_server.url.rstrip("/") + "/upload", data=data, timeout=30).json()
     assert got == {"size": len(BODY), "sha256": hashlib.sha256(BODY).hexdigest(), "first": BODY[:16].hex(),
                    "content_length": str(len(BODY)), "terminated": True, "seekable": True}
-    assert fds_into(raw_server.proc.pid, raw_server.spool) == []  # closed with the response
+    assert files_open_in(raw_server.proc.pid, raw_server.spool) == []  # closed with the response
     assert os.listdir(raw_server.spool) == []  # and never named
 
 
@@ -96,10 +84,10 @@ def test_a_client_reset_mid_upload_leaves_no_descriptor_and_no_file(raw_server):
     baseline = fd_count(pid)  # no connection yet
     sock = connect(raw_server.port)
     sock.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY[:3 << 20])
-    wait_until(lambda: fds_into(pid, raw_server.spool), 10, what="the body to be spooled")
+    wait_until(lambda: files_open_in(pid, raw_server.spool), 10, what="the body to be spooled")
     reset(sock)
     wait_until(lambda: fd_count(pid) == baseline, 10, what="the server to release the connection and its file")
-    assert fds_into(pid, raw_server.spool) == [] and os.listdir(raw_server.spool) == []
+    assert files_open_in(pid, raw_server.spool) == [] and os.listdir(raw_server.spool) == []
 
 
 def test_flask_request_files_gets_a_spooled_upload_exactly(serve_wsgi, tmp_path):
