@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .app import App, FileBody, Request, Response
+from .app import App, FileBody, Request, Response, SpooledRequest
 from .http import Limits
 from .loading import AppLoader, AppLoadError, load_object, put_cwd_first
 from .server import ServerConfig, install_access_handler
@@ -98,7 +98,8 @@ def make_app(root: str | None = None) -> App:
     def echo(request: Request) -> Response:
         content_type = request.headers.get("content-type") or "application/octet-stream"
         # A spooled body goes back from its file with sendfile, never whole in memory.
-        body = FileBody(request.stream) if request.spooled else request.body
+        # (isinstance: the cheapest test in CPython 3.11; request.spooled reads a class attribute.)
+        body = FileBody(request.stream) if isinstance(request, SpooledRequest) else request.body
         return Response(200, body=body, content_type=content_type)
 
     @app.route("/inspect", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])

@@ -67,7 +67,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from evloop import __version__
-from evloop.app import FileBody, Request, Response
+from evloop.app import FileBody, Request, Response, SpooledRequest
 from evloop.http.fields import check_field, parse_content_length
 from evloop.http.parser import list_elements
 from evloop.http.writer import reason_phrase
@@ -171,6 +171,13 @@ def build_environ(
     else:
         remote_addr, remote_port = "", ""
 
+    if isinstance(request, SpooledRequest):  # a long body, in a temporary file (evloop.server.bodies)
+        wsgi_input: Any = request.stream
+        length = request.body_length
+    else:
+        body = request.body
+        wsgi_input = io.BytesIO(body)
+        length = len(body)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": script_name,
@@ -183,7 +190,7 @@ def build_environ(
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": request.scheme,
-        "wsgi.input": request.stream if request.spooled else io.BytesIO(request.body),
+        "wsgi.input": wsgi_input,
         "wsgi.errors": errors if errors is not None else _ErrorStream(),
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
@@ -212,7 +219,6 @@ def build_environ(
             environ[key] = value
         else:
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
-    length = request.body_length
     if length or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
         environ["CONTENT_LENGTH"] = str(length)
     return environ
