@@ -27,7 +27,6 @@ A sink that fails (a full disk, a receiver that raised) answers 500 with
 from __future__ import annotations
 
 import logging
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 from ..app import SpooledRequest
@@ -59,6 +58,8 @@ def spool_body(protocol: HTTPProtocol, so_far: bytes | bytearray) -> SpooledBody
 
 
 def _store_failed(protocol: HTTPProtocol, exc: OSError) -> None:
+    import tempfile
+
     head: Any = protocol.head
     logger.error("request body of %s %s could not be written to a temporary file (tmp dir %s): %s",
                  head.method, head.target, protocol.ctx.config.tmp_dir or tempfile.gettempdir(), exc)
@@ -71,6 +72,10 @@ class SpooledBody:
     __slots__ = ("protocol", "file", "failed")
 
     def __init__(self, protocol: HTTPProtocol, tmp_dir: str | None) -> None:
+        # Imported by the first body spooled: tempfile brings in nine modules
+        # a server that never spools has no use for.
+        import tempfile
+
         self.protocol = protocol
         self.file = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115 (closed by close(), on every path)
         self.failed = False
