@@ -263,3 +263,21 @@ def test_request_stream_of_a_request_made_by_hand_is_its_body():
     request = Request("POST", "/", body=b"abc")
     assert isinstance(request.stream, io.BytesIO) and request.stream.read() == b"abc"
     assert request.body_length == 3 and request.spooled is False
+
+
+def test_a_body_that_cannot_be_stored_gets_500_and_the_server_goes_on(tmp_path, seen, caplog):
+    live = LiveServer(recording_app(seen), tmp_dir=str(tmp_path / "removed"))  # no such folder
+    try:
+        sock = live.connect()
+        send(live, sock, content_length_request("/keep", LONG), until=lambda: select.select([sock], [], [], 0)[0])
+        reply = live.read_until(sock, lambda data: False)
+        assert reply.startswith(b"HTTP/1.1 500 ") and b"the request body could not be stored" in reply
+        assert "request" not in seen
+        assert any("could not be written to a temporary file" in record.getMessage() for record in caplog.records)
+        sock.close()
+        sock = live.connect()
+        send(live, sock, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert response_of(live, sock).endswith(b"hello")
+        sock.close()
+    finally:
+        live.close()

@@ -49,13 +49,18 @@ def app(environ, start_response):
 BODY = os.urandom(8 * 1024 * 1024 + 77)
 
 
+def raw_app(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder holding ``rawapp.py``, and an empty one for spooled bodies."""
+    folder, spool = tmp_path / "raw", tmp_path / "spool"
+    folder.mkdir()
+    spool.mkdir()
+    (folder / "rawapp.py").write_text(RAW_APP)
+    return folder, spool
+
+
 @pytest.fixture
 def raw_server(serve_wsgi, tmp_path):
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    (folder / "rawapp.py").write_text(RAW_APP)
-    spool = tmp_path / "spool"
-    spool.mkdir()
+    folder, spool = raw_app(tmp_path)
     server = serve_wsgi(folder, "--wsgi", "rawapp:app", "--tmp-dir", str(spool), "--no-access-log")
     server.spool = spool
     return server
@@ -151,3 +156,30 @@ def test_a_streamed_body_route_under_evloop_demo_app_with_static_files_in_front(
     assert (reply.status_code, reply.text) == (201, str(len(BODY)))
     assert (store / "up.bin").read_bytes() == BODY
     assert requests.get(base + "/static/a.txt", timeout=10).text == "static"
+
+
+def test_a_full_disk_mid_upload_is_a_500_and_the_server_goes_on(tmp_path):
+    # RLIMIT_FSIZE stands in for a full disk: a write past 2 MiB fails (EFBIG), as one past the
+    # free space does (ENOSPC).  SIGXFSZ ignored, so the write fails instead of killing the server.
+    import resource
+    import signal
+
+    from support.demo import DemoServer
+    from support.wsgi_servers import app_env
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))
+
+    folder, spool = raw_app(tmp_path)
+    server = DemoServer(["--wsgi", "rawapp:app", "--tmp-dir", str(spool), "--no-access-log"],
+                        tmp_path / "fsize.log", env=app_env(), cwd=folder, preexec_fn=small_files)
+    try:
+        baseline = fd_count(server.proc.pid)
+        reply = requests.post(server.url.rstrip("/") + "/upload", data=BODY, timeout=30)
+        assert reply.status_code == 500 and reply.text.endswith("the request body could not be stored\n")
+        assert "could not be written to a temporary file" in server.log()
+        wait_until(lambda: fd_count(server.proc.pid) == baseline, 10, what="the connection and its file to go")
+        assert requests.post(server.url.rstrip("/") + "/upload", data=b"small", timeout=10).json()["size"] == 5
+    finally:
+        server.stop()
