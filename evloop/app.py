@@ -4,10 +4,10 @@ Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
 1. For each complete request the server builds ``Request(method, target,
    version, headers, body, client, server, scheme, reactor, responder,
-   parts, tls, stream)`` (by position; the names work as keywords too;
-   ``parts`` is the parsed head's ``target_parts``, computed from ``target``
-   when omitted; ``stream`` is the file a long body was spooled to, else
-   None) and calls ``app(request)``.
+   parts, tls)`` (by position; the names work as keywords too; ``parts`` is
+   the parsed head's ``target_parts``, computed from ``target`` when
+   omitted) and calls ``app(request)``.  A body the server spooled to a file
+   comes in a ``SpooledRequest`` instead, made over that file.
 2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
    handler keeps the request and calls ``request.respond(response)`` later
    (from a timer, another callback, or even before returning); ``respond``
@@ -197,6 +197,9 @@ class Request:
         "tls",
         "_stream",
     )
+    # A spooled body's file (set before the constructor runs), or the BytesIO
+    # ``stream`` made over a short body; unset until then.
+    _stream: Any
 
     def __init__(
         self,
@@ -212,7 +215,6 @@ class Request:
         responder: Callable[[Response], None] | None = None,
         parts: tuple[str, str, str] | None = None,
         tls: Any = None,
-        stream: io.BufferedIOBase | None = None,
     ) -> None:
         self.method = method
         self.target = target
@@ -224,7 +226,6 @@ class Request:
         # handlers never look, and the wrapper is a third of the constructor.
         self._headers = headers
         self.body = body
-        self._stream = stream
         self.client = client
         self.server = server
         self.scheme = scheme
@@ -249,9 +250,18 @@ class Request:
     @property
     def stream(self) -> io.BufferedIOBase:
         """The body as a readable, seekable binary file (see the class docstring)."""
-        stream = self._stream
+        # The slot is not set by the constructor (one store less per request):
+        # unset until a handler asks.
+        stream: io.BufferedIOBase | None
+        try:
+            stream = self._stream
+        except AttributeError:
+            stream = None
         if stream is None:
-            stream = self._stream = io.BytesIO(self.body)
+            body = self.body
+            stream = io.BytesIO(body)
+            if body:  # the server clears it when it recycles the request; an empty one is never kept
+                self._stream = stream
         return stream
 
     @property
@@ -326,11 +336,18 @@ class SpooledRequest(Request):
 
     spooled = True
 
+    @classmethod
+    def over(cls, file: Any) -> SpooledRequest:
+        """An empty request over ``file``, for the server's constructor call (``Request.__init__``) to fill."""
+        request = cls.__new__(cls)
+        request._stream = file
+        return request
+
     @property  # the slot, read from the file on first access
     def body(self) -> bytes:
         body: bytes | None = _BODY_SLOT.__get__(self)
         if body is None:  # not read yet
-            stream: Any = self._stream
+            stream = self._stream
             position = stream.tell()
             stream.seek(0)
             body = stream.read()
@@ -345,7 +362,7 @@ class SpooledRequest(Request):
     @property
     def body_length(self) -> int:
         if _BODY_SLOT.__get__(self) is None:
-            return os.fstat(self._stream.fileno()).st_size  # type: ignore[union-attr]
+            return os.fstat(self._stream.fileno()).st_size
         return len(self.body)
 
     def _body_released(self) -> None:

@@ -98,12 +98,13 @@ class SpooledBody:
         except OSError as exc:
             _store_failed(protocol, exc)
             return
-        # The request is a SpooledRequest (its body read from the file on
-        # demand): handed to _request_received as the spare it reuses.
-        request = SpooledRequest.__new__(SpooledRequest)
+        # The request is a SpooledRequest over the file (its body read on
+        # demand), handed to _request_received as the spare it reuses: the
+        # ordinary path stays as it is.
+        request = SpooledRequest.over(self.file)
         protocol._spare_request = request
         head: Any = protocol.head
-        protocol._request_received(head, None, self.file)  # type: ignore[arg-type]  # None: not read yet
+        protocol._request_received(head, None)  # type: ignore[arg-type]  # None: not read yet
         if protocol._spare_request is request:
             protocol._spare_request = None  # not recycled: the connection's next requests are ordinary ones
 

@@ -100,6 +100,11 @@ def recording_app(seen: dict) -> App:
         seen["request"] = request
         return Response(200, body=hashlib.sha256(first).hexdigest().encode())
 
+    @app.route("/peek", methods=["POST"])
+    def peek(request: Request) -> Response:
+        seen.setdefault("peeks", []).append((id(request), request.stream.read()))  # keeps no reference
+        return Response(200, body=b"peeked")
+
     @app.route("/ignore", methods=["POST"])
     def ignore(request: Request) -> Response:
         seen["spooled"] = request.spooled
@@ -281,3 +286,14 @@ def test_a_body_that_cannot_be_stored_gets_500_and_the_server_goes_on(tmp_path, 
         sock.close()
     finally:
         live.close()
+
+
+def test_a_recycled_request_streams_its_own_body_not_the_last_ones(live, seen):
+    sock = live.connect()
+    bodies = [b"", b"first", b"", b"second", b"third"]
+    for body in bodies:
+        send(live, sock, content_length_request("/peek", body))
+        assert response_of(live, sock).endswith(b"peeked")
+    sock.close()
+    assert [data for _, data in seen["peeks"]] == bodies
+    assert len({ident for ident, _ in seen["peeks"][1:]}) == 1  # one Request object, recycled
