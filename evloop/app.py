@@ -327,9 +327,11 @@ class SpooledRequest(Request):
     """A request whose body was spooled to a temporary file (``stream``) by the server.
 
     ``body`` is a property here, read from the file on its first access; a
-    subclass, so that every other request keeps ``body`` a plain slot (a
-    property, or a ``__getattr__`` on ``Request``, cost every request ~1,800
-    instructions: load/bench_instructions.py, keepalive).
+    subclass, so that every other request keeps ``body`` a plain slot.  A
+    ``__getattr__`` on ``Request`` cost every request ~1,800 instructions
+    (load/bench_instructions.py, keepalive: it turns off the interpreter's
+    specialised attribute reads for the whole class), and a property there
+    would cost every read of ``body`` a Python call.
     """
 
     __slots__ = ()
