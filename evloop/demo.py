@@ -97,9 +97,9 @@ def make_app(root: str | None = None) -> App:
     @app.route("/echo", methods=["POST", "PUT"])
     def echo(request: Request) -> Response:
         content_type = request.headers.get("content-type") or "application/octet-stream"
-        # A spooled body goes back from its file with sendfile, never whole in memory.
-        # (isinstance: the cheapest test in CPython 3.11; request.spooled reads a class attribute.)
-        body = FileBody(request.stream) if isinstance(request, SpooledRequest) else request.body
+        # A spooled body goes back from its file with sendfile, never whole in memory.  (``type() is``:
+        # the cheapest test on CPython 3.11; request.spooled and isinstance() look attributes up.)
+        body = FileBody(request.stream) if type(request) is SpooledRequest else request.body
         return Response(200, body=body, content_type=content_type)
 
     @app.route("/inspect", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])

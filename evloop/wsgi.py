@@ -171,7 +171,7 @@ def build_environ(
     else:
         remote_addr, remote_port = "", ""
 
-    if isinstance(request, SpooledRequest):  # a long body, in a temporary file (evloop.server.bodies)
+    if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
         wsgi_input: Any = request.stream
         length = request.body_length
     else:

@@ -38,23 +38,29 @@ if TYPE_CHECKING:
     from ..app import Request, Response
     from .h1 import HTTPProtocol
 
-__all__ = ["SpooledBody", "StreamedBody", "spool_body", "stream_body"]
+__all__ = ["SpooledBody", "StreamedBody", "body_overflowed", "stream_body"]
 
 logger = logging.getLogger("evloop.server")
 
 
-def spool_body(protocol: HTTPProtocol, so_far: bytes | bytearray) -> SpooledBody | None:
-    """A file for a body that passed the spool threshold, holding ``so_far``; None if none could be made (500)."""
-    try:
-        spool = SpooledBody(protocol, protocol.ctx.config.tmp_dir)
-    except OSError as exc:
-        _store_failed(protocol, exc)
-        return None
-    spool.write(so_far)
-    if spool.failed:
-        spool.close("it could not be written")
-        return None
-    return spool
+def body_overflowed(protocol: HTTPProtocol, held: bytes | bytearray) -> None:
+    """The body the protocol holds passed its memory room: ``held`` goes to the sink, which is made if need be.
+
+    The first time for a body, that is a temporary file (a 500 if none can be
+    made); from then on, and for a streamed-body route, the room is 0 and
+    each part comes here as it is read.
+    """
+    protocol.body = b""
+    sink = protocol._sink
+    if sink is None:
+        try:
+            sink = SpooledBody(protocol, protocol.ctx.config.tmp_dir)
+        except OSError as exc:
+            _store_failed(protocol, exc)
+            return
+        protocol._sink = sink
+        protocol._memory_room = 0
+    sink.write(held)
 
 
 def _store_failed(protocol: HTTPProtocol, exc: OSError) -> None:
@@ -122,6 +128,7 @@ def stream_body(protocol: HTTPProtocol, receiver: BodyReceiver) -> None:
     request._responded = False  # ReceiveBody was not the response: that comes from the receiver
     sink = StreamedBody(protocol, request, receiver)
     protocol._sink = sink
+    protocol._memory_room = 0  # every part goes to the receiver as it is read
     request._responder = sink.respond
     receiver._flow = sink
     protocol._to("read_body")
@@ -161,7 +168,9 @@ class StreamedBody:
         finally:
             self.delivering = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
+        if type(data) is not bytes:
+            data = bytes(data)  # the receiver's contract: bytes (the protocol holds none before the route)
         if self.over:
             return  # answered early or failed: the rest is not for anyone
         if self.paused or self.pending:

@@ -51,7 +51,7 @@ from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
 from ..streamed_body import ReceiveBody
 from ..websocket import WebSocketUpgrade
-from .bodies import SpooledBody, StreamedBody, spool_body, stream_body
+from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .context import ServerContext
 from .h1_faults import FaultHandling
 from .outcomes import close_quietly, internal_error, peer_text
@@ -90,7 +90,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "_spare_request", "tls", "_scheme", "_sink", "_spool_above",
+        "_received_at", "_spare_request", "tls", "_scheme", "_sink", "_memory_room",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -107,9 +107,10 @@ class HTTPProtocol(FaultHandling, Protocol):
         # reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
         # Where a body goes that does not stay in memory (bodies.py): a file
-        # once it passes _spool_above bytes, or a streamed-body route.
+        # once it passes _memory_room bytes, or a streamed-body route (then
+        # the room is 0: every part goes on at once).  One test per part.
         self._sink: SpooledBody | StreamedBody | None = None
-        self._spool_above = ctx.config.body_spool_bytes
+        self._memory_room = ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
         self._timer: Any = None
@@ -378,10 +379,6 @@ class HTTPProtocol(FaultHandling, Protocol):
             self._request_received(head, b"")  # the route answers ReceiveBody: see _send_body
 
     def _add_body_part(self, data: bytes) -> None:
-        sink = self._sink
-        if sink is not None:
-            sink.write(data)
-            return
         body = self.body
         if not body:
             self.body = body = data  # a body in one read is never copied
@@ -391,13 +388,13 @@ class HTTPProtocol(FaultHandling, Protocol):
             self.body = body = joined
         else:
             body += data  # a bytearray, extended in place
-        if len(body) > self._spool_above:
-            self.body = b""
-            self._sink = spool_body(self, body)  # this part and the rest go to a temporary file
+        if len(body) > self._memory_room:
+            body_overflowed(self, body)  # to the sink: a temporary file, made now, or a streamed-body route
 
     def _release_body(self, why: str) -> None:
         """The request ended (``why``): its spooled body's file is closed, a streamed body's receiver told."""
         sink, self._sink = self._sink, None
+        self._memory_room = self.ctx.config.body_spool_bytes
         if sink is not None:
             sink.close(why)
 
