@@ -1,11 +1,14 @@
 """Request bodies that do not stay in memory: spooled to a file, or handed to a streamed-body route.
 
 Theory of operation.  ``HTTPProtocol`` (``h1.py``) keeps a short body in
-memory, as it always did.  Where a body goes otherwise is its *sink*, held in
-the protocol's ``_sink`` from the moment it is chosen until the request ends
-(its response is done, or the connection is lost or upgraded); the protocol
-calls ``write(data)`` for each part, ``end()`` at the end of the body, and
-``close()`` when the request ends, on every path.
+memory, as it always did, up to its ``_memory_room`` (``body_spool_bytes``).
+Where a body goes otherwise is its *sink*, held in the protocol's ``_sink``
+from the moment it is chosen until the request ends (its response is done,
+or the connection is lost or upgraded).  With a sink the room is 0, so each
+part the protocol adds overflows at once: ``body_overflowed`` passes it to
+the sink's ``write(data)``.  The protocol calls the sink's ``end()`` at the
+end of the body and ``close()`` when the request ends, on every path.  The
+ordinary path pays one length test per part for all this.
 
 ``SpooledBody``: a body that passes ``ServerConfig.body_spool_bytes`` (1 MiB)
 moves to an unnamed temporary file (``tempfile.TemporaryFile`` in
