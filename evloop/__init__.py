@@ -10,7 +10,9 @@ from .framing import LengthPrefixedProtocol, LineProtocol
 from .futures import CancelledError, Future, InvalidStateError
 from .listener import Listener, listen
 from .net.base import Protocol
+from .net.process import ProcessProtocol, ProcessTransport, spawn
 from .net.tcp import SocketTransport
+from .net.udp import DatagramProtocol, DatagramTransport, connect_datagram, listen_datagram
 from .reactor import Handle, LoopStats, Reactor, Timer
 from .timers import PeriodicHandle
 
@@ -20,7 +22,9 @@ __all__ = [
     "Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "ManualClock", "MonotonicClock",
     "Future", "CancelledError", "InvalidStateError",
     "Protocol", "SocketTransport", "Listener", "listen", "connect", "PendingConnection",
-    "LineProtocol", "LengthPrefixedProtocol",
+    "LineProtocol", "LengthPrefixedProtocol", "Resolver",
+    "DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
+    "ProcessProtocol", "ProcessTransport", "spawn",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
     "BodyReceiver",
 ]
@@ -28,6 +32,7 @@ __all__ = [
 if TYPE_CHECKING:
     # What type checkers see; at run time these names are imported on first use (below).
     from .app import App, FileBody, Request, Response
+    from .net.resolver import Resolver
     from .server import Server, ServerConfig
     from .streamed_body import BodyReceiver
     from .workers import Supervisor, serve
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
     "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
-    "BodyReceiver": "streamed_body",
+    "BodyReceiver": "streamed_body", "Resolver": "net.resolver",
 }
 
 

@@ -4,4 +4,4 @@ import sys
 
 from .demo import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m evloop"))

@@ -23,11 +23,12 @@ from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
 from .reactor import Reactor
 
-__all__ = ["connect", "PendingConnection", "Resolver", "HAPPY_EYEBALLS_DELAY_S"]
+__all__ = ["connect", "PendingConnection", "AddressResolver", "HAPPY_EYEBALLS_DELAY_S"]
 
 
-Resolver = Callable[[Any, Any, int, int], list[tuple[Any, ...]]]
-"""``resolver(host, port, family, type)`` returns ``socket.getaddrinfo``-style tuples."""
+AddressResolver = Callable[[Any, Any, int, int], "list[tuple[Any, ...]] | Future[list[tuple[Any, ...]]]"]
+"""``resolver(host, port, family, type)`` returns ``socket.getaddrinfo``-style tuples, or a ``Future``
+of them (``Resolver.resolve`` and ``Reactor.resolve`` do)."""
 
 HAPPY_EYEBALLS_DELAY_S = 0.25  # RFC 8305 section 5: the recommended "Connection Attempt Delay"
 
@@ -70,6 +71,7 @@ class PendingConnection:
         self._errors: list[BaseException] = []
         self._stagger_timer: Any = None
         self._timeout_timer: Any = None
+        self._resolution: Future[list[tuple[Any, ...]]] | None = None  # the name being looked up
         self._done = False
         # asyncio users cancel the future itself: that gives up too.
         self.future.add_done_callback(self._future_done)
@@ -100,11 +102,28 @@ class PendingConnection:
         return False
 
     # ----------------------------------------------------------- attempts
-    def _start(self, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None) -> None:
-        self._addresses = _interleave_families(addresses)
+    def _arm_timeout(self, timeout_s: float | None) -> None:
+        """The whole connection, name resolution included, has ``timeout_s``."""
         if timeout_s is not None:
             self._timeout_timer = self._reactor.call_later(timeout_s, self._timed_out, timeout_s)
+
+    def _start(self, addresses: list[tuple[int, int, int, Any]]) -> None:
+        self._addresses = _interleave_families(addresses)
         self._try_next()
+
+    def _wait_for_addresses(self, resolution: Future[list[tuple[Any, ...]]]) -> None:
+        self._resolution = resolution
+        resolution.add_done_callback(self._resolved)
+
+    def _resolved(self, resolution: Future[list[tuple[Any, ...]]]) -> None:
+        self._resolution = None
+        if self._done or self._abandoned() or resolution.cancelled():
+            return
+        exc = resolution.exception()
+        if exc is not None:
+            self._fail(exc)
+            return
+        self._start([(family, type_, proto, addr) for family, type_, proto, _, addr in resolution.result()])
 
     def _try_next(self) -> None:
         """Start the next attempt (and arm the stagger timer); fail when none is left."""
@@ -205,6 +224,9 @@ class PendingConnection:
             if timer is not None:
                 timer.cancel()
         self._stagger_timer = self._timeout_timer = None
+        if self._resolution is not None:
+            self._resolution.cancel()  # a look-up nobody waits for stops
+            self._resolution = None
         for sock in list(self._attempts):
             if sock is not keep:
                 self._reactor.remove_writer(sock)
@@ -262,10 +284,6 @@ def _combined_error(errors: list[BaseException]) -> BaseException:
     return OSError(message)
 
 
-def _default_resolver(host: Any, port: Any, family: int, type_: int) -> list[tuple[Any, ...]]:
-    return socket.getaddrinfo(host, port, family, type_)
-
-
 def connect(
     reactor: Reactor,
     protocol_factory: Callable[[], Protocol],
@@ -277,7 +295,7 @@ def connect(
     local_addr: tuple[Any, ...] | None = None,
     timeout_s: float | None = None,
     happy_eyeballs_delay_s: float = HAPPY_EYEBALLS_DELAY_S,
-    resolver: Resolver | None = None,
+    resolver: AddressResolver | None = None,
     transport_kwargs: dict[str, Any] | None = None,
     ssl: SSLContext | None = None,
     server_hostname: str | None = None,
@@ -299,10 +317,10 @@ def connect(
     ``pending.cancel()`` gives up with no callback afterwards.
 
     Name resolution: ``resolver(host, port, family, type)`` returns
-    ``getaddrinfo``-style tuples; the default is ``socket.getaddrinfo``,
-    which blocks the loop for a name that is neither numeric nor in
-    ``/etc/hosts`` until it is answered.  Pass numeric addresses in
-    latency-sensitive code.  A resolution error is reported like any other
+    ``getaddrinfo``-style tuples or a ``Future`` of them; the default is
+    ``reactor.resolve``, which never blocks the loop (``evloop.Resolver``:
+    ``/etc/hosts``, then DNS).  ``timeout_s`` covers the look-up too.  A
+    resolution error (``socket.gaierror``) is reported like any other
     failure.
 
     ``ssl``: a client ``SSLContext`` makes it TLS: ``connection_made`` and
@@ -334,27 +352,24 @@ def connect(
         pending._attempts[sock] = None  # ours now: cancel() closes it
         reactor.call_soon(_adopt_socket, pending, sock)
         return pending
+    pending._arm_timeout(timeout_s)
+    if path is not None:
+        reactor.call_soon(_start_pending, pending, [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)])
+        return pending
     try:
-        addresses = _addresses(host, port, path, resolver)
+        infos = (resolver or reactor.resolve)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
         reactor.call_soon(pending._fail, exc)
         return pending
-    # Started from the loop, so that even an immediate failure is reported
-    # after connect() returned.
-    reactor.call_soon(_start_pending, pending, addresses, timeout_s)
+    if not isinstance(infos, Future):
+        answered: Future[list[tuple[Any, ...]]] = reactor.create_future()
+        answered.set_result(infos)
+        infos = answered
+    # Its callbacks run from the loop: even an immediate failure is reported after connect() returned.
+    pending._wait_for_addresses(infos)
     return pending
-
-
-def _addresses(
-    host: str | None, port: int | str | None, path: str | None, resolver: Resolver | None
-) -> list[tuple[int, int, int, Any]]:
-    """What ``connect()`` tries, in order: the Unix ``path``, or every address of ``host``."""
-    if path is not None:
-        return [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)]
-    infos = (resolver or _default_resolver)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-    return [(family, type_, proto, addr) for family, type_, proto, _, addr in infos]
 
 
 def _tls_client(
@@ -386,11 +401,9 @@ def _check_connect_arguments(
             raise ValueError(f"connect(): {name} must be a finite number of seconds >= 0, got {value!r}")
 
 
-def _start_pending(
-    pending: PendingConnection, addresses: list[tuple[int, int, int, Any]], timeout_s: float | None
-) -> None:
+def _start_pending(pending: PendingConnection, addresses: list[tuple[int, int, int, Any]]) -> None:
     if not pending.done():
-        pending._start(addresses, timeout_s)
+        pending._start(addresses)
 
 
 def _adopt_socket(pending: PendingConnection, sock: socket.socket) -> None:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
-import stat
 from collections.abc import Callable
 from ssl import SSLContext
 from typing import Any
 
 from .net.base import DISCONNECT_ERRNOS, Protocol
+from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcceptor
 from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
+from .net.unix import is_abstract_socket_name, unlink_stale_socket
 from .reactor import Reactor
 
 __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
@@ -234,18 +234,24 @@ def listen(
     reuse_port: bool = False,
     sock: socket.socket | None = None,
     path: str | None = None,
+    sockets: list[socket.socket] | None = None,
+    unlink_path: str | None = None,
     transport_kwargs: dict[str, Any] | None = None,
     accept_batch: int = ACCEPT_BATCH,
     ssl: SSLContext | None = None,
     ssl_handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
     ssl_plaintext_reply: bytes | None = None,
+    proxy_protocol: Callable[[Any], bool] | None = None,
+    proxy_header_timeout_s: float = DEFAULT_PROXY_HEADER_TIMEOUT_S,
 ) -> Listener:
     """Listen for connections and give each a new transport and ``protocol_factory()``.
 
     Exactly one of: ``host``/``port`` (IPv4 or IPv6; ``host`` None or "" binds
     every interface; port 0 picks a free port, reported by ``listener.port``),
-    ``path`` (a Unix domain socket; a stale socket file is replaced), or
-    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it).
+    ``path`` (a Unix domain socket; a stale socket file is replaced),
+    ``sock`` (an already bound socket, e.g. inherited; ``listen()`` is called on it), or
+    ``sockets`` (bound ones, as ``evloop.binds.open_bind`` gives; ``unlink_path``:
+    the Unix socket file among them, removed when the listener closes).
     ``accept_batch``: at most this many accepts per readiness event.
 
     ``ssl``: a server ``SSLContext`` (one per listener: resumption depends on
@@ -254,6 +260,14 @@ def listen(
     accept (a failed handshake is logged, never reaches the protocol).
     ``ssl_plaintext_reply`` is sent in the clear, before closing, to a client
     whose first byte is not a TLS record (someone speaking plain HTTP).
+
+    ``proxy_protocol``: a predicate on the peer's address; a peer for which
+    it is true must open with a PROXY protocol header (version 1 or 2,
+    complete within ``proxy_header_timeout_s`` of the accept), whose client
+    address becomes the transport's ``peername`` (its destination the
+    ``sockname``) before the protocol, or the TLS handshake, sees the
+    connection; any other peer is served as it is, and refused if it sends
+    a header (see ``evloop.net.proxy_protocol``).
     """
     tls = None
     if ssl is not None:
@@ -267,7 +281,23 @@ def listen(
         def protocol_factory() -> Protocol:
             return acceptor.wrap(app_factory())
 
+    if proxy_protocol is not None:
+        proxied = ProxyProtocolAcceptor(reactor, proxy_protocol, timeout_s=proxy_header_timeout_s)
+        inner_factory = protocol_factory
+
+        def protocol_factory() -> Protocol:  # the header comes first, before any TLS record
+            return proxied.wrap(inner_factory())
+
     options: dict[str, Any] = {"transport_kwargs": transport_kwargs, "accept_batch": accept_batch, "tls": tls}
+    if sockets is not None:
+        try:
+            for s in sockets:
+                s.listen(backlog)
+        except BaseException:
+            for s in sockets:
+                s.close()
+            raise
+        return Listener(reactor, protocol_factory, sockets, unlink_path=unlink_path, **options)
     if sock is not None:
         sock.listen(backlog)
         return Listener(reactor, protocol_factory, [sock], **options)
@@ -317,11 +347,6 @@ def bind_sockets(
     return sockets
 
 
-def is_abstract_socket_name(path: str | bytes) -> bool:
-    """True for a Linux abstract socket name (it starts with a NUL byte and names no file)."""
-    return path[:1] in ("\0", b"\0")
-
-
 def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
     """Bind a Unix stream socket at ``path``, replacing a stale socket file (never another file).
 
@@ -337,17 +362,3 @@ def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def unlink_stale_socket(path: str | bytes) -> None:
-    """Remove ``path`` if it is a socket (left by an earlier server); anything else is kept.
-
-    An abstract socket name (Linux: a leading NUL byte) has no file: nothing to do.
-    """
-    if is_abstract_socket_name(path):
-        return
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass

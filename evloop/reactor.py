@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import selectors
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -116,6 +117,9 @@ class Reactor:
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
         self._resources: set[Any] = set()
+        # The SIGCHLD fallback of evloop.net.process (made by its first child
+        # watched that way): which children of this reactor it waits for.
+        self._sigchld_watcher: Any = None
         # Loop statistics (see stats()).
         self._passes = 0
         self._callbacks_run = 0
@@ -141,6 +145,7 @@ class Reactor:
             self._self_pipe.close()
             self._selector.close()
             raise
+        self._resolver: Any = None  # resolve(): created on first use (evloop.net.resolver)
         live_reactors.add(self)  # last: the at-fork hook sees only whole reactors
 
     # ----------------------------------------------------------------- clock
@@ -268,6 +273,16 @@ class Reactor:
             if timer is not None:
                 timer.cancel()
         return future.result()
+
+    def resolve(
+        self, host: Any, port: Any, family: int = 0, type: int = socket.SOCK_STREAM
+    ) -> Future[list[tuple[Any, ...]]]:
+        """``socket.getaddrinfo(host, port, family, type)`` without blocking: a ``Future`` of its list
+        or its ``socket.gaierror``, from an ``evloop.Resolver`` made on first use (see its docstring)."""
+        if self._resolver is None:
+            from .net.resolver import Resolver  # the DNS modules load only in programs that resolve
+            self._resolver = Resolver(self)
+        return self._resolver.resolve(host, port, family, type)  # type: ignore[no-any-return]
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:

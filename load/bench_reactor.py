@@ -75,7 +75,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -375,11 +375,22 @@ class AsyncioEcho(asyncio.Protocol):
         return False
 
 
-def serve_echo(name: str, cpu: int | None) -> None:
+def start_tcp_echo(name: str, loop: Any) -> tuple[int, Callable[[], None]]:
+    """The TCP echo server on ``loop``: its port, and what closes it."""
+    if name == "evloop":
+        listener = listen(loop, EvloopEcho, "127.0.0.1", 0)
+        return listener.port, listener.close
+    server = loop.run_until_complete(loop.create_server(AsyncioEcho, "127.0.0.1", 0))
+    return server.sockets[0].getsockname()[1], server.close
+
+
+def serve_echo(name: str, cpu: int | None,
+               start_server: Callable[[str, Any], tuple[int, Callable[[], None]]] = start_tcp_echo) -> None:
     """The child: an echo server on 127.0.0.1, port 0; prints the port, answers CPU queries.
 
     Each byte read from stdin asks for the CPU time used so far (one line on
     stdout); EOF on stdin stops the server, so it never outlives its parent.
+    ``start_server(name, loop)`` makes the server (``load/bench_udp.py`` passes its UDP echo).
     """
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
@@ -394,14 +405,7 @@ def serve_echo(name: str, cpu: int | None) -> None:
             os.write(1, f"{time.process_time():.9f}\n".encode())
 
     loop.add_reader(0, on_stdin)
-    if name == "evloop":
-        listener = listen(loop, EvloopEcho, "127.0.0.1", 0)
-        port = listener.port
-        close = listener.close
-    else:
-        server = loop.run_until_complete(loop.create_server(AsyncioEcho, "127.0.0.1", 0))
-        port = server.sockets[0].getsockname()[1]
-        close = server.close
+    port, close = start_server(name, loop)
     os.write(1, f"{port}\n".encode())
     try:
         run_loop(loop)
@@ -411,10 +415,12 @@ def serve_echo(name: str, cpu: int | None) -> None:
 
 
 class EchoServer:
-    """A ``--serve-echo`` child process of this script, stopped in ``stop()`` whatever happens."""
+    """A ``--serve-echo`` child process of ``script`` (this one), stopped in ``stop()`` whatever happens."""
+
+    script = Path(__file__).resolve()
 
     def __init__(self, name: str, cpu: int | None) -> None:
-        argv = [sys.executable, str(Path(__file__).resolve()), "--serve-echo", name]
+        argv = [sys.executable, str(self.script), "--serve-echo", name]
         if cpu is not None:
             argv += ["--cpu", str(cpu)]
         # Unbuffered pipes: a reply is read with select() and os.read(), which
@@ -481,15 +487,21 @@ def ping_pong(socks: list[socket.socket], rounds: int) -> None:
                 raise RuntimeError("the echo server sent back different bytes")
 
 
-def bench_echo(name: str, connections: int, rounds: int, warmup_rounds: int,
-               server_cpu: int | None) -> dict[str, float]:
-    server = EchoServer(name, server_cpu)
+def open_tcp_client(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=SOCKET_TIMEOUT_S)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def bench_echo(name: str, connections: int, rounds: int, warmup_rounds: int, server_cpu: int | None, *,
+               server_class: type[EchoServer] = EchoServer,
+               open_client: Callable[[int], socket.socket] = open_tcp_client) -> dict[str, float]:
+    """The echo scenario; ``load/bench_udp.py`` passes its UDP server and client sockets."""
+    server = server_class(name, server_cpu)
     socks: list[socket.socket] = []
     try:
         for _ in range(connections):
-            sock = socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_TIMEOUT_S)
-            socks.append(sock)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks.append(open_client(server.port))
         ping_pong(socks, warmup_rounds)
         cpu0 = server.cpu_seconds()
         t0 = time.perf_counter()
@@ -575,26 +587,45 @@ def git_state() -> dict[str, Any]:
         return {}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def save_result(results_dir: Path, script: str, fields: dict[str, Any]) -> None:
+    """Write ``fields``, after the facts of this run (date, command, Python, machine, commit), as JSON."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now()
+    path = results_dir / f"{script}-{now:%Y%m%d-%H%M%S}.json"
+    result = {
+        "date": now.isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "git": git_state(),
+        **fields,
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"result: {path}")
+
+
+def parse_arguments(description: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line of this script, shared by ``load/bench_udp.py``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of a few seconds")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the report gives medians (default 3)")
     parser.add_argument("--loops", default=",".join(ALL_LOOPS), help="comma-separated, of: " + ",".join(ALL_LOOPS))
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the JSON goes (default load/results)")
     parser.add_argument("--serve-echo", metavar="LOOP", help=argparse.SUPPRESS)  # the echo child
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.serve_echo:
-        serve_echo(args.serve_echo, args.cpu)
-        return
+    return parser, parser.parse_args()
+
+
+def chosen_loops(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 notes: list[str]) -> tuple[list[str], str | None]:
+    """The loops of ``--loops`` (uvloop left out, with a note, when it is not installed) and uvloop's version."""
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-
     loops = [name.strip() for name in args.loops.split(",") if name.strip()]
     for name in loops:
         if name not in ALL_LOOPS:
             parser.error(f"unknown loop {name!r}; choose from {','.join(ALL_LOOPS)}")
-    notes: list[str] = []
     uvloop_version = None
     if "uvloop" in loops:
         try:
@@ -603,18 +634,31 @@ def main() -> None:
         except ImportError:
             loops.remove("uvloop")
             notes.append("uvloop skipped: not installed (.venv/bin/python -m pip install uvloop)")
+    return loops, uvloop_version
 
-    # Server on the first allowed CPU, this process (the client, and the
-    # in-process scenarios) on the second, so the two never share a core.
+
+def pin_cpus(notes: list[str]) -> tuple[int | None, str]:
+    """Pin this process (the client) to the second allowed CPU; the server's CPU (the first) and a description.
+
+    So the server and the client never share a core.
+    """
     cpus = sorted(os.sched_getaffinity(0))
-    server_cpu: int | None = None
-    if len(cpus) >= 2:
-        server_cpu, client_cpu = cpus[0], cpus[1]
-        os.sched_setaffinity(0, {client_cpu})
-        pinning = f"echo server on CPU {server_cpu}, this process on CPU {client_cpu}"
-    else:
-        pinning = "not pinned (fewer than 2 CPUs available)"
+    if len(cpus) < 2:
         notes.append("echo: server and client share the only CPU")
+        return None, "not pinned (fewer than 2 CPUs available)"
+    server_cpu, client_cpu = cpus[0], cpus[1]
+    os.sched_setaffinity(0, {client_cpu})
+    return server_cpu, f"echo server on CPU {server_cpu}, this process on CPU {client_cpu}"
+
+
+def main() -> None:
+    parser, args = parse_arguments(__doc__.split("\n\n")[0])
+    if args.serve_echo:
+        serve_echo(args.serve_echo, args.cpu)
+        return
+    notes: list[str] = []
+    loops, uvloop_version = chosen_loops(parser, args, notes)
+    server_cpu, pinning = pin_cpus(notes)
 
     mode = "quick" if args.quick else "full"
     sizes = SIZES[mode]
@@ -674,18 +718,9 @@ def main() -> None:
     for note in notes:
         print(f"note: {note}")
 
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now()
-    path = args.results_dir / f"bench_reactor-{now:%Y%m%d-%H%M%S}.json"
-    result = {
-        "date": now.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+    save_result(args.results_dir, "bench_reactor", {
         "uvloop": uvloop_version,
-        "cpus": os.cpu_count(),
         "pinning": pinning,
-        "git": git_state(),
         "mode": mode,
         "sizes": sizes,
         "rounds": args.rounds,
@@ -696,9 +731,7 @@ def main() -> None:
         "ratios": ratios,
         "goal": {"vs_asyncio_min_ratio": GOAL_VS_ASYNCIO, "vs_uvloop_min_ratio": GOAL_VS_UVLOOP},
         "notes": notes,
-    }
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"result: {path}")
+    })
 
 
 if __name__ == "__main__":

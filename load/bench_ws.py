@@ -8,7 +8,9 @@ Theory of operation
 -------------------
 Each server echoes text messages on ``/ws/echo`` (evloop-demo's own endpoint;
 ``load/bench/peers/ws_asgi_app.py`` under uvicorn with ``--ws websockets`` and
-with ``--ws wsproto``, ``ws_tornado_app.py`` under tornado), runs on the bench
+with ``--ws wsproto`` and under granian's ASGI interface (Rust HTTP and
+WebSocket, one worker, one runtime thread, uvloop for the app, as
+``load/bench/run.py`` runs it), ``ws_tornado_app.py`` under tornado), runs on the bench
 venv's interpreter (``load/bench/.venv``, built by ``load/bench/run.py``;
 uvicorn runs with httptools and uvloop) and is pinned to CPU 0 with
 ``taskset``.  evloop runs in its default configuration (access log on, to a
@@ -60,6 +62,11 @@ def servers(python: str) -> dict[str, list[str]]:
         "uvicorn-websockets": [*uvicorn, "--ws", "websockets"],
         "uvicorn-wsproto": [*uvicorn, "--ws", "wsproto"],
         "tornado": [python, str(PEERS / "ws_tornado_app.py"), "--port", "0"],
+        # granian prints the port it was given, so it gets a free one ("{port}", filled in by start_server).
+        "granian": [str(Path(python).parent / "granian"), "--interface", "asgi", "--loop", "uvloop", "--host",
+                    "127.0.0.1", "--port", "{port}", "--workers", "1", "--runtime-mode", "st", "--runtime-threads",
+                    "1", "--blocking-threads", "1", "--http", "1", "--log-level", "info", "--no-access-log",
+                    "ws_asgi_app:app"],
     }
 
 
@@ -165,6 +172,11 @@ def run_client(port: int, server_pid: int, size: int, in_flight: int, warmup_s: 
 
 def start_server(name: str, argv: list[str], log_dir: Path) -> tuple[subprocess.Popen, int, Path]:
     log_path = log_dir / f"{name}.log"
+    if "{port}" in argv:
+        with socket.socket() as probe:  # a port free now; the server binds it a moment later
+            probe.bind(("127.0.0.1", 0))
+            free = str(probe.getsockname()[1])
+        argv = [free if arg == "{port}" else arg for arg in argv]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(PEERS)])}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, *argv], stdout=log, stderr=subprocess.STDOUT,
@@ -207,7 +219,7 @@ def measure(name: str, argv: list[str], scenario: str, args: argparse.Namespace,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--client", nargs=6, help=argparse.SUPPRESS)
-    parser.add_argument("--servers", default="evloop,uvicorn-websockets,uvicorn-wsproto,tornado")
+    parser.add_argument("--servers", default="evloop,uvicorn-websockets,uvicorn-wsproto,tornado,granian")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0)

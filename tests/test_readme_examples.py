@@ -1,4 +1,5 @@
-"""The four example programs of README.md ("Four example programs"), run as real processes.
+"""The example programs of README.md ("Four example programs", "Datagrams", "Child processes",
+"Name resolution"), run as real processes.
 
 Each block is extracted by its first line (``# example: NAME.py``), written to
 ``tmp_path`` and run with ``sys.executable``; the tests talk to it over real
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.dnsmasq import running_dnsmasq
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 10.0  # the most any single wait for output or bytes may take
@@ -559,3 +561,66 @@ def test_proxy_backpressure_bounds_what_a_client_can_push(proxy):
         assert received == pattern(0, sent)
         # And the connection still works both ways.
         assert exchange(sock, b"after the flood", half_close=False) == b"after the flood"
+
+
+# ----------------------------------------------------------------- datagrams
+def test_udp_echo_answers_and_udp_ping_times_the_answers(tmp_path):
+    with run_example(tmp_path, "udp_echo.py", "0") as echo:
+        host, port = listening_address(echo, "udp echo")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(WAIT_S)
+            sock.sendto(b"hello", (host, port))
+            assert sock.recvfrom(100) == (b"HELLO", (host, port))
+        with run_example(tmp_path, "udp_ping.py", host, str(port), "3") as ping:
+            for seq in range(3):
+                ping.expect(rf"^ping {seq}: answer from {re.escape(host)}:{port} in [\d.]+ ms$")
+            assert ping.wait() == 0
+        echo.signal(signal.SIGTERM)
+        assert echo.wait() == 0
+
+
+def test_udp_ping_reports_that_nobody_listens(tmp_path):
+    # 127.0.0.1:port is held, so nobody else can bind that port on every
+    # address, and nothing listens on 127.0.0.2:port: ICMP port unreachable.
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.bind(("127.0.0.1", 0))
+    try:
+        port = holder.getsockname()[1]
+        with run_example(tmp_path, "udp_ping.py", "127.0.0.2", str(port), "2") as ping:
+            ping.expect(r"^ping 0: Connection refused$")
+            ping.expect(r"^ping 1: Connection refused$")
+            assert ping.wait() == 1
+    finally:
+        holder.close()
+
+
+# ------------------------------------------------------------------ processes
+def test_run_prefixes_each_stream_and_passes_the_exit_status_on(tmp_path):
+    with run_example(tmp_path, "run.py", "30", "sh", "-c", "echo hello; printf oops >&2; exit 3") as run:
+        lines = run.rest()
+        # Two pipes: which one is read first is up to the scheduler.
+        assert sorted(lines[:2]) == ["err: oops", "out: hello"] and lines[2:] == ["exited with 3"], lines
+        assert run.wait() == 3
+
+
+def test_run_terminates_a_command_past_its_deadline(tmp_path):
+    with run_example(tmp_path, "run.py", "0.3", "sh", "-c", "echo started; exec sleep 60") as run:
+        run.expect(r"^out: started$")
+        run.expect(rf"^exited with -{int(signal.SIGTERM)}$")
+        assert run.wait() == 128 + signal.SIGTERM
+
+
+# ------------------------------------------------------------------- resolve
+def test_resolve_looks_up_names_at_once_against_dnsmasq(tmp_path):
+    (tmp_path / "dnsmasq").mkdir()
+    with running_dnsmasq(tmp_path / "dnsmasq") as (host, port):
+        names = ["fromhosts.test", "alias2.test", "v6only.test", "nope.test", "127.0.0.1"]
+        with run_example(tmp_path, "resolve.py", "--server", f"{host}:{port}", *names) as program:
+            assert program.wait() == 0
+            assert program.rest() == [
+                "fromhosts.test: 10.1.2.3 fd00::5",
+                "alias2.test: 10.1.2.3 fd00::5",  # a CNAME chain
+                "v6only.test: 2001:db8::6",
+                f"nope.test: error {socket.EAI_NONAME}: Name or service not known (nope.test: no such name)",
+                "127.0.0.1: 127.0.0.1",
+            ]

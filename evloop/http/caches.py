@@ -101,7 +101,7 @@ class CachedHead:
 
 
 # Framed response heads: (status, fields, body length, Date, Server).
-FramedKey = tuple[int, tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...], int, bytes, bytes]
+FramedKey = tuple[int, tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...], int, bytes | None, bytes | None]
 # Encoded application fields: the pairs as given.
 FieldsKey = tuple[tuple[str, str], ...] | tuple[tuple[bytes, bytes], ...]
 

@@ -182,8 +182,8 @@ def _frame_plain(
     status: int,
     headers: Iterable[tuple[AnyStr, AnyStr]],
     length: int,
-    date: bytes,
-    server: bytes,
+    date: bytes | None,
+    server: bytes | None,
     fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]],
 ) -> bytes | None:
     """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
@@ -402,7 +402,7 @@ class ServerConnection:
         return response_head(status, block, b"", b"", None, None)
 
     def send_switching_protocols(
-        self, headers: Sequence[tuple[str, str]], date: bytes, server: bytes = b"evloop"
+        self, headers: Sequence[tuple[str, str]], date: bytes | None, server: bytes | None = b"evloop"
     ) -> bytes:
         """The ``101 Switching Protocols`` head with ``headers`` (RFC 9110 15.2.2).
 
@@ -424,8 +424,8 @@ class ServerConnection:
         return bytes(buf.data[buf.pos:])
 
     def send_complete_response(
-        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes,
-        server: bytes = b"evloop", reason: str | None = None,
+        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes | None,
+        server: bytes | None = b"evloop", reason: str | None = None,
     ) -> bytes:
         """``send_response(status, headers, content_length=len(body), date=date,
         server=server, body=body, reason=reason)``: a response complete with its bytes body.
@@ -480,8 +480,8 @@ class ServerConnection:
         headers: Iterable[tuple[AnyStr, AnyStr]],
         *,
         content_length: int | None,
-        date: bytes,
-        server: bytes = b"evloop",
+        date: bytes | None,
+        server: bytes | None = b"evloop",
         body: bytes = b"",
         reason: str | None = None,  # the status line's reason phrase; None: the standard one
     ) -> bytes:
@@ -491,7 +491,8 @@ class ServerConnection:
         LF or other control in them raises ValueError.  Content-Length and
         Transfer-Encoding among them are dropped (a Content-Length stands in
         for ``content_length`` when that is None); Date and Server among them
-        replace evloop's.  ``content_length``: the body length, or None for a
+        replace evloop's; ``date`` or ``server`` None leaves that field out
+        (``--no-date-header``, ``--no-server-header``).  ``content_length``: the body length, or None for a
         streamed body of unknown length (chunked for HTTP/1.1, close-delimited
         for HTTP/1.0).  ``body``: the first bytes of the body; when it is the
         whole body the response is complete and ``send_data``/``send_end``
@@ -604,7 +605,7 @@ class ServerConnection:
         return LAST_CHUNK if mode is _BY_CHUNKS else b""
 
     def send_error_response(
-        self, status: int, reason: str, date: bytes, server: bytes = b"evloop"
+        self, status: int, reason: str, date: bytes | None, server: bytes | None = b"evloop"
     ) -> bytes:
         """A complete ``text/plain`` error response with ``Connection: close``.
 

@@ -10,7 +10,9 @@ uses asyncio's method names, with the same call grammar::
     connection_made -> data_received* -> eof_received? -> connection_lost
 
 plus ``pause_writing`` / ``resume_writing`` around the write buffer's water
-marks: the same calls over TCP and TLS.
+marks: the same calls over TCP and TLS.  The water marks themselves
+(``WriteFlowControl``) are shared with the datagram (``net/udp.py``) and pipe
+(``net/pipes.py``) transports, whose protocols get the same two calls.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from typing import Protocol as TypingProtocol
 from ..buffers import FileRegion
 from ..reactor import Reactor
 
-__all__ = ["Protocol", "Transport", "DISCONNECT_ERRNOS", "read_file_block", "check_close_timeout"]
+__all__ = ["BaseProtocol", "Protocol", "Transport", "WriteFlowControl", "PausableReading", "DISCONNECT_ERRNOS",
+           "read_file_block", "check_close_timeout"]
 
 logger = logging.getLogger("evloop")
 
@@ -39,7 +42,24 @@ DISCONNECT_ERRNOS = frozenset(
 )
 
 
-class Protocol:
+class BaseProtocol:
+    """What every transport with a write buffer calls (``WriteFlowControl``): its water marks.
+
+    ``pause_writing()`` once the buffer passes the high water mark,
+    ``resume_writing()`` once it has drained to the low one.  The stream
+    (``Protocol``), datagram and process protocols derive from it.
+    """
+
+    __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+class Protocol(BaseProtocol):
     """Base class for protocols; every method is optional to override.
 
     Call order: ``connection_made(transport)``, then ``data_received(data)``
@@ -51,7 +71,7 @@ class Protocol:
     ``connection_failed(exc)`` is called.
     """
 
-    __slots__ = ()  # so subclasses may use __slots__; those without get a __dict__ as usual
+    __slots__ = ()
 
     def connection_made(self, transport: Transport) -> None:
         pass
@@ -66,12 +86,6 @@ class Protocol:
     def connection_lost(self, exc: BaseException | None) -> None:
         pass
 
-    def pause_writing(self) -> None:
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     def connection_failed(self, exc: BaseException) -> None:
         logger.warning("connection failed: %s", exc)
 
@@ -80,7 +94,129 @@ class _File(TypingProtocol):
     def fileno(self) -> int: ...
 
 
-class Transport:
+class WriteFlowControl:
+    """Water marks on a transport's write buffer: the one implementation of ``pause_writing``/``resume_writing``.
+
+    Above ``_high_water`` queued bytes the protocol's ``pause_writing()`` is
+    called once; when the buffer drains to ``_low_water`` or below,
+    ``resume_writing()``.  A subclass sets the four attributes in its
+    constructor, reports its queued bytes with ``get_write_buffer_size``,
+    says with ``_protocol_reachable`` whether its protocol may still be
+    called, and calls ``_maybe_pause_protocol`` after queueing and
+    ``_maybe_resume_protocol`` after draining.
+    """
+
+    __slots__ = ("_reactor", "_protocol", "_high_water", "_low_water", "_protocol_paused")
+
+    _reactor: Reactor
+    _protocol: BaseProtocol
+    _high_water: int
+    _low_water: int
+    _protocol_paused: bool
+
+    @property
+    def reactor(self) -> Reactor:
+        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
+        return self._reactor
+
+    def get_write_buffer_size(self) -> int:
+        raise NotImplementedError
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``, asyncio's order."""
+        return self._low_water, self._high_water
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+        self._maybe_resume_protocol()
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.pause_writing() failed")
+
+    def _maybe_resume_protocol(self) -> None:
+        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+
+    def _protocol_reachable(self) -> bool:
+        """Whether the protocol may still hear of writability (not after the connection is closed)."""
+        raise NotImplementedError
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._reactor.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+
+    def _tell_connection_lost(self, exc: BaseException | None) -> None:
+        """``protocol.connection_lost(exc)``; what it raises is reported, never raised."""
+        try:
+            self._protocol.connection_lost(exc)  # type: ignore[attr-defined]
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:
+            self._report(error, "protocol.connection_lost() failed")
+
+
+class PausableReading:
+    """``pause_reading``/``resume_reading``/``is_reading`` for a transport that reads one file.
+
+    A mixin without slots of its own: the transport has ``_reactor``,
+    ``_closing``, ``_reading`` (its reader is registered) and
+    ``_reading_paused`` (the protocol asked for the pause), and names the
+    file it reads (``_read_file``) and its reader callback (``_on_readable``).
+    Used by the datagram and pipe transports; TCP has its own (EOF ends its
+    reading for good).
+    """
+
+    # The attributes are in the transport's slots: slots here as well would
+    # clash with WriteFlowControl's (two bases with slots cannot combine), so
+    # mypy is told that the assignments below are the transport's.
+    __slots__ = ()
+
+    _reactor: Reactor
+    _closing: bool
+    _reading: bool
+    _reading_paused: bool
+
+    def _read_file(self) -> Any:
+        raise NotImplementedError
+
+    def _on_readable(self) -> None:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        """Read nothing until ``resume_reading()``; what arrives meanwhile waits in the kernel."""
+        self._reading_paused = True  # type: ignore[misc]
+        if self._reading:
+            self._reading = False  # type: ignore[misc]
+            self._reactor.remove_reader(self._read_file())
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False  # type: ignore[misc]
+        if not self._closing and not self._reading:
+            self._reading = True  # type: ignore[misc]
+            self._reactor.add_reader(self._read_file(), self._on_readable)
+
+    def is_reading(self) -> bool:
+        return self._reading
+
+
+class Transport(WriteFlowControl):
     """What a protocol sees of its connection, over TCP (``SocketTransport``) or TLS (``evloop.net.tls.TLSTransport``).
 
     The calls and their contracts are the same for both (README, "Transports"):
@@ -92,15 +228,10 @@ class Transport:
     This class holds what their implementations share.
     """
 
-    __slots__ = ("_reactor", "_protocol", "_closing", "_high_water", "_low_water", "_protocol_paused",
-                 "_close_timer", "peername", "sockname")
+    __slots__ = ("_closing", "_close_timer", "peername", "sockname")
 
-    _reactor: Reactor
     _protocol: Protocol
     _closing: bool
-    _high_water: int
-    _low_water: int
-    _protocol_paused: bool
     _close_timer: Any
     peername: Any
     sockname: Any
@@ -108,11 +239,6 @@ class Transport:
     @property
     def protocol(self) -> Protocol:
         return self._protocol
-
-    @property
-    def reactor(self) -> Reactor:
-        """The reactor this transport runs on (for a protocol's own timers and callbacks)."""
-        return self._reactor
 
     @property
     def socket(self) -> socket.socket:
@@ -156,41 +282,7 @@ class Transport:
     def is_reading(self) -> bool:
         raise NotImplementedError
 
-    def get_write_buffer_size(self) -> int:
-        raise NotImplementedError
-
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        raise NotImplementedError
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"need 0 <= low ({low}) <= high ({high})")
-        self._high_water, self._low_water = high, low
-        self._maybe_pause_protocol()
-        self._maybe_resume_protocol()
-
-    def _maybe_pause_protocol(self) -> None:
-        if not self._protocol_paused and self.get_write_buffer_size() > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-
-    def _maybe_resume_protocol(self) -> None:
-        if self._protocol_paused and self.get_write_buffer_size() <= self._low_water and self._protocol_reachable():
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except Exception as exc:
-                self._report(exc, "protocol.resume_writing() failed")
-
-    def _protocol_reachable(self) -> bool:
-        """Whether the protocol may still hear of writability (not after the connection is closed)."""
         raise NotImplementedError
 
     def _deliver_eof(self) -> None:
@@ -283,11 +375,6 @@ class Transport:
             raise
         except BaseException as error:
             self._report(error, "sendfile on_done() failed")
-
-    def _report(self, exc: BaseException, message: str) -> None:
-        self._reactor.call_exception_handler(
-            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-        )
 
 
 def check_close_timeout(timeout_s: float | None) -> None:

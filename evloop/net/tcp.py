@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..buffers import FileRegion, SendQueue, byte_view
 from ..reactor import Reactor
 from .base import DISCONNECT_ERRNOS, Protocol, Transport, check_close_timeout, read_file_block
+from .proxy_header import ProxyHeader
 
 if TYPE_CHECKING:
     import ssl
@@ -48,7 +49,7 @@ class SocketTransport(Transport):
 
     __slots__ = (
         "_sock", "_queue", "_closed", "_reading", "_reading_paused", "_writing_registered",
-        "_eof_pending", "_eof_written", "_eof_received", "_lost_exc", "_lost_called",
+        "_eof_pending", "_eof_written", "_eof_received", "_lost_exc", "_lost_called", "proxy_header",
     )
 
     def __init__(
@@ -79,6 +80,7 @@ class SocketTransport(Transport):
         self._close_timer: Any = None
         self._lost_exc: BaseException | None = None
         self._lost_called = False
+        self.proxy_header: ProxyHeader | None = None  # set by a listener's PROXY protocol stage (net/proxy_protocol.py)
         self.peername = peername
         try:
             self.sockname = sock.getsockname()
@@ -116,13 +118,20 @@ class SocketTransport(Transport):
         return self._sock
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """asyncio's transport details: ``peername``, ``sockname``, ``socket``; else ``default``."""
+        """asyncio's transport details: ``peername``, ``sockname``, ``socket``; else ``default``.
+
+        Behind a listener with the PROXY protocol, ``peername`` and
+        ``sockname`` are the addresses the header gave, and ``proxy_header``
+        is the ``ProxyHeader`` itself (None without one).
+        """
         if name == "peername":
             return self.peername
         if name == "sockname":
             return self.sockname
         if name == "socket":
             return self._sock
+        if name == "proxy_header":
+            return self.proxy_header
         return default
 
     def get_write_buffer_size(self) -> int:

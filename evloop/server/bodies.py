@@ -32,13 +32,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..app import SpooledRequest
+from ..app import Request, SpooledRequest
 from ..exits import is_stop_request
 from ..streamed_body import BodyReceiver
 from .outcomes import internal_error
 
 if TYPE_CHECKING:
-    from ..app import Request, Response
+    from ..app import Response
     from .h1 import HTTPProtocol
 
 __all__ = ["SpooledBody", "StreamedBody", "body_overflowed", "stream_body"]
@@ -98,31 +98,37 @@ class SpooledBody:
             self.failed = True
             _store_failed(self.protocol, exc)
 
-    def end(self) -> None:
-        """The whole body is in the file: the request goes to the app with it."""
+    def end(self) -> bool:
+        """The whole body is in the file: False, and the protocol runs the request over it (True: it failed, 500).
+
+        The request is the protocol's spare one (``_process`` renews it),
+        made a ``SpooledRequest`` over the file: the ordinary path stays as
+        it is.  It turns back into a plain ``Request`` when the file is
+        closed (``close``), so the connection may reuse it for the next one.
+        """
         protocol = self.protocol
         try:
             self.file.flush()
             self.file.seek(0)
         except OSError as exc:
             _store_failed(protocol, exc)
-            return
-        # The request is a SpooledRequest over the file (its body read on
-        # demand), handed to _request_received as the spare it reuses: the
-        # ordinary path stays as it is.
-        request = SpooledRequest.over(self.file)
+            return True
+        request = protocol._spare_request
+        if request is None:
+            transport: Any = protocol.transport
+            # The connection's fields; _process renews the request's own.
+            request = Request("GET", "/", "HTTP/1.1", (), b"", None, transport.sockname, "http", protocol.reactor,
+                              protocol._responder, ("/", "/", ""), protocol.tls)
+        SpooledRequest.spool(request, self.file)
         protocol._spare_request = request
-        head: Any = protocol.head
-        protocol._request_received(head, None)  # type: ignore[arg-type]  # None: not read yet
-        if protocol._spare_request is request:
-            protocol._spare_request = None  # not recycled: the connection's next requests are ordinary ones
+        return False
 
     def close(self, why: str) -> None:
         """The request ended (``why``): close (and so delete) the file."""
         self.file.close()
         request = self.protocol.request  # still set: the protocol releases the body before it lets go
-        if isinstance(request, SpooledRequest) and request._stream is self.file:
-            request._body_released()
+        if type(request) is SpooledRequest and request._stream is self.file:
+            request.unspool()
 
 
 def stream_body(protocol: HTTPProtocol, receiver: BodyReceiver) -> None:
@@ -182,11 +188,13 @@ class StreamedBody:
             return
         self.call("data_received", data)
 
-    def end(self) -> None:
-        """The last part was read: the receiver's answer, once what waits is delivered."""
+    def end(self) -> bool:
+        """The last part was read: the receiver's answer, once what waits is delivered.  True: the protocol
+        does not run the request (the route ran at its head)."""
         self.ended = True
         if not (self.paused or self.pending or self.over):
             self._deliver_end()
+        return True
 
     def _deliver_end(self) -> None:
         protocol = self.protocol

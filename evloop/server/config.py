@@ -7,6 +7,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from ..binds import Bind
 from ..http import Limits
 from ..listener import ACCEPT_BATCH
 
@@ -29,6 +30,13 @@ class ServerConfig:
     port: int = 8080
     uds: str | None = None
     sock: socket.socket | None = None
+    # Where to listen, when given: every one of these (evloop.binds), and
+    # host/port, uds and sock are ignored.  See listen_binds().
+    binds: tuple[Bind, ...] = ()
+    # A Unix socket's permissions and group, set before it listens (None: the
+    # umask's and the process's), so that a proxy running as another user can connect.
+    uds_mode: int | None = None
+    uds_group: str | None = None
     backlog: int = 1024
     reuse_port: bool = False
     # Accepts per readiness event.  Workers sharing one listening socket take
@@ -50,13 +58,19 @@ class ServerConfig:
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
     access_log: bool = True
-    server_header: str = "evloop"
+    server_header: str | None = "evloop"  # None or "": no Server field
+    date_header: bool = True  # False: no Date field (RFC 9110 6.6.1 allows it without a clock)
     write_high_water: int = 64 * 1024
     debug_log_heads: bool = False
     # Behind a load balancer: read Forwarded / X-Forwarded-For / -Proto from
     # these peers (addresses, CIDR ranges, "*", "unix:"); see evloop.proxy.
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    # --proxy-protocol: peers in forwarded_allow_ips must open with a PROXY
+    # protocol header (v1 or v2) within header_timeout_s, and its client
+    # address is the connection's; other peers are served as they are and
+    # may not send one (see evloop.net.proxy_protocol).
+    proxy_protocol: bool = False
     # HTTPS (see evloop.server.tls): a certificate chain (and its key, when
     # not in the same file) turns TLS on.  cert_reqs: "none", "optional" or
     # "required" client certificates, verified against ca_certs.
@@ -85,3 +99,13 @@ class ServerConfig:
     # message, so that one echoed message of ws_max_message_bytes fits.
     ws_max_queue_bytes: int = 32 * 1024 * 1024
     ws_per_message_deflate: bool = True  # --ws-per-message-deflate: accept permessage-deflate (RFC 7692)
+
+    def listen_binds(self) -> tuple[Bind, ...]:
+        """The addresses to listen on: ``binds``, else ``sock``, else ``uds``, else ``host``/``port``."""
+        if self.binds:
+            return self.binds
+        if self.sock is not None:
+            return (Bind.of_socket(self.sock),)
+        if self.uds is not None:
+            return (Bind.unix(self.uds),)
+        return (Bind.tcp(self.host, self.port),)

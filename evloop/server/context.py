@@ -45,7 +45,7 @@ class ServerContext(Protocol):
     config: ServerConfig
     reactor: Reactor
     wall: WallClock
-    server_header: bytes
+    server_header: bytes | None  # None: no Server field
     # The app's entry point, ready to call (see Server.app), and its
     # ``would_accept(method, target)`` when it has one (Expect: 100-continue).
     call_app: Callable[[Request], Response | None]

@@ -5,15 +5,16 @@ go into the connection's sans-I/O state machine; its events drive the app:
 a complete request (head, body, end) becomes a ``Request`` and the app's
 ``Response`` is framed by the state machine and written.  Where the
 connection stands is one ``Phase`` (see ``phases.py``), changed only by
-``_to(event)``; the new phase's one deadline is armed at the end of the
+``_to(event)`` (spelt out, without the call, for the two transitions every
+request takes); the new phase's one deadline is armed at the end of the
 callback (``_finish``).
 
-Every request takes one path: ``_process`` (events) -> ``_request_received``
-(the app) -> ``_send`` (framing) -> ``_response_done`` (access log, next
-cycle).  One request is served at a time per connection (HTTP/1.1 answers
-in order): outside the reading phases the parser is not asked for more
-events, later bytes stay buffered, and past ``max_pipelined_bytes`` the
-transport stops reading.
+Every request takes one path: ``_process`` (events, then the app) ->
+``_send`` (framing) -> ``_response_done`` (access log, next cycle).  One
+request is served at a time per connection (HTTP/1.1 answers in order):
+outside the reading phases the parser is not asked for more events, later
+bytes stay buffered, and past ``max_pipelined_bytes`` the transport stops
+reading.
 
 Writes: every byte the protocol produces is appended to ``_out``, and each
 entry point (bytes received, a deferred response, writes resumed, a file
@@ -46,6 +47,7 @@ from ..http import (
     RequestHead,
     ServerConnection,
 )
+from ..http.events import Event
 from ..net.base import Protocol, Transport
 from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
@@ -64,17 +66,13 @@ from .phases import (
     LINGER,
     NEW,
     STREAMING,
-    PhaseError,
     PhaseEvent,
 )
 from .ws import accept_websocket, start_websocket
 
 __all__ = ["HTTPProtocol"]
 
-# Request recycling (_request_received): a Request is made in two steps, so
-# a recycled one takes only the second.
-_new_request = object.__new__
-_init_request = Request.__init__
+# Request recycling (_process): a request only the server refers to is reused.
 _refcount = sys.getrefcount
 
 logger = logging.getLogger("evloop.server")
@@ -140,7 +138,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         # head: pipelined-log 30,880 -> 29,932, keepalive-log 41,150 -> 40,440).
         self._timed = ctx.access_log is not None
         self._received_at = 0.0  # when the last read came
-        self._spare_request: Request | None = None  # a Request nobody kept (see _request_received)
+        self._spare_request: Request | None = None  # a Request nobody kept (see _process)
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
         self._scheme = "http"
 
@@ -148,18 +146,20 @@ class HTTPProtocol(FaultHandling, Protocol):
     def _to(self, event: PhaseEvent) -> None:
         """The one transition: enter the phase ``TRANSITIONS`` names; its deadline is armed by ``_finish``.
 
+        An event the phase does not allow raises ``PhaseError`` (the phase's
+        ``exits`` mapping does).  The two transitions of every request
+        (``request``, ``response_done``) write this line out where they
+        happen: the call cost ~200 instructions each.
+
         Arming waits for the end of the callback (microseconds later) so
         that a pipelined burst, which passes IDLE once per request, reads
         the clock once (measured with load/bench_instructions.py: ~600
         instructions a pipelined request), and a send deadline starts from
         the buffer as it is after the callback's write.
         """
-        try:
-            # A transition that does not arm (NEW -> HEAD) is always a
-            # callback's first, so it never clears another's pending arm.
-            self.phase, self._arm_pending = self.phase.exits[event]  # TRANSITIONS, indexed by phase
-        except KeyError:
-            raise PhaseError(self.phase, event) from None
+        # A transition that does not arm (NEW -> HEAD) is always a
+        # callback's first, so it never clears another's pending arm.
+        self.phase, self._arm_pending = self.phase.exits[event]  # TRANSITIONS, indexed by phase
 
     def _finish(self) -> None:
         """End of every entry point: write what it produced, then arm the deadline of the phase it left."""
@@ -313,7 +313,13 @@ class HTTPProtocol(FaultHandling, Protocol):
             self.transport.resume_reading()
 
     def _process(self) -> None:
-        """Take events from the state machine while the connection is reading; write what they produced."""
+        """The read loop: take events from the state machine while the connection reads; run each complete request.
+
+        Running a request (the ``Request``, the app, what it returns) is
+        this loop's body rather than a method of its own: that frame, one a
+        request, cost ~500 instructions (load/bench_instructions.py:
+        pipelined 20,398 -> 19,940, keepalive 30,265 -> 29,826).
+        """
         conn = self.conn
         try:
             # A lost connection is CLOSED, a closing one CLOSING or LINGER: the phase says it all.
@@ -330,40 +336,97 @@ class HTTPProtocol(FaultHandling, Protocol):
                     self._protocol_error(exc)
                     return
                 event_type = type(event)
+                body: bytes = b""
                 if event_type is RequestHead:
-                    head: RequestHead = event  # type: ignore[assignment]
+                    head: Any = event
                     self.head = head
                     self._started = self._received_at
                     if self._log_heads:
                         self._log_head(head)
-                    if head.content_length or head.chunked:
-                        self._head_with_body(head)
-                        continue
-                    self._request_received(head, b"")  # complete with its head (implicit_end)
-                elif event_type is Data:
-                    self._to("body_progress")  # first: a sink may answer, and leave BODY
-                    self._add_body_part(event.data)  # type: ignore[union-attr]
-                    continue
+                    if (head.content_length or head.chunked) and not self._head_with_body(head):
+                        continue  # the body follows
                 elif event_type is EndOfMessage:
-                    if self._sink is None:
-                        self._request_received(self.head, self._take_body())  # type: ignore[arg-type]
-                    else:
-                        self._sink.end()
+                    if self._sink is not None and self._sink.end():
+                        continue  # a streamed body's receiver answers it (bodies.py)
+                    head = self.head
+                    body = self._take_body()
                 elif event is NEED_DATA:
                     if (self.phase is IDLE or self.phase is NEW) and conn.has_buffered_bytes():
                         self._to("head_started")  # the rest must follow within the header timeout
                     break
-                elif event is PAUSED:
-                    break
-                elif event_type is ConnectionClosed:
-                    self._close()
-                    break
+                elif self._reading_goes_on(event):
+                    continue
                 else:
-                    raise RuntimeError(f"unexpected event {event!r}")
+                    break
+                # A complete request: run the app, send what it returns (unless it defers).
+                self.phase, self._arm_pending = self.phase.exits["request"]  # self._to("request"), without the call
+                ctx = self.ctx
+                transport: Any = self.transport
+                client = transport.peername
+                scheme = self._scheme
+                trusted = ctx.trusted_proxies
+                if trusted is not None:
+                    client, scheme = resolve_client(client, scheme, head.headers, trusted)
+                request = self._spare_request
+                # By position: with keywords a call takes twice as long (0.7 against 0.3 us).
+                if request is None:
+                    request = Request(head.method, head.target, head.version, head.headers, body, client,
+                                      transport.sockname, scheme, self.reactor, self._responder, head.target_parts,
+                                      self.tls)
+                else:
+                    self._spare_request = None
+                    request._renew(head.method, head.target, head.version, head.headers, body, client, scheme,
+                                   head.target_parts)
+                self.request = request
+                try:
+                    response = ctx.call_app(request)
+                except BaseException as exc:  # sys.exit() in a handler is a failed request, not a stop
+                    if is_stop_request(exc):
+                        raise
+                    logger.exception("handler for %s %s failed", request.method, request.target)
+                    response = None if request._responded else internal_error()
+                if response is None:
+                    if not request._responded:
+                        self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
+                    continue
+                if request._responded:
+                    logger.error("handler for %s %s called respond() and also returned a response; "
+                                 "the returned one is dropped", request.method, request.target)
+                    close_quietly(response)
+                    continue
+                request._responded = True  # a later respond() is an error
+                self._send(response)
+                if self.phase is IDLE and _refcount(request) == 2:
+                    # Only this frame's name and the call's argument refer to it:
+                    # nobody can see it again, so the next request on this connection
+                    # reuses the object (its constructor runs again on it).  Saves the
+                    # allocation, the type call and the deallocation of a 16-slot
+                    # object: load/bench_instructions.py pipelined 21,620 -> 20,500,
+                    # keepalive 31,457 -> 30,385 instructions a request; an idle
+                    # connection holds the spare (~200 bytes, its body dropped).
+                    # tests/server/test_request_recycling.py checks it against the plain path.
+                    if request.body:
+                        request.body = b""  # an idle connection must not hold a request body
+                        request._stream = None  # nor a BytesIO over it
+                    self._spare_request = request
         finally:
             self._finish()
 
-    def _head_with_body(self, head: RequestHead) -> None:
+    def _reading_goes_on(self, event: Event) -> bool:
+        """A body part, the peer's close or a pause: True when the loop should take the next event."""
+        if isinstance(event, Data):
+            self._to("body_progress")  # first: a sink may answer, and leave BODY
+            self._add_body_part(event.data)
+            return True
+        if isinstance(event, ConnectionClosed):
+            self._close()
+        elif event is not PAUSED:
+            raise RuntimeError(f"unexpected event {event!r}")
+        return False
+
+    def _head_with_body(self, head: RequestHead) -> bool:
+        """A head whose body follows: False, or True to run the request now (refused before its body, or a
+        streamed-body route's)."""
         self._to("head_with_body")
         if head.expect_continue:
             would_accept = self.ctx.would_accept
@@ -371,12 +434,11 @@ class HTTPProtocol(FaultHandling, Protocol):
                 # Refused before the body: answer without 100 and do not read
                 # the body (RFC 9110 10.1.1); the connection closes after it.
                 self.conn.keep_alive = False
-                self._request_received(head, b"")
-                return
+                return True
             self._out.append(self.conn.send_informational(100))
         streams_body = self.ctx.streams_body
-        if streams_body is not None and streams_body(head.method, head.target):
-            self._request_received(head, b"")  # the route answers ReceiveBody: see _send_body
+        # A streamed-body route is run at its head: it answers ReceiveBody (see _send_body).
+        return streams_body is not None and streams_body(head.method, head.target)
 
     def _add_body_part(self, data: bytes) -> None:
         body = self.body
@@ -410,57 +472,6 @@ class HTTPProtocol(FaultHandling, Protocol):
                          head.version, head.headers)
 
     # ------------------------------------------------------------ the app
-    def _request_received(self, head: RequestHead, body: bytes) -> None:
-        """A complete request: run the app and send what it returns (unless it defers)."""
-        self._to("request")
-        ctx = self.ctx
-        transport: Any = self.transport
-        client = transport.peername
-        scheme = self._scheme
-        trusted = ctx.trusted_proxies
-        if trusted is not None:
-            client, scheme = resolve_client(client, scheme, head.headers, trusted)
-        request = self._spare_request
-        if request is None:
-            request = _new_request(Request)
-        else:
-            self._spare_request = None
-        # By position: with keywords the constructor takes twice as long (0.7 against 0.3 us).
-        _init_request(request, head.method, head.target, head.version, head.headers, body, client,
-                      transport.sockname, scheme, self.reactor, self._responder, head.target_parts, self.tls)
-        self.request = request
-        try:
-            response = ctx.call_app(request)
-        except BaseException as exc:  # sys.exit() in a handler is a failed request, not a stop
-            if is_stop_request(exc):
-                raise
-            logger.exception("handler for %s %s failed", request.method, request.target)
-            response = None if request._responded else internal_error()
-        if response is None:
-            if not request._responded:
-                self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
-            return
-        if request._responded:
-            logger.error("handler for %s %s called respond() and also returned a response; "
-                         "the returned one is dropped", request.method, request.target)
-            close_quietly(response)
-            return
-        request._responded = True  # a later respond() is an error
-        self._send(response)
-        if self.phase is IDLE and _refcount(request) == 2:
-            # Only this frame's name and the call's argument refer to it:
-            # nobody can see it again, so the next request on this connection
-            # reuses the object (its constructor runs again on it).  Saves the
-            # allocation, the type call and the deallocation of a 16-slot
-            # object: load/bench_instructions.py pipelined 21,620 -> 20,500,
-            # keepalive 31,457 -> 30,385 instructions a request; an idle
-            # connection holds the spare (~200 bytes, its body dropped).
-            # tests/server/test_request_recycling.py checks it against the plain path.
-            if request.body:
-                request.body = b""  # an idle connection must not hold a request body
-                request._stream = None  # nor a BytesIO over it
-            self._spare_request = request
-
     def _respond_later(self, response: Response) -> None:
         """``request.respond()``: inside the handler, or later from a timer or another callback."""
         if self.transport is None:
@@ -680,7 +691,8 @@ class HTTPProtocol(FaultHandling, Protocol):
             return
         conn = self.conn
         if conn.keep_alive:  # close_when_idle turns it off for the last response of a graceful shutdown
-            self._to("response_done")  # the connection is ready for the next request (implicit_next_cycle)
+            # The connection is ready for the next request (implicit_next_cycle).
+            self.phase, self._arm_pending = self.phase.exits["response_done"]  # self._to(), without the call
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
         else:

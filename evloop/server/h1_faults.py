@@ -164,7 +164,7 @@ class FaultHandling:
         if self._sink is not None:
             self._release_body(f"{status} {reason}")  # the body will not be read to its end
         try:
-            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date)
+            data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date, self.ctx.server_header)
         except Exception:  # the state machine refuses: the framing is unknown, just close
             pass
         else:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..app import Request, Response
+from ..binds import BindKind, open_bind
 from ..http.caches import HTTP1Caches
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
@@ -22,6 +23,7 @@ from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
 from .phases import Phase, phase_timeouts
+from .proxied import ProxiedHTTPProtocol
 from .tls import PLAINTEXT_REPLY, ServerTLS
 from .wallclock import WallClock
 from .ws import WebSocketSettings
@@ -43,8 +45,10 @@ class Server:
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
         self.connections: set[ServedConnection] = set()
-        self.wall = WallClock(reactor)
-        self.server_header = self.config.server_header.encode("latin-1")
+        # Chosen once here, so that no response asks: the Date field's text
+        # (None when off) and the Server field's value (None: left out).
+        self.wall = WallClock(reactor, http_date=self.config.date_header)
+        self.server_header = self.config.server_header.encode("latin-1") if self.config.server_header else None
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
         self.ws_settings = WebSocketSettings.from_config(self.config)
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
@@ -81,7 +85,11 @@ class Server:
 
     # --------------------------------------------------------------- start
     def start(self) -> list[Listener]:
-        """Open the listening socket(s) named by the config; returns the listeners."""
+        """Open the listening sockets named by the config, one listener per bind; returns the listeners.
+
+        Raises ``evloop.binds.BindError`` (an ``OSError`` naming the address)
+        when one cannot be opened; ``close()`` closes those opened before it.
+        """
         cfg = self.config
         self.tls = ServerTLS.of(cfg)
         options: dict[str, Any] = {
@@ -93,14 +101,18 @@ class Server:
             # ClientHello (or half of one) costs at most that long.
             options.update(ssl=self.tls.context, ssl_handshake_timeout_s=cfg.header_timeout_s,
                            ssl_plaintext_reply=PLAINTEXT_REPLY)
-        if cfg.sock is not None:
-            listener = listen(self.reactor, self._make_protocol, sock=cfg.sock, **options)
-        elif cfg.uds is not None:
-            listener = listen(self.reactor, self._make_protocol, path=cfg.uds, **options)
-        else:
-            listener = listen(self.reactor, self._make_protocol, cfg.host, cfg.port, reuse_port=cfg.reuse_port,
-                              **options)
-        self.listeners.append(listener)
+        if cfg.proxy_protocol:
+            # Before TLS and HTTP: the header's client address becomes the
+            # transport's peername, which the access log, Request.client and
+            # the proxy headers' walk (evloop.proxy) all start from.
+            trusted = self.trusted_proxies or TrustedProxies(cfg.forwarded_allow_ips)
+            options.update(proxy_protocol=trusted.is_trusted_peer,
+                           proxy_header_timeout_s=cfg.header_timeout_s)
+        factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
+        for bind in cfg.listen_binds():
+            sockets = open_bind(bind, reuse_port=cfg.reuse_port, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
+            unlink = bind.path if bind.kind is BindKind.UNIX else None
+            self.listeners.append(listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options))
         return self.listeners
 
     @property
@@ -123,6 +135,9 @@ class Server:
 
     def _make_protocol(self) -> HTTPProtocol:
         return HTTPProtocol(self)
+
+    def _make_proxied_protocol(self) -> HTTPProtocol:
+        return ProxiedHTTPProtocol(self)
 
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:

@@ -18,20 +18,23 @@ class WallClock:
     wall clock and formatting per response cost ~600 instructions a
     pipelined request (load/bench_instructions.py) for the date alone.  The
     strings may lag the wall clock by up to a second, as uvicorn's and
-    nginx's cached dates do.
+    nginx's cached dates do.  With ``http_date=False`` (``--no-date-header``)
+    ``http_date`` stays None, which the response writer reads as "no Date field".
     """
 
-    __slots__ = ("http_date", "log_time", "_timer")
+    __slots__ = ("http_date", "log_time", "_timer", "_with_http_date")
 
-    def __init__(self, reactor: Reactor | None = None) -> None:
-        self.http_date = b""
+    def __init__(self, reactor: Reactor | None = None, *, http_date: bool = True) -> None:
+        self._with_http_date = http_date
+        self.http_date: bytes | None = None
         self.log_time = ""
         self.refresh()
         self._timer = reactor.call_every(1.0, self.refresh) if reactor is not None else None
 
     def refresh(self) -> None:
         now = time.time()
-        self.http_date = email.utils.formatdate(now, usegmt=True).encode("ascii")
+        if self._with_http_date:
+            self.http_date = email.utils.formatdate(now, usegmt=True).encode("ascii")
         self.log_time = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
 
     def stop(self) -> None:

@@ -375,13 +375,13 @@ class WebSocketProtocol(Protocol):
     def _flush(self) -> None:
         """Write what was produced while batching and what the state machine queued; end the TCP connection
         once the closing handshake is over."""
-        queued = self.conn.data_to_send()
-        if queued:
-            self._out.append(queued)
+        conn = self.conn
+        if conn.outgoing:
+            self._out.append(conn.data_to_send())
         if self._out:
             self._send_out()
         transport = self.transport
-        if self.conn.state is _CONN_CLOSED and transport is not None and self.phase is not ENDING:
+        if conn.state is _CONN_CLOSED and transport is not None and self.phase is not ENDING:
             self._to("handshake_over")
             if self.conn.role is Role.SERVER:
                 # A server ends the TCP connection (RFC 6455 7.1.1), after what is queued; a

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..loading import AppLoader
+from ..logsetup import configure_default_logging
 from ..reactor import Reactor
 from ..server import Server, ServerConfig
 from .reloader import SourceWatcher
@@ -65,11 +66,15 @@ def serve(
     so SIGHUP brings in new code.  ``watcher`` (a ``SourceWatcher``, for
     development) runs a supervisor even with one worker and replaces the
     workers whenever a watched file changes.
+
+    A program that has not configured logging gets ``evloop-demo``'s
+    (``evloop.logsetup``): server lines and the access log on stderr.
     """
     if config is None:
         config = ServerConfig(host=host, port=port, **settings)
     elif settings:
         config = dataclasses.replace(config, **settings)
+    configure_default_logging(access_log=config.access_log)
     if workers == 1 and not max_requests and watcher is None:
         if isinstance(app, AppLoader):
             app = app.load()

@@ -29,7 +29,8 @@ import logging
 import os
 import socket
 
-from ..listener import bind_sockets, bind_unix_socket, unlink_stale_socket
+from ..binds import Bind, BindKind, open_bind
+from ..listener import unlink_stale_socket
 from ..server import ServerConfig, address_url
 
 __all__ = ["ListeningSockets", "reuse_port_available", "systemd_sockets"]
@@ -74,10 +75,15 @@ def systemd_sockets(unset_environment: bool = True) -> list[socket.socket]:
 class ListeningSockets:
     """The supervisor's sockets for ``config``, and the config its workers serve with.
 
-    Call order: ``open()`` once, then read ``child_config``, ``urls`` and
-    ``shared``; ``close()`` (idempotent) at the end, and ``close_in_worker()``
-    in a forked worker.  ``open()`` raises ``OSError`` when the address cannot
-    be bound (nothing is left open then).
+    Every bind of ``config.listen_binds()`` is opened here, before the fork:
+    a TCP bind in ``SO_REUSEPORT`` mode as port-holding sockets (each worker
+    binds its own on that port), anything else (``share_socket``, an
+    inherited socket, a Unix socket, no ``SO_REUSEPORT``) as a listening
+    socket every worker inherits.  Call order: ``open()`` once, then read
+    ``child_config``, ``urls`` and ``shared``; ``close()`` (idempotent) at the
+    end, and ``close_in_worker()`` in a forked worker.  ``open()`` raises
+    ``OSError`` (``evloop.binds.BindError``) when an address cannot be bound
+    (nothing is left open then).
     """
 
     def __init__(self, config: ServerConfig, *, share_socket: bool = False) -> None:
@@ -85,45 +91,49 @@ class ListeningSockets:
         self.share_socket = share_socket
         self.child_config = config
         self.urls: list[str] = []
-        # One listening socket every worker inherits; None when each worker
-        # listens on its own SO_REUSEPORT socket.
-        self.shared: socket.socket | None = None
+        # The listening sockets every worker inherits (empty when each worker
+        # listens on its own SO_REUSEPORT sockets only).
+        self.shared: list[socket.socket] = []
         self._held: list[socket.socket] = []   # bound, never listening (SO_REUSEPORT mode)
-        self._unlink: str | None = None
+        self._unlink: list[str] = []
+        # Whether each worker listens on SO_REUSEPORT sockets of its own (for some binds at least).
+        self.own_per_worker = False
 
     def open(self) -> None:
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
         cfg = self.config
-        if cfg.sock is not None:
-            self.shared = cfg.sock
-            self.shared.listen(cfg.backlog)
-            why = f"the inherited socket, fd {cfg.sock.fileno()}"
-        elif cfg.uds is not None:
-            self.shared = bind_unix_socket(cfg.uds, backlog=cfg.backlog)
-            self._unlink = cfg.uds
-            why = "a Unix socket"
-        elif not self.share_socket and reuse_port_available():
-            self._held = bind_sockets(cfg.host, cfg.port, reuse_port=True)
-            port = self._held[0].getsockname()[1]
-            self.child_config = dataclasses.replace(cfg, port=port, reuse_port=True, sock=None)
-            self.urls = [address_url(s.getsockname()) for s in self._held]
-            if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
-                logger.debug("net.ipv4.tcp_migrate_req is 0: a connection queued on a draining worker's "
-                             "socket in the instant it closes is reset")
-            return
-        else:
-            why = "share_socket=True" if self.share_socket else "SO_REUSEPORT is not available"
-            held = bind_sockets(cfg.host, cfg.port)
-            if len(held) > 1:
-                logger.warning("one shared socket serves one address: listening on %s only",
-                               address_url(held[0].getsockname()))
-                for s in held[1:]:
-                    s.close()
-            self.shared = held[0]
-            self.shared.listen(cfg.backlog)
-        self.child_config = dataclasses.replace(cfg, sock=self.shared,
-                                                accept_batch=min(cfg.accept_batch, SHARED_ACCEPT_BATCH))
-        self.urls = [address_url(self.shared.getsockname())]
-        logger.info("workers share one listening socket (%s): %s", why, self.urls[0])
+        reuse_port = not self.share_socket and reuse_port_available()
+        child_binds: list[Bind] = []
+        for bind in cfg.listen_binds():
+            if bind.kind is BindKind.TCP and reuse_port:
+                held = open_bind(bind, reuse_port=True)
+                self._held += held
+                self.own_per_worker = True
+                child_binds.append(Bind.tcp(bind.host, held[0].getsockname()[1]))
+                self.urls += [address_url(s.getsockname()) for s in held]
+                continue
+            sockets = open_bind(bind, backlog=cfg.backlog, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
+            if bind.kind is BindKind.UNIX and bind.path is not None:
+                self._unlink.append(bind.path)
+            self.shared += sockets
+            child_binds += [Bind.of_socket(s) for s in sockets]
+            self.urls += [address_url(s.getsockname()) for s in sockets]
+            logger.info("workers share one listening socket (%s): %s", _why_shared(bind, sockets, self.share_socket),
+                        ", ".join(address_url(s.getsockname()) for s in sockets))
+        self.child_config = dataclasses.replace(
+            cfg, binds=tuple(child_binds), sock=None, reuse_port=reuse_port,
+            # Workers sharing a socket take one connection at a time, so
+            # that one about to block holds no others back.
+            accept_batch=min(cfg.accept_batch, SHARED_ACCEPT_BATCH) if self.shared else cfg.accept_batch)
+        if self._held and _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
+            logger.debug("net.ipv4.tcp_migrate_req is 0: a connection queued on a draining worker's "
+                         "socket in the instant it closes is reset")
 
     def close_in_worker(self) -> None:
         """In a forked worker: close the port-holding sockets (the worker binds its own); keep ``shared``."""
@@ -132,16 +142,25 @@ class ListeningSockets:
         self._held = []
 
     def close(self) -> None:
-        """Close every socket, and remove the Unix socket file this opened."""
+        """Close every socket, and remove the Unix socket files this opened."""
         self.close_in_worker()
-        if self.shared is not None:
-            self.shared.close()
-            self.shared = None
-        if self._unlink is not None:
+        for s in self.shared:
+            s.close()
+        self.shared = []
+        for path in self._unlink:
             try:
-                unlink_stale_socket(self._unlink)
+                unlink_stale_socket(path)
             except OSError:
                 pass
+        self._unlink = []
+
+
+def _why_shared(bind: Bind, sockets: list[socket.socket], share_socket: bool) -> str:
+    if bind.kind in (BindKind.FD, BindKind.SOCKET):
+        return f"the inherited socket, fd {sockets[0].fileno()}"
+    if bind.kind is BindKind.UNIX:
+        return "a Unix socket"
+    return "share_socket=True" if share_socket else "SO_REUSEPORT is not available"
 
 
 def _read_sysctl(name: str) -> str | None:

@@ -356,7 +356,7 @@ class Supervisor:
                     os.close(other.pipe)
             link = SupervisorLink(
                 slot=slot, pipe=wfd, supervisor_pid=self._pid, signal_mask=signal_mask,
-                own_socket=self.sockets.shared is None,
+                own_socket=self.sockets.own_per_worker,
                 max_requests=self.max_requests, max_requests_jitter=self.max_requests_jitter,
                 heartbeat_interval_s=self.worker_timeout_s / _HEARTBEATS_PER_TIMEOUT,
             )

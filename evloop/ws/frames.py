@@ -123,7 +123,7 @@ _XOR_TABLES = tuple(bytes(b ^ k for b in range(256)) for k in range(256))
 _SMALL_PAYLOAD = 320
 
 
-def mask_payload(mask: bytes, data: bytes | bytearray | memoryview) -> bytes | bytearray:
+def mask_payload(mask: bytes | bytearray, data: bytes | bytearray | memoryview) -> bytes | bytearray:
     """``data`` XORed with the 4-byte ``mask`` repeated (masking and unmasking are the same).
 
     The mask starts at ``data[0]``; for a piece that starts at offset ``k``

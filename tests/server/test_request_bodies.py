@@ -89,7 +89,7 @@ def recording_app(seen: dict) -> App:
 
     @app.route("/keep", methods=["POST"])
     def keep(request: Request) -> Response:
-        stream = request.stream
+        stream = seen["file"] = request.stream
         seen["spooled"] = request.spooled
         seen["length"] = request.body_length
         seen["type"] = type(request).__name__
@@ -152,7 +152,7 @@ def test_a_long_body_arrives_in_an_unnamed_file_and_reads_back_exactly(live, see
     assert seen["again"] == LONG[:1000]  # seek(0) works
     assert seen["body"] == LONG
     assert files_in(tmp_path) == [] and os.listdir(tmp_path) == []  # closed with its response
-    assert seen["request"].stream.closed
+    assert seen["file"].closed
     sock.close()
 
 

@@ -1,4 +1,4 @@
-"""Request recycling (``HTTPProtocol._request_received``): a Request nobody kept is reused for the
+"""Request recycling (``HTTPProtocol._process``): a Request nobody kept is reused for the
 connection's next request.  Checked against the plain path: the same requests give the same
 answers whether the handler keeps its requests (no recycling possible) or not."""
 
@@ -104,3 +104,28 @@ def test_a_deferred_request_is_never_recycled(path):
         sock.close()
     finally:
         server.close()
+
+
+def _slots(request) -> dict:
+    from evloop.app import Request
+
+    return {name: getattr(request, name) for name in Request.__slots__ if hasattr(request, name)}
+
+
+def test_renew_leaves_exactly_what_a_fresh_request_has():
+    """``Request._renew`` after any earlier request equals the constructor with the same arguments:
+    a field the constructor sets per request but ``_renew`` forgot would survive from the earlier one."""
+    from evloop.app import Request
+    from evloop.http.target import target_parts
+
+    connection = dict(server=("127.0.0.1", 80), reactor=object(), responder=print, tls=None)
+    earlier = Request("POST", "/a/b?x=1", "HTTP/1.0", [("X-A", "1")], b"body", ("10.0.0.1", 5), **connection,
+                      scheme="https")
+    earlier.path_params = {"id": "7"}
+    earlier.query  # noqa: B018 (caches the parsed query)
+    earlier.headers  # noqa: B018 (wraps the pairs)
+    earlier._responded = True
+    args = ("GET", "/c?y=2", "HTTP/1.1", [("X-B", "2")], b"", ("10.0.0.2", 6), "http")
+    earlier._renew(*args, target_parts("/c?y=2"))
+    fresh = Request(*args[:6], **connection, scheme=args[6])
+    assert _slots(earlier) == _slots(fresh)

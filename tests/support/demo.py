@@ -24,11 +24,12 @@ class DemoServer:
     """A running ``python -m evloop.demo`` process; its log goes to a file."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
-                 start_timeout_s: float = 20.0, **popen_kwargs) -> None:
+                 start_timeout_s: float = 20.0, command: list[str] | None = None, **popen_kwargs) -> None:
+        """``command`` replaces ``python -m evloop.demo --port 0`` (an installed ``evloop-demo``, say)."""
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "evloop.demo", "--port", "0", *args],
+            [*(command or [sys.executable, "-m", "evloop.demo", "--port", "0"]), *args],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, **popen_kwargs,
         )

@@ -415,3 +415,15 @@ def test_inflater_stops_at_the_limit():
     # Exactly at the limit is fine.
     exact = Deflater(15, True).deflate(bytes(1 << 20), True)
     assert len(Inflater(15, True).inflate(exact, True, 1 << 20)) == 1 << 20
+
+
+@pytest.mark.parametrize("role", [Role.SERVER, Role.CLIENT])
+@pytest.mark.parametrize("text", ["", "x", "hello, world", "é" * 70, "y" * 125, "z" * 126, "w" * 70_000])
+def test_send_text_fast_path_frames_as_the_general_path(role, text):
+    """``send_text``'s whole-message shortcut gives the bytes ``_send_data`` gives (the plain path)."""
+    from evloop.ws.frames import OP_TEXT
+
+    keys = iter([b"\x01\x02\x03\x04", b"\x01\x02\x03\x04"])
+    fast = WebSocketConnection(role, mask_source=lambda n: next(keys))
+    plain = WebSocketConnection(role, mask_source=lambda n: b"\x01\x02\x03\x04")
+    assert fast.send_text(text) == plain._send_data(OP_TEXT, text.encode("utf-8"), True, "send_text")
