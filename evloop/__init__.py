@@ -26,6 +26,7 @@ __all__ = [
     "DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
     "ProcessProtocol", "ProcessTransport", "spawn",
     "App", "Request", "Response", "FileBody", "serve", "Server", "ServerConfig", "Supervisor",
+    "BodyReceiver",
 ]
 
 if TYPE_CHECKING:
@@ -33,13 +34,14 @@ if TYPE_CHECKING:
     from .app import App, FileBody, Request, Response
     from .net.resolver import Resolver
     from .server import Server, ServerConfig
+    from .streamed_body import BodyReceiver
     from .workers import Supervisor, serve
 
 # The HTTP layer is imported on first use, so embedding only the reactor stays light.
 _LAZY = {
     "App": "app", "Request": "app", "Response": "app", "FileBody": "app",
     "serve": "workers", "Server": "server", "ServerConfig": "server", "Supervisor": "workers",
-    "Resolver": "net.resolver",
+    "BodyReceiver": "streamed_body", "Resolver": "net.resolver",
 }
 
 

@@ -4,9 +4,10 @@ Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
 1. For each complete request the server builds ``Request(method, target,
    version, headers, body, client, server, scheme, reactor, responder,
-   parts)`` (by position; the names work as keywords too; ``parts`` is the
-   parsed head's ``target_parts``, computed from ``target`` when omitted) and
-   calls ``app(request)``.
+   parts, tls)`` (by position; the names work as keywords too; ``parts`` is
+   the parsed head's ``target_parts``, computed from ``target`` when
+   omitted) and calls ``app(request)``.  A body the server spooled to a file
+   comes in a ``SpooledRequest`` instead, made over that file.
 2. ``app(request)`` returns a ``Response`` or ``None``. ``None`` means the
    handler keeps the request and calls ``request.respond(response)`` later
    (from a timer, another callback, or even before returning); ``respond``
@@ -47,6 +48,7 @@ This module imports no ``socket``, ``selectors`` or ``time``.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -152,6 +154,7 @@ class Request:
     ``raw_path`` (not decoded, no query), ``query`` (``dict[str, list[str]]``,
     parsed on first access, blank values kept), ``query_string``, ``version``,
     ``headers`` (``Headers``, built on first access), ``body`` (bytes),
+    ``stream`` (the body as a binary file, see below),
     ``client`` (peer address or None), ``server`` (``(host, port)`` or None),
     ``scheme``, ``reactor``, ``path_params`` (set by the router), ``tls``
     (over HTTPS an ``evloop.net.tls_context.TLSInfo``: ``client_cert``, ``client_subject``,
@@ -159,6 +162,16 @@ class Request:
     ``(raw_path, path, query_string)`` as ``evloop.http.target.target_parts``
     gives them for ``target`` (a ``RequestHead`` carries them), or None to
     have them computed.
+
+    A body longer than the server's ``body_spool_bytes`` arrives spooled to
+    an unnamed temporary file (``stream``): ``request.stream`` is that file,
+    seekable, at offset 0 when the handler starts; ``request.body`` reads it
+    whole into memory on first access (and keeps it), as Werkzeug's
+    ``get_data()`` and Starlette's ``body()`` do, so code written for small
+    bodies works unchanged; read ``stream`` in blocks to keep memory
+    bounded.  A short body is ``body``, and ``stream`` a ``BytesIO`` over
+    it.  The server closes the file when the response is done (or the
+    connection is lost); a handler that answers later must read it before.
 
     The server passes its arguments by position: with keywords the
     constructor takes twice as long (measured: 0.7 against 0.3 us).  Code of
@@ -184,7 +197,11 @@ class Request:
         "_responded",
         "tls",
         "_request_id",
+        "_stream",
     )
+    # A spooled body's file (SpooledRequest), or the BytesIO ``stream`` made
+    # over a short body; unset until then.
+    _stream: Any
 
     def __init__(
         self,
@@ -241,6 +258,30 @@ class Request:
         # The request id once asked (see request_id); True while the server
         # trusts the peer's X-Request-ID and nobody has asked.
         self._request_id: str | bool | None = None
+
+    @property
+    def body_length(self) -> int:
+        """The body's length in bytes (without reading a spooled body)."""
+        return len(self.body)
+
+    spooled = False  # True in a SpooledRequest: the body is in a temporary file
+
+    @property
+    def stream(self) -> io.BufferedIOBase:
+        """The body as a readable, seekable binary file (see the class docstring)."""
+        # The slot is not set by the constructor (one store less per request):
+        # unset until a handler asks.
+        stream: io.BufferedIOBase | None
+        try:
+            stream = self._stream
+        except AttributeError:
+            stream = None
+        if stream is None:
+            body = self.body
+            stream = io.BytesIO(body)
+            if body:  # the server clears it when it recycles the request; an empty one is never kept
+                self._stream = stream
+        return stream
 
     @property
     def headers(self) -> Headers:
@@ -323,6 +364,74 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} {self.version}>"
+
+
+# The slot under SpooledRequest's ``body`` property.
+_BODY_SLOT: Any = Request.__dict__["body"]
+
+
+class SpooledRequest(Request):
+    """A request whose body was spooled to a temporary file (``stream``) by the server.
+
+    ``body`` is a property here, read from the file on its first access; a
+    subclass, so that every other request keeps ``body`` a plain slot.  A
+    ``__getattr__`` on ``Request`` cost every request ~1,800 instructions
+    (load/bench_instructions.py, keepalive: it turns off the interpreter's
+    specialised attribute reads for the whole class), and a property there
+    would cost every read of ``body`` a Python call.
+
+    The server turns a ``Request`` into one (``spool``) before it renews it
+    for a spooled body, and back (``unspool``) when it closes the file, so
+    one object per connection serves both kinds (the two have the same slots).
+    """
+
+    __slots__ = ()
+
+    spooled = True
+
+    @staticmethod
+    def spool(request: Request, file: Any) -> None:
+        """Make ``request`` (a plain one) a SpooledRequest over ``file``; ``_renew`` then sets the rest."""
+        request.__class__ = SpooledRequest
+        request._stream = file
+
+    def unspool(self) -> None:
+        """The server closed the file (the response is done): from now on a plain request with an empty body.
+
+        A handler that kept the request finds ``body`` empty, unless it read
+        it before; the file it took from ``stream`` is closed.
+        """
+        if _BODY_SLOT.__get__(self) is None:
+            _BODY_SLOT.__set__(self, b"")
+        self._stream = None
+        self.__class__ = Request  # type: ignore[assignment]
+
+    def _renew(self, method: str, target: str, version: str, headers: Headers | Iterable[tuple[str, str]],
+               body: bytes, client: Any, scheme: str, parts: tuple[str, str, str]) -> None:
+        super()._renew(method, target, version, headers, body, client, scheme, parts)
+        _BODY_SLOT.__set__(self, None)  # not read yet: read from the file on first access
+
+    @property  # the slot, read from the file on first access
+    def body(self) -> bytes:
+        body: bytes | None = _BODY_SLOT.__get__(self)
+        if body is None:  # not read yet
+            stream = self._stream
+            position = stream.tell()
+            stream.seek(0)
+            body = stream.read()
+            stream.seek(position)
+            _BODY_SLOT.__set__(self, body)
+        return body
+
+    @body.setter
+    def body(self, value: bytes | None) -> None:
+        _BODY_SLOT.__set__(self, value)
+
+    @property
+    def body_length(self) -> int:
+        if _BODY_SLOT.__get__(self) is None:
+            return os.fstat(self._stream.fileno()).st_size
+        return len(self.body)
 
 
 def _drop_response(response: Response) -> None:
@@ -580,6 +689,10 @@ class App:
         self._combined: re.Pattern[str] | None = None
         self._branches: list[tuple[_Route, list[tuple[str, int]]] | None] = []
         self._by_pattern: dict[str, _Route] = {}
+        # ``streams_body(method, target)`` for the server: None until a route
+        # streams its body, so an app without one costs its requests nothing.
+        # The server reads it when it is given the app: register such routes first.
+        self.streams_body: Callable[[str, str], bool] | None = None
 
     def route(self, pattern: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
         """Decorator registering a handler for ``pattern`` and ``methods``."""
@@ -630,6 +743,31 @@ class App:
             return factory
 
         return register
+
+    def stream_request_body(
+        self, pattern: str, methods: Iterable[str] = ("POST", "PUT")
+    ) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
+        """Decorator registering a route that takes its request body as it arrives.
+
+        The decorated object is an ``evloop.streamed_body.BodyReceiver``
+        subclass, or any callable ``factory(request)`` returning one: one is
+        made per request, when its head arrives (path parameters are in
+        ``request.path_params``).  See ``evloop.streamed_body`` for the
+        receiver's methods and backpressure.
+        """
+        from .streamed_body import StreamedBodyRoute  # loaded only by apps that use it
+
+        def register(factory: Callable[[Request], Any]) -> Callable[[Request], Any]:
+            self.add_route(pattern, StreamedBodyRoute(factory), methods)
+            self.streams_body = self._streams_body
+            return factory
+
+        return register
+
+    def _streams_body(self, method: str, target: str) -> bool:
+        """Does the route of this request take its body as it arrives?  Asked at the head of a request with a body."""
+        handler, _, _ = self.resolve(method, target_parts(target)[1])
+        return getattr(handler, "streams_body", False) is True
 
     def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
         """``(handler, path_params, allowed)`` for a decoded path.

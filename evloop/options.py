@@ -159,8 +159,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("cert", text, [], "serve this certificate to clients asking for NAME (SNI)", TLS,
            metavar="NAME=CERTFILE[,KEYFILE]", repeatable=True),
     # ------------------------------------------------------------------- HTTP
-    Option("max-body-bytes", integer, _limits.max_body_bytes, "longest request body; longer ones get 413", HTTP,
-           metavar="BYTES", check=positive, field="limits.max_body_bytes"),
+    Option("max-body-bytes", integer, _limits.max_body_bytes, "longest request body; longer ones get 413. Bodies "
+           "past --body-spool-bytes go to a temporary file, so this bounds disk, not memory (1 GiB, as waitress; "
+           "nginx: 1 MiB; gunicorn: no limit)", HTTP, metavar="BYTES", check=positive, field="limits.max_body_bytes"),
+    Option("body-spool-bytes", integer, _server.body_spool_bytes, "a request body longer than this goes to a "
+           "temporary file as it arrives (1 MiB); 0: every body", HTTP, metavar="BYTES", check=off_or_positive,
+           field="body_spool_bytes"),
+    Option("tmp-dir", _optional(text), None, "where spooled request bodies go, as unnamed files", HTTP,
+           metavar="DIR", default_text="$TMPDIR, else /tmp", field="tmp_dir"),
     Option("max-head-bytes", integer, _limits.max_head_bytes, "longest request head; longer ones get 431", HTTP,
            metavar="BYTES", check=positive, field="limits.max_head_bytes"),
     Option("max-request-line-bytes", integer, _limits.max_request_line_bytes, "longest request line; longer ones "

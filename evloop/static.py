@@ -364,6 +364,9 @@ class StaticMount:
         self.static = static
         self.prefix = prefix + "/"
         self._app_would_accept: Callable[[str, str], bool] | None = getattr(app, "would_accept", None)
+        # The app's streamed-body routes (App.stream_request_body), asked for its own paths only.
+        self._app_streams_body: Callable[[str, str], bool] | None = getattr(app, "streams_body", None)
+        self.streams_body = None if self._app_streams_body is None else self._streams_body
 
     def __call__(self, request: Request, **_params: str) -> Any:
         path = request.path
@@ -376,3 +379,7 @@ class StaticMount:
         if target_parts(target)[1].startswith(self.prefix):  # the decoded path, as __call__ routes
             return method in ("GET", "HEAD")
         return self._app_would_accept is None or self._app_would_accept(method, target)
+
+    def _streams_body(self, method: str, target: str) -> bool:
+        streams: Any = self._app_streams_body
+        return not target_parts(target)[1].startswith(self.prefix) and streams(method, target)

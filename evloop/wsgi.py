@@ -16,9 +16,13 @@ timer), not in a WSGI app.
 
 How a call proceeds
 -------------------
-1. The environ is built from the request (body already fully received, so
-   ``wsgi.input`` is a ``BytesIO`` over it and ``wsgi.input_terminated`` is
-   True; CONTENT_LENGTH is the received body length).
+1. The environ is built from the request.  The body is already fully
+   received: ``wsgi.input`` is a ``BytesIO`` over a short one, or the
+   temporary file a long one was spooled to (``ServerConfig.body_spool_bytes``,
+   1 MiB; see ``evloop.server.bodies``), seekable either way, and
+   ``wsgi.input_terminated`` is True; CONTENT_LENGTH is the received body
+   length, also for a chunked request.  The file is closed (and deleted)
+   when the response is done.
 2. ``app(environ, start_response)`` returns an iterable. PEP 3333 lets the
    app call ``start_response`` as late as its first non-empty chunk, so the
    adapter pulls from the iterable until ``start_response`` has been called
@@ -63,7 +67,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from evloop import __version__
-from evloop.app import FileBody, Request, Response
+from evloop.app import FileBody, Request, Response, SpooledRequest
 from evloop.http.fields import check_field, parse_content_length
 from evloop.http.parser import list_elements
 from evloop.http.writer import reason_phrase
@@ -167,7 +171,13 @@ def build_environ(
     else:
         remote_addr, remote_port = "", ""
 
-    body = request.body
+    if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
+        wsgi_input: Any = request.stream
+        length = request.body_length
+    else:
+        body = request.body
+        wsgi_input = io.BytesIO(body)
+        length = len(body)
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": script_name,
@@ -180,7 +190,7 @@ def build_environ(
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": request.scheme,
-        "wsgi.input": io.BytesIO(body),
+        "wsgi.input": wsgi_input,
         "wsgi.errors": errors if errors is not None else _ErrorStream(),
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
@@ -209,8 +219,8 @@ def build_environ(
             environ[key] = value
         else:
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
-    if body or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
-        environ["CONTENT_LENGTH"] = str(len(body))
+    if length or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
+        environ["CONTENT_LENGTH"] = str(length)
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
     environ["HTTP_X_REQUEST_ID"] = request.request_id
     return environ

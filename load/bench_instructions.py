@@ -3,7 +3,8 @@
 Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
 
 Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
-read), ``unique`` (one per read, a different head each time), and each
+read), ``unique`` (one per read, a different head each time), ``echo4k`` (a
+``POST /echo`` with a 4 KiB body per read: the small-body path), and each
 again with ``-log``: the access log on, as the default server has it; ``-metrics``:
 the access log and ``--metrics-path`` on.  Each case
 drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
@@ -26,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # case -> requests per read; "-log": with the access log on (the default configuration)
-CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1,
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "echo4k": 1,
+         "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1, "echo4k-log": 1,
          "keepalive-metrics": 1, "pipelined-metrics": 16}
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
 
@@ -38,7 +40,10 @@ def drive(case: str, reads: int) -> None:
     from evloop.reactor import Reactor
 
     hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
-    if case.startswith("unique"):
+    if case.startswith("echo4k"):
+        reads_data = [b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 4096\r\n\r\n"
+                      + b"e" * 4096] * reads
+    elif case.startswith("unique"):
         reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
     else:
         reads_data = [hello * CASES[case]] * reads

@@ -43,6 +43,11 @@ class ServerConfig:
     # one at a time, so that one about to block holds no others back.
     accept_batch: int = ACCEPT_BATCH
     limits: Limits = dataclasses.field(default_factory=Limits)
+    # A request body longer than this goes to an unnamed temporary file as it
+    # arrives (in tmp_dir; None: tempfile's default, $TMPDIR or /tmp), so
+    # memory stays bounded whatever limits.max_body_bytes allows; see bodies.py.
+    body_spool_bytes: int = 1 << 20
+    tmp_dir: str | None = None
     header_timeout_s: float = 10.0
     keepalive_timeout_s: float = 5.0
     body_timeout_s: float = 30.0

@@ -51,6 +51,9 @@ class ServerContext(Protocol):
     # ``would_accept(method, target)`` when it has one (Expect: 100-continue).
     call_app: Callable[[Request], Response | None]
     would_accept: Callable[[str, str], bool] | None
+    # ``streams_body(method, target)``: does the route take its body as it
+    # arrives (App.stream_request_body)?  None: the app has no such route.
+    streams_body: Callable[[str, str], bool] | None
     trusted_proxies: TrustedProxies | None
     access_log: AccessLog | None  # None: off
     phase_timeouts: dict[Phase, float | None]

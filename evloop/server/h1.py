@@ -51,7 +51,9 @@ from ..http.events import Event
 from ..net.base import Protocol, Transport
 from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
+from ..streamed_body import ReceiveBody
 from ..websocket import WebSocketUpgrade
+from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .context import ServerContext
 from .h1_faults import FaultHandling
 from .outcomes import close_quietly, internal_error, peer_text
@@ -86,7 +88,7 @@ class HTTPProtocol(FaultHandling, Protocol):
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
         "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "_spare_request", "tls", "_scheme", "_counts",
+        "_received_at", "_spare_request", "tls", "_scheme", "_counts", "_sink", "_memory_room",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -102,6 +104,11 @@ class HTTPProtocol(FaultHandling, Protocol):
         # that later parts are appended to (one object however small the
         # reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
+        # Where a body goes that does not stay in memory (bodies.py): a file
+        # once it passes _memory_room bytes, or a streamed-body route (then
+        # the room is 0: every part goes on at once).  One test per part.
+        self._sink: SpooledBody | StreamedBody | None = None
+        self._memory_room = ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
         self._timer: Any = None
@@ -205,6 +212,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         elif self._response is not None or self._stream is not None:
             self._response_cut_short(f"the connection was lost ({exc or 'closed'})")  # releases the response
         self.transport = None
+        if self._sink is not None:
+            self._release_body(f"the connection was lost ({exc or 'closed'})")
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -343,6 +352,8 @@ class HTTPProtocol(FaultHandling, Protocol):
                     if (head.content_length or head.chunked) and not self._head_with_body(head):
                         continue  # the body follows
                 elif event_type is EndOfMessage:
+                    if self._sink is not None and self._sink.end():
+                        continue  # a streamed body's receiver answers it (bodies.py)
                     head = self.head
                     body = self._take_body()
                 elif event is NEED_DATA:
@@ -405,6 +416,7 @@ class HTTPProtocol(FaultHandling, Protocol):
                     # tests/server/test_request_recycling.py checks it against the plain path.
                     if request.body:
                         request.body = b""  # an idle connection must not hold a request body
+                        request._stream = None  # nor a BytesIO over it
                     self._spare_request = request
         finally:
             self._finish()
@@ -412,8 +424,8 @@ class HTTPProtocol(FaultHandling, Protocol):
     def _reading_goes_on(self, event: Event) -> bool:
         """A body part, the peer's close or a pause: True when the loop should take the next event."""
         if isinstance(event, Data):
+            self._to("body_progress")  # first: a sink may answer, and leave BODY
             self._add_body_part(event.data)
-            self._to("body_progress")
             return True
         if isinstance(event, ConnectionClosed):
             self._close()
@@ -422,7 +434,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         return False
 
     def _head_with_body(self, head: RequestHead) -> bool:
-        """A head whose body follows: False, or True when the request is refused before its body (run it now)."""
+        """A head whose body follows: False, or True to run the request now (refused before its body, or a
+        streamed-body route's)."""
         self._to("head_with_body")
         if head.expect_continue:
             would_accept = self.ctx.would_accept
@@ -432,18 +445,29 @@ class HTTPProtocol(FaultHandling, Protocol):
                 self.conn.keep_alive = False
                 return True
             self._out.append(self.conn.send_informational(100))
-        return False
+        streams_body = self.ctx.streams_body
+        # A streamed-body route is run at its head: it answers ReceiveBody (see _send_body).
+        return streams_body is not None and streams_body(head.method, head.target)
 
     def _add_body_part(self, data: bytes) -> None:
         body = self.body
         if not body:
-            self.body = data  # a body in one read is never copied
+            self.body = body = data  # a body in one read is never copied
         elif type(body) is bytes:
             joined = bytearray(body)
             joined += data
-            self.body = joined
+            self.body = body = joined
         else:
             body += data  # a bytearray, extended in place
+        if len(body) > self._memory_room:
+            body_overflowed(self, body)  # to the sink: a temporary file, made now, or a streamed-body route
+
+    def _release_body(self, why: str) -> None:
+        """The request ended (``why``): its spooled body's file is closed, a streamed body's receiver told."""
+        sink, self._sink = self._sink, None
+        self._memory_room = self.ctx.config.body_spool_bytes
+        if sink is not None:
+            sink.close(why)
 
     def _take_body(self) -> bytes:
         body = self.body
@@ -506,6 +530,9 @@ class HTTPProtocol(FaultHandling, Protocol):
         if isinstance(response, WebSocketUpgrade):
             self._upgrade(response)
             return
+        if isinstance(response, ReceiveBody):
+            stream_body(self, response.receiver)  # a streamed-body route: reading the body goes on
+            return
         self._response = response
         head: Any = self.head
         body = response.body
@@ -556,6 +583,8 @@ class HTTPProtocol(FaultHandling, Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sink is not None:
+            self._release_body("the connection was upgraded")
         request._responder = None  # the handler keeps the request: it must not keep this protocol
         self.request = None
         # Break this protocol's one cycle (a bound method of itself), so it is freed now, by its
@@ -669,6 +698,8 @@ class HTTPProtocol(FaultHandling, Protocol):
             status = self._status
             counts.response_done(head.method, status, 0 if head.is_head or status in _BODILESS_STATUSES
                                  else self._body_bytes, self.reactor.time() - self._started)
+        if self._sink is not None:
+            self._release_body("the response is done")
         self.request = None
         self.head = None
         transport = self.transport

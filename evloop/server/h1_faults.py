@@ -57,6 +57,7 @@ class FaultHandling:
     _body_bytes: int
     _started: float
     _received_at: float
+    _sink: Any
 
     if TYPE_CHECKING:
         def _to(self, event: PhaseEvent) -> None: ...
@@ -66,6 +67,7 @@ class FaultHandling:
         def _end_response(self) -> None: ...
         def _respond_later(self, response: Response) -> None: ...
         def _set_deadline(self, delay_s: float) -> None: ...
+        def _release_body(self, why: str) -> None: ...
 
     def _on_deadline(self) -> None:
         self._timer = None
@@ -172,6 +174,8 @@ class FaultHandling:
             # A response has started: its framing cannot be repaired, only cut.
             self._abort_response(f"{status} {reason}")
             return
+        if self._sink is not None:
+            self._release_body(f"{status} {reason}")  # the body will not be read to its end
         try:
             data = self.conn.send_error_response(status, reason, self.ctx.wall.http_date, self.ctx.server_header)
         except Exception:  # the state machine refuses: the framing is unknown, just close

@@ -11,6 +11,7 @@ pair that is not in it is a bug and raises ``PhaseError`` naming both.
     NEW --head_started--> HEAD            (the deadline counted from the accept runs on)
     NEW, IDLE, HEAD --head_with_body--> BODY --body_progress--> BODY
     NEW, IDLE, HEAD, BODY --request--> IN_APP --deferred--> DEFERRED
+    IN_APP --read_body--> BODY     (a streamed-body route took the head: its body is read now)
     IN_APP, DEFERRED --streaming--> STREAMING         IN_APP, DEFERRED --sending_file--> SENDING_FILE
     IN_APP, DEFERRED, STREAMING, SENDING_FILE --response_done--> IDLE
     IN_APP, DEFERRED, STREAMING, SENDING_FILE --last_response_done--> CLOSING
@@ -63,7 +64,7 @@ class Phase(enum.Enum):
 PhaseEvent = Literal[
     "head_started", "head_with_body", "body_progress", "request", "deferred", "streaming", "sending_file",
     "response_done", "last_response_done", "writes_backed_up", "writes_drained", "error_response", "close",
-    "upgrade", "lost",
+    "upgrade", "lost", "read_body",
 ]
 
 
@@ -97,6 +98,7 @@ TRANSITIONS: dict[tuple[Phase, str], tuple[Phase, bool]] = {
     (BODY, "body_progress"): (BODY, True),
     **{(phase, "request"): (IN_APP, True) for phase in (NEW, IDLE, HEAD, BODY)},
     (IN_APP, "deferred"): (DEFERRED, True),
+    (IN_APP, "read_body"): (BODY, True),  # a streamed-body route: the app has the request, the body follows
     **{(phase, "streaming"): (STREAMING, True) for phase in (IN_APP, DEFERRED)},
     **{(phase, "sending_file"): (SENDING_FILE, True) for phase in (IN_APP, DEFERRED)},
     **{(phase, "response_done"): (IDLE, True) for phase in _RESPONDING},

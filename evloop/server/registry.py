@@ -106,6 +106,7 @@ class Server:
             types.MethodType(method, app) if type(method) is types.FunctionType else app
         )
         self.would_accept: Callable[[str, str], bool] | None = getattr(app, "would_accept", None)
+        self.streams_body: Callable[[str, str], bool] | None = getattr(app, "streams_body", None)
 
     # --------------------------------------------------------------- start
     def start(self) -> list[Listener]:

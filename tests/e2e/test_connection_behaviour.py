@@ -119,7 +119,7 @@ def test_expect_100_continue_refused_gets_final_status_without_100(demo):
         status, _, _ = read_response(s, buf)
         assert status.startswith(b"HTTP/1.1 404")
     with socket.create_connection((demo.host, demo.port), timeout=5) as s:
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999\r\nExpect: 100-continue\r\n\r\n")
         data = read_until_close(s)
         assert data.startswith(b"HTTP/1.1 413")
         assert b"100 Continue" not in data

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 HOSTILE = [
     (400, b"GARBAGE\r\n\r\n", "GARBAGE"),
     (400, b'GET /"quoted" HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n', 'GET /\\x22quoted\\x22 HTTP/1.1'),
-    (413, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n", "POST /echo HTTP/1.1"),
+    (413, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9999999999\r\n\r\n", "POST /echo HTTP/1.1"),
     (417, b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nExpect: teapot\r\n\r\n", "POST /echo HTTP/1.1"),
     (501, b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", "POST /echo HTTP/1.1"),
     (505, b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", "GET / HTTP/2.0"),

@@ -44,7 +44,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def server(start_module_demo):
-    return start_module_demo("--no-access-log", "--body-timeout", "1")
+    # The limits these cases pass, nginx's 1 MiB body among them (the default is 1 GiB).
+    return start_module_demo("--no-access-log", "--body-timeout", "1", "--max-body-bytes", str(MIB))
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -26,6 +26,19 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def files_open_in(pid: int, folder: object) -> list[str]:
+    """What ``pid``'s descriptors point to inside ``folder`` (an unnamed file shows as ``#inode (deleted)``)."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(f"{folder}/"):
+            found.append(target)
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time consumed by ``pid``."""
     with open(f"/proc/{pid}/stat") as f:

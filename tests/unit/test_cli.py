@@ -21,7 +21,8 @@ def test_defaults_come_from_the_server_config():
     assert warnings == []
     config = config_from_settings(settings)
     assert (config.host, config.port, config.limits.max_body_bytes, config.header_timeout_s) == ("127.0.0.1", 8080,
-                                                                                                 1048576, 10.0)
+                                                                                                 1 << 30, 10.0)
+    assert (config.body_spool_bytes, config.tmp_dir) == (1 << 20, None)
     assert config.listen_binds() == (Bind.tcp("127.0.0.1", 8080),)
     assert all(source == "default" for source in settings.source_of.values())
 

@@ -187,11 +187,11 @@ case("6.3-differing-cl-lines", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 5
 case("6.3-differing-cl-lines-case", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 5\ncontent-length: 50", b"abcdef"), 400)
 case("6.3-cl-line-and-empty-cl", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 5\nContent-Length:", b"abcdef"), 400)
 case("6.3-differing-cl-list-with-huge", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 5, 99999999999999999999", b"abcde"), 400)
-for value in ["1048577", "2000000", "4294967301", "9223372036854775807", "9223372036854775808",
+for value in ["1073741825", "2000000000", "4294967301", "9223372036854775807", "9223372036854775808",
               "18446744073709551616", "18446744073709551621", "99999999999999999999", "9" * 1000]:
     case(f"6.3-content-length-too-large-{value[:24]}",
          request(f"POST / HTTP/1.1\n{H}\nContent-Length: {value}", b"abcde"), 413)
-case("6.3-content-length-too-large-list", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 2000000, 2000000"), 413)
+case("6.3-content-length-too-large-list", request(f"POST / HTTP/1.1\n{H}\nContent-Length: 2000000000, 2000000000"), 413)
 # More identical values than MAX_CONTENT_LENGTH_VALUES (8): refused before they are split.
 case("rfc9110-8.6-cl-list-too-long", request(f"POST / HTTP/1.1\n{H}\nContent-Length: {', '.join(['5'] * 9)}", b"abcde"),
      400)
@@ -208,7 +208,7 @@ case("7.1-chunk-size-overflow-2to64", chunked(b"10000000000000000\r\nhello\r\n0\
 case("7.1-chunk-size-overflow-wraps-to-5", chunked(b"10000000000000005\r\nhello\r\n0\r\n\r\n"), 400)
 case("7.1-chunk-size-many-digits", chunked(b"f" * 100 + b"\r\nhello\r\n0\r\n\r\n"), 400)
 case("7.1-chunk-size-16-digits-413", chunked(b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n"), 413)
-case("7.1-chunk-size-over-max-body-413", chunked(b"100001\r\nhello\r\n0\r\n\r\n"), 413)
+case("7.1-chunk-size-over-max-body-413", chunked(b"40000001\r\nhello\r\n0\r\n\r\n"), 413)
 case("7.1-bare-lf-after-size", chunked(b"5\nhello\r\n0\r\n\r\n"), 400)
 case("7.1-bare-lf-after-data", chunked(b"5\r\nhello\n0\r\n\r\n"), 400)
 case("7.1-bare-lf-after-last-chunk", chunked(b"5\r\nhello\r\n0\n\r\n"), 400)
@@ -327,12 +327,6 @@ def test_chunked_total_over_max_body_413(way):
     assert error.status == 413
     at_limit = chunked((b"1f4\r\n" + b"x" * 500 + b"\r\n") * 2 + b"0\r\n\r\n")
     assert feed_way(way, at_limit, limits)[1] is None
-
-
-def test_chunked_total_over_default_max_body_413():
-    raw = chunked((b"80000\r\n" + b"x" * 0x80000 + b"\r\n") * 2 + b"1\r\nx\r\n0\r\n\r\n")
-    _, error, _ = feed_way("whole", raw)
-    assert error.status == 413
 
 
 def test_corpus_is_large_and_ids_are_unique():

@@ -497,7 +497,8 @@ def test_head_limit_counts_the_whole_head():
 @pytest.mark.parametrize("way", ["whole", "trailing"])  # a mebibyte byte by byte is slow
 def test_body_exactly_at_max_body_bytes(way):
     body = b"x" * 1048576
-    events, error, _ = feed_way(way, request(f"POST /p HTTP/1.1\n{H}\nContent-Length: 1048576", body))
+    events, error, _ = feed_way(way, request(f"POST /p HTTP/1.1\n{H}\nContent-Length: 1048576", body),
+                                Limits(max_body_bytes=1048576))
     assert error is None and events[1:] == [Data(body), EndOfMessage([])]
 
 
@@ -507,7 +508,7 @@ def test_request_line_limit_refused_before_line_ends():
 
 
 def test_oversize_content_length_refused_before_body_arrives():
-    events, error, _ = run([request(f"POST / HTTP/1.1\n{H}\nContent-Length: 1048577")])
+    events, error, _ = run([request(f"POST / HTTP/1.1\n{H}\nContent-Length: 1073741825")])  # 1 GiB + 1
     assert error.status == 413 and events == []
 
 
