@@ -4,8 +4,12 @@ Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
 
 Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
 read), ``unique`` (one per read, a different head each time), and each
-again with ``-log``: the access log on, as the default server has it.  Each case
-drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
+again with ``-log``: the access log on, as the default server has it.  The
+``wsgi-`` cases serve the same requests from the raw WSGI app of
+``load/bench/peers/wsgi_app.py`` through ``evloop.wsgi.WSGIApp`` (as
+``evloop-demo --wsgi wsgi_app:app`` does), ``flask-keepalive`` from the Flask
+hello-world of ``load/bench/peers/flask_app.py``.  Each case
+drives ``evloop.server.HTTPProtocol`` with its app through a transport
 that only counts bytes (as ``load/bench_glue.py`` does), under
 ``valgrind --tool=callgrind``, twice with different request counts; the
 difference divided by the extra requests is the count per request, start-up
@@ -25,8 +29,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # case -> requests per read; "-log": with the access log on (the default configuration)
-CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1}
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1,
+         "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
+         "flask-keepalive": 1}
+PEERS = Path(__file__).resolve().parent / "bench" / "peers"  # the apps the load/bench peers serve
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
+
+
+def app_for(case: str) -> object:
+    """The case's app: None (the demo app), or a WSGI peer app in ``WSGIApp``."""
+    if not case.startswith(("wsgi-", "flask-")):
+        return None
+    from evloop.wsgi import WSGIApp
+
+    sys.path.insert(0, str(PEERS))
+    if case.startswith("flask-"):
+        from flask_app import app as flask_app
+
+        return WSGIApp(flask_app)
+    from wsgi_app import app as raw_app
+
+    return WSGIApp(raw_app)
 
 
 def drive(case: str, reads: int) -> None:
@@ -36,12 +59,12 @@ def drive(case: str, reads: int) -> None:
     from evloop.reactor import Reactor
 
     hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
-    if case.startswith("unique"):
+    if case.endswith(("unique", "unique-log")):
         reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
     else:
         reads_data = [hello * CASES[case]] * reads
     with Reactor() as reactor:
-        protocol = make_protocol(reactor, access_log=case.endswith("-log"))
+        protocol = make_protocol(reactor, access_log=case.endswith("-log"), app=app_for(case))
         for _ in range(200):
             protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
         for data in reads_data:
