@@ -1,13 +1,14 @@
-"""Flask peer: the hello-world of every Flask tutorial, ``flask_app:app``.
+"""Flask peer: ``flask_app:app``, the endpoints of ``wsgi_app.py`` as a Flask app is written.
 
 Served by evloop (``--wsgi``), granian (``--interface wsgi``), waitress and
-gunicorn to compare the servers under a real framework's per-request work.
-Only ``GET /`` and ``/healthz`` (the readiness check); other scenarios use
-``wsgi_app.py``.
+gunicorn to compare the servers under a real framework's per-request work
+(routing, the request and response objects).
 """
 
-from common import HELLO
-from flask import Flask
+import time
+
+from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, parse_count
+from flask import Flask, Response, request
 
 app = Flask(__name__)
 
@@ -15,6 +16,29 @@ app = Flask(__name__)
 @app.get("/")
 def hello():
     return HELLO, 200, {"Content-Type": "text/plain"}
+
+
+@app.route("/echo", methods=["POST", "PUT"])
+def echo():
+    ctype = request.content_type or "application/octet-stream"
+    return request.get_data(), 200, {"Content-Type": ctype}
+
+
+@app.get("/bytes/<count>")
+def some_bytes(count):
+    n = parse_count(count, MAX_BYTES)
+    if n is None:
+        return b"bad byte count", 400, {"Content-Type": "text/plain"}
+    return Response(byte_chunks(n), headers={"Content-Type": "application/octet-stream", "Content-Length": str(n)})
+
+
+@app.get("/delay/<ms>")
+def delay(ms):
+    n = parse_count(ms, MAX_DELAY_MS)
+    if n is None:
+        return b"bad delay", 400, {"Content-Type": "text/plain"}
+    time.sleep(n / 1000.0)
+    return b"delayed", 200, {"Content-Type": "text/plain"}
 
 
 @app.get("/healthz")
