@@ -529,15 +529,13 @@ class WSGIApp:
             # A list or tuple of bytes (the common [b"body"]): its length is
             # known, so it goes out with a Content-Length rather than chunked,
             # and a short one in one piece, head and body in one write.
-            size = _bytes_size(result)
+            if len(result) == 1 and type(result[0]) is bytes:  # [b"body"]: no call, no copy
+                body: Any = result[0]
+                size: int | None = len(body)
+            else:
+                body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
                 call.headers_sent = True
-                if len(result) == 1:
-                    body: Any = result[0]
-                elif size <= _JOIN_MAX_BYTES:
-                    body = b"".join(result)
-                else:
-                    body = _WSGIBody(call, result, iter(result), None)
                 return Response.checked(call.status, list(call.headers), body, size, call.reason)
 
         if isinstance(result, FileWrapper) and call.started:
@@ -572,11 +570,14 @@ class WSGIApp:
 _JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)
 
 
-def _bytes_size(result: list[Any] | tuple[Any, ...]) -> int | None:
-    """The length of a list or tuple of bytes, or None when an element is not bytes."""
+def _list_body(call: _Call, result: list[Any] | tuple[Any, ...]) -> tuple[Any, int | None]:
+    """``(body, length)`` for a list or tuple of bytes: joined when short, else streamed as it is; ``(None, None)``
+    when an element is not bytes."""
     size = 0
     for data in result:
         if type(data) is not bytes:
-            return None
+            return None, None
         size += len(data)
-    return size
+    if size <= _JOIN_MAX_BYTES:
+        return b"".join(result), size
+    return _WSGIBody(call, result, iter(result), None), size
