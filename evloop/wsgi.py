@@ -31,6 +31,9 @@ How a call proceeds
    the response is returned its head counts as sent: a later
    ``start_response(..., exc_info)`` re-raises, and the server, unable to
    change the status, aborts the connection.
+   A list or tuple of bytes (the common ``[b"body"]``) needs no pulling:
+   it goes out with its Content-Length, joined into one write with the
+   head when it is at most 64 KiB, else streamed element by element.
 4. The body iterator has a ``close()`` that calls the app iterable's
    ``close()`` exactly once (an exception from it is logged: the body already
    went out whole). It runs when the iterator is exhausted or raises;
@@ -266,8 +269,11 @@ def check_head(status: str, headers: list[tuple[str, str]], warned: set[str]) ->
     if not isinstance(status, str):
         raise TypeError(f"status must be str, got {type(status).__name__}")
     code, _, reason = status.partition(" ")
-    if len(code) != 3 or not code.isdigit() or not code.isascii() or not 100 <= int(code) <= 599:
+    if len(code) != 3 or not code.isdigit() or not code.isascii():
         raise ValueError(f"invalid WSGI status {status!r}")
+    status_code = int(code)
+    if not 100 <= status_code <= 599:  # as Response() says it: a logged 500, never a wire "999"
+        raise ValueError(f"invalid status {status_code} (RFC 9110 15: 100 to 599)")
     if not isinstance(headers, list):
         raise TypeError(f"headers must be a list, got {type(headers).__name__}")
     kept: list[tuple[str, str]] = []
@@ -300,7 +306,6 @@ def check_head(status: str, headers: list[tuple[str, str]], warned: set[str]) ->
             declared = parse_content_length(lengths)
         except ValueError as exc:
             raise ValueError(f"WSGI app sent an invalid Content-Length: {exc}") from None
-    status_code = int(code)
     # Kept unless it is the standard phrase or none: then the server's ready-made status line serves.
     phrase = None if not reason or reason == reason_phrase(status_code) else reason
     if phrase is not None:
