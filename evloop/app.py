@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
@@ -182,6 +183,7 @@ class Request:
         "_responder",
         "_responded",
         "tls",
+        "_request_id",
     )
 
     def __init__(
@@ -236,6 +238,9 @@ class Request:
         # request cost ~150 instructions (load/bench_instructions.py, pipelined).
         self.path_params: Mapping[str, str] = _NO_PATH_PARAMS
         self._responded = False
+        # The request id once asked (see request_id); True while the server
+        # trusts the peer's X-Request-ID and nobody has asked.
+        self._request_id: str | bool | None = None
 
     @property
     def headers(self) -> Headers:
@@ -263,6 +268,34 @@ class Request:
             else:
                 self._query = {}
         return self._query
+
+    @property
+    def request_id(self) -> str:
+        """This request's id: the ``X-Request-ID`` a trusted proxy sent, else one made here.
+
+        The server trusts the field when it honours the peer's proxy headers
+        (``--proxy-headers`` and ``--forwarded-allow-ips``), and when the
+        value is 1 to 200 visible ASCII characters; a client's own is not
+        believed.  A made id is 32 hex digits (128 random bits, as nginx's
+        ``$request_id``), made on first access: a request nobody asks costs
+        nothing.  It is unique, not secret (``random``, reseeded in each
+        worker after the fork).
+        """
+        request_id = self._request_id
+        if type(request_id) is not str:
+            sent = self.headers.get("x-request-id") if request_id is True else None
+            if sent is not None and 0 < len(sent) <= 200 and sent.isascii() and sent.isprintable() \
+                    and " " not in sent and '"' not in sent and "\\" not in sent:
+                request_id = sent
+            else:
+                request_id = f"{random.getrandbits(128):032x}"
+            self._request_id = request_id
+        return request_id
+
+    def trust_request_id(self) -> None:
+        """Take ``request_id`` from the request's ``X-Request-ID`` (the server calls it for a trusted proxy's)."""
+        if self._request_id is None:
+            self._request_id = True
 
     @property
     def responded(self) -> bool:

@@ -17,7 +17,8 @@ import os
 import re
 import socket
 
-from .listener import bind_sockets, bind_unix_socket, is_abstract_socket_name
+from .listener import bind_sockets, bind_unix_socket
+from .net.unix import SocketFile
 
 __all__ = ["Bind", "BindKind", "BindError", "parse_bind", "open_bind", "check_host", "listening_process"]
 
@@ -169,17 +170,26 @@ def open_bind(
             return bind_sockets(bind.host, bind.port, reuse_port=reuse_port, backlog=backlog)
         if bind.kind is BindKind.UNIX:
             assert bind.path is not None
-            sock = bind_unix_socket(bind.path)
+            # The mode through the umask, as bind() creates the file: no moment
+            # with other permissions, and no chmod by path that a symlink
+            # swapped in meanwhile could redirect.  (The umask is the
+            # process's: evloop starts no threads, so nothing else sees it.)
+            umask = os.umask(0o777 & ~uds_mode) if uds_mode is not None else None
             try:
-                if not is_abstract_socket_name(bind.path):
-                    if uds_mode is not None:
-                        os.chmod(bind.path, uds_mode)
-                    if uds_group is not None:
-                        os.chown(bind.path, -1, group_id(uds_group))
+                sock = bind_unix_socket(bind.path)
+            finally:
+                if umask is not None:
+                    os.umask(umask)
+            socket_file = SocketFile.of(bind.path)
+            try:
+                if uds_group is not None and socket_file is not None:
+                    os.chown(bind.path, -1, group_id(uds_group), follow_symlinks=False)
                 if backlog is not None:
                     sock.listen(backlog)
             except BaseException:
                 sock.close()
+                if socket_file is not None:
+                    socket_file.remove()
                 raise
             return [sock]
         sock = bind.sock if bind.sock is not None else socket.socket(fileno=_checked_fd(bind))

@@ -59,7 +59,10 @@ def integer(raw: Any) -> int:
 
 def seconds(raw: Any) -> float:
     if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an int too large for a float (TOML integers are unbounded)
+            raise ValueError(f"expected a finite number of seconds, got {raw!r}") from None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
@@ -145,7 +148,8 @@ class Option:
     one value (``repeatable`` options: each of a list; the command line
     takes the option again, the environment separates values with spaces,
     TOML takes a list); ``check`` validates the parsed value.  ``flag``: a
-    switch, ``--NAME``/``--no-NAME`` on the command line.  ``off_flag``: a
+    switch, ``--NAME``/``--no-NAME`` on the command line (``flag_value``: a
+    switch that may also take a value, ``--NAME [VALUE]``).  ``off_flag``: a
     switch that sets the value to ``off_value`` (``--no-server-header``).
     ``show`` writes a value for ``--print-config`` (TOML; ``0o660`` for
     permissions).  ``default_text`` replaces the default in the help (for None, or a
@@ -164,6 +168,7 @@ class Option:
     metavar: str | None = None
     repeatable: bool = False
     flag: bool = False
+    flag_value: bool = False
     off_flag: str | None = None
     off_value: Any = None
     off_help: str | None = None
@@ -248,6 +253,10 @@ def build_parser(options: Sequence[Option], prog: str, description: str, epilog:
         flag = f"--{option.name}"
         if option.flag and option.cli_only:
             group.add_argument(flag, action="store_true", help=option.help)
+        elif option.flag and option.flag_value:
+            group.add_argument(flag, nargs="?", const=True, metavar=option.metavar, help=help_)
+            group.add_argument(f"--no-{option.name}", dest=option.dest, action="store_false",
+                               help=f"the opposite of {flag}")
         elif option.flag:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_, default=argparse.SUPPRESS)
         elif option.repeatable:
@@ -326,7 +335,7 @@ def load(
         dest = option.dest
         raw: Any
         if dest in given:
-            raw, source, label = given[dest], "command line", option.off_flag or f"--{option.name}"
+            raw, source, label = given[dest], "command line", f"--{option.name}"
             if isinstance(raw, _Off):
                 setattr(settings, dest, option.off_value)
                 settings.source_of[dest] = source
@@ -393,7 +402,7 @@ def render_settings(options: Sequence[Option], settings: Settings) -> str:
     """The effective values as a TOML document, each with its source as a comment.
 
     It loads back as a configuration file: values that are not set are
-    commented out, secrets hidden.
+    commented out, and so are secrets (their values not shown).
     """
     lines: list[str] = []
     group = None
@@ -408,7 +417,8 @@ def render_settings(options: Sequence[Option], settings: Settings) -> str:
         if value is None:
             lines.append(f"# {option.name} is not set  ({source})")
         elif option.secret:
-            lines.append(f'{option.name} = "(hidden)"  # {source}')
+            # A comment, so that the document still loads back (without the secret).
+            lines.append(f"# {option.name} is set, not shown  ({source})")
         else:
             shown = option.show(value) if option.show is not None else _toml_value(value)
             lines.append(f"{option.name} = {shown}  # {source}")

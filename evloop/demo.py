@@ -40,7 +40,7 @@ from .app import App, FileBody, Request, Response
 from .binds import Bind, BindError, BindKind
 from .http import Limits
 from .loading import AppLoader, AppLoadError, load_object, put_cwd_first
-from .logsetup import configure_logging
+from .logsetup import LoggingSetupError, configure_logging
 from .options import GROUP_HELP, OPTIONS
 from .server import ServerConfig
 from .static import StaticFiles, StaticMount
@@ -252,13 +252,15 @@ def config_from_settings(settings: cli.Settings) -> ServerConfig:
                 limits[option.field.removeprefix("limits.")] = value
             else:
                 fields[option.field] = value
+    if settings.log_format == "json" and fields["access_log_format"] is None:
+        fields["access_log_format"] = "json"  # --log-format json: the access log's lines too
     return ServerConfig(
         **fields,
         host=settings.host,
         port=settings.port,
         binds=listen_binds(settings),
         limits=dataclasses.replace(Limits(), **limits),
-        access_log=settings.access_log,
+        access_log=bool(settings.access_log),
         debug_log_heads=settings.log_level == "debug",
         sni_certs=_sni_certs(settings.cert),
     )
@@ -301,7 +303,11 @@ def main(argv: list[str] | None = None, prog: str = "evloop-demo") -> int:
             print(f"{parser.prog}: warning: {warning}", file=sys.stderr)
         sys.stdout.write(cli.render_settings(OPTIONS, settings))
         return 0
-    configure_logging(settings.log_level, access_log=settings.access_log)
+    try:
+        configure_logging(settings.log_level, access_log=settings.access_log, log_format=settings.log_format,
+                          log_config=settings.log_config)
+    except LoggingSetupError as exc:
+        parser.error(str(exc))
     for warning in warnings:
         logger.warning("%s", warning)
     raise_nofile_limit()
@@ -322,13 +328,9 @@ def main(argv: list[str] | None = None, prog: str = "evloop-demo") -> int:
             ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
         except (OSError, ValueError, ssl.SSLError) as exc:
             parser.error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
-    if settings.proxy_headers:
-        from .proxy import TrustedProxies
-
-        try:
-            TrustedProxies(settings.forwarded_allow_ips)
-        except ValueError as exc:
-            parser.error(f"--forwarded-allow-ips: {exc}")
+    if settings.status_path is not None and settings.status_path == (settings.metrics_path or (
+            "/metrics" if settings.metrics_bind is not None else None)):
+        parser.error(f"--metrics-path and --status-path must differ, both are {settings.status_path!r}")
     balance = settings.balance or ("shared" if settings.wsgi else "reuseport")
     try:
         # Logs "evloop serving on <URL>" once listening (with workers: once every worker listens).

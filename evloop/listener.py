@@ -20,7 +20,7 @@ from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcc
 from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
-from .net.unix import is_abstract_socket_name, unlink_stale_socket
+from .net.unix import SocketFile, is_abstract_socket_name, unlink_stale_socket
 from .reactor import Reactor
 
 __all__ = ["Listener", "listen", "bind_sockets", "bind_unix_socket", "unlink_stale_socket", "is_abstract_socket_name"]
@@ -61,11 +61,12 @@ class Listener:
         self._protocol_factory = protocol_factory
         self.sockets = sockets
         self._transport_kwargs = transport_kwargs or {}
-        self._unlink_path = unlink_path
+        self._socket_file = SocketFile.of(unlink_path)  # removed by close(), if still ours
         self._accepting = False
         self._paused = False            # by the user (pause_accepting)
         self._backoff_timer: Any = None  # by exhaustion of descriptors
         self._exhausted_episode = False
+        self.backoffs = 0  # times accepting paused because descriptors ran out
         self._closed = False
         try:
             if accept_batch < 1:
@@ -187,6 +188,7 @@ class Listener:
             transport._report(exc, "protocol.connection_made() failed; connection aborted")
 
     def _back_off(self, exc: OSError) -> None:
+        self.backoffs += 1
         if not self._exhausted_episode:
             self._exhausted_episode = True
             logger.error("accept() failed: %s; pausing accepts for %.0f ms at a time", exc, _ACCEPT_BACKOFF_S * 1000)
@@ -209,8 +211,8 @@ class Listener:
             self._backoff_timer = None
         for sock in self.sockets:
             sock.close()
-        if self._unlink_path is not None:
-            unlink_stale_socket(self._unlink_path)
+        if self._socket_file is not None:
+            self._socket_file.remove()
 
     _close_with_reactor = close
 
@@ -222,7 +224,7 @@ class Listener:
         """
         self._accepting = False
         self._backoff_timer = None
-        self._unlink_path = None
+        self._socket_file = None
 
 def listen(
     reactor: Reactor,

@@ -28,6 +28,8 @@ from .cli import (
     text,
 )
 from .http import Limits
+from .http.grammar import field_value_problem
+from .logline import compile_access_format
 from .server.config import ServerConfig
 from .server.tls import CERT_REQS, TLS_VERSIONS
 
@@ -46,6 +48,7 @@ WEBSOCKET = "WebSocket"
 WORKERS = "workers"
 LOGGING = "logging"
 PROXY = "proxy"
+METRICS = "metrics and status page"
 STATIC = "static files"
 APPLICATION = "application (WSGI and evloop apps)"
 GROUP_HELP = {
@@ -65,8 +68,53 @@ def _optional(parse: Callable[[Any], T]) -> Callable[[Any], T | None]:
     return read
 
 
+def _backlog_problem(value: int) -> str | None:
+    # listen(2) takes a C int; the kernel caps it at net.core.somaxconn anyway.
+    return positive(value) or (None if value < 2**31 else f"must be below 2**31, got {value}")
+
+
+def _trusted_proxies_problem(value: str) -> str | None:
+    from .proxy import TrustedProxies
+
+    try:
+        TrustedProxies(value)
+    except ValueError as exc:
+        return str(exc).removeprefix("--forwarded-allow-ips: ")  # the error names the option already
+    return None
+
+
 def _host(raw: Any) -> str:
     return check_host(text(raw))
+
+
+def _access_log_target(raw: Any) -> bool | str:
+    """``--access-log``'s value: on or off (``true``, ``off``...), ``-`` for stderr, else a file to append to."""
+    if isinstance(raw, bool):
+        return raw
+    value = text(raw).strip()
+    if not value:
+        raise ValueError("expected true, false, '-' (stderr) or a file name")
+    if value == "-":
+        return True
+    try:
+        return boolean(value)
+    except ValueError:
+        return value
+
+
+def _access_format_problem(fmt: str) -> str | None:
+    try:
+        compile_access_format(fmt)
+    except ValueError as exc:
+        return str(exc).removeprefix("--access-log-format: ")
+    return None
+
+
+def _url_path(raw: Any) -> str:
+    path = text(raw)
+    if not path.startswith("/") or any(c in path for c in "?# "):
+        raise ValueError(f"expected a URL path starting with '/', got {path!r}")
+    return path
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -93,7 +141,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("fd", _optional(integer), None, "serve this already-open listening socket (as --bind fd://N); systemd's "
            "LISTEN_FDS are served when no address is given", BINDING, metavar="N", check=off_or_positive),
     Option("backlog", integer, _server.backlog, "connections the kernel queues before they are accepted", BINDING,
-           metavar="N", check=positive, field="backlog"),
+           metavar="N", check=_backlog_problem, field="backlog"),
     # --------------------------------------------------------------------- TLS
     Option("certfile", _optional(text), None, "the server's certificate chain (and key, if in the same file)", TLS,
            metavar="PEM", field="certfile"),
@@ -124,7 +172,7 @@ OPTIONS: tuple[Option, ...] = (
            field="max_connections"),
     Option("server-header", text, _server.server_header, "the value of the Server field of every response", HTTP,
            metavar="VALUE", off_flag="--no-server-header", off_value="", off_help="send no Server field",
-           field="server_header"),
+           check=field_value_problem, field="server_header"),
     Option("date-header", boolean, True, "send a Date field with every response", HTTP, flag=True,
            field="date_header"),
     # --------------------------------------------------------------- timeouts
@@ -172,16 +220,40 @@ OPTIONS: tuple[Option, ...] = (
     # ---------------------------------------------------------------- logging
     Option("log-level", choice("critical", "error", "warning", "info", "debug"), "info", "the server log's level "
            "(any case)", LOGGING, metavar="LEVEL"),
-    Option("access-log", boolean, True, "log each request (Common Log Format, on stderr)", LOGGING, flag=True),
+    Option("log-format", choice("text", "json"), "text", "the server and access logs' lines: text, or one JSON "
+           "object a line (for log shippers)", LOGGING, metavar="text|json"),
+    Option("log-config", _optional(text), None, "configure logging from this file instead (logging.config: "
+           "dictConfig for a .json file, fileConfig for INI), levels and formats included; --no-access-log and "
+           "--access-log FILE still apply", LOGGING, metavar="FILE"),
+    Option("access-log", _access_log_target, True, "log each request (Common Log Format and the duration, on "
+           "stderr); with FILE, append the lines to FILE", LOGGING, flag=True, flag_value=True,
+           metavar="FILE"),
+    Option("access-log-format", _optional(text), None, "the access log's line in gunicorn's atoms: %%(h)s "
+           "client, %%(t)s time, %%(r)s request line, %%(m)s %%(U)s %%(q)s %%(H)s its parts, %%(s)s status, "
+           "%%(b)s bytes ('-' for 0), %%(B)s bytes, %%(f)s referer, %%(a)s user agent, %%(D)s %%(M)s %%(T)s "
+           "%%(L)s duration in us, ms, s, s with decimals, %%(p)s pid, %%({NAME}i)s a request field, "
+           "%%({x-request-id}i)s the request id, %%%% a percent sign", LOGGING, metavar="FORMAT",
+           check=_access_format_problem, default_text="Common Log Format and the duration in seconds",
+           field="access_log_format"),
     Option("slow-callback", _optional(seconds), None, "log callbacks that hold the loop longer than this", LOGGING,
            metavar="S", check=positive, default_text="off"),
+    # ---------------------------------------------------------------- metrics
+    Option("metrics-path", _optional(_url_path), None, "serve Prometheus metrics (text format 0.0.4) at this path, "
+           "e.g. /metrics; with --workers a scrape sees every worker (series labelled worker=\"N\")", METRICS,
+           metavar="PATH", default_text="off", field="metrics_path"),
+    Option("status-path", _optional(_url_path), None, "serve a live status page (and its WebSocket) at this path, "
+           "e.g. /status", METRICS, metavar="PATH", default_text="off", field="status_path"),
+    Option("metrics-bind", _optional(parse_bind), None, "serve --metrics-path (default /metrics) and --status-path "
+           "on this address only, not on the main ones (with --workers the supervisor serves it)", METRICS,
+           metavar="ADDRESS", default_text="the main binds", field="metrics_bind"),
     # ------------------------------------------------------------------ proxy
     Option("proxy-headers", boolean, False, "take the client address and scheme from Forwarded / X-Forwarded-For "
            "/ X-Forwarded-Proto sent by a trusted proxy", PROXY, flag=True, field="proxy_headers"),
     Option("forwarded-allow-ips", text, _server.forwarded_allow_ips, "proxies trusted with --proxy-headers and "
            "--proxy-protocol: "
            "addresses, CIDR ranges, '*' or 'unix:', comma-separated (also read from $FORWARDED_ALLOW_IPS)", PROXY,
-           metavar="LIST", env_aliases=("FORWARDED_ALLOW_IPS",), field="forwarded_allow_ips"),
+           metavar="LIST", env_aliases=("FORWARDED_ALLOW_IPS",), check=_trusted_proxies_problem,
+           field="forwarded_allow_ips"),
     Option("proxy-protocol", boolean, False, "connections from --forwarded-allow-ips must open with a PROXY "
            "protocol header (v1 or v2, HAProxy's send-proxy / send-proxy-v2) giving the client's address; other "
            "peers are served as they are and may not send one", PROXY, flag=True, field="proxy_protocol"),

@@ -124,6 +124,7 @@ class Reactor:
         self._passes = 0
         self._callbacks_run = 0
         self._max_timer_lag = 0.0
+        self._slow_callbacks = 0
         self._stats_since = self._clock.time()
         # Scratch space for socket reads (``recv_into``), shared by the
         # transports of this reactor: the loop runs one callback at a time and
@@ -540,6 +541,7 @@ class Reactor:
         if slow_s is not None:
             took = time.monotonic() - start
             if took >= slow_s:
+                self._slow_callbacks += 1
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
 
     def exit_stops_loop(self, exc: BaseException) -> bool:
@@ -559,6 +561,7 @@ class Reactor:
             ready=len(self._ready),
             max_timer_lag_s=self._max_timer_lag,
             interval_s=now - self._stats_since,
+            slow_callbacks=self._slow_callbacks,
         )
         self._max_timer_lag = 0.0
         self._stats_since = now

@@ -17,7 +17,9 @@ class LoopStats:
     and ``ready``: the timers and ready callbacks waiting now.
     ``max_timer_lag_s`` is the worst delay, on the reactor's clock, between a
     timer's deadline and the pass that ran it, since the previous ``stats()``
-    call (``interval_s`` ago).
+    call (``interval_s`` ago).  ``slow_callbacks``: callbacks that held the
+    loop at least ``slow_callback_s`` since the reactor was created (0 while
+    that is None: nothing is timed then).
     """
 
     passes: int
@@ -26,3 +28,4 @@ class LoopStats:
     ready: int
     max_timer_lag_s: float
     interval_s: float
+    slow_callbacks: int = 0

@@ -251,6 +251,8 @@ def build_environ(
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
     if body or framed or "HTTP_TRANSFER_ENCODING" in environ:
         environ["CONTENT_LENGTH"] = str(len(body))
+    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
+    environ["HTTP_X_REQUEST_ID"] = request.request_id
     return environ
 
 

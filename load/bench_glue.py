@@ -55,12 +55,12 @@ class CountingTransport:
     abort = close
 
 
-def make_protocol(reactor: Reactor, access_log: bool = False, app: Any = None) -> HTTPProtocol:
+def make_protocol(reactor: Reactor, access_log: bool = False, metrics: bool = False, app: Any = None) -> HTTPProtocol:
     """An HTTPProtocol serving ``app`` (default: the demo app), connected to a CountingTransport.
 
     ``access_log``: on, as evloop-demo has it by default: lines formatted and
     sent through the buffered handler into /dev/null (written when 64 KiB are waiting, as
-    nothing here lets the loop go idle).
+    nothing here lets the loop go idle).  ``metrics``: ``--metrics-path /metrics`` on.
     """
     if access_log:
         import logging
@@ -71,7 +71,8 @@ def make_protocol(reactor: Reactor, access_log: bool = False, app: Any = None) -
         # evloop-demo's root logger is at INFO (--log-level): without this the
         # lines would be dropped before they are formatted.
         logging.getLogger("evloop.access").setLevel(logging.INFO)
-    server = Server(make_app(None) if app is None else app, reactor, ServerConfig(access_log=access_log))
+    server = Server(make_app(None) if app is None else app, reactor,
+                    ServerConfig(access_log=access_log, metrics_path="/metrics" if metrics else None))
     protocol = HTTPProtocol(server)
     protocol.connection_made(CountingTransport())  # type: ignore[arg-type]
     return protocol

@@ -4,7 +4,8 @@ Run: .venv/bin/python load/bench_instructions.py [--reads FEWER MORE] [CASE ...]
 
 Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
 read), ``unique`` (one per read, a different head each time), and each
-again with ``-log``: the access log on, as the default server has it.  The
+again with ``-log``: the access log on, as the default server has it; ``-metrics``:
+the access log and ``--metrics-path`` on.  The
 ``wsgi-`` cases serve the same requests from the raw WSGI app of
 ``load/bench/peers/wsgi_app.py`` through ``evloop.wsgi.WSGIApp`` (as
 ``evloop-demo --wsgi wsgi_app:app`` does), ``flask-keepalive`` from the Flask
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # case -> requests per read; "-log": with the access log on (the default configuration)
 CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1,
+         "keepalive-metrics": 1, "pipelined-metrics": 16,
          "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
          "flask-keepalive": 1}
 PEERS = Path(__file__).resolve().parent / "bench" / "peers"  # the apps the load/bench peers serve
@@ -64,7 +66,9 @@ def drive(case: str, reads: int) -> None:
     else:
         reads_data = [hello * CASES[case]] * reads
     with Reactor() as reactor:
-        protocol = make_protocol(reactor, access_log=case.endswith("-log"), app=app_for(case))
+        metrics = case.endswith("-metrics")
+        protocol = make_protocol(reactor, access_log=case.endswith("-log") or metrics, metrics=metrics,
+                                 app=app_for(case))
         for _ in range(200):
             protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
         for data in reads_data:

@@ -79,3 +79,18 @@ RESPONSE_FIELDS_BYTES_RE = re.compile(RESPONSE_FIELDS_RE.pattern.encode("latin-1
 RESPONSE_SPECIAL_BYTES_RE = re.compile(
     rb"(?:^|\n)(?:connection|content-length|transfer-encoding|date|server):", re.IGNORECASE
 )
+
+
+def field_value_problem(value: str) -> str | None:
+    """What stops ``value`` going out as an HTTP field's value (RFC 9110 5.5): Latin-1, no CR, LF or other control.
+
+    None when it can; else the reason, for an error message (configured
+    values such as the Server field's are checked with it once, at start-up).
+    """
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"must be Latin-1 text, got {value!r}"
+    if not FIELD_VALUE_RE.fullmatch(value):
+        return f"must not contain CR, LF or other control characters, got {value!r}"
+    return None

@@ -250,6 +250,9 @@ def _parse_v2(data: bytes, max_bytes: int) -> tuple[ProxyHeader, int] | None:
         raise ProxyHeaderError(f"version 2: {length} address bytes, family {family:#x} needs {address_bytes}")
     data = data[:total]  # the header alone: the CRC32C covers it and nothing after
     tlvs = _walk_tlvs(data, _V2_FIXED + address_bytes, total)
+    if sum(1 for kind, _, _ in tlvs if kind == PP2_TYPE_CRC32C) > 1:
+        # The specification defines one; each is a pure-Python checksum of the whole header.
+        raise ProxyHeaderError("version 2: more than one CRC32C TLV")
     for kind, start, end in tlvs:
         _check_tlv(kind, data, start, end)
     source = destination = None

@@ -108,7 +108,11 @@ class ProxyHeaderReader(Protocol):
 
     def eof_received(self) -> bool | None:
         if self.phase is ReaderPhase.WATCHING:
-            return self._inner.eof_received()
+            inner = self._inner
+            if self._buffer:  # a few first bytes, too few to tell: they were not a header after all
+                held, self._buffer = self._buffer, b""
+                self._hand_over(held, announced=True)
+            return inner.eof_received()
         if self.phase is ReaderPhase.EXPECTING:
             if self._buffer:
                 self._refuse(logging.WARNING, f"the connection ended {len(self._buffer)} bytes into the header")

@@ -45,7 +45,7 @@ from typing import Any
 from ..buffers import byte_view
 from ..reactor import Reactor
 from .base import BaseProtocol, PausableReading, WriteFlowControl
-from .unix import unlink_stale_socket
+from .unix import SocketFile, unlink_stale_socket
 
 __all__ = ["DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
            "DATAGRAM_OVERHEAD_BYTES"]
@@ -97,7 +97,7 @@ class DatagramTransport(PausableReading, WriteFlowControl):
     """
 
     __slots__ = ("_sock", "_queue", "_queued_bytes", "_closing", "_closed", "_reading", "_reading_paused",
-                 "_writing_registered", "_lost_called", "_unlink_path", "peername", "sockname")
+                 "_writing_registered", "_lost_called", "_socket_file", "peername", "sockname")
 
     _protocol: DatagramProtocol
 
@@ -125,7 +125,7 @@ class DatagramTransport(PausableReading, WriteFlowControl):
         self._reading_paused = False
         self._writing_registered = False
         self._lost_called = False
-        self._unlink_path = unlink_path
+        self._socket_file = SocketFile.of(unlink_path)  # removed when closed, if still ours
         self.sockname = sock.getsockname()
         try:
             self.peername: Address = sock.getpeername()
@@ -320,8 +320,8 @@ class DatagramTransport(PausableReading, WriteFlowControl):
 
     def _close_socket(self) -> None:
         self._sock.close()
-        if self._unlink_path is not None:
-            unlink_stale_socket(self._unlink_path)
+        if self._socket_file is not None:
+            self._socket_file.remove()
 
     def _close_with_reactor(self) -> None:
         """The reactor is closing: abort now and call ``connection_lost`` before it returns."""
@@ -332,7 +332,7 @@ class DatagramTransport(PausableReading, WriteFlowControl):
         """In a forked child: close this process's copy of the socket, call nothing back, unlink nothing."""
         self._closed = self._closing = self._lost_called = True
         self._reading = self._writing_registered = False
-        self._unlink_path = None
+        self._socket_file = None
         self._sock.close()
 
 
@@ -370,7 +370,7 @@ def listen_datagram(
             raise ValueError(f"listen_datagram() needs a datagram socket, got {sock.type!r}")
     else:
         if path is not None:
-            unlink_stale_socket(path)
+            unlink_stale_socket(path, socket.SOCK_DGRAM)
             sock = _bound_socket(socket.AF_UNIX, path)
             unlink_path = path
         else:
@@ -458,9 +458,10 @@ def _make_transport(
         protocol = protocol_factory()
         transport = DatagramTransport(reactor, sock, protocol, unlink_path=unlink_path)
     except BaseException:
+        socket_file = SocketFile.of(unlink_path)  # bound a moment ago: ours
         sock.close()
-        if unlink_path is not None:
-            unlink_stale_socket(unlink_path)
+        if socket_file is not None:
+            socket_file.remove()
         raise
     transport._start()
     return transport

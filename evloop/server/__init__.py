@@ -6,6 +6,7 @@
 - ``phases``: the phase machine of a connection, its one transition table.
 - ``h1``: ``HTTPProtocol``, HTTP/1.1 over a transport.
 - ``access_log``: the access log's formatter and buffered handler.
+- ``metrics``: the server's figures and the ``--metrics-path`` / ``--status-path`` routes.
 """
 
 from .access_log import AccessLog, BufferedAccessHandler, install_access_handler

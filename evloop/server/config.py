@@ -53,6 +53,9 @@ class ServerConfig:
     graceful_timeout_s: float = 30.0
     max_connections: int | None = None
     access_log: bool = True
+    # The access log's line: None, Common Log Format and the duration; "json",
+    # one JSON object; else gunicorn's atoms (evloop.logline.compile_access_format).
+    access_log_format: str | None = None
     server_header: str | None = "evloop"  # None or "": no Server field
     date_header: bool = True  # False: no Date field (RFC 9110 6.6.1 allows it without a clock)
     write_high_water: int = 64 * 1024
@@ -94,6 +97,14 @@ class ServerConfig:
     # message, so that one echoed message of ws_max_message_bytes fits.
     ws_max_queue_bytes: int = 32 * 1024 * 1024
     ws_per_message_deflate: bool = True  # --ws-per-message-deflate: accept permessage-deflate (RFC 7692)
+
+    # Metrics (evloop.server.metrics): the Prometheus text at this path, and
+    # the live status page (and its WebSocket) at status_path; None: not
+    # served.  metrics_bind: serve both on this address only, not on the
+    # main binds (with workers, the supervisor serves it).
+    metrics_path: str | None = None
+    status_path: str | None = None
+    metrics_bind: Bind | None = None
 
     def listen_binds(self) -> tuple[Bind, ...]:
         """The addresses to listen on: ``binds``, else ``sock``, else ``uds``, else ``host``/``port``."""

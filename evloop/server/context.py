@@ -22,6 +22,7 @@ from .phases import Phase
 from .wallclock import WallClock
 
 if TYPE_CHECKING:
+    from .metrics import ServerMetrics
     from .ws import WebSocketSettings
 
 __all__ = ["ServerContext", "ServedConnection"]
@@ -56,6 +57,7 @@ class ServerContext(Protocol):
     http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
     shutting_down: bool  # graceful shutdown began: WebSocket upgrades are refused (HTTP: close_when_idle)
     ws_settings: WebSocketSettings  # limits and deadlines of WebSocket connections (server/ws.py)
+    metrics: ServerMetrics | None  # None: off (--metrics-path, --status-path)
 
     def connection_opened(self, protocol: ServedConnection) -> None: ...
 

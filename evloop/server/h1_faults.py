@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["FaultHandling"]
 
+# An expired deadline's kind, for evloop_timeouts_total (a sending phase: "send").
+_TIMEOUT_KINDS = {NEW: "header", HEAD: "header", IDLE: "keepalive", BODY: "body", DEFERRED: "handler",
+                  LINGER: "linger"}
+
 logger = logging.getLogger("evloop.server")
 
 
@@ -72,6 +76,10 @@ class FaultHandling:
         if self.reactor.time() < self.deadline:
             self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
             return
+        counts = self.ctx.metrics.counts if self.ctx.metrics is not None else None
+        if counts is not None:
+            kind = _TIMEOUT_KINDS.get(phase, "send")
+            counts.timeouts[kind] += 1
         if phase is NEW or phase is IDLE:
             logger.debug("keep-alive timeout for %s", peer_text(transport))
             self._close()
@@ -136,15 +144,20 @@ class FaultHandling:
         self._end_response()
 
     def _log_unusual(self, status: int, size: int, incomplete: bool = False) -> None:
-        """An access-log line for a request refused, abandoned, cut short, or switched to WebSocket (101)."""
+        """An access-log line (and a count) for a request refused, abandoned, cut short, or switched to WebSocket."""
+        head, request, transport = self.head, self.request, self.transport
+        metrics = self.ctx.metrics
+        if metrics is not None:
+            started = self._started if head is not None else self._received_at
+            metrics.counts.response_done(head.method if head is not None else "", status, size,
+                                         self.reactor.time() - started)
         access_log = self.ctx.access_log
         if access_log is None:
             return
-        head, request, transport = self.head, self.request, self.transport
         peer = request.client if request is not None else transport.peername if transport is not None else None
         started = self._started if head is not None else self._received_at
         access_log.log_unusual(peer[0] if isinstance(peer, tuple) else None, request_line(head, self.conn), status,
-                               size, self.reactor.time() - started, incomplete)
+                               size, self.reactor.time() - started, incomplete, request)
 
     def _protocol_error(self, exc: ProtocolError) -> None:
         logger.info("bad request from %s: %d %s", peer_text(self.transport), exc.status, exc.reason)

@@ -15,13 +15,15 @@ from typing import Any
 from ..app import Request, Response
 from ..binds import BindKind, open_bind
 from ..http.caches import HTTP1Caches
+from ..http.grammar import field_value_problem
 from ..listener import Listener, listen
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
-from .access_log import AccessLog
+from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
 from .context import ServedConnection
 from .h1 import HTTPProtocol
+from .metrics import MetricsRoutes, ServerMetrics, metrics_server
 from .phases import Phase, phase_timeouts
 from .proxied import ProxiedHTTPProtocol
 from .tls import PLAINTEXT_REPLY, ServerTLS
@@ -44,19 +46,42 @@ class Server:
         self.reactor = reactor
         self.config = config or ServerConfig()
         self.listeners: list[Listener] = []
+        # Those on sockets this server bound itself (not inherited: fd://,
+        # a socket a supervisor shares): with workers, each worker's own
+        # SO_REUSEPORT sockets, whose accept queues die with them.
+        self.own_listeners: list[Listener] = []
         self.connections: set[ServedConnection] = set()
         # Chosen once here, so that no response asks: the Date field's text
         # (None when off) and the Server field's value (None: left out).
         self.wall = WallClock(reactor, http_date=self.config.date_header)
-        self.server_header = self.config.server_header.encode("latin-1") if self.config.server_header else None
+        self.server_header = _server_field(self.config.server_header)
         self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
         self.ws_settings = WebSocketSettings.from_config(self.config)
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
         # shared by this server's connections only; see evloop.http.caches.
         self.http1_caches = HTTP1Caches()
-        self.access_log: AccessLog | None = AccessLog(reactor, self.wall) if self.config.access_log else None
+        self.access_log: AccessLog | None = make_access_log(reactor, self.wall, self.config)
         self.trusted_proxies = TrustedProxies(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
+        # The PROXY protocol's trusted peers, parsed here (a bad list is an
+        # error at construction, before any worker forks), not in start().
+        self._proxy_protocol_peers = (
+            (self.trusted_proxies or TrustedProxies(self.config.forwarded_allow_ips))
+            if self.config.proxy_protocol else None
+        )
         self._served_by_closed = 0  # requests_served of the connections gone
+        self.accepted = 0  # connections opened
+        self.accept_pauses = 0  # times --max-connections paused accepting
+        # --metrics-path, --status-path: the figures, and their routes in
+        # front of the app (or on a server of their own at --metrics-bind).
+        self.metrics: ServerMetrics | None = None
+        self.metrics_server: Server | None = None
+        self.serves_metrics_bind = True  # False in a group's worker: the supervisor serves it
+        cfg = self.config
+        if cfg.metrics_path or cfg.status_path or cfg.metrics_bind is not None:
+            self.metrics = ServerMetrics(self)
+            if cfg.metrics_bind is None:
+                self.app = MetricsRoutes(app, reactor, self.metrics.snapshots, metrics_path=cfg.metrics_path,
+                                         status_path=cfg.status_path)
         # Graceful shutdown began: close_when_idle makes each connection's next response its last.
         self.shutting_down = False
         self._shutdown_timer: Any = None
@@ -104,14 +129,24 @@ class Server:
             # Before TLS and HTTP: the header's client address becomes the
             # transport's peername, which the access log, Request.client and
             # the proxy headers' walk (evloop.proxy) all start from.
-            trusted = self.trusted_proxies or TrustedProxies(cfg.forwarded_allow_ips)
-            options.update(proxy_protocol=trusted.is_trusted_peer,
+            assert self._proxy_protocol_peers is not None
+            options.update(proxy_protocol=self._proxy_protocol_peers.is_trusted_peer,
                            proxy_header_timeout_s=cfg.header_timeout_s)
         factory = self._make_proxied_protocol if cfg.proxy_protocol else self._make_protocol
         for bind in cfg.listen_binds():
             sockets = open_bind(bind, reuse_port=cfg.reuse_port, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
             unlink = bind.path if bind.kind is BindKind.UNIX else None
-            self.listeners.append(listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options))
+            listener = listen(self.reactor, factory, sockets=sockets, unlink_path=unlink, **options)
+            self.listeners.append(listener)
+            if bind.kind is BindKind.TCP or bind.kind is BindKind.UNIX:
+                self.own_listeners.append(listener)
+        if self.metrics is not None:
+            self.metrics.start()
+            if cfg.metrics_bind is not None and self.serves_metrics_bind:
+                self.metrics_server = metrics_server(self.reactor, cfg, self.metrics.snapshots)
+                self.metrics_server.start()
+                for url in self.metrics_server.urls:
+                    logger.info("metrics and status on %s", url)
         return self.listeners
 
     @property
@@ -141,6 +176,7 @@ class Server:
     # ------------------------------------------------- connection accounting
     def connection_opened(self, protocol: ServedConnection) -> None:
         self.connections.add(protocol)
+        self.accepted += 1
         if self.shutting_down:
             # Accepted before the listeners closed, made only now (a TLS
             # handshake finishing during the drain): its first response is its last.
@@ -149,6 +185,7 @@ class Server:
         limit = self.config.max_connections
         if limit is not None and len(self.connections) >= limit and not self._accept_paused:
             self._accept_paused = True
+            self.accept_pauses += 1
             if not self._limit_episode:
                 self._limit_episode = True
                 logger.warning("%d connections open (--max-connections): pausing accepts; "
@@ -167,6 +204,8 @@ class Server:
             self.connections.discard(old)
             self._served_by_closed += old.requests_served
             self.connections.add(new)
+            if self.metrics is not None:
+                self.metrics.counts.websockets_opened += 1
 
     def connection_closed(self, protocol: ServedConnection) -> None:
         if protocol in self.connections:
@@ -199,6 +238,7 @@ class Server:
             self._on_shutdown_done = on_done
         if not self.shutting_down:
             self.shutting_down = True
+            self._stop_metrics()
             for listener in self.listeners:
                 listener.close()
             self._shutdown_timer = self.reactor.call_later(self.config.graceful_timeout_s, self._shutdown_expired)
@@ -237,6 +277,7 @@ class Server:
         if self._shutdown_timer is not None:
             self._shutdown_timer.cancel()
             self._shutdown_timer = None
+        self._stop_metrics()
         for listener in self.listeners:
             listener.close()
         for protocol in list(self.connections):
@@ -247,6 +288,14 @@ class Server:
             self.access_log = None  # nothing more is logged
 
 
+    def _stop_metrics(self) -> None:
+        """The sampling stops, and the metrics server closes (its scrapes and status pages are not drained)."""
+        if self.metrics is not None:
+            self.metrics.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+
+
 def address_url(addr: Any, scheme: str = "http") -> str:
     """The URL of a listening socket address: ``http://host:port``, ``http://[v6]:port`` or ``unix:path``."""
     if isinstance(addr, str):
@@ -254,3 +303,13 @@ def address_url(addr: Any, scheme: str = "http") -> str:
     if ":" in addr[0]:
         return f"{scheme}://[{addr[0]}]:{addr[1]}"
     return f"{scheme}://{addr[0]}:{addr[1]}"
+
+
+def _server_field(value: str | None) -> bytes | None:
+    """``ServerConfig.server_header`` as it goes out (None: no Server field); ValueError for a value that cannot."""
+    if not value:
+        return None
+    problem = field_value_problem(value)
+    if problem is not None:
+        raise ValueError(f"server_header {problem}")
+    return value.encode("latin-1")

@@ -192,7 +192,7 @@ class WebSocketProtocol(Protocol):
     __slots__ = (
         "settings", "reactor", "transport", "conn", "handler", "phase", "deadline", "close_code", "close_reason",
         "_timer", "_out", "_out_bytes", "_batching", "_on_lost", "_last_received", "_timed", "_write_paused",
-        "_last_buffer_size",
+        "_last_buffer_size", "timeouts",
     )
 
     requests_served = 0  # the registry sums this over connections; the 101 was counted by HTTP (h1._upgrade)
@@ -219,6 +219,7 @@ class WebSocketProtocol(Protocol):
         self._last_received = reactor.time()
         self._write_paused = False
         self._last_buffer_size = 0
+        self.timeouts: dict[str, int] | None = None  # the server's counts by kind (--metrics-path), if on
 
     def __repr__(self) -> str:
         return f"<WebSocketProtocol {self.conn.role.name} {self.phase.name} peer={peer_text(self.transport)}>"
@@ -255,6 +256,7 @@ class WebSocketProtocol(Protocol):
         if phase is OPEN:
             idle = settings.idle_timeout_s
             if idle and now - self._last_received >= idle:
+                self._count_timeout("ws_idle")
                 logger.info("WebSocket idle timeout for %s", peer_text(transport))
                 self.close(CloseCode.NORMAL, "idle timeout")
             elif settings.ping_interval_s:
@@ -269,14 +271,21 @@ class WebSocketProtocol(Protocol):
                 self._last_buffer_size = size  # progress: the peer reads, slowly
                 self._set_deadline(settings.send_timeout_s)
                 return
+            self._count_timeout("ws_send")
             logger.info("WebSocket send timeout: peer %s stopped reading; aborting", peer_text(transport))
         elif phase is PINGED:
+            self._count_timeout("ws_ping")
             logger.info("WebSocket ping timeout: no Pong from %s; closing", peer_text(transport))
             # 1011, as websockets does; the peer is probably gone, so no answer is awaited.
             self._write(self.conn.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         elif phase is CLOSE_SENT:
+            self._count_timeout("ws_close")
             logger.info("WebSocket close timeout: %s did not answer our Close; aborting", peer_text(transport))
         transport.abort()
+
+    def _count_timeout(self, kind: str) -> None:
+        if self.timeouts is not None:
+            self.timeouts[kind] += 1
 
     # ----------------------------------------------------------- lifecycle
     def start(self, transport: Transport, data: bytes = b"", *, reading_paused: bool = False,
@@ -535,6 +544,8 @@ def start_websocket(ctx: ServerContext, previous: Any, transport: Transport, acc
     """The 101 is written: switch ``transport`` from ``previous`` (HTTP/1.1) to a new ``WebSocketProtocol``."""
     protocol = WebSocketProtocol(ctx.reactor, ctx.ws_settings, accepted.conn, accepted.handler,
                                  ctx.connection_closed)
+    if ctx.metrics is not None:
+        protocol.timeouts = ctx.metrics.counts.timeouts
     transport.set_protocol(protocol)
     ctx.connection_switched(previous, protocol)
     protocol.start(transport, data, reading_paused=reading_paused, write_paused=write_paused)

@@ -30,7 +30,7 @@ import os
 import socket
 
 from ..binds import Bind, BindKind, open_bind
-from ..listener import unlink_stale_socket
+from ..net.unix import SocketFile
 from ..server import ServerConfig, address_url
 
 __all__ = ["ListeningSockets", "reuse_port_available", "systemd_sockets"]
@@ -95,7 +95,7 @@ class ListeningSockets:
         # listens on its own SO_REUSEPORT sockets only).
         self.shared: list[socket.socket] = []
         self._held: list[socket.socket] = []   # bound, never listening (SO_REUSEPORT mode)
-        self._unlink: list[str] = []
+        self._socket_files: list[SocketFile] = []  # ours to remove at close, if still ours
         # Whether each worker listens on SO_REUSEPORT sockets of its own (for some binds at least).
         self.own_per_worker = False
 
@@ -119,8 +119,9 @@ class ListeningSockets:
                 self.urls += [address_url(s.getsockname()) for s in held]
                 continue
             sockets = open_bind(bind, backlog=cfg.backlog, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
-            if bind.kind is BindKind.UNIX and bind.path is not None:
-                self._unlink.append(bind.path)
+            socket_file = SocketFile.of(bind.path) if bind.kind is BindKind.UNIX else None
+            if socket_file is not None:
+                self._socket_files.append(socket_file)
             self.shared += sockets
             child_binds += [Bind.of_socket(s) for s in sockets]
             self.urls += [address_url(s.getsockname()) for s in sockets]
@@ -147,12 +148,12 @@ class ListeningSockets:
         for s in self.shared:
             s.close()
         self.shared = []
-        for path in self._unlink:
+        for socket_file in self._socket_files:
             try:
-                unlink_stale_socket(path)
+                socket_file.remove()
             except OSError:
                 pass
-        self._unlink = []
+        self._socket_files = []
 
 
 def _why_shared(bind: Bind, sockets: list[socket.socket], share_socket: bool) -> str:

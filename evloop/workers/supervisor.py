@@ -63,7 +63,10 @@ from typing import Any, NoReturn
 from ..loading import AppLoader, AppLoadError
 from ..reactor import Reactor
 from ..server import ServerConfig
+from ..server.metrics import metrics_server
+from ..server.registry import Server
 from ..server.tls import ServerTLS
+from .metrics_table import MetricsTable
 from .reloader import SourceWatcher
 from .sockets import ListeningSockets
 from .worker import (
@@ -119,6 +122,7 @@ class _Child:
     last_seen: float = 0.0          # when its last message arrived (the start, before any)
     kill_at: float | None = None    # TIMED_OUT: SIGKILL then (None once sent)
     ready: bool = False             # it has reported READY (it loaded the application and listens)
+    metrics_region: int | None = None  # its region of the metrics table, if it has one
 
 
 class Supervisor:
@@ -184,6 +188,13 @@ class Supervisor:
         self._signals: collections.deque[int] = collections.deque()  # received, not yet handled
         self._reactor: Reactor | None = None
         self._pid = os.getpid()
+        # --metrics-path, --status-path: the workers' figures meet in shared
+        # memory mapped before any fork (metrics_table.py); the supervisor
+        # serves them itself at --metrics-bind.
+        self.metrics_table: MetricsTable | None = None
+        if self.config.metrics_path or self.config.status_path or self.config.metrics_bind is not None:
+            self.metrics_table = MetricsTable()
+        self.metrics_server: Server | None = None
 
     # ----------------------------------------------------------------- run
     def run(self) -> int:
@@ -196,6 +207,11 @@ class Supervisor:
         self.urls = self.sockets.urls
         reactor = self._reactor = Reactor()
         try:
+            if self.metrics_table is not None and self.config.metrics_bind is not None:
+                self.metrics_server = metrics_server(reactor, self.config, self.metrics_table.snapshots)
+                self.metrics_server.start()
+                for url in self.metrics_server.urls:
+                    logger.info("metrics and status on %s", url)
             for signum in _SIGNALS:
                 # Queued, not handled in the reactor's callback: handlers run
                 # between passes, in arrival order, and one reconciliation
@@ -216,6 +232,11 @@ class Supervisor:
         finally:
             for child in list(self._children.values()):
                 _kill(child.pid, signal.SIGKILL)
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+                reactor.run_once(0)  # its connections' sockets close in their callbacks
+            if self.metrics_table is not None:
+                self.metrics_table.close()
             self.sockets.close()
             reactor.close()
         logger.info("supervisor: every worker has exited")
@@ -322,6 +343,7 @@ class Supervisor:
     # ------------------------------------------------------------ spawning
     def _spawn(self, slot: int, replacing: list[int]) -> None:
         reactor = self._loop()
+        region = self.metrics_table.allocate() if self.metrics_table is not None else None
         rfd, wfd = os.pipe()
         _flush_logs()  # else the child inherits buffered output and writes it a second time
         # Signals stay blocked across fork() until the child has its own
@@ -331,20 +353,21 @@ class Supervisor:
         try:
             pid = os.fork()
             if pid == 0:
-                self._child_main(slot, rfd, wfd, old_mask)
+                self._child_main(slot, rfd, wfd, old_mask, region)
         finally:
             if os.getpid() == self._pid:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         os.close(wfd)
         os.set_blocking(rfd, False)
         now = reactor.time()
-        child = _Child(slot=slot, pid=pid, pipe=rfd, started=now, last_seen=now)
+        child = _Child(slot=slot, pid=pid, pipe=rfd, started=now, last_seen=now, metrics_region=region)
         self._children[pid] = child
         reactor.add_reader(rfd, self._on_child_message, child)
         logger.info("started worker %d (pid %d)%s", slot, pid,
                     f" to replace pid {', '.join(map(str, replacing))}" if replacing else "")
 
-    def _child_main(self, slot: int, rfd: int, wfd: int, signal_mask: Iterable[int]) -> NoReturn:
+    def _child_main(self, slot: int, rfd: int, wfd: int, signal_mask: Iterable[int],
+                    metrics_region: int | None) -> NoReturn:
         """In the forked child: drop what belongs to the supervisor, run a ``Worker``, exit."""
         status = 1
         try:
@@ -359,6 +382,8 @@ class Supervisor:
                 own_socket=self.sockets.own_per_worker,
                 max_requests=self.max_requests, max_requests_jitter=self.max_requests_jitter,
                 heartbeat_interval_s=self.worker_timeout_s / _HEARTBEATS_PER_TIMEOUT,
+                metrics_table=self.metrics_table if metrics_region is not None else None,
+                metrics_region=metrics_region or 0,
             )
             config = self.sockets.child_config
             if self.tls is not None:
@@ -426,6 +451,8 @@ class Supervisor:
             if child is None:
                 continue
             self._close_pipe(child)
+            if self.metrics_table is not None and child.metrics_region is not None:
+                self.metrics_table.retire(child.metrics_region, child.slot)
             how = _describe_status(status)
             if child.state in (WorkerState.DRAINING, WorkerState.TIMED_OUT) or self._stopping:
                 logger.info("worker %d (pid %d) exited (%s)", child.slot, pid, how)

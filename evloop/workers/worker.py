@@ -52,6 +52,7 @@ from typing import Any
 from ..reactor import Reactor
 from ..server import Server, ServerConfig
 from ..timers import PeriodicHandle
+from .metrics_table import MetricsTable
 
 __all__ = ["Worker", "WorkerPhase", "SupervisorLink", "current_worker", "READY", "QUOTA_REACHED", "HEARTBEAT",
            "STACK_DUMP_SIGNAL"]
@@ -156,6 +157,9 @@ class SupervisorLink:
     max_requests: int = 0
     max_requests_jitter: int = 0
     heartbeat_interval_s: float = 0.0
+    # --metrics-path, --status-path: the group's shared figures, and this worker's region of them.
+    metrics_table: MetricsTable | None = None
+    metrics_region: int = 0
 
 
 class _WorkerLogFilter(logging.Filter):
@@ -211,8 +215,32 @@ class Worker:
             jitter = random.Random().randint(0, supervisor.max_requests_jitter)
             self.request_limit = supervisor.max_requests + jitter
         self._successor_asked = False
+        self._publish_metrics: Callable[[], None] | None = None
         self._ticker: PeriodicHandle | None = None
         self._heartbeat: PeriodicHandle | None = None
+        if supervisor is not None:
+            self._join_group_metrics(supervisor)
+
+    def _join_group_metrics(self, link: SupervisorLink) -> None:
+        """A forked worker shows its group's figures and publishes its own (see metrics_table.py);
+        the supervisor serves ``--metrics-bind``."""
+        metrics, table = self.server.metrics, link.metrics_table
+        self.server.serves_metrics_bind = False
+        if metrics is None or table is None:
+            return
+        metrics.worker = link.slot
+        region = link.metrics_region
+
+        def publish() -> None:
+            table.write(region, metrics.snapshot())
+
+        def group_snapshots() -> list[dict[str, Any]]:
+            publish()  # this worker's own figures are live; the others' at most a second old
+            return table.snapshots()
+
+        metrics.source = group_snapshots
+        metrics.on_sample.append(publish)
+        self._publish_metrics = publish
 
     # ----------------------------------------------------------------- run
     def run(self) -> int:
@@ -294,6 +322,8 @@ class Worker:
             self._heartbeat.cancel()
         self.server.close()
         self.reactor.run_once(0)  # run the connection_lost callbacks: they close the sockets
+        if self._publish_metrics is not None:
+            self._publish_metrics()  # the last figures, which the supervisor keeps for this slot
         for signum in self._signals():
             self.reactor.remove_signal_handler(signum)
         if self._own_reactor:
@@ -348,9 +378,11 @@ class Worker:
             self.server.shutdown(self.reactor.stop)
             return
         if link.own_socket:
-            # What is in our own SO_REUSEPORT socket's accept queue dies with
-            # it, so take it all, then close at once (see the module doc).
-            for listener in self.server.listeners:
+            # What is in our own SO_REUSEPORT sockets' accept queues dies
+            # with them, so take it all, then close at once (see the module
+            # doc).  A socket shared with the other workers (a Unix socket,
+            # an inherited one) keeps its queue for them: not drained here.
+            for listener in self.server.own_listeners:
                 listener.accept_pending()
         for listener in self.server.listeners:
             listener.close()

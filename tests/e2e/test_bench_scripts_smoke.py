@@ -108,3 +108,10 @@ def test_bench_run_tls_scenarios(tmp_path):
         [run] = results[scenario]["evloop-nolog"]
         assert "error" not in run and run["errors"] == 0, (scenario, run)
     assert results["tls-idle-memory"]["evloop-nolog"][0]["open"] == 20
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/run installs it)")
+def test_server_instructions_counts_a_case():
+    out = run_script(str(LOAD / "server_instructions.py"), "--counts", "16", "48", "pipelined", timeout_s=240)
+    count = int(re.search(r"([\d,]+) instructions a request", out).group(1).replace(",", ""))
+    assert 1_000 < count < 1_000_000, out  # a real count, not a parse accident

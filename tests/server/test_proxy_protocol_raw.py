@@ -327,6 +327,17 @@ def test_an_untrusted_peer_is_served_as_it_is(served):
     sock.close()
 
 
+def test_an_untrusted_peers_first_bytes_reach_http_even_when_it_half_closes_at_once(served):
+    # "PRO" is too short to tell from a PROXY signature; the EOF that follows must not lose it:
+    # the HTTP protocol gets both, and answers the truncated head with a 400.
+    s = served(forwarded_allow_ips="10.0.0.0/8")
+    sock = s.connect()
+    sock.sendall(b"PRO")
+    sock.shutdown(socket.SHUT_WR)
+    assert s.exchange(sock).startswith(b"HTTP/1.1 400 ")
+    sock.close()
+
+
 @pytest.mark.parametrize("header", [v1(), v2(), v2(command=0), b"PROXY UNKNOWN\r\n"])
 def test_an_untrusted_peer_may_not_send_a_header(served, caplog, header):
     s = served(forwarded_allow_ips="10.0.0.0/8")

@@ -164,3 +164,25 @@ def sockets_in_state(port: int, state: str = "CLOSE_WAIT") -> int:
         except FileNotFoundError:
             continue
     return count
+
+
+def listening_port(pid: int) -> int | None:
+    """The TCP port a socket of process ``pid`` listens on (a server started on port 0), or None yet.
+
+    From /proc: the inodes of its sockets, found in /proc/net/tcp in state LISTEN.
+    """
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return int(fields[1].rpartition(":")[2], 16)
+    return None

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["DemoServer", "DemoStarter", "stop_process", "wait_for_log"]
 
-_URL = re.compile(r"serving on (https?://\S+|unix:\S+)")
+_URL = re.compile(r"serving on (https?://[^\s\"]+|unix:[^\s\"]+)")  # a JSON line ends it with a quote
 
 
 class DemoServer:

@@ -249,6 +249,13 @@ def test_v2_crc32c_checked():
             parse_proxy_header(bytes(bad))
 
 
+def test_v2_more_than_one_crc32c_tlv_is_refused():
+    # Each CRC32C TLV costs a checksum of the whole header; the specification defines one.
+    block = inet("1.2.3.4", "5.6.7.8", 1, 2) + tlv(PP2_TYPE_CRC32C, b"\0\0\0\0")
+    with pytest.raises(ProxyHeaderError, match="more than one CRC32C"):
+        parse_proxy_header(v2(block=block, crc=True))
+
+
 def test_signature_version():
     assert signature_version(b"") is None
     assert signature_version(b"PROX") is None

@@ -11,6 +11,8 @@ import os
 import socket
 import struct
 
+from support.raw_http import read_exact
+
 KEY = base64.b64encode(b"0123456789abcdef").decode()
 
 
@@ -48,16 +50,6 @@ def masked(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
     as_int = int.from_bytes(payload, "big")
     key_int = int.from_bytes((key * (n // 4 + 1))[:n], "big")
     return head + key + (as_int ^ key_int).to_bytes(n, "big")
-
-
-def read_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"closed after {len(data)} of {n} bytes")
-        data += chunk
-    return data
 
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes]:

@@ -376,3 +376,19 @@ def test_the_servers_websocket_defaults_are_the_settings_defaults():
     from evloop.server.ws import WebSocketSettings
 
     assert WebSocketSettings.from_config(ServerConfig()) == WebSocketSettings()
+
+
+def test_the_echoes_of_one_read_leave_in_one_write(h):
+    """Sixteen messages in one read are answered with one write (the batch the 16-in-flight benchmark relies on)."""
+    ws = h.upgrade()
+    writes: list[bytes] = []
+    write = h.transport.write
+
+    def counting_write(data: bytes) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    h.transport.write = counting_write  # type: ignore[method-assign]
+    ws.data_received(b"".join(h.client.send_text("echo me") for _ in range(16)))
+    assert len(writes) == 1
+    assert [event.data for event in h.server_events()] == ["echo me"] * 16

@@ -1,0 +1,136 @@
+"""User-space instructions per request of the whole evloop-demo process, counted by valgrind.
+
+Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] CASE [-- DEMO ARGS...]
+
+Cases: ``keepalive`` (one hello request at a time on one connection),
+``pipelined`` (16 hello requests per send), ``close`` (a new connection per
+``Connection: close`` request, one at a time) and ``ws16`` (16-byte text
+messages echoed on ``/ws/echo``, one at a time).
+
+Where ``load/bench_instructions.py`` counts the HTTP glue alone, this runs
+``python -m evloop.demo`` itself under ``valgrind --tool=callgrind`` and
+drives it over loopback sockets: the reactor's passes, the transports'
+system-call wrappers, the access log (on unless ``--no-access-log`` is passed
+after ``--``) and the glue.  Two runs with different counts; the difference
+divided by the extra requests is the figure, start-up and shutdown excluded.
+The kernel's share (the system calls themselves) is not counted, so this says
+what a change to evloop's Python did, not what a request costs in all.
+``--src`` measures another checkout (a ``git worktree`` of an older commit):
+its ``evloop`` package is imported by the same interpreter.  It measures; it
+asserts nothing.  Needs valgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+WS_MASK = b"\x12\x34\x56\x78"
+CASES = ("keepalive", "pipelined", "close", "ws16")
+
+
+def _masked_text_frame(size: int) -> bytes:
+    payload = bytes(b ^ WS_MASK[i % 4] for i, b in enumerate(b"x" * size))
+    return bytes((0x81, 0x80 | size)) + WS_MASK + payload
+
+
+def _recv_until(sock: socket.socket, wanted: int, count: bytes | None = None) -> None:
+    """Read until ``wanted`` bytes came (or, with ``count``, that many occurrences of it)."""
+    got = 0
+    while got < wanted:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        got += data.count(count) if count is not None else len(data)
+
+
+def _drive(case: str, port: int, n: int) -> None:
+    """Send ``n`` requests (or messages) of ``case`` and wait for every answer."""
+    if case == "close":
+        for _ in range(n):
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+                sock.sendall(CLOSE)
+                while sock.recv(65536):
+                    pass
+        return
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        if case == "ws16":
+            key = base64.b64encode(os.urandom(16))
+            sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            frame = _masked_text_frame(16)
+            for _ in range(n):
+                sock.sendall(frame)
+                _recv_until(sock, 18)  # 2 header bytes + 16
+            return
+        depth = 16 if case == "pipelined" else 1
+        for _ in range(n // depth):
+            sock.sendall(HELLO * depth)
+            _recv_until(sock, depth, count=b"Hello, World!")
+
+
+def _port_from_log(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = re.search(rb"serving on http://127\.0\.0\.1:(\d+)", log.read_bytes())
+        if match:
+            return int(match.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)  # waiting on a log file under valgrind: there is no event to wait on
+    raise RuntimeError(f"evloop-demo did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+def instructions(src: Path, case: str, n: int, demo_args: list[str], work: Path) -> int:
+    """Instructions of one whole run of evloop-demo (from ``src``) serving ``n`` of ``case``."""
+    out, log = work / f"callgrind.{n}", work / f"demo.{n}.log"
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                 "-m", "evloop.demo", "--port", "0", *demo_args],
+                                cwd=src, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        _drive(case, _port_from_log(log, proc), n)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    summary = subprocess.run(["callgrind_annotate", str(out)], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", summary)
+    if match is None:
+        raise RuntimeError(f"no total in callgrind's summary: {summary[:500]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("case", choices=CASES)
+    parser.add_argument("--src", type=Path, default=ROOT, help="the checkout whose evloop runs (default: this one)")
+    parser.add_argument("--counts", type=int, nargs=2, default=(320, 960), metavar=("FEWER", "MORE"))
+    parser.add_argument("demo_args", nargs="*", help="after --: extra evloop-demo arguments")
+    args = parser.parse_args()
+    fewer, more = args.counts
+    with tempfile.TemporaryDirectory() as tmp:
+        low = instructions(args.src, args.case, fewer, args.demo_args, Path(tmp))
+        high = instructions(args.src, args.case, more, args.demo_args, Path(tmp))
+    per = (high - low) / (more - fewer)
+    print(f"{args.case} ({args.src}{' ' + ' '.join(args.demo_args) if args.demo_args else ''}): "
+          f"{per:,.0f} instructions a request")
+
+
+if __name__ == "__main__":
+    main()
