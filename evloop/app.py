@@ -291,6 +291,15 @@ class Request:
         return headers
 
     @property
+    def header_pairs(self) -> tuple[tuple[str, str], ...] | list[tuple[str, str]]:
+        """The ``(name, value)`` pairs as received (``headers.raw``), without making the ``Headers``
+        wrapper: for code that reads every field once (evloop.wsgi's environ)."""
+        headers = self._headers
+        if type(headers) is tuple or type(headers) is list:
+            return headers
+        return self.headers.raw
+
+    @property
     def query(self) -> dict[str, list[str]]:
         if self._query is None:
             if self.query_string:
@@ -575,6 +584,25 @@ class Response:
         self.body = body
         self.content_length = length
         self.reason = reason
+
+    @classmethod
+    def checked(cls, status: int, headers: list[tuple[str, str]], body: Any, content_length: int | None,
+                reason: str | None = None) -> Response:
+        """A Response from parts already checked as the constructor checks them; no check is repeated.
+
+        For adapters that check each distinct head once and remember it
+        (``evloop.wsgi``'s start_response cache): ``headers`` hold no
+        Content-Length, every field passed ``check_field``, ``reason`` passed
+        ``custom_status_line``, ``status`` is 100..599 and ``content_length``
+        is the body's length (bytes) or the declared one (an iterable).
+        """
+        response = cls.__new__(cls)
+        response.status = status
+        response.headers = headers
+        response.body = body
+        response.content_length = content_length
+        response.reason = reason
+        return response
 
     @classmethod
     def text(

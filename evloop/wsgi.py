@@ -35,6 +35,9 @@ How a call proceeds
    the response is returned its head counts as sent: a later
    ``start_response(..., exc_info)`` re-raises, and the server, unable to
    change the status, aborts the connection.
+   A list or tuple of bytes (the common ``[b"body"]``) needs no pulling:
+   it goes out with its Content-Length, joined into one write with the
+   head when it is at most 64 KiB, else streamed element by element.
 4. The body iterator has a ``close()`` that calls the app iterable's
    ``close()`` exactly once (an exception from it is logged: the body already
    went out whole). It runs when the iterator is exhausted or raises;
@@ -68,11 +71,12 @@ from urllib.parse import unquote_to_bytes
 
 from evloop import __version__
 from evloop.app import FileBody, Request, Response, SpooledRequest
+from evloop.http.caches import BoundedCache, CacheStats
 from evloop.http.fields import check_field, parse_content_length
 from evloop.http.parser import list_elements
-from evloop.http.writer import reason_phrase
+from evloop.http.writer import custom_status_line, reason_phrase
 
-__all__ = ["FileWrapper", "WSGIApp", "build_environ"]
+__all__ = ["FileWrapper", "WSGIApp", "WSGICaches", "build_environ", "check_head", "environ_key", "environ_template"]
 
 logger = logging.getLogger("evloop.wsgi")
 
@@ -145,18 +149,61 @@ def _split_host(host: str) -> tuple[str, str]:
     return host, ""
 
 
+def environ_template(script_name: str = "", multiprocess: bool = False, errors: Any = None) -> dict[str, Any]:
+    """The environ keys that are the same for every request of one app: each request's environ starts as a copy.
+
+    ``errors`` None: one ``wsgi.errors`` stream to the ``evloop.wsgi``
+    logger, shared by the requests made from this template (as gunicorn
+    shares its error log).
+    """
+    return {
+        "SCRIPT_NAME": script_name,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "wsgi.version": (1, 0),
+        "wsgi.errors": errors if errors is not None else _ErrorStream(),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+
+
+def environ_key(name: str) -> str:
+    """The environ key of request header ``name``: ``HTTP_X_FOO``, ``CONTENT_TYPE`` or ``CONTENT_LENGTH``.
+
+    ``""`` for a name holding ``_``: ``X_Forwarded_For`` and
+    ``X-Forwarded-For`` would both become ``HTTP_X_FORWARDED_FOR``, which
+    lets a client spoof a field set by a proxy (waitress and nginx drop them too).
+    """
+    if "_" in name:
+        return ""
+    key = name.upper().replace("-", "_")
+    return key if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH" else "HTTP_" + key
+
+
 def build_environ(
     request: Request, *, script_name: str = "", multiprocess: bool = False,
-    errors: Any = None,
+    errors: Any = None, template: dict[str, Any] | None = None,
+    keys: BoundedCache[str, str] | None = None,
 ) -> dict[str, Any]:
     """The PEP 3333 environ for ``request``.
 
-    Header fields whose names contain ``_`` are left out: ``X_Forwarded_For``
-    and ``X-Forwarded-For`` would both become ``HTTP_X_FORWARDED_FOR``, which
-    lets a client spoof a field set by a proxy (as waitress and nginx do).
-    Repeated fields are joined with ``, `` (``; `` for Cookie).
+    Header fields whose names contain ``_`` are left out (see
+    ``environ_key``).  Repeated fields are joined with ``, `` (``; `` for
+    Cookie).
+
+    ``template`` and ``keys`` are ``WSGIApp``'s speed-ups (the plain path
+    gives the same environ: tests/wsgi/test_speedups.py checks it):
+    ``template``, an ``environ_template`` to copy instead of building the
+    constant keys (``script_name``, ``multiprocess`` and ``errors`` are then
+    the template's); ``keys``, header names mapped to their ``environ_key``.
     """
     path_info = _path_info(request.raw_path)
+    if template is None:
+        template = environ_template(script_name, multiprocess, errors)
+    else:
+        script_name = template["SCRIPT_NAME"]
     if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
         path_info = path_info[len(script_name):]
     server = request.server
@@ -166,10 +213,6 @@ def build_environ(
         server_name, server_port = _split_host(request.headers.get("Host") or "localhost")
         server_port = server_port or ("443" if request.scheme == "https" else "80")
     client = request.client
-    if isinstance(client, tuple) and len(client) >= 2:
-        remote_addr, remote_port = str(client[0]), str(client[1])
-    else:
-        remote_addr, remote_port = "", ""
 
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
         wsgi_input: Any = request.stream
@@ -178,64 +221,148 @@ def build_environ(
         body = request.body
         wsgi_input = io.BytesIO(body)
         length = len(body)
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": request.query_string,
-        "SERVER_NAME": server_name,
-        "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": request.version,
-        "REMOTE_ADDR": remote_addr,
-        "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": request.scheme,
-        "wsgi.input": wsgi_input,
-        "wsgi.errors": errors if errors is not None else _ErrorStream(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": multiprocess,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-        "wsgi.file_wrapper": FileWrapper,
-        "evloop.request": request,
-        "evloop.reactor": request.reactor,
-    }
-    if remote_port:
-        environ["REMOTE_PORT"] = remote_port
+    environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
+    environ["REQUEST_METHOD"] = request.method
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = request.query_string
+    environ["SERVER_NAME"] = server_name
+    environ["SERVER_PORT"] = server_port
+    environ["SERVER_PROTOCOL"] = request.version
+    environ["wsgi.url_scheme"] = request.scheme
+    environ["wsgi.input"] = wsgi_input
+    environ["evloop.request"] = request
+    environ["evloop.reactor"] = request.reactor
+    if isinstance(client, tuple) and len(client) >= 2:
+        environ["REMOTE_ADDR"] = str(client[0])
+        environ["REMOTE_PORT"] = str(client[1])
+    else:
+        environ["REMOTE_ADDR"] = ""
     if request.tls is not None:
         environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
-    for name, value in request.headers.raw:
-        if "_" in name:
-            continue
-        key = name.upper().replace("-", "_")
-        if key == "CONTENT_TYPE":
-            environ["CONTENT_TYPE"] = value
+    # The pairs as received: read through Headers, a lookup would build its index.
+    known = keys.entries if keys is not None else None
+    framed = False  # a Content-Length or Transfer-Encoding field: CONTENT_LENGTH is set
+    for name, value in request.header_pairs:
+        key = known.get(name) if known is not None else None
+        if key is None:
+            key = environ_key(name)
+            if keys is not None:
+                keys.misses += 1
+                keys.put(name, key)
+        if not key:
             continue
         if key == "CONTENT_LENGTH":
+            framed = True
             continue
-        key = "HTTP_" + key
         old = environ.get(key)
-        if old is None:
+        if old is None or key == "CONTENT_TYPE":
             environ[key] = value
         else:
             environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
-    if length or "Content-Length" in request.headers or "Transfer-Encoding" in request.headers:
+    if length or framed or "HTTP_TRANSFER_ENCODING" in environ:
         environ["CONTENT_LENGTH"] = str(length)
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
     environ["HTTP_X_REQUEST_ID"] = request.request_id
     return environ
 
 
+# What start_response makes of a status and header list: (status, reason or
+# None, the fields without Content-Length, the declared Content-Length or None).
+_Head = tuple[int, "str | None", tuple[tuple[str, str], ...], "int | None"]
+
+
+def check_head(status: str, headers: list[tuple[str, str]], warned: set[str]) -> _Head:
+    """start_response's checks of ``status`` and ``headers``: the plain path, raising on what cannot be sent.
+
+    Hop-by-hop fields are dropped (the first of each name is logged, and
+    added to ``warned``), but for ``Connection: close``; Content-Length is
+    taken out and parsed, as ``Response`` would.
+    """
+    if not isinstance(status, str):
+        raise TypeError(f"status must be str, got {type(status).__name__}")
+    code, _, reason = status.partition(" ")
+    if len(code) != 3 or not code.isdigit() or not code.isascii():
+        raise ValueError(f"invalid WSGI status {status!r}")
+    status_code = int(code)
+    if not 100 <= status_code <= 599:  # as Response() says it: a logged 500, never a wire "999"
+        raise ValueError(f"invalid status {status_code} (RFC 9110 15: 100 to 599)")
+    if not isinstance(headers, list):
+        raise TypeError(f"headers must be a list, got {type(headers).__name__}")
+    kept: list[tuple[str, str]] = []
+    lengths = []
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError(f"header must be a (name, value) tuple: {item!r}")
+        name, value = item
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header name and value must be str: {item!r}")
+        check_field(name, value)  # the wire's rules: refused here, so the client gets a 500
+        lname = name.lower()
+        if lname == "content-length":
+            lengths.append(value)
+            continue
+        if lname in _HOP_BY_HOP:
+            if lname == "connection" and _asks_to_close(value) and ("Connection", "close") not in kept:
+                # The one hop-by-hop wish the server can grant: the
+                # connection ends after this response.
+                kept.append(("Connection", "close"))
+            elif lname not in warned:
+                warned.add(lname)
+                logger.warning("dropping the hop-by-hop response header %s: %s (PEP 3333: the server "
+                               "manages the connection and the framing; logged once per name)", name, value)
+            continue
+        kept.append((name, value))
+    declared = None
+    if lengths:
+        try:
+            declared = parse_content_length(lengths)
+        except ValueError as exc:
+            raise ValueError(f"WSGI app sent an invalid Content-Length: {exc}") from None
+    # Kept unless it is the standard phrase or none: then the server's ready-made status line serves.
+    phrase = None if not reason or reason == reason_phrase(status_code) else reason
+    if phrase is not None:
+        custom_status_line(status_code, phrase)  # ValueError for a CR, LF or control
+    return status_code, phrase, tuple(kept), declared
+
+
+class WSGICaches:
+    """The speed-ups of one ``WSGIApp``, bounded; each a pure speed-up of a plain path.
+
+    ``heads`` -- what ``check_head`` made of a ``(status, tuple(headers))``
+        seen before: an app answers with the same few heads, and a hit is one
+        lookup instead of the type checks, the field matches and the
+        Content-Length parse (which ``Response()`` then did again).
+    ``keys`` -- request header names to their environ keys (``environ_key``).
+
+    What each saves was measured with load/bench_instructions.py (see
+    ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
+    """
+
+    __slots__ = ("heads", "keys")
+
+    def __init__(self, *, max_heads: int = 256, max_keys: int = 256) -> None:
+        self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
+        self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
+
+    @classmethod
+    def disabled(cls) -> WSGICaches:
+        return cls(max_heads=0, max_keys=0)
+
+    def stats(self) -> list[CacheStats]:
+        return [self.heads.stats(), self.keys.stats()]
+
+
 class _Call:
     """The state of one application call: start_response, write, headers sent."""
 
-    __slots__ = ("status", "reason", "headers", "headers_sent", "pending", "started", "warned")
+    __slots__ = ("status", "reason", "headers", "declared", "headers_sent", "pending", "started", "app")
 
-    def __init__(self, warned: set[str]) -> None:
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
         self.status = 0
         self.reason: str | None = None
-        self.warned = warned  # hop-by-hop names already warned about (one set per WSGIApp)
-        self.headers: list[tuple[str, str]] = []
+        self.headers: tuple[tuple[str, str], ...] = ()
+        self.declared: int | None = None
         self.headers_sent = False
         self.started = False
         self.pending: list[bytes] = []
@@ -251,37 +378,20 @@ class _Call:
                 exc_info = None  # no reference cycle through the frame
         elif self.started:
             raise RuntimeError("start_response() called twice without exc_info")
-        if not isinstance(status, str):
-            raise TypeError(f"status must be str, got {type(status).__name__}")
-        code, _, reason = status.partition(" ")
-        if len(code) != 3 or not code.isdigit() or not code.isascii():
-            raise ValueError(f"invalid WSGI status {status!r}")
-        if not isinstance(headers, list):
-            raise TypeError(f"headers must be a list, got {type(headers).__name__}")
-        kept = []
-        for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                raise TypeError(f"header must be a (name, value) tuple: {item!r}")
-            name, value = item
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"header name and value must be str: {item!r}")
-            check_field(name, value)  # the wire's rules: refused here, so the client gets a 500
-            lname = name.lower()
-            if lname in _HOP_BY_HOP:
-                if lname == "connection" and _asks_to_close(value) and ("Connection", "close") not in kept:
-                    # The one hop-by-hop wish the server can grant: the
-                    # connection ends after this response.
-                    kept.append(("Connection", "close"))
-                elif lname not in self.warned:
-                    self.warned.add(lname)
-                    logger.warning("dropping the hop-by-hop response header %s: %s (PEP 3333: the server "
-                                   "manages the connection and the framing; logged once per name)", name, value)
-                continue
-            kept.append((name, value))
-        self.status = int(code)
-        # Kept unless it is the standard phrase or none: then the server's ready-made status line serves.
-        self.reason = None if not reason or reason == reason_phrase(self.status) else reason  # checked by Response
-        self.headers = kept
+        heads = self.app.caches.heads
+        head = key = None
+        if type(headers) is list:  # a tuple of pairs would hash as the list's key does, and is refused
+            try:
+                key = (status, tuple(headers))
+                head = heads.entries.get(key)
+            except TypeError:  # an unhashable status or pair: never valid, check_head says why
+                key = None
+        if head is None:
+            heads.misses += 1
+            head = check_head(status, headers, self.app.warned)
+            if key is not None:
+                heads.put(key, head)
+        self.status, self.reason, self.headers, self.declared = head
         self.started = True
         return self.write
 
@@ -368,7 +478,7 @@ class _WSGIBody:
                 logger.exception("close() of the WSGI app's iterable failed")
 
 
-def _file_body(result: FileWrapper, call: _Call, declared: int | None) -> FileBody | None:
+def _file_body(result: FileWrapper, call: _Call) -> FileBody | None:
     """A FileBody for a FileWrapper around a regular binary file, else None."""
     filelike = result.filelike
     if call.pending or not isinstance(filelike, (io.BufferedIOBase, io.RawIOBase)):
@@ -382,8 +492,8 @@ def _file_body(result: FileWrapper, call: _Call, declared: int | None) -> FileBo
     if not stat.S_ISREG(st.st_mode):
         return None
     count = max(0, st.st_size - offset)
-    if declared is not None:
-        count = min(count, declared)
+    if call.declared is not None:
+        count = min(count, call.declared)
     return FileBody(filelike, offset, count, on_close=getattr(result, "close", None))
 
 
@@ -393,29 +503,43 @@ class WSGIApp:
     ``script_name``: the mount prefix (SCRIPT_NAME). ``multiprocess``: the
     value of ``wsgi.multiprocess`` (True when running several workers).
     ``errors``: a stream for ``wsgi.errors`` (default: the ``evloop.wsgi``
-    logger).
+    logger).  ``caches``: the ``WSGICaches`` (default: a new one).
+
+    The speed-ups, each checked against the plain path by
+    tests/wsgi/test_speedups.py, measured in instructions a request with
+    load/bench_instructions.py wsgi-keepalive (the raw app of
+    load/bench/peers/wsgi_app.py; 123,089 before any of them, 59,003 with
+    all), each against the same code without it:
+
+    - ``caches.heads``: start_response's checks once per distinct head, and
+      the Response built from them without a second check
+      (``Response.checked``): 83,870 -> 59,003;
+    - the environ a copy of ``environ_template``: 64,744 -> 59,003;
+    - ``caches.keys``, header names to environ keys: 64,399 -> 58,704;
+    - besides: Content-Length and Transfer-Encoding seen in the one pass over
+      the fields (no ``Headers`` index built), one ``wsgi.errors`` stream per
+      app rather than one a request, ``[b"body"]`` sent without a call.
     """
 
     def __init__(
         self, app: Callable[..., Iterable[bytes]], *, script_name: str = "",
-        multiprocess: bool = False, errors: Any = None,
+        multiprocess: bool = False, errors: Any = None, caches: WSGICaches | None = None,
     ) -> None:
         self.app = app
         self.script_name = script_name.rstrip("/")
         self.multiprocess = multiprocess
         self.errors = errors
-        self._warned: set[str] = set()
+        self.caches = caches if caches is not None else WSGICaches()
+        self.warned: set[str] = set()  # hop-by-hop names already warned about
+        self._template = environ_template(self.script_name, multiprocess, errors)
 
     def would_accept(self, method: str, target: str) -> bool:
         """Always True: only the app knows, and it cannot be asked without running it."""
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
-        environ = build_environ(
-            request, script_name=self.script_name, multiprocess=self.multiprocess,
-            errors=self.errors,
-        )
-        call = _Call(self._warned)
+        environ = build_environ(request, template=self._template, keys=self.caches.keys)
+        call = _Call(self)
         result = self.app(environ, call.start_response)
         try:
             return self._response(call, result)
@@ -426,26 +550,25 @@ class WSGIApp:
             raise
 
     def _response(self, call: _Call, result: Any) -> Response:
-        if isinstance(result, FileWrapper) and call.started:
-            declared = _declared_length(call.headers)
-            body = _file_body(result, call, declared)
-            if body is not None:
+        result_type = type(result)
+        if (result_type is list or result_type is tuple) and call.started and not call.pending:
+            # A list or tuple of bytes (the common [b"body"]): its length is
+            # known, so it goes out with a Content-Length rather than chunked,
+            # and a short one in one piece, head and body in one write.
+            if len(result) == 1 and type(result[0]) is bytes:  # [b"body"]: no call, no copy
+                body: Any = result[0]
+                size: int | None = len(body)
+            else:
+                body, size = _list_body(call, result)
+            if size is not None and (call.declared is None or call.declared == size):
                 call.headers_sent = True
-                headers = [h for h in call.headers if h[0].lower() != "content-length"]
-                return Response(call.status, headers, body, reason=call.reason)
+                return Response.checked(call.status, list(call.headers), body, size, call.reason)
 
-        if type(result) in (list, tuple) and len(result) <= 1 and not call.pending:
-            # The common [b"body"]: bytes, so the server can send head and
-            # body in one write.
-            if not call.started:
-                raise RuntimeError("WSGI app returned without calling start_response()")
-            data = result[0] if result else b""
-            if not isinstance(data, bytes):
-                raise TypeError(f"WSGI app returned {type(data).__name__}, not bytes")
-            declared = _declared_length(call.headers)
-            if declared is None or declared == len(data):
+        if isinstance(result, FileWrapper) and call.started:
+            file_body = _file_body(result, call)
+            if file_body is not None:
                 call.headers_sent = True
-                return Response(call.status, call.headers, data, reason=call.reason)
+                return Response.checked(call.status, list(call.headers), file_body, file_body.count, call.reason)
 
         # Pull until start_response was called and there is data to send, or
         # the iterable ends (PEP 3333: the head may wait for the first
@@ -466,15 +589,21 @@ class WSGIApp:
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
         call.headers_sent = True
-        return Response(call.status, call.headers, _WSGIBody(call, result, iterator, first), reason=call.reason)
+        return Response.checked(call.status, list(call.headers), _WSGIBody(call, result, iterator, first),
+                                call.declared, call.reason)
 
 
-def _declared_length(headers: list[tuple[str, str]]) -> int | None:
-    values = [value for name, value in headers if name.lower() == "content-length"]
-    if not values:
-        return None
-    try:
-        return parse_content_length(values)
-    except ValueError as exc:
-        raise ValueError(f"WSGI app sent an invalid Content-Length: {exc}") from None
+_JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)
 
+
+def _list_body(call: _Call, result: list[Any] | tuple[Any, ...]) -> tuple[Any, int | None]:
+    """``(body, length)`` for a list or tuple of bytes: joined when short, else streamed as it is; ``(None, None)``
+    when an element is not bytes."""
+    size = 0
+    for data in result:
+        if type(data) is not bytes:
+            return None, None
+        size += len(data)
+    if size <= _JOIN_MAX_BYTES:
+        return b"".join(result), size
+    return _WSGIBody(call, result, iter(result), None), size

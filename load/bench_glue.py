@@ -16,6 +16,7 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -54,8 +55,8 @@ class CountingTransport:
     abort = close
 
 
-def make_protocol(reactor: Reactor, access_log: bool = False, metrics: bool = False) -> HTTPProtocol:
-    """An HTTPProtocol serving the demo app, connected to a CountingTransport.
+def make_protocol(reactor: Reactor, access_log: bool = False, metrics: bool = False, app: Any = None) -> HTTPProtocol:
+    """An HTTPProtocol serving ``app`` (default: the demo app), connected to a CountingTransport.
 
     ``access_log``: on, as evloop-demo has it by default: lines formatted and
     sent through the buffered handler into /dev/null (written when 64 KiB are waiting, as
@@ -70,8 +71,8 @@ def make_protocol(reactor: Reactor, access_log: bool = False, metrics: bool = Fa
         # evloop-demo's root logger is at INFO (--log-level): without this the
         # lines would be dropped before they are formatted.
         logging.getLogger("evloop.access").setLevel(logging.INFO)
-    server = Server(make_app(None), reactor, ServerConfig(access_log=access_log,
-                                                          metrics_path="/metrics" if metrics else None))
+    server = Server(make_app(None) if app is None else app, reactor,
+                    ServerConfig(access_log=access_log, metrics_path="/metrics" if metrics else None))
     protocol = HTTPProtocol(server)
     protocol.connection_made(CountingTransport())  # type: ignore[arg-type]
     return protocol

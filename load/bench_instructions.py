@@ -6,8 +6,12 @@ Cases: ``keepalive`` (one hello request per read), ``pipelined`` (16 per
 read), ``unique`` (one per read, a different head each time), ``echo4k`` (a
 ``POST /echo`` with a 4 KiB body per read: the small-body path), and each
 again with ``-log``: the access log on, as the default server has it; ``-metrics``:
-the access log and ``--metrics-path`` on.  Each case
-drives ``evloop.server.HTTPProtocol`` with the demo app through a transport
+the access log and ``--metrics-path`` on.  The
+``wsgi-`` cases serve the same requests from the raw WSGI app of
+``load/bench/peers/wsgi_app.py`` through ``evloop.wsgi.WSGIApp`` (as
+``evloop-demo --wsgi wsgi_app:app`` does), ``flask-keepalive`` from the Flask
+hello-world of ``load/bench/peers/flask_app.py``.  Each case
+drives ``evloop.server.HTTPProtocol`` with its app through a transport
 that only counts bytes (as ``load/bench_glue.py`` does), under
 ``valgrind --tool=callgrind``, twice with different request counts; the
 difference divided by the extra requests is the count per request, start-up
@@ -29,8 +33,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # case -> requests per read; "-log": with the access log on (the default configuration)
 CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "echo4k": 1,
          "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1, "echo4k-log": 1,
-         "keepalive-metrics": 1, "pipelined-metrics": 16}
+         "keepalive-metrics": 1, "pipelined-metrics": 16,
+         "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
+         "flask-keepalive": 1}
+PEERS = Path(__file__).resolve().parent / "bench" / "peers"  # the apps the load/bench peers serve
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
+
+
+def app_for(case: str) -> object:
+    """The case's app: None (the demo app), or a WSGI peer app in ``WSGIApp``."""
+    if not case.startswith(("wsgi-", "flask-")):
+        return None
+    from evloop.wsgi import WSGIApp
+
+    sys.path.insert(0, str(PEERS))
+    if case.startswith("flask-"):
+        from flask_app import app as flask_app
+
+        return WSGIApp(flask_app)
+    from wsgi_app import app as raw_app
+
+    return WSGIApp(raw_app)
 
 
 def drive(case: str, reads: int) -> None:
@@ -43,13 +66,14 @@ def drive(case: str, reads: int) -> None:
     if case.startswith("echo4k"):
         reads_data = [b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 4096\r\n\r\n"
                       + b"e" * 4096] * reads
-    elif case.startswith("unique"):
+    elif case.endswith(("unique", "unique-log")):
         reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
     else:
         reads_data = [hello * CASES[case]] * reads
     with Reactor() as reactor:
         metrics = case.endswith("-metrics")
-        protocol = make_protocol(reactor, access_log=case.endswith("-log") or metrics, metrics=metrics)
+        protocol = make_protocol(reactor, access_log=case.endswith("-log") or metrics, metrics=metrics,
+                                 app=app_for(case))
         for _ in range(200):
             protocol.data_received(hello)  # warm up: caches, the parser's cache of heads
         for data in reads_data:

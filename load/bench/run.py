@@ -50,6 +50,16 @@ The servers (``--servers``, default all of them, in this order)
   (HTTP/1.1 only, like every other server here, with no HTTP/2 sniffing),
   ``--loop uvloop`` for ASGI (as for uvicorn), backlog 2048, access log off
   (its default).
+- The WSGI servers on one app (``peers/wsgi_app.py``, the raw WSGI app):
+  ``evloop-wsgi`` (``evloop-demo --wsgi wsgi_app:app`` in its default
+  configuration, access log on, to a file), ``evloop-wsgi-nolog``
+  (``--no-access-log``), ``granian-wsgi``, ``waitress`` and ``gunicorn``; and on
+  a Flask app (``peers/flask_app.py``, the same endpoints):
+  ``evloop-wsgi-flask`` (access log off, as the peers'), ``granian-wsgi-flask``,
+  ``waitress-flask`` and ``gunicorn-flask``, each configured as its raw-app
+  variant.  The evloop ones run on this interpreter, which needs Flask for
+  ``evloop-wsgi-flask`` (the ``test`` extra has it); the peers take it from
+  the bench venv.
 - ``tornado``, ``waitress`` (4 threads), ``gunicorn`` (one sync worker) and
   ``threading`` (the standard library's ThreadingHTTPServer), access logs off.
 - ``nginx`` (Debian's package, installed by setup when missing): one worker
@@ -215,9 +225,29 @@ def server_commands(py, venv_bin, evloop_args):
     uvicorn_tls = ["--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"]
     # granian's TLS minimum is 1.3 by default; every client here negotiates 1.3 anyway.
     granian_tls = ["--ssl-certificate", "{certfile}", "--ssl-keyfile", "{keyfile}"]
+    evloop_wsgi = [py, "-m", "evloop.demo", "--port", "0", *evloop_args, "--wsgi"]
+    waitress = [str(venv_bin / "waitress-serve"), "--host=127.0.0.1", "--port=0",
+                "--connection-limit=20000", "--backlog=2048"]
+    gunicorn = [str(venv_bin / "gunicorn"), "-w", "1", "-k", "sync", "-b", "127.0.0.1:0",
+                "--backlog", "2048", "--log-level", "warning"]
     return {
         "evloop": evloop_spec("evloop", py, evloop_args, REPO),
         "evloop-nolog": evloop_spec("evloop-nolog", py, evloop_args, REPO),
+        "evloop-wsgi": Spec(
+            "evloop-demo --wsgi, default config: access log on, to a file",
+            [*evloop_wsgi, "wsgi_app:app"], log_file=True, needs_venv=False, pythonpath=REPO,
+            tls_args=EVLOOP_TLS,
+        ),
+        "evloop-wsgi-nolog": Spec(
+            "evloop-demo --wsgi, --no-access-log",
+            [*evloop_wsgi, "wsgi_app:app", "--no-access-log"], needs_venv=False, pythonpath=REPO,
+            tls_args=EVLOOP_TLS,
+        ),
+        "evloop-wsgi-flask": Spec(
+            "evloop-demo --wsgi, Flask, --no-access-log",
+            [*evloop_wsgi, "flask_app:app", "--no-access-log"], needs_venv=False, pythonpath=REPO,
+            tls_args=EVLOOP_TLS,
+        ),
         "uvicorn": Spec(
             "uvicorn, httptools + uvloop, --no-access-log",
             [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
@@ -242,17 +272,16 @@ def server_commands(py, venv_bin, evloop_args):
             [*granian, "--interface", "wsgi", "wsgi_app:app"],
             tls_args=granian_tls,
         ),
+        "granian-wsgi-flask": Spec(
+            "granian (Rust), WSGI, Flask, 1 worker, 1 runtime thread, 1 blocking thread",
+            [*granian, "--interface", "wsgi", "flask_app:app"],
+            tls_args=granian_tls,
+        ),
         "tornado": Spec("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
-        "waitress": Spec(
-            "waitress (4 threads)",
-            [str(venv_bin / "waitress-serve"), "--host=127.0.0.1", "--port=0",
-             "--connection-limit=20000", "--backlog=2048", "wsgi_app:app"],
-        ),
-        "gunicorn": Spec(
-            "gunicorn, 1 sync worker",
-            [str(venv_bin / "gunicorn"), "-w", "1", "-k", "sync", "-b", "127.0.0.1:0",
-             "--backlog", "2048", "--log-level", "warning", "wsgi_app:app"],
-        ),
+        "waitress": Spec("waitress (4 threads)", [*waitress, "wsgi_app:app"]),
+        "waitress-flask": Spec("waitress (4 threads), Flask", [*waitress, "flask_app:app"]),
+        "gunicorn": Spec("gunicorn, 1 sync worker", [*gunicorn, "wsgi_app:app"]),
+        "gunicorn-flask": Spec("gunicorn, 1 sync worker, Flask", [*gunicorn, "flask_app:app"]),
         "threading": Spec(
             "stdlib ThreadingHTTPServer",
             [py, "threading_server.py", "--port", "0"],
@@ -1004,7 +1033,7 @@ def setup(venv, requirements, nginx=False):
         sys.exit("taskset (util-linux) is missing")
 
 
-PEER_PACKAGES = ("uvicorn", "httptools", "uvloop", "h11", "granian", "tornado", "waitress", "gunicorn")
+PEER_PACKAGES = ("uvicorn", "httptools", "uvloop", "h11", "granian", "tornado", "waitress", "gunicorn", "flask")
 
 
 def peer_versions(py):
@@ -1162,7 +1191,12 @@ def default_pairs(servers):
     evloop against uvicorn and granian in like configurations, and after against before."""
     pairs = [("evloop", "evloop-nolog"), ("evloop", "uvicorn-log"), ("evloop-nolog", "uvicorn"),
              ("evloop", "uvicorn"), ("evloop-nolog", "granian-asgi"), ("evloop-nolog", "granian-wsgi"),
-             ("evloop-nolog", "nginx")]
+             ("evloop-nolog", "nginx"),
+             # WSGI (issue 18): against granian's WSGI interface and waitress, on the raw app and on Flask.
+             ("evloop-wsgi", "evloop-wsgi-nolog"), ("evloop-wsgi-nolog", "granian-wsgi"),
+             ("evloop-wsgi-nolog", "waitress"), ("evloop-wsgi-nolog", "gunicorn"),
+             ("evloop-wsgi-flask", "granian-wsgi-flask"), ("evloop-wsgi-flask", "waitress-flask"),
+             ("evloop-wsgi-flask", "gunicorn-flask")]
     for base in EVLOOP_VARIANTS:
         # Each revision against the work tree, or against the first revision named when the
         # work tree is not in the run.

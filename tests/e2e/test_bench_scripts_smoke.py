@@ -41,9 +41,18 @@ def test_bench_instructions_counts_a_case():
     assert 1_000 < count < 1_000_000, out  # instructions per request: a real count, not a parse accident
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/run installs it)")
+def test_bench_instructions_counts_a_wsgi_case():
+    # The raw WSGI peer app (load/bench/peers/wsgi_app.py) through WSGIApp.
+    out = run_script(str(LOAD / "bench_instructions.py"), "--reads", "20", "60", "wsgi-pipelined")
+    count = int(re.search(r"wsgi-pipelined\s+([\d,]+)", out).group(1).replace(",", ""))
+    assert 1_000 < count < 1_000_000, out
+
+
 def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
     """load/bench/run.py with the servers that need no bench venv: evloop as deployed (access
-    log to a file), evloop --no-access-log, and evloop from a git revision, side by side.
+    log to a file), evloop --no-access-log, the raw WSGI app under evloop-demo --wsgi, and
+    evloop from a git revision, side by side.
 
     No peer package is needed (the venv given does not exist), and wrk only if installed:
     without it, the one scenario is the delay scenario, whose client is in Python.
@@ -51,11 +60,11 @@ def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
     scenarios = "hello,delay1000" if shutil.which("wrk") else "delay1000"
     out = run_script(str(LOAD / "bench" / "run.py"), "--no-setup", "--venv", str(tmp_path / "absent"),
                      "--results-dir", str(tmp_path), "--rounds", "1", "--duration", "1", "--warmup", "0",
-                     "--delay-conns", "20", "--servers", "evloop,evloop-nolog", "--evloop-rev", "HEAD",
+                     "--delay-conns", "20", "--servers", "evloop,evloop-nolog,evloop-wsgi", "--evloop-rev", "HEAD",
                      "--scenarios", scenarios)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=LOAD.parent, capture_output=True,
                           text=True, check=True).stdout.strip()
-    servers = ["evloop", "evloop-nolog", f"evloop@{head}", f"evloop-nolog@{head}"]
+    servers = ["evloop", "evloop-nolog", "evloop-wsgi", f"evloop@{head}", f"evloop-nolog@{head}"]
     for server in servers:
         assert re.search(rf"^\| {re.escape(server)} \|", out, re.M), out
     assert "failed:" not in out, out

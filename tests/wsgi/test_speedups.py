@@ -1,0 +1,221 @@
+"""Issue 18, item 6: each speed-up of the WSGI path gives what its plain path gives.
+
+- The environ ``WSGIApp`` builds (a copy of its template, header names
+  through its cache of environ keys) equals the one ``build_environ`` builds
+  plainly for the same request, over TCP, TLS and a Unix socket, for HTTP/1.0
+  and 1.1, query strings, encoded paths, bodies, repeated and underscored
+  fields and proxy headers; each request is sent twice, so the second meets
+  the filled caches.
+- What ``start_response`` makes of a head remembered from an earlier call
+  equals what ``check_head`` makes of it anew, errors included.
+- A list of several bytes is sent with a Content-Length (in one piece when short).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+
+import pytest
+from support.raw_http import exchange, read_until_close, split_response
+
+from evloop.app import Request, Response
+from evloop.wsgi import WSGIApp, WSGICaches, check_head
+
+APP = '''
+import json
+
+from evloop.wsgi import build_environ
+
+
+def app(environ, start_response):
+    # The plain path, for the same request: everything built anew, no cache.
+    plain = build_environ(environ["evloop.request"], multiprocess=environ["wsgi.multiprocess"],
+                          errors=environ["wsgi.errors"])
+    bodies = environ["wsgi.input"].read(), plain["wsgi.input"].read()
+    fast = {k: v for k, v in environ.items() if k != "wsgi.input"}
+    plain = {k: v for k, v in plain.items() if k != "wsgi.input"}
+    differences = {k: [repr(fast.get(k)), repr(plain.get(k))] for k in fast.keys() | plain.keys()
+                   if fast.get(k) != plain.get(k)}
+    if bodies[0] != bodies[1]:
+        differences["wsgi.input"] = [repr(b) for b in bodies]
+    shown = {k: v for k, v in fast.items() if isinstance(v, str)}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"differences": differences, "environ": shown}).encode()]
+
+
+def parts(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/long":
+        return [b"x" * 40000, b"y" * 40000]
+    return [b"Hello, ", b"", b"World!"]
+'''
+
+REQUESTS = [
+    b"GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: example.test:8443\r\nCookie: a=1\r\nCookie: b=2\r\n"
+    b"X-Multi: one\r\nX-Multi: two\r\nX_Sneaky: no\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    b"GET /caf%C3%A9/%E9t%2Fe? HTTP/1.0\r\nUser-Agent: old\r\n\r\n",
+    b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 7\r\nConnection: close\r\n\r\na=1&b=2",
+    b"POST /chunked HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"PUT /empty HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: [::1]:80\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n"
+    b"Connection: close\r\n\r\n",
+]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "speedups.py").write_text(APP)
+    return tmp_path
+
+
+def compare(send) -> list[dict[str, str]]:
+    """Each request twice through ``send``; no difference either time; the environs seen."""
+    seen = []
+    for raw in REQUESTS:
+        for _ in range(2):
+            status, _, body = split_response(send(raw))
+            assert status == 200, body
+            report = json.loads(body)
+            assert report["differences"] == {}, (raw, report["differences"])
+            seen.append(report["environ"])
+    return seen
+
+
+def test_environ_over_tcp_with_proxy_headers(serve_wsgi, folder):
+    server = serve_wsgi(folder, "--wsgi", "speedups:app", "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1")
+    seen = compare(lambda raw: exchange(server.host, server.port, raw))
+    first, old, form, chunked, empty, proxied = seen[::2]
+    assert (first["PATH_INFO"], first["QUERY_STRING"], first["HTTP_COOKIE"], first["HTTP_X_MULTI"]) == (
+        "/a/b", "x=1&y=%20z", "a=1; b=2", "one, two")
+    assert "HTTP_X_SNEAKY" not in first and first["SERVER_NAME"] == "127.0.0.1"
+    # PEP 3333: the decoded bytes, each as one latin-1 character.
+    assert (old["SERVER_PROTOCOL"], old["PATH_INFO"], old["QUERY_STRING"]) == ("HTTP/1.0", "/caf\xc3\xa9/\xe9t/e", "")
+    assert (form["CONTENT_LENGTH"], form["CONTENT_TYPE"]) == ("7", "application/x-www-form-urlencoded")
+    assert chunked["CONTENT_LENGTH"] == "5" and empty["CONTENT_LENGTH"] == "0"
+    assert (proxied["REMOTE_ADDR"], proxied["wsgi.url_scheme"]) == ("203.0.113.9", "https")
+
+
+def test_environ_over_tls(serve_wsgi, folder, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server = serve_wsgi(folder, "--wsgi", "speedups:app", "--certfile", str(tmp_path / "server.pem"))
+
+    def send(raw: bytes) -> bytes:
+        with socket.create_connection((server.host, server.port), timeout=5) as plain:
+            with client_context.wrap_socket(plain, server_hostname="127.0.0.1") as sock:
+                sock.sendall(raw)
+                return read_until_close(sock)
+
+    seen = compare(send)
+    assert all(environ["wsgi.url_scheme"] == "https" and environ["HTTPS"] == "on" for environ in seen)
+
+
+def test_environ_over_a_unix_socket(serve_wsgi, folder, tmp_path):
+    path = str(tmp_path / "s.sock")
+    serve_wsgi(folder, "--wsgi", "speedups:app", "--bind", f"unix:{path}")
+
+    def send(raw: bytes) -> bytes:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(raw)
+            return read_until_close(sock)
+
+    seen = compare(send)
+    # No addresses: the server's name and port come from Host.
+    assert (seen[0]["SERVER_NAME"], seen[0]["SERVER_PORT"], seen[0]["REMOTE_ADDR"]) == ("example.test", "8443", "")
+    assert (seen[2]["SERVER_NAME"], seen[2]["SERVER_PORT"]) == ("localhost", "80")  # HTTP/1.0 without Host
+
+
+def test_a_list_of_bytes_goes_out_with_its_length(serve_wsgi, folder):
+    server = serve_wsgi(folder, "--wsgi", "speedups:parts")
+    status, headers, body = split_response(exchange(server.host, server.port,
+                                                    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert (status, body, headers["content-length"]) == (200, b"Hello, World!", "13")
+    # Past 64 KiB the list is not copied into one: it is streamed as it is, with its length.
+    status, headers, body = split_response(exchange(server.host, server.port,
+                                                    b"GET /long HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
+    assert (status, body, headers["content-length"]) == (200, b"x" * 40000 + b"y" * 40000, "80000")
+    assert "transfer-encoding" not in headers
+
+
+HEADS = [
+    ("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")]),
+    ("299 Very Custom", [("Content-Type", "text/plain")]),
+    ("200 OK", [("Connection", "keep-alive, close"), ("X-A", "1"), ("Keep-Alive", "timeout=5")]),
+    ("404 Not Found", [("Content-Length", "5, 5"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]),
+    ("204 No Content", []),
+]
+BAD_HEADS = [
+    ("200 OK", [("Content-Type", "text/plain\r\nX-Injected: 1")]),
+    ("200 OK", [("Content-Length", "five")]),
+    ("2000 OK", []),
+    ("600 Beyond", []),
+    ("200 OK\r\nX: 1", []),
+    (b"200 OK", []),
+    ("200 OK", (("Content-Type", "text/plain"),)),  # a tuple, not a list
+    ("200 OK", [["Content-Type", "text/plain"]]),  # a list, not a tuple
+    ("200 OK", [("Content-Type", 5)]),
+]
+
+
+def answer(heads):
+    """A WSGI app answering request ``/N`` with ``heads[N]`` and a 5-byte body."""
+    def app(environ, start_response):
+        status, headers = heads[int(environ["PATH_INFO"][1:])]
+        start_response(status, headers)
+        return [b"12345"]
+    return app
+
+
+def outcome(app, index):
+    request = Request("GET", f"/{index}", client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+    try:
+        response = app(request)
+    except Exception as exc:  # noqa: BLE001 (the error itself is compared)
+        return type(exc), str(exc)
+    assert isinstance(response, Response)
+    return response.status, response.reason, response.headers, response.content_length, response.body
+
+
+def test_a_remembered_head_gives_what_checking_it_anew_gives():
+    plain = WSGIApp(answer(HEADS), caches=WSGICaches.disabled())
+    cached = WSGIApp(answer(HEADS))
+    for index in range(len(HEADS)):
+        expected = outcome(plain, index)
+        for _ in range(3):  # the first call fills the cache, the others hit it
+            assert outcome(cached, index) == expected
+    assert len(cached.caches.heads) == len(HEADS) and cached.caches.heads.misses == len(HEADS)
+    assert outcome(cached, 2)[2] == [("Connection", "close"), ("X-A", "1")]
+
+
+def test_a_bad_head_is_refused_each_time_even_after_a_good_one_like_it():
+    heads = [("200 OK", [("Content-Type", "text/plain")]), *BAD_HEADS]
+    plain = WSGIApp(answer(heads), caches=WSGICaches.disabled())
+    cached = WSGIApp(answer(heads))
+    assert outcome(cached, 0)[0] == 200  # the good list is remembered first
+    for index in range(1, len(heads)):
+        expected = outcome(plain, index)
+        assert isinstance(expected[0], type) and issubclass(expected[0], Exception), expected
+        for _ in range(2):
+            assert outcome(cached, index) == expected
+
+
+def test_the_caches_stay_within_their_bounds():
+    caches = WSGICaches(max_heads=2, max_keys=3)
+    heads = [(f"{200 + i} X", [("X-N", str(i))]) for i in range(6)]
+    app = WSGIApp(answer(heads), caches=caches)
+    for index in range(len(heads)):
+        headers = [(f"X-Field-{index}", "v"), ("Accept", "*/*")]
+        request = Request("GET", f"/{index}", headers=headers, server=("127.0.0.1", 80))
+        assert app(request).status == 200 + index
+        assert len(caches.heads) <= 2 and len(caches.keys) <= 3
+    assert check_head(*heads[5], set())[0] == 205
