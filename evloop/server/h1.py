@@ -687,10 +687,9 @@ class HTTPProtocol(FaultHandling, Protocol):
             head: Any = self.head
             # The request's client: the real one when proxy headers were honoured.
             request = self.request
-            peer = request.client if request is not None else self.transport and self.transport.peername
             status = self._status
-            access_log.log(peer[0] if isinstance(peer, tuple) else "-", head.method, head.target, head.version,
-                           status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
+            access_log.log(request.client if request is not None else self.transport and self.transport.peername,
+                           head, status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
                            self.reactor.time() - self._started, request)
         counts = self._counts
         if counts is not None:

@@ -11,6 +11,7 @@ import io
 import logging
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -166,7 +167,7 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
             reactor.call_soon(busy)
 
         reactor.call_soon(busy)
-        log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+        log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
         for _ in range(5):
             reactor.run_once(0)
         assert stream.getvalue() == ""  # waiting: busy, and less than a second
@@ -174,7 +175,7 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
         reactor.run_once(0)
         assert stream.getvalue().count("\n") == 1
         for second in range(2, 5):  # still never idle: one line a second, each out within the second
-            log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+            log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
             clock.advance(1.0)
             reactor.run_once(0)
             assert stream.getvalue().count("\n") == second
@@ -188,7 +189,7 @@ def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handle
     with Reactor() as reactor:
         log = AccessLog(reactor, WallClock())
         for _ in range(handler.capacity_lines * 3 + 7):
-            log.log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.001)
+            log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
             assert len(handler.lines) < handler.capacity_lines
         assert stream.writes == 3 and stream.getvalue().count("\n") == handler.capacity_lines * 3
         log.close()  # shutdown: the rest
@@ -212,17 +213,28 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
              ("h", "GET", '/"x\\\x1b\u00e9', "HTTP/1.1", 400, 0), ("h", "GET", "/", "HTTP/1.1", 404, 5)]
     cases += [("h", "GET", f"/{i}", "HTTP/1.1", 200, i) for i in range(600)]  # past the bound
     expected = []
+    # One head object per case, as the parser hands out for a repeated head
+    # (the identity path), and a fresh one between (the lookup path).
+    heads = [_head(method, target, version) for _, method, target, version, _, _ in cases]
     with Reactor() as reactor:
         wall = WallClock()
         log = AccessLog(reactor, wall)
         for when in ("01/Jan/2026:00:00:00 +0000", "01/Jan/2026:00:00:01 +0000"):
             wall.log_time = when  # a new second: new prefixes
-            for _ in range(2):
-                for i, case in enumerate(cases):
-                    log.log(*case, i / 7)
-                    expected.append(format_access_log(*case, i / 7, when))
+            for fresh in (False, True, False):
+                for i, (case, head) in enumerate(zip(cases, heads, strict=True)):
+                    host, method, target, version, status, size = case
+                    client = (host, 5000) if host is not None else None
+                    for _ in range(2):  # the second is the line before's connection and head
+                        log.log(client, _head(method, target, version) if fresh else head, status, size, i / 7)
+                        expected.append(format_access_log(*case, i / 7, when))
         log.close()
     assert stream.getvalue().splitlines() == expected
+
+
+def _head(method: str, target: str, version: str = "HTTP/1.1") -> SimpleNamespace:
+    """What the access log reads of a ``RequestHead``."""
+    return SimpleNamespace(method=method, target=target, version=version)
 
 
 class _Transport:
@@ -270,12 +282,12 @@ def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
     clock = ManualClock()
     with Reactor(clock=clock) as reactor:
         log = AccessLog(reactor, WallClock())
-        log.log("h", "GET", "/1", "HTTP/1.1", 200, 5, 0.001)
+        log.log(("h", 1), _head("GET", "/1"), 200, 5, 0.001)
         reactor.run_once(0)  # idle: written at once (nothing was written lately)
         assert stream.writes == 1
         clock.advance(0.005)
-        log.log("h", "GET", "/2", "HTTP/1.1", 200, 5, 0.001)
-        log.log("h", "GET", "/3", "HTTP/1.1", 200, 5, 0.001)
+        log.log(("h", 1), _head("GET", "/2"), 200, 5, 0.001)
+        log.log(("h", 1), _head("GET", "/3"), 200, 5, 0.001)
         for _ in range(3):
             reactor.run_once(0)  # idle, but 5 ms after the last write: they wait
         assert stream.writes == 1
@@ -284,3 +296,21 @@ def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
             reactor.run_once(0)
         assert stream.writes == 2 and stream.getvalue().count("\n") == 3
         log.close()
+
+
+def test_the_line_before_is_reused_only_for_the_same_client_head_status_and_size(access_handler):
+    handler, stream = access_handler
+    _only_ours(handler)
+    head, when = _head("GET", "/"), "01/Jan/2026:00:00:00 +0000"
+    calls = [(("h", 1), 200, 5), (("h", 1), 200, 5), (("h", 1), 404, 5), (("h", 1), 404, 6),
+             (("g", 1), 404, 6), (None, 404, 6)]
+    with Reactor() as reactor:
+        wall = WallClock()
+        wall.log_time = when
+        log = AccessLog(reactor, wall)
+        for client, status, size in calls:
+            log.log(client, head, status, size, 0.5)
+        log.close()
+    assert stream.getvalue().splitlines() == [
+        format_access_log(client[0] if client else None, "GET", "/", "HTTP/1.1", status, size, 0.5, when)
+        for client, status, size in calls]
