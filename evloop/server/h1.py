@@ -390,36 +390,42 @@ class HTTPProtocol(FaultHandling, Protocol):
                 try:
                     response = ctx.call_app(request)
                 except BaseException as exc:  # sys.exit() in a handler is a failed request, not a stop
-                    if is_stop_request(exc):
-                        raise
-                    logger.exception("handler for %s %s failed", request.method, request.target)
-                    response = None if request._responded else internal_error()
-                if response is None:
-                    if not request._responded:
-                        self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
-                    continue
-                if request._responded:
-                    logger.error("handler for %s %s called respond() and also returned a response; "
-                                 "the returned one is dropped", request.method, request.target)
-                    close_quietly(response)
+                    response = self._app_failed(request, exc)
+                if response is None or request._responded:
+                    self._not_answered_now(request, response)  # deferred, or respond() and a return
                     continue
                 request._responded = True  # a later respond() is an error
                 self._send(response)
                 if self.phase is IDLE and _refcount(request) == 2:
-                    # Only this frame's name and the call's argument refer to it:
-                    # nobody can see it again, so the next request on this connection
-                    # reuses the object (its constructor runs again on it).  Saves the
-                    # allocation, the type call and the deallocation of a 16-slot
-                    # object: load/bench_instructions.py pipelined 21,620 -> 20,500,
-                    # keepalive 31,457 -> 30,385 instructions a request; an idle
+                    # Only this frame's name and the call's argument refer to it, so
+                    # the connection's next request reuses it (tests/server/
+                    # test_request_recycling.py checks it against the plain path):
+                    # no allocation, type call and deallocation of a 16-slot object
+                    # (load/bench_instructions.py pipelined 21,620 -> 20,500); an idle
                     # connection holds the spare (~200 bytes, its body dropped).
-                    # tests/server/test_request_recycling.py checks it against the plain path.
                     if request.body:
                         request.body = b""  # an idle connection must not hold a request body
                         request._stream = None  # nor a BytesIO over it
                     self._spare_request = request
         finally:
             self._finish()
+
+    def _app_failed(self, request: Request, exc: BaseException) -> Response | None:
+        """The app raised: a stop request goes on up; else logged, and a 500 unless it had responded."""
+        if is_stop_request(exc):
+            raise exc
+        logger.exception("handler for %s %s failed", request.method, request.target, exc_info=exc)
+        return None if request._responded else internal_error()
+
+    def _not_answered_now(self, request: Request, response: Response | None) -> None:
+        """The app returned no response (it defers, or answered with respond()), or answered twice."""
+        if response is None:
+            if not request._responded:
+                self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
+            return
+        logger.error("handler for %s %s called respond() and also returned a response; "
+                     "the returned one is dropped", request.method, request.target)
+        close_quietly(response)
 
     def _reading_goes_on(self, event: Event) -> bool:
         """A body part, the peer's close or a pause: True when the loop should take the next event."""
@@ -683,20 +689,20 @@ class HTTPProtocol(FaultHandling, Protocol):
         # new int object per request (~300 instructions).
         self.requests_served += 1
         access_log = ctx.access_log
-        if access_log is not None:
-            head: Any = self.head
-            # The request's client: the real one when proxy headers were honoured.
-            request = self.request
-            status = self._status
-            access_log.log(request.client if request is not None else self.transport and self.transport.peername,
-                           head, status, 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes,
-                           self.reactor.time() - self._started, request)
         counts = self._counts
-        if counts is not None:
-            head = self.head
+        if access_log is not None or counts is not None:
+            # What the access log and the metrics both take, worked out once.
+            head: Any = self.head
             status = self._status
-            counts.response_done(head.method, status, 0 if head.is_head or status in _BODILESS_STATUSES
-                                 else self._body_bytes, self.reactor.time() - self._started)
+            size = 0 if head.is_head or status in _BODILESS_STATUSES else self._body_bytes
+            duration_s = self.reactor.time() - self._started
+            if access_log is not None:
+                # The request's client: the real one when proxy headers were honoured.
+                request = self.request
+                access_log.log(request.client if request is not None else self.transport and self.transport.peername,
+                               head, status, size, duration_s, request)
+            if counts is not None:
+                counts.response_done(head.method, status, size, duration_s)
         if self._sink is not None:
             self._release_body("the response is done")
         self.request = None
