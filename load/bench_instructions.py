@@ -7,6 +7,11 @@ read), ``unique`` (one per read, a different head each time), ``echo4k`` (a
 ``POST /echo`` with a 4 KiB body per read: the small-body path), and each
 again with ``-log``: the access log on, as the default server has it; ``-metrics``:
 the access log and ``--metrics-path`` on.  The
+``close`` cases (``close``, ``wsgi-close``) make a new connection for each
+request, which asks for ``Connection: close``: what a connection costs the
+glue (its protocol, state machine, deadline, request) besides its request;
+accepting and closing the socket are the reactor's, which
+``load/server_instructions.py close`` counts.  The
 ``wsgi-`` cases serve the same requests from the raw WSGI app of
 ``load/bench/peers/wsgi_app.py`` through ``evloop.wsgi.WSGIApp`` (as
 ``evloop-demo --wsgi wsgi_app:app`` does), ``flask-keepalive`` from the Flask
@@ -34,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "echo4k": 1,
          "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1, "echo4k-log": 1,
          "keepalive-metrics": 1, "pipelined-metrics": 16,
-         "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
-         "flask-keepalive": 1}
+         "close": 1, "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
+         "wsgi-close": 1, "wsgi-echo4k": 1, "flask-keepalive": 1}
 PEERS = Path(__file__).resolve().parent / "bench" / "peers"  # the apps the load/bench peers serve
 FEWER, MORE = 1000, 3000  # reads in the two runs (--reads)
 
@@ -56,14 +61,59 @@ def app_for(case: str) -> object:
     return WSGIApp(raw_app)
 
 
+def drive_connections(case: str, reads: int) -> None:
+    """The close cases: each request on a connection of its own, closed after the response."""
+    from bench_glue import CountingTransport
+
+    from evloop.reactor import Reactor
+    from evloop.server import HTTPProtocol, Server, ServerConfig
+
+    class ClosingTransport(CountingTransport):
+        """A connection that the server closes after its one response."""
+
+        def __init__(self, protocol: HTTPProtocol) -> None:
+            super().__init__()
+            self.protocol = protocol
+            self.closed = False
+
+        def close(self) -> None:
+            if not self.closed:
+                self.closed = True
+                self.protocol.connection_lost(None)
+
+        abort = close
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n"
+    with Reactor() as reactor:
+        app = app_for(case)
+        if app is None:
+            from evloop.demo import make_app
+
+            app = make_app(None)
+        server = Server(app, reactor, ServerConfig(access_log=False))
+        for _ in range(200 + reads):  # 200 to warm up
+            protocol = HTTPProtocol(server)
+            transport = ClosingTransport(protocol)
+            protocol.connection_made(transport)  # type: ignore[arg-type]
+            protocol.data_received(request)
+            if not transport.closed:
+                raise RuntimeError("the server kept the connection open")
+
+
 def drive(case: str, reads: int) -> None:
     """The measured workload (run inside valgrind)."""
     from bench_glue import make_protocol
 
     from evloop.reactor import Reactor
 
+    if case.endswith("close"):
+        drive_connections(case, reads)
+        return
     hello = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
-    if case.startswith("echo4k"):
+    if "echo4k" in case:
         reads_data = [b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 4096\r\n\r\n"
                       + b"e" * 4096] * reads
     elif case.endswith(("unique", "unique-log")):

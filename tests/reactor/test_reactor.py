@@ -452,6 +452,35 @@ def test_object_with_fileno(reactor, run_until):
         os.close(w)
 
 
+def test_a_new_file_is_registered_without_its_repr_and_its_number_can_be_reused(reactor, run_until):
+    # The reactor tells a new descriptor by its own record, not by the selector's KeyError,
+    # whose message is the object's repr (a socket's looks up its addresses, family, type).
+    class Unprintable(socket.socket):
+        def __repr__(self):
+            raise AssertionError("repr() of a file being registered")
+
+    a, b = socket.socketpair()
+    with a, b:
+        c = Unprintable(fileno=os.dup(a.fileno()))
+        got = []
+        reactor.add_reader(c, lambda: got.append(c.recv(10)))
+        reactor.add_writer(c, lambda: got.append("writable") if reactor.remove_writer(c) else None)
+        b.send(b"one")
+        run_until(reactor, lambda: len(got) == 2)
+        assert sorted(map(str, got)) == ["b'one'", "writable"]
+        assert reactor.remove_reader(c)
+        c.close()
+        # Another socket, most likely given the same (lowest free) number: registered anew.
+        d, e = socket.socketpair()
+        with d, e:
+            reactor.add_reader(d, lambda: got.append(d.recv(10)))
+            e.send(b"two")
+            run_until(reactor, lambda: len(got) == 3)
+            assert got[2] == b"two" and reactor.remove_reader(d)
+        with pytest.raises(ValueError):
+            reactor.add_reader(c, lambda: None)  # closed: fileno() is -1
+
+
 # ----------------------------------------------------------------- signals
 def test_signal_delivered_as_callback(reactor, run_until):
     got = []

@@ -771,6 +771,37 @@ def test_listen_port_0_and_connect(reactor, run_until):
         listener.close()
 
 
+@pytest.mark.parametrize("where", ["tcp", "unix"])
+def test_accepted_sockets_are_what_socket_accept_gives(reactor, run_until, tmp_path, where):
+    # The listener accepts with its sockets' kinds read once (not socket.accept(), which
+    # makes enums of them per connection): the same family, type and options.
+    seen = []
+
+    class Inspecting(EchoServer):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            sock = transport.socket
+            nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) if where == "tcp" else None
+            seen.append((sock.family, sock.type, sock.proto, sock.getblocking(), nodelay))
+
+    kwargs = {"path": str(tmp_path / "s.sock")} if where == "unix" else {"host": "127.0.0.1", "port": 0}
+    listener = listen(reactor, Inspecting, **kwargs)
+    try:
+        plain = socket.socket(listener.sockets[0].family, socket.SOCK_STREAM, listener.sockets[0].proto)
+        plain.bind(str(tmp_path / "plain.sock") if where == "unix" else ("127.0.0.1", 0))
+        plain.listen()
+        with plain, socket.socket(plain.family) as client:
+            client.connect(plain.getsockname())
+            expected, _ = plain.accept()
+        with expected:
+            _roundtrip(reactor, run_until, {"path": kwargs["path"]} if where == "unix"
+                       else {"host": "127.0.0.1", "port": listener.port})
+            nodelay = 1 if where == "tcp" else None  # responses are written whole: Nagle off over TCP
+            assert seen == [(expected.family, expected.type, expected.proto, False, nodelay)]
+    finally:
+        listener.close()
+
+
 def test_listen_ipv6(reactor, run_until):
     if not socket.has_ipv6:
         pytest.skip("no IPv6")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -45,6 +46,20 @@ def test_a_trusted_request_id_is_taken_when_it_looks_like_one():
     forged = _request(("X-Request-ID", 'bad id"'))
     forged.trust_request_id()
     assert forged.request_id != 'bad id"' and len(forged.request_id) == 32
+
+
+def test_a_made_request_id_is_the_128_random_bits_in_32_hex_digits():
+    # Made from bytes (faster): the same digits as the plain f"{n:032x}", leading zeros kept.
+    state = random.getstate()
+    try:
+        for seed in range(200):
+            random.seed(seed)
+            plain = f"{random.getrandbits(128):032x}"
+            random.seed(seed)
+            assert _request().request_id == plain
+    finally:
+        random.setstate(state)
+    assert len({_request().request_id for _ in range(100)}) == 100
 
 
 @pytest.mark.parametrize("fmt, problem", [

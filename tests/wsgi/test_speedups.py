@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import ssl
@@ -21,7 +22,7 @@ import pytest
 from support.raw_http import exchange, read_until_close, split_response
 
 from evloop.app import Request, Response
-from evloop.wsgi import WSGIApp, WSGICaches, check_head
+from evloop.wsgi import WSGIApp, WSGICaches, build_environ, check_head
 
 APP = '''
 import json
@@ -145,6 +146,27 @@ def test_a_list_of_bytes_goes_out_with_its_length(serve_wsgi, folder):
                                                     b"GET /long HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"))
     assert (status, body, headers["content-length"]) == (200, b"x" * 40000 + b"y" * 40000, "80000")
     assert "transfer-encoding" not in headers
+
+
+def test_a_bodiless_requests_input_reads_as_an_empty_bytesio_and_nothing_it_is_asked_changes_it():
+    # One shared stream for every request without a body, instead of a BytesIO each.
+    app = WSGIApp(lambda environ, start_response: [])
+    shared = build_environ(Request("GET", "/"), template=app._template)["wsgi.input"]
+    assert build_environ(Request("POST", "/", body=b""))["wsgi.input"] is shared
+    assert build_environ(Request("POST", "/", body=b"x"))["wsgi.input"].read() == b"x"
+    # An app before this one moved it and closed it: the next still finds it open, at its start.
+    shared.seek(0, io.SEEK_END)
+    shared.close()
+    assert isinstance(shared, io.BufferedIOBase)
+    plain = io.BytesIO(b"")
+    asks = [lambda s: s.read(), lambda s: s.read(10), lambda s: s.read(None), lambda s: s.readline(),
+            lambda s: s.readline(5), lambda s: s.readlines(), lambda s: list(s), lambda s: s.tell(),
+            lambda s: s.seek(0), lambda s: s.seek(0, io.SEEK_END), lambda s: s.readable(),
+            lambda s: s.seekable(), lambda s: s.readinto(bytearray(4)), lambda s: s.read1(3),
+            lambda s: s.getvalue(), lambda s: s.closed]
+    assert [ask(shared) for ask in asks] == [ask(plain) for ask in asks]
+    with pytest.raises(ValueError):
+        shared.seek(-1)
 
 
 HEADS = [
