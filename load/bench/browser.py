@@ -43,7 +43,7 @@ _FIELD = re.compile(r"%\((\w+)\)s")
 
 def values(n, host):
     """The template's values for request number ``n``: its ID and the one before, in hex."""
-    return {"id": "%x" % n, "prev": "%x" % (n - 1), "host": host}
+    return {"id": f"{n:x}", "prev": f"{n - 1:x}", "host": host}
 
 
 def head(n, host):

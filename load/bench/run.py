@@ -152,6 +152,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))  # browser.py, beside this file (also when imported as bench.run)
 import browser  # noqa: E402
+
 PEERS = HERE / "peers"
 DEFAULT_VENV = HERE / ".venv"
 RESULTS = REPO / "load" / "results"

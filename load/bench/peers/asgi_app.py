@@ -1,7 +1,6 @@
 """ASGI peer for uvicorn and granian: ``uvicorn asgi_app:app``, ``granian --interface asgi asgi_app:app``."""
 
 import asyncio
-
 import os
 
 from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, item_id, parse_count

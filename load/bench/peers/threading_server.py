@@ -11,17 +11,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, item_id, parse_count
 
 
-ACCESS_LOG = False
-
-
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; the default HTTP/1.0 closes every connection
     # Head and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and the
     # client's delayed ACK stall every keep-alive response by about 40 ms.
     disable_nagle_algorithm = True
+    access_log = False  # --access-log
 
     def log_message(self, format, *args):  # no access log unless --access-log
-        if ACCESS_LOG:
+        if self.access_log:
             super().log_message(format, *args)  # one line a request to stderr
 
     def _reply(self, status, body, content_type="text/plain"):
@@ -83,8 +81,7 @@ def main():
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--access-log", action="store_true", help="http.server's log line for each request")
     args = parser.parse_args()
-    global ACCESS_LOG
-    ACCESS_LOG = args.access_log
+    Handler.access_log = args.access_log
     server = Server((args.host, args.port), Handler)
     host, port = server.server_address[:2]
     print(f"threading serving on http://{host}:{port}", file=sys.stderr, flush=True)
