@@ -2,17 +2,19 @@
 
 One template, two renderings of it: ``lua_script()`` is the wrk script of the
 ``browser-unique`` scenario (``run.py``) and ``head(n, host)`` the same bytes
-for request number ``n`` from Python (``load/server_memory.py``), so both
-clients send what a browser sends: 12 fields, about 620 bytes, a Chrome
-``User-Agent`` and client hints, and a cookie of about 200 bytes.  Request
-``n`` fetches ``/items/ID`` (ID: ``n`` in hex) with a query naming the request
-before it, a ``Referer`` on that one and a cookie carrying ID, so the path,
-the query, the referer and the cookie are new on every request: no server can
-answer it from a cache of heads, targets or cookies it has seen.
+for request number ``n`` from Python (``load/server_memory.py``). Request ``n``
+fetches ``/items/ID`` (ID: ``n`` in hex) with a query naming the request before
+it, a ``Referer`` on that one and a cookie carrying ID, so the path, the query,
+the referer and the cookie are new on every request: no server can answer it
+from a cache of heads, targets or cookies it has seen. The other fields are
+what Chrome sends with a same-origin fetch: 12 fields in all, a cookie of about
+195 bytes, about 730 bytes with wrk's IDs (8 or 9 hex digits; Chrome's own
+``User-Agent`` and client hints are long, so 12 such fields come to more than
+the 620 bytes of issue 20's first measurement).
 
 wrk: one counter per thread (its own Lua state), started at the first script
 argument (``wrk ... URL -- START``), so a warm-up run and the measured run
-after it send different heads; each request costs two ``string.format`` calls,
+after it send different heads; each request costs three ``string.format`` calls,
 not a random byte at a time, so wrk is not the bottleneck.
 """
 

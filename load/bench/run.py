@@ -63,12 +63,47 @@ The servers (``--servers``, default all of them, in this order)
 - ``tornado``, ``waitress`` (4 threads), ``gunicorn`` (one sync worker) and
   ``threading`` (the standard library's ThreadingHTTPServer), access logs off.
 - ``nginx`` (Debian's package, installed by setup when missing): one worker
-  process, access log off, serving the hello text (``return 200``) and a 1 MiB
-  file of ``x`` (``/bytes/1048576``) from a configuration written into the run's
-  temp dir; it runs every scenario that needs only those two (not ``echo4k`` or
+  process, access log off, serving the hello text (``return 200``), a 1 MiB
+  file of ``x`` (``/bytes/1048576``), ``/items/ID`` (``return 200`` on a
+  location regex) and the static root from a configuration written into the run's
+  temp dir; it runs every scenario that needs only those (not ``echo4k`` or
   ``delay1000``). nginx cannot listen on port 0: the run binds port 0 itself and
   hands the socket over the way nginx's own binary upgrade does (the inherited
   descriptor named in the ``NGINX`` environment variable).
+- Access log on: ``evloop``, ``evloop-wsgi`` and ``uvicorn-log`` (above), and
+  ``granian-asgi-log``, ``granian-wsgi-log`` (``--access-log``), ``nginx-log``
+  (``access_log`` in the combined format, unbuffered, nginx's default),
+  ``gunicorn-log`` (``--access-logfile -``), ``tornado-log`` (tornado's own
+  ``log_function``, through ``logging`` to stdout) and ``threading-log``
+  (``http.server``'s line to stderr): each the server without the suffix, with
+  its access log written to a file. waitress has no access log of its own.
+  Every scenario runs with the log on and off by naming both.
+
+Real traffic (issue 20)
+-----------------------
+``browser-unique`` sends heads as a browser does (``browser.py``: 12 fields,
+about 730 bytes, a Chrome ``User-Agent`` and client hints, a cookie of about
+195 bytes) whose path (``GET /items/ID``, a route with a path parameter), query,
+referer and cookie are new on every request, numbered by a counter in wrk's
+Lua (each wrk run starts its own range, so the measured run does not repeat
+the warm-up's heads). ``static-1m`` and ``static-small`` fetch a 1 MiB and a
+2 KiB file of the run's static root (made in its temp dir) under ``/static/``,
+and ``static-304`` revalidates the 2 KiB one with the ``ETag`` and
+``Last-Modified`` of the server's own 200 (``If-None-Match`` and
+``If-Modified-Since``, as a browser sends both) and must get 304s. The servers
+serve that root as their users would: evloop with ``--root`` (its
+``StaticFiles``, ``sendfile``), uvicorn with Starlette's ``StaticFiles``
+mounted in the ASGI app (``BENCH_STATIC_ROOT``), granian with its own Rust file
+server (``--static-path-mount``: it sends no ``ETag`` or ``Last-Modified``, so
+it fails ``static-304``, and its access log leaves these requests out), nginx
+with ``alias``, ``sendfile on`` and ``tcp_nopush on`` (Debian's defaults) as
+the anchor; the others skip them. ``latency`` reports p50, p90, p99 and p99.9
+of wrk's histogram at 50 connections as fast as they go; ``latency-rate`` the
+same at a fixed rate below saturation (``--latency-rate``, 10,000 requests a
+second by default): each connection waits ``50 / rate`` seconds before each
+request (wrk's ``delay()``), and the table gives the rate reached beside the
+percentiles (lower than asked when a server saturates, and by the response
+time itself: each connection waits for its response before its next wait).
 
 TLS scenarios (``tls-*``)
 -------------------------
@@ -89,7 +124,7 @@ with a handshake and a request on each connection first (Python's ``ssl`` on the
 client side). The waiting and preflight requests go over HTTPS, verified
 against the run's CA.
 
-Only ``evloop`` and ``uvicorn-log`` write an access log. Their log file is new
+Only the servers with the access log on (above) write one. Their log file is new
 for each measurement; the raw results record how many lines and bytes it got
 (``log_lines``, ``log_bytes``: warm-up and preflight requests included), the
 servers log keeps its first and last lines, and the file is then deleted.
@@ -776,7 +811,7 @@ SCENARIOS = {
     "latency-rate": ("latency percentiles at a fixed rate below saturation (`--latency-rate`), hello "
                      "keep-alive, 50 connections", "wrk", {"conns": 50, "path": "/", "latency": True, "rate": True}),
     # Heads as a browser sends them (load/bench/browser.py), new on every request.
-    "browser-unique": ("browser-sized heads (12 fields, ~715 bytes) with a new path, query, referer and "
+    "browser-unique": ("browser-sized heads (12 fields, ~730 bytes) with a new path, query, referer and "
                        "cookie on every request: GET /items/ID, keep-alive, 50 connections", "wrk",
                        {"conns": 50, "path": "/", "lua": browser.lua_script(), "items": True}),
     # Files of the run's static root (STATIC_FILES) under /static/; nginx is the anchor.
