@@ -7,6 +7,9 @@ read), ``unique`` (one per read, a different head each time), ``echo4k`` (a
 ``POST /echo`` with a 4 KiB body per read: the small-body path), and each
 again with ``-log``: the access log on, as the default server has it; ``-metrics``:
 the access log and ``--metrics-path`` on.  The
+``browser`` case sends the ``browser-unique`` scenario's heads
+(``load/bench/browser.py``: ~730 bytes, 12 fields, the path, query, referer
+and cookie new on every request) to ``/items/{item_id}``.  The
 ``wsgi-`` cases serve the same requests from the raw WSGI app of
 ``load/bench/peers/wsgi_app.py`` through ``evloop.wsgi.WSGIApp`` (as
 ``evloop-demo --wsgi wsgi_app:app`` does), ``flask-keepalive`` from the Flask
@@ -39,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # case -> requests per read; "-log": with the access log on (the default configuration)
-CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "echo4k": 1,
+CASES = {"keepalive": 1, "pipelined": 16, "unique": 1, "echo4k": 1, "browser": 1, "browser-log": 1,
          "keepalive-log": 1, "pipelined-log": 16, "unique-log": 1, "echo4k-log": 1,
          "keepalive-metrics": 1, "pipelined-metrics": 16,
          "wsgi-keepalive": 1, "wsgi-pipelined": 16, "wsgi-unique": 1, "wsgi-keepalive-log": 1,
@@ -75,6 +78,11 @@ def drive(case: str, reads: int, manual_clock: bool = False) -> None:
     if case.startswith("echo4k"):
         reads_data = [b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 4096\r\n\r\n"
                       + b"e" * 4096] * reads
+    elif case.startswith("browser"):
+        sys.path.insert(0, str(PEERS.parent))
+        from browser import head
+
+        reads_data = [head(i, "127.0.0.1:8080") for i in range(1, reads + 1)]
     elif case.endswith(("unique", "unique-log")):
         reads_data = [b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Request-Id: %d\r\n\r\n" % i for i in range(reads)]
     else:
