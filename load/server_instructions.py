@@ -4,8 +4,13 @@ Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MO
 
 Cases: ``keepalive`` (one hello request at a time on one connection),
 ``pipelined`` (16 hello requests per send), ``close`` (a new connection per
-``Connection: close`` request, one at a time) and ``ws16`` (16-byte text
-messages echoed on ``/ws/echo``, one at a time).
+``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
+with a 4 KiB body at a time on one connection) and ``ws16`` (16-byte text
+messages echoed on ``/ws/echo``, one at a time).  The ``wsgi-`` cases
+(``wsgi-keepalive``, ``wsgi-close``, ``wsgi-echo4k``) send the same requests
+to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
+(``evloop-demo --wsgi wsgi_app:app``), ``flask-keepalive`` and ``flask-close``
+to the Flask app of ``load/bench/peers/flask_app.py``.
 
 Where ``load/bench_instructions.py`` counts the HTTP glue alone, this runs
 ``python -m evloop.demo`` itself under ``valgrind --tool=callgrind`` and
@@ -38,7 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
-CASES = ("keepalive", "pipelined", "close", "ws16")
+ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
+CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
+         "flask-keepalive", "flask-close")
+PEERS = ROOT / "load" / "bench" / "peers"  # the apps the load/bench peers serve
 
 
 def _masked_text_frame(size: int) -> bytes:
@@ -56,8 +64,23 @@ def _recv_until(sock: socket.socket, wanted: int, count: bytes | None = None) ->
         got += data.count(count) if count is not None else len(data)
 
 
+def _echo(sock: socket.socket, n: int) -> None:
+    """``n`` 4 KiB echoes, one at a time: the first answer's length (its head and Content-Length) is every one's."""
+    sock.sendall(ECHO4K)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    _recv_until(sock, length - len(body))
+    for _ in range(n - 1):
+        sock.sendall(ECHO4K)
+        _recv_until(sock, len(head) + 4 + length)
+
+
 def _drive(case: str, port: int, n: int) -> None:
     """Send ``n`` requests (or messages) of ``case`` and wait for every answer."""
+    case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-")) else case
     if case == "close":
         for _ in range(n):
             with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
@@ -77,6 +100,9 @@ def _drive(case: str, port: int, n: int) -> None:
             for _ in range(n):
                 sock.sendall(frame)
                 _recv_until(sock, 18)  # 2 header bytes + 16
+            return
+        if case == "echo4k":
+            _echo(sock, n)
             return
         depth = 16 if case == "pipelined" else 1
         for _ in range(n // depth):
@@ -124,6 +150,9 @@ def main() -> None:
     parser.add_argument("demo_args", nargs="*", help="after --: extra evloop-demo arguments")
     args = parser.parse_args()
     fewer, more = args.counts
+    if args.case.startswith(("wsgi-", "flask-")):
+        app = "flask_app:app" if args.case.startswith("flask-") else "wsgi_app:app"
+        args.demo_args = ["--chdir", str(PEERS), "--wsgi", app, *args.demo_args]
     with tempfile.TemporaryDirectory() as tmp:
         low = instructions(args.src, args.case, fewer, args.demo_args, Path(tmp))
         high = instructions(args.src, args.case, more, args.demo_args, Path(tmp))
