@@ -43,10 +43,11 @@ def test_bench_instructions_counts_a_case():
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/run installs it)")
 def test_bench_instructions_counts_a_wsgi_case():
-    # The raw WSGI peer app (load/bench/peers/wsgi_app.py) through WSGIApp.
-    out = run_script(str(LOAD / "bench_instructions.py"), "--reads", "20", "60", "wsgi-pipelined")
-    count = int(re.search(r"wsgi-pipelined\s+([\d,]+)", out).group(1).replace(",", ""))
-    assert 1_000 < count < 1_000_000, out
+    # The raw WSGI peer app (load/bench/peers/wsgi_app.py) through WSGIApp; a connection a request.
+    out = run_script(str(LOAD / "bench_instructions.py"), "--reads", "20", "60", "wsgi-pipelined", "wsgi-close")
+    for case in ("wsgi-pipelined", "wsgi-close"):
+        count = int(re.search(case + r"\s+([\d,]+)", out).group(1).replace(",", ""))
+        assert 1_000 < count < 1_000_000, out
 
 
 def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
@@ -152,3 +153,12 @@ def test_server_instructions_counts_a_case():
     out = run_script(str(LOAD / "server_instructions.py"), "--counts", "16", "48", "pipelined", timeout_s=240)
     count = int(re.search(r"([\d,]+) instructions a request", out).group(1).replace(",", ""))
     assert 1_000 < count < 1_000_000, out  # a real count, not a parse accident
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (.ci/run installs it)")
+def test_server_instructions_counts_a_wsgi_case():
+    # evloop-demo --wsgi on the raw WSGI peer app, 4 KiB echoes on one connection.
+    out = run_script(str(LOAD / "server_instructions.py"), "--counts", "4", "12", "wsgi-echo4k", "--",
+                     "--no-access-log", timeout_s=240)
+    count = int(re.search(r"([\d,]+) instructions a request", out).group(1).replace(",", ""))
+    assert 1_000 < count < 10_000_000, out
