@@ -63,9 +63,8 @@ _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some 
 # one is accepted by SelectSelector.register and then kills every select call.
 SELECT_FD_LIMIT = 1024
 _INF = math.inf
-# epoll's (and poll's) readiness bits on Linux, which run_once dispatches on:
-# anything but POLLOUT (POLLIN, an error, a hangup) wakes the reader, anything
-# but POLLIN the writer.  _POLL_BITS maps selectors' EVENT_* masks to them.
+# epoll's readiness bits, as selectors reads them: anything but POLLOUT (POLLIN,
+# an error, a hangup) wakes the reader, anything but POLLIN the writer.
 _POLLIN, _POLLOUT = 0x001, 0x004
 _NOT_POLLOUT, _NOT_POLLIN = ~_POLLOUT, ~_POLLIN
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
@@ -92,7 +91,14 @@ class Reactor:
         slow_callback_s: float | None = None,
     ) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
-        # The epoll object of an EpollSelector and its fd -> key dict: run_once polls it itself (see there).
+        # With an EpollSelector (Linux's default) run_once polls its epoll object
+        # and finds each ready fd's key in the selector's dict when that fd's
+        # turn comes: selectors' select() builds a list of (key, events) in
+        # Python first, ~90 opcodes of a pass (load/server_instructions.py
+        # ws16: ~4,000 instructions a message).  A key unregistered by an
+        # earlier callback of the pass is skipped either way; a registration
+        # reusing its fd number may see one spurious readiness, as epoll allows.
+        # Other selectors' (key, events) become the same (fd, bits) pairs.
         self._epoll: Any = None
         self._epoll_keys: dict[int, selectors.SelectorKey] = {}
         if type(self._selector) is selectors.EpollSelector:
@@ -463,35 +469,21 @@ class Reactor:
         timers = self._timers
         clock = self._clock
         timer_deadline = None
-        timeout: float | None
         # Idle callbacks wait for a pass that starts with nothing ready and
-        # whose poll (not a wait: timeout 0) finds no I/O and no due timer.
-        # Under load that poll is the pass's own select, so they cost no
-        # system call until the loop really has nothing to do.
+        # whose poll (not a wait: timeout 0) finds no I/O and no due timer:
+        # under load, the pass's own select, so no system call more.
         poll_for_idle = False
         if ready:
-            timeout = 0.0
+            timeout: float | None = 0.0
         elif self._idle:
-            poll_for_idle = True
-            timeout = 0.0
+            poll_for_idle, timeout = True, 0.0
         else:
             timeout, timer_deadline = self._wait_bound(timeout_s)
 
         self._in_pass = True
         try:
-            # With an EpollSelector (Linux's default) the pass polls its epoll
-            # object and finds each ready fd's key in the selector's own dict,
-            # when that fd's turn comes: selectors' select() builds the list
-            # of (key, events) in Python first, ~90 opcodes of a pass with one
-            # ready socket (load/server_instructions.py ws16: ~4,000
-            # instructions a message).  A key unregistered by an earlier
-            # callback of the pass is skipped either way; a new registration
-            # that reuses its fd number may get one spurious readiness, which
-            # non-blocking sockets (EAGAIN) and epoll itself already allow.
-            # Other selectors' (key, events) pairs take the same loop,
-            # events as epoll's bits.  tests/reactor runs every selector class.
             epoll = self._epoll
-            try:
+            try:  # (fd, poll bits) pairs, from epoll itself when it can (see __init__)
                 if epoll is not None:
                     events = epoll.poll(timeout)  # None blocks; _wait_bound keeps a timeout at 0 or above
                 else:
@@ -510,7 +502,6 @@ class Reactor:
                 if key is None:
                     continue  # unregistered by a callback of this pass
                 reader, writer = key.data
-                # As selectors reads epoll's bits: an error or a hangup wakes both sides.
                 if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
                     run_callback(reader)
                 if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
@@ -535,13 +526,12 @@ class Reactor:
             count = len(ready)
             self._passes += 1
             self._callbacks_run += count + len(events)
-            if count:
-                for _ in range(count):
-                    if not ready:
-                        break  # the reactor was closed or discarded by a callback
-                    handle = ready.popleft()
-                    if not handle.cancelled:
-                        run_callback(handle)
+            for _ in range(count):
+                if not ready:
+                    break  # the reactor was closed or discarded by a callback
+                handle = ready.popleft()
+                if not handle.cancelled:
+                    run_callback(handle)
         finally:
             self._in_pass = False
 
