@@ -370,6 +370,7 @@ class WebSocketConnection:
         """
         buf = self._buf
         pos = self._pos
+        size = len(buf)
         b0 = buf[pos]
         b1 = buf[pos + 1]
         n = b1 & 0x7F
@@ -383,14 +384,15 @@ class WebSocketConnection:
         if b1 & 0x80:
             if not self._expect_mask:
                 return self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from a server")
-            if len(buf) < pos + hlen + 4:
-                return _NEED_MORE
-            mask = buf[pos + hlen : pos + hlen + 4]  # a copy either way
+            start = pos + hlen
             hlen += 4
+            if size < pos + hlen:
+                return _NEED_MORE
+            mask = buf[start : start + 4]  # a copy either way
         elif self._expect_mask:
             return self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from a client")
         end = pos + hlen + n
-        if (b0 == _WHOLE_TEXT or b0 == _WHOLE_BINARY) and end <= len(buf) and not self._msg_op and (
+        if (b0 == _WHOLE_TEXT or b0 == _WHOLE_BINARY) and end <= size and not self._msg_op and (
             n <= self._max_message_bytes
         ):
             # A whole uncompressed message within the bound, all here: the
