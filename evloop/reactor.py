@@ -522,13 +522,13 @@ class Reactor:
                 ready.extend(self._idle)
                 self._idle.clear()
 
-            # Only what was ready when this step began: later additions wait a pass.
+            # Only what was ready when this step began: later additions wait a pass
+            # (none once a callback closed or discarded the reactor: ready is empty).
             count = len(ready)
             self._passes += 1
             self._callbacks_run += count + len(events)
-            for _ in range(count):
-                if not ready:
-                    break  # the reactor was closed or discarded by a callback
+            while count and ready:  # no range object for the usual count of 0
+                count -= 1
                 handle = ready.popleft()
                 if not handle.cancelled:
                     run_callback(handle)
