@@ -436,7 +436,7 @@ def test_own_epoll_poll_calls_what_selectors_select_calls():
             reset[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             reset[1].close()
             with Reactor(selector) as reactor:
-                for name, (sock, _) in zip(("readable", "hung_up", "reset"), pairs):
+                for name, (sock, _) in zip(("readable", "hung_up", "reset"), pairs, strict=True):
                     reactor.add_reader(sock, calls.append, f"{name} reader")
                     reactor.add_writer(sock, calls.append, f"{name} writer")
                 reactor.run_once(0)
