@@ -99,11 +99,12 @@ class Reactor:
         # earlier callback of the pass is skipped either way; a registration
         # reusing its fd number may see one spurious readiness, as epoll allows.
         # Other selectors' (key, events) become the same (fd, bits) pairs.
+        # Keys come from the selector's fd -> key dict (every selectors class
+        # has one), else from its public get_map().
+        self._fd_keys: dict[int, selectors.SelectorKey] | None = getattr(self._selector, "_fd_to_key", None)
         self._epoll: Any = None
-        self._epoll_keys: dict[int, selectors.SelectorKey] = {}
-        if type(self._selector) is selectors.EpollSelector:
+        if type(self._selector) is selectors.EpollSelector and self._fd_keys is not None:
             self._epoll = getattr(self._selector, "_selector", None)
-            self._epoll_keys = getattr(self._selector, "_fd_to_key", {})
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.
@@ -494,7 +495,7 @@ class Reactor:
                 clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
             run_callback = self._run_callback
-            keys = self._epoll_keys if epoll is not None else self._selector.get_map()
+            keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
             for fd, mask in events:
                 if self._closed:
                     break  # a callback discarded the reactor (a forked child that went on)
