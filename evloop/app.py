@@ -1,4 +1,4 @@
-"""The handler API: Request, Response, a router, and the access-log line.
+"""The handler API: Request, Response, and App (the router of ``evloop.routing`` as a server app).
 
 Contract with the server (server.py builds requests and sends responses)
 ------------------------------------------------------------------------
@@ -52,7 +52,6 @@ import io
 import json
 import os
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -61,6 +60,8 @@ from urllib.parse import parse_qs
 from .http.fields import check_field, parse_content_length
 from .http.target import split_target, target_parts
 from .http.writer import custom_status_line
+from .routing import Handler as Handler  # re-exported: handlers were typed from here
+from .routing import Router
 
 __all__ = [
     "App",
@@ -639,220 +640,16 @@ class Response:
 
 # ---------------------------------------------------------------------- router
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
-_CONVERTERS = {None: "[^/]+", "str": "[^/]+", "path": ".*"}
-Handler = Callable[..., "Response | None"]
 
+class App(Router):
+    """A router from ``(method, path)`` to handlers (see ``evloop.routing.Router``); itself a server app.
 
-class _Route:
-    __slots__ = ("pattern", "regex", "plain", "handlers")
-
-    def __init__(self, pattern: str) -> None:
-        self.pattern = pattern
-        self.regex, self.plain = _compile(pattern)
-        self.handlers: dict[str, Handler] = {}
-
-    def lookup(self, method: str) -> Handler | None:
-        handler = self.handlers.get(method)
-        if handler is None and method == "HEAD":
-            handler = self.handlers.get("GET")
-        return handler
-
-    def allowed(self) -> list[str]:
-        methods = list(self.handlers)
-        if "GET" in methods and "HEAD" not in methods:
-            methods.insert(methods.index("GET") + 1, "HEAD")
-        if "OPTIONS" not in methods:
-            methods.append("OPTIONS")
-        return methods
-
-
-def _compile(pattern: str) -> tuple[re.Pattern[str] | None, str]:
-    """Regex for a pattern with ``{name}`` / ``{name:path}`` parts (None if
-    literal), and its source with plain groups instead of named ones."""
-    parts = []
-    plain = []
-    names = set()
-    pos = 0
-    for m in _PARAM.finditer(pattern):
-        name, conv = m.group(1), m.group(2)
-        if conv not in _CONVERTERS:
-            raise ValueError(f"{pattern}: unknown converter {conv!r}")
-        if name in names:
-            raise ValueError(f"{pattern}: parameter {name!r} used twice")
-        names.add(name)
-        literal = re.escape(pattern[pos : m.start()])
-        # Parameter regexes hold no groups of their own, so group i of the
-        # pattern is its i-th parameter (App._combine relies on it).
-        parts += [literal, f"(?P<{name}>{_CONVERTERS[conv]})"]
-        plain += [literal, f"({_CONVERTERS[conv]})"]
-        pos = m.end()
-    if not names:
-        if "{" in pattern or "}" in pattern:
-            raise ValueError(f"{pattern}: malformed parameter")
-        return None, ""
-    rest = pattern[pos:]
-    if "{" in rest or "}" in rest:
-        raise ValueError(f"{pattern}: malformed parameter")
-    parts.append(re.escape(rest))
-    plain.append(re.escape(rest))
-    return re.compile("".join(parts), re.DOTALL), "".join(plain)  # DOTALL: a decoded path may hold "\n"
-
-
-class App:
-    """A router from ``(method, path)`` to handlers; itself a server app.
-
-    ``@app.route("/items/{id}", methods=["GET", "POST"])`` registers
-    ``handler(request, id=...)``. ``{name}`` matches one non-empty path
-    segment, ``{name:path}`` the rest of the path, slashes included (possibly
-    empty). Literal routes are looked up in a dict first; patterns are tried in
-    registration order. Unknown path: 404. Known path, other method: 405 with
-    Allow. HEAD goes to the GET handler (the server drops the body). OPTIONS on
-    a known path without an OPTIONS handler: 204 with Allow.
+    ``app(request)`` calls the handler of the route matching the request,
+    with the path parameters as keywords (also in ``request.path_params``).
+    Unknown path: 404. Known path, other method: 405 with Allow. HEAD goes to
+    the GET handler (the server drops the body). OPTIONS on a known path
+    without an OPTIONS handler: 204 with Allow.
     """
-
-    def __init__(self) -> None:
-        self._exact: dict[str, _Route] = {}
-        self._dynamic: list[_Route] = []
-        self._combined: re.Pattern[str] | None = None
-        self._branches: list[tuple[_Route, list[tuple[str, int]]] | None] = []
-        self._by_pattern: dict[str, _Route] = {}
-        # ``streams_body(method, target)`` for the server: None until a route
-        # streams its body, so an app without one costs its requests nothing.
-        # The server reads it when it is given the app: register such routes first.
-        self.streams_body: Callable[[str, str], bool] | None = None
-
-    def route(self, pattern: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
-        """Decorator registering a handler for ``pattern`` and ``methods``."""
-
-        def register(handler: Handler) -> Handler:
-            self.add_route(pattern, handler, methods)
-            return handler
-
-        return register
-
-    def add_route(self, pattern: str, handler: Handler, methods: Iterable[str] = ("GET",)) -> None:
-        """Register ``handler`` for ``pattern``; ``ValueError`` on a duplicate or bad pattern."""
-        if isinstance(methods, str):
-            raise TypeError("methods must be a list of method names, not a str")
-        if not pattern.startswith("/"):
-            raise ValueError(f"route pattern must start with '/': {pattern!r}")
-        route = self._by_pattern.get(pattern)
-        if route is None:
-            route = _Route(pattern)
-            self._by_pattern[pattern] = route
-            if route.regex is None:
-                self._exact[pattern] = route
-            else:
-                self._dynamic.append(route)
-                self._combined = None
-        for method in methods:
-            method = method.upper()
-            if method in route.handlers:
-                raise ValueError(f"{method} {pattern} registered twice")
-            route.handlers[method] = handler
-
-    def websocket(
-        self, pattern: str, *, plain: Handler | None = None
-    ) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
-        """Decorator registering a WebSocket endpoint for GET ``pattern``.
-
-        The decorated object is a ``evloop.websocket.WebSocketHandler``
-        subclass, or any callable ``factory(request)`` returning a handler:
-        one is made per upgrade request (path parameters are in
-        ``request.path_params``).  A GET without ``Upgrade: websocket`` goes
-        to ``plain(request, **params)`` when given, else gets 426.  WSGI apps
-        cannot serve WebSockets (WSGI has no way to hand over a connection).
-        """
-        from .websocket import WebSocketRoute  # the WebSocket layer is loaded only by apps that use it
-
-        def register(factory: Callable[[Request], Any]) -> Callable[[Request], Any]:
-            self.add_route(pattern, WebSocketRoute(factory, plain), ["GET"])
-            return factory
-
-        return register
-
-    def stream_request_body(
-        self, pattern: str, methods: Iterable[str] = ("POST", "PUT")
-    ) -> Callable[[Callable[[Request], Any]], Callable[[Request], Any]]:
-        """Decorator registering a route that takes its request body as it arrives.
-
-        The decorated object is an ``evloop.streamed_body.BodyReceiver``
-        subclass, or any callable ``factory(request)`` returning one: one is
-        made per request, when its head arrives (path parameters are in
-        ``request.path_params``).  See ``evloop.streamed_body`` for the
-        receiver's methods and backpressure.
-        """
-        from .streamed_body import StreamedBodyRoute  # loaded only by apps that use it
-
-        def register(factory: Callable[[Request], Any]) -> Callable[[Request], Any]:
-            self.add_route(pattern, StreamedBodyRoute(factory), methods)
-            self.streams_body = self._streams_body
-            return factory
-
-        return register
-
-    def _streams_body(self, method: str, target: str) -> bool:
-        """Does the route of this request take its body as it arrives?  Asked at the head of a request with a body."""
-        handler, _, _ = self.resolve(method, target_parts(target)[1])
-        return getattr(handler, "streams_body", False) is True
-
-    def resolve(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], list[str]]:
-        """``(handler, path_params, allowed)`` for a decoded path.
-
-        ``handler`` is None when nothing matches: then ``allowed`` lists the
-        methods of the routes matching the path (empty: 404; else 405).
-        """
-        allowed: list[str] = []
-        route = self._exact.get(path)
-        if route is not None:
-            handler = route.lookup(method)
-            if handler is not None:
-                return handler, {}, allowed
-            allowed = route.allowed()
-        if not self._dynamic:
-            return None, {}, allowed
-        combined = self._combined or self._combine()
-        m = combined.fullmatch(path)
-        if m is None:
-            return None, {}, allowed
-        # The first pattern that matches, in registration order (alternation
-        # tries its branches in order); its outer group closes last.
-        # lastindex is set: every branch is a group, and one of them matched.
-        first, params = self._branches[m.lastindex]  # type: ignore[index,misc]
-        handler = first.lookup(method)
-        if handler is not None:
-            return handler, {name: m.group(i) for name, i in params}, []
-        # Wrong method on the first match: the slow path looks at every
-        # matching pattern, for a handler or for the Allow list.
-        for route in self._dynamic:
-            m = route.regex.fullmatch(path)  # type: ignore[union-attr]
-            if m is None:
-                continue
-            handler = route.lookup(method)
-            if handler is not None:
-                return handler, m.groupdict(), []
-            for name in route.allowed():
-                if name not in allowed:
-                    allowed.append(name)
-        return None, {}, allowed
-
-    def _combine(self) -> re.Pattern[str]:
-        """One regex with a branch per pattern: a single C-level scan per request."""
-        branches = []
-        self._branches = [None]  # indexed by group number: (route, [(param, group)])
-        for route in self._dynamic:
-            regex = route.regex
-            assert regex is not None
-            outer = len(self._branches)
-            params = [(name, outer + i) for name, i in regex.groupindex.items()]
-            self._branches.append((route, params))
-            self._branches.extend([None] * regex.groups)
-            # Group names must be unique in one regex: turn each parameter
-            # into a plain group, found again by number.
-            branches.append(f"({route.plain})")
-        self._combined = re.compile("|".join(branches), re.DOTALL)
-        return self._combined
 
     def __call__(self, request: Request) -> Response | None:
         # Fast path: a literal route with a handler for the method itself
@@ -872,14 +669,3 @@ class App:
         if request.method == "OPTIONS":
             return Response(204, [("Allow", allow)])
         return Response(405, [("Allow", allow)], b"Method Not Allowed\n", content_type=TEXT_PLAIN)
-
-    def would_accept(self, method: str, target: str) -> bool:
-        """Would ``app(request)`` reach a handler (or answer OPTIONS)?
-
-        ``target`` is the raw request-target (``RequestHead.target``). The
-        server uses this for ``Expect: 100-continue``: when it is False the
-        request gets its final 404/405 without a 100 and without reading the
-        body. Other apps may lack this method; treat that as True.
-        """
-        handler, _, allowed = self.resolve(method, target_parts(target)[1])
-        return handler is not None or (method == "OPTIONS" and bool(allowed))

@@ -111,9 +111,22 @@ class PendingConnection:
         self._addresses = _interleave_families(addresses)
         self._try_next()
 
-    def _wait_for_addresses(self, resolution: Future[list[tuple[Any, ...]]]) -> None:
-        self._resolution = resolution
-        resolution.add_done_callback(self._resolved)
+    def _look_up(self, resolver: AddressResolver, host: str | None, port: int | str | None) -> None:
+        """Ask ``resolver`` for the addresses of ``host``; they (or its failure) arrive from the loop."""
+        try:
+            infos = resolver(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
+            self._reactor.call_soon(self._fail, exc)
+            return
+        if not isinstance(infos, Future):
+            answered: Future[list[tuple[Any, ...]]] = self._reactor.create_future()
+            answered.set_result(infos)
+            infos = answered
+        # Its callbacks run from the loop: even an immediate failure is reported after connect() returned.
+        self._resolution = infos
+        infos.add_done_callback(self._resolved)
 
     def _resolved(self, resolution: Future[list[tuple[Any, ...]]]) -> None:
         self._resolution = None
@@ -356,19 +369,7 @@ def connect(
     if path is not None:
         reactor.call_soon(_start_pending, pending, [(socket.AF_UNIX, socket.SOCK_STREAM, 0, path)])
         return pending
-    try:
-        infos = (resolver or reactor.resolve)(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # socket.gaierror, a bad IDNA label, a failing resolver: reported like any failure
-        reactor.call_soon(pending._fail, exc)
-        return pending
-    if not isinstance(infos, Future):
-        answered: Future[list[tuple[Any, ...]]] = reactor.create_future()
-        answered.set_result(infos)
-        infos = answered
-    # Its callbacks run from the loop: even an immediate failure is reported after connect() returned.
-    pending._wait_for_addresses(infos)
+    pending._look_up(resolver or reactor.resolve, host, port)
     return pending
 
 

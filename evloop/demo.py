@@ -10,6 +10,7 @@ The endpoints are a fixed contract (load tests and benchmarks talk to them):
 ``GET /stream/N``      N chunks ``chunk i\\n`` (chunked; close-delimited for HTTP/1.0)
 ``GET /delay/MS``      ``delayed`` after MS milliseconds, through a reactor timer
 ``GET /healthz``       ``ok``
+``GET /items/ID``      200 ``text/plain`` ``item ID``: ID is the decoded path segment, sent back as its bytes
 ``GET /static/<path>`` files under ``--root``
 ``WS /ws/echo``        WebSocket: each text message back as the same text, each binary one as the same bytes
 ``WS /ws/chat``        WebSocket: each text message to every member; a plain GET gets the chat page
@@ -151,6 +152,12 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
         response = Response(200, body=b"delayed", content_type="text/plain")
         request.reactor.call_later(millis / 1000.0, request.respond, response)
         return None
+
+    @app.route("/items/{item_id}", methods=["GET"])
+    def item(request: Request, item_id: str) -> Response:
+        # A route with a path parameter whose value changes on every request, as a site's pages do:
+        # the benchmark's ``browser-unique`` scenario fetches it.  surrogateescape: the bytes sent.
+        return Response(200, body=b"item " + item_id.encode("utf-8", "surrogateescape"), content_type="text/plain")
 
     _add_websocket_routes(app)
     static = StaticFiles(root or _BUNDLED_ROOT, cache_control=static_cache_control)

@@ -274,22 +274,14 @@ def listen(
     tls = None
     if ssl is not None:
         kwargs = transport_kwargs or {}
-        tls = acceptor = TLSAcceptor(
+        tls = TLSAcceptor(
             reactor, ssl, handshake_timeout_s=ssl_handshake_timeout_s, plaintext_reply=ssl_plaintext_reply,
             high_water=kwargs.get("high_water", 64 * 1024), low_water=kwargs.get("low_water"),
         )
-        app_factory = protocol_factory
-
-        def protocol_factory() -> Protocol:
-            return acceptor.wrap(app_factory())
-
+    proxied = None
     if proxy_protocol is not None:
         proxied = ProxyProtocolAcceptor(reactor, proxy_protocol, timeout_s=proxy_header_timeout_s)
-        inner_factory = protocol_factory
-
-        def protocol_factory() -> Protocol:  # the header comes first, before any TLS record
-            return proxied.wrap(inner_factory())
-
+    protocol_factory = _layered(protocol_factory, tls, proxied)
     options: dict[str, Any] = {"transport_kwargs": transport_kwargs, "accept_batch": accept_batch, "tls": tls}
     if sockets is not None:
         try:
@@ -308,6 +300,25 @@ def listen(
         return Listener(reactor, protocol_factory, [usock], unlink_path=path, **options)
     sockets = bind_sockets(host, port, reuse_port=reuse_port, backlog=backlog)
     return Listener(reactor, protocol_factory, sockets, **options)
+
+
+def _layered(
+    protocol_factory: Callable[[], Protocol], tls: TLSAcceptor | None, proxied: ProxyProtocolAcceptor | None
+) -> Callable[[], Protocol]:
+    """``protocol_factory`` behind the stages an accepted connection passes first: the PROXY header, then TLS."""
+    if tls is not None:
+        app_factory = protocol_factory
+
+        def protocol_factory() -> Protocol:
+            return tls.wrap(app_factory())
+
+    if proxied is not None:
+        inner_factory = protocol_factory
+
+        def protocol_factory() -> Protocol:  # the header comes first, before any TLS record
+            return proxied.wrap(inner_factory())
+
+    return protocol_factory
 
 
 def bind_sockets(

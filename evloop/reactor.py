@@ -11,9 +11,10 @@ Theory of operation.  One pass of the loop (``run_once``):
    itself cannot starve I/O.
 
 Every user callback is called from ``_run_callback``: an exception is reported
-to the exception handler (by default the ``evloop`` logger) with its context,
-and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through
-(unless ``contain_exits`` is set and no signal raised them: ``evloop.exits``).
+to the exception handler (``evloop.reporting``; by default the ``evloop``
+logger) with its context, and the loop goes on; ``KeyboardInterrupt`` and
+``SystemExit`` pass through (unless ``contain_exits`` is set and no signal
+raised them: ``evloop.exits``).
 Time is read from the reactor's clock (``evloop.clock``), never from
 ``time.monotonic()`` directly, so tests can drive every deadline by hand.
 
@@ -42,9 +43,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .clock import Clock, MonotonicClock
-from .exits import is_stop_request
 from .forking import fork_and_discard, live_reactors
 from .futures import Future
+from .reporting import ErrorReporting, safe_repr
+from .reporting import ExceptionHandler as ExceptionHandler  # re-exported: handlers were typed from here
 from .selfpipe import SelfPipe
 from .stats import LoopStats
 from .timers import Handle, PeriodicHandle, Timer, TimerQueue
@@ -55,7 +57,6 @@ logger = logging.getLogger("evloop")
 
 T = TypeVar("T")
 FileLike = Any  # an int file descriptor or an object with fileno()
-ExceptionHandler = Callable[["Reactor", dict[str, Any]], None]
 
 READ_BUFFER_SIZE = 256 * 1024  # the most one socket read takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
@@ -70,7 +71,7 @@ _NOT_POLLOUT, _NOT_POLLIN = ~_POLLOUT, ~_POLLIN
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
 
 
-class Reactor:
+class Reactor(ErrorReporting):
     """A selector-based event loop: timers, ready callbacks, file readiness, signals, futures.
 
     ``selector`` defaults to ``selectors.DefaultSelector()`` (epoll on Linux);
@@ -128,12 +129,6 @@ class Reactor:
         # call, 5-8% of a pass).
         self._runnable = True
         self._closing = False  # inside close(): no new resource may start
-        self._exception_handler: ExceptionHandler | None = None
-        # contain_exits: a callback's SystemExit or KeyboardInterrupt that no
-        # signal raised (evloop.exits) is reported like any other exception
-        # and the loop goes on.  evloop.serve sets it: in a server they come
-        # from application code (sys.exit() in a deferred callback).
-        self.contain_exits = False
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
         self._resources: set[Any] = set()
@@ -391,42 +386,6 @@ class Reactor:
         """Remove the handler for ``signum`` and restore the previous one; returns whether one was set."""
         return self._signals.remove(signum)
 
-    # ----------------------------------------------------------------- errors
-    def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
-        """Report exceptions raised by user code to ``handler(reactor, context)``.
-
-        ``context`` is a dict with asyncio's keys: ``message``, ``exception``,
-        and, where they apply, ``handle`` (the callback's handle),
-        ``transport`` and ``protocol``.  None restores the default, which
-        logs to the ``evloop`` logger.
-        """
-        self._exception_handler = handler
-
-    def get_exception_handler(self) -> ExceptionHandler | None:
-        return self._exception_handler
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        """Report an error with its context (see ``set_exception_handler``); never raises."""
-        if self._exception_handler is not None:
-            try:
-                self._exception_handler(self, context)
-                return
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # a broken handler must not break the loop
-                logger.error("exception handler failed", exc_info=exc)
-        self.default_exception_handler(context)
-
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        """Log ``context`` to the ``evloop`` logger at ERROR, with the traceback."""
-        message = context.get("message") or "unhandled exception"
-        details = [
-            f"{key}: {_safe_repr(value)}" for key, value in context.items() if key not in ("message", "exception")
-        ]
-        if details:
-            message = f"{message} ({', '.join(details)})"
-        logger.error("%s", message, exc_info=context.get("exception"))
-
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
         """Run passes of the loop until ``stop()`` is called.
@@ -568,20 +527,13 @@ class Reactor:
             if self.exit_stops_loop(exc):
                 raise
             self.call_exception_handler(
-                {"message": f"exception in callback {_safe_repr(handle)}", "exception": exc, "handle": handle}
+                {"message": f"exception in callback {safe_repr(handle)}", "exception": exc, "handle": handle}
             )
         if slow_s is not None:
             took = time.monotonic() - start
             if took >= slow_s:
                 self._slow_callbacks += 1
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
-
-    def exit_stops_loop(self, exc: BaseException) -> bool:
-        """Whether ``exc``, raised by a callback, ends ``run()``: a ``SystemExit`` or
-        ``KeyboardInterrupt`` does, unless ``contain_exits`` is set and no signal raised it."""
-        if not isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            return False
-        return not self.contain_exits or is_stop_request(exc)
 
     def stats(self) -> LoopStats:
         """Counters of the loop (see ``LoopStats``); starts a new interval for the worst timer lag."""
@@ -689,7 +641,7 @@ class Reactor:
             try:
                 resource._discard_after_fork()
             except Exception as exc:
-                logger.error("discarding %s after fork() failed", _safe_repr(resource), exc_info=exc)
+                logger.error("discarding %s after fork() failed", safe_repr(resource), exc_info=exc)
 
     def _drop_state(self) -> None:
         """The end shared by close() and discard_after_fork(): nothing runs again."""
@@ -735,11 +687,4 @@ class Reactor:
         self._check_open()
         if self._running:
             raise RuntimeError("reactor is already running")
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception as exc:  # reporting an error must not raise another
-        return f"<{type(value).__name__}: repr() failed: {exc!r}>"
 

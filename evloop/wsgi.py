@@ -149,6 +149,12 @@ def _split_host(host: str) -> tuple[str, str]:
     return host, ""
 
 
+def _server_from_host(request: Request) -> tuple[str, str]:
+    """SERVER_NAME and SERVER_PORT from the Host field, when the server address is not (host, port): a Unix socket."""
+    server_name, server_port = _split_host(request.headers.get("Host") or "localhost")
+    return server_name, server_port or ("443" if request.scheme == "https" else "80")
+
+
 def environ_template(script_name: str = "", multiprocess: bool = False, errors: Any = None) -> dict[str, Any]:
     """The environ keys that are the same for every request of one app: each request's environ starts as a copy.
 
@@ -182,6 +188,14 @@ def environ_key(name: str) -> str:
     return key if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH" else "HTTP_" + key
 
 
+def _learn_key(keys: BoundedCache[str, str], name: str) -> str:
+    """``environ_key(name)`` on a miss of ``WSGIApp``'s cache of them, remembered there."""
+    keys.misses += 1
+    key = environ_key(name)
+    keys.put(name, key)
+    return key
+
+
 def build_environ(
     request: Request, *, script_name: str = "", multiprocess: bool = False,
     errors: Any = None, template: dict[str, Any] | None = None,
@@ -210,8 +224,7 @@ def build_environ(
     if isinstance(server, tuple) and len(server) >= 2:
         server_name, server_port = str(server[0]), str(server[1])
     else:
-        server_name, server_port = _split_host(request.headers.get("Host") or "localhost")
-        server_port = server_port or ("443" if request.scheme == "https" else "80")
+        server_name, server_port = _server_from_host(request)
     client = request.client
 
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
@@ -245,10 +258,7 @@ def build_environ(
     for name, value in request.header_pairs:
         key = known.get(name) if known is not None else None
         if key is None:
-            key = environ_key(name)
-            if keys is not None:
-                keys.misses += 1
-                keys.put(name, key)
+            key = environ_key(name) if keys is None else _learn_key(keys, name)
         if not key:
             continue
         if key == "CONTENT_LENGTH":

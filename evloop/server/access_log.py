@@ -70,7 +70,12 @@ class BufferedAccessHandler(logging.Handler):
         super().__init__()
         self.stream = stream if stream is not None else sys.stderr
         self.capacity_lines = capacity_lines
-        self.lines: list[str] = []  # formatted, without their newlines
+        # The text waiting to be written, as the pieces that join into it:
+        # two a line (the line up to its end, then the end with its newline),
+        # so that AccessLog adds a line's remembered prefix and duration
+        # without concatenating them first (see AccessLog.log).
+        self.pieces: list[str] = []
+        self.capacity_pieces = 2 * capacity_lines
         self.attached = 0  # servers that flush this handler
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -81,24 +86,28 @@ class BufferedAccessHandler(logging.Handler):
 
     def add_line(self, line: str) -> None:
         """Queue one formatted line (without its newline)."""
-        lines = self.lines
-        lines.append(line)
-        if len(lines) >= self.capacity_lines or not self.attached:
+        pieces = self.pieces
+        pieces.append(line)
+        pieces.append("\n")
+        if len(pieces) >= self.capacity_pieces or not self.attached:
             self.flush()
+
+    def waiting_lines(self) -> int:
+        """Lines queued and not yet written."""
+        return len(self.pieces) // 2
 
     def formats_plainly(self) -> bool:
         """Would a record be written as its bare message (so a line may skip the ``LogRecord``)?"""
         return self.formatter is None and not self.filters
 
     def flush(self) -> None:
-        lines = self.lines
-        if not lines:
+        pieces = self.pieces
+        if not pieces:
             return
         self.acquire()
         try:
-            self.lines = []
-            lines.append("")  # the last line's newline
-            self.stream.write("\n".join(lines))
+            self.pieces = []
+            self.stream.write("".join(pieces))
             self.stream.flush()
         except Exception:
             self.handleError(logging.makeLogRecord({"msg": "writing access log lines failed"}))
@@ -148,7 +157,7 @@ class AccessLog:
         self._last_status = 0
         self._last_size = -1
         self._last_prefix = ""
-        self._durations: dict[int, str] = {}
+        self._durations: dict[float, str] = {}
         self._choose_route()
 
     def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
@@ -175,23 +184,28 @@ class AccessLog:
             prefix = self._last_prefix
         else:
             prefix = self._prefix(client, head, status, size, when)
-        # Durations repeat at microsecond resolution: their text is
-        # remembered (formatting a float cost ~3,000 instructions a line).
-        us = int(duration_s * 1_000_000)
+        # Durations repeat at microsecond resolution: their texts (with the
+        # line's newline) are remembered, by the float of whole microseconds
+        # (a float's floor is cheaper than int(), and hashes as the int would);
+        # formatting a float cost ~3,000 instructions a line.
+        us = duration_s * 1_000_000 // 1
         durations = self._durations
-        text = durations.get(us)
-        if text is None:
+        end = durations.get(us)
+        if end is None:
             if len(durations) >= _MAX_DURATIONS:
                 durations.clear()
-            text = durations[us] = duration_text(duration_s)
-        line = prefix + text
+            end = durations[us] = duration_text(duration_s) + "\n"
         if direct is not None:
-            lines = direct.lines  # _deliver, inline: this runs for every response
-            lines.append(line)
-            if len(lines) >= direct.capacity_lines:
+            # The prefix and the end go to the handler as two pieces, joined
+            # only when written: no line string is made (_deliver, inline:
+            # this runs for every response).
+            pieces = direct.pieces
+            pieces.append(prefix)
+            pieces.append(end)
+            if len(pieces) >= direct.capacity_pieces:
                 direct.flush()
         else:
-            self._logger.info(line)
+            self._logger.info(prefix + end[:-1])
         if self._idle_flush is None:
             self._schedule_flush()
 

@@ -56,6 +56,7 @@ from ..websocket import WebSocketUpgrade
 from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .context import ServerContext
 from .h1_faults import FaultHandling
+from .h1_streaming import ResponseStreaming
 from .outcomes import close_quietly, internal_error, peer_text
 from .phases import (
     CLOSING,
@@ -65,23 +66,27 @@ from .phases import (
     IN_APP,
     LINGER,
     NEW,
-    STREAMING,
     PhaseEvent,
 )
 from .ws import accept_websocket, start_websocket
 
 __all__ = ["HTTPProtocol"]
 
-# Request recycling (_process): a request only the server refers to is reused.
+# Request recycling (_process): a request that only _process refers to once
+# it is answered (its frame's name and getrefcount's argument: a count of 2)
+# becomes the connection's spare, and the next request reuses it
+# (tests/server/test_request_recycling.py checks it against the plain path):
+# no allocation, type call and deallocation of a 16-slot object
+# (load/bench_instructions.py pipelined 21,620 -> 20,500); an idle
+# connection holds the spare (~200 bytes, its body dropped).
 _refcount = sys.getrefcount
 
 logger = logging.getLogger("evloop.server")
 
-_STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response per write
 _BODILESS_STATUSES = frozenset((204, 304))
 
 
-class HTTPProtocol(FaultHandling, Protocol):
+class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
@@ -321,10 +326,8 @@ class HTTPProtocol(FaultHandling, Protocol):
     def _process(self) -> None:
         """The read loop: take events from the state machine while the connection reads; run each complete request.
 
-        Running a request (the ``Request``, the app, what it returns) is
-        this loop's body rather than a method of its own: that frame, one a
-        request, cost ~500 instructions (load/bench_instructions.py:
-        pipelined 20,398 -> 19,940, keepalive 30,265 -> 29,826).
+        Running a request is this loop's body, not a method of its own: that frame cost ~500 instructions
+        a request (load/bench_instructions.py: pipelined 20,398 -> 19,940, keepalive 30,265 -> 29,826).
         """
         conn = self.conn
         try:
@@ -380,12 +383,8 @@ class HTTPProtocol(FaultHandling, Protocol):
                     self._spare_request = None
                     request._renew(head.method, head.target, head.version, head.headers, body, client, scheme,
                                    head.target_parts)
-                trusted = ctx.trusted_proxies
-                if trusted is not None:
-                    # Behind a proxy: the client, scheme and request id it vouches for.
-                    request.client, request.scheme = resolve_client(client, scheme, head.headers, trusted)
-                    if trusted.is_trusted_peer(client):
-                        request.trust_request_id()
+                if ctx.trusted_proxies is not None:
+                    self._take_proxy_word(request, head)
                 self.request = request
                 try:
                     response = ctx.call_app(request)
@@ -396,19 +395,21 @@ class HTTPProtocol(FaultHandling, Protocol):
                     continue
                 request._responded = True  # a later respond() is an error
                 self._send(response)
-                if self.phase is IDLE and _refcount(request) == 2:
-                    # Only this frame's name and the call's argument refer to it, so
-                    # the connection's next request reuses it (tests/server/
-                    # test_request_recycling.py checks it against the plain path):
-                    # no allocation, type call and deallocation of a 16-slot object
-                    # (load/bench_instructions.py pipelined 21,620 -> 20,500); an idle
-                    # connection holds the spare (~200 bytes, its body dropped).
+                if self.phase is IDLE and _refcount(request) == 2:  # only this frame refers to it: a spare
                     if request.body:
                         request.body = b""  # an idle connection must not hold a request body
                         request._stream = None  # nor a BytesIO over it
                     self._spare_request = request
         finally:
             self._finish()
+
+    def _take_proxy_word(self, request: Request, head: RequestHead) -> None:
+        """Behind a trusted proxy (``--forwarded-allow-ips``): the client, scheme and request id it vouches for."""
+        trusted: Any = self.ctx.trusted_proxies
+        peer = request.client
+        request.client, request.scheme = resolve_client(peer, request.scheme, head.headers, trusted)
+        if trusted.is_trusted_peer(peer):
+            request.trust_request_id()
 
     def _app_failed(self, request: Request, exc: BaseException) -> Response | None:
         """The app raised: a stop request goes on up; else logged, and a 500 unless it had responded."""
@@ -598,86 +599,6 @@ class HTTPProtocol(FaultHandling, Protocol):
         self._responder = None
         start_websocket(ctx, self, transport, accepted, self.conn.trailing_data(),
                         reading_paused=self._reading_paused, write_paused=self._write_paused)
-
-    def _send_file(self, body: FileBody) -> None:
-        transport = self.transport
-        assert transport is not None
-        self._to("sending_file")
-        self._finish()  # the head goes before the file region
-
-        def on_done(exc: BaseException | None) -> None:
-            if exc is not None or self.transport is None:
-                return  # the transport failed or was closed: connection_lost ends the response
-            self.conn.file_data_sent(body.count)
-            self._body_bytes = body.count
-            self._out.append(self.conn.send_end())
-            self._response_done()
-            if self.phase.reads and self.transport is not None:
-                self._process()
-            else:
-                self._finish()
-
-        transport.sendfile(body.file, body.offset, body.count, on_done)
-
-    def _pump_stream(self) -> None:
-        """Pull body chunks while the transport is below its high water mark.
-
-        Chunks go out in batches of up to ``_STREAM_BATCH_BYTES`` with one
-        ``writelines`` (one ``sendmsg``): a 1 MiB body in 64 KiB chunks takes
-        4 system calls instead of 16, and a stream of small chunks is not a
-        system call each.  A connection holds at most its high water mark
-        plus one batch.  The bytes already in ``_out`` (the response head)
-        go with the first batch.
-        """
-        conn = self.conn
-        while self._stream is not None and not self._write_paused:
-            transport = self.transport
-            if transport is None or transport.is_closing():
-                # The peer went away (a reset closes the transport at once):
-                # stop pulling, or one client could hold the loop for the
-                # whole body.
-                self._abort_response("the client went away")
-                return
-            batch, self._out = self._out, []
-            size = 0
-            try:
-                while size < _STREAM_BATCH_BYTES:
-                    chunk = next(self._stream)
-                    if chunk:
-                        batch.append(conn.send_data(chunk))
-                        size += len(chunk)
-            except StopIteration:
-                self._stream = None
-                self._body_bytes += size
-                try:
-                    batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
-                except ValueError as exc:  # shorter than its Content-Length: the framing cannot be kept
-                    transport.writelines(batch)
-                    self._response_refused(exc)
-                    return
-                self._out = batch
-                self._response_done()
-                return
-            except BaseException as exc:
-                if is_stop_request(exc):
-                    raise
-                transport.writelines(batch)  # the chunks before the failure were good
-                head = self.head
-                logger.exception("response body of %s %s failed", head.method if head else "?",
-                                 head.target if head else "?")
-                self._abort_response("the body's iterator raised")
-                return
-            self._body_bytes += size
-            transport.writelines(batch)
-        if self._stream is not None and self.phase is STREAMING:
-            self._to("writes_backed_up")  # the send timeout counts from this level
-
-    def _end_response(self) -> None:
-        """Release the response in flight: closes its file or calls its iterable's close(), once."""
-        response, self._response = self._response, None
-        self._stream = None
-        if response is not None:
-            close_quietly(response)
 
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""

@@ -63,12 +63,47 @@ The servers (``--servers``, default all of them, in this order)
 - ``tornado``, ``waitress`` (4 threads), ``gunicorn`` (one sync worker) and
   ``threading`` (the standard library's ThreadingHTTPServer), access logs off.
 - ``nginx`` (Debian's package, installed by setup when missing): one worker
-  process, access log off, serving the hello text (``return 200``) and a 1 MiB
-  file of ``x`` (``/bytes/1048576``) from a configuration written into the run's
-  temp dir; it runs every scenario that needs only those two (not ``echo4k`` or
+  process, access log off, serving the hello text (``return 200``), a 1 MiB
+  file of ``x`` (``/bytes/1048576``), ``/items/ID`` (``return 200`` on a
+  location regex) and the static root from a configuration written into the run's
+  temp dir; it runs every scenario that needs only those (not ``echo4k`` or
   ``delay1000``). nginx cannot listen on port 0: the run binds port 0 itself and
   hands the socket over the way nginx's own binary upgrade does (the inherited
   descriptor named in the ``NGINX`` environment variable).
+- Access log on: ``evloop``, ``evloop-wsgi`` and ``uvicorn-log`` (above), and
+  ``granian-asgi-log``, ``granian-wsgi-log`` (``--access-log``), ``nginx-log``
+  (``access_log`` in the combined format, unbuffered, nginx's default),
+  ``gunicorn-log`` (``--access-logfile -``), ``tornado-log`` (tornado's own
+  ``log_function``, through ``logging`` to stdout) and ``threading-log``
+  (``http.server``'s line to stderr): each the server without the suffix, with
+  its access log written to a file. waitress has no access log of its own.
+  Every scenario runs with the log on and off by naming both.
+
+Real traffic (issue 20)
+-----------------------
+``browser-unique`` sends heads as a browser does (``browser.py``: 12 fields,
+about 730 bytes, a Chrome ``User-Agent`` and client hints, a cookie of about
+195 bytes) whose path (``GET /items/ID``, a route with a path parameter), query,
+referer and cookie are new on every request, numbered by a counter in wrk's
+Lua (each wrk run starts its own range, so the measured run does not repeat
+the warm-up's heads). ``static-1m`` and ``static-small`` fetch a 1 MiB and a
+2 KiB file of the run's static root (made in its temp dir) under ``/static/``,
+and ``static-304`` revalidates the 2 KiB one with the ``ETag`` and
+``Last-Modified`` of the server's own 200 (``If-None-Match`` and
+``If-Modified-Since``, as a browser sends both) and must get 304s. The servers
+serve that root as their users would: evloop with ``--root`` (its
+``StaticFiles``, ``sendfile``), uvicorn with Starlette's ``StaticFiles``
+mounted in the ASGI app (``BENCH_STATIC_ROOT``), granian with its own Rust file
+server (``--static-path-mount``: it sends no ``ETag`` or ``Last-Modified``, so
+it fails ``static-304``, and its access log leaves these requests out), nginx
+with ``alias``, ``sendfile on`` and ``tcp_nopush on`` (Debian's defaults) as
+the anchor; the others skip them. ``latency`` reports p50, p90, p99 and p99.9
+of wrk's histogram at 50 connections as fast as they go; ``latency-rate`` the
+same at a fixed rate below saturation (``--latency-rate``, 10,000 requests a
+second by default): each connection waits ``50 / rate`` seconds before each
+request (wrk's ``delay()``), and the table gives the rate reached beside the
+percentiles (lower than asked when a server saturates, and by the response
+time itself: each connection waits for its response before its next wait).
 
 TLS scenarios (``tls-*``)
 -------------------------
@@ -89,7 +124,7 @@ with a handshake and a request on each connection first (Python's ``ssl`` on the
 client side). The waiting and preflight requests go over HTTPS, verified
 against the run's CA.
 
-Only ``evloop`` and ``uvicorn-log`` write an access log. Their log file is new
+Only the servers with the access log on (above) write one. Their log file is new
 for each measurement; the raw results record how many lines and bytes it got
 (``log_lines``, ``log_bytes``: warm-up and preflight requests included), the
 servers log keeps its first and last lines, and the file is then deleted.
@@ -150,6 +185,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))  # browser.py, beside this file (also when imported as bench.run)
+import browser  # noqa: E402
+
 PEERS = HERE / "peers"
 DEFAULT_VENV = HERE / ".venv"
 RESULTS = REPO / "load" / "results"
@@ -174,31 +212,41 @@ class Spec:
     extracted by ``--evloop-rev``).
     ``tls_args``: the options that turn TLS on, with ``{certfile}`` and ``{keyfile}``
     in place of the paths (None: the server is not run over TLS).
+    ``static_args``: the options that make it serve the run's static root under
+    ``/static/`` (``{root}`` in place of the directory; the ASGI app needs none:
+    ``BENCH_STATIC_ROOT`` is set for every server in the static scenarios), or
+    None: it serves no files and skips the static scenarios.
     ``serves``: the scenarios it can run (None: all of them); ``nginx``: the argv is
     made by ``start_nginx`` for each measurement.
     """
 
     def __init__(self, description, argv, *, log_file=False, needs_venv=True, pythonpath=None,
-                 tls_args=None, serves=None, nginx=False):
+                 tls_args=None, static_args=None, serves=None, nginx=False):
         self.description = description
         self.argv = argv
         self.log_file = log_file
         self.needs_venv = needs_venv
         self.pythonpath = pythonpath
         self.tls_args = tls_args
+        self.static_args = static_args
         self.serves = serves
         self.nginx = nginx
 
-    def argv_for(self, certs):
-        """The argv for one measurement: with the TLS options when ``certs`` is (certfile, keyfile)."""
-        if certs is None:
-            return self.argv
-        certfile, keyfile = certs
-        return [*self.argv, *(a.format(certfile=certfile, keyfile=keyfile) for a in self.tls_args)]
+    def argv_for(self, certs, static_root=None):
+        """The argv for one measurement: with the TLS options when ``certs`` is (certfile, keyfile),
+        with the static options when ``static_root`` is the run's static directory."""
+        argv = self.argv
+        if certs is not None:
+            certfile, keyfile = certs
+            argv = [*argv, *(a.format(certfile=certfile, keyfile=keyfile) for a in self.tls_args)]
+        if static_root is not None:
+            argv = [*argv, *(a.format(root=static_root) for a in self.static_args)]
+        return argv
 
 
 EVLOOP_VARIANTS = ("evloop", "evloop-nolog")
 EVLOOP_TLS = ["--certfile", "{certfile}", "--keyfile", "{keyfile}"]
+EVLOOP_STATIC = ["--root", "{root}"]  # evloop-demo's files under /static/, in front of --wsgi too
 
 
 def evloop_spec(variant, py, evloop_args, source, label=""):
@@ -207,10 +255,11 @@ def evloop_spec(variant, py, evloop_args, source, label=""):
     if variant == "evloop":
         return Spec(f"evloop-demo{where}, default config: access log on, to a file",
                     [py, "-m", "evloop.demo", "--port", "0", *evloop_args],
-                    log_file=True, needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS)
+                    log_file=True, needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS,
+                    static_args=EVLOOP_STATIC)
     return Spec(f"evloop-demo{where}, --no-access-log",
                 [py, "-m", "evloop.demo", "--no-access-log", "--port", "0", *evloop_args],
-                needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS)
+                needs_venv=False, pythonpath=source, tls_args=EVLOOP_TLS, static_args=EVLOOP_STATIC)
 
 
 def server_commands(py, venv_bin, evloop_args):
@@ -222,75 +271,97 @@ def server_commands(py, venv_bin, evloop_args):
     granian = [str(venv_bin / "granian"), "--host", "127.0.0.1", "--port", "0", "--workers", "1",
                "--runtime-mode", "st", "--runtime-threads", "1", "--blocking-threads", "1",
                "--http", "1", "--backlog", "2048", "--log-level", "warning", "--no-access-log"]
+    # Its access lines go through Python's logging to stdout whatever --log-level says.
+    granian_log = [a if a != "--no-access-log" else "--access-log" for a in granian]
     uvicorn_tls = ["--ssl-certfile", "{certfile}", "--ssl-keyfile", "{keyfile}"]
     # granian's TLS minimum is 1.3 by default; every client here negotiates 1.3 anyway.
     granian_tls = ["--ssl-certificate", "{certfile}", "--ssl-keyfile", "{keyfile}"]
+    # granian's own file server (Rust), in front of the app.
+    granian_static = ["--static-path-mount", "{root}", "--static-path-route", "/static"]
     evloop_wsgi = [py, "-m", "evloop.demo", "--port", "0", *evloop_args, "--wsgi"]
     waitress = [str(venv_bin / "waitress-serve"), "--host=127.0.0.1", "--port=0",
                 "--connection-limit=20000", "--backlog=2048"]
     gunicorn = [str(venv_bin / "gunicorn"), "-w", "1", "-k", "sync", "-b", "127.0.0.1:0",
                 "--backlog", "2048", "--log-level", "warning"]
+    uvicorn_httptools = [*uvicorn, "--http", "httptools", "--loop", "uvloop"]
+    granian_asgi = ["--interface", "asgi", "--loop", "uvloop", "asgi_app:app"]
+    granian_wsgi = ["--interface", "wsgi", "wsgi_app:app"]
+    tornado = [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]
+    threading = [py, "threading_server.py", "--port", "0"]
+    nginx = ["nginx", "-p", "DIR", "-c", "DIR/nginx.conf"]
     return {
         "evloop": evloop_spec("evloop", py, evloop_args, REPO),
         "evloop-nolog": evloop_spec("evloop-nolog", py, evloop_args, REPO),
         "evloop-wsgi": Spec(
             "evloop-demo --wsgi, default config: access log on, to a file",
             [*evloop_wsgi, "wsgi_app:app"], log_file=True, needs_venv=False, pythonpath=REPO,
-            tls_args=EVLOOP_TLS,
+            tls_args=EVLOOP_TLS, static_args=EVLOOP_STATIC,
         ),
         "evloop-wsgi-nolog": Spec(
             "evloop-demo --wsgi, --no-access-log",
             [*evloop_wsgi, "wsgi_app:app", "--no-access-log"], needs_venv=False, pythonpath=REPO,
-            tls_args=EVLOOP_TLS,
+            tls_args=EVLOOP_TLS, static_args=EVLOOP_STATIC,
         ),
         "evloop-wsgi-flask": Spec(
             "evloop-demo --wsgi, Flask, --no-access-log",
             [*evloop_wsgi, "flask_app:app", "--no-access-log"], needs_venv=False, pythonpath=REPO,
-            tls_args=EVLOOP_TLS,
+            tls_args=EVLOOP_TLS, static_args=EVLOOP_STATIC,
         ),
         "uvicorn": Spec(
             "uvicorn, httptools + uvloop, --no-access-log",
-            [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--no-access-log", "--log-level", "warning"],
-            tls_args=uvicorn_tls,
+            [*uvicorn_httptools, "--no-access-log", "--log-level", "warning"],
+            tls_args=uvicorn_tls, static_args=[],
         ),
         "uvicorn-log": Spec(
             "uvicorn, httptools + uvloop, access log on (to a file)",
-            [*uvicorn, "--http", "httptools", "--loop", "uvloop", "--log-level", "info"],
-            log_file=True, tls_args=uvicorn_tls,
+            [*uvicorn_httptools, "--log-level", "info"],
+            log_file=True, tls_args=uvicorn_tls, static_args=[],
         ),
         "uvicorn-h11": Spec(
             "uvicorn, h11 + asyncio, --no-access-log",
             [*uvicorn, "--http", "h11", "--loop", "asyncio", "--no-access-log", "--log-level", "warning"],
+            static_args=[],
         ),
         "granian-asgi": Spec(
             "granian (Rust), ASGI on uvloop, 1 worker, 1 runtime thread",
-            [*granian, "--interface", "asgi", "--loop", "uvloop", "asgi_app:app"],
-            tls_args=granian_tls,
+            [*granian, *granian_asgi], tls_args=granian_tls, static_args=granian_static,
+        ),
+        "granian-asgi-log": Spec(
+            "granian (Rust), ASGI on uvloop, 1 worker, 1 runtime thread, access log on (to a file)",
+            [*granian_log, *granian_asgi], log_file=True, tls_args=granian_tls, static_args=granian_static,
         ),
         "granian-wsgi": Spec(
             "granian (Rust), WSGI, 1 worker, 1 runtime thread, 1 blocking thread",
-            [*granian, "--interface", "wsgi", "wsgi_app:app"],
-            tls_args=granian_tls,
+            [*granian, *granian_wsgi], tls_args=granian_tls, static_args=granian_static,
+        ),
+        "granian-wsgi-log": Spec(
+            "granian (Rust), WSGI, 1 worker, 1 runtime thread, 1 blocking thread, access log on (to a file)",
+            [*granian_log, *granian_wsgi], log_file=True, tls_args=granian_tls, static_args=granian_static,
         ),
         "granian-wsgi-flask": Spec(
             "granian (Rust), WSGI, Flask, 1 worker, 1 runtime thread, 1 blocking thread",
             [*granian, "--interface", "wsgi", "flask_app:app"],
-            tls_args=granian_tls,
+            tls_args=granian_tls, static_args=granian_static,
         ),
-        "tornado": Spec("tornado", [py, "tornado_app.py", "--port", "0", "--backlog", "2048"]),
+        "tornado": Spec("tornado", tornado),
+        "tornado-log": Spec("tornado, access log on (to a file)", [*tornado, "--access-log"], log_file=True),
         "waitress": Spec("waitress (4 threads)", [*waitress, "wsgi_app:app"]),
         "waitress-flask": Spec("waitress (4 threads), Flask", [*waitress, "flask_app:app"]),
         "gunicorn": Spec("gunicorn, 1 sync worker", [*gunicorn, "wsgi_app:app"]),
+        "gunicorn-log": Spec("gunicorn, 1 sync worker, access log on (to a file)",
+                             [*gunicorn, "--access-logfile", "-", "wsgi_app:app"], log_file=True),
         "gunicorn-flask": Spec("gunicorn, 1 sync worker, Flask", [*gunicorn, "flask_app:app"]),
-        "threading": Spec(
-            "stdlib ThreadingHTTPServer",
-            [py, "threading_server.py", "--port", "0"],
-            needs_venv=False,
-        ),
+        "threading": Spec("stdlib ThreadingHTTPServer", threading, needs_venv=False),
+        "threading-log": Spec("stdlib ThreadingHTTPServer, access log on (to a file)",
+                              [*threading, "--access-log"], log_file=True, needs_venv=False),
         "nginx": Spec(
-            "nginx (C), 1 worker process, access log off, the hello text and a 1 MiB file",
-            ["nginx", "-p", "DIR", "-c", "DIR/nginx.conf"],
-            needs_venv=False, tls_args=[], nginx=True, serves=NGINX_SCENARIOS,
+            "nginx (C), 1 worker process, access log off, the hello text, a 1 MiB file and the static root",
+            nginx, needs_venv=False, tls_args=[], static_args=[], nginx=True, serves=NGINX_SCENARIOS,
+        ),
+        "nginx-log": Spec(
+            "nginx (C), 1 worker process, access log on (combined format, to a file), as `nginx`",
+            nginx, log_file=True, needs_venv=False, tls_args=[], static_args=[], nginx=True,
+            serves=NGINX_SCENARIOS,
         ),
     }
 
@@ -483,6 +554,13 @@ def _start_time(pid):
 
 
 def http_request(port, method, path, body=b"", headers=None, timeout=10.0, tls=None):
+    """One request on a new connection: (status, body)."""
+    status, _fields, body = http_exchange(port, method, path, body, headers, timeout, tls)
+    return status, body
+
+
+def http_exchange(port, method, path, body=b"", headers=None, timeout=10.0, tls=None):
+    """One request on a new connection: (status, response fields as an ``http.client`` message, body)."""
     if tls is not None:
         conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls)
     else:
@@ -490,7 +568,7 @@ def http_request(port, method, path, body=b"", headers=None, timeout=10.0, tls=N
     try:
         conn.request(method, path, body=body or None, headers=headers or {})
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, resp.headers, resp.read()
     finally:
         conn.close()
 
@@ -518,6 +596,38 @@ def preflight(port, tls=None, full=True):
         if (status, body) != (200, b"delayed"):
             problems.append(f"GET /delay/1 -> {status} {body[:40]!r}")
     return problems
+
+
+def scenario_preflight(port, opts, tls=None):
+    """Check what a scenario needs beyond ``preflight``: ``/items/ID``, the static files, a 304.
+
+    Returns (problems, fields): ``fields`` are the request fields the scenario's wrk
+    run adds for this server (for ``revalidate``: the validators of its own 200,
+    sent back as a browser revalidating its cache does).
+    """
+    problems, fields = [], []
+    if opts.get("items"):
+        status, body = http_request(port, "GET", "/items/3f2a?after=3f29", tls=tls)
+        if (status, body) != (200, b"item 3f2a"):
+            problems.append(f"GET /items/3f2a -> {status} {body[:40]!r}")
+    if opts.get("static"):
+        for name, data in STATIC_FILES.items():
+            status, body = http_request(port, "GET", f"/static/{name}", tls=tls)
+            if (status, body) != (200, data):
+                problems.append(f"GET /static/{name} -> {status}, {len(body)} bytes")
+    if opts.get("revalidate") and not problems:
+        _status, got, _body = http_exchange(port, "GET", opts["path"], tls=tls)
+        for name, validator in (("If-None-Match", got["ETag"]), ("If-Modified-Since", got["Last-Modified"])):
+            if validator is not None:
+                fields.append(f"{name}: {validator}")
+        if not fields:
+            problems.append(f"GET {opts['path']}: no ETag or Last-Modified, so no 304 to ask for")
+        else:
+            status, _got, body = http_exchange(port, "GET", opts["path"], tls=tls,
+                                               headers=dict(f.split(": ", 1) for f in fields))
+            if status != 304 or body:
+                problems.append(f"GET {opts['path']} with {', '.join(fields)} -> {status}, {len(body)} bytes")
+    return problems, fields
 
 
 # --------------------------------------------------------------------------- TLS and nginx
@@ -556,7 +666,7 @@ error_log {dir}/error.log warn;
 pid {dir}/nginx.pid;
 events {{ worker_connections 20000; }}
 http {{
-    access_log off;
+    access_log {access_log};
     client_body_temp_path {dir}/tmp;
     proxy_temp_path {dir}/tmp;
     fastcgi_temp_path {dir}/tmp;
@@ -569,14 +679,24 @@ http {{
         location = / {{ default_type text/plain; return 200 "Hello, World!"; }}
         location = /healthz {{ default_type text/plain; return 200 "ok"; }}
         location = /bytes/1048576 {{ default_type application/octet-stream; alias {dir}/1m; }}
+        location ~ ^/items/([^/]+)$ {{ default_type text/plain; return 200 "item $1"; }}
+        # The static root as Debian's nginx.conf serves files (sendfile, tcp_nopush); ETag and
+        # Last-Modified are on by default, so revalidations get 304.
+        location /static/ {{
+            alias {static}/;
+            sendfile on;
+            tcp_nopush on;
+            types {{ text/css css; application/octet-stream bin; }}
+        }}
         location / {{ return 404; }}
     }}
 }}
 """
 
 
-def start_nginx(name, env, log, workdir, certs, tls):
-    """nginx with one worker, serving the hello text and a 1 MiB file of ``x`` (as the peers send).
+def start_nginx(name, env, log, workdir, certs, tls, static_root, access_log=None):
+    """nginx with one worker, serving the hello text, a 1 MiB file of ``x`` (as the peers send),
+    ``/items/ID`` and ``static_root`` under ``/static/``; its access log to ``access_log``, else off.
 
     nginx cannot listen on port 0, so the listening socket is made here on port 0
     and handed over as nginx does across its own binary upgrades: the descriptor
@@ -600,7 +720,8 @@ def start_nginx(name, env, log, workdir, certs, tls):
         if certs is not None:
             tls_text = (f"ssl_certificate {certs[0]}; ssl_certificate_key {certs[1]}; "
                         "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:SSL:10m;")
-        conf = NGINX_CONF.format(dir=d, port=port, ssl=" ssl" if certs else "", tls=tls_text)
+        conf = NGINX_CONF.format(dir=d, port=port, ssl=" ssl" if certs else "", tls=tls_text,
+                                 static=static_root, access_log=access_log or "off")
         (d / "nginx.conf").write_text(conf)
         fd = sock.fileno()
         return Server(name, ["nginx", "-p", str(d), "-c", str(d / "nginx.conf")],
@@ -617,10 +738,10 @@ done = function(summary, latency, requests)
   io.write(string.format(
     'WRKJSON {"requests":%.0f,"bytes":%.0f,"duration_us":%.0f,"connect":%.0f,"read":%.0f,' ..
     '"write":%.0f,"status":%.0f,"timeout":%.0f,"p50_us":%.0f,"p90_us":%.0f,"p99_us":%.0f,' ..
-    '"max_us":%.0f}\n',
+    '"p999_us":%.0f,"max_us":%.0f}\n',
     summary.requests, summary.bytes, summary.duration, e.connect, e.read, e.write, e.status,
     e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max))
+    latency:percentile(99.9), latency.max))
 end
 """
 
@@ -634,14 +755,34 @@ request = function() return req end
 """
 
 # Every request's head differs (an X-Request-Id counter), as from real clients:
-# no server can answer from a cache of heads it has seen.
+# no server can answer from a cache of heads it has seen. The counter starts at
+# the script's argument (``run_wrk`` gives each wrk run its own), so the measured
+# run does not repeat the warm-up's heads.
 UNIQUE_LUA = r"""
 counter = 0
+init = function(args) counter = tonumber(args[1]) or 0 end
 request = function()
   counter = counter + 1
   return wrk.format("GET", "/", {["X-Request-Id"] = tostring(counter)})
 end
 """
+
+def rate_lua(rate, conns):
+    """A wrk script holding ``conns`` connections to ``rate`` requests a second in all: before each
+    request a connection waits ``conns / rate`` seconds (``delay()``, whole milliseconds, the
+    fractions carried over so the mean is exact). Each connection's next request waits for its
+    response, so a server slower than that gets fewer: the report gives the rate reached."""
+    return f"""
+local interval_ms = {conns * 1000.0 / rate!r}
+local owed = 0
+delay = function()
+  owed = owed + interval_ms
+  local ms = math.floor(owed)
+  owed = owed - ms
+  return ms
+end
+"""
+
 
 ECHO_LUA = r"""
 wrk.method = "POST"
@@ -666,6 +807,21 @@ SCENARIOS = {
                 {"conns": 10, "path": "/bytes/1048576", "bytes": True}),
     "latency": ("latency percentiles, hello keep-alive, 50 connections", "wrk",
                 {"conns": 50, "path": "/", "latency": True}),
+    # wrk's own histogram (what --latency prints), read in done(): p50, p99, p99.9.
+    "latency-rate": ("latency percentiles at a fixed rate below saturation (`--latency-rate`), hello "
+                     "keep-alive, 50 connections", "wrk", {"conns": 50, "path": "/", "latency": True, "rate": True}),
+    # Heads as a browser sends them (load/bench/browser.py), new on every request.
+    "browser-unique": ("browser-sized heads (12 fields, ~730 bytes) with a new path, query, referer and "
+                       "cookie on every request: GET /items/ID, keep-alive, 50 connections", "wrk",
+                       {"conns": 50, "path": "/", "lua": browser.lua_script(), "items": True}),
+    # Files of the run's static root (STATIC_FILES) under /static/; nginx is the anchor.
+    "static-1m": ("static file of 1 MiB, GET /static/1m.bin, 10 connections", "wrk",
+                  {"conns": 10, "path": "/static/1m.bin", "bytes": True, "static": True}),
+    "static-small": ("static file of 2 KiB, GET /static/2k.css, keep-alive, 50 connections", "wrk",
+                     {"conns": 50, "path": "/static/2k.css", "static": True}),
+    "static-304": ("static file revalidated: GET /static/2k.css with the If-None-Match and "
+                   "If-Modified-Since of the server's own 200, answered 304, 50 connections", "wrk",
+                   {"conns": 50, "path": "/static/2k.css", "static": True, "revalidate": True}),
     "idle-memory": ("idle memory per open keep-alive connection", "idle", {}),
     "delay1000": ("1,000 concurrent GET /delay/100, wall time", "delay", {}),
     # Over TLS (every server over TLS in the same run, the run's own certificates):
@@ -684,8 +840,34 @@ SCENARIOS = {
 NGINX_SCENARIOS = frozenset(s for s in SCENARIOS if s not in ("echo4k", "delay1000"))
 
 
+def _css(size):
+    rule = b".item-card { margin: 0 auto; padding: 8px 12px; border: 1px solid #d0d7de; }\n"
+    return (rule * (size // len(rule) + 1))[:size]
+
+
+# The static root of the run, made in its temp dir: (name, bytes).
+STATIC_FILES = {"1m.bin": bytes(range(256)) * 4096, "2k.css": _css(2048)}
+
+
+def make_static_root(workdir):
+    """Write STATIC_FILES into ``workdir/static`` (readable by nginx's unprivileged worker); return it."""
+    root = workdir / "static"
+    root.mkdir()
+    for name, data in STATIC_FILES.items():
+        (root / name).write_bytes(data)
+        (root / name).chmod(0o644)
+    root.chmod(0o755)
+    workdir.chmod(0o711)
+    return root
+
+
+_wrk_runs = 0
+
+
 def run_wrk(port, opts, duration_s, workdir, timeout_s="5s"):
     """One wrk run; over https when ``opts["tls"]`` (wrk does not verify the certificate)."""
+    global _wrk_runs
+    _wrk_runs += 1
     script = workdir / "scenario.lua"
     script.write_text(opts.get("lua", "") + WRK_DONE)
     cmd = ["wrk", "-t1", f"-c{opts['conns']}", f"-d{duration_s}s", f"--timeout={timeout_s}",
@@ -696,6 +878,8 @@ def run_wrk(port, opts, duration_s, workdir, timeout_s="5s"):
         cmd = ["taskset", "-c", CLIENT_CPU, *cmd]
     scheme = "https" if opts.get("tls") else "http"
     cmd.append(f"{scheme}://127.0.0.1:{port}{opts['path']}")
+    # A counter's start for scripts that number their requests: each run its own range.
+    cmd += ["--", str(_wrk_runs * 10**9)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
     for line in out.stdout.splitlines():
         if line.startswith("WRKJSON "):
@@ -731,6 +915,7 @@ def measure_wrk(server, opts, duration_s, warmup_s, workdir):
         "p50_ms": res["p50_us"] / 1000,
         "p90_ms": res["p90_us"] / 1000,
         "p99_ms": res["p99_us"] / 1000,
+        "p999_ms": res["p999_us"] / 1000,
         "detail": res,
     }
 
@@ -1033,7 +1218,8 @@ def setup(venv, requirements, nginx=False):
         sys.exit("taskset (util-linux) is missing")
 
 
-PEER_PACKAGES = ("uvicorn", "httptools", "uvloop", "h11", "granian", "tornado", "waitress", "gunicorn", "flask")
+PEER_PACKAGES = ("uvicorn", "httptools", "uvloop", "h11", "granian", "tornado", "waitress", "gunicorn", "flask",
+                 "starlette")
 
 
 def peer_versions(py):
@@ -1120,10 +1306,13 @@ def report(results, servers, scenarios, baseline, names, pairs=()):
         # Each table: columns of (label, key, digits, kind); kind "ratio" is the
         # figure over the baseline's, "spread" its spread over rounds.  The
         # headline key is the figure the ratios table above reports.
-        if kind == "wrk" and scen == "latency":
+        if kind == "wrk" and opts.get("latency"):
             columns = [("p50 ms", "p50_ms", 2, "value"), (f"vs {baseline}", "p50_ms", 0, "ratio"),
                        ("p90 ms", "p90_ms", 2, "value"), ("p99 ms", "p99_ms", 2, "value"),
-                       (f"vs {baseline}", "p99_ms", 0, "ratio")]
+                       (f"vs {baseline}", "p99_ms", 0, "ratio"), ("p99.9 ms", "p999_ms", 2, "value"),
+                       (f"vs {baseline}", "p999_ms", 0, "ratio")]
+            if opts.get("rate"):  # the rate reached: below the one asked for, the server saturated
+                columns.insert(0, ("req/s", "rate", 0, "value"))
             headline_key = "p99_ms"
         elif kind in ("wrk", "s_time"):
             unit = "MiB" if opts.get("bytes") else "req"
@@ -1160,9 +1349,10 @@ def report(results, servers, scenarios, baseline, names, pairs=()):
         lines.append("")
 
     head = [f"#### Ratios to {baseline}", "",
-            "Requests (MiB for `bytes1m` and `tls-bytes1m`) per CPU-second of the server as a ratio to "
-            f"{baseline}; for `latency` p99, `idle-memory` and `tls-idle-memory` KiB per connection and `delay1000` "
-            "wall time the ratio is of the figure itself (lower is better there).", "",
+            "Requests (MiB for `bytes1m`, `tls-bytes1m` and `static-1m`) per CPU-second of the server as a "
+            f"ratio to {baseline}; for `latency` and `latency-rate` p99, `idle-memory` and `tls-idle-memory` KiB "
+            "per connection and `delay1000` wall time the ratio is of the figure itself (lower is better "
+            "there).", "",
             "| server | " + " | ".join(scenarios) + " |",
             "|---|" + "---:|" * len(scenarios)]
     for s in servers:
@@ -1173,8 +1363,8 @@ def report(results, servers, scenarios, baseline, names, pairs=()):
     if pairs:
         head += ["", "#### Pairs", "",
                  "The same headline figures as a ratio of one server to another (`a / b`): above 1 "
-                 "means more requests per CPU-second for `a`, except for `latency`, `idle-memory` and "
-                 "`delay1000`, where lower is better.", "",
+                 "means more requests per CPU-second for `a`, except for `latency`, `latency-rate`, "
+                 "`idle-memory` and `delay1000`, where lower is better.", "",
                  "| a / b | " + " | ".join(scenarios) + " |",
                  "|---|" + "---:|" * len(scenarios)]
         for a, b in pairs:
@@ -1192,6 +1382,9 @@ def default_pairs(servers):
     pairs = [("evloop", "evloop-nolog"), ("evloop", "uvicorn-log"), ("evloop-nolog", "uvicorn"),
              ("evloop", "uvicorn"), ("evloop-nolog", "granian-asgi"), ("evloop-nolog", "granian-wsgi"),
              ("evloop-nolog", "nginx"),
+             # Every server's access log on against off, and evloop against the peers with theirs on.
+             ("uvicorn-log", "uvicorn"), ("granian-asgi-log", "granian-asgi"), ("nginx-log", "nginx"),
+             ("evloop", "granian-asgi-log"), ("evloop", "nginx-log"),
              # WSGI (issue 18): against granian's WSGI interface and waitress, on the raw app and on Flask.
              ("evloop-wsgi", "evloop-wsgi-nolog"), ("evloop-wsgi-nolog", "granian-wsgi"),
              ("evloop-wsgi-nolog", "waitress"), ("evloop-wsgi-nolog", "gunicorn"),
@@ -1214,10 +1407,14 @@ def _pct(spread):
 
 
 def serves(spec, scenario):
-    """Whether the server can run ``scenario`` (its endpoints; TLS options for a TLS scenario)."""
+    """Whether the server can run ``scenario`` (its endpoints; TLS options for a TLS scenario; a
+    way to serve the static root for a static one)."""
     if spec.serves is not None and scenario not in spec.serves:
         return False
-    return spec.tls_args is not None or not SCENARIOS[scenario][2].get("tls")
+    opts = SCENARIOS[scenario][2]
+    if opts.get("static") and spec.static_args is None:
+        return False
+    return spec.tls_args is not None or not opts.get("tls")
 
 
 def select_servers(spec_text, revs, parser):
@@ -1291,6 +1488,9 @@ def main(argv=None):
     parser.add_argument("--baseline", default="evloop", help="server the ratios are relative to")
     parser.add_argument("--idle-conns", type=int, default=5000)
     parser.add_argument("--delay-conns", type=int, default=1000)
+    parser.add_argument("--latency-rate", type=float, default=10000.0, metavar="REQ_PER_S",
+                        help="requests a second in all for latency-rate (default 10,000: below the saturation "
+                             "of evloop, uvicorn, granian and nginx on one core; the table gives the rate reached)")
     parser.add_argument("--client-timeout", type=float, default=20.0,
                         help="limit for the idle-memory and delay clients, seconds")
     parser.add_argument("--evloop-args", default="--backlog 2048",
@@ -1361,6 +1561,7 @@ def main(argv=None):
     if any(SCENARIOS[s][2].get("tls") for s in scenarios):
         tls_files = make_certificates(workdir)  # (CA, certificate, key), made for this run
         tls_client = ssl.create_default_context(cafile=str(tls_files[0]))
+    static_root = make_static_root(workdir)  # nginx serves it in every scenario; the others in static-*
     results_dir = args.results_dir
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -1374,6 +1575,8 @@ def main(argv=None):
             order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
             for scen in scenarios:
                 title, kind, opts = SCENARIOS[scen]
+                if opts.get("rate"):
+                    opts = dict(opts, lua=rate_lua(args.latency_rate, opts["conns"]))
                 for name in order:
                     spec = commands[name]
                     if not serves(spec, scen):
@@ -1384,18 +1587,23 @@ def main(argv=None):
                     out = open(own_log, "wb") if own_log else log  # closed below
                     certs = tls_files[1:] if opts.get("tls") else None
                     client_tls = tls_client if opts.get("tls") else None
+                    static = static_root if opts.get("static") else None
+                    env = dict(envs[name], BENCH_STATIC_ROOT=str(static_root)) if static else envs[name]
                     server = None
                     try:
                         if spec.nginx:
-                            server = start_nginx(name, envs[name], out, workdir, certs, client_tls)
+                            server = start_nginx(name, env, out, workdir, certs, client_tls, static_root,
+                                                 access_log=own_log)
                         else:
-                            server = Server(name, spec.argv_for(certs), envs[name], out, tls=client_tls)
+                            server = Server(name, spec.argv_for(certs, static), env, out, tls=client_tls)
                         server.wait_ready()
                         problems = preflight(server.port, client_tls, full=spec.serves is None)
-                        if problems:
-                            raise RuntimeError("; ".join(problems))
+                        more, fields = scenario_preflight(server.port, opts, client_tls)
+                        if problems or more:
+                            raise RuntimeError("; ".join(problems + more))
                         if kind == "wrk":
-                            res = measure_wrk(server, opts, args.duration, warmup, workdir)
+                            wrk_opts = dict(opts, headers=[*opts.get("headers", ()), *fields])
+                            res = measure_wrk(server, wrk_opts, args.duration, warmup, workdir)
                         elif kind == "s_time":
                             res = measure_s_time(server, opts, args.duration, warmup)
                         elif kind == "idle":

@@ -80,6 +80,43 @@ def test_bench_run_compares_evloop_variants_and_a_revision(tmp_path):
             assert (logged >= 20) if "nolog" not in server else (logged == 0), (server, run)
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+def test_bench_run_real_traffic_scenarios(tmp_path):
+    """The scenarios of real traffic: browser-sized heads new on every request, static files of
+    1 MiB and 2 KiB, a revalidation answered 304 and latency at a fixed rate, for evloop as deployed
+    (access log on) and, when installed, nginx with its access log on (the anchor)."""
+    scenarios = ["browser-unique", "static-1m", "static-small", "static-304", "latency-rate"]
+    servers = ["evloop"] + (["nginx-log"] if shutil.which("nginx") else [])
+    out = run_script(str(LOAD / "bench" / "run.py"), "--no-setup", "--venv", str(tmp_path / "absent"),
+                     "--results-dir", str(tmp_path), "--rounds", "1", "--duration", "1", "--warmup", "0",
+                     "--latency-rate", "500", "--servers", ",".join(servers), "--scenarios", ",".join(scenarios))
+    assert "failed:" not in out, out
+    assert "| p99.9 ms |" in out, out
+    [raw] = tmp_path.glob("bench-*[0-9].json")
+    results = json.loads(raw.read_text())
+    for scenario in scenarios:
+        for server in servers:
+            [run] = results[scenario][server]
+            assert "error" not in run and run["errors"] == 0, (scenario, server, run)
+            assert run["log_lines"] > 20, (scenario, server, run)  # one line a request, in its file
+    for server in servers:
+        rate = results["latency-rate"][server][0]
+        assert rate["rate"] < 600 and rate["p999_ms"] >= rate["p99_ms"] >= rate["p50_ms"] > 0, rate
+
+
+def test_server_memory_growth_and_idle():
+    """load/server_memory.py: RSS across distinct browser-like requests, and per idle connection."""
+    out = run_script(str(LOAD / "server_memory.py"), "growth", "--requests", "3000", "--first", "1000",
+                     "--every", "2000", "--venv", "/nonexistent")
+    assert len(re.findall(r"^RSS after +[\d,]+ requests: +[\d,]+ KiB$", out, re.M)) == 3, out
+    assert "3,000 requests in" in out and ", 0 not 200" in out, out
+    assert re.search(r"^RSS after 3,000 requests against after 1,000: [+-][\d,]+ KiB", out, re.M), out
+    assert re.search(r"^evloop wrote [\d,]+ lines", out, re.M), out  # its access log, on as deployed
+    out = run_script(str(LOAD / "server_memory.py"), "idle", "--conns", "50", "--venv", "/nonexistent")
+    assert "open keep-alive connections: 50 of 50" in out, out
+    assert re.search(r"^per connection: [\d.]+ KiB", out, re.M), out
+
+
 def test_bench_ws_glue_reports_each_size():
     out = run_script(str(LOAD / "bench_ws_glue.py"), "--quick")
     assert len(re.findall(r"glue \d+\.\d+ us a message", out)) == 2, out

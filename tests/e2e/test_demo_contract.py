@@ -133,6 +133,23 @@ def test_delay(demo):
     assert took >= 0.2
 
 
+@pytest.mark.parametrize(("target", "body"), [
+    ("/items/42", b"item 42"),
+    ("/items/3f2a?page=7&sort=price", b"item 3f2a"),  # the query is not part of the id
+    ("/items/caf%C3%A9", "item café".encode()),          # the decoded segment
+    ("/items/%FF", b"item \xff"),                        # not UTF-8: the bytes sent
+])
+def test_items(demo, target, body):
+    r = requests.get(demo.url + target, timeout=5)
+    assert (r.status_code, r.content) == (200, body)
+    assert r.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("target", ["/items/", "/items/a/b", "/items/a%2Fb"])
+def test_items_needs_one_segment(demo, target):
+    assert requests.get(demo.url + target, timeout=5).status_code == 404
+
+
 def test_unknown_path(demo):
     assert requests.get(demo.url + "/nope", timeout=5).status_code == 404
 

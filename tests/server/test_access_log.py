@@ -190,7 +190,7 @@ def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handle
         log = AccessLog(reactor, WallClock())
         for _ in range(handler.capacity_lines * 3 + 7):
             log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
-            assert len(handler.lines) < handler.capacity_lines
+            assert handler.waiting_lines() < handler.capacity_lines
         assert stream.writes == 3 and stream.getvalue().count("\n") == handler.capacity_lines * 3
         log.close()  # shutdown: the rest
         assert stream.getvalue().count("\n") == handler.capacity_lines * 3 + 7

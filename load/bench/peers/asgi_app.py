@@ -1,8 +1,25 @@
 """ASGI peer for uvicorn and granian: ``uvicorn asgi_app:app``, ``granian --interface asgi asgi_app:app``."""
 
 import asyncio
+import os
 
-from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, parse_count
+from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, item_id, parse_count
+
+
+def _static_files():
+    """Starlette's ``StaticFiles`` on ``BENCH_STATIC_ROOT`` mounted at ``/static``, as a Starlette app
+    serves files; None when the variable is not set (Starlette is then not imported)."""
+    root = os.environ.get("BENCH_STATIC_ROOT")
+    if not root:
+        return None
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    return Starlette(routes=[Mount("/static", StaticFiles(directory=root))])
+
+
+STATIC = _static_files()
 
 
 async def _send(send, status, body, content_type=b"text/plain"):
@@ -59,5 +76,9 @@ async def app(scope, receive, send):
         await _send(send, 200, b"delayed")
     elif path == "/healthz":
         await _send(send, 200, b"ok")
+    elif (item := item_id(path)) is not None and method == "GET":
+        await _send(send, 200, b"item " + item.encode("utf-8", "surrogateescape"))
+    elif STATIC is not None and path.startswith("/static/"):
+        await STATIC(scope, receive, send)
     else:
         await _send(send, 404, b"not found")

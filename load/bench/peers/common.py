@@ -5,6 +5,9 @@
 - ``GET /bytes/N``     200, N bytes with a Content-Length, sent in 64 KiB chunks
 - ``GET /delay/MS``    200 ``delayed`` after MS milliseconds (the server's own way to wait)
 - ``GET /healthz``     200 ``ok``
+- ``GET /items/ID``    200 text/plain ``item ID`` (ID: one path segment, as evloop-demo's ``/items/{item_id}``)
+- ``GET /static/FILE`` the files of the run's static root, in the static scenarios (``BENCH_STATIC_ROOT``
+                       for the ASGI app: Starlette's ``StaticFiles``)
 - anything else        404 ``not found``
 """
 
@@ -12,6 +15,14 @@ HELLO = b"Hello, World!"
 CHUNK = b"x" * 65536
 MAX_BYTES = 1 << 30
 MAX_DELAY_MS = 60_000
+
+
+def item_id(path):
+    """The ID of ``/items/ID`` (one non-empty segment), or None for any other path."""
+    if not path.startswith("/items/"):
+        return None
+    rest = path[7:]
+    return rest if rest and "/" not in rest else None
 
 
 def parse_count(text, cap):

@@ -41,6 +41,11 @@ def delay(ms):
     return b"delayed", 200, {"Content-Type": "text/plain"}
 
 
+@app.get("/items/<item>")
+def items(item):
+    return b"item " + item.encode(), 200, {"Content-Type": "text/plain"}
+
+
 @app.get("/healthz")
 def healthz():
     return b"ok", 200, {"Content-Type": "text/plain"}

@@ -8,7 +8,7 @@ import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, parse_count
+from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, item_id, parse_count
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -16,9 +16,11 @@ class Handler(BaseHTTPRequestHandler):
     # Head and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and the
     # client's delayed ACK stall every keep-alive response by about 40 ms.
     disable_nagle_algorithm = True
+    access_log = False  # --access-log
 
-    def log_message(self, format, *args):  # no access log, as for every peer
-        pass
+    def log_message(self, format, *args):  # no access log unless --access-log
+        if self.access_log:
+            super().log_message(format, *args)  # one line a request to stderr
 
     def _reply(self, status, body, content_type="text/plain"):
         self.send_response(status)
@@ -53,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
             self._reply(200, b"delayed")
         elif path == "/healthz":
             self._reply(200, b"ok")
+        elif item_id(path) is not None:  # the raw path: the benchmark's IDs need no decoding
+            self._reply(200, b"item " + item_id(path).encode())
         else:
             self._reply(404, b"not found")
 
@@ -75,7 +79,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--access-log", action="store_true", help="http.server's log line for each request")
     args = parser.parse_args()
+    Handler.access_log = args.access_log
     server = Server((args.host, args.port), Handler)
     host, port = server.server_address[:2]
     print(f"threading serving on http://{host}:{port}", file=sys.stderr, flush=True)

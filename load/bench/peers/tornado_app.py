@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import logging
 import sys
 
 import tornado.httpserver
@@ -52,6 +53,12 @@ class Delay(tornado.web.RequestHandler):
         self.write(b"delayed")
 
 
+class Item(tornado.web.RequestHandler):
+    def get(self, item):
+        self.set_header("Content-Type", "text/plain")
+        self.write(b"item " + item.encode())
+
+
 class Health(tornado.web.RequestHandler):
     def get(self):
         self.set_header("Content-Type", "text/plain")
@@ -63,7 +70,11 @@ async def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--backlog", type=int, default=2048)
+    parser.add_argument("--access-log", action="store_true",
+                        help="tornado's access log (the tornado.access logger) to stdout")
     args = parser.parse_args()
+    if args.access_log:
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(message)s")
     app = tornado.web.Application(
         [
             (r"/", Hello),
@@ -71,8 +82,10 @@ async def main():
             (r"/bytes/([^/]*)", Bytes),
             (r"/delay/([^/]*)", Delay),
             (r"/healthz", Health),
+            (r"/items/([^/]+)", Item),
         ],
-        log_function=lambda handler: None,  # no access log, as for every peer
+        # No access log unless asked for (tornado's default log_function writes it).
+        **({} if args.access_log else {"log_function": lambda handler: None}),
     )
     sockets = tornado.netutil.bind_sockets(args.port, args.host, backlog=args.backlog)
     server = tornado.httpserver.HTTPServer(app, max_body_size=1 << 30)

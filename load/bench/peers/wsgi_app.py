@@ -2,7 +2,7 @@
 
 import time
 
-from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, parse_count
+from common import HELLO, MAX_BYTES, MAX_DELAY_MS, byte_chunks, item_id, parse_count
 
 
 def _reply(start_response, status, body, content_type="text/plain"):
@@ -36,4 +36,7 @@ def app(environ, start_response):
         return _reply(start_response, "200 OK", b"delayed")
     if path == "/healthz":
         return _reply(start_response, "200 OK", b"ok")
+    item = item_id(path)
+    if item is not None and method == "GET":
+        return _reply(start_response, "200 OK", b"item " + item.encode("latin-1"))  # PEP 3333: bytes as latin-1
     return _reply(start_response, "404 Not Found", b"not found")
