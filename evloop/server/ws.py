@@ -349,7 +349,7 @@ class WebSocketProtocol(Protocol):
         handler = self.handler
         self._batching = True
         try:
-            # None (more bytes needed) first: every read ends with it, so it skips type().
+            # None (more bytes needed) first: every read ends with it, and skips type() (~9 opcodes a read).
             while (event := conn.next_event()) is not None:
                 kind = type(event)
                 if kind is TextMessage or kind is BinaryMessage:
