@@ -4,8 +4,8 @@ Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MO
 
 Cases: ``keepalive`` (one hello request at a time on one connection),
 ``pipelined`` (16 hello requests per send), ``close`` (a new connection per
-``Connection: close`` request, one at a time) and ``ws16`` (16-byte text
-messages echoed on ``/ws/echo``, one at a time).
+``Connection: close`` request, one at a time), ``ws16`` and ``ws4k`` (16-byte
+and 4 KiB text messages echoed on ``/ws/echo``, one at a time).
 
 Where ``load/bench_instructions.py`` counts the HTTP glue alone, this runs
 ``python -m evloop.demo`` itself under ``valgrind --tool=callgrind`` and
@@ -38,12 +38,19 @@ ROOT = Path(__file__).resolve().parent.parent
 HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
-CASES = ("keepalive", "pipelined", "close", "ws16")
+CASES = ("keepalive", "pipelined", "close", "ws16", "ws4k")
+WS_SIZES = {"ws16": 16, "ws4k": 4096}  # text message bytes of the WebSocket cases
+
+
+def _ws_length(size: int) -> bytes:
+    """The length bytes of a frame header (RFC 6455 5.2), before the mask bit is set."""
+    return bytes((size,)) if size < 126 else bytes((126,)) + size.to_bytes(2, "big")
 
 
 def _masked_text_frame(size: int) -> bytes:
     payload = bytes(b ^ WS_MASK[i % 4] for i, b in enumerate(b"x" * size))
-    return bytes((0x81, 0x80 | size)) + WS_MASK + payload
+    length = _ws_length(size)
+    return bytes((0x81, 0x80 | length[0])) + length[1:] + WS_MASK + payload
 
 
 def _recv_until(sock: socket.socket, wanted: int, count: bytes | None = None) -> None:
@@ -66,17 +73,19 @@ def _drive(case: str, port: int, n: int) -> None:
                     pass
         return
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        if case == "ws16":
+        if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
             sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
             head = b""
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
-            frame = _masked_text_frame(16)
+            size = WS_SIZES[case]
+            frame = _masked_text_frame(size)
+            answer = 1 + len(_ws_length(size)) + size  # the echo: unmasked, the same length
             for _ in range(n):
                 sock.sendall(frame)
-                _recv_until(sock, 18)  # 2 header bytes + 16
+                _recv_until(sock, answer)
             return
         depth = 16 if case == "pipelined" else 1
         for _ in range(n // depth):
