@@ -5,10 +5,10 @@ Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MO
 Cases: ``keepalive`` (one hello request at a time on one connection),
 ``pipelined`` (16 hello requests per send), ``close`` (a new connection per
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
-with a 4 KiB body at a time on one connection) and ``ws16`` (16-byte text
-messages echoed on ``/ws/echo``, one at a time).  The ``wsgi-`` cases
-(``wsgi-keepalive``, ``wsgi-close``, ``wsgi-echo4k``) send the same requests
-to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
+with a 4 KiB body at a time on one connection), ``ws16`` and ``ws4k``
+(16-byte and 4 KiB text messages echoed on ``/ws/echo``, one at a time).  The
+``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``, ``wsgi-echo4k``) send
+the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
 (``evloop-demo --wsgi wsgi_app:app``), ``flask-keepalive`` and ``flask-close``
 to the Flask app of ``load/bench/peers/flask_app.py``.
 
@@ -44,14 +44,21 @@ HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
-CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
+CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
          "flask-keepalive", "flask-close")
 PEERS = ROOT / "load" / "bench" / "peers"  # the apps the load/bench peers serve
+WS_SIZES = {"ws16": 16, "ws4k": 4096}  # text message bytes of the WebSocket cases
+
+
+def _ws_length(size: int) -> bytes:
+    """The length bytes of a frame header (RFC 6455 5.2), before the mask bit is set."""
+    return bytes((size,)) if size < 126 else bytes((126,)) + size.to_bytes(2, "big")
 
 
 def _masked_text_frame(size: int) -> bytes:
     payload = bytes(b ^ WS_MASK[i % 4] for i, b in enumerate(b"x" * size))
-    return bytes((0x81, 0x80 | size)) + WS_MASK + payload
+    length = _ws_length(size)
+    return bytes((0x81, 0x80 | length[0])) + length[1:] + WS_MASK + payload
 
 
 def _recv_until(sock: socket.socket, wanted: int, count: bytes | None = None) -> None:
@@ -89,17 +96,19 @@ def _drive(case: str, port: int, n: int) -> None:
                     pass
         return
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        if case == "ws16":
+        if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
             sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
             head = b""
             while b"\r\n\r\n" not in head:
                 head += sock.recv(4096)
-            frame = _masked_text_frame(16)
+            size = WS_SIZES[case]
+            frame = _masked_text_frame(size)
+            answer = 1 + len(_ws_length(size)) + size  # the echo: unmasked, the same length
             for _ in range(n):
                 sock.sendall(frame)
-                _recv_until(sock, 18)  # 2 header bytes + 16
+                _recv_until(sock, answer)
             return
         if case == "echo4k":
             _echo(sock, n)

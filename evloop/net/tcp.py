@@ -61,6 +61,7 @@ class SocketTransport(Transport):
         high_water: int = 64 * 1024,
         low_water: int | None = None,
         peername: Any = None,
+        sockname: Any = None,
         family: int | None = None,
     ) -> None:
         self._reactor = reactor
@@ -84,7 +85,8 @@ class SocketTransport(Transport):
         self.proxy_header: ProxyHeader | None = None  # set by a listener's PROXY protocol stage (net/proxy_protocol.py)
         self.peername = peername
         try:
-            self.sockname = sock.getsockname()
+            # A listener that knows its connections' address passes it (listener.py).
+            self.sockname = sockname if sockname is not None else sock.getsockname()
             if peername is None:
                 self.peername = sock.getpeername()
         except OSError:

@@ -119,6 +119,8 @@ def transition(state: ConnectionState, event: str) -> ConnectionState:
 
 _new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _NEED_MORE = object()  # a frame reader's answer: the buffer holds too little
+_WHOLE_TEXT = FIN | OP_TEXT  # the first byte of an uncompressed text message in one frame
+_WHOLE_BINARY = FIN | OP_BINARY
 
 
 class PreparedMessage:
@@ -357,45 +359,81 @@ class WebSocketConnection:
         return None
 
     def _read_frame_header(self) -> Event | object | None:
-        """A frame header (RFC 6455 5.2): an event for a control frame, a whole
-        message in one frame or a violation; None once a data frame is in
-        progress (its payload comes through ``_read_payload``); ``_NEED_MORE``."""
+        """A frame header (RFC 6455 5.2), read when ``next_event`` has at least
+        two bytes: an event for a control frame, a whole message in one frame
+        or a violation; None once a data frame is in progress (its payload
+        comes through ``_read_payload``); ``_NEED_MORE``.
+
+        The usual frame (one whole uncompressed text or binary message, the
+        first byte 0x81 or 0x82, nothing of a fragmented message before it)
+        is answered here; every other frame goes to ``_start_frame``.
+        """
         buf = self._buf
         pos = self._pos
-        avail = len(buf) - pos
-        if avail < 2:
-            return _NEED_MORE
+        size = len(buf)
         b0 = buf[pos]
         b1 = buf[pos + 1]
         n = b1 & 0x7F
         hlen = 2
         if n >= 126:
-            if n == 126:
-                if avail < 4:
-                    return _NEED_MORE
-                n = (buf[pos + 2] << 8) | buf[pos + 3]
-                hlen = 4
-                if n < 126:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
-            else:
-                if avail < 10:
-                    return _NEED_MORE
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                hlen = 10
-                if n >> 63:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
-                if n < 65536:
-                    return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
+            length = self._extended_length(buf, pos, n)
+            if type(length) is not tuple:
+                return length  # _NEED_MORE or the failure
+            n, hlen = length
         mask: bytes | bytearray | None = None
         if b1 & 0x80:
             if not self._expect_mask:
                 return self._fail(CloseCode.PROTOCOL_ERROR, "masked frame from a server")
-            if avail < hlen + 4:
-                return _NEED_MORE
-            mask = buf[pos + hlen : pos + hlen + 4]  # a copy either way
+            start = pos + hlen
             hlen += 4
+            if size < pos + hlen:
+                return _NEED_MORE
+            mask = buf[start : start + 4]  # a copy either way
         elif self._expect_mask:
             return self._fail(CloseCode.PROTOCOL_ERROR, "unmasked frame from a client")
+        end = pos + hlen + n
+        if (b0 == _WHOLE_TEXT or b0 == _WHOLE_BINARY) and end <= size and not self._msg_op and (
+            n <= self._max_message_bytes
+        ):
+            # A whole uncompressed message within the bound, all here: the
+            # rules of _start_frame pass it without its call (~600
+            # instructions a message, load/server_instructions.py ws16).
+            self._pos = end
+            payload = buf[pos + hlen : end]
+            if mask is not None:
+                payload = mask_payload(mask, payload)
+            if b0 == _WHOLE_TEXT:
+                try:
+                    return TextMessage(payload.decode())  # UTF-8, the default: no name to look up
+                except UnicodeDecodeError:
+                    return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
+            return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
+        return self._start_frame(b0, n, mask, pos, hlen)
+
+    def _extended_length(self, buf: bytes | bytearray, pos: int, n: int) -> tuple[int, int] | Event | object:
+        """The 16- or 64-bit payload length (``n`` is 126 or 127) and the header's
+        length so far, ``_NEED_MORE``, or the failure of a length not in the fewest bytes."""
+        if n == 126:
+            if len(buf) - pos < 4:
+                return _NEED_MORE
+            n = (buf[pos + 2] << 8) | buf[pos + 3]
+            if n < 126:
+                return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
+            return n, 4
+        if len(buf) - pos < 10:
+            return _NEED_MORE
+        n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        if n >> 63:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "frame length with the top bit set")
+        if n < 65536:
+            return self._fail(CloseCode.PROTOCOL_ERROR, "frame length not in the fewest bytes")
+        return n, 10
+
+    def _start_frame(
+        self, b0: int, n: int, mask: bytes | bytearray | None, pos: int, hlen: int
+    ) -> Event | object | None:
+        """Every frame but a whole small message: the RSV and opcode rules, a control
+        frame read whole, or a data frame whose payload ``_read_payload`` reads as it comes."""
         opcode = b0 & 0x0F
         rsv = b0 & 0x70
         if rsv and (rsv != RSV1 or self._inflater is None or opcode != OP_TEXT and opcode != OP_BINARY):
@@ -404,29 +442,9 @@ class WebSocketConnection:
             return self._fail(CloseCode.PROTOCOL_ERROR, "reserved bits set")
         if opcode >= 8:
             return self._control_frame(b0, opcode, n, mask, pos, hlen)
-        if OP_TEXT <= opcode <= OP_BINARY and not (rsv or self._msg_op) and n <= self._max_message_bytes:
-            # The first frame of an uncompressed message within the bound
-            # (nothing of a message so far: _msg_size is 0): the rules of
-            # _data_frame_error pass it without the call (~600 instructions
-            # a message, callgrind of load/bench_ws_glue.py's 16 B echo).
-            if b0 & FIN and avail >= hlen + n:
-                # The common case: a whole message in one frame, all here.
-                end = pos + hlen + n
-                self._pos = end
-                payload = buf[pos + hlen : end]
-                if mask is not None:
-                    payload = mask_payload(mask, payload)
-                if opcode == OP_TEXT:
-                    try:
-                        return TextMessage(payload.decode("utf-8"))
-                    except UnicodeDecodeError:
-                        return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
-                return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
-        else:
-            failure = self._data_frame_error(opcode, n, rsv)
-            if failure is not None:
-                return failure
-        # The general path: remember the frame, read its payload as it comes.
+        failure = self._data_frame_error(opcode, n, rsv)
+        if failure is not None:
+            return failure
         self._pos = pos + hlen
         self._frame_left = n
         self._frame_fin = bool(b0 & FIN)
@@ -625,7 +643,7 @@ class WebSocketConnection:
             # A whole uncompressed message, none in progress: one frame, as
             # _send_data would make it, without its call (~900 instructions
             # of a 16 B echo; tests/ws/test_ws_connection.py compares the two).
-            return self._frame(FIN | OP_TEXT, data.encode("utf-8"))
+            return self._frame(_WHOLE_TEXT, data.encode())  # UTF-8, the default
         return self._send_data(OP_TEXT, data.encode("utf-8"), final, "send_text")
 
     def send_bytes(self, data: bytes | bytearray, final: bool = True) -> bytes:

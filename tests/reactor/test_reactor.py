@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import selectors
 import signal
 import socket
 import time
@@ -407,6 +408,47 @@ def test_removing_reader_in_same_pass_prevents_its_call(reactor):
         d.send(b"x")  # a socketpair is readable as soon as send returns
         reactor.run_once(1)
         assert len(calls) == 1  # whichever ran first removed the other
+
+
+def test_run_once_negative_timeout_polls(reactor):
+    """A negative bound polls, as selectors' select() does (epoll.poll itself would block for ever)."""
+    started = time.monotonic()
+    reactor.run_once(-1.0)
+    assert time.monotonic() - started < 2.0
+
+
+class _UnrecognisedEpoll(selectors.EpollSelector if hasattr(selectors, "EpollSelector") else object):  # type: ignore[misc]
+    """An EpollSelector subclass: the reactor takes selectors' own select() for it, the plain path."""
+
+
+@pytest.mark.skipif(not hasattr(selectors, "EpollSelector"), reason="epoll is Linux's")
+def test_own_epoll_poll_calls_what_selectors_select_calls():
+    """The reactor's poll of an EpollSelector's epoll object (see Reactor.__init__) wakes the same
+    readers and writers as selectors' select(): readable, writable, a peer's hangup, a peer's reset."""
+
+    def woken(selector: selectors.BaseSelector) -> list[str]:
+        calls: list[str] = []
+        pairs = [socket.socketpair() for _ in range(3)]
+        try:
+            readable, hung_up, reset = pairs
+            readable[1].send(b"x")
+            hung_up[1].close()
+            reset[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            reset[1].close()
+            with Reactor(selector) as reactor:
+                for name, (sock, _) in zip(("readable", "hung_up", "reset"), pairs, strict=True):
+                    reactor.add_reader(sock, calls.append, f"{name} reader")
+                    reactor.add_writer(sock, calls.append, f"{name} writer")
+                reactor.run_once(0)
+        finally:
+            for a, b in pairs:
+                a.close()
+                b.close()
+        return sorted(calls)
+
+    expected = woken(_UnrecognisedEpoll())
+    assert "readable reader" in expected and "hung_up reader" in expected
+    assert woken(selectors.EpollSelector()) == expected
 
 
 def test_remove_unknown_returns_false(reactor):

@@ -1162,3 +1162,29 @@ def test_connect_resolution_failure_is_reported_through_protocol(reactor, run_un
     assert isinstance(client.failed, OSError)
     assert client.events == ["CF"]
     pending.cancel()  # harmless after failure
+
+
+@pytest.mark.parametrize("bind_host", ["127.0.0.1", "0.0.0.0"])
+def test_accepted_transports_know_their_local_address(reactor, run_until, bind_host):
+    """A listener on one address hands its own address to the transports it accepts (no
+    getsockname() each); on a wildcard each transport has the address it was reached at."""
+    made: list[SocketTransport] = []
+
+    class Keep(Protocol):
+        def connection_made(self, transport):
+            made.append(transport)
+
+    listener = listen(reactor, Keep, bind_host, 0)
+    port = listener.sockets[0].getsockname()[1]
+    hosts = ("127.0.0.1", "127.0.0.2") if bind_host == "0.0.0.0" else ("127.0.0.1", "127.0.0.1")
+    clients = [socket.create_connection((host, port)) for host in hosts]
+    try:
+        run_until(reactor, lambda: len(made) == 2)
+        assert sorted(t.sockname for t in made) == sorted(c.getpeername() for c in clients)
+        assert sorted(t.peername for t in made) == sorted(c.getsockname() for c in clients)
+    finally:
+        for client in clients:
+            client.close()
+        for transport in made:
+            transport.abort()
+        listener.close()

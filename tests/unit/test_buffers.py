@@ -243,3 +243,19 @@ def test_large_write_then_small(kind):
     q.append(kind(b"s"))
     q.consume(39_999)
     assert drain_bytes(q) == b"Ls"
+
+
+def test_a_drained_queue_holds_no_deque():
+    """An idle connection's queue costs no deque (~700 bytes): made by the first item, dropped when empty."""
+    q = SendQueue()
+    assert q._items is None and not q and q.buffers() == []
+    q.append(b"x" * 10)
+    q.append(b"y" * 100_000)
+    q.consume(5)
+    assert q._items is not None
+    q.consume(100_005)
+    assert q._items is None and q.size == 0 and not q
+    q.append(b"again")
+    assert bytes(q.buffers()[0]) == b"again"
+    q.clear()
+    assert q._items is None

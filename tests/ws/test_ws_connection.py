@@ -23,7 +23,7 @@ from evloop.ws import (
 )
 from evloop.ws.connection import EVENTS, transition
 from evloop.ws.deflate import Deflater
-from evloop.ws.frames import mask_payload
+from evloop.ws.frames import encode_frame, mask_payload
 
 S = ConnectionState
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
@@ -396,6 +396,22 @@ def test_mask_payload_against_plain_xor(size):
     for mask in (MASK, b"\x00\x00\x00\x00", b"\xff\x01\x80\x7f"):
         assert bytes(mask_payload(mask, data)) == plain_xor(mask, data)
         assert bytes(mask_payload(mask, memoryview(data))) == plain_xor(mask, data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536])
+def test_encode_frame_against_the_rfc_layout(size):
+    """``encode_frame`` (its small unmasked branch first) against RFC 6455 5.2's layout spelt out."""
+    payload = (bytes(range(256)) * (size // 256 + 1))[:size]
+    if size < 126:
+        length = bytes((size,))
+    elif size < 65536:
+        length = bytes((126,)) + size.to_bytes(2, "big")
+    else:
+        length = bytes((127,)) + size.to_bytes(8, "big")
+    for first in (0x81, 0x82, 0x01, 0x88):
+        assert encode_frame(first, payload) == bytes((first,)) + length + payload
+        masked = bytes((first, length[0] | 0x80)) + length[1:] + MASK + plain_xor(MASK, payload)
+        assert encode_frame(first, payload, MASK) == masked
 
 
 def test_partial_frames_rotate_the_mask():
