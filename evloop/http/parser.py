@@ -71,6 +71,7 @@ _BARE_CR = re.compile(rb"\r(?!\n)")
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 # Field names that decide framing, persistence and routing (lowercase).
 _SPECIAL_FIELDS = frozenset(("host", "connection", "content-length", "transfer-encoding", "expect"))
+_SPECIAL_INITIALS = "".join(sorted({c for name in _SPECIAL_FIELDS for c in (name[0], name[0].upper())}))
 
 
 def _take(data: bytearray, pos: int, n: int) -> bytes:
@@ -263,10 +264,13 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
 
     headers: list[tuple[str, str]]  # (name, value): FIELD_LINE_RE has two groups
     if nfields:
-        # One match per valid line; a count mismatch means some line is bad.
-        headers = grammar.FIELD_LINE_RE.findall(text, line_end + 1)
+        # One match per valid line; a count mismatch means some line is bad,
+        # or (for the fast pattern only) has trailing OWS.
+        headers = grammar.FIELD_LINE_NO_TRAILING_OWS_RE.findall(text, line_end + 1)
         if len(headers) != nfields:
-            raise field_error(text[line_end + 1 :])
+            headers = grammar.FIELD_LINE_RE.findall(text, line_end + 1)
+            if len(headers) != nfields:
+                raise field_error(text[line_end + 1 :])
     else:
         headers = []
 
@@ -278,6 +282,11 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     # Every line matched FIELD_LINE_RE, so the list holds every field;
     # values are OWS-stripped already.
     for name, value in headers:
+        # Names are non-empty tokens.  Testing the first letter before
+        # lowering skips most of a browser's names (callgrind, the browser
+        # case's 12 fields: ~2,400 instructions less a head).
+        if name[0] not in _SPECIAL_INITIALS:
+            continue
         name = name.lower()
         if name not in _SPECIAL_FIELDS:
             continue
@@ -304,7 +313,11 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
         host, headers = _host_from_target(target_host, headers, host_count)
 
     keep_alive = http11
-    if connection is not None:
+    if connection == "keep-alive":
+        # What browsers send: one token, so no list to split (callgrind:
+        # ~5,700 instructions less a head than list_elements).
+        keep_alive = True
+    elif connection is not None:
         tokens = list_elements(connection)
         keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
 
