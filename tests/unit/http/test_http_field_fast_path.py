@@ -92,3 +92,40 @@ def test_bad_field_lines_are_refused_as_the_plain_path_refuses_them(line):
         parse_head(text, Limits(), HTTP1Caches())
     expected = field_error(text[text.find("\n") + 1 :])
     assert (info.value.status, str(info.value)) == (expected.status, str(expected))
+
+
+def _heads(stream: bytes, step: int) -> list[object]:
+    """What HeadReader takes from ``stream`` fed ``step`` bytes at a time: targets, or the error's status."""
+    from evloop.buffers import ReceiveBuffer
+    from evloop.http.parser import HeadReader
+
+    buf = ReceiveBuffer()
+    reader = HeadReader(Limits(), HTTP1Caches())
+    out: list[object] = []
+    for k in range(0, len(stream), step):
+        buf.feed(stream[k : k + step])
+        while True:
+            try:
+                head = reader.read(buf)
+            except ProtocolError as exc:
+                return [*out, exc.status]
+            if head is None:
+                break
+            out.append(head.target)
+    return out
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000])
+@pytest.mark.parametrize(
+    ("stream", "expected"),
+    [
+        # A bare-LF empty line ends the head before a later CRLF one (the
+        # reader looks for it only when the longer head is refused).
+        (b"GET /a HTTP/1.1\r\nHost: a\r\n\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n", ["/a", "/b"]),
+        (b"GET /a HTTP/1.1\r\nHost: a\n\nX\r\n\r\n", ["/a", 400]),
+        (b"GET /a HTTP/1.1\n\nHost: a\r\n\r\n", [400]),  # no Host in the first head
+        (b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\nHost: a\n\n", ["/a", "/b"]),
+    ],
+)
+def test_a_head_ends_at_its_first_empty_line_either_way(stream, expected, step):
+    assert _heads(stream, step) == expected
