@@ -58,8 +58,8 @@ FIELD_LINE_RE = re.compile(
 # value is one possessive scan and the lookbehind refuses trailing OWS, so a
 # line this matches gives the same (name, value) as FIELD_LINE_RE; a line it
 # refuses (trailing OWS, or a bad line) sends the head to FIELD_LINE_RE.
-# Measured with callgrind on the ``browser`` case's 12 field lines: 56,200 ->
-# 41,300 instructions (FIELD_LINE_RE's backtracking value group costs a
+# Measured with callgrind on the ``browser`` case's 12 field lines: ~56,000 ->
+# ~44,000 instructions (FIELD_LINE_RE's backtracking value group costs a
 # quarter more per character than one scan).
 FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(
     rf"^([{TCHAR}]++):[ \t]*+([\t {VCHAR}]*+)(?<![ \t])\r?\n",

@@ -8,7 +8,9 @@ empty line that ends it, resuming each search where the previous one stopped
 (``ReceiveBuffer.searched``), so a head that arrives one byte at a time costs
 linear time.  The complete head is decoded once as latin-1 and validated with
 one compiled ``fullmatch`` for the request line and one ``findall`` for all
-field lines (a count check proves every line matched).  The few fields that
+field lines (a count check proves every line matched; a head with trailing
+whitespace in a value takes a second ``findall`` with the pattern that strips
+it, see ``grammar.FIELD_LINE_NO_TRAILING_OWS_RE``).  The few fields that
 matter to framing are then picked out of that list by lowercased name.
 
 Clients repeat themselves: keep-alive connections, health checks and polling
