@@ -73,6 +73,14 @@ __all__ = [
 ]
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
+# Content types that are valid field values as written here: ``Response``
+# checks any other ``content_type`` (check_field: ~4,300 instructions, a
+# third of a Response with a content type; a set lookup ~150).
+_VALID_CONTENT_TYPES = frozenset((
+    TEXT_PLAIN, "text/plain", "text/html", "text/html; charset=utf-8", "text/css", "text/javascript",
+    "application/json", "application/javascript", "application/octet-stream", "application/xml",
+    "image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp", "image/x-icon",
+))
 
 
 # --------------------------------------------------------------------- headers
@@ -559,7 +567,8 @@ class Response:
         if content_type is not None:
             if has_content_type:
                 raise ValueError("content_type given twice (argument and header)")
-            check_field("Content-Type", content_type)
+            if content_type not in _VALID_CONTENT_TYPES:
+                check_field("Content-Type", content_type)
             header_list.append(("Content-Type", content_type))
             has_content_type = True
 

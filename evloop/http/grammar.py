@@ -53,6 +53,18 @@ FIELD_LINE_RE = re.compile(
     rf"^([{TCHAR}]++):[ \t]*+([{VCHAR}](?:[\t {VCHAR}]*[{VCHAR}])?)?[ \t]*\r?\n",
     re.MULTILINE,
 )
+# The fast path for the same lines (``parser.parse_head`` tries it first): a
+# value that neither starts nor ends with whitespace, as clients send it.  The
+# value is one possessive scan and the lookbehind refuses trailing OWS, so a
+# line this matches gives the same (name, value) as FIELD_LINE_RE; a line it
+# refuses (trailing OWS, or a bad line) sends the head to FIELD_LINE_RE.
+# Measured with callgrind on the ``browser`` case's 12 field lines: ~56,000 ->
+# ~44,000 instructions (FIELD_LINE_RE's backtracking value group costs a
+# quarter more per character than one scan).
+FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(
+    rf"^([{TCHAR}]++):[ \t]*+([\t {VCHAR}]*+)(?<![ \t])\r?\n",
+    re.MULTILINE,
+)
 FIELD_VALUE_RE = re.compile(rf"[\t {VCHAR}]*+")
 
 # RFC 9112 6.1 / RFC 9110 10.1.4: transfer-coding = token *( OWS ";" OWS
