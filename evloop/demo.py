@@ -160,12 +160,17 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
         return Response(200, body=b"item " + item_id.encode("utf-8", "surrogateescape"), content_type="text/plain")
 
     _add_websocket_routes(app)
+    _add_static_routes(app, root, static_cache_control)
+    return app
+
+
+def _add_static_routes(app: App, root: str | None, static_cache_control: str | None) -> None:
+    """``/static/...`` from ``root`` (the bundled folder by default), ``/static`` redirected, ``/favicon.ico``."""
     static = StaticFiles(root or _BUNDLED_ROOT, cache_control=static_cache_control)
     favicon = StaticFiles(_BUNDLED_ROOT, cache_control=static_cache_control or "public, max-age=86400")
     app.add_route("/favicon.ico", lambda request: favicon(request, "favicon.ico"), ["GET", "HEAD"])
     app.add_route("/static/{path:path}", static, ["GET", "HEAD"])
     app.add_route("/static", lambda request: Response(301, [("Location", "/static/")], b""), ["GET", "HEAD"])
-    return app
 
 
 def _add_websocket_routes(app: App) -> None:

@@ -92,29 +92,12 @@ class Reactor(ErrorReporting):
         slow_callback_s: float | None = None,
     ) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
-        # With an EpollSelector (Linux's default) run_once polls its epoll object
-        # and finds each ready fd's key in the selector's dict when that fd's
-        # turn comes: selectors' select() builds a list of (key, events) in
-        # Python first, ~90 opcodes a pass (a 16 B WebSocket echo, callgrind of
-        # the whole server: 49,157 -> 43,061 instructions a message).  A key
-        # unregistered by an earlier callback of the pass is skipped either way;
-        # a registration reusing its fd number may see one spurious readiness,
-        # as epoll allows.  Other selectors' (key, events) become the same (fd,
-        # bits) pairs, which costs them ~2,900 instructions a pass more.
-        # Keys come from the selector's fd -> key dict (every selectors class
-        # has one), else from its public get_map().
-        self._fd_keys: dict[int, selectors.SelectorKey] | None = getattr(self._selector, "_fd_to_key", None)
-        self._epoll: Any = None
-        if type(self._selector) is selectors.EpollSelector and self._fd_keys is not None:
-            self._epoll = getattr(self._selector, "_selector", None)
+        self._fd_keys, self._epoll = _selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
-        # The descriptors registered with the selector (by _add, until _remove
-        # unregisters them): asking the selector instead costs a new socket
-        # its miss, a KeyError whose message holds the socket's repr (its
-        # addresses, family and type looked up): ~76,000 instructions, a
-        # quarter of a Connection: close request (load/server_instructions.py
-        # close: 303,092 -> 212,272).  The same test by number still raised
-        # twice (~16,000).
+        # The descriptors registered with the selector (by _add, until _remove unregisters them): asking the
+        # selector instead costs a new socket its miss, a KeyError whose message holds the socket's repr
+        # (its addresses, family and type looked up): ~76,000 instructions, a quarter of a Connection: close
+        # request (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
         self._registered_fds: set[int] = set()
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.
@@ -697,3 +680,19 @@ class Reactor(ErrorReporting):
         if self._running:
             raise RuntimeError("reactor is already running")
 
+
+def _selector_internals(selector: selectors.BaseSelector) -> tuple[dict[int, selectors.SelectorKey] | None, Any]:
+    """The selector's fd -> key dict (None: use its public get_map()), and its epoll object if it is an EpollSelector.
+
+    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn
+    comes: selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B
+    WebSocket echo, callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered
+    by an earlier callback of the pass is skipped either way; a registration reusing its fd number may see one
+    spurious readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs, which
+    costs them ~2,900 instructions a pass more.
+    """
+    fd_keys: dict[int, selectors.SelectorKey] | None = getattr(selector, "_fd_to_key", None)
+    epoll = None
+    if type(selector) is selectors.EpollSelector and fd_keys is not None:
+        epoll = getattr(selector, "_selector", None)
+    return fd_keys, epoll

@@ -256,11 +256,8 @@ def build_environ(
     errors: Any = None, template: dict[str, Any] | None = None,
     keys: BoundedCache[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The PEP 3333 environ for ``request``.
-
-    Header fields whose names contain ``_`` are left out (see
-    ``environ_key``).  Repeated fields are joined with ``, `` (``; `` for
-    Cookie).
+    """The PEP 3333 environ for ``request``.  Header fields whose names contain ``_`` are left out (see
+    ``environ_key``); repeated fields are joined with ``, `` (``; `` for Cookie).
 
     ``template`` and ``keys`` are ``WSGIApp``'s speed-ups (the plain path
     gives the same environ: tests/wsgi/test_speedups.py checks it):

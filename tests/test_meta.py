@@ -145,3 +145,19 @@ def test_public_names_are_visible_to_type_checkers(tmp_path):
     revealed = [line for line in proc.stdout.splitlines() if "Revealed type" in line]
     assert len(revealed) == 5, proc.stdout + proc.stderr
     assert not any('"Any"' in line for line in revealed), revealed
+
+
+def test_modules_and_functions_stay_small():
+    """The connection-core issue's limits: no module in evloop/ over 700 lines, no function of 80 lines or more."""
+    too_long: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        lines = text.count("\n")
+        if lines > 700:
+            too_long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length >= 80:
+                    too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines")
+    assert too_long == []
