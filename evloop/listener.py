@@ -61,11 +61,6 @@ class Listener:
         self._accept_batch = accept_batch
         self._protocol_factory = protocol_factory
         self.sockets = sockets
-        # Each listening socket's own address when every connection it accepts
-        # has that address too (one IP, not a wildcard): the transports take
-        # it rather than each asking getsockname(), a system call and a tuple
-        # per connection that an idle connection kept (~150 bytes).
-        self._fixed_local = {sock: _fixed_local_address(sock) for sock in sockets}
         self._transport_kwargs = transport_kwargs or {}
         self._socket_file = SocketFile.of(unlink_path)  # removed by close(), if still ours
         self._accepting = False
@@ -84,12 +79,17 @@ class Listener:
             raise
         for sock in sockets:
             sock.setblocking(False)
-        # Each socket's (family, type, proto), read once: socket.accept()
-        # reads the listening socket's family and type for every connection,
-        # each made an enum (~6,300 instructions apiece), and the transport
-        # its family once more (load/server_instructions.py close: 212,272
-        # -> 190,787 instructions a request).
-        self._kinds = {sock: (sock.family, sock.type, sock.proto) for sock in sockets}
+        # What every connection a listening socket accepts shares, read once:
+        # - its (family, type, proto): socket.accept() reads the listening
+        #   socket's family and type for every connection, each made an enum
+        #   (~6,300 instructions apiece), and the transport its family once
+        #   more (load/server_instructions.py close: 212,272 -> 190,787
+        #   instructions a request);
+        # - its local address, when it is one IP (not a wildcard): the
+        #   transports take it rather than each asking getsockname(), a system
+        #   call and a tuple per connection that an idle connection kept
+        #   (~150 bytes); None for a wildcard.
+        self._shared = {sock: (sock.family, sock.type, sock.proto, _fixed_local_address(sock)) for sock in sockets}
         self._start_accepting()
 
     @property
@@ -157,8 +157,7 @@ class Listener:
         Returns how many, and the error if descriptors ran out.
         """
         count = 0
-        family, kind, proto = self._kinds[sock]
-        local = self._fixed_local.get(sock)
+        family, kind, proto, local = self._shared[sock]
         while limit is None or count < limit:
             if self._closed or not (self._accepting or ignore_pause):
                 break  # a connection just served paused or closed us (--max-connections, shutdown)

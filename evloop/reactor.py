@@ -94,11 +94,6 @@ class Reactor(ErrorReporting):
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._fd_keys, self._epoll = _selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
-        # The descriptors registered with the selector (by _add, until _remove unregisters them): asking the
-        # selector instead costs a new socket its miss, a KeyError whose message holds the socket's repr
-        # (its addresses, family and type looked up): ~76,000 instructions, a quarter of a Connection: close
-        # request (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
-        self._registered_fds: set[int] = set()
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.
         # Server deadlines read it on every request: the frame of a method,
@@ -316,7 +311,12 @@ class Reactor(ErrorReporting):
         self._check_open()  # closed, or discarded in a forked child: never touch the selector
         selector = self._selector
         fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        if fd not in self._registered_fds:
+        # Registered yet?  Looked up by number in the selector's fd -> key dict: asking get_key() for a new
+        # socket costs its miss, a KeyError whose message holds the socket's repr (its addresses, family
+        # and type looked up): ~76,000 instructions, a quarter of a Connection: close request
+        # (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
+        keys = self._fd_keys
+        if fd not in (keys if keys is not None else selector.get_map()):
             if self._fd_limit is not None and fd >= self._fd_limit:
                 raise ValueError(
                     f"descriptor {fd} is beyond what select() can watch (below {self._fd_limit}, "
@@ -324,7 +324,6 @@ class Reactor(ErrorReporting):
                 )
             data = (handle, None) if event == selectors.EVENT_READ else (None, handle)
             selector.register(fileobj, event, data)  # ValueError for a closed file (fd -1)
-            self._registered_fds.add(fd)
             return
         key = selector.get_key(fileobj)
         reader, writer = key.data
@@ -356,7 +355,6 @@ class Reactor(ErrorReporting):
             selector.modify(fileobj, mask, data)
         else:
             selector.unregister(fileobj)
-            self._registered_fds.discard(key.fd)
         old.cancel()
         return True
 
@@ -642,7 +640,6 @@ class Reactor(ErrorReporting):
         self._ready.clear()
         self._idle.clear()
         self._timers.clear()
-        self._registered_fds.clear()
         self._selector.close()
         self._self_pipe.close()
 

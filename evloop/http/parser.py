@@ -199,7 +199,6 @@ class HeadReader:
                     raise ProtocolError(400, "bare CR in request head (RFC 9112 2.2)") from None
                 raise
 
-
     def _head_between(self, data: bytearray, pos: int, end: int, limits: Limits) -> RequestHead:
         """The head in ``data[pos:end]`` (ending with its empty line): from the cache of heads, else parsed."""
         if end - pos > limits.max_head_bytes:
