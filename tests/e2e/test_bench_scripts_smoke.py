@@ -138,6 +138,14 @@ def test_bench_ws_measures_evloop():
     assert re.search(r"^\| 16B-x16 \| [\d,]+ \([\d,]+/s\) \|$", out, re.M), out
 
 
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is missing (.ci/run installs it)")
+def test_bench_floor_reports_both_floors():
+    """load/bench/floor.py: evloop-demo beside its two floors (evloop's reactor, and the bare selectors loop)."""
+    out = run_script(str(LOAD / "bench" / "floor.py"), "--duration", "1", "--rounds", "1", "--scenarios", "hello")
+    for server in ("floor", "floor-selectors", "evloop"):
+        assert re.search(rf"^hello +{server} +[\d,]+ +[\d.]+ +[\d.]+x", out, re.M), out
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the run makes its certificates with openssl")
 def test_bench_run_tls_scenarios(tmp_path):
     """The TLS scenarios with evloop over HTTPS (certificates made by the run): idle memory, and
