@@ -144,6 +144,12 @@ class HeadReader:
             # startswith on an empty tail costs more than this test on every
             # head (load/bench_instructions.py: keepalive 33,556 -> 32,513,
             # pipelined 22,164 -> 22,495 instructions a request).
+            if size:
+                # All parsed: the bytes go now, not at the next read (which
+                # would clear them itself), so an idle keep-alive connection
+                # does not hold its last head (~700 bytes a browser's).
+                data.clear()
+                buf.pos = 0
             return None
         last = self._last
         if last is not None and data.startswith(last.raw, pos):
