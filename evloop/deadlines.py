@@ -69,13 +69,6 @@ class DeadlineQueue:
     def __contains__(self, owner: object) -> bool:
         return owner in self._entries or owner in self._stragglers
 
-    def deadline_of(self, owner: object) -> float | None:
-        """``owner``'s deadline here, or None."""
-        deadline = self._entries.get(owner)
-        if deadline is None and owner in self._stragglers:
-            deadline = self._stragglers[owner].when
-        return deadline
-
     def add(self, owner: Any, deadline: float) -> None:
         """Set ``owner``'s deadline to ``deadline`` (on the reactor's clock), replacing any it had here."""
         entries = self._entries

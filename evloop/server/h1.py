@@ -27,8 +27,11 @@ Deadlines are cheap: no timer per connection.  Each phase's timeout is the
 same for every connection, so its deadlines come in the order they are set:
 the connection goes to the back of that timeout's ``DeadlineQueue``
 (``evloop.deadlines``: a dict entry, one reactor timer per queue), and the
-queue calls ``_on_deadline`` once the deadline has passed.  An idle
-connection's deadline cost ~300 bytes as a timer of its own.
+queue calls ``_on_deadline`` once the entry's deadline has passed.  Moving
+the deadline later (the next request, body progress) only stores a number;
+when the entry expires early the connection adds itself again for the
+stored deadline.  An idle connection's deadline cost ~300 bytes as a timer
+of its own (tracemalloc).
 """
 
 from __future__ import annotations
@@ -214,7 +217,6 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         if self._deadlines is not None:
             self._deadlines.discard(self)
         self._deadlines = queue
-
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: Transport) -> None:

@@ -41,6 +41,16 @@ def _arm(queue: DeadlineQueue, clock: ManualClock, owner: Owner) -> None:
     queue.add(owner, clock.time() + TIMEOUT_S)
 
 
+def _two_armed(reactor: Reactor, clock: ManualClock) -> tuple[DeadlineQueue, list, Owner, Owner]:
+    """A queue recording what expires, with owners a and b armed now."""
+    expired: list = []
+    queue = _queue(reactor, expired)
+    a, b = Owner("a"), Owner("b")
+    _arm(queue, clock, a)
+    _arm(queue, clock, b)
+    return queue, expired, a, b
+
+
 def test_owners_expire_in_deadline_order_never_early(loop):
     clock, reactor = loop
     expired: list = []
@@ -63,11 +73,7 @@ def test_owners_expire_in_deadline_order_never_early(loop):
 
 def test_activity_moves_an_owner_to_its_new_deadline(loop):
     clock, reactor = loop
-    expired: list = []
-    queue = _queue(reactor, expired)
-    a, b = Owner("a"), Owner("b")
-    _arm(queue, clock, a)
-    _arm(queue, clock, b)
+    queue, expired, a, b = _two_armed(reactor, clock)
     _advance(clock, reactor, 3.0)
     _arm(queue, clock, a)  # a request on a: its keep-alive deadline starts again (108)
     _advance(clock, reactor, 2.0)
@@ -80,11 +86,7 @@ def test_activity_moves_an_owner_to_its_new_deadline(loop):
 
 def test_a_discarded_owner_never_expires(loop):
     clock, reactor = loop
-    expired: list = []
-    queue = _queue(reactor, expired)
-    a, b = Owner("a"), Owner("b")
-    _arm(queue, clock, a)
-    _arm(queue, clock, b)
+    queue, expired, a, b = _two_armed(reactor, clock)
     queue.discard(a)  # the connection closed
     queue.discard(a)  # twice is harmless
     assert a not in queue and b in queue and len(queue) == 1
