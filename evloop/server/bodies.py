@@ -101,10 +101,10 @@ class SpooledBody:
     def end(self) -> bool:
         """The whole body is in the file: False, and the protocol runs the request over it (True: it failed, 500).
 
-        The request is the protocol's spare one (``_process`` renews it),
+        The request is the server's spare one (``_process`` renews it),
         made a ``SpooledRequest`` over the file: the ordinary path stays as
         it is.  It turns back into a plain ``Request`` when the file is
-        closed (``close``), so the connection may reuse it for the next one.
+        closed (``close``), so the server may reuse it for the next one.
         """
         protocol = self.protocol
         try:
@@ -113,14 +113,15 @@ class SpooledBody:
         except OSError as exc:
             _store_failed(protocol, exc)
             return True
-        request = protocol._spare_request
+        shared = protocol.ctx.h1
+        request = shared.spare_request
         if request is None:
             transport: Any = protocol.transport
             # The connection's fields; _process renews the request's own.
             request = Request("GET", "/", "HTTP/1.1", (), b"", None, transport.sockname, "http", protocol.reactor,
                               protocol._responder, ("/", "/", ""), protocol.tls)
         SpooledRequest.spool(request, self.file)
-        protocol._spare_request = request
+        shared.spare_request = request
         return False
 
     def close(self, why: str) -> None:

@@ -9,10 +9,12 @@ interface, and tests may pass anything else that does.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..app import Request, Response
+from ..deadlines import DeadlineQueue
 from ..http.caches import HTTP1Caches
 from ..proxy import TrustedProxies
 from ..reactor import Reactor
@@ -25,7 +27,44 @@ if TYPE_CHECKING:
     from .metrics import ServerMetrics
     from .ws import WebSocketSettings
 
-__all__ = ["ServerContext", "ServedConnection"]
+__all__ = ["ServerContext", "ServedConnection", "HTTP1Shared"]
+
+
+class HTTP1Shared:
+    """What a server's HTTP/1.1 connections share besides its configuration (``ServerContext.h1``).
+
+    ``timeouts``: each phase's timeout in seconds (None: that phase has
+    none).  ``deadlines``: each phase's ``DeadlineQueue``, one per timeout
+    value (phases with the same timeout share one; its ``timeout_s`` is
+    that value), None for a phase without a timeout; a connection's
+    deadline is in its phase's queue, which calls its ``_on_deadline`` once
+    it passes.  ``spare_request``: a ``Request`` nobody kept, for the next
+    request on any connection to reuse (server/h1.py).
+
+    An object of their own, not attributes of the server: the server's
+    instance dict is at CPython 3.11's limit of 29 keys that stay a split
+    dict; past it, reading any of its attributes costs more
+    (load/bench_instructions.py: keepalive +119 instructions a request).
+    """
+
+    __slots__ = ("timeouts", "deadlines", "spare_request")
+
+    def __init__(self, reactor: Reactor, phase_timeouts: dict[Phase, float | None]) -> None:
+        self.timeouts = phase_timeouts
+        expired = operator.methodcaller("_on_deadline")
+        by_timeout: dict[float, DeadlineQueue] = {}
+        self.deadlines: dict[Phase, DeadlineQueue | None] = {}
+        for phase, timeout in phase_timeouts.items():
+            if timeout is not None and timeout not in by_timeout:
+                by_timeout[timeout] = DeadlineQueue(reactor, expired, timeout)
+            self.deadlines[phase] = None if timeout is None else by_timeout[timeout]
+        self.spare_request: Request | None = None
+
+    def close(self) -> None:
+        """The server closes: no deadline fires after this (its connections are aborted)."""
+        for queue in self.deadlines.values():
+            if queue is not None:
+                queue.close()
 
 
 class ServedConnection(Protocol):
@@ -56,7 +95,7 @@ class ServerContext(Protocol):
     streams_body: Callable[[str, str], bool] | None
     trusted_proxies: TrustedProxies | None
     access_log: AccessLog | None  # None: off
-    phase_timeouts: dict[Phase, float | None]
+    h1: HTTP1Shared  # the phases' deadline queues and the spare Request of the HTTP/1.1 connections
     http1_caches: HTTP1Caches  # shared by the server's connections: parsed heads, framed responses
     shutting_down: bool  # graceful shutdown began: WebSocket upgrades are refused (HTTP: close_when_idle)
     ws_settings: WebSocketSettings  # limits and deadlines of WebSocket connections (server/ws.py)

@@ -23,9 +23,15 @@ sent, a deadline) ends with ``_finish``: ``_out`` goes out with one
 answers to a pipelined burst leave in one system call, and a streamed
 response's head leaves with its first body bytes.
 
-Deadlines are cheap: one reactor timer and a ``deadline`` number.  Moving
+Deadlines are cheap: no timer per connection.  Each phase's timeout is the
+same for every connection, so its deadlines come in the order they are set:
+the connection goes to the back of that timeout's ``DeadlineQueue``
+(``evloop.deadlines``: a dict entry, one reactor timer per queue), and the
+queue calls ``_on_deadline`` once the entry's deadline has passed.  Moving
 the deadline later (the next request, body progress) only stores a number;
-when the timer fires early it re-arms itself for the stored deadline.
+when the entry expires early the connection adds itself again for the
+stored deadline.  An idle connection's deadline cost ~300 bytes as a timer
+of its own (tracemalloc).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..app import FileBody, Request, Response
+from ..deadlines import DeadlineQueue
 from ..exits import is_stop_request
 from ..http import (
     NEED_DATA,
@@ -74,11 +81,14 @@ __all__ = ["HTTPProtocol"]
 
 # Request recycling (_process): a request that only _process refers to once
 # it is answered (its frame's name and getrefcount's argument: a count of 2)
-# becomes the connection's spare, and the next request reuses it
+# becomes the server's spare (ServerContext.h1.spare_request), and the next
+# request, on any connection, reuses it
 # (tests/server/test_request_recycling.py checks it against the plain path):
 # no allocation, type call and deallocation of a 16-slot object
-# (load/bench_instructions.py pipelined 21,620 -> 20,500); an idle
-# connection holds the spare (~200 bytes, its body dropped).
+# (load/bench_instructions.py pipelined 21,620 -> 20,500).  One spare for the
+# server, not one per connection: the app runs one request at a time, and an
+# idle connection holds no request (~190 bytes each, with the last request's
+# head).
 _refcount = sys.getrefcount
 
 logger = logging.getLogger("evloop.server")
@@ -91,9 +101,9 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
 
     __slots__ = (
         "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
-        "_timer", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
+        "_deadlines", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
         "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "_spare_request", "tls", "_scheme", "_counts", "_sink", "_memory_room",
+        "_received_at", "tls", "_scheme", "_counts", "_sink", "_memory_room",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -116,7 +126,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._memory_room = ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
-        self._timer: Any = None
+        self._deadlines: DeadlineQueue | None = None  # the queue holding this connection's deadline
         self._out: list[bytes] = []   # bytes produced by this entry point, written at its end
         self._response: Response | None = None   # a response whose body must be closed when done
         self._stream: Iterator[bytes] | None = None
@@ -146,7 +156,6 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         # so that a request without metrics pays one test in _response_done.
         self._counts = ctx.metrics.counts if ctx.metrics is not None else None
         self._received_at = 0.0  # when the last read came
-        self._spare_request: Request | None = None  # a Request nobody kept (see _process)
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
         self._scheme = "http"
 
@@ -179,25 +188,35 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         if self._arm_pending:
             self._arm_pending = False
             phase = self.phase
-            delay = self.ctx.phase_timeouts[phase]
-            if delay is not None and self.transport is not None:
+            queue = self.ctx.h1.deadlines[phase]
+            if queue is not None and self.transport is not None:
                 if phase.sends:
                     size = self._last_buffer_size = self.transport.get_write_buffer_size()
                     if size == 0 and phase is CLOSING:
                         return  # all sent: the transport closes at once, nothing for a send timeout to guard
-                self._set_deadline(delay)
+                self._set_deadline(queue, queue.timeout_s)
 
-    def _set_deadline(self, delay_s: float) -> None:
-        """Move the connection's one deadline; the timer re-arms lazily."""
-        reactor = self.reactor
-        deadline = reactor.time() + delay_s
-        self.deadline = deadline
-        timer = self._timer
-        if timer is None:
-            self._timer = reactor.call_at(deadline, self._on_deadline)
-        elif timer.when > deadline:
-            timer.cancel()
-            self._timer = reactor.call_at(deadline, self._on_deadline)
+    def _set_deadline(self, queue: DeadlineQueue, delay_s: float) -> None:
+        """Move the connection's one deadline to ``delay_s`` from now, in ``queue`` (its phase's timeout's).
+
+        Lazily: in the queue it is already in, the deadline only moves
+        later (the same timeout from a later time), so only the number is
+        stored; when the queue's entry expires, ``_on_deadline`` adds the
+        connection again with it.  A keep-alive request costs a store, as
+        it did with a reactor timer of its own.  A phase without a timeout
+        (``IN_APP``) arms nothing: the deadline left in a queue is ignored
+        if it passes, and the next phase's replaces it.
+        """
+        deadline = self.deadline = self.reactor.time() + delay_s
+        if self._deadlines is not queue:
+            self._move_deadline(queue)
+            queue.add(self, deadline)
+
+    def _move_deadline(self, queue: DeadlineQueue | None) -> None:
+        """Leave the deadline queue the connection is in for ``queue`` (None: no deadline any more)."""
+        if self._deadlines is not None:
+            self._deadlines.discard(self)
+        self._deadlines = queue
 
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: Transport) -> None:
@@ -205,11 +224,12 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self.tls = TLSInfo.of(transport)
         self._scheme = "http" if self.tls is None else "https"  # read per request: kept per connection
         self.ctx.connection_opened(self)
-        timeout = self.ctx.phase_timeouts[NEW]
-        if timeout is not None:
+        queue = self.ctx.h1.deadlines[NEW]
+        if queue is not None:
+            timeout = queue.timeout_s
             if self.tls is not None:  # the head's deadline counts from the accept, as over TCP
                 timeout -= transport.get_extra_info("handshake_s", 0.0)
-            self._set_deadline(timeout)
+            self._set_deadline(queue, timeout)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.phase is DEFERRED:
@@ -219,9 +239,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self.transport = None
         if self._sink is not None:
             self._release_body(f"the connection was lost ({exc or 'closed'})")
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._move_deadline(None)
         self._to("lost")
         self.ctx.connection_closed(self)
         self.request = None
@@ -230,7 +248,6 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         # was left to the cyclic GC, ~12,000 instructions a connection
         # (callgrind of evloop-demo under 50 concurrent Connection: close clients).
         self._responder = None
-        self._spare_request = None
 
     def eof_received(self) -> bool | None:
         if self.phase is LINGER:
@@ -371,18 +388,19 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
                 self.phase, self._arm_pending = self.phase.exits["request"]  # self._to("request"), without the call
                 ctx = self.ctx
                 transport: Any = self.transport
-                client = transport.peername
-                scheme = self._scheme
-                request = self._spare_request
+                shared = ctx.h1
+                request = shared.spare_request
                 # By position: with keywords a call takes twice as long (0.7 against 0.3 us).
                 if request is None:
-                    request = Request(head.method, head.target, head.version, head.headers, body, client,
-                                      transport.sockname, scheme, self.reactor, self._responder, head.target_parts,
-                                      self.tls)
+                    request = Request(head.method, head.target, head.version, head.headers, body, transport.peername,
+                                      transport.sockname, self._scheme, self.reactor, self._responder,
+                                      head.target_parts, self.tls)
                 else:
-                    self._spare_request = None
-                    request._renew(head.method, head.target, head.version, head.headers, body, client, scheme,
-                                   head.target_parts)
+                    shared.spare_request = None
+                    request._renew(head.method, head.target, head.version, head.headers, body, transport.peername,
+                                   self._scheme, head.target_parts)
+                    if request._responder is not self._responder:  # it served another connection: made this one's
+                        request.server, request._responder, request.tls = transport.sockname, self._responder, self.tls
                 if ctx.trusted_proxies is not None:
                     self._take_proxy_word(request, head)
                 self.request = request
@@ -397,9 +415,8 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
                 self._send(response)
                 if self.phase is IDLE and _refcount(request) == 2:  # only this frame refers to it: a spare
                     if request.body:
-                        request.body = b""  # an idle connection must not hold a request body
-                        request._stream = None  # nor a BytesIO over it
-                    self._spare_request = request
+                        request.body, request._stream = b"", None  # the spare holds no body, nor a BytesIO over it
+                    shared.spare_request = request
         finally:
             self._finish()
 
@@ -587,9 +604,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._finish()  # the 101 leaves before any frame
         transport: Any = self.transport
         self.transport = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._move_deadline(None)
         if self._sink is not None:
             self._release_body("the connection was upgraded")
         request._responder = None  # the handler keeps the request: it must not keep this protocol

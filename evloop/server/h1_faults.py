@@ -49,7 +49,7 @@ class FaultHandling:
     head: RequestHead | None
     request: Request | None
     deadline: float
-    _timer: Any
+    _deadlines: Any
     _out: list[bytes]
     _response: Response | None
     _stream: Any
@@ -66,17 +66,21 @@ class FaultHandling:
         def _send(self, response: Response) -> None: ...
         def _end_response(self) -> None: ...
         def _respond_later(self, response: Response) -> None: ...
-        def _set_deadline(self, delay_s: float) -> None: ...
+        def _set_deadline(self, queue: Any, delay_s: float) -> None: ...
         def _release_body(self, why: str) -> None: ...
 
     def _on_deadline(self) -> None:
-        self._timer = None
+        """The entry of the connection's ``DeadlineQueue`` expired (the queue has let go of it)."""
+        self._deadlines = None
         transport = self.transport
         phase = self.phase
-        if transport is None or self.ctx.phase_timeouts[phase] is None:
+        queue = self.ctx.h1.deadlines[phase]
+        if transport is None or queue is None:
             return  # no deadline in this phase: the next transition arms one
         if self.reactor.time() < self.deadline:
-            self._timer = self.reactor.call_at(self.deadline, self._on_deadline)
+            # Moved later since the entry was added (see _set_deadline): in again, at the deadline.
+            self._deadlines = queue
+            queue.add(self, self.deadline)
             return
         counts = self.ctx.metrics.counts if self.ctx.metrics is not None else None
         if counts is not None:
@@ -101,7 +105,7 @@ class FaultHandling:
             if 0 < size < self._last_buffer_size:
                 # Progress since the last check: the peer is reading, slowly.
                 self._last_buffer_size = size
-                self._set_deadline(self.ctx.config.send_timeout_s)
+                self._set_deadline(self.ctx.h1.deadlines[phase], self.ctx.config.send_timeout_s)
                 return
             logger.info("send timeout: peer %s stopped reading; aborting", peer_text(transport))
             transport.abort()

@@ -21,7 +21,7 @@ from ..proxy import TrustedProxies
 from ..reactor import Reactor
 from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
-from .context import ServedConnection
+from .context import HTTP1Shared, ServedConnection
 from .h1 import HTTPProtocol
 from .metrics import MetricsRoutes, ServerMetrics, metrics_server
 from .phases import Phase, phase_timeouts
@@ -55,7 +55,7 @@ class Server:
         # (None when off) and the Server field's value (None: left out).
         self.wall = WallClock(reactor, http_date=self.config.date_header)
         self.server_header = _server_field(self.config.server_header)
-        self.phase_timeouts: dict[Phase, float | None] = phase_timeouts(self.config)
+        self.h1 = HTTP1Shared(reactor, phase_timeouts(self.config))
         self.ws_settings = WebSocketSettings.from_config(self.config)
         # The HTTP/1.1 speed-ups (parsed heads, framed responses), bounded and
         # shared by this server's connections only; see evloop.http.caches.
@@ -89,6 +89,11 @@ class Server:
         self._accept_paused = False
         self._limit_episode = False  # at --max-connections since the last drop below the low mark
         self.tls: ServerTLS | None = None  # built by start(): the listeners' TLS context
+
+    @property
+    def phase_timeouts(self) -> dict[Phase, float | None]:
+        """Each connection phase's timeout in seconds (None: none), from the config."""
+        return self.h1.timeouts
 
     @property
     def app(self) -> Callable[[Request], Response | None]:
@@ -284,6 +289,7 @@ class Server:
         for protocol in list(self.connections):
             protocol.abort()
         self.wall.stop()
+        self.h1.close()  # the aborted connections' deadlines: their connection_lost comes next pass
         if self.access_log is not None:
             self.access_log.close()
             self.access_log = None  # nothing more is logged

@@ -379,3 +379,76 @@ def test_graceful_shutdown_closes_an_idle_connection_at_once(h):
     h.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     h.server.shutdown()
     assert h.transport.closing and h.phase is Phase.CLOSING
+
+
+# ------------------------------------------- deadlines shared by connections
+
+
+def _connect(h: Harness) -> tuple[HTTPProtocol, FakeTransport]:
+    """Another connection of the harness's server."""
+    protocol = HTTPProtocol(h.server)
+    transport = FakeTransport(h.reactor, protocol)
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+HELLO = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_idle_connections_close_each_at_its_own_keepalive_deadline_in_order(h):
+    (a, a_sent), (b, b_sent), (c, c_sent) = _connect(h), _connect(h), _connect(h)
+    for protocol in (a, b, c):
+        protocol.data_received(HELLO)
+        h.advance(1.0)  # a idle from 0, b from 1, c from 2
+    a.data_received(HELLO)  # activity at 3: a's keep-alive deadline moves to 8
+    assert a_sent.written.count(b"HTTP/1.1 200") == 2
+    h.advance(2.5)  # 5.5
+    assert not any(t.closing for t in (a_sent, b_sent, c_sent))  # a's first deadline (5) is gone
+    h.advance(0.5)  # 6
+    assert b_sent.closing and not a_sent.closing and not c_sent.closing
+    h.advance(1.0)  # 7
+    assert c_sent.closing and not a_sent.closing
+    h.advance(0.5)  # 7.5
+    assert not a_sent.closing
+    h.advance(0.5)  # 8
+    assert a_sent.closing and a.phase is Phase.CLOSED
+    assert b"408" not in a_sent.written + b_sent.written + c_sent.written
+
+
+def test_a_closed_connection_leaves_its_deadline_queue(h):
+    queue = h.server.h1.deadlines[Phase.IDLE]
+    protocol, transport = _connect(h)
+    protocol.data_received(HELLO)
+    assert protocol in queue
+    transport.close()
+    h.advance(0)
+    assert protocol.phase is Phase.CLOSED and protocol not in queue
+    assert protocol not in h.server.h1.deadlines[Phase.NEW]
+
+
+def test_many_idle_connections_share_one_reactor_timer(h):
+    timers_before = h.reactor.stats().timers_pending
+    connections = [_connect(h) for _ in range(200)]
+    for protocol, _transport in connections:
+        protocol.data_received(HELLO)
+    assert all(protocol.phase is Phase.IDLE for protocol, _ in connections)
+    # The header and keep-alive queues' timers at most, not one timer per connection.
+    assert h.reactor.stats().timers_pending <= timers_before + 2
+    h.advance(KEEPALIVE_S)
+    assert all(transport.closing for _, transport in connections)
+
+
+def test_a_deadline_moved_behind_a_later_one_still_fires_on_time(h):
+    """a's entry (5) expires after b's later one (9) was added: a's moved deadline (8) must not wait for b's."""
+    (a, a_sent), (b, b_sent) = _connect(h), _connect(h)
+    a.data_received(HELLO)  # a idle from 0
+    h.advance(3.0)
+    a.data_received(HELLO)  # a's deadline moves to 8
+    h.advance(1.0)
+    b.data_received(HELLO)  # b idle from 4: deadline 9
+    h.advance(3.5)  # 7.5: a's first entry (5) expired and was added again for 8
+    assert not a_sent.closing
+    h.advance(0.5)  # 8
+    assert a_sent.closing and not b_sent.closing
+    h.advance(1.0)  # 9
+    assert b_sent.closing

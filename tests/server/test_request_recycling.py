@@ -77,8 +77,7 @@ def test_a_spare_request_holds_no_body():
         sock = server.connect()
         sock.send(b"POST /show/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100_000)
         server.read_until(sock, lambda data: data.count(b"HTTP/1.1 200") == 1, timeout_s=10)
-        (protocol,) = server.server.connections
-        spare = protocol._spare_request
+        spare = server.server.h1.spare_request
         assert spare is not None and spare.body == b""
         sock.close()
     finally:
