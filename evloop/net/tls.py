@@ -61,7 +61,8 @@ logger = logging.getLogger("evloop")
 
 DEFAULT_HANDSHAKE_TIMEOUT_S = 60.0  # asyncio's ssl_handshake_timeout
 _ENCRYPT_CHUNK = 64 * 1024          # plaintext per SSLObject.write (four full records)
-_FILE_BLOCK = 256 * 1024            # sendfile under TLS: read-and-encrypt blocks
+_ENCRYPT_BATCH = 256 * 1024         # plaintext whose ciphertext leaves in one writelines (one sendmsg)
+_DIRECT_MAX_CHUNKS = 16             # writelines encrypts at most this many chunks without queueing them
 _TLS_HANDSHAKE_RECORD = 0x16        # the first byte of every ClientHello (RFC 8446 section 5.1)
 _ALERT_FLUSH_S = 5.0                # a failed handshake: how long its alert may take to leave
 
@@ -420,23 +421,27 @@ class TLSTransport(Transport, Protocol):
 
         Up to ``_ENCRYPT_CHUNK`` in all they are joined, so small ones share
         records.  A larger batch (a streamed body: the server writes 256 KiB
-        of 64 KiB chunks at a time) is queued chunk by chunk as ``write``
-        queues a large one, without the join's copy of every byte (small
-        chunks still coalesce in the queue).  The join was 2% of the server's
-        time in a cProfile of tls-bytes1m; side by side on the shared 2-core
-        machine the change was within noise (0.96x, spreads 12-18%;
-        load/BENCHMARKS.md), since encryption and the kernel's copy dominate.
+        of 64 KiB chunks at a time) is encrypted chunk by chunk without the
+        join's copy, and its ciphertext leaves in one ``sendmsg``: at once
+        when nothing waits and it is at most ``_DIRECT_MAX_CHUNKS`` chunks
+        and about ``_ENCRYPT_BATCH`` bytes, else through the plaintext queue
+        (where small chunks coalesce), a batch at a time.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
-        if sum(map(len, chunks)) <= _ENCRYPT_CHUNK:
+        total = sum(map(len, chunks))
+        if total <= _ENCRYPT_CHUNK:
             self.write(b"".join(chunks))
             return
         if not self._accepts_writes():
             return
-        plain = self._plain
-        for chunk in chunks:
-            plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
-        self._encrypt_queued()
+        if (self._plain or self._cipher_paused or self._phase is not TLSPhase.OPEN
+                or len(chunks) > _DIRECT_MAX_CHUNKS or total > _ENCRYPT_BATCH + _ENCRYPT_CHUNK):
+            plain = self._plain
+            for chunk in chunks:
+                plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
+            self._encrypt_queued()
+        else:
+            self._inner.writelines(self._seal(chunks))  # type: ignore[union-attr]  # OPEN: it is there
         self._maybe_pause_protocol()
 
     def _accepts_writes(self) -> bool:
@@ -455,25 +460,33 @@ class TLSTransport(Transport, Protocol):
         self._encrypt_queued()
 
     def _encrypt_queued(self) -> None:
-        """Encrypt queued plaintext while the socket transport is below its high water mark."""
+        """Encrypt queued plaintext while the socket transport is below its high water mark.
+
+        A batch at a time: about ``_ENCRYPT_BATCH`` bytes of plaintext (a
+        chunk of up to ``_ENCRYPT_CHUNK`` is never cut), whose ciphertext goes
+        to the socket transport in one ``writelines``, one ``sendmsg``.
+        """
         if self._phase is not TLSPhase.OPEN and self._phase is not TLSPhase.CLOSING:
             return
         plain = self._plain
-        obj = self._obj
-        assert obj is not None
+        inner = self._inner
+        if inner is None:
+            return
         try:
-            while plain and not self._cipher_paused:
-                region = plain.head_file()
-                if region is None:
-                    head = plain.buffers(1)[0]
-                    chunk = head if len(head) <= _ENCRYPT_CHUNK else memoryview(head)[:_ENCRYPT_CHUNK]
-                    obj.write(chunk)
-                    plain.consume(len(chunk))
-                else:
-                    data = read_file_block(region, _FILE_BLOCK)
-                    plain.file_progress(region, len(data))
-                    obj.write(data)
-                self._flush_outgoing()
+            while plain and not self._cipher_paused and not inner.is_closing():
+                batch: list[bytes | bytearray | memoryview] = []
+                taken = 0
+                while taken < _ENCRYPT_BATCH:
+                    data = plain.take(max(_ENCRYPT_BATCH - taken, _ENCRYPT_CHUNK))
+                    if data is None:
+                        region = plain.head_file()
+                        if region is None:
+                            break  # the queue is empty
+                        data = read_file_block(region, _ENCRYPT_BATCH - taken)
+                        plain.file_progress(region, len(data))
+                    batch.append(data)
+                    taken += len(data)
+                inner.writelines(self._seal(batch))
         except (OSError, EOFError) as exc:  # a file that could not be read, or ended early
             self._fail(exc)
             return
@@ -485,6 +498,31 @@ class TLSTransport(Transport, Protocol):
                 self._eof_pending = False
                 self._send_close_notify()
         self._maybe_resume_protocol()
+
+    def _seal(self, chunks: list[bytes | bytearray | memoryview]) -> list[bytes]:
+        """The ciphertext of ``chunks``, encrypted ``_ENCRYPT_CHUNK`` at a time.
+
+        The outgoing BIO is read after each piece: it never holds more than
+        one piece's records, since it keeps its largest size for the life of
+        the connection (a ``MemoryBIO`` written 256 KiB at a time and read
+        held 260 KiB more, one written 64 KiB at a time 68 KiB).
+        """
+        obj = self._obj
+        assert obj is not None
+        outgoing = self._outgoing
+        sealed: list[bytes] = []
+        for chunk in chunks:
+            size = len(chunk)
+            if size <= _ENCRYPT_CHUNK:
+                obj.write(chunk)
+                sealed.append(outgoing.read())
+                continue
+            view = memoryview(byte_view(chunk))  # slices count bytes, whatever the buffer's format
+            size = len(view)
+            for start in range(0, size, _ENCRYPT_CHUNK):
+                obj.write(view[start:start + _ENCRYPT_CHUNK])
+                sealed.append(outgoing.read())
+        return sealed
 
     def _flush_outgoing(self) -> None:
         data = self._outgoing.read()
