@@ -1,21 +1,20 @@
 """User-space instructions per request of the whole evloop-demo process, counted by valgrind.
 
-Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] CASE [-- DEMO ARGS...]
+Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] [--keep DIR] CASE [-- DEMO ARGS...]
 
 Cases: ``keepalive`` (one hello request at a time on one connection),
 ``pipelined`` (16 hello requests per send), ``close`` (a new connection per
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
-with a 4 KiB body at a time on one connection), ``ws16`` and ``ws4k``
+with a 4 KiB body at a time on one connection), ``bytes1m`` (``GET
+/bytes/1048576`` on one connection: the figure is per MiB), ``ws16`` and ``ws4k``
 (16-byte and 4 KiB text messages echoed on ``/ws/echo``, one at a time).  The
 ``tls-`` cases run the server with ``--certfile``/``--keyfile`` (an ECDSA
 P-256 certificate made for the run, as load/bench/run.py makes it) and drive
-it with Python's ``ssl`` over TLS 1.3: ``tls-keepalive`` (hello requests on
-one connection), ``tls-bytes1m`` (``GET /bytes/1048576`` on one connection:
-the figure is per MiB) and ``tls-handshake`` (a new connection per
-``Connection: close`` request, each a full handshake: the client offers no
-session, as ``openssl s_time -new``).  The
-``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``, ``wsgi-echo4k``) send
-the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
+it with Python's ``ssl`` over TLS 1.3: ``tls-keepalive`` and ``tls-bytes1m``
+as their plain cases, and ``tls-handshake``, ``close`` over TLS (each
+connection a full handshake: the client offers no session, as ``openssl
+s_time -new``).  The ``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``,
+``wsgi-echo4k``) send the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
 (``evloop-demo --wsgi wsgi_app:app``), ``flask-keepalive`` and ``flask-close``
 to the Flask app of ``load/bench/peers/flask_app.py``.
 
@@ -57,9 +56,9 @@ WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
 BYTES1M = b"GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
-         "flask-keepalive", "flask-close", "tls-keepalive", "tls-bytes1m", "tls-handshake")
+         "flask-keepalive", "flask-close", "bytes1m", "tls-keepalive", "tls-bytes1m", "tls-handshake")
 # Fewer requests where each costs millions of instructions under valgrind.
-DEFAULT_COUNTS = {"tls-bytes1m": (20, 60), "tls-handshake": (100, 300)}
+DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300)}
 PEERS = ROOT / "load" / "bench" / "peers"  # the apps the load/bench peers serve
 WS_SIZES = {"ws16": 16, "ws4k": 4096}  # text message bytes of the WebSocket cases
 
@@ -99,44 +98,36 @@ def _echo(sock: socket.socket, n: int) -> None:
         _recv_until(sock, len(head) + 4 + length)
 
 
-def _drive_tls(case: str, port: int, n: int, context: ssl.SSLContext) -> None:
-    """The ``tls-`` cases: ``n`` requests over TLS, each answer read whole."""
-    if case == "tls-handshake":
-        for _ in range(n):
-            raw = socket.create_connection(("127.0.0.1", port), timeout=60)
-            with context.wrap_socket(raw, server_hostname="localhost") as sock:
-                sock.sendall(CLOSE)
-                while sock.recv(65536):
-                    pass
-        return
-    raw = socket.create_connection(("127.0.0.1", port), timeout=60)
-    with context.wrap_socket(raw, server_hostname="localhost") as sock:
-        for _ in range(n):
-            if case == "tls-keepalive":
-                sock.sendall(HELLO)
-                _recv_until(sock, 1, count=b"Hello, World!")
-                continue
-            sock.sendall(BYTES1M)
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += sock.recv(65536)
-            _recv_until(sock, (1 << 20) - len(data.partition(b"\r\n\r\n")[2]))
+def _connect(port: int, context: ssl.SSLContext | None) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return sock if context is None else context.wrap_socket(sock, server_hostname="localhost")
+
+
+def _download(sock: socket.socket, n: int) -> None:
+    """``n`` downloads of ``GET /bytes/1048576``, one at a time."""
+    for _ in range(n):
+        sock.sendall(BYTES1M)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        _recv_until(sock, (1 << 20) - len(data.partition(b"\r\n\r\n")[2]))
 
 
 def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) -> None:
-    """Send ``n`` requests (or messages) of ``case`` and wait for every answer (the ``tls-`` ones over ``context``)."""
-    if context is not None:
-        _drive_tls(case, port, n, context)
-        return
-    case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-")) else case
+    """Send ``n`` requests (or messages) of ``case`` and wait for every answer (over TLS with ``context``)."""
+    case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-", "tls-")) else case
+    case = "close" if case == "handshake" else case
     if case == "close":
         for _ in range(n):
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            with _connect(port, context) as sock:
                 sock.sendall(CLOSE)
                 while sock.recv(65536):
                     pass
         return
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with _connect(port, context) as sock:
+        if case == "bytes1m":
+            _download(sock, n)
+            return
         if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
             sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -198,7 +189,7 @@ def main() -> None:
     parser.add_argument("case", choices=CASES)
     parser.add_argument("--src", type=Path, default=ROOT, help="the checkout whose evloop runs (default: this one)")
     parser.add_argument("--counts", type=int, nargs=2, metavar=("FEWER", "MORE"),
-                        help="requests of the two runs (default 320 960; tls-bytes1m 20 60, tls-handshake 100 300)")
+                        help="requests of the two runs (default 320 960; bytes1m and tls-bytes1m 20 60, tls-handshake 100 300)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the callgrind outputs in DIR")
     parser.add_argument("demo_args", nargs="*", help="after --: extra evloop-demo arguments")
     args = parser.parse_args()
