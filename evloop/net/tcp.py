@@ -231,9 +231,11 @@ class SocketTransport(Transport):
         first, and only what the socket did not take is queued (a streamed
         body, 256 KiB in 64 KiB chunks a call: the whole server's
         instructions a MiB, ``load/server_instructions.py bytes1m``, 304,136
-        -> 229,847 against going through the queue).  Otherwise the chunks join the send queue (big ones are
-        not copied, small ones coalesce) and, when nothing was waiting before
-        them, the queue's one drain (``_on_writable``, the same that
+        -> 229,847 against going through the queue).  The try is spelled
+        out here as in ``write``: a shared helper would be one more call on
+        every response.  Otherwise the chunks join the send queue (big ones
+        are not copied, small ones coalesce) and, when nothing was waiting
+        before them, the queue's one drain (``_on_writable``, the same that
         writability and ``sendfile`` use) sends what the socket takes: the
         kernel gathers up to 64 chunks per system call, and the rest waits
         for writability.

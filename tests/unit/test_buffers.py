@@ -110,6 +110,14 @@ def test_append_after_partial_consume_keeps_order():
     assert drain_bytes(q) == b"llo world"
 
 
+def append_random(rng: random.Random, q: SendQueue) -> bytes:
+    """Append a chunk of a random size (either side of the coalescing bounds) and kind; return its bytes."""
+    n = rng.choice([0, 1, 10, 1000, 16 * 1024, 16 * 1024 + 1, 70_000])
+    chunk = (bytes(rng.getrandbits(8) for _ in range(min(n, 50))) * (n // 50 + 1))[:n]
+    q.append(rng.choice([bytes, bytearray, memoryview])(chunk))
+    return chunk
+
+
 def test_random_appends_and_consumes_match_model():
     rng = random.Random(42)
     q = SendQueue()
@@ -117,12 +125,7 @@ def test_random_appends_and_consumes_match_model():
     sent = bytearray()
     for _ in range(3000):
         if rng.random() < 0.6:
-            n = rng.choice([0, 1, 10, 1000, 16 * 1024, 16 * 1024 + 1, 70_000])
-            chunk = bytes(rng.getrandbits(8) for _ in range(min(n, 50))) * (n // 50 + 1)
-            chunk = chunk[:n]
-            kind = rng.choice([bytes, bytearray, memoryview])
-            q.append(kind(chunk))
-            expected += chunk
+            expected += append_random(rng, q)
         elif q:
             bufs = q.buffers(max_count=rng.choice([1, 2, 64]))
             avail = sum(len(b) for b in bufs)
@@ -142,11 +145,7 @@ def test_random_appends_and_takes_match_model():
     taken = bytearray()
     for _ in range(3000):
         if rng.random() < 0.6:
-            n = rng.choice([0, 1, 10, 1000, 16 * 1024, 16 * 1024 + 1, 70_000])
-            chunk = (bytes(rng.getrandbits(8) for _ in range(min(n, 50))) * (n // 50 + 1))[:n]
-            kind = rng.choice([bytes, bytearray, memoryview])
-            q.append(kind(chunk))
-            expected += chunk
+            expected += append_random(rng, q)
         else:
             limit = rng.choice([1, 100, 16 * 1024, 65536, 1 << 20])
             head = bytes(q.buffers(1)[0]) if q else b""
