@@ -425,9 +425,10 @@ class TLSTransport(Transport, Protocol):
         of 64 KiB chunks at a time) is encrypted chunk by chunk, without the
         join's copy (``_seal``).  When nothing waits, a batch of at most
         ``_DIRECT_MAX_CHUNKS`` chunks and about ``_DIRECT_BATCH`` bytes is
-        encrypted at once, without passing through the plaintext queue
-        (with the queue's ``take``: tls-bytes1m, the server's Python 436,000
-        -> 281,000 instructions a MiB); any other goes through the queue,
+        encrypted as the socket takes it without passing through the
+        plaintext queue (what the socket does not take waits there); with
+        the queue's ``take``, tls-bytes1m's Python went from 436,000 to
+        281,000 instructions a MiB.  Any other batch goes through the queue,
         where small chunks coalesce.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
@@ -444,7 +445,10 @@ class TLSTransport(Transport, Protocol):
                 plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
             self._encrypt_queued()
         else:
-            self._seal(chunks)
+            done = self._seal(chunks)
+            plain = self._plain
+            for chunk in chunks[done:]:  # the socket stopped taking them: they wait as plaintext
+                plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
         self._maybe_pause_protocol()
 
     def _accepts_writes(self) -> bool:
@@ -491,22 +495,26 @@ class TLSTransport(Transport, Protocol):
                 self._send_close_notify()
         self._maybe_resume_protocol()
 
-    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
         """Encrypt ``chunks`` ``_ENCRYPT_CHUNK`` at a time, each piece's ciphertext written as it is made.
 
-        One piece at a time, because the outgoing BIO keeps its largest size
-        for the life of the connection (a ``MemoryBIO`` written 256 KiB at a
-        time and read held 260 KiB more, one written 64 KiB at a time 68
-        KiB), and because pieces gathered for one ``sendmsg`` made glibc
-        give the top of its heap back after each batch and fault it in again
-        (64 minor page faults a MiB in tls-bytes1m against none); a piece
-        sent at once is freed before the next is made.
+        Stops before a chunk once the socket transport is over its high
+        water mark; returns how many chunks it encrypted.  One piece at a
+        time, because the outgoing BIO keeps its largest size for the life of
+        the connection (a ``MemoryBIO`` written 256 KiB at a time and read
+        held 260 KiB more, one written 64 KiB at a time 68 KiB), and because
+        pieces gathered for one ``sendmsg`` made glibc give the top of its
+        heap back after each batch and fault it in again (64 minor page
+        faults a MiB in tls-bytes1m against none); a piece sent at once is
+        freed before the next is made.
         """
         obj = self._obj
         inner = self._inner
         assert obj is not None and inner is not None
         outgoing = self._outgoing
-        for chunk in chunks:
+        for done, chunk in enumerate(chunks):
+            if self._cipher_paused:
+                return done
             if len(chunk) <= _ENCRYPT_CHUNK:
                 obj.write(chunk)
                 inner.write(outgoing.read())
@@ -515,6 +523,7 @@ class TLSTransport(Transport, Protocol):
             for start in range(0, len(view), _ENCRYPT_CHUNK):
                 obj.write(view[start:start + _ENCRYPT_CHUNK])
                 inner.write(outgoing.read())
+        return len(chunks)
 
     def _flush_outgoing(self) -> None:
         data = self._outgoing.read()

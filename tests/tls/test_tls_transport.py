@@ -554,6 +554,37 @@ def test_writelines_gives_the_same_bytes_over_tls_and_tcp(loop_thread, certs, ba
         assert queued[0] > 0  # TCP: sendmsg took part of it, the rest waited in the queue
 
 
+def test_a_batch_the_socket_stops_taking_midway_arrives_whole(loop_thread, certs):
+    # A server-like writelines batch on a socket with a small send buffer, to a client that reads
+    # nothing yet: encryption stops once the ciphertext passes the high water mark, the rest of
+    # the batch waits as plaintext, and everything arrives in order once the client reads.
+    chunks = [b"HTTP/1.1 200 OK\r\n\r\n"] + [_distinct(65536, i) for i in range(4)] + [bytearray(b"tail")]
+    expected = b"".join(bytes(c) for c in chunks)
+    waiting: queue.Queue[int] = queue.Queue()
+
+    class Writer(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.writelines(chunks)
+            waiting.put(self.transport.get_write_buffer_size())
+            self.transport.close()
+
+    listener = loop_thread.call(lambda: listen(loop_thread.reactor, Writer, "127.0.0.1", 0,
+                                               ssl=certs.server_context()))
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(TIMEOUT_S)
+    raw.connect(("127.0.0.1", listener.port))
+    with certs.client_context().wrap_socket(raw, server_hostname="localhost") as client:
+        client.sendall(b"go")
+        assert waiting.get(timeout=TIMEOUT_S) > 64 * 1024  # most of the batch waited
+        assert recv_exactly(client, len(expected) + 1) == expected
+    loop_thread.call(listener.close)
+
+
 def test_plaintext_larger_than_the_read_buffer_arrives_whole(loop_thread, certs):
     """Records are decrypted into the reactor's read buffer; when it fills, what it holds is kept and it is reused."""
     loop_thread.call(lambda: setattr(loop_thread.reactor, "read_buffer", memoryview(bytearray(1000))))
