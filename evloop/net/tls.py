@@ -428,7 +428,7 @@ class TLSTransport(Transport, Protocol):
         encrypted as the socket takes it without passing through the
         plaintext queue (what the socket does not take waits there); with
         the queue's ``take``, tls-bytes1m's Python went from 436,000 to
-        281,000 instructions a MiB.  Any other batch goes through the queue,
+        304,000 instructions a MiB.  Any other batch goes through the queue,
         where small chunks coalesce.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
