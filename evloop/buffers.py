@@ -131,6 +131,31 @@ class SendQueue:
             out.append(item)  # type: ignore[arg-type]
         return out
 
+    def take(self, limit: int) -> bytes | bytearray | memoryview | None:
+        """Remove and return the leading byte chunk, at most ``limit`` bytes of it (a view of a larger one).
+
+        None when the queue is empty or starts with a file region.  For a
+        consumer that copies what it takes (TLS encryption), one call where
+        ``buffers`` and ``consume`` are two.
+        """
+        items = self._items
+        if not items:
+            return None
+        item = items[0]
+        if type(item) is FileRegion:
+            return None
+        n = len(item)  # type: ignore[arg-type]  # a byte chunk (mypy does not narrow on type() is)
+        if n <= limit:
+            items.popleft()
+            if not items:
+                self._items = None
+        else:
+            view = item if type(item) is memoryview else memoryview(item)  # type: ignore[arg-type]
+            items[0] = view[limit:]
+            item, n = view[:limit], limit
+        self.size -= n
+        return item  # type: ignore[return-value]
+
     def consume(self, n: int) -> None:
         """Drop the first ``n`` bytes of leading byte chunks (they were sent)."""
         self.size -= n

@@ -1,14 +1,20 @@
 """User-space instructions per request of the whole evloop-demo process, counted by valgrind.
 
-Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] CASE [-- DEMO ARGS...]
+Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] [--keep DIR] CASE [-- DEMO ARGS...]
 
 Cases: ``keepalive`` (one hello request at a time on one connection),
 ``pipelined`` (16 hello requests per send), ``close`` (a new connection per
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
-with a 4 KiB body at a time on one connection), ``ws16`` and ``ws4k``
+with a 4 KiB body at a time on one connection), ``bytes1m`` (``GET
+/bytes/1048576`` on one connection: the figure is per MiB), ``ws16`` and ``ws4k``
 (16-byte and 4 KiB text messages echoed on ``/ws/echo``, one at a time).  The
-``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``, ``wsgi-echo4k``) send
-the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
+``tls-`` cases run the server with ``--certfile``/``--keyfile`` (an ECDSA
+P-256 certificate made for the run, as load/bench/run.py makes it) and drive
+it with Python's ``ssl`` over TLS 1.3: ``tls-keepalive`` and ``tls-bytes1m``
+as their plain cases, and ``tls-handshake``, ``close`` over TLS (each
+connection a full handshake: the client offers no session, as ``openssl
+s_time -new``).  The ``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``,
+``wsgi-echo4k``) send the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
 (``evloop-demo --wsgi wsgi_app:app``), ``flask-keepalive`` and ``flask-close``
 to the Flask app of ``load/bench/peers/flask_app.py``.
 
@@ -33,6 +39,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,12 +47,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "load" / "bench"))
+import run as bench  # noqa: E402  (load/bench/run.py: make_certificates)
+
 HELLO = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
+BYTES1M = b"GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
-         "flask-keepalive", "flask-close")
+         "flask-keepalive", "flask-close", "bytes1m", "tls-keepalive", "tls-bytes1m", "tls-handshake")
+# Fewer requests where each costs millions of instructions under valgrind.
+DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300)}
 PEERS = ROOT / "load" / "bench" / "peers"  # the apps the load/bench peers serve
 WS_SIZES = {"ws16": 16, "ws4k": 4096}  # text message bytes of the WebSocket cases
 
@@ -85,17 +98,36 @@ def _echo(sock: socket.socket, n: int) -> None:
         _recv_until(sock, len(head) + 4 + length)
 
 
-def _drive(case: str, port: int, n: int) -> None:
-    """Send ``n`` requests (or messages) of ``case`` and wait for every answer."""
-    case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-")) else case
+def _connect(port: int, context: ssl.SSLContext | None) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return sock if context is None else context.wrap_socket(sock, server_hostname="localhost")
+
+
+def _download(sock: socket.socket, n: int) -> None:
+    """``n`` downloads of ``GET /bytes/1048576``, one at a time."""
+    for _ in range(n):
+        sock.sendall(BYTES1M)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        _recv_until(sock, (1 << 20) - len(data.partition(b"\r\n\r\n")[2]))
+
+
+def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) -> None:
+    """Send ``n`` requests (or messages) of ``case`` and wait for every answer (over TLS with ``context``)."""
+    case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-", "tls-")) else case
+    case = "close" if case == "handshake" else case
     if case == "close":
         for _ in range(n):
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            with _connect(port, context) as sock:
                 sock.sendall(CLOSE)
                 while sock.recv(65536):
                     pass
         return
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with _connect(port, context) as sock:
+        if case == "bytes1m":
+            _download(sock, n)
+            return
         if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
             sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -122,7 +154,7 @@ def _drive(case: str, port: int, n: int) -> None:
 def _port_from_log(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        match = re.search(rb"serving on http://127\.0\.0\.1:(\d+)", log.read_bytes())
+        match = re.search(rb"serving on https?://127\.0\.0\.1:(\d+)", log.read_bytes())
         if match:
             return int(match.group(1))
         if proc.poll() is not None:
@@ -131,8 +163,9 @@ def _port_from_log(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 
     raise RuntimeError(f"evloop-demo did not start: {log.read_text(errors='replace')[-2000:]}")
 
 
-def instructions(src: Path, case: str, n: int, demo_args: list[str], work: Path) -> int:
-    """Instructions of one whole run of evloop-demo (from ``src``) serving ``n`` of ``case``."""
+def instructions(src: Path, case: str, n: int, demo_args: list[str], work: Path,
+                 context: ssl.SSLContext | None = None) -> int:
+    """Instructions of one whole run of evloop-demo (from ``src``) serving ``n`` of ``case`` (over ``context``)."""
     out, log = work / f"callgrind.{n}", work / f"demo.{n}.log"
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(src)}
     with open(log, "wb") as log_file:
@@ -140,7 +173,7 @@ def instructions(src: Path, case: str, n: int, demo_args: list[str], work: Path)
                                  "-m", "evloop.demo", "--port", "0", *demo_args],
                                 cwd=src, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        _drive(case, _port_from_log(log, proc), n)
+        _drive(case, _port_from_log(log, proc), n, context)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -155,18 +188,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("case", choices=CASES)
     parser.add_argument("--src", type=Path, default=ROOT, help="the checkout whose evloop runs (default: this one)")
-    parser.add_argument("--counts", type=int, nargs=2, default=(320, 960), metavar=("FEWER", "MORE"))
+    parser.add_argument("--counts", type=int, nargs=2, metavar=("FEWER", "MORE"),
+                        help="requests of the two runs (default 320 960; bytes1m and tls-bytes1m 20 60, tls-handshake 100 300)")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the callgrind outputs in DIR")
     parser.add_argument("demo_args", nargs="*", help="after --: extra evloop-demo arguments")
     args = parser.parse_args()
-    fewer, more = args.counts
+    shown = " ".join(args.demo_args)
+    fewer, more = args.counts or DEFAULT_COUNTS.get(args.case, (320, 960))
     if args.case.startswith(("wsgi-", "flask-")):
         app = "flask_app:app" if args.case.startswith("flask-") else "wsgi_app:app"
         args.demo_args = ["--chdir", str(PEERS), "--wsgi", app, *args.demo_args]
     with tempfile.TemporaryDirectory() as tmp:
-        low = instructions(args.src, args.case, fewer, args.demo_args, Path(tmp))
-        high = instructions(args.src, args.case, more, args.demo_args, Path(tmp))
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        context = None
+        if args.case.startswith("tls-"):
+            ca, cert, key = bench.make_certificates(Path(tmp))
+            args.demo_args = ["--certfile", str(cert), "--keyfile", str(key), *args.demo_args]
+            context = ssl.create_default_context(cafile=str(ca))
+        low = instructions(args.src, args.case, fewer, args.demo_args, work, context)
+        high = instructions(args.src, args.case, more, args.demo_args, work, context)
     per = (high - low) / (more - fewer)
-    print(f"{args.case} ({args.src}{' ' + ' '.join(args.demo_args) if args.demo_args else ''}): "
+    print(f"{args.case} ({args.src}{' ' + shown if shown else ''}): "
           f"{per:,.0f} instructions a request")
 
 

@@ -46,7 +46,7 @@ from __future__ import annotations
 import enum
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..buffers import FileRegion, SendQueue, byte_view
@@ -62,6 +62,8 @@ logger = logging.getLogger("evloop")
 DEFAULT_HANDSHAKE_TIMEOUT_S = 60.0  # asyncio's ssl_handshake_timeout
 _ENCRYPT_CHUNK = 64 * 1024          # plaintext per SSLObject.write (four full records)
 _FILE_BLOCK = 256 * 1024            # sendfile under TLS: read-and-encrypt blocks
+_DIRECT_BATCH = 256 * 1024          # writelines encrypts a batch up to this (plus a chunk) without queueing it ...
+_DIRECT_MAX_CHUNKS = 16             # ... of at most this many chunks (each small one is a record of its own)
 _TLS_HANDSHAKE_RECORD = 0x16        # the first byte of every ClientHello (RFC 8446 section 5.1)
 _ALERT_FLUSH_S = 5.0                # a failed handshake: how long its alert may take to leave
 
@@ -420,23 +422,33 @@ class TLSTransport(Transport, Protocol):
 
         Up to ``_ENCRYPT_CHUNK`` in all they are joined, so small ones share
         records.  A larger batch (a streamed body: the server writes 256 KiB
-        of 64 KiB chunks at a time) is queued chunk by chunk as ``write``
-        queues a large one, without the join's copy of every byte (small
-        chunks still coalesce in the queue).  The join was 2% of the server's
-        time in a cProfile of tls-bytes1m; side by side on the shared 2-core
-        machine the change was within noise (0.96x, spreads 12-18%;
-        load/BENCHMARKS.md), since encryption and the kernel's copy dominate.
+        of 64 KiB chunks at a time) is encrypted chunk by chunk, without the
+        join's copy (``_seal``).  When nothing waits, a batch of at most
+        ``_DIRECT_MAX_CHUNKS`` chunks and about ``_DIRECT_BATCH`` bytes is
+        encrypted as the socket takes it without passing through the
+        plaintext queue (what the socket does not take waits there); with
+        the queue's ``take``, tls-bytes1m's Python went from 436,000 to
+        304,000 instructions a MiB.  Any other batch goes through the queue,
+        where small chunks coalesce.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
-        if sum(map(len, chunks)) <= _ENCRYPT_CHUNK:
+        total = sum(map(len, chunks))
+        if total <= _ENCRYPT_CHUNK:
             self.write(b"".join(chunks))
             return
         if not self._accepts_writes():
             return
-        plain = self._plain
-        for chunk in chunks:
-            plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
-        self._encrypt_queued()
+        if (self._plain or self._cipher_paused or self._phase is not TLSPhase.OPEN
+                or len(chunks) > _DIRECT_MAX_CHUNKS or total > _DIRECT_BATCH + _ENCRYPT_CHUNK):
+            plain = self._plain
+            for chunk in chunks:
+                plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
+            self._encrypt_queued()
+        else:
+            done = self._seal(chunks)
+            plain = self._plain
+            for chunk in chunks[done:]:  # the socket stopped taking them: they wait as plaintext
+                plain.append(chunk if type(chunk) is bytes else byte_view(chunk))
         self._maybe_pause_protocol()
 
     def _accepts_writes(self) -> bool:
@@ -459,21 +471,18 @@ class TLSTransport(Transport, Protocol):
         if self._phase is not TLSPhase.OPEN and self._phase is not TLSPhase.CLOSING:
             return
         plain = self._plain
-        obj = self._obj
-        assert obj is not None
+        inner = self._inner
+        if inner is None:
+            return
         try:
-            while plain and not self._cipher_paused:
-                region = plain.head_file()
-                if region is None:
-                    head = plain.buffers(1)[0]
-                    chunk = head if len(head) <= _ENCRYPT_CHUNK else memoryview(head)[:_ENCRYPT_CHUNK]
-                    obj.write(chunk)
-                    plain.consume(len(chunk))
-                else:
+            while plain and not self._cipher_paused and not inner.is_closing():
+                data = plain.take(_ENCRYPT_CHUNK)
+                if data is None:  # a file region is next
+                    region = plain.head_file()
+                    assert region is not None
                     data = read_file_block(region, _FILE_BLOCK)
                     plain.file_progress(region, len(data))
-                    obj.write(data)
-                self._flush_outgoing()
+                self._seal((data,))
         except (OSError, EOFError) as exc:  # a file that could not be read, or ended early
             self._fail(exc)
             return
@@ -485,6 +494,36 @@ class TLSTransport(Transport, Protocol):
                 self._eof_pending = False
                 self._send_close_notify()
         self._maybe_resume_protocol()
+
+    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
+        """Encrypt ``chunks`` ``_ENCRYPT_CHUNK`` at a time, each piece's ciphertext written as it is made.
+
+        Stops before a chunk once the socket transport is over its high
+        water mark; returns how many chunks it encrypted.  One piece at a
+        time, because the outgoing BIO keeps its largest size for the life of
+        the connection (a ``MemoryBIO`` written 256 KiB at a time and read
+        held 260 KiB more, one written 64 KiB at a time 68 KiB), and because
+        pieces gathered for one ``sendmsg`` made glibc give the top of its
+        heap back after each batch and fault it in again (64 minor page
+        faults a MiB in tls-bytes1m against none); a piece sent at once is
+        freed before the next is made.
+        """
+        obj = self._obj
+        inner = self._inner
+        assert obj is not None and inner is not None
+        outgoing = self._outgoing
+        for done, chunk in enumerate(chunks):
+            if self._cipher_paused:
+                return done
+            if len(chunk) <= _ENCRYPT_CHUNK:
+                obj.write(chunk)
+                inner.write(outgoing.read())
+                continue
+            view = memoryview(byte_view(chunk))  # slices count bytes, whatever the buffer's format
+            for start in range(0, len(view), _ENCRYPT_CHUNK):
+                obj.write(view[start:start + _ENCRYPT_CHUNK])
+                inner.write(outgoing.read())
+        return len(chunks)
 
     def _flush_outgoing(self) -> None:
         data = self._outgoing.read()

@@ -7,6 +7,7 @@ protocols see goes through thread-safe queues.
 
 from __future__ import annotations
 
+import array
 import gc
 import queue
 import socket
@@ -502,11 +503,21 @@ def test_sendfile_under_tls(loop_thread, certs, tmp_path):
     loop_thread.call(listener.close)
 
 
-# writelines over TLS: a batch over _ENCRYPT_CHUNK is queued chunk by chunk (no join), a
-# smaller one joined; both must give the bytes the plain TCP path gives.
+def _distinct(size: int, seed: int) -> bytes:
+    """``size`` bytes that differ from chunk to chunk, so that a reordering shows."""
+    return (seed.to_bytes(4, "big") + bytes(range(251))) * (size // 255) + bytes(size % 255)
+
+
+# writelines over TLS: up to _ENCRYPT_CHUNK in all joined; a batch of the server's (few chunks,
+# about 256 KiB) encrypted at once without the plaintext queue; any other batch through the
+# queue.  Over TCP: a list of up to 64 chunks offered to sendmsg first, the rest queued.  Both
+# must give the bytes the other gives.
 WRITELINES_BATCHES = {
     "small": [b"head\r\n", b"a" * 100, bytearray(b"b" * 200), memoryview(b"c" * 300)],
+    "streamed batch": [b"HTTP/1.1 200 OK\r\n\r\n"] + [_distinct(65536, i) for i in range(4)],
+    "mixed buffers": [bytearray(_distinct(70000, 1)), memoryview(array.array("i", range(25000))), b"tail"],
     "large": [b"head\r\n"] + [b"x" * 65536] * 4 + [bytearray(b"y" * 70000), memoryview(b"z" * 20000), b"\r\nend"],
+    "over the socket buffer": [_distinct(128 * 1024, i) for i in range(60)],  # 7.5 MiB: past a 4 MiB SO_SNDBUF
     "many small": [b"%d," % i for i in range(30000)],
 }
 
@@ -515,27 +526,63 @@ WRITELINES_BATCHES = {
 def test_writelines_gives_the_same_bytes_over_tls_and_tcp(loop_thread, certs, batch):
     chunks = WRITELINES_BATCHES[batch]
     expected = b"".join(bytes(c) for c in chunks)
+    queued: list[int] = []
 
     class Writer(Protocol):
         def connection_made(self, transport: Any) -> None:
             self.transport = transport
 
         def data_received(self, data: bytes) -> None:
-            self.transport.writelines(chunks)
+            self.transport.writelines(list(chunks))
+            queued.append(self.transport.get_write_buffer_size())
             self.transport.close()
 
     for tls in (False, True):
         listener = loop_thread.call(lambda: listen(loop_thread.reactor, Writer, "127.0.0.1", 0,  # noqa: B023
                                                    ssl=certs.server_context() if tls else None))  # noqa: B023
-        if tls:
-            client: socket.socket = tls_client(listener.port, certs)
-        else:
-            client = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT_S)
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a small window: sends fall short
+        raw.settimeout(TIMEOUT_S)
+        raw.connect(("127.0.0.1", listener.port))
+        client = certs.client_context().wrap_socket(raw, server_hostname="localhost") if tls else raw
         client.sendall(b"go")
         received = recv_exactly(client, len(expected) + 1)  # + 1: the close must follow
         client.close()
         loop_thread.call(listener.close)
         assert received == expected, (batch, tls, len(received))
+    if batch == "over the socket buffer":
+        assert queued[0] > 0  # TCP: sendmsg took part of it, the rest waited in the queue
+
+
+def test_a_batch_the_socket_stops_taking_midway_arrives_whole(loop_thread, certs):
+    # A server-like writelines batch on a socket with a small send buffer, to a client that reads
+    # nothing yet: encryption stops once the ciphertext passes the high water mark, the rest of
+    # the batch waits as plaintext, and everything arrives in order once the client reads.
+    chunks = [b"HTTP/1.1 200 OK\r\n\r\n"] + [_distinct(65536, i) for i in range(4)] + [bytearray(b"tail")]
+    expected = b"".join(bytes(c) for c in chunks)
+    waiting: queue.Queue[int] = queue.Queue()
+
+    class Writer(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.writelines(chunks)
+            waiting.put(self.transport.get_write_buffer_size())
+            self.transport.close()
+
+    listener = loop_thread.call(lambda: listen(loop_thread.reactor, Writer, "127.0.0.1", 0,
+                                               ssl=certs.server_context()))
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(TIMEOUT_S)
+    raw.connect(("127.0.0.1", listener.port))
+    with certs.client_context().wrap_socket(raw, server_hostname="localhost") as client:
+        client.sendall(b"go")
+        assert waiting.get(timeout=TIMEOUT_S) > 64 * 1024  # most of the batch waited
+        assert recv_exactly(client, len(expected) + 1) == expected
+    loop_thread.call(listener.close)
 
 
 def test_plaintext_larger_than_the_read_buffer_arrives_whole(loop_thread, certs):

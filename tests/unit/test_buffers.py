@@ -110,6 +110,14 @@ def test_append_after_partial_consume_keeps_order():
     assert drain_bytes(q) == b"llo world"
 
 
+def append_random(rng: random.Random, q: SendQueue) -> bytes:
+    """Append a chunk of a random size (either side of the coalescing bounds) and kind; return its bytes."""
+    n = rng.choice([0, 1, 10, 1000, 16 * 1024, 16 * 1024 + 1, 70_000])
+    chunk = (bytes(rng.getrandbits(8) for _ in range(min(n, 50))) * (n // 50 + 1))[:n]
+    q.append(rng.choice([bytes, bytearray, memoryview])(chunk))
+    return chunk
+
+
 def test_random_appends_and_consumes_match_model():
     rng = random.Random(42)
     q = SendQueue()
@@ -117,12 +125,7 @@ def test_random_appends_and_consumes_match_model():
     sent = bytearray()
     for _ in range(3000):
         if rng.random() < 0.6:
-            n = rng.choice([0, 1, 10, 1000, 16 * 1024, 16 * 1024 + 1, 70_000])
-            chunk = bytes(rng.getrandbits(8) for _ in range(min(n, 50))) * (n // 50 + 1)
-            chunk = chunk[:n]
-            kind = rng.choice([bytes, bytearray, memoryview])
-            q.append(kind(chunk))
-            expected += chunk
+            expected += append_random(rng, q)
         elif q:
             bufs = q.buffers(max_count=rng.choice([1, 2, 64]))
             avail = sum(len(b) for b in bufs)
@@ -132,6 +135,45 @@ def test_random_appends_and_consumes_match_model():
         assert q.size == len(expected) - len(sent)
     sent += drain_bytes(q)
     assert bytes(sent) == bytes(expected)
+
+
+def test_random_appends_and_takes_match_model():
+    # take(limit) against the same model: what buffers() + consume() would have given.
+    rng = random.Random(7)
+    q = SendQueue()
+    expected = bytearray()
+    taken = bytearray()
+    for _ in range(3000):
+        if rng.random() < 0.6:
+            expected += append_random(rng, q)
+        else:
+            limit = rng.choice([1, 100, 16 * 1024, 65536, 1 << 20])
+            head = bytes(q.buffers(1)[0]) if q else b""
+            piece = q.take(limit)
+            if not head:
+                assert piece is None
+            else:
+                assert piece is not None and bytes(piece) == head[:limit]
+                taken += piece
+        assert q.size == len(expected) - len(taken)
+    taken += drain_bytes(q)
+    assert bytes(taken) == bytes(expected)
+
+
+def test_take_stops_at_a_file_region_and_keeps_appending_after_a_cut():
+    q = SendQueue()
+    q.append(b"ab")
+    region = FileRegion(5, 0, 10, None)
+    q.append_file(region)
+    assert bytes(q.take(1) or b"") == b"a"
+    assert bytes(q.take(100) or b"") == b"b"
+    assert q.take(100) is None and q.head_file() is region
+    q.file_progress(region, 10)
+    assert not q and q.take(1) is None
+    q.append(bytearray(b"xyz"))  # a coalescing bytearray, cut by take: later appends must not change the cut
+    assert bytes(q.take(2) or b"") == b"xy"
+    q.append(b"!")
+    assert drain_bytes(q) == b"z!"
 
 
 def test_buffers_max_count():
