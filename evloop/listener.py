@@ -12,6 +12,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from ssl import SSLContext
 from typing import Any
@@ -31,6 +32,11 @@ logger = logging.getLogger("evloop")
 ACCEPT_BATCH = 128                    # accepts per readiness event, so one listener cannot hog a pass
 _ACCEPT_BACKOFF_S = 0.1               # pause on EMFILE/ENFILE before polling the listener again
 _ACCEPT_EXHAUSTED_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Linux's TCP_INFO on a listening socket: tcpi_unacked (a u32 at byte 24 of
+# struct tcp_info) is the length of its accept queue (see _queued).
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_QUEUE_LENGTH_AT = 24
+_QUEUE_INFO_BYTES = _QUEUE_LENGTH_AT + 4
 
 
 class Listener:
@@ -89,7 +95,9 @@ class Listener:
         #   transports take it rather than each asking getsockname(), a system
         #   call and a tuple per connection that an idle connection kept
         #   (~150 bytes); None for a wildcard.
-        self._shared = {sock: (sock.family, sock.type, sock.proto, _fixed_local_address(sock)) for sock in sockets}
+        # - whether it tells the length of its accept queue (_queued).
+        self._shared = {sock: (sock.family, sock.type, sock.proto, _fixed_local_address(sock), _tells_queue(sock))
+                        for sock in sockets}
         self._start_accepting()
 
     @property
@@ -157,7 +165,17 @@ class Listener:
         Returns how many, and the error if descriptors ran out.
         """
         count = 0
-        family, kind, proto, local = self._shared[sock]
+        family, kind, proto, local, tells_queue = self._shared[sock]
+        if tells_queue and limit is not None:
+            # Accept what is queued now and stop: the accept that would fail
+            # with EAGAIN to say the queue is empty costs more than asking
+            # (an exception; load/server_instructions.py wsgi-close, see
+            # load/BENCHMARKS.md).  What comes meanwhile makes the listener
+            # readable again (level-triggered), so it never waits unseen; at
+            # least one accept is tried, as readiness promised one.
+            queued = _queued(sock)
+            if queued < limit:
+                limit = queued or 1
         while limit is None or count < limit:
             if self._closed or not (self._accepting or ignore_pause):
                 break  # a connection just served paused or closed us (--max-connections, shutdown)
@@ -196,7 +214,7 @@ class Listener:
             )
             return
         try:
-            transport.start()
+            transport.start(True)  # read first: the request usually came with the connection
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
@@ -390,6 +408,25 @@ def bind_unix_socket(path: str, *, backlog: int | None = None) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _queued(sock: socket.socket) -> int:
+    """The connections waiting in a listening TCP socket's accept queue (Linux, TCP_INFO)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES)  # type: ignore[arg-type]
+    return int.from_bytes(info[_QUEUE_LENGTH_AT:], sys.byteorder)
+
+
+def _tells_queue(sock: socket.socket) -> bool:
+    """Does ``_queued`` work on ``sock``: a TCP socket on Linux, whose (empty) queue it reads as 0?"""
+    if _TCP_INFO is None or not sys.platform.startswith("linux"):
+        return False
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES)
+    except OSError:
+        return False
+    return len(info) == _QUEUE_INFO_BYTES
 
 
 def _fixed_local_address(sock: socket.socket) -> Any:
