@@ -168,20 +168,25 @@ class Listener:
         Returns how many, and the error if descriptors ran out.
         """
         count = 0
+        exhausted = None
+        accepted: list[SocketTransport] = []  # to read once all that was queued is accepted (_read_first)
         family, kind, proto, local, tells_queue = self._shared[sock]
-        if tells_queue and limit is not None:
-            # Accept what is queued now and stop: the accept that would fail
-            # with EAGAIN to say the queue is empty, an exception, costs
-            # ~7,400 instructions, asking ~2,600 (callgrind, one call in a
-            # loop; see load/BENCHMARKS.md).  What comes meanwhile makes the listener
-            # readable again (level-triggered), so it never waits unseen; at
-            # least one accept is tried, as readiness promised one.
-            queued = _queued(sock)
-            if queued < limit:
-                limit = queued or 1
+        # Accepts the kernel said are queued and not yet made (tells_queue:
+        # TCP_INFO, see _queued).  The queue is asked whether anything is
+        # left instead of accepting until an accept fails with EAGAIN: that
+        # failure, an exception, costs ~7,400 instructions, asking ~2,600
+        # (callgrind, one call in a loop).  The first accept asks nothing:
+        # readiness promised one.
+        known = 1
         while limit is None or count < limit:
             if self._closed or not (self._accepting or ignore_pause):
                 break  # a connection just served paused or closed us (--max-connections, shutdown)
+            if tells_queue:
+                if not known:
+                    known = _queued(sock)
+                    if not known:
+                        break
+                known -= 1
             try:
                 # What socket.accept() does, with the kinds read once (see __init__).
                 fd, addr = sock._accept()  # type: ignore[attr-defined]
@@ -189,18 +194,28 @@ class Listener:
                 break
             except OSError as exc:
                 if exc.errno in _ACCEPT_EXHAUSTED_ERRNOS:
-                    return count, exc
+                    exhausted = exc
+                    break
                 if exc.errno in DISCONNECT_ERRNOS or exc.errno == errno.EPROTO:
                     continue  # the client gave up before we accepted it
                 raise
             if self._exhausted_episode:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
-            self._serve(socket.socket(family, kind, proto, fd), addr, family, local)
+            transport = self._serve(socket.socket(family, kind, proto, fd), addr, family, local)
+            if transport is not None:
+                accepted.append(transport)
             count += 1
-        return count, None
+        for i, transport in enumerate(accepted):
+            try:
+                transport._read_first()  # the request usually came with the connection
+            except BaseException:  # a stop request from the app: the others are still watched
+                for rest in accepted[i + 1:]:
+                    rest._watch()
+                raise
+        return count, exhausted
 
-    def _serve(self, conn: socket.socket, addr: Any, family: int, local: Any) -> None:
+    def _serve(self, conn: socket.socket, addr: Any, family: int, local: Any) -> SocketTransport | None:
         # A failing factory or connection_made costs that connection only:
         # it is reported with its context and the listener goes on accepting.
         try:
@@ -215,13 +230,15 @@ class Listener:
             self._reactor.call_exception_handler(
                 {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self}
             )
-            return
+            return None
         try:
-            transport.start(True)  # read first: the request usually came with the connection
+            transport.start(read_first=True)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
             transport._report(exc, "protocol.connection_made() failed; connection aborted")
+            return None
+        return transport
 
     def _back_off(self, exc: OSError) -> None:
         self.backoffs += 1

@@ -1,10 +1,11 @@
 """The accept path's two speed-ups, each against the plain path, for every selector class.
 
 - A listener's transport reads once before its socket is watched
-  (``SocketTransport.start(read_first=True)``): a request that came with the
-  connection is served in the accept's callback.
-- A TCP listener on Linux asks the kernel how many connections are queued
-  (TCP_INFO) and accepts that many, instead of accepting until EAGAIN.
+  (``SocketTransport.start(read_first=True)``, then ``_read_first()`` once
+  what was queued is accepted): a request that came with the connection is
+  served in the accept's callback.
+- A TCP listener on Linux asks the kernel whether connections are left in
+  its queue (TCP_INFO), instead of accepting until an accept fails (EAGAIN).
 
 Either way the protocol must see the same calls and bytes, and no
 connection may wait for a readiness event that never comes.
@@ -83,7 +84,9 @@ def test_an_accepted_connection_is_served_the_same_with_or_without_the_first_rea
         conn, addr = server.accept()
         protocol = Echo(close_after=5 if story != "shut-at-once" else None)
         transport = SocketTransport(reactor, conn, protocol, peername=addr)
-        transport.start(read_first)
+        transport.start(read_first=read_first)
+        if read_first:
+            transport._read_first()  # what the listener does once it accepted what was queued
         if story == "sent-later":
             reactor.run_once(0)  # nothing came: the socket is watched, and nothing is lost
             assert protocol.events == ["CM"]
@@ -112,7 +115,8 @@ def test_a_first_read_leaves_the_rest_to_readiness(reactor, run_until):
             pass
         received = Keep()
         transport = SocketTransport(reactor, conn, received, peername=addr)
-        transport.start(True)
+        transport.start(read_first=True)
+        transport._read_first()
         client.setblocking(True)
         client.sendall(payload[sent:])
         run_until(reactor, lambda: len(received.data) == len(payload))
@@ -149,6 +153,61 @@ def test_queued_connections_are_accepted_in_batches_and_none_waits(reactor, acce
         clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
         reactor.run_once(5)
         assert len(servers) == 6
+    finally:
+        for client in clients:
+            client.close()
+        for server in servers:
+            server.transport.abort()
+        reactor.run_once(0)
+        listener.close()
+
+
+def test_a_connection_queued_while_the_accept_callback_runs_is_accepted_in_the_same_pass(reactor, accept_path):
+    """As with accepting until EAGAIN: the queue is asked again once what it said was there is accepted."""
+    servers: list[Echo] = []
+    clients: list[socket.socket] = []
+
+    def factory() -> Echo:
+        servers.append(Echo())
+        if len(servers) == 1:  # the second client connects while the first is being set up
+            clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+    try:
+        reactor.run_once(5)
+        assert len(servers) == 2
+    finally:
+        for client in clients:
+            client.close()
+        for server in servers:
+            server.transport.abort()
+        reactor.run_once(0)
+        listener.close()
+
+
+def test_connections_queued_together_are_all_made_before_the_first_bytes_are_read(reactor, accept_path):
+    """As readiness would have it: the first client's bytes are read once every queued connection is made."""
+    servers: list[Echo] = []
+    seen_at_first_read: list[int] = []
+
+    class Counting(Echo):
+        def data_received(self, data):
+            seen_at_first_read.append(len(servers))
+            super().data_received(data)
+
+    def factory() -> Echo:
+        servers.append(Counting())
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(3)]
+    clients[0].sendall(b"first")
+    try:
+        reactor.run_once(5)
+        assert len(servers) == 3
+        assert seen_at_first_read == [3]
     finally:
         for client in clients:
             client.close()
