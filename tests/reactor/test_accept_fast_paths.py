@@ -125,6 +125,15 @@ def test_a_first_read_leaves_the_rest_to_readiness(reactor, run_until):
     assert bytes(received.data) == payload
 
 
+def _close_all(reactor, listener, clients, servers) -> None:
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.transport.abort()
+    reactor.run_once(0)
+    listener.close()
+
+
 @pytest.fixture(params=["queue-length", "until-eagain"])
 def accept_path(request, monkeypatch):
     """The listener's two ways to know when to stop accepting; the plain one forced on TCP sockets too."""
@@ -154,12 +163,7 @@ def test_queued_connections_are_accepted_in_batches_and_none_waits(reactor, acce
         reactor.run_once(5)
         assert len(servers) == 6
     finally:
-        for client in clients:
-            client.close()
-        for server in servers:
-            server.transport.abort()
-        reactor.run_once(0)
-        listener.close()
+        _close_all(reactor, listener, clients, servers)
 
 
 def test_a_connection_queued_while_the_accept_callback_runs_is_accepted_in_the_same_pass(reactor, accept_path):
@@ -179,12 +183,7 @@ def test_a_connection_queued_while_the_accept_callback_runs_is_accepted_in_the_s
         reactor.run_once(5)
         assert len(servers) == 2
     finally:
-        for client in clients:
-            client.close()
-        for server in servers:
-            server.transport.abort()
-        reactor.run_once(0)
-        listener.close()
+        _close_all(reactor, listener, clients, servers)
 
 
 def test_connections_queued_together_are_all_made_before_the_first_bytes_are_read(reactor, accept_path):
@@ -209,12 +208,7 @@ def test_connections_queued_together_are_all_made_before_the_first_bytes_are_rea
         assert len(servers) == 3
         assert seen_at_first_read == [3]
     finally:
-        for client in clients:
-            client.close()
-        for server in servers:
-            server.transport.abort()
-        reactor.run_once(0)
-        listener.close()
+        _close_all(reactor, listener, clients, servers)
 
 
 def test_a_tcp_listener_on_linux_reads_its_queue_length(monkeypatch):
