@@ -99,15 +99,45 @@ class SocketTransport(Transport):
             # Responses are written whole; Nagle would only delay them.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def start(self) -> None:
-        """Call ``connection_made`` and start reading (done by listeners and ``connect``)."""
+    def start(self, read_first: bool = False) -> None:
+        """Call ``connection_made`` and start reading (done by listeners and ``connect``).
+
+        ``read_first`` (a listener's accepted connection): only
+        ``connection_made``; the listener calls ``_read_first()`` once it
+        has accepted what was queued with this connection.
+        """
         self._reactor._track(self)
         try:
             self._protocol.connection_made(self)
         except BaseException:
             self.abort()
             raise
+        if not read_first:
+            self._watch()
+
+    def _read_first(self) -> None:
+        """Read once before the socket is watched, then watch it (an accepted connection, after ``start``).
+
+        A client that sends its request as soon as it is connected (curl,
+        wrk, a browser's first request) has sent it by the time the listener
+        accepted and set the connection up: served at once, a ``Connection:
+        close`` request takes one pass of the loop instead of two, and its
+        socket is never registered with the selector and unregistered
+        (load/server_instructions.py wsgi-close: see load/BENCHMARKS.md).
+        When nothing came yet, the read fails with EAGAIN and the socket is
+        watched as usual, as it is after a read: level-triggered readiness
+        reports what is left, so nothing waits for an event that never
+        comes.  The listener reads after accepting the connections queued
+        with this one, as readiness would: a line one member of a chat sends
+        reaches those who connected before it was sent.
+        """
         if not self._closing and not self._reading_paused:
+            self._on_readable()
+        self._watch()
+
+    def _watch(self) -> None:
+        """Start reading unless closing, paused, at EOF or reading already."""
+        if not self._closing and not self._reading_paused and not self._reading and not self._eof_received:
             try:
                 self._reactor.add_reader(self._sock, self._on_readable)
             except (KeyboardInterrupt, SystemExit):
@@ -184,8 +214,9 @@ class SocketTransport(Transport):
             return
         # EOF from the peer.
         self._eof_received = True
-        self._reading = False
-        self._reactor.remove_reader(self._sock)
+        if self._reading:  # not yet, when it came with the connection (_read_first)
+            self._reading = False
+            self._reactor.remove_reader(self._sock)
         self._deliver_eof()
 
     def _abort_with(self, exc: BaseException | None) -> None:

@@ -1,0 +1,227 @@
+"""The accept path's two speed-ups, each against the plain path, for every selector class.
+
+- A listener's transport reads once before its socket is watched
+  (``SocketTransport.start(read_first=True)``, then ``_read_first()`` once
+  what was queued is accepted): a request that came with the connection is
+  served in the accept's callback.
+- A TCP listener on Linux asks the kernel whether connections are left in
+  its queue (TCP_INFO), instead of accepting until an accept fails (EAGAIN).
+
+Either way the protocol must see the same calls and bytes, and no
+connection may wait for a readiness event that never comes.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import evloop.listener
+from evloop import Protocol, SocketTransport, listen
+
+
+class Echo(Protocol):
+    """Records its calls; echoes what it gets; closes after ``close_after`` bytes (None: never)."""
+
+    def __init__(self, close_after: int | None = None) -> None:
+        self.close_after = close_after
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.transport: SocketTransport | None = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("CM")
+
+    def data_received(self, data):
+        self.data += data
+        if self.events[-1] != "DR":
+            self.events.append("DR")
+        self.transport.write(data)
+        if self.close_after is not None and len(self.data) >= self.close_after:
+            self.transport.close()
+
+    def eof_received(self):
+        self.events.append("ER")
+        return None
+
+    def connection_lost(self, exc):
+        self.events.append("CL")
+
+    @property
+    def lost(self) -> bool:
+        return "CL" in self.events
+
+
+class Keep(Echo):
+    """Keeps what it gets, echoes nothing."""
+
+    def data_received(self, data):
+        self.data += data
+
+
+def _recv_all(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    got = bytearray()
+    while chunk := sock.recv(65536):
+        got += chunk
+    return bytes(got)
+
+
+@pytest.mark.parametrize("read_first", [True, False], ids=["read-first", "plain"])
+@pytest.mark.parametrize("story", ["sent-with-connect", "sent-later", "sent-and-shut", "shut-at-once"])
+def test_an_accepted_connection_is_served_the_same_with_or_without_the_first_read(reactor, run_until, read_first,
+                                                                                  story):
+    """The same calls in the same order whether the first bytes are read before the socket is watched or after."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname(), timeout=5)
+    with server, client:
+        if story in ("sent-with-connect", "sent-and-shut"):
+            client.sendall(b"hello")
+        if story in ("sent-and-shut", "shut-at-once"):
+            client.shutdown(socket.SHUT_WR)
+        conn, addr = server.accept()
+        protocol = Echo(close_after=5 if story != "shut-at-once" else None)
+        transport = SocketTransport(reactor, conn, protocol, peername=addr)
+        transport.start(read_first=read_first)
+        if read_first:
+            transport._read_first()  # what the listener does once it accepted what was queued
+        if story == "sent-later":
+            reactor.run_once(0)  # nothing came: the socket is watched, and nothing is lost
+            assert protocol.events == ["CM"]
+            client.sendall(b"hello")
+        run_until(reactor, lambda: protocol.lost)
+        echoed = _recv_all(client)
+    expected = {"sent-with-connect": ["CM", "DR", "CL"], "sent-later": ["CM", "DR", "CL"],
+                "sent-and-shut": ["CM", "DR", "CL"], "shut-at-once": ["CM", "ER", "CL"]}[story]
+    assert protocol.events == expected
+    assert echoed == (b"" if story == "shut-at-once" else b"hello")
+
+
+def test_a_first_read_leaves_the_rest_to_readiness(reactor, run_until):
+    """More than one read's worth sent with the connect: the first read takes some, readiness the rest."""
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname(), timeout=5)
+    payload = bytes(range(256)) * 4096  # 1 MiB: more than the reactor's read buffer takes at once
+    with server, client:
+        conn, addr = server.accept()
+        client.setblocking(False)
+        sent = 0
+        try:
+            while sent < len(payload):
+                sent += client.send(payload[sent:])
+        except BlockingIOError:
+            pass
+        received = Keep()
+        transport = SocketTransport(reactor, conn, received, peername=addr)
+        transport.start(read_first=True)
+        transport._read_first()
+        client.setblocking(True)
+        client.sendall(payload[sent:])
+        run_until(reactor, lambda: len(received.data) == len(payload))
+        transport.abort()
+        run_until(reactor, lambda: received.lost)
+    assert bytes(received.data) == payload
+
+
+def _close_all(reactor, listener, clients, servers) -> None:
+    for client in clients:
+        client.close()
+    for server in servers:
+        server.transport.abort()
+    reactor.run_once(0)
+    listener.close()
+
+
+@pytest.fixture(params=["queue-length", "until-eagain"])
+def accept_path(request, monkeypatch):
+    """The listener's two ways to know when to stop accepting; the plain one forced on TCP sockets too."""
+    if request.param == "until-eagain":
+        monkeypatch.setattr(evloop.listener, "_tells_queue", lambda sock: False)
+    return request.param
+
+
+@pytest.mark.parametrize("batch", [128, 2])
+def test_queued_connections_are_accepted_in_batches_and_none_waits(reactor, accept_path, batch):
+    """Five queued connections: accepted in passes of ``batch``; one that comes after them is accepted too."""
+    servers: list[Echo] = []
+
+    def factory() -> Echo:
+        servers.append(Echo())
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0, accept_batch=batch)
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(5)]
+    try:
+        counts = []
+        while len(servers) < 5:
+            reactor.run_once(5)  # the listener is readable: each pass accepts
+            counts.append(len(servers))
+        assert counts == ([5] if batch >= 5 else [2, 4, 5])
+        clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+        reactor.run_once(5)
+        assert len(servers) == 6
+    finally:
+        _close_all(reactor, listener, clients, servers)
+
+
+def test_a_connection_queued_while_the_accept_callback_runs_is_accepted_in_the_same_pass(reactor, accept_path):
+    """As with accepting until EAGAIN: the queue is asked again once what it said was there is accepted."""
+    servers: list[Echo] = []
+    clients: list[socket.socket] = []
+
+    def factory() -> Echo:
+        servers.append(Echo())
+        if len(servers) == 1:  # the second client connects while the first is being set up
+            clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients.append(socket.create_connection(("127.0.0.1", listener.port), timeout=5))
+    try:
+        reactor.run_once(5)
+        assert len(servers) == 2
+    finally:
+        _close_all(reactor, listener, clients, servers)
+
+
+def test_connections_queued_together_are_all_made_before_the_first_bytes_are_read(reactor, accept_path):
+    """As readiness would have it: the first client's bytes are read once every queued connection is made."""
+    servers: list[Echo] = []
+    seen_at_first_read: list[int] = []
+
+    class Counting(Echo):
+        def data_received(self, data):
+            seen_at_first_read.append(len(servers))
+            super().data_received(data)
+
+    def factory() -> Echo:
+        servers.append(Counting())
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(3)]
+    clients[0].sendall(b"first")
+    try:
+        reactor.run_once(5)
+        assert len(servers) == 3
+        assert seen_at_first_read == [3]
+    finally:
+        _close_all(reactor, listener, clients, servers)
+
+
+def test_a_tcp_listener_on_linux_reads_its_queue_length(monkeypatch):
+    """The fast path is taken where it exists (so the tests above test it), and reads the kernel's count."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    with server:
+        if not evloop.listener._tells_queue(server):
+            pytest.skip("TCP_INFO does not give the accept queue's length here (not Linux)")
+        clients = [socket.create_connection(server.getsockname(), timeout=5) for _ in range(3)]
+        try:
+            assert evloop.listener._queued(server) == 3
+            server.accept()[0].close()
+            assert evloop.listener._queued(server) == 2
+        finally:
+            for client in clients:
+                client.close()
