@@ -41,10 +41,11 @@ from collections.abc import Iterable, Sequence
 from typing import AnyStr
 
 from ..buffers import ReceiveBuffer
+from .body_readers import Reader, body_reader, read_no_body
 from .caches import BoundedCache, FieldsKey, FramedKey, HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
-from .parser import HeadReader, Limits, Reader, body_reader, read_no_body
+from .parser import HeadReader, Limits
 from .writer import LAST_CHUNK, AppFields, chunk, encode_fields, error_body, prepare_fields, response_head
 
 

@@ -1,4 +1,4 @@
-"""Request parsing: the receive buffer, the head parser and the body readers.
+"""Request heads: taken from the receive buffer, parsed and validated.
 
 Theory of operation
 -------------------
@@ -28,24 +28,20 @@ Line endings: RFC 9112 2.2 lets a recipient accept a bare LF as the end of a
 line in the request line and header section, and evloop does (some scripted
 clients send them; accepting them cannot desynchronise framing because the
 head ends at the first empty line either way).  A bare CR anywhere in the head
-is rejected.  Inside chunked framing (sizes, data CRLF, trailers) only CRLF is
-accepted (RFC 9112 7.1).
+is rejected.
 
-The body is read by a reader chosen from the head (``body_reader``): a callable
-``reader(buf) -> Data | EndOfMessage | None`` where None means "need more
-bytes".  All errors are ``ProtocolError(status, reason)``.
+The body after a head is read by ``body_readers``.  All errors are
+``ProtocolError(status, reason)``.
 """
 
-import enum
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..buffers import ReceiveBuffer
 from . import grammar
 from .caches import BoundedCache, CachedHead, HTTP1Caches
 from .errors import ProtocolError
-from .events import Data, EndOfMessage, RequestHead
+from .events import RequestHead
 from .fields import ContentLengthTooLarge, parse_content_length
 
 
@@ -70,16 +66,9 @@ class Limits:
 
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
-_BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 # Field names that decide framing, persistence and routing (lowercase).
 _SPECIAL_FIELDS = frozenset(("host", "connection", "content-length", "transfer-encoding", "expect"))
 _SPECIAL_INITIALS = "".join(sorted({c for name in _SPECIAL_FIELDS for c in (name[0], name[0].upper())}))
-
-
-def _take(data: bytearray, pos: int, n: int) -> bytes:
-    # One copy (a bytearray slice would copy twice).
-    with memoryview(data) as view:
-        return bytes(view[pos : pos + n])
 
 
 # ---------------------------------------------------------------------------
@@ -502,195 +491,3 @@ def check_transfer_coding(elements: list[str]) -> None:
             raise ProtocolError(400, "chunked applied more than once (RFC 9112 6.1)")
     if len(codings) > 1:
         raise ProtocolError(501, "unsupported transfer coding (RFC 9112 6.1)")
-
-
-# ---------------------------------------------------------------------------
-# Body readers: reader(buf) -> Data | EndOfMessage | None (need more bytes)
-
-Reader = Callable[[ReceiveBuffer], Data | EndOfMessage | None]
-
-
-def read_no_body(buf: ReceiveBuffer) -> EndOfMessage:
-    """The reader of a request without a body."""
-    return EndOfMessage([])
-
-
-class ContentLengthReader:
-    __slots__ = ("remaining",)
-
-    def __init__(self, length: int) -> None:
-        self.remaining = length
-
-    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
-        remaining = self.remaining
-        if not remaining:
-            return EndOfMessage([])
-        data = buf.data
-        pos = buf.pos
-        n = len(data) - pos
-        if not n:
-            return None
-        if n > remaining:
-            n = remaining
-        self.remaining = remaining - n
-        buf.pos = pos + n
-        return Data(_take(data, pos, n))
-
-
-class _Chunk(enum.Enum):
-    SIZE = "size line"
-    DATA = "chunk data"
-    DATA_END = "CRLF after chunk data"
-    TRAILER = "trailer section"
-
-
-# As module globals: an attribute of an Enum class costs ~0.1 us on Python
-# 3.11 (see evloop.http.connection), and the reader tests one per chunk.
-_CHUNK_SIZE = _Chunk.SIZE
-_CHUNK_DATA = _Chunk.DATA
-_CHUNK_DATA_END = _Chunk.DATA_END
-_CHUNK_TRAILER = _Chunk.TRAILER
-
-
-class ChunkedReader:
-    """RFC 9112 7.1: chunk sizes, extensions, data, CRLFs and trailers.
-
-    Consecutive chunks already buffered are returned as one Data event.
-    """
-
-    __slots__ = ("_limits", "_state", "_remaining", "_total", "_ext_total", "_max_line")
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-        self._state = _CHUNK_SIZE
-        self._remaining = 0
-        self._total = 0  # data bytes
-        self._ext_total = 0  # chunk extension bytes
-        # 16 hex digits, the extensions, CRLF.
-        self._max_line = 16 + limits.max_chunk_ext_bytes + 2
-
-    def __call__(self, buf: ReceiveBuffer) -> Data | EndOfMessage | None:
-        data = buf.data
-        pieces = None
-        while True:
-            state = self._state
-            if state is _CHUNK_DATA:
-                pos = buf.pos
-                n = len(data) - pos
-                if not n:
-                    break
-                remaining = self._remaining
-                if n >= remaining:
-                    n = remaining
-                    self._state = _CHUNK_DATA_END
-                self._remaining = remaining - n
-                buf.pos = pos + n
-                piece = _take(data, pos, n)
-                if pieces is None:
-                    pieces = [piece]
-                else:
-                    pieces.append(piece)
-            elif state is _CHUNK_DATA_END:
-                pos = buf.pos
-                avail = len(data) - pos
-                if avail < 2:
-                    if avail and data[pos] != 13:
-                        raise ProtocolError(400, "missing CRLF after chunk data (RFC 9112 7.1)")
-                    break
-                if data[pos] != 13 or data[pos + 1] != 10:
-                    raise ProtocolError(400, "missing CRLF after chunk data (RFC 9112 7.1)")
-                buf.pos = pos + 2
-                self._state = _CHUNK_SIZE
-            elif state is _CHUNK_SIZE:
-                if not self._read_size_line(buf):
-                    break
-            elif pieces is None:
-                return self._read_trailers(buf)
-            else:
-                break
-        if pieces is None:
-            return None
-        return Data(pieces[0] if len(pieces) == 1 else b"".join(pieces))
-
-    def _read_size_line(self, buf: ReceiveBuffer) -> bool:
-        data = buf.data
-        pos = buf.pos
-        i = data.find(b"\n", pos + buf.searched)
-        if i < 0:
-            n = len(data) - pos
-            if n > self._max_line:
-                raise ProtocolError(400, "chunk size line too long (RFC 9112 7.1.1)")
-            buf.searched = n
-            return False
-        if i == pos or data[i - 1] != 13:
-            raise ProtocolError(400, "bare LF in chunked framing (RFC 9112 7.1)")
-        m = grammar.CHUNK_LINE_RE.fullmatch(data, pos, i - 1)
-        if m is None:
-            raise ProtocolError(400, "invalid chunk size line (RFC 9112 7.1)")
-        digits_end = m.end(1)
-        if digits_end - pos > 16:
-            raise ProtocolError(400, "chunk size has too many digits (RFC 9112 7.1)")
-        ext_bytes = i - 1 - digits_end
-        if ext_bytes:
-            if ext_bytes > self._limits.max_chunk_ext_bytes:
-                raise ProtocolError(400, "chunk extensions too long (RFC 9112 7.1.1)")
-            self._ext_total += ext_bytes
-            if self._ext_total > self._limits.max_chunk_ext_total_bytes:
-                raise ProtocolError(413, "too many chunk extension bytes in the body (RFC 9112 7.1.1)")
-        size = int(m[1], 16)
-        total = self._total + size
-        if total > self._limits.max_body_bytes:
-            raise ProtocolError(413, "request body too large")
-        self._total = total
-        buf.pos = i + 1
-        buf.searched = 0
-        if size:
-            self._remaining = size
-            self._state = _CHUNK_DATA
-        else:
-            self._state = _CHUNK_TRAILER
-        return True
-
-    def _read_trailers(self, buf: ReceiveBuffer) -> EndOfMessage | None:
-        data = buf.data
-        pos = buf.pos
-        size = len(data)
-        limits = self._limits
-        if size - pos < 2:
-            if size > pos and data[pos] == 10:
-                raise ProtocolError(400, "bare LF in chunked framing (RFC 9112 7.1)")
-            return None
-        if data[pos] == 13 and data[pos + 1] == 10:
-            buf.pos = pos + 2
-            return EndOfMessage([])
-        lo = pos + buf.searched
-        k = data.find(b"\r\n\r\n", lo)
-        end = k + 4 if k >= 0 else size
-        check_end = end if k >= 0 or data[size - 1] != 13 else size - 1
-        if _BARE_CR_OR_LF.search(data, lo, check_end) is not None:
-            raise ProtocolError(400, "bare CR or LF in trailer section (RFC 9112 7.1)")
-        if end - pos > limits.max_head_bytes:
-            raise ProtocolError(431, "trailer section too large")
-        if k < 0:
-            n = size - pos
-            buf.searched = n - 3 if n > 3 else 0
-            return None
-        text = data[pos : k + 2].decode("latin-1")
-        n = text.count("\n")
-        if n > limits.max_header_count:
-            raise ProtocolError(431, "too many trailer fields")
-        trailers = grammar.FIELD_LINE_RE.findall(text)
-        if len(trailers) != n:
-            raise field_error(text)
-        buf.pos = end
-        buf.searched = 0
-        return EndOfMessage(trailers)
-
-
-def body_reader(head: RequestHead, limits: Limits) -> Reader:
-    """Choose the body reader for a parsed head (RFC 9112 6.3)."""
-    if head.chunked:
-        return ChunkedReader(limits)
-    if head.content_length:
-        return ContentLengthReader(head.content_length)
-    return read_no_body
