@@ -70,7 +70,14 @@ class Listener:
         self._accept_batch = accept_batch
         self._protocol_factory = protocol_factory
         self.sockets = sockets
-        self._transport_kwargs = transport_kwargs or {}
+        # Unpacked once: each connection's transport is made with positional
+        # arguments (a call with keywords builds a dict for them every time).
+        water = transport_kwargs or {}
+        unknown = set(water) - {"high_water", "low_water"}
+        if unknown:
+            raise TypeError(f"unknown transport arguments: {sorted(unknown)}")
+        self._high_water: int = water.get("high_water", 64 * 1024)
+        self._low_water: int | None = water.get("low_water")
         self._socket_file = SocketFile.of(unlink_path)  # removed by close(), if still ours
         self._accepting = False
         self._paused = False            # by the user (pause_accepting)
@@ -220,8 +227,8 @@ class Listener:
         # it is reported with its context and the listener goes on accepting.
         try:
             protocol = self._protocol_factory()
-            transport = SocketTransport(self._reactor, conn, protocol, peername=addr, sockname=local, family=family,
-                                        **self._transport_kwargs)
+            transport = SocketTransport(self._reactor, conn, protocol, self._high_water, self._low_water, addr, local,
+                                        family)
         except (KeyboardInterrupt, SystemExit):
             conn.close()
             raise

@@ -232,7 +232,6 @@ class ServerConnection:
     def __init__(
         self,
         limits: Limits = Limits(),
-        *,
         implicit_end: bool = False,
         implicit_next_cycle: bool = False,
         caches: HTTP1Caches | None = None,
@@ -252,7 +251,10 @@ class ServerConnection:
         ``caches``: the speed-ups shared by a server's connections (see
         ``evloop.http.caches.HTTP1Caches``); a server creates one and passes
         it to every connection.  None gives this connection caches of its
-        own."""
+        own.
+
+        The arguments may be passed by position, as the server does: a
+        call with keywords builds a dict for them on every connection."""
         self._limits = limits
         self._implicit_end = implicit_end
         self._implicit_next_cycle = implicit_next_cycle

@@ -36,6 +36,10 @@ logger = logging.getLogger("evloop")
 _SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
 _FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
 _SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chunks to sendmsg at once
+# The socket module's constants as plain ints, read once: each connection tests and sets them.
+_TCP_FAMILIES = frozenset((int(socket.AF_INET), int(socket.AF_INET6)))
+_IPPROTO_TCP = int(socket.IPPROTO_TCP)
+_TCP_NODELAY = int(socket.TCP_NODELAY)
 # ESPIPE: sendfile() with an offset on a pipe.
 _SENDFILE_UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP, errno.ESPIPE})
 
@@ -45,7 +49,9 @@ class SocketTransport(Transport):
 
     ``high_water``/``low_water`` (bytes) bound the write buffer: above the
     high mark the protocol's ``pause_writing()`` is called, and
-    ``resume_writing()`` once it drains to the low mark.
+    ``resume_writing()`` once it drains to the low mark.  The arguments
+    may be passed by position: a listener does, as a call with keywords
+    builds a dict for them on every accepted connection.
     """
 
     __slots__ = (
@@ -58,7 +64,6 @@ class SocketTransport(Transport):
         reactor: Reactor,
         sock: socket.socket,
         protocol: Protocol,
-        *,
         high_water: int = 64 * 1024,
         low_water: int | None = None,
         peername: Any = None,
@@ -95,9 +100,9 @@ class SocketTransport(Transport):
         sock.setblocking(False)
         # ``family``: the socket's, when the caller knows it (a listener reads
         # its sockets' once): ``sock.family`` makes an enum, ~6,300 instructions.
-        if (sock.family if family is None else family) in (socket.AF_INET, socket.AF_INET6):
+        if (sock.family if family is None else family) in _TCP_FAMILIES:
             # Responses are written whole; Nagle would only delay them.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
 
     def start(self, read_first: bool = False) -> None:
         """Call ``connection_made`` and start reading (done by listeners and ``connect``).

@@ -111,8 +111,8 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self.reactor = ctx.reactor
         self.transport: Transport | None = None   # None once the connection is lost
         # implicit_next_cycle: a keep-alive response done leaves the connection ready for the next request.
-        self.conn = ServerConnection(ctx.config.limits, implicit_end=True, implicit_next_cycle=True,
-                                     caches=ctx.http1_caches)
+        # By position (implicit_end, implicit_next_cycle, caches): keywords cost a dict a connection.
+        self.conn = ServerConnection(ctx.config.limits, True, True, ctx.http1_caches)
         self.phase = NEW
         self.head: RequestHead | None = None
         # The request body so far: the first part as it came, then a bytearray

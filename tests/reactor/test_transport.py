@@ -309,6 +309,22 @@ def test_high_water_kwarg(pair, run_until, reactor):
     assert transport.get_write_buffer_size() == 0
 
 
+def test_listener_arguments_reach_accepted_transports(tcp_pair):
+    # The listener passes its transport arguments by position (a keyword call
+    # built a dict per connection): each must still land where it belongs.
+    transport, protocol, peer = tcp_pair(high_water=1000, low_water=0)
+    assert transport.get_write_buffer_limits() == (0, 1000)
+    assert transport.get_extra_info("peername") == peer.sock.getsockname()
+    assert transport.get_extra_info("sockname") == peer.sock.getpeername()
+    assert transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert transport.socket.getblocking() is False
+
+
+def test_listener_refuses_unknown_transport_arguments(reactor):
+    with pytest.raises(TypeError, match="unknown transport arguments"):
+        listen(reactor, Recorder, "127.0.0.1", 0, transport_kwargs={"high_watermark": 10})
+
+
 # ----------------------------------------------------------------- reading
 def test_data_received(pair, run_until, reactor):
     transport, protocol, peer = pair()
