@@ -239,7 +239,7 @@ class Listener:
             )
             return None
         try:
-            transport.start(read_first=True)
+            transport.start(True)  # read_first, by position: one per connection
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:
