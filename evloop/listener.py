@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ssl import SSLContext
 from typing import Any
 
-from .net.base import DISCONNECT_ERRNOS, Protocol
+from .net.base import DEFAULT_HIGH_WATER, DISCONNECT_ERRNOS, Protocol
 from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcceptor
 from .net.tcp import SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
@@ -76,7 +76,7 @@ class Listener:
         unknown = set(water) - {"high_water", "low_water"}
         if unknown:
             raise TypeError(f"unknown transport arguments: {sorted(unknown)}")
-        self._high_water: int = water.get("high_water", 64 * 1024)
+        self._high_water: int = water.get("high_water", DEFAULT_HIGH_WATER)
         self._low_water: int | None = water.get("low_water")
         self._socket_file = SocketFile.of(unlink_path)  # removed by close(), if still ours
         self._accepting = False
@@ -336,7 +336,7 @@ def listen(
         kwargs = transport_kwargs or {}
         tls = TLSAcceptor(
             reactor, ssl, handshake_timeout_s=ssl_handshake_timeout_s, plaintext_reply=ssl_plaintext_reply,
-            high_water=kwargs.get("high_water", 64 * 1024), low_water=kwargs.get("low_water"),
+            high_water=kwargs.get("high_water", DEFAULT_HIGH_WATER), low_water=kwargs.get("low_water"),
         )
     proxied = None
     if proxy_protocol is not None:

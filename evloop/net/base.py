@@ -36,6 +36,9 @@ __all__ = ["BaseProtocol", "Protocol", "Transport", "WriteFlowControl", "Pausabl
 logger = logging.getLogger("evloop")
 
 
+# Every transport's write buffer bound when none is given, asyncio's figure (its low mark: a quarter).
+DEFAULT_HIGH_WATER = 64 * 1024
+
 # Errors that mean the peer went away: ordinary closes, not failures to log.
 DISCONNECT_ERRNOS = frozenset(
     {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ESHUTDOWN, errno.ENOTCONN, errno.ETIMEDOUT}
@@ -128,7 +131,7 @@ class WriteFlowControl:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if high is None:
-            high = 64 * 1024 if low is None else 4 * low
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
         if low is None:
             low = high // 4
         if not 0 <= low <= high:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..buffers import SendQueue, byte_view
 from ..reactor import Reactor
-from .base import PausableReading, Protocol, WriteFlowControl
+from .base import DEFAULT_HIGH_WATER, PausableReading, Protocol, WriteFlowControl
 
 __all__ = ["PipeReader", "PipeWriter"]
 
@@ -42,7 +42,7 @@ class _Pipe(WriteFlowControl):
         self._reactor = reactor
         self._fd = fd
         self._protocol = protocol
-        self._high_water = 64 * 1024
+        self._high_water = DEFAULT_HIGH_WATER
         self._low_water = 16 * 1024
         self._protocol_paused = False
         self._closing = False

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..buffers import FileRegion, SendQueue, byte_view
 from ..reactor import Reactor
-from .base import DISCONNECT_ERRNOS, Protocol, Transport, check_close_timeout, read_file_block
+from .base import DEFAULT_HIGH_WATER, DISCONNECT_ERRNOS, Protocol, Transport, check_close_timeout, read_file_block
 from .proxy_header import ProxyHeader
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class SocketTransport(Transport):
         reactor: Reactor,
         sock: socket.socket,
         protocol: Protocol,
-        high_water: int = 64 * 1024,
+        high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
         peername: Any = None,
         sockname: Any = None,

@@ -52,7 +52,7 @@ from typing import Any
 from ..buffers import FileRegion, SendQueue, byte_view
 from ..futures import Future
 from ..reactor import Reactor
-from .base import Protocol, Transport, check_close_timeout, read_file_block
+from .base import DEFAULT_HIGH_WATER, Protocol, Transport, check_close_timeout, read_file_block
 from .tcp import SocketTransport
 
 __all__ = ["TLSTransport", "TLSOrigin", "TLSPhase", "DEFAULT_HANDSHAKE_TIMEOUT_S", "upgrade"]
@@ -115,7 +115,7 @@ class TLSTransport(Transport, Protocol):
         handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
         plaintext_reply: bytes | None = None,
         waiter: Future[Any] | None = None,
-        high_water: int = 64 * 1024,
+        high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
     ) -> None:
         self._reactor = reactor

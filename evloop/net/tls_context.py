@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..reactor import Reactor
-from .base import Protocol, Transport
+from .base import DEFAULT_HIGH_WATER, Protocol, Transport
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
 
 __all__ = ["TLSAcceptor", "TLSInfo", "server_context", "client_context"]
@@ -34,7 +34,7 @@ class TLSAcceptor:
         *,
         handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
         plaintext_reply: bytes | None = None,
-        high_water: int = 64 * 1024,
+        high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
     ) -> None:
         if not _is_server_context(context):

@@ -44,7 +44,7 @@ from typing import Any
 
 from ..buffers import byte_view
 from ..reactor import Reactor
-from .base import BaseProtocol, PausableReading, WriteFlowControl
+from .base import DEFAULT_HIGH_WATER, BaseProtocol, PausableReading, WriteFlowControl
 from .unix import SocketFile, unlink_stale_socket
 
 __all__ = ["DatagramProtocol", "DatagramTransport", "listen_datagram", "connect_datagram",
@@ -108,7 +108,7 @@ class DatagramTransport(PausableReading, WriteFlowControl):
         protocol: DatagramProtocol,
         *,
         unlink_path: str | None = None,
-        high_water: int = 64 * 1024,
+        high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
     ) -> None:
         self._reactor = reactor
