@@ -61,6 +61,7 @@ from .frames import (
     OP_PONG,
     OP_TEXT,
     RSV1,
+    SMALL_PAYLOAD,
     CloseCode,
     close_payload,
     encode_frame,
@@ -338,16 +339,13 @@ class WebSocketConnection:
     def next_event(self) -> Event | None:
         """The next event, or None when more bytes are needed (or nothing is left).
 
-        See ``events`` for the grammar.  A protocol violation by the peer is
-        returned as ``ConnectionFailed`` (never raised).
+        See ``events`` for the grammar; a peer's protocol violation is a ``ConnectionFailed`` (never raised).
 
         A frame header (RFC 6455 5.2) is read here, not in a method of its
-        own (a call less a message, ~700 instructions of a 16 B echo under
-        load/server_instructions.py ws16).  The usual frame (one whole
-        uncompressed text or binary message, the first byte 0x81 or 0x82,
-        nothing of a fragmented message before it) is answered here too:
-        header, unmask, decode, event; every other frame goes to
-        ``_start_frame`` (tests/ws/test_ws_connection.py compares the two).
+        own (a call less a message).  The usual frame (a whole uncompressed
+        text or binary message, 0x81 or 0x82, no fragmented message before
+        it) is answered here too: header, unmask, decode, event; every other
+        frame goes to ``_start_frame`` (the Hypothesis tests compare them).
         """
         while self.state is not _CLOSED:
             if self._frame_left < 0:
@@ -382,14 +380,17 @@ class WebSocketConnection:
                 if (b0 == _WHOLE_TEXT or b0 == _WHOLE_BINARY) and end <= size and not self._msg_op and (
                     n <= self._max_message_bytes
                 ):
-                    # A whole uncompressed message within the bound, all here: the
-                    # rules of _start_frame pass it without its call (~600 instructions).
+                    # A whole uncompressed message within the bound: _start_frame's rules pass it.
                     self._pos = end
                     if size - end < 2 and not self._eof:
                         self.needs_data = True  # the glue skips the call that would say None
                     payload = buf[pos + hlen : end]
                     if mask is not None:
-                        payload = mask_payload(mask, payload)
+                        if n < SMALL_PAYLOAD:  # mask_payload's small branch without its call (~N instructions)
+                            key = int.from_bytes((mask * ((n >> 2) + 1))[:n])
+                            payload = (int.from_bytes(payload) ^ key).to_bytes(n)
+                        else:
+                            payload = mask_payload(mask, payload)
                     if b0 == _WHOLE_TEXT:
                         try:
                             return TextMessage(payload.decode())  # UTF-8, the default: no name to look up
@@ -400,8 +401,7 @@ class WebSocketConnection:
                 if event is _NEED_MORE:
                     break
                 if event is not None:
-                    return event  # type: ignore[return-value]  # an Event: _NEED_MORE is handled above
-                # Else a data frame is in progress: its payload follows.
+                    return event  # type: ignore[return-value]  # else a data frame's payload follows
             event = self._read_payload()
             if event is _NEED_MORE:
                 break

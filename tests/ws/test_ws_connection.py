@@ -461,3 +461,15 @@ def test_needs_data_only_when_the_next_call_would_say_none():
     conn.receive_data(b"")  # EOF: ConnectionClosed follows, so the shortcut stays off
     assert conn.next_event() == TextMessage("x") and not conn.needs_data
     assert type(conn.next_event()).__name__ == "ConnectionClosed"
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096])
+def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
+    """``next_event``'s whole-frame branch (its unmasking inline below SMALL_PAYLOAD) against the general
+    path (the frame in pieces of 3 bytes: _start_frame, _read_payload); ``frame`` masks byte by byte."""
+    payload = (bytes(range(256)) * (size // 256 + 1))[:size]
+    text = bytes(b & 0x7F for b in payload)  # ASCII: valid UTF-8
+    for data, expected in ((frame(BINARY, payload), BinaryMessage(payload)),
+                           (frame(TEXT, text), TextMessage(text.decode()))):
+        assert collect(server(), data) == [expected]
+        assert collect(server(), data, 3) == [expected]
