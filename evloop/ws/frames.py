@@ -120,7 +120,7 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
 # function, two branches, both tested against a plain byte-by-byte XOR
 # (tests/ws/test_ws_connection.py).
 _XOR_TABLES = tuple(bytes(b ^ k for b in range(256)) for k in range(256))
-_SMALL_PAYLOAD = 320
+SMALL_PAYLOAD = 320
 
 
 def mask_payload(mask: bytes | bytearray, data: bytes | bytearray | memoryview) -> bytes | bytearray:
@@ -131,7 +131,7 @@ def mask_payload(mask: bytes | bytearray, data: bytes | bytearray | memoryview) 
     bytearray for large payloads); ``data`` is not modified.
     """
     n = len(data)
-    if n < _SMALL_PAYLOAD:
+    if n < SMALL_PAYLOAD:
         # The key repeated past n and cut (one repeat and one slice), byte
         # order big by default: ~590 instructions a call fewer than
         # ``mask * (n >> 2) + mask[: n & 3]`` with "big" spelt out (callgrind, 16 B).

@@ -443,3 +443,33 @@ def test_send_text_fast_path_frames_as_the_general_path(role, text):
     fast = WebSocketConnection(role, mask_source=lambda n: next(keys))
     plain = WebSocketConnection(role, mask_source=lambda n: b"\x01\x02\x03\x04")
     assert fast.send_text(text) == plain._send_data(OP_TEXT, text.encode("utf-8"), True, "send_text")
+
+
+def test_needs_data_only_when_the_next_call_would_say_none():
+    """``needs_data`` (the server glue's shortcut) against the plain ``next_event`` to None."""
+    conn = server()
+    assert not conn.needs_data
+    conn.receive_data(frame(TEXT, b"a") + frame(BINARY, b"b") + b"\x81")  # one byte of a third header
+    assert conn.next_event() == TextMessage("a") and not conn.needs_data  # a whole frame is still buffered
+    assert conn.next_event() == BinaryMessage(b"b") and conn.needs_data
+    assert conn.next_event() is None
+    conn.receive_data(b"\x01")  # a whole header now (of an unmasked frame): not sure any more
+    assert not conn.needs_data
+    assert conn.next_event().code == 1002
+    conn = server()
+    conn.receive_data(frame(TEXT, b"x"))
+    conn.receive_data(b"")  # EOF: ConnectionClosed follows, so the shortcut stays off
+    assert conn.next_event() == TextMessage("x") and not conn.needs_data
+    assert type(conn.next_event()).__name__ == "ConnectionClosed"
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096])
+def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
+    """``next_event``'s whole-frame branch (its unmasking inline below SMALL_PAYLOAD) against the general
+    path (the frame in pieces of 3 bytes: _start_frame, _read_payload); ``frame`` masks byte by byte."""
+    payload = (bytes(range(256)) * (size // 256 + 1))[:size]
+    text = bytes(b & 0x7F for b in payload)  # ASCII: valid UTF-8
+    for data, expected in ((frame(BINARY, payload), BinaryMessage(payload)),
+                           (frame(TEXT, text), TextMessage(text.decode()))):
+        assert collect(server(), data) == [expected]
+        assert collect(server(), data, 3) == [expected]

@@ -103,3 +103,29 @@ def test_text_validity_independent_of_split(payload, fin_cut, cuts):
         assert len(events) == 1 and events[0].code == 1007
     else:
         assert events == expected
+
+
+def feed_until_needs_data(conn: WebSocketConnection, pieces: list[bytes]) -> list:
+    """The server glue's loop: after a message, stop once ``needs_data`` says the next call would return None
+    (that call is made anyway here, to check it)."""
+    events = []
+    for piece in pieces:
+        conn.receive_data(piece)
+        while (event := conn.next_event()) is not None:
+            events.append(event)
+            if conn.needs_data:
+                assert conn.next_event() is None
+                break
+    return events
+
+
+@SETTINGS
+@given(items=messages, garbage=st.binary(max_size=60), params=deflate_params,
+       cuts=st.lists(st.integers(0, 10_000), max_size=12))
+def test_stopping_at_needs_data_same_events(items, garbage, params, cuts):
+    # The shortcut against the plain loop to None, EOF included, after valid frames and then after garbage.
+    data, _ = encode(WebSocketConnection(Role.CLIENT, deflate=params), items)
+    for stream in (data, data + garbage):
+        pieces = split_points(stream, cuts) + [b""]
+        plain = feed(WebSocketConnection(Role.SERVER, deflate=params), pieces)
+        assert feed_until_needs_data(WebSocketConnection(Role.SERVER, deflate=params), pieces) == plain
