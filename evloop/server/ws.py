@@ -423,15 +423,8 @@ class WebSocketProtocol(Protocol):
         self._flush()
 
     def send_text(self, text: str) -> None:
-        conn = self.conn
-        if conn.state is _CONN_OPEN:
-            frame = conn.send_text(text)
-            if self._batching and self._out_bytes + len(frame) <= _BATCH_BYTES:
-                # _write's batching branch without its call (the usual echo, ~180 instructions).
-                self._out.append(frame)
-                self._out_bytes += len(frame)
-            else:
-                self._write(frame)
+        if self.conn.state is _CONN_OPEN:
+            self._write(self.conn.send_text(text))
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         if self.conn.state is _CONN_OPEN:
