@@ -276,6 +276,10 @@ def test_chat_drops_a_member_who_does_not_read(tmp_path):
             # The room goes on: a newcomer hears the talker.
             newcomer = LineClient(address)
             try:
+                # A connect returns before the server accepts; the talker hearing the
+                # newcomer shows it is a member (else "anyone?" could be relayed first).
+                newcomer.send("hello")
+                assert talker.readline() == f"{newcomer.name}: hello"
                 talker.send("anyone?")
                 # The server may still be relaying the flood: those lines come first.
                 while (heard := newcomer.readline()) != f"{talker.name}: anyone?":
