@@ -450,7 +450,7 @@ def _tells_queue(sock: socket.socket) -> bool:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES)
+        info = sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES)
     except OSError:
         return False
     return len(info) == _QUEUE_INFO_BYTES
