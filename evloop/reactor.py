@@ -95,13 +95,12 @@ class Reactor(ErrorReporting):
         self._fd_keys, self._epoll = _selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
         self._clock: Clock = clock if clock is not None else MonotonicClock()
-        # reactor.time(): the clock's own function, not a method calling it.
-        # Server deadlines read it on every request: the frame of a method,
-        # with the finite-delay check as a function call, cost 600
-        # instructions a keep-alive request (load/bench_instructions.py:
-        # 32,840 -> 32,238; 32,120 before this clock existed).  For the
-        # default clock it is time.monotonic itself.
+        # reactor.time(): the clock's own function, not a method calling it.  Server deadlines read it on every
+        # request: the frame of a method, with the finite-delay check as a function call, cost 600 instructions a
+        # keep-alive request (load/bench_instructions.py: 32,840 -> 32,238; 32,120 before this clock existed).  For
+        # the default clock it is time.monotonic itself.
         self.time: Callable[[], float] = self._clock.time
+        self._real_clock = type(self._clock) is MonotonicClock
         self._ready: collections.deque[Handle] = collections.deque()
         self._idle: list[Handle] = []  # call_when_idle: run when nothing else is ready
         self._timers = TimerQueue()
@@ -110,16 +109,14 @@ class Reactor(ErrorReporting):
         self._stopping = False
         self._closed = False
         self._pid = os.getpid()
-        # False once closed or discarded (in a forked child): run_once tests
-        # this one flag instead of calling os.getpid() each pass (a system
-        # call, 5-8% of a pass).
+        # False once closed or discarded (in a forked child): run_once tests this one flag instead of calling
+        # os.getpid() each pass (a system call, 5-8% of a pass).
         self._runnable = True
         self._closing = False  # inside close(): no new resource may start
         self.slow_callback_s = slow_callback_s
         # Open transports, listeners and pending connections: close() ends them.
         self._resources: set[Any] = set()
-        # The SIGCHLD fallback of evloop.net.process (made by its first child
-        # watched that way): which children of this reactor it waits for.
+        # The SIGCHLD fallback of evloop.net.process (made by its first child watched that way).
         self._sigchld_watcher: Any = None
         # Loop statistics (see stats()).
         self._passes = 0
@@ -127,12 +124,10 @@ class Reactor(ErrorReporting):
         self._max_timer_lag = 0.0
         self._slow_callbacks = 0
         self._stats_since = self._clock.time()
-        # Scratch space for socket reads (``recv_into``), shared by the
-        # transports of this reactor: the loop runs one callback at a time and
-        # each read is copied out at once.  ``recv(n)`` would allocate n bytes
-        # per read and shrink them: at 256 KiB glibc may serve that with an
-        # mmap and a munmap per read, which was measured to triple the cost
-        # of a small request (see load/BENCHMARKS.md, 2026-11-26).
+        # Scratch space for socket reads (``recv_into``), shared by the transports of this reactor: the loop runs
+        # one callback at a time and each read is copied out at once.  ``recv(n)`` would allocate n bytes per read
+        # and shrink them: at 256 KiB glibc may serve that with an mmap and a munmap per read, which was measured
+        # to triple the cost of a small request (see load/BENCHMARKS.md, 2026-11-26).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         # The self-pipe (see the module docstring).
         try:
@@ -288,11 +283,8 @@ class Reactor(ErrorReporting):
 
     # ------------------------------------------------------------------- I/O
     def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` whenever ``fileobj`` (an fd or object with fileno()) is readable.
-
-        Adding a reader again for the same file replaces the callback.  With
-        ``SelectSelector``, a descriptor of 1024 or more raises ``ValueError``.
-        """
+        """Call ``fn(*args)`` whenever ``fileobj`` (an fd or object with fileno()) is readable; re-adding replaces
+        the callback.  With ``SelectSelector``, a descriptor of 1024 or more raises ``ValueError``."""
         self._add(fileobj, selectors.EVENT_READ, Handle(fn, args))
 
     def add_writer(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
@@ -406,11 +398,8 @@ class Reactor(ErrorReporting):
         return self._closed
 
     def run_once(self, timeout_s: float | None = None) -> None:
-        """Run one pass: select (blocking at most ``timeout_s``), I/O callbacks, due timers, ready callbacks.
-
-        ``timeout_s`` bounds the wait in real seconds.  Calling it from
-        inside a callback of the same reactor raises ``RuntimeError``.
-        """
+        """Run one pass: select (blocking at most ``timeout_s`` real seconds), I/O callbacks, due timers, ready
+        callbacks.  Calling it from inside a callback of the same reactor raises ``RuntimeError``."""
         if self._in_pass:
             raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
         if not self._runnable:
@@ -419,9 +408,8 @@ class Reactor(ErrorReporting):
         timers = self._timers
         clock = self._clock
         timer_deadline = None
-        # Idle callbacks wait for a pass that starts with nothing ready and
-        # whose poll (not a wait: timeout 0) finds no I/O and no due timer:
-        # under load, the pass's own select, so no system call more.
+        # Idle callbacks wait for a pass that starts with nothing ready and whose poll (not a wait: timeout 0)
+        # finds no I/O and no due timer: under load, the pass's own select, so no system call more.
         poll_for_idle = False
         if ready:
             timeout: float | None = 0.0
@@ -444,6 +432,9 @@ class Reactor(ErrorReporting):
                 clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
             run_callback = self._run_callback
+            # I/O callbacks are called here, through _run_callback only when timed (slow_callback_s): its
+            # frame cost ~400 instructions a keep-alive request (load/server_instructions.py).
+            timed = self.slow_callback_s is not None
             keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
             for fd, mask in events:
                 if self._closed:
@@ -453,20 +444,19 @@ class Reactor(ErrorReporting):
                     continue  # unregistered by a callback of this pass
                 reader, writer = key.data
                 if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
-                    run_callback(reader)
+                    try:
+                        run_callback(reader) if timed else reader.callback(*reader.args)
+                    except BaseException as exc:
+                        self._callback_failed(reader, exc)
                 if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
-                    run_callback(writer)
+                    try:
+                        run_callback(writer) if timed else writer.callback(*writer.args)
+                    except BaseException as exc:
+                        self._callback_failed(writer, exc)
 
             heap = timers.heap
-            if heap:
-                now = clock.time()
-                first = heap[0]
-                due = timers.pop_due(now) if first[0] <= now or first[2].cancelled else None
-                if due:
-                    lag = now - due[0].when  # the earliest deadline lags the most
-                    if lag > self._max_timer_lag:
-                        self._max_timer_lag = lag
-                    ready.extend(due)
+            if heap and (heap[0][0] <= clock.time() or heap[0][2].cancelled):
+                self._ready_due_timers()
 
             if poll_for_idle and not events and not ready:
                 ready.extend(self._idle)
@@ -485,6 +475,16 @@ class Reactor(ErrorReporting):
         finally:
             self._in_pass = False
 
+    def _ready_due_timers(self) -> None:
+        """Move the timers that are due onto the ready queue (a cancelled one on top of the heap is dropped)."""
+        now = self._clock.time()
+        due = self._timers.pop_due(now)
+        if due:
+            lag = now - due[0].when  # the earliest deadline lags the most
+            if lag > self._max_timer_lag:
+                self._max_timer_lag = lag
+            self._ready.extend(due)
+
     def _wait_bound(self, timeout_s: float | None) -> tuple[float | None, float | None]:
         """How long this pass's select may block (the caller's bound, the next timer), and that timer's deadline."""
         # epoll.poll() blocks for ever on a negative timeout, where selectors' select() polls.
@@ -500,7 +500,9 @@ class Reactor(ErrorReporting):
         if timer_deadline is not None:
             clock = self._clock
             delay = timer_deadline - clock.time()
-            wait = clock.select_timeout(delay if delay > 0 else 0.0)
+            if delay < 0:
+                delay = 0.0
+            wait = delay if self._real_clock else clock.select_timeout(delay)  # the real clock's is delay: no call
             if wait is not None and (timeout is None or wait < timeout):
                 timeout = wait
         if timeout is not None and timeout > _MAX_SELECT_TIMEOUT_S:
@@ -513,16 +515,20 @@ class Reactor(ErrorReporting):
         try:
             handle.callback(*handle.args)
         except BaseException as exc:
-            if self.exit_stops_loop(exc):
-                raise
-            self.call_exception_handler(
-                {"message": f"exception in callback {safe_repr(handle)}", "exception": exc, "handle": handle}
-            )
+            self._callback_failed(handle, exc)
         if slow_s is not None:
             took = time.monotonic() - start
             if took >= slow_s:
                 self._slow_callbacks += 1
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
+
+    def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
+        """A callback raised: report it and go on (a stop request, see ``exit_stops_loop``, goes on up)."""
+        if self.exit_stops_loop(exc):
+            raise exc
+        self.call_exception_handler(
+            {"message": f"exception in callback {safe_repr(handle)}", "exception": exc, "handle": handle}
+        )
 
     def stats(self) -> LoopStats:
         """Counters of the loop (see ``LoopStats``); starts a new interval for the worst timer lag."""
@@ -681,13 +687,12 @@ class Reactor(ErrorReporting):
 def _selector_internals(selector: selectors.BaseSelector) -> tuple[dict[int, selectors.SelectorKey] | None, Any]:
     """The selector's fd -> key dict (None: use its public get_map()), and its epoll object if it is an EpollSelector.
 
-    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn
-    comes: selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B
-    WebSocket echo, callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered
-    by an earlier callback of the pass is skipped either way; a registration reusing its fd number may see one
-    spurious readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs, which
-    costs them ~2,900 instructions a pass more.
-    """
+    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn comes:
+    selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B WebSocket echo,
+    callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered by an earlier
+    callback of the pass is skipped either way; a registration reusing its fd number may see one spurious
+    readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs (~2,900
+    instructions a pass more)."""
     fd_keys: dict[int, selectors.SelectorKey] | None = getattr(selector, "_fd_to_key", None)
     epoll = None
     if type(selector) is selectors.EpollSelector and fd_keys is not None:

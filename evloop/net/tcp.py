@@ -35,6 +35,12 @@ logger = logging.getLogger("evloop")
 
 _SENDFILE_BLOCK = 4 * 1024 * 1024     # per sendfile() call: fair to other connections
 _FALLBACK_BLOCK = 256 * 1024          # read-and-send block when sendfile is unavailable
+# The most one read takes.  recv() allocates this much and shrinks it to what came: ~740 instructions a read
+# fewer than recv_into() the reactor's 256 KiB read_buffer and a copy out of it (a 40-byte request, callgrind).
+# Kept under glibc's 128 KiB mmap threshold: a bigger allocation may be an mmap and a munmap per read (the
+# reason read_buffer exists, load/BENCHMARKS.md 2026-11-26).  A 64 KiB read is what the selectors floor of
+# load/bench/floor.py makes.
+_RECV_SIZE = 64 * 1024
 _SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chunks to sendmsg at once
 # The socket module's constants as plain ints, read once: each connection tests and sets them.
 _TCP_FAMILIES = frozenset((int(socket.AF_INET), int(socket.AF_INET6)))
@@ -202,16 +208,14 @@ class SocketTransport(Transport):
         return self._reading
 
     def _on_readable(self) -> None:
-        buffer = self._reactor.read_buffer
         try:
-            size = self._sock.recv_into(buffer)
+            data = self._sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fatal_error(exc)
             return
-        if size:
-            data = buffer[:size].tobytes()  # the protocol may keep it: a copy of just what was read
+        if data:
             try:
                 self._protocol.data_received(data)
             except Exception as exc:

@@ -245,6 +245,47 @@ def test_io_callback_exception_is_logged(reactor, caplog):
         reactor.remove_reader(a)
 
 
+@pytest.mark.parametrize("slow_callback_s", [None, 60.0], ids=["untimed", "timed"])
+def test_io_callbacks_timed_or_not_report_and_go_on_alike(selector_cls, slow_callback_s):
+    # run_once calls I/O callbacks itself unless they are timed (then through
+    # _run_callback): both paths report a failing reader or writer with its
+    # handle, run the other callbacks of the pass, and let a stop through.
+    with Reactor(selector_cls(), slow_callback_s=slow_callback_s) as reactor:
+        seen = []
+        reactor.set_exception_handler(lambda loop, context: seen.append(type(context["exception"])))
+        a, b = socket.socketpair()
+        with a, b:
+            ran = []
+
+            def failing_reader():
+                a.recv(10)
+                raise KeyError("io")
+
+            def failing_writer():
+                raise ValueError("io")
+
+            reactor.add_reader(a, failing_reader)
+            reactor.add_writer(a, failing_writer)
+            reactor.add_writer(b, lambda: ran.append("b writable"))
+            b.send(b"x")
+            reactor.run_once(1)
+            assert sorted(seen, key=lambda t: t.__name__) == [KeyError, ValueError]
+            assert ran == ["b writable"]
+            reactor.remove_writer(a)
+            reactor.remove_writer(b)
+
+            def interrupted_reader():
+                a.recv(10)
+                raise KeyboardInterrupt
+
+            reactor.add_reader(a, interrupted_reader)
+            b.send(b"y")
+            with pytest.raises(KeyboardInterrupt):
+                reactor.run_once(1)
+            assert len(seen) == 2
+            reactor.remove_reader(a)
+
+
 def test_exception_handler_receives_exception(reactor, caplog):
     seen = []
     reactor.set_exception_handler(lambda loop, context: seen.append((loop, context["exception"], context["handle"])))
