@@ -60,12 +60,15 @@ FileLike = Any  # an int file descriptor or an object with fileno()
 
 READ_BUFFER_SIZE = 256 * 1024  # the most one socket read takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
-# select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger
-# one is accepted by SelectSelector.register and then kills every select call.
+# select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger one is accepted by
+# SelectSelector.register and then kills every select call.
 SELECT_FD_LIMIT = 1024
+# The most events one epoll.poll returns (the rest, still ready, come first in the next pass): its default of
+# 1023 mallocs 12 KiB a call, 64 a block glibc keeps cached (~215 instructions a pass, callgrind).
+_EPOLL_MAX_EVENTS = 64
 _INF = math.inf
-# epoll's readiness bits, as selectors reads them: anything but POLLOUT (POLLIN,
-# an error, a hangup) wakes the reader, anything but POLLIN the writer.
+# epoll's readiness bits, as selectors reads them: anything but POLLOUT (POLLIN, an error, a hangup) wakes the
+# reader, anything but POLLIN the writer.
 _POLLIN, _POLLOUT = 0x001, 0x004
 _NOT_POLLOUT, _NOT_POLLIN = ~_POLLOUT, ~_POLLIN
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
@@ -118,8 +121,7 @@ class Reactor(ErrorReporting):
         self._resources: set[Any] = set()
         # The SIGCHLD fallback of evloop.net.process (made by its first child watched that way).
         self._sigchld_watcher: Any = None
-        # Loop statistics (see stats()).
-        self._passes = 0
+        self._passes = 0  # loop statistics (see stats())
         self._callbacks_run = 0
         self._max_timer_lag = 0.0
         self._slow_callbacks = 0
@@ -154,9 +156,8 @@ class Reactor(ErrorReporting):
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
         """Run ``fn(*args)`` on the next pass of the loop; returns a cancellable handle.
 
-        Not thread-safe: from another thread use ``call_soon_threadsafe``.
-        ``RuntimeError`` once the reactor is closed (the call would never run).
-        """
+        Not thread-safe: from another thread use ``call_soon_threadsafe``.  ``RuntimeError`` once the reactor is
+        closed (the call would never run)."""
         if self._closed:
             raise RuntimeError("reactor is closed")
         handle = Handle(fn, args)
@@ -423,7 +424,7 @@ class Reactor(ErrorReporting):
             epoll = self._epoll
             try:  # (fd, poll bits) pairs, from epoll itself when it can (see __init__)
                 if epoll is not None:
-                    events = epoll.poll(timeout)  # None blocks; _wait_bound keeps a timeout at 0 or above
+                    events = epoll.poll(timeout, _EPOLL_MAX_EVENTS)  # None blocks; _wait_bound keeps timeouts >= 0
                 else:
                     events = [(key.fd, _POLL_BITS[mask]) for key, mask in self._selector.select(timeout)]
             except InterruptedError:
@@ -486,11 +487,10 @@ class Reactor(ErrorReporting):
             self._ready.extend(due)
 
     def _wait_bound(self, timeout_s: float | None) -> tuple[float | None, float | None]:
-        """How long this pass's select may block (the caller's bound, the next timer), and that timer's deadline."""
-        # epoll.poll() blocks for ever on a negative timeout, where selectors' select() polls.
+        """How long this pass's select may block (the caller's bound, the next timer), and that timer's deadline.
+        epoll.poll() blocks for ever on a negative timeout, where selectors' select() polls."""
         timeout = timeout_s if timeout_s is None or timeout_s > 0.0 else 0.0
-        # Peek at the earliest entry: a method call and a property read
-        # each pass cost ~1,000 instructions (load/bench_instructions.py).
+        # Peek at the earliest entry: a method call and a property read each pass cost ~1,000 instructions.
         heap = self._timers.heap
         if heap:
             first = heap[0]

@@ -245,6 +245,31 @@ def test_io_callback_exception_is_logged(reactor, caplog):
         reactor.remove_reader(a)
 
 
+def test_more_ready_descriptors_than_one_poll_returns_are_all_served(reactor):
+    # One epoll.poll returns at most 64 events (reactor._EPOLL_MAX_EVENTS):
+    # the descriptors still ready come in the next pass, each once.
+    pairs = [socket.socketpair() for _ in range(100)]
+    try:
+        served = []
+
+        def reader(i, sock):
+            served.append(i)
+            sock.recv(10)
+
+        for i, (a, b) in enumerate(pairs):
+            reactor.add_reader(a, reader, i, a)
+            b.send(b"x")
+        reactor.run_once(1)
+        assert len(served) == (64 if type(reactor._selector) is selectors.EpollSelector else 100)
+        reactor.run_once(1)
+        assert sorted(served) == list(range(100))
+    finally:
+        for a, b in pairs:
+            reactor.remove_reader(a)
+            a.close()
+            b.close()
+
+
 @pytest.mark.parametrize("slow_callback_s", [None, 60.0], ids=["untimed", "timed"])
 def test_io_callbacks_timed_or_not_report_and_go_on_alike(selector_cls, slow_callback_s):
     # run_once calls I/O callbacks itself unless they are timed (then through
