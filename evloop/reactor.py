@@ -10,11 +10,10 @@ Theory of operation.  One pass of the loop (``run_once``):
    while it runs wait for the next pass, so a callback that keeps rescheduling
    itself cannot starve I/O.
 
-Every user callback is called from ``_run_callback``: an exception is reported
-to the exception handler (``evloop.reporting``; by default the ``evloop``
-logger) with its context, and the loop goes on; ``KeyboardInterrupt`` and
-``SystemExit`` pass through (unless ``contain_exits`` is set and no signal
-raised them: ``evloop.exits``).
+Every user callback is called under a ``try`` in ``run_once`` (I/O callbacks directly, the others through
+``_run_callback``): an exception is reported to the exception handler (``evloop.reporting``; by default the
+``evloop`` logger) with its context, and the loop goes on; ``KeyboardInterrupt`` and ``SystemExit`` pass through
+(unless ``contain_exits`` is set and no signal raised them: ``evloop.exits``).
 Time is read from the reactor's clock (``evloop.clock``), never from
 ``time.monotonic()`` directly, so tests can drive every deadline by hand.
 
@@ -58,7 +57,7 @@ logger = logging.getLogger("evloop")
 T = TypeVar("T")
 FileLike = Any  # an int file descriptor or an object with fileno()
 
-READ_BUFFER_SIZE = 256 * 1024  # the most one socket read takes (Reactor.read_buffer)
+READ_BUFFER_SIZE = 256 * 1024  # the most one read of TLS, pipes, UDP takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
 # select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger one is accepted by
 # SelectSelector.register and then kills every select call.
