@@ -265,12 +265,19 @@ def build_environ(
     constant keys (``script_name``, ``multiprocess`` and ``errors`` are then
     the template's); ``keys``, header names mapped to their ``environ_key``.
     """
-    raw_path = request.raw_path
-    path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
     if template is None:
         template = environ_template(script_name, multiprocess, errors)
-    else:
-        script_name = template["SCRIPT_NAME"]
+    return _fill_environ(request, template, keys)
+
+
+def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache[str, str] | None) -> dict[str, Any]:
+    """``build_environ``'s work: a copy of ``template`` filled for ``request``.
+
+    ``WSGIApp`` calls it by position (keyword arguments cost a call more).
+    """
+    raw_path = request.raw_path
+    path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
+    script_name = template["SCRIPT_NAME"]
     if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
         path_info = path_info[len(script_name):]
     server = request.server
@@ -278,8 +285,6 @@ def build_environ(
         server_name, server_port = str(server[0]), str(server[1])
     else:
         server_name, server_port = _server_from_host(request)
-    client = request.client
-
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
         wsgi_input: Any = request.stream
         length = request.body_length
@@ -287,6 +292,11 @@ def build_environ(
         body = request.body
         wsgi_input = io.BytesIO(body) if body else _NO_BODY
         length = len(body)
+    client = request.client
+    if isinstance(client, tuple) and len(client) >= 2:
+        remote_addr, remote_port = str(client[0]), str(client[1])
+    else:
+        remote_addr, remote_port = "", None
     environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
     environ["REQUEST_METHOD"] = request.method
     environ["PATH_INFO"] = path_info
@@ -298,11 +308,10 @@ def build_environ(
     environ["wsgi.input"] = wsgi_input
     environ["evloop.request"] = request
     environ["evloop.reactor"] = request.reactor
-    if isinstance(client, tuple) and len(client) >= 2:
-        environ["REMOTE_ADDR"] = str(client[0])
-        environ["REMOTE_PORT"] = str(client[1])
+    environ["REMOTE_ADDR"] = remote_addr
+    if remote_port is not None:
+        environ["REMOTE_PORT"] = remote_port
     else:
-        environ["REMOTE_ADDR"] = ""
         environ.pop("REMOTE_PORT", None)  # a placeholder in WSGIApp's template (see _REQUEST_KEYS)
     if request.tls is not None:
         environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
@@ -437,11 +446,10 @@ class _Call:
     headers: tuple[tuple[str, str], ...]
     declared: int | None
 
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-        self.headers_sent = False
-        self.started = False
-        self.pending: list[bytes] = []
+    app: WSGIApp
+    headers_sent: bool
+    started: bool
+    pending: list[bytes]
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -602,6 +610,14 @@ class WSGIApp:
     the template's placeholders for every request's keys (``_REQUEST_KEYS``),
     61,904 -> 60,252; ``_Call`` without the four stores start_response
     makes, 60,252 -> 60,034.
+
+    Then (issue 18 again), measured per call of ``WSGIApp`` on a hello
+    request: the environ filled by a positional call (``_fill_environ``,
+    no keyword arguments) 30,733 -> 30,071; ``[b"body"]`` framed in
+    ``__call__`` -> 29,556; ``_Call`` without an ``__init__`` -> 29,070
+    (wsgi-keepalive 59,962 -> 58,644).  Filling the environ with one
+    ``update`` from a dict display instead of the stores was tried: a
+    request cost ~4,400 more.
     """
 
     def __init__(
@@ -621,9 +637,22 @@ class WSGIApp:
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
-        environ = build_environ(request, template=self._template, keys=self.caches.keys)
-        call = _Call(self)
+        environ = _fill_environ(request, self._template, self.caches.keys)
+        # Set here rather than by a _Call.__init__: the call of a Python
+        # __init__ cost ~490 instructions a request.
+        call = _Call()
+        call.app = self
+        call.headers_sent = call.started = False
+        call.pending = []
         result = self.app(environ, call.start_response)
+        if type(result) is list and len(result) == 1 and call.started and not call.pending:
+            # [b"body"], the common answer: framed here, without _response's
+            # call (~500 instructions a request; tests/wsgi/test_speedups.py
+            # holds it to what _response makes of a one-item tuple).
+            body = result[0]
+            if type(body) is bytes and (call.declared is None or call.declared == len(body)):
+                call.headers_sent = True
+                return Response.checked(call.status, list(call.headers), body, len(body), call.reason)
         try:
             return self._response(call, result)
         except BaseException:
@@ -638,11 +667,7 @@ class WSGIApp:
             # A list or tuple of bytes (the common [b"body"]): its length is
             # known, so it goes out with a Content-Length rather than chunked,
             # and a short one in one piece, head and body in one write.
-            if len(result) == 1 and type(result[0]) is bytes:  # [b"body"]: no call, no copy
-                body: Any = result[0]
-                size: int | None = len(body)
-            else:
-                body, size = _list_body(call, result)
+            body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
                 call.headers_sent = True
                 return Response.checked(call.status, list(call.headers), body, size, call.reason)
