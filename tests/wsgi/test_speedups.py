@@ -22,7 +22,8 @@ import pytest
 from support.raw_http import exchange, read_until_close, split_response
 
 from evloop.app import Request, Response
-from evloop.wsgi import WSGIApp, WSGICaches, build_environ, check_head
+from evloop.wsgi import WSGIApp, WSGICaches, build_environ, check_head, header_fields
+from evloop.wsgi_environ import _fill_environ
 
 APP = '''
 import json
@@ -283,3 +284,29 @@ def test_a_one_item_list_gives_what_a_one_item_tuple_gives(scenario):
     assert sent(WSGIApp(one_item(scenario, list))) == expected
     if scenario == "plain":
         assert expected == (200, None, [("Content-Type", "text/plain")], 5, b"12345")
+
+
+FIELD_SETS = [
+    (("Host", "h"), ("Cookie", "a=1"), ("Cookie", "b=2"), ("X-Multi", "1"), ("X-Multi", "2"), ("X_Sneaky", "no")),
+    (("Host", "h"), ("Content-Length", "0"), ("Content-Type", "text/plain"), ("Content-Type", "text/html")),
+    (("Host", "h"), ("Transfer-Encoding", "chunked"), ("X-Request-ID", "client's own")),
+    (),
+]
+
+
+def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own():
+    app = WSGIApp(lambda environ, start_response: [])
+    for pairs in FIELD_SETS:
+        for _ in range(2):  # the first fills the cache of fields, the second meets it
+            request = Request("POST", "/", headers=pairs, body=b"", server=("127.0.0.1", 80))
+            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields)
+            plain = build_environ(request, template=app._template)
+            assert {k: v for k, v in fast.items() if k != "wsgi.input"} == \
+                   {k: v for k, v in plain.items() if k != "wsgi.input"}
+            fast["HTTP_HOST"] = "changed by the app"  # an app's change stays in its own environ
+    assert app.caches.fields.misses == len(FIELD_SETS)
+    # Pairs the cache cannot hold (a list, or a tuple of lists) take the plain path each time.
+    for headers in ([("Host", "h")], (["Host", "h"],)):
+        request = Request("GET", "/", headers=headers, server=("127.0.0.1", 80))
+        assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "h"
+    assert header_fields((("Content-Length", "5"), ("Accept", "*/*"))) == ({"HTTP_ACCEPT": "*/*"}, True)
