@@ -78,7 +78,7 @@ from evloop.wsgi_environ import (
     _REQUEST_KEYS,
     SERVER_SOFTWARE,
     FileWrapper,
-    _Fields,
+    LastFields,
     _fill_environ,
     build_environ,
     environ_key,
@@ -166,10 +166,8 @@ class WSGICaches:
         lookup instead of the type checks, the field matches and the
         Content-Length parse (which ``Response()`` then did again).
     ``keys`` -- request header names to their environ keys (``environ_key``).
-    ``fields`` -- what ``header_fields`` made of a request's header pairs (a
-        tuple, as the parser gives it; its cached heads give the same one
-        again): a hit is one lookup and one ``dict.update`` instead of a pass
-        over the fields in Python, whose cost grows with their number.
+    ``fields`` -- what ``header_fields`` made of the last request's header
+        pairs, for the next with the same (``LastFields``): one entry.
 
     What each saves was measured with load/bench_instructions.py (see
     ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
@@ -177,17 +175,17 @@ class WSGICaches:
 
     __slots__ = ("heads", "keys", "fields")
 
-    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, max_fields: int = 128) -> None:
+    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_fields: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
-        self.fields: BoundedCache[Any, _Fields] = BoundedCache("wsgi_fields", max_fields)
+        self.fields = LastFields() if remember_fields else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
-        return cls(max_heads=0, max_keys=0, max_fields=0)
+        return cls(max_heads=0, max_keys=0, remember_fields=False)
 
     def stats(self) -> list[CacheStats]:
-        return [self.heads.stats(), self.keys.stats(), self.fields.stats()]
+        return [self.heads.stats(), self.keys.stats()]
 
 
 class _Call:
@@ -371,9 +369,9 @@ class WSGIApp:
     no keyword arguments) 30,733 -> 30,071; ``[b"body"]`` framed in
     ``__call__`` -> 29,556; ``_Call`` without an ``__init__`` -> 29,070
     (wsgi-keepalive 59,962 -> 58,644); ``caches.fields``, the environ
-    items of header pairs seen before, 29,070 -> 28,842, and for the
-    browser head of load/bench/browser.py (13 fields) 50,390 -> 38,586
-    (against all of these undone).  Filling the environ with one
+    items of the last header pairs, 29,070 -> 28,466, and for the browser
+    head of load/bench/browser.py (13 fields) 50,390 -> 36,547 (against
+    all of these undone).  Filling the environ with one
     ``update`` from a dict display instead of the stores was tried: a
     request cost ~4,400 more.
     """

@@ -220,6 +220,25 @@ def header_fields(pairs: Iterable[tuple[str, str]], keys: BoundedCache[str, str]
     return items, framed or "HTTP_TRANSFER_ENCODING" in items
 
 
+class LastFields:
+    """What ``header_fields`` made of the last request's header pairs, for a request with the very same pairs.
+
+    The parser hands out the same tuple of pairs for every head it serves
+    from its cache of heads (a repeated head, on any connection), so an
+    identity test finds them: no hash, nothing to bound; other pairs take
+    the place.  A hit is one ``dict.update`` instead of a pass over the
+    fields in Python, whose cost grows with their number.  (A cache by value,
+    a ``BoundedCache`` of 128 pairs, cost a head with a unique field, such as
+    load/bench_instructions.py's wsgi-unique, ~5,500 instructions in misses.)
+    """
+
+    __slots__ = ("pairs", "found")
+
+    def __init__(self) -> None:
+        self.pairs: tuple[tuple[str, str], ...] | None = None
+        self.found: _Fields = ({}, False)
+
+
 def build_environ(
     request: Request, *, script_name: str = "", multiprocess: bool = False,
     errors: Any = None, template: dict[str, Any] | None = None,
@@ -240,12 +259,12 @@ def build_environ(
 
 
 def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache[str, str] | None,
-                  fields: BoundedCache[Any, _Fields] | None = None) -> dict[str, Any]:
+                  last: LastFields | None = None) -> dict[str, Any]:
     """``build_environ``'s work: a copy of ``template`` filled for ``request``.
 
     ``WSGIApp`` calls it by position (keyword arguments cost a call more).
-    ``fields``: ``WSGICaches.fields``, what ``header_fields`` made of header
-    pairs seen before.
+    ``last``: ``WSGICaches.fields``, what ``header_fields`` made of the last
+    header pairs.
     """
     raw_path = request.raw_path
     path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
@@ -289,19 +308,12 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
     # The pairs as received: read through Headers, a lookup would build its index.
     pairs = request.header_pairs
-    found = None
-    if type(pairs) is not tuple:  # a list of pairs, from a Request made by hand: not a key
-        fields = None
-    elif fields is not None:
-        try:
-            found = fields.entries.get(pairs)
-        except TypeError:  # unhashable pairs: the plain path says what they give
-            fields = None
-    if found is None:
+    if last is not None and pairs is last.pairs:
+        found = last.found
+    else:
         found = header_fields(pairs, keys)
-        if fields is not None:
-            fields.misses += 1
-            fields.put(pairs, found)
+        if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
+            last.pairs, last.found = pairs, found
     items, framed = found
     environ.update(items)
     if length or framed:
