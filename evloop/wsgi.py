@@ -198,7 +198,7 @@ class _Call:
     reason: str | None
     headers: tuple[tuple[str, str], ...]
     declared: int | None
-
+    # Set by WSGIApp.__call__, which makes it: a class without __init__.
     app: WSGIApp
     headers_sent: bool
     started: bool
