@@ -68,20 +68,28 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
-from evloop import __version__
-from evloop.app import FileBody, Request, Response, SpooledRequest
+from evloop.app import FileBody, Request, Response
 from evloop.http.caches import BoundedCache, CacheStats
 from evloop.http.fields import check_field, parse_content_length
 from evloop.http.parser import list_elements
 from evloop.http.writer import custom_status_line, reason_phrase
+from evloop.wsgi_environ import (
+    _REQUEST_KEYS,
+    SERVER_SOFTWARE,
+    FileWrapper,
+    LastFields,
+    _fill_environ,
+    build_environ,
+    environ_key,
+    environ_template,
+    header_fields,
+)
 
-__all__ = ["FileWrapper", "WSGIApp", "WSGICaches", "build_environ", "check_head", "environ_key", "environ_template"]
+__all__ = ["SERVER_SOFTWARE", "FileWrapper", "WSGIApp", "WSGICaches", "build_environ", "check_head", "environ_key",
+           "environ_template", "header_fields"]
 
 logger = logging.getLogger("evloop.wsgi")
-
-SERVER_SOFTWARE = f"evloop/{__version__}"
 
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -89,255 +97,6 @@ _HOP_BY_HOP = frozenset(
 )
 
 
-class FileWrapper:
-    """``wsgi.file_wrapper``: iterate a file in blocks; sent with sendfile when possible."""
-
-    def __init__(self, filelike: Any, blksize: int = 65536) -> None:
-        self.filelike = filelike
-        self.blksize = blksize
-        close = getattr(filelike, "close", None)
-        if close is not None:
-            self.close = close
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        data: bytes = self.filelike.read(self.blksize)
-        if data:
-            return data
-        raise StopIteration
-
-
-class _ErrorStream:
-    """``wsgi.errors``: lines written by the app go to the ``evloop.wsgi`` logger."""
-
-    def __init__(self) -> None:
-        self._partial = ""
-
-    def write(self, text: str) -> None:
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            logger.error("wsgi.errors: %s", line)
-
-    def writelines(self, seq: Iterable[str]) -> None:
-        for text in seq:
-            self.write(text)
-
-    def flush(self) -> None:
-        if self._partial:
-            logger.error("wsgi.errors: %s", self._partial)
-            self._partial = ""
-
-
-class _NoBody(io.BufferedIOBase):
-    """``wsgi.input`` of a request without a body: always at its end, one object for all such requests.
-
-    Nothing in it changes (``close()`` leaves it open, nothing can be
-    written), so sharing it is safe, and a bodiless request does not make
-    and free a ``BytesIO`` (~1,200 instructions; see ``WSGIApp``).  It reads, seeks and iterates as an
-    empty ``BytesIO`` does.
-    """
-
-    __slots__ = ()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        return b""
-
-    read1 = read
-
-    def readinto(self, buffer: Any) -> int:
-        return 0
-
-    readinto1 = readinto
-
-    def readline(self, size: int | None = -1) -> bytes:
-        return b""
-
-    def readlines(self, hint: int | None = -1) -> list[bytes]:
-        return []
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence not in (0, 1, 2) or (whence == 0 and offset < 0):
-            raise ValueError(f"invalid seek: offset {offset}, whence {whence}")
-        return 0
-
-    def tell(self) -> int:
-        return 0
-
-    def getvalue(self) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def closed(self) -> bool:
-        return False
-
-
-_NO_BODY = _NoBody()
-
-
-def _path_info(raw_path: str) -> str:
-    # PEP 3333: PATH_INFO holds the decoded bytes, each as one latin-1 char
-    # (build_environ passes a plain ASCII path as it is, without this call).
-    try:
-        raw = raw_path.encode("latin-1")
-    except UnicodeEncodeError:
-        raw = raw_path.encode("utf-8", "surrogateescape")
-    return unquote_to_bytes(raw).decode("latin-1")
-
-
-def _split_host(host: str) -> tuple[str, str]:
-    """``"h:80"`` -> ``("h", "80")``; ``"[::1]:80"`` -> ``("[::1]", "80")``; no port -> ``""``."""
-    name, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and not name.endswith(":"):
-        return name, port
-    return host, ""
-
-
-def _server_from_host(request: Request) -> tuple[str, str]:
-    """SERVER_NAME and SERVER_PORT from the Host field, when the server address is not (host, port): a Unix socket."""
-    server_name, server_port = _split_host(request.headers.get("Host") or "localhost")
-    return server_name, server_port or ("443" if request.scheme == "https" else "80")
-
-
-def environ_template(script_name: str = "", multiprocess: bool = False, errors: Any = None) -> dict[str, Any]:
-    """The environ keys that are the same for every request of one app: each request's environ starts as a copy.
-
-    ``errors`` None: one ``wsgi.errors`` stream to the ``evloop.wsgi``
-    logger, shared by the requests made from this template (as gunicorn
-    shares its error log).
-    """
-    return {
-        "SCRIPT_NAME": script_name,
-        "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        "wsgi.version": (1, 0),
-        "wsgi.errors": errors if errors is not None else _ErrorStream(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": multiprocess,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-        "wsgi.file_wrapper": FileWrapper,
-    }
-
-
-def environ_key(name: str) -> str:
-    """The environ key of request header ``name``: ``HTTP_X_FOO``, ``CONTENT_TYPE`` or ``CONTENT_LENGTH``.
-
-    ``""`` for a name holding ``_``: ``X_Forwarded_For`` and
-    ``X-Forwarded-For`` would both become ``HTTP_X_FORWARDED_FOR``, which
-    lets a client spoof a field set by a proxy (waitress and nginx drop them too).
-    """
-    if "_" in name:
-        return ""
-    key = name.upper().replace("-", "_")
-    return key if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH" else "HTTP_" + key
-
-
-def _learn_key(keys: BoundedCache[str, str], name: str) -> str:
-    """``environ_key(name)`` on a miss of ``WSGIApp``'s cache of them, remembered there."""
-    keys.misses += 1
-    key = environ_key(name)
-    keys.put(name, key)
-    return key
-
-
-def build_environ(
-    request: Request, *, script_name: str = "", multiprocess: bool = False,
-    errors: Any = None, template: dict[str, Any] | None = None,
-    keys: BoundedCache[str, str] | None = None,
-) -> dict[str, Any]:
-    """The PEP 3333 environ for ``request``.  Header fields whose names contain ``_`` are left out (see
-    ``environ_key``); repeated fields are joined with ``, `` (``; `` for Cookie).
-
-    ``template`` and ``keys`` are ``WSGIApp``'s speed-ups (the plain path
-    gives the same environ: tests/wsgi/test_speedups.py checks it):
-    ``template``, an ``environ_template`` to copy instead of building the
-    constant keys (``script_name``, ``multiprocess`` and ``errors`` are then
-    the template's); ``keys``, header names mapped to their ``environ_key``.
-    """
-    raw_path = request.raw_path
-    path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
-    if template is None:
-        template = environ_template(script_name, multiprocess, errors)
-    else:
-        script_name = template["SCRIPT_NAME"]
-    if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
-        path_info = path_info[len(script_name):]
-    server = request.server
-    if isinstance(server, tuple) and len(server) >= 2:
-        server_name, server_port = str(server[0]), str(server[1])
-    else:
-        server_name, server_port = _server_from_host(request)
-    client = request.client
-
-    if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
-        wsgi_input: Any = request.stream
-        length = request.body_length
-    else:
-        body = request.body
-        wsgi_input = io.BytesIO(body) if body else _NO_BODY
-        length = len(body)
-    environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
-    environ["REQUEST_METHOD"] = request.method
-    environ["PATH_INFO"] = path_info
-    environ["QUERY_STRING"] = request.query_string
-    environ["SERVER_NAME"] = server_name
-    environ["SERVER_PORT"] = server_port
-    environ["SERVER_PROTOCOL"] = request.version
-    environ["wsgi.url_scheme"] = request.scheme
-    environ["wsgi.input"] = wsgi_input
-    environ["evloop.request"] = request
-    environ["evloop.reactor"] = request.reactor
-    if isinstance(client, tuple) and len(client) >= 2:
-        environ["REMOTE_ADDR"] = str(client[0])
-        environ["REMOTE_PORT"] = str(client[1])
-    else:
-        environ["REMOTE_ADDR"] = ""
-        environ.pop("REMOTE_PORT", None)  # a placeholder in WSGIApp's template (see _REQUEST_KEYS)
-    if request.tls is not None:
-        environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
-    # The pairs as received: read through Headers, a lookup would build its index.
-    known = keys.entries if keys is not None else None
-    framed = False  # a Content-Length or Transfer-Encoding field: CONTENT_LENGTH is set
-    for name, value in request.header_pairs:
-        key = known.get(name) if known is not None else None
-        if key is None:
-            key = environ_key(name) if keys is None else _learn_key(keys, name)
-        if not key:
-            continue
-        if key == "CONTENT_LENGTH":
-            framed = True
-            continue
-        old = environ.get(key)
-        if old is None or key == "CONTENT_TYPE":
-            environ[key] = value
-        else:
-            environ[key] = old + ("; " if key == "HTTP_COOKIE" else ", ") + value
-    if length or framed or "HTTP_TRANSFER_ENCODING" in environ:
-        environ["CONTENT_LENGTH"] = str(length)
-    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
-    environ["HTTP_X_REQUEST_ID"] = request.request_id
-    return environ
-
-
-# The keys build_environ sets for every request (REMOTE_PORT: for a client
-# address): WSGIApp's template holds them too, as None, so that its copy has
-# room for them all and each store replaces a value instead of growing the
-# dict (two resizes a request): load/bench_instructions.py wsgi-keepalive
-# 61,904 -> 60,252.
-_REQUEST_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
-                 "wsgi.url_scheme", "wsgi.input", "evloop.request", "evloop.reactor", "REMOTE_ADDR", "REMOTE_PORT",
-                 "HTTP_X_REQUEST_ID")
 
 
 # What start_response makes of a status and header list: (status, reason or
@@ -407,20 +166,23 @@ class WSGICaches:
         lookup instead of the type checks, the field matches and the
         Content-Length parse (which ``Response()`` then did again).
     ``keys`` -- request header names to their environ keys (``environ_key``).
+    ``fields`` -- what ``header_fields`` made of the last request's header
+        pairs, for the next with the same (``LastFields``): one entry.
 
     What each saves was measured with load/bench_instructions.py (see
     ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
     """
 
-    __slots__ = ("heads", "keys")
+    __slots__ = ("heads", "keys", "fields")
 
-    def __init__(self, *, max_heads: int = 256, max_keys: int = 256) -> None:
+    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_fields: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
+        self.fields = LastFields() if remember_fields else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
-        return cls(max_heads=0, max_keys=0)
+        return cls(max_heads=0, max_keys=0, remember_fields=False)
 
     def stats(self) -> list[CacheStats]:
         return [self.heads.stats(), self.keys.stats()]
@@ -436,12 +198,11 @@ class _Call:
     reason: str | None
     headers: tuple[tuple[str, str], ...]
     declared: int | None
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-        self.headers_sent = False
-        self.started = False
-        self.pending: list[bytes] = []
+    # Set by WSGIApp.__call__, which makes it: a class without __init__.
+    app: WSGIApp
+    headers_sent: bool
+    started: bool
+    pending: list[bytes]
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -602,6 +363,17 @@ class WSGIApp:
     the template's placeholders for every request's keys (``_REQUEST_KEYS``),
     61,904 -> 60,252; ``_Call`` without the four stores start_response
     makes, 60,252 -> 60,034.
+
+    Then (issue 18 again), measured per call of ``WSGIApp`` on a hello
+    request: the environ filled by a positional call (``_fill_environ``,
+    no keyword arguments) 30,733 -> 30,071; ``[b"body"]`` framed in
+    ``__call__`` -> 29,556; ``_Call`` without an ``__init__`` -> 29,070
+    (wsgi-keepalive 59,962 -> 58,644); ``caches.fields``, the environ
+    items of the last header pairs, 29,070 -> 28,466, and for the browser
+    head of load/bench/browser.py (13 fields) 50,390 -> 36,547 (against
+    all of these undone).  Filling the environ with one
+    ``update`` from a dict display instead of the stores was tried: a
+    request cost ~4,400 more.
     """
 
     def __init__(
@@ -621,9 +393,22 @@ class WSGIApp:
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
-        environ = build_environ(request, template=self._template, keys=self.caches.keys)
-        call = _Call(self)
+        environ = _fill_environ(request, self._template, self.caches.keys, self.caches.fields)
+        # Set here rather than by a _Call.__init__: the call of a Python
+        # __init__ cost ~490 instructions a request.
+        call = _Call()
+        call.app = self
+        call.headers_sent = call.started = False
+        call.pending = []
         result = self.app(environ, call.start_response)
+        if type(result) is list and len(result) == 1 and call.started and not call.pending:
+            # [b"body"], the common answer: framed here, without _response's
+            # call (~500 instructions a request; tests/wsgi/test_speedups.py
+            # holds it to what _response makes of a one-item tuple).
+            body = result[0]
+            if type(body) is bytes and (call.declared is None or call.declared == len(body)):
+                call.headers_sent = True
+                return Response.checked(call.status, list(call.headers), body, len(body), call.reason)
         try:
             return self._response(call, result)
         except BaseException:
@@ -638,11 +423,7 @@ class WSGIApp:
             # A list or tuple of bytes (the common [b"body"]): its length is
             # known, so it goes out with a Content-Length rather than chunked,
             # and a short one in one piece, head and body in one write.
-            if len(result) == 1 and type(result[0]) is bytes:  # [b"body"]: no call, no copy
-                body: Any = result[0]
-                size: int | None = len(body)
-            else:
-                body, size = _list_body(call, result)
+            body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
                 call.headers_sent = True
                 return Response.checked(call.status, list(call.headers), body, size, call.reason)

@@ -22,7 +22,8 @@ import pytest
 from support.raw_http import exchange, read_until_close, split_response
 
 from evloop.app import Request, Response
-from evloop.wsgi import WSGIApp, WSGICaches, build_environ, check_head
+from evloop.wsgi import WSGIApp, WSGICaches, build_environ, check_head, header_fields
+from evloop.wsgi_environ import _fill_environ
 
 APP = '''
 import json
@@ -241,3 +242,72 @@ def test_the_caches_stay_within_their_bounds():
         assert app(request).status == 200 + index
         assert len(caches.heads) <= 2 and len(caches.keys) <= 3
     assert check_head(*heads[5], set())[0] == 205
+
+
+def one_item(scenario, container):
+    """A WSGI app acting out ``scenario`` and returning its body in ``container`` (list or tuple)."""
+    def app(environ, start_response):
+        body = b"12345"
+        if scenario != "no start_response":
+            length = "9" if scenario == "wrong length" else "5"
+            write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", length)])
+            if scenario == "write() first":
+                write(b"ab")
+        if scenario == "not bytes":
+            body = "12345"
+        if scenario == "empty":
+            body = b""
+        return container([body])
+    return app
+
+
+def sent(app):
+    """What the Response says and what its body gives when pulled; or the error."""
+    try:
+        response = app(Request("GET", "/", client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
+    except Exception as exc:  # noqa: BLE001 (the error itself is compared)
+        return type(exc), str(exc)
+    body = response.body
+    try:
+        data = body if isinstance(body, bytes) else b"".join(body)
+    except Exception as exc:  # noqa: BLE001
+        data = (type(exc), str(exc))
+    return response.status, response.reason, response.headers, response.content_length, data
+
+
+@pytest.mark.parametrize("scenario", ["plain", "wrong length", "write() first", "no start_response", "not bytes",
+                                      "empty"])
+def test_a_one_item_list_gives_what_a_one_item_tuple_gives(scenario):
+    # [b"body"] is framed in WSGIApp.__call__; a tuple, and a list the
+    # shortcut does not take, go the general way (_response).
+    expected = sent(WSGIApp(one_item(scenario, tuple)))
+    assert sent(WSGIApp(one_item(scenario, list))) == expected
+    if scenario == "plain":
+        assert expected == (200, None, [("Content-Type", "text/plain")], 5, b"12345")
+
+
+FIELD_SETS = [
+    (("Host", "h"), ("Cookie", "a=1"), ("Cookie", "b=2"), ("X-Multi", "1"), ("X-Multi", "2"), ("X_Sneaky", "no")),
+    (("Host", "h"), ("Content-Length", "0"), ("Content-Type", "text/plain"), ("Content-Type", "text/html")),
+    (("Host", "h"), ("Transfer-Encoding", "chunked"), ("X-Request-ID", "client's own")),
+    (),
+]
+
+
+def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own():
+    app = WSGIApp(lambda environ, start_response: [])
+    for pairs in FIELD_SETS:
+        for copy in (pairs, pairs, tuple(pairs)):  # made, remembered, and the same pairs in a tuple of their own
+            request = Request("POST", "/", headers=copy, body=b"", server=("127.0.0.1", 80))
+            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields)
+            plain = build_environ(request, template=app._template)
+            assert {k: v for k, v in fast.items() if k != "wsgi.input"} == \
+                   {k: v for k, v in plain.items() if k != "wsgi.input"}
+            fast["HTTP_HOST"] = "changed by the app"  # an app's change stays in its own environ
+    # A list of pairs (a Request made by hand) is never remembered: a list can change.
+    headers = [("Host", "h")]
+    request = Request("GET", "/", headers=headers, server=("127.0.0.1", 80))
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "h"
+    headers[0] = ("Host", "other")
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "other"
+    assert header_fields((("Content-Length", "5"), ("Accept", "*/*"))) == ({"HTTP_ACCEPT": "*/*"}, True)
