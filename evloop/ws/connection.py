@@ -65,6 +65,7 @@ from .frames import (
     CloseCode,
     close_payload,
     encode_frame,
+    from_bytes,
     mask_payload,
     parse_close_payload,
 )
@@ -122,6 +123,7 @@ _new_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _NEED_MORE = object()  # a frame reader's answer: the buffer holds too little
 _WHOLE_TEXT = FIN | OP_TEXT  # the first byte of an uncompressed text message in one frame
 _WHOLE_BINARY = FIN | OP_BINARY
+_new = object.__new__  # an event's fields set after it: see next_event
 
 
 class PreparedMessage:
@@ -387,16 +389,25 @@ class WebSocketConnection:
                     payload = buf[pos + hlen : end]
                     if mask is not None:
                         if n < SMALL_PAYLOAD:  # mask_payload's small branch without its call (~460 instructions)
-                            key = int.from_bytes((mask * ((n >> 2) + 1))[:n])
-                            payload = (int.from_bytes(payload) ^ key).to_bytes(n)
+                            key = from_bytes((mask * ((n >> 2) + 1))[:n])
+                            payload = (from_bytes(payload) ^ key).to_bytes(n)
                         else:
                             payload = mask_payload(mask, payload)
+                    # The event made without its dataclass __init__ (a Python call
+                    # from C): ~1,000 instructions fewer a message (callgrind, 16 B).
                     if b0 == _WHOLE_TEXT:
                         try:
-                            return TextMessage(payload.decode())  # UTF-8, the default: no name to look up
+                            text = payload.decode()  # UTF-8, the default: no name to look up
                         except UnicodeDecodeError:
                             return self._fail(CloseCode.INVALID_DATA, "text message not UTF-8")
-                    return BinaryMessage(payload if type(payload) is bytes else bytes(payload))
+                        message = _new(TextMessage)
+                        message.data = text
+                        message.final = True
+                        return message
+                    binary = _new(BinaryMessage)
+                    binary.data = payload if type(payload) is bytes else bytes(payload)
+                    binary.final = True
+                    return binary
                 event = self._start_frame(b0, n, mask, pos, hlen)
                 if event is _NEED_MORE:
                     break
