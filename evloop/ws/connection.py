@@ -70,6 +70,7 @@ from .frames import (
     mask_payload,
     parse_close_payload,
 )
+from .prepared import PreparedMessage
 
 __all__ = [
     "TRANSITIONS",
@@ -125,42 +126,6 @@ _NEED_MORE = object()  # a frame reader's answer: the buffer holds too little
 _WHOLE_TEXT = FIN | OP_TEXT  # the first byte of an uncompressed text message in one frame
 _WHOLE_BINARY = FIN | OP_BINARY
 _new = object.__new__  # an event's fields set after it: see next_event
-
-
-class PreparedMessage:
-    """A message framed once, to be sent on many server connections (broadcast).
-
-    ``WebSocketConnection.send_prepared`` returns ``frame`` (an uncompressed
-    frame) for most connections: RFC 7692 lets a message go uncompressed even
-    where permessage-deflate was negotiated, and an uncompressed message
-    leaves both sides' LZ77 windows alone, so the same bytes suit every
-    server connection.  A connection whose own messages are compressed
-    without context takeover gets a compressed frame instead, made once per
-    distinct (window bits, level, memLevel) and kept here.  Compressed
-    frames with context takeover depend on everything the connection sent
-    before, so a broadcast cannot share them; it goes uncompressed there.
-    """
-
-    __slots__ = ("_compressed", "frame", "opcode", "payload")
-
-    def __init__(self, data: str | bytes) -> None:
-        if isinstance(data, str):
-            self.opcode = OP_TEXT
-            self.payload = data.encode("utf-8")
-        else:
-            self.opcode = OP_BINARY
-            self.payload = bytes(data)
-        self.frame = encode_frame(FIN | self.opcode, self.payload)
-        self._compressed: dict[tuple[int, int, int], bytes] = {}
-
-    def compressed_frame(self, window_bits: int, level: int, mem_level: int) -> bytes:
-        """The message as one compressed frame, as a fresh compressor makes it."""
-        key = (window_bits, level, mem_level)
-        frame = self._compressed.get(key)
-        if frame is None:
-            payload = Deflater(window_bits, True, level, mem_level).deflate(self.payload, True)
-            frame = self._compressed[key] = encode_frame(FIN | RSV1 | self.opcode, payload)
-        return frame
 
 
 class WebSocketConnection:
@@ -343,12 +308,10 @@ class WebSocketConnection:
         """The next event, or None when more bytes are needed (or nothing is left).
 
         See ``events`` for the grammar; a peer's protocol violation is a ``ConnectionFailed`` (never raised).
-
-        A frame header (RFC 6455 5.2) is read here, not in a method of its own
-        (the call saved pays for ``needs_data``; figures: callgrind, 16 B echo).
-        The usual frame (whole, uncompressed, text or binary, no fragmented
-        message before it) is answered here too: header, unmask, decode, event;
-        every other frame goes to ``_start_frame`` (tests compare the two).
+        A frame header (RFC 6455 5.2) is read here, not in a method of its own (the call saved pays for
+        ``needs_data``; callgrind, 16 B echo).  The usual frame (whole, uncompressed, text or binary, no
+        fragmented message before it) is answered here too: header, unmask, decode, event; every other
+        frame goes to ``_start_frame`` (tests compare the two).
         """
         while self.state is not _CLOSED:
             if self._frame_left < 0:
@@ -383,8 +346,7 @@ class WebSocketConnection:
                 ):
                     # A whole uncompressed message within the bound: _start_frame's rules pass it.
                     self._pos = end
-                    if size - end < 2 and not self._eof:
-                        self.needs_data = True  # the glue skips the call that would say None
+                    self.needs_data = size - end < 2 and not self._eof  # True: the glue skips the call saying None
                     start = pos + hlen
                     if not masked:
                         payload = buf[start:end]
@@ -394,8 +356,7 @@ class WebSocketConnection:
                         payload = (x ^ ((x >> (n << 3)) * spread >> shift)).to_bytes(n)
                     else:
                         payload = mask_payload(buf[start - 4 : start], buf[start:end])
-                    # The event made without its dataclass __init__ (a Python call
-                    # from C): ~1,000 instructions fewer a message (callgrind, 16 B).
+                    # Events made without the dataclass __init__ (a Python call from C): ~1,000 instructions fewer.
                     if b0 == _WHOLE_TEXT:
                         try:
                             text = payload.decode()  # UTF-8, the default: no name to look up
@@ -409,8 +370,7 @@ class WebSocketConnection:
                     binary.data = payload if type(payload) is bytes else bytes(payload)
                     binary.final = True
                     return binary
-                mask = buf[pos + hlen - 4 : pos + hlen] if masked else None
-                event = self._start_frame(b0, n, mask, pos, hlen)
+                event = self._start_frame(b0, n, buf[pos + hlen - 4 : pos + hlen] if masked else None, pos, hlen)
                 if event is _NEED_MORE:
                     break
                 if event is not None:
@@ -421,12 +381,16 @@ class WebSocketConnection:
             if event is not None:
                 return event  # type: ignore[return-value]
         if self._eof and not self._eof_reported:
-            self._eof_reported = True
-            if self.state is not _CLOSED:
-                self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
-            self.state = transition(self.state, "eof")
-            return ConnectionClosed(self._close_code, self._close_reason)
+            return self._eof_event()
         return None
+
+    def _eof_event(self) -> ConnectionClosed:
+        """The peer's EOF, once every buffered event is out: the last event."""
+        self._eof_reported = True
+        if self.state is not _CLOSED:
+            self._close_code, self._close_reason = CloseCode.ABNORMAL, ""
+        self.state = transition(self.state, "eof")
+        return ConnectionClosed(self._close_code, self._close_reason)
 
     def _extended_length(self, buf: bytes | bytearray, pos: int, n: int) -> tuple[int, int] | Event | object:
         """The 16- or 64-bit payload length (``n`` is 126 or 127) and the header's
