@@ -128,7 +128,7 @@ SMALL_PAYLOAD = 320
 # 4 bytes) times a spread of ones, shifted right to n + 4 bytes.  One slice
 # and one from_bytes instead of three slices, a repeat and two from_bytes:
 # ~1,300 instructions fewer for 16 B (callgrind).  ``SPREADS[n]``: that
-# spread and shift for an n-byte payload, for n below SMALL_PAYLOAD (~30 KB).
+# spread and shift for an n-byte payload, for n below SMALL_PAYLOAD (~36 KB).
 _ONES = [int.from_bytes(b"\0\0\0\1" * words) for words in range(SMALL_PAYLOAD // 4 + 2)]
 SPREADS = tuple((_ONES[(n + 3) // 4 + 1], 8 * (4 * ((n + 3) // 4) - n)) for n in range(SMALL_PAYLOAD))
 # ``int.from_bytes`` looked up once: each ``int.from_bytes`` makes a bound
