@@ -121,6 +121,19 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
 # (tests/ws/test_ws_connection.py).
 _XOR_TABLES = tuple(bytes(b ^ k for b in range(256)) for k in range(256))
 SMALL_PAYLOAD = 320
+# The whole-frame branch of ``connection.WebSocketConnection.next_event``
+# reads a small payload and the key before it as one int x (key, then payload,
+# big-endian): with K the key repeated over all n + 4 bytes, x ^ K is the
+# unmasked payload (the key's own 4 bytes cancel), and K is the key (x's top
+# 4 bytes) times a spread of ones, shifted right to n + 4 bytes.  One slice
+# and one from_bytes instead of three slices, a repeat and two from_bytes:
+# ~1,300 instructions fewer for 16 B (callgrind).  ``SPREADS[n]``: that
+# spread and shift for an n-byte payload, for n below SMALL_PAYLOAD (~36 KB).
+_ONES = [int.from_bytes(b"\0\0\0\1" * words) for words in range(SMALL_PAYLOAD // 4 + 2)]
+SPREADS = tuple((_ONES[(n + 3) // 4 + 1], 8 * (4 * ((n + 3) // 4) - n)) for n in range(SMALL_PAYLOAD))
+# ``int.from_bytes`` looked up once: each ``int.from_bytes`` makes a bound
+# method object first, ~500 instructions of a 16 B message's ~1,000 (callgrind).
+from_bytes = int.from_bytes
 
 
 def mask_payload(mask: bytes | bytearray, data: bytes | bytearray | memoryview) -> bytes | bytearray:
@@ -135,7 +148,7 @@ def mask_payload(mask: bytes | bytearray, data: bytes | bytearray | memoryview) 
         # The key repeated past n and cut (one repeat and one slice), byte
         # order big by default: ~590 instructions a call fewer than
         # ``mask * (n >> 2) + mask[: n & 3]`` with "big" spelt out (callgrind, 16 B).
-        return (int.from_bytes(data) ^ int.from_bytes((mask * ((n >> 2) + 1))[:n])).to_bytes(n)
+        return (from_bytes(data) ^ from_bytes((mask * ((n >> 2) + 1))[:n])).to_bytes(n)
     out = bytearray(data)
     tables = _XOR_TABLES
     out[0::4] = out[0::4].translate(tables[mask[0]])

@@ -463,6 +463,19 @@ def test_needs_data_only_when_the_next_call_would_say_none():
     assert type(conn.next_event()).__name__ == "ConnectionClosed"
 
 
+def test_whole_frame_fast_path_unmasks_every_small_size_as_plain_xor():
+    """The whole-frame branch's key-and-payload-as-one-int unmasking (frames.SPREADS), every size it takes."""
+    from evloop.ws.frames import SMALL_PAYLOAD
+
+    for size in range(SMALL_PAYLOAD + 2):
+        payload = (bytes(range(255, -1, -1)) * 2)[:size]
+        for mask in (MASK, b"\xff\x00\xa5\x5a"):
+            conn = server()
+            conn.receive_data(frame(BINARY, payload, mask=mask))  # masked byte by byte
+            event = conn.next_event()
+            assert event == BinaryMessage(payload) and type(event.data) is bytes, (size, mask)
+
+
 @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096])
 def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
     """``next_event``'s whole-frame branch (its unmasking inline below SMALL_PAYLOAD) against the general
