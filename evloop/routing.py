@@ -3,7 +3,10 @@
 A pattern is a decoded path holding ``{name}`` (one non-empty segment) and
 ``{name:path}`` (the rest of the path) parameters.  Literal patterns are found
 in a dict; the others are joined into one regex with a branch per pattern, so
-a path costs one C-level scan however many routes there are.  ``Router``
+a path costs one C-level scan however many routes there are.  A pattern
+that is a literal prefix and one last segment (``/items/{item_id}``) is also
+found by that prefix in a dict, when no earlier pattern could match its
+paths (``Router._tail_table``; ``App`` asks it first).  ``Router``
 builds no request and no response: ``evloop.app.App`` is a ``Router`` that
 serves requests, answering 404, 405 and OPTIONS itself.
 
@@ -37,7 +40,7 @@ class _Route:
         self.regex, self.plain = _compile(pattern)
         self.handlers: dict[str, Handler] = {}
         # A pattern that is a literal prefix ending in "/" and one segment
-        # parameter, "/items/{item_id}": (prefix, name), else None (see Router.tail_route).
+        # parameter, "/items/{item_id}": (prefix, name), else None (see Router._tail_table).
         self.tail = _tail_of(pattern) if self.regex is not None else None
         # The handlers that take the tail parameter as their second
         # positional argument (plain functions named so): called without
