@@ -655,8 +655,7 @@ class App(Router):
     def __call__(self, request: Request) -> Response | None:
         # Fast path: a literal route with a handler for the method itself
         # (saves the tuple, dict and list that resolve() builds per request).
-        path = request.path
-        route = self._exact.get(path)
+        route = self._exact.get(request.path)
         if route is not None:
             handler = route.handlers.get(request.method)
             if handler is not None:
@@ -667,6 +666,7 @@ class App(Router):
             # resolve() would find), its handler called with the value by
             # position (callgrind: the demo's GET /items/ID through App 18,660 -> 14,000 instructions,
             # ~1,500 of them the keyword call; tests/unit/app/test_app_fast_paths.py checks it against resolve()).
+            path = request.path
             cut = path.rfind("/") + 1
             tail = self._tails.get(path[:cut])
             if tail is not None and cut < len(path):
@@ -675,7 +675,7 @@ class App(Router):
                     value = path[cut:]
                     request.path_params = {tail.tail[1]: value}  # type: ignore[index]
                     return handler(request, value)
-        handler, params, allowed = self.resolve(request.method, path)
+        handler, params, allowed = self.resolve(request.method, request.path)
         if handler is not None:
             request.path_params = params
             return handler(request, **params)
