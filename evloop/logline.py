@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["format_access_log", "access_log_prefix", "request_log_prefix", "duration_text",
+__all__ = ["format_access_log", "access_log_prefix", "request_log_prefix", "duration_text", "in_quotes",
+           "line_start", "line_status",
            "compile_access_format", "JSONAccessLine", "JSONFormatter", "LineFormat", "REQUEST_ID_FIELD"]
 
 # What the access log writes as is: inside the quoted request line, visible
@@ -78,14 +79,34 @@ def access_log_prefix(
 
 def request_log_prefix(client_host: str | None, request_line: str, status: int, size: int | None, when_str: str) -> str:
     """``access_log_prefix`` for a request line as it came (a refused request's, as far as it was read)."""
+    return line_start(client_host, when_str) + in_quotes(request_line) + line_status(status, size)
+
+
+# The prefix in three parts, which a server remembers apart: the start for
+# its client and second, the status part for its status and size, so that a
+# line for a target not seen before joins them around the request line.
+
+
+def in_quotes(request_line: str) -> str:
+    """The request line as the quoted field shows it: escaped where it must be (``_UNSAFE_IN_QUOTES``)."""
     # Most fields need nothing: C-level scans say so before any pattern runs
     # (a line prefix 0.47 us, against 1.0 with the patterns alone).
     if not (request_line.isascii() and request_line.isprintable()) or '"' in request_line or "\\" in request_line:
-        request_line = _UNSAFE_IN_QUOTES.sub(_escape_char, request_line)
+        return _UNSAFE_IN_QUOTES.sub(_escape_char, request_line)
+    return request_line
+
+
+def line_start(client_host: str | None, when_str: str) -> str:
+    """The prefix up to the request line: the client (escaped, ``-`` when unknown), the time, the opening quote."""
     client = client_host or "-"
     if not (client.isascii() and client.isprintable()) or '"' in client or "\\" in client or " " in client:
         client = _UNSAFE_BARE.sub(_escape_char, client)
-    return f'{client} - - [{when_str}] "{request_line}" {status} {size or "-"} '
+    return f'{client} - - [{when_str}] "'
+
+
+def line_status(status: int, size: int | None) -> str:
+    """The prefix after the request line: the closing quote, the status and the size (``-`` for none)."""
+    return f'" {status} {size or "-"} '
 
 
 # ------------------------------------------------------- custom line formats

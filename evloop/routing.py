@@ -3,7 +3,10 @@
 A pattern is a decoded path holding ``{name}`` (one non-empty segment) and
 ``{name:path}`` (the rest of the path) parameters.  Literal patterns are found
 in a dict; the others are joined into one regex with a branch per pattern, so
-a path costs one C-level scan however many routes there are.  ``Router``
+a path costs one C-level scan however many routes there are.  A pattern
+that is a literal prefix and one last segment (``/items/{item_id}``) is also
+found by that prefix in a dict, when no earlier pattern could match its
+paths (``Router._tail_table``; ``App`` asks it first).  ``Router``
 builds no request and no response: ``evloop.app.App`` is a ``Router`` that
 serves requests, answering 404, 405 and OPTIONS itself.
 
@@ -13,6 +16,7 @@ This module imports no ``socket``, ``selectors`` or ``time``.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +33,19 @@ Handler = Callable[..., "Response | None"]
 
 
 class _Route:
-    __slots__ = ("pattern", "regex", "plain", "handlers")
+    __slots__ = ("pattern", "regex", "plain", "handlers", "tail", "by_position")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.regex, self.plain = _compile(pattern)
         self.handlers: dict[str, Handler] = {}
+        # A pattern that is a literal prefix ending in "/" and one segment
+        # parameter, "/items/{item_id}": (prefix, name), else None (see Router._tail_table).
+        self.tail = _tail_of(pattern) if self.regex is not None else None
+        # The handlers that take the tail parameter as their second
+        # positional argument (plain functions named so): called without
+        # the keyword dict, which cost ~1,500 instructions a call.
+        self.by_position: dict[str, Handler] = {}
 
     def lookup(self, method: str) -> Handler | None:
         handler = self.handlers.get(method)
@@ -49,6 +60,28 @@ class _Route:
         if "OPTIONS" not in methods:
             methods.append("OPTIONS")
         return methods
+
+
+def _tail_of(pattern: str) -> tuple[str, str] | None:
+    """``(prefix, name)`` of a ``prefix{name}`` pattern (``prefix`` literal, ending in "/"), else None."""
+    m = _PARAM.search(pattern)
+    if m is None or m.end() != len(pattern) or m.group(2) not in (None, "str"):
+        return None
+    prefix = pattern[: m.start()]
+    return (prefix, m.group(1)) if prefix.endswith("/") and "{" not in prefix and "}" not in prefix else None
+
+
+def _takes_by_position(handler: Handler, name: str) -> bool:
+    """Is ``handler(request, value)`` the same call as ``handler(request, **{name: value})``?
+
+    True for a plain function whose second parameter is ``name`` and may be
+    passed by position; anything else (a callable object, a wrapper taking
+    ``**kwargs``) is called with the keyword.
+    """
+    if type(handler) is not types.FunctionType:
+        return False
+    code = handler.__code__
+    return code.co_argcount >= 2 and code.co_posonlyargcount < 2 and code.co_varnames[1] == name
 
 
 def _compile(pattern: str) -> tuple[re.Pattern[str] | None, str]:
@@ -97,6 +130,11 @@ class Router:
     def __init__(self) -> None:
         self._exact: dict[str, _Route] = {}
         self._dynamic: list[_Route] = []
+        # Tail routes by their prefix ("/items/" for "/items/{item_id}"),
+        # those that no earlier pattern can match before them (see
+        # _tail_table): the app finds one with a dict lookup instead of the
+        # combined regex.
+        self._tails: dict[str, _Route] = {}
         self._combined: re.Pattern[str] | None = None
         self._branches: list[tuple[_Route, list[tuple[str, int]]] | None] = []
         self._by_pattern: dict[str, _Route] = {}
@@ -134,6 +172,29 @@ class Router:
             if method in route.handlers:
                 raise ValueError(f"{method} {pattern} registered twice")
             route.handlers[method] = handler
+            if route.tail is not None and _takes_by_position(handler, route.tail[1]):
+                route.by_position[method] = handler
+        if route.regex is not None:
+            self._tails = self._tail_table()
+
+    def _tail_table(self) -> dict[str, _Route]:
+        """The tail routes that a path ``prefix + segment`` reaches before any other pattern, by prefix.
+
+        A pattern can match such a path only if its literal start (the text
+        before its first parameter) and ``prefix`` are one the other's
+        prefix; a tail route is in the table when no pattern registered
+        before it has such a start, so it is the combined regex's first
+        match for every path it matches.
+        """
+        tails: dict[str, _Route] = {}
+        starts: list[str] = []
+        for route in self._dynamic:
+            start = route.pattern[: route.pattern.index("{")]
+            tail = route.tail
+            if tail is not None and not any(s.startswith(tail[0]) or tail[0].startswith(s) for s in starts):
+                tails[tail[0]] = route
+            starts.append(start)
+        return tails
 
     def websocket(
         self, pattern: str, *, plain: Handler | None = None

@@ -205,13 +205,16 @@ def test_without_a_server_the_handler_writes_each_line():
 
 
 def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
-    """AccessLog remembers each line's prefix for the current second (bounded):
-    every line is still what the plain ``format_access_log`` makes."""
+    """AccessLog remembers each line's prefix for the current second (bounded), and joins a new one
+    from remembered parts (start, status part): every line is still what the plain ``format_access_log``
+    makes."""
     handler, stream = access_handler
     _only_ours(handler)
     cases = [("h", "GET", "/", "HTTP/1.1", 200, 5), (None, "HEAD", "/", "HTTP/1.0", 304, 0),
-             ("h", "GET", '/"x\\\x1b\u00e9', "HTTP/1.1", 400, 0), ("h", "GET", "/", "HTTP/1.1", 404, 5)]
+             ("h", "GET", '/"x\\\x1b\u00e9', "HTTP/1.1", 400, 0), ("h", "GET", "/", "HTTP/1.1", 404, 5),
+             ('a b"\\', "GET", "/q", "HTTP/1.1", 200, 1)]  # a client's host escaped in the line's start
     cases += [("h", "GET", f"/{i}", "HTTP/1.1", 200, i) for i in range(600)]  # past the bound
+    cases += [(f"10.0.{i // 200}.{i % 200}", "GET", "/", "HTTP/1.1", 200, 5) for i in range(300)]  # starts' bound
     expected = []
     # One head object per case, as the parser hands out for a repeated head
     # (the identity path), and a fresh one between (the lookup path).

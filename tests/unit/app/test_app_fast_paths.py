@@ -1,0 +1,92 @@
+"""App's fast paths against the plain ones: a "/prefix/{name}" route found by the path's last segment
+(``Router._tail_table``), and a Response with a bytes body and a known content type."""
+
+import pytest
+
+from evloop.app import App, Request, Response
+
+
+def _recording(name):
+    """A handler (a plain function, called by position when it may be) answering with what it was given."""
+    def handler(request, item_id=None, **rest):
+        return Response(200, body=repr((name, item_id, rest, dict(request.path_params))).encode())
+    return handler
+
+
+def _keyword_only(request, *, item_id):
+    return Response(200, body=repr(("keyword", item_id, dict(request.path_params))).encode())
+
+
+def _positional_only(request, item_id, /):
+    return Response(200, body=b"positional only")
+
+
+def _app() -> App:
+    app = App()
+    app.add_route("/files/{rest:path}", _recording("files"), ["GET"])
+    app.add_route("/items/special{x}", _recording("special"), ["GET"])
+    app.add_route("/items/{item_id}", _recording("items"), ["GET", "POST"])
+    app.add_route("/items/{other}", _recording("shadowed"), ["PUT"])  # same prefix: never a tail route
+    app.add_route("/files/x/{item_id}", _recording("files-x"), ["GET"])  # behind /files/{rest:path}
+    app.add_route("/kw/{item_id}", _keyword_only, ["GET"])
+    app.add_route("/pos/{item_id}", _positional_only, ["GET"])
+    app.add_route("/users/{item_id}", _recording("users"), ["GET"])
+    app.add_route("/users/me", _recording("me"), ["GET"])  # a literal route wins
+    app.add_route("/a/{item_id:str}", _recording("str"), ["GET"])
+    app.add_route("/b/{item_id}/c", _recording("inner"), ["GET"])
+    return app
+
+
+def _plain(app: App, method: str, path: str) -> bytes:
+    """What resolve() (the combined regex, in registration order) makes of the request."""
+    handler, params, allowed = app.resolve(method, path)
+    if handler is None:
+        return b"404" if not allowed else b"405"
+    request = Request(method, path)
+    request.path_params = params
+    try:
+        return handler(request, **params).body
+    except TypeError as exc:
+        return repr(exc).encode()
+
+
+def _served(app: App, method: str, path: str) -> bytes:
+    try:
+        response = app(Request(method, path))
+    except TypeError as exc:
+        return repr(exc).encode()
+    assert response is not None
+    return b"404" if response.status == 404 else b"405" if response.status == 405 else response.body
+
+
+PATHS = ["/items/1a", "/items/", "/items", "/items/a/b", "/items/specialx", "/items/special", "/items/a\nb",
+         "/items/\udcff", "/files/x/1", "/files/a", "/kw/5", "/pos/5", "/users/me", "/users/you", "/a/b", "/a/",
+         "/b/1/c", "/b/1", "/", "/nothing/1", "items/1", ""]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
+@pytest.mark.parametrize("path", PATHS)
+def test_tail_routes_serve_what_resolve_finds(method, path):
+    app = _app()
+    assert _served(app, method, path) == _plain(app, method, path)
+
+
+def test_the_tail_table_holds_only_routes_nothing_earlier_can_match():
+    app = _app()
+    assert set(app._tails) == {"/kw/", "/pos/", "/users/", "/a/"}  # /items/ is behind /items/special{x}
+    assert not app._tails["/kw/"].by_position and not app._tails["/pos/"].by_position  # called by keyword
+    alone = App()
+    alone.add_route("/items/{item_id}", _recording("items"), ["GET"])
+    assert set(alone._tails) == {"/items/"} and set(alone._tails["/items/"].by_position) == {"GET"}
+    assert _served(alone, "GET", "/items/7") == _plain(alone, "GET", "/items/7")
+
+
+@pytest.mark.parametrize("body", [b"", b"item 1", b"x" * 70000])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json", "text/x-custom"])
+@pytest.mark.parametrize("status", [200, 204, 404, 599])
+def test_a_plain_bytes_response_is_what_the_general_path_makes(status, body, content_type):
+    fast = Response(status, body=body, content_type=content_type)
+    general = Response(status, [], body, content_type=content_type)  # a header list: the general path
+    assert (fast.status, fast.headers, fast.body, fast.content_length, fast.reason) == (
+        general.status, general.headers, general.body, general.content_length, general.reason)
+    assert fast.headers is not Response(status, body=body, content_type=content_type).headers  # its own list
