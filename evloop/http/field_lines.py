@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 from .grammar import ONE_FIELD_LINE_NO_TRAILING_OWS_RE, ONE_FIELD_LINE_RE
 
 if TYPE_CHECKING:
-    from .caches import BoundedCache
+    from .caches import HTTP1Caches
+    from .parser import Limits
 
 __all__ = ["FRAMING_FIELDS", "FRAMING_INITIALS", "MIN_SECTION_CHARS", "FieldLine", "split_field_lines"]
 
@@ -51,28 +52,31 @@ FRAMING_INITIALS = "".join(sorted({c for name in FRAMING_FIELDS for c in (name[0
 # lines the regex's per-line cost is less than splitting and looking them up
 # (the ``unique`` case, two lines in ~45 characters: 25,967 instructions a
 # parse_head on the plain path, 30,434 through the cache).
-MIN_SECTION_CHARS = 200
+MIN_SECTION_CHARS = 128
 
 # (name, value) as the plain path gives them, and whether the name is one of FRAMING_FIELDS.
 FieldLine = tuple[tuple[str, str], bool]
 
 
 def split_field_lines(
-    text: str, start: int, cache: BoundedCache[str, FieldLine], max_line_chars: int, max_fields: int
+    text: str, start: int, caches: HTTP1Caches, limits: Limits
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]] | None:
     """The (name, value) pairs of the field lines of ``text`` (a head) from
     ``start``, and the framing fields among them, in order; None when the
     plain path must parse them (see the module's docstring).
 
-    A line ``cache`` does not hold is checked here, and put there when it is
-    at most ``max_line_chars`` long.
+    A line ``caches.field_lines`` does not hold is checked here, and put
+    there when it is at most ``caches.max_field_line_chars`` long.
     """
     if start >= len(text) - 4 or not text.endswith("\r\n\r\n"):
         return None  # no field line, or not all lines end in CRLF
     lines = text[start:-4].split("\r\n")
-    if len(lines) > max_fields:
+    if len(lines) > limits.max_header_count:
         return None  # the plain path counts them and refuses the head
-    get = cache.entries.get
+    cache = caches.field_lines
+    max_line_chars = caches.max_field_line_chars
+    entries = cache.entries
+    get = entries.get
     headers = []
     framing = []
     for line in lines:
@@ -82,11 +86,13 @@ def split_field_lines(
             m = ONE_FIELD_LINE_NO_TRAILING_OWS_RE.fullmatch(line) or ONE_FIELD_LINE_RE.fullmatch(line)
             if m is None:
                 return None
-            name = m[1]
-            value = m[2] or ""
+            name, value = m.groups("")  # "": ONE_FIELD_LINE_RE's value group is optional
             entry = (name, value), name[0] in FRAMING_INITIALS and name.lower() in FRAMING_FIELDS
             if len(line) <= max_line_chars:
-                cache.put(line, entry)
+                if len(entries) < cache.max_entries:
+                    entries[line] = entry  # put's common case, without the call
+                else:
+                    cache.put(line, entry)
         field, framed = entry
         headers.append(field)
         if framed:
