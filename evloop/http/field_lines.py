@@ -8,13 +8,12 @@ hints are the same bytes again and again.  Matching every field line with one
 the regex engine test a character class on every byte: ~44,000 instructions
 for the ``browser`` case's 12 lines (~600 bytes).  Whether a line is a valid
 field line, and its (name, value), is a pure function of the line's text, so
-the lines that passed are remembered (``FieldLineEntries``, the entries of
-``HTTP1Caches.field_lines``): a line seen before costs a hash and a lookup.
+the lines that passed are remembered (``HTTP1Caches.field_lines``): a line
+seen before costs a hash and a dict lookup.
 
 How: a head whose lines all end in CRLF is split on CRLF
 (``split_field_lines``) and each line looked up.  A line the cache does not
-hold goes to ``FieldLineEntries.__missing__``, which checks it with the
-one-line forms of the plain path's two patterns
+hold is checked with the one-line forms of the plain path's two patterns
 (``grammar.ONE_FIELD_LINE_NO_TRAILING_OWS_RE``, else ``ONE_FIELD_LINE_RE``),
 so it gets the (name, value) the plain path gets.  Anything else (a bare LF
 or CR, a line that is not a field line, more lines than allowed, no field
@@ -22,13 +21,14 @@ line) gives None, and the parser takes its plain path, which refuses the
 head and names the error: this module never refuses a head, so what is
 accepted, and what is refused with which status, stay the plain path's
 (``tests/unit/http/test_http_field_lines.py`` checks one against the other).
-
 Each entry also says whether the line is a framing field (Host, Connection,
 Content-Length, Transfer-Encoding, Expect), so the parser's loop over the
 fields that decide framing looks at those alone.
 
-Measured with ``load/bench_instructions.py --manual-clock`` against the
-plain path: ``browser`` 133,268 -> (see caches.HTTP1Caches) instructions a request.
+Measured with ``load/bench_instructions.py --manual-clock``, instructions a
+request: ``browser`` 133,268 -> 122,206 (``parse_head`` alone on those heads
+73,269 -> 64,085).  On a few short lines the plain path costs less (see
+``MIN_SECTION_CHARS``).
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ FRAMING_FIELDS = frozenset(("host", "connection", "content-length", "transfer-en
 # Their first letters: testing one before lowering a name skips most names.
 FRAMING_INITIALS = "".join(sorted({c for name in FRAMING_FIELDS for c in (name[0], name[0].upper())}))
 
-# Field sections shorter than this are matched by the plain path: on a few short
-# lines the regex's per-line cost is less than splitting and looking them up
-# (the ``unique`` case, two lines in ~45 characters: 25,967 instructions a
-# parse_head on the plain path, 30,434 through the cache).
+# Field sections this short are matched by the plain path (``parse_head``
+# checks): on a few short lines, one of them new, the regex costs less than
+# splitting and looking up (callgrind, instructions a ``parse_head``, plain ->
+# cache: ``unique``'s 2 lines in 42 characters 26,449 -> 31,630; 4 lines in 80,
+# one new, 33,006 -> 34,312; 6 lines in 147, one new, 42,000 -> 39,463; the
+# browser's 12 lines 74,155 -> 63,982).
 MIN_SECTION_CHARS = 128
 
 # (name, value) as the plain path gives them, and whether the name is one of FRAMING_FIELDS.

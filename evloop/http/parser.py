@@ -7,11 +7,14 @@ request head is parsed only once it is complete: ``HeadReader`` looks for the
 empty line that ends it, resuming each search where the previous one stopped
 (``ReceiveBuffer.searched``), so a head that arrives one byte at a time costs
 linear time.  The complete head is decoded once as latin-1 and validated with
-one compiled ``fullmatch`` for the request line and one ``findall`` for all
-field lines (a count check proves every line matched; a head with trailing
-whitespace in a value takes a second ``findall`` with the pattern that strips
-it, see ``grammar.FIELD_LINE_NO_TRAILING_OWS_RE``).  The few fields that
-matter to framing are then picked out of that list by lowercased name.
+one compiled ``fullmatch`` for the request line and, the plain path, one
+``findall`` for all field lines (a count check proves every line matched; a
+head with trailing whitespace in a value takes a second ``findall`` with the
+pattern that strips it, see ``grammar.FIELD_LINE_NO_TRAILING_OWS_RE``).  A
+longer field section is split into lines instead, each looked up in a cache
+of lines already checked (``field_lines``: a browser repeats most of its
+lines), with the plain path for anything unusual.  The few fields that
+matter to framing are then picked out by lowercased name.
 
 Clients repeat themselves: keep-alive connections, health checks and polling
 clients send the same head again and again.  A successful parse is a pure
