@@ -9,24 +9,16 @@ the same refusal with the same status and reason.  Heads are padded past
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_http_field_fast_path import plain, same  # the plain path, and errors compared by status and reason
 
 from evloop.http import ProtocolError
 from evloop.http.caches import HTTP1Caches
 from evloop.http.field_lines import MIN_SECTION_CHARS, split_field_lines
-from evloop.http.grammar import FIELD_LINE_RE
-from evloop.http.parser import Limits, field_error, parse_head
+from evloop.http.parser import Limits, parse_head
 
 ALPHABET = "aZ-:; \t\r\n\x00\x01\x7f\x80\xe9\xff\"(,"
 LINE = st.text(alphabet=ALPHABET, max_size=16)
 PAD = "X-Pad: " + "p" * MIN_SECTION_CHARS  # a long valid line: the cache path
-
-
-def plain(text: str) -> tuple[tuple[str, str], ...] | ProtocolError:
-    start = text.find("\n") + 1
-    headers = FIELD_LINE_RE.findall(text, start)
-    if len(headers) != text.count("\n") - 2:
-        return field_error(text[start:])
-    return tuple(headers)
 
 
 def parsed(text: str, caches: HTTP1Caches) -> tuple[tuple[str, str], ...] | ProtocolError:
@@ -34,12 +26,6 @@ def parsed(text: str, caches: HTTP1Caches) -> tuple[tuple[str, str], ...] | Prot
         return parse_head(text, Limits(), caches).headers
     except ProtocolError as exc:
         return exc
-
-
-def same(a: object, b: object) -> bool:
-    if isinstance(a, ProtocolError) and isinstance(b, ProtocolError):
-        return (a.status, str(a)) == (b.status, str(b))
-    return a == b
 
 
 CACHES = [HTTP1Caches(), HTTP1Caches(max_field_lines=3, max_field_line_chars=8), HTTP1Caches.disabled()]
