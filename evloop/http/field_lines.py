@@ -26,7 +26,7 @@ Content-Length, Transfer-Encoding, Expect), so the parser's loop over the
 fields that decide framing looks at those alone.
 
 Measured with ``load/bench_instructions.py --manual-clock``, instructions a
-request: ``browser`` 133,268 -> 122,206 (``parse_head`` alone on those heads
+request: ``browser`` 133,268 -> 121,875 (``parse_head`` alone on those heads
 73,269 -> 64,085).  On a few short lines the plain path costs less (see
 ``MIN_SECTION_CHARS``).
 """
