@@ -49,10 +49,8 @@ AUTHORITY_FORM_RE = re.compile(rf"{_HOST_NONEMPTY}:[0-9]++")
 # value group excludes surrounding OWS.  CR is only accepted right before LF,
 # so a bare CR fails the match.  The value's inner star backtracks only over
 # trailing whitespace, so matching stays linear.
-FIELD_LINE_RE = re.compile(
-    rf"^([{TCHAR}]++):[ \t]*+([{VCHAR}](?:[\t {VCHAR}]*[{VCHAR}])?)?[ \t]*\r?\n",
-    re.MULTILINE,
-)
+_FIELD_LINE = rf"([{TCHAR}]++):[ \t]*+([{VCHAR}](?:[\t {VCHAR}]*[{VCHAR}])?)?[ \t]*"
+FIELD_LINE_RE = re.compile(rf"^{_FIELD_LINE}\r?\n", re.MULTILINE)
 # The fast path for the same lines (``parser.parse_head`` tries it first): a
 # value that neither starts nor ends with whitespace, as clients send it.  The
 # value is one possessive scan and the lookbehind refuses trailing OWS, so a
@@ -61,10 +59,12 @@ FIELD_LINE_RE = re.compile(
 # Measured with callgrind on the ``browser`` case's 12 field lines: ~56,000 ->
 # ~44,000 instructions (FIELD_LINE_RE's backtracking value group costs a
 # quarter more per character than one scan).
-FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(
-    rf"^([{TCHAR}]++):[ \t]*+([\t {VCHAR}]*+)(?<![ \t])\r?\n",
-    re.MULTILINE,
-)
+_FIELD_LINE_NO_TRAILING_OWS = rf"([{TCHAR}]++):[ \t]*+([\t {VCHAR}]*+)(?<![ \t])"
+FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(rf"^{_FIELD_LINE_NO_TRAILING_OWS}\r?\n", re.MULTILINE)
+# The same two patterns for one line without its line end (``fullmatch``):
+# ``field_lines`` checks the lines its cache does not hold with them.
+ONE_FIELD_LINE_RE = re.compile(_FIELD_LINE)
+ONE_FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(_FIELD_LINE_NO_TRAILING_OWS)
 FIELD_VALUE_RE = re.compile(rf"[\t {VCHAR}]*+")
 
 # RFC 9112 6.1 / RFC 9110 10.1.4: transfer-coding = token *( OWS ";" OWS

@@ -7,11 +7,14 @@ request head is parsed only once it is complete: ``HeadReader`` looks for the
 empty line that ends it, resuming each search where the previous one stopped
 (``ReceiveBuffer.searched``), so a head that arrives one byte at a time costs
 linear time.  The complete head is decoded once as latin-1 and validated with
-one compiled ``fullmatch`` for the request line and one ``findall`` for all
-field lines (a count check proves every line matched; a head with trailing
-whitespace in a value takes a second ``findall`` with the pattern that strips
-it, see ``grammar.FIELD_LINE_NO_TRAILING_OWS_RE``).  The few fields that
-matter to framing are then picked out of that list by lowercased name.
+one compiled ``fullmatch`` for the request line and, the plain path, one
+``findall`` for all field lines (a count check proves every line matched; a
+head with trailing whitespace in a value takes a second ``findall`` with the
+pattern that strips it, see ``grammar.FIELD_LINE_NO_TRAILING_OWS_RE``).  A
+longer field section is split into lines instead, each looked up in a cache
+of lines already checked (``field_lines``: a browser repeats most of its
+lines), with the plain path for anything unusual.  The few fields that
+matter to framing are then picked out by lowercased name.
 
 Clients repeat themselves: keep-alive connections, health checks and polling
 clients send the same head again and again.  A successful parse is a pure
@@ -42,6 +45,7 @@ from . import grammar
 from .caches import BoundedCache, CachedHead, HTTP1Caches
 from .errors import ProtocolError
 from .events import RequestHead
+from .field_lines import FRAMING_FIELDS, FRAMING_INITIALS, MIN_SECTION_CHARS, split_field_lines
 from .fields import ContentLengthTooLarge, parse_content_length
 
 
@@ -66,9 +70,6 @@ class Limits:
 
 
 _BARE_CR = re.compile(rb"\r(?!\n)")
-# Field names that decide framing, persistence and routing (lowercase).
-_SPECIAL_FIELDS = frozenset(("host", "connection", "content-length", "transfer-encoding", "expect"))
-_SPECIAL_INITIALS = "".join(sorted({c for name in _SPECIAL_FIELDS for c in (name[0], name[0].upper())}))
 
 
 # ---------------------------------------------------------------------------
@@ -206,8 +207,19 @@ class HeadReader:
             self._last = cached
             return cached.head
         heads.misses += 1
-        head = parse_head(text, limits, self.caches)
-        _maybe_remember(text, limits, head, self.caches)
+        caches = self.caches
+        head = parse_head(text, limits, caches)
+        # Admitted to ``caches.heads`` on its second sighting only: a stream of unique heads then costs
+        # one lookup and one insert each instead of holding their parses.  Inline, not a function: a call
+        # less for every head parsed (load/bench_instructions.py unique: 63,364 -> 62,225).
+        if len(text) <= caches.max_head_chars:
+            key = hash(text)
+            seen = caches.heads_seen
+            if key not in seen.entries:
+                seen.misses += 1
+                seen.put(key, True)
+            else:
+                heads.put(text, CachedHead(limits, head, text.encode("latin-1")))
         return head
 
 
@@ -231,36 +243,23 @@ def _check_partial_head(buf: ReceiveBuffer, limits: Limits, lo: int) -> None:
     buf.searched = n - 2 if n > 2 else 0
 
 
-def _maybe_remember(text: str, limits: Limits, head: RequestHead, caches: HTTP1Caches) -> None:
-    """Admit a head to ``caches.heads`` on its second sighting only: a stream
-    of unique heads then costs one lookup and one insert each instead of
-    holding their parses."""
-    if len(text) > caches.max_head_chars:
-        return
-    key = hash(text)
-    seen = caches.heads_seen
-    if key not in seen.entries:
-        seen.misses += 1
-        seen.put(key, True)
-    else:
-        caches.heads.put(text, CachedHead(limits, head, text.encode("latin-1")))
-
-
 def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     """Parse and validate a complete head (latin-1 text ending with its empty line).
 
-    The full parse: ``HeadReader`` calls it for a head that is not in
-    ``caches.heads``.  Only ``caches.hosts`` is used here.  Heads are
-    read-only (their ``headers`` is a tuple): the reader hands out the same
-    object again for an identical head.
+    The full parse: ``HeadReader`` calls it for a head that is not in ``caches.heads`` (it uses
+    ``caches.field_lines`` and ``caches.hosts``).  Heads are read-only (their ``headers`` is a
+    tuple): the reader hands out the same object again for an identical head.
     """
     line_end = text.find("\n")
     rl_end = line_end - 1 if text[line_end - 1] == "\r" else line_end
     if rl_end > limits.max_request_line_bytes:
         raise ProtocolError(414, "request line too long")
-    nfields = text.count("\n") - 2
-    if nfields > limits.max_header_count:
-        raise ProtocolError(431, "too many header fields")
+    # The lines through the cache of checked lines (see field_lines), or None: the plain path parses them.
+    fields = split_field_lines(text, line_end + 1, caches, limits) if len(text) - line_end > MIN_SECTION_CHARS else None
+    if fields is None:
+        nfields = text.count("\n") - 2
+        if nfields > limits.max_header_count:
+            raise ProtocolError(431, "too many header fields")
 
     target_host = None
     m = grammar.REQUEST_LINE_FAST_RE.fullmatch(text, 0, rl_end)
@@ -270,23 +269,24 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     else:
         method, target, version, target_host = parse_request_line(text[:rl_end])
 
-    headers = _field_lines(text, line_end + 1, nfields) if nfields else []
+    if fields is None:
+        # The loop below picks the framing fields out of all of them.
+        headers = framing = _field_lines(text, line_end + 1, nfields) if nfields else []
+    else:
+        headers, framing = fields
 
     http11 = version == "HTTP/1.1"
     host: str | None = None
     host_count = 0
     lengths: list[str] | None  # the Content-Length values
     connection = expect = transfer_encoding = lengths = None
-    # Every line matched FIELD_LINE_RE, so the list holds every field;
-    # values are OWS-stripped already.
-    for name, value in headers:
-        # Names are non-empty tokens.  Testing the first letter before
-        # lowering skips most of a browser's names (callgrind, the browser
-        # case's 12 fields: ~2,400 instructions less a head).
-        if name[0] not in _SPECIAL_INITIALS:
+    # ``framing`` holds the framing fields among ``headers`` (valid, OWS-stripped), or all of them.  Names are
+    # non-empty tokens: testing the first letter before lowering skips most (~2,400 instructions a browser head).
+    for name, value in framing:
+        if name[0] not in FRAMING_INITIALS:
             continue
         name = name.lower()
-        if name not in _SPECIAL_FIELDS:
+        if name not in FRAMING_FIELDS:
             continue
         value = value.lower()
         if name == "host":
@@ -310,12 +310,8 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     if target_host is not None:
         host, headers = _host_from_target(target_host, headers, host_count)
 
-    keep_alive = http11
-    if connection == "keep-alive":  # what browsers send: no list to split (~5,700 instructions less a head)
-        keep_alive = True
-    elif connection is not None:
-        tokens = list_elements(connection)
-        keep_alive = "close" not in tokens and (http11 or "keep-alive" in tokens)
+    # "keep-alive" is what browsers send: no list to split (~5,700 instructions less a head).
+    keep_alive = http11 if connection is None else connection == "keep-alive" or _keep_alive(connection, http11)
 
     content_length: int | None = None
     chunked = expect_continue = False
@@ -324,6 +320,12 @@ def parse_head(text: str, limits: Limits, caches: HTTP1Caches) -> RequestHead:
     return RequestHead(
         method, target, version, tuple(headers), keep_alive, content_length, chunked, expect_continue, host
     )
+
+
+def _keep_alive(connection: str, http11: bool) -> bool:
+    """Whether a request with these Connection tokens (joined, lowercased) keeps its connection (RFC 9112 9.3)."""
+    tokens = list_elements(connection)
+    return "close" not in tokens and (http11 or "keep-alive" in tokens)
 
 
 def _field_lines(text: str, start: int, nfields: int) -> list[tuple[str, str]]:
