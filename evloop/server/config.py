@@ -11,11 +11,17 @@ from ..binds import Bind
 from ..http import Limits
 from ..listener import ACCEPT_BATCH
 
-__all__ = ["ServerConfig", "LINGER_S"]
+__all__ = ["ServerConfig", "LINGER_S", "LINGER_TOTAL_S"]
 
-# After an error response: how long to drain the client's bytes before
-# closing (a lingering close, as nginx's lingering_timeout).
+# After an error response, the client's bytes are drained before closing (a
+# lingering close), so that its unread bytes do not make the close a reset
+# that destroys the response before the client reads it.  The drain ends
+# LINGER_S after the last bytes came (nginx's lingering_timeout) or
+# LINGER_TOTAL_S after the response (nginx's lingering_time), whichever is
+# first: a client still sending a large upload over a slow link reads its
+# 413 or 500, one that sends for ever is cut off.
 LINGER_S = 2.0
+LINGER_TOTAL_S = 30.0
 
 
 @dataclasses.dataclass

@@ -61,6 +61,7 @@ from ..proxy import resolve_client
 from ..streamed_body import ReceiveBody
 from ..websocket import WebSocketUpgrade
 from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
+from .config import LINGER_S
 from .context import ServerContext
 from .h1_faults import FaultHandling
 from .h1_streaming import ResponseStreaming
@@ -275,7 +276,10 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
     def data_received(self, data: bytes) -> None:
         phase = self.phase
         if phase is LINGER:
-            return  # draining after an error response
+            # Draining after an error response: the bytes are dropped; their coming moves the drain's end
+            # (see config.LINGER_S).  A later deadline is only stored (see _set_deadline).
+            self.deadline = min(self.reactor.time() + LINGER_S, self._linger_ends)
+            return
         conn = self.conn
         if self._timed:
             self._received_at = self.reactor.time()

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..http import ProtocolError, RequestHead, SendState, ServerConnection
+from .config import LINGER_TOTAL_S
 from .context import ServerContext
 from .outcomes import handler_timeout, internal_error, peer_text, request_line
 from .phases import BODY, DEFERRED, HEAD, IDLE, LINGER, NEW, Phase
@@ -37,8 +38,10 @@ class FaultHandling:
 
     # The write buffer's size when the send deadline was armed: a smaller one
     # at the deadline is progress (a slow reader), not a stalled peer.
-    __slots__ = ("_last_buffer_size",)
+    # When a lingering drain ends however much still comes (config.LINGER_TOTAL_S).
+    __slots__ = ("_last_buffer_size", "_linger_ends")
     _last_buffer_size: int
+    _linger_ends: float
 
     # HTTPProtocol's state and ordinary methods, which these use.
     ctx: ServerContext
@@ -188,6 +191,7 @@ class FaultHandling:
             self._out.append(data)
             self._log_unusual(status, len(data) - data.find(b"\r\n\r\n") - 4)
         self._to("error_response")
+        self._linger_ends = self.reactor.time() + LINGER_TOTAL_S
         self._finish()
         # Lingering close: half-close, then drain what the client still sends,
         # so that closing with unread data does not reset the connection and

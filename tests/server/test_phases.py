@@ -15,7 +15,7 @@ from evloop import ManualClock
 from evloop.app import App, Response
 from evloop.reactor import Reactor
 from evloop.server import HTTPProtocol, Phase, PhaseError, Server, ServerConfig
-from evloop.server.config import LINGER_S
+from evloop.server.config import LINGER_S, LINGER_TOTAL_S
 from evloop.server.phases import TRANSITIONS, PhaseEvent
 
 EVENTS: tuple[str, ...] = typing.get_args(PhaseEvent)
@@ -192,6 +192,38 @@ def test_a_head_begun_on_a_new_connection_must_end_within_the_header_timeout_of_
     assert h.transport.written.count(b"HTTP/1.1") == 1
     h.advance(LINGER_S - 0.5)
     assert not h.transport.aborted
+    h.advance(1.0)
+    assert h.transport.aborted and h.phase is Phase.CLOSED
+
+
+def test_the_lingering_drain_lasts_while_bytes_come_up_to_its_total(h):
+    # A client still sending a large upload after its error response keeps the drain going, so that
+    # it can read the response (nginx's lingering_timeout and lingering_time); one that never stops
+    # is cut off at the total.
+    h.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+    h.advance(BODY_S + 0.5)
+    assert h.transport.written.startswith(b"HTTP/1.1 408 ") and h.phase is Phase.LINGER
+    gaps = 0
+    while gaps * (LINGER_S - 0.5) < LINGER_TOTAL_S - LINGER_S:
+        h.advance(LINGER_S - 0.5)
+        assert not h.transport.aborted and h.phase is Phase.LINGER
+        h.send(b"x" * 1000)  # more of the upload: drained, and the drain goes on
+        gaps += 1
+    h.advance(LINGER_S - 0.5)
+    h.send(b"x" * 1000)
+    h.advance(LINGER_S)  # past the total however recent the bytes
+    assert h.transport.aborted and h.phase is Phase.CLOSED
+    assert h.transport.written.count(b"HTTP/1.1") == 1
+
+
+def test_the_lingering_drain_ends_after_a_silence(h):
+    h.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+    h.advance(BODY_S + 0.5)
+    assert h.phase is Phase.LINGER
+    h.advance(1.0)
+    h.send(b"more")
+    h.advance(LINGER_S - 0.5)
+    assert not h.transport.aborted  # 1.0 + LINGER_S - 0.5 after the response: the bytes moved the end
     h.advance(1.0)
     assert h.transport.aborted and h.phase is Phase.CLOSED
 
