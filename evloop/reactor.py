@@ -125,10 +125,11 @@ class Reactor(ErrorReporting):
         self._max_timer_lag = 0.0
         self._slow_callbacks = 0
         self._stats_since = self._clock.time()
-        # Scratch space for socket reads (``recv_into``), shared by the transports of this reactor: the loop runs
-        # one callback at a time and each read is copied out at once.  ``recv(n)`` would allocate n bytes per read
-        # and shrink them: at 256 KiB glibc may serve that with an mmap and a munmap per read, which was measured
-        # to triple the cost of a small request (see load/BENCHMARKS.md, 2026-11-26).
+        # Scratch space for the reads (``recv_into``) of the TLS, pipe and UDP transports of this reactor: the loop
+        # runs one callback at a time and each read is copied out at once.  ``recv(n)`` would allocate n bytes per
+        # read and shrink them: at 256 KiB glibc may serve that with an mmap and a munmap per read, which was
+        # measured to triple the cost of a small request (see load/BENCHMARKS.md, 2026-11-26).  TCP reads take
+        # at most 64 KiB with ``recv``, under that threshold (``net.tcp._RECV_SIZE``).
         self.read_buffer = memoryview(bytearray(READ_BUFFER_SIZE))
         # The self-pipe (see the module docstring).
         try:

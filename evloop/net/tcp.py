@@ -286,7 +286,7 @@ class SocketTransport(Transport):
             raise RuntimeError("cannot write after write_eof()")
         queue = self._queue
         drain = self._on_writable
-        if not queue and type(chunks) is list and 0 < len(chunks) <= _SENDMSG_MAX_BUFFERS:
+        if not queue.size and type(chunks) is list and 0 < len(chunks) <= _SENDMSG_MAX_BUFFERS:
             try:
                 sent = self._sock.sendmsg(chunks)
             except (BlockingIOError, InterruptedError):
@@ -301,7 +301,7 @@ class SocketTransport(Transport):
         for chunk in chunks:
             if chunk:
                 queue.append(chunk if type(chunk) is bytes else byte_view(chunk))
-        if queue and not self._writing_registered:
+        if queue.size and not self._writing_registered:
             drain()
         self._maybe_pause_protocol()
 

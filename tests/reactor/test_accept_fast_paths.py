@@ -99,6 +99,26 @@ def test_an_accepted_connection_is_served_the_same_with_or_without_the_first_rea
     assert echoed == (b"" if story == "shut-at-once" else b"hello")
 
 
+def test_a_request_sent_with_the_connect_is_answered_without_watching_the_socket(reactor, run_until, monkeypatch):
+    """The README's claim: served in the accept's own callback, the socket never registered with the selector."""
+    watched: list[object] = []
+    add_reader = reactor.add_reader
+    monkeypatch.setattr(reactor, "add_reader", lambda f, *args: (watched.append(f), add_reader(f, *args)))
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname(), timeout=5)
+    with server, client:
+        client.sendall(b"hello")
+        conn, addr = server.accept()
+        protocol = Echo(close_after=5)
+        transport = SocketTransport(reactor, conn, protocol, peername=addr)
+        transport.start(read_first=True)
+        transport._read_first()  # as the listener calls them
+        assert protocol.events[:2] == ["CM", "DR"]  # answered before any pass of the loop
+        run_until(reactor, lambda: protocol.lost)  # the close that Echo asked for
+        assert _recv_all(client) == b"hello"
+    assert watched == []
+
+
 def test_a_first_read_leaves_the_rest_to_readiness(reactor, run_until):
     """More than one read's worth sent with the connect: the first read takes some, readiness the rest."""
     server = socket.create_server(("127.0.0.1", 0))

@@ -297,7 +297,9 @@ FIELD_SETS = [
 def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own():
     app = WSGIApp(lambda environ, start_response: [])
     for pairs in FIELD_SETS:
-        for copy in (pairs, pairs, tuple(pairs)):  # made, remembered, and the same pairs in a tuple of their own
+        # Made, remembered, and equal pairs in a tuple of their own (``tuple(pairs)`` would be ``pairs``
+        # itself, found by identity again; the empty tuple has no copy).
+        for copy in (pairs, pairs, tuple(list(pairs))):
             request = Request("POST", "/", headers=copy, body=b"", server=("127.0.0.1", 80))
             fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields)
             plain = build_environ(request, template=app._template)

@@ -61,7 +61,9 @@ def _served(app: App, method: str, path: str) -> bytes:
 
 PATHS = ["/items/1a", "/items/", "/items", "/items/a/b", "/items/specialx", "/items/special", "/items/a\nb",
          "/items/\udcff", "/files/x/1", "/files/a", "/kw/5", "/pos/5", "/users/me", "/users/you", "/a/b", "/a/",
-         "/b/1/c", "/b/1", "/", "/nothing/1", "items/1", ""]
+         "/b/1/c", "/b/1", "/", "/nothing/1", "items/1", "",
+         # The same edges under a prefix that is in the tail table (/items/ is not: see the next test).
+         "/users/", "/users/a/b", "/users/a\nb", "/users/\udcff", "/users/me/"]
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
