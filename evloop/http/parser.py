@@ -210,17 +210,15 @@ class HeadReader:
             return cached.head
         heads.misses += 1
         caches = self.caches
-        line_end = text.find("\n")
-        rl_end = line_end - 1 if text[line_end - 1] == "\r" else line_end
         # A head that differs from an earlier one only in its target, Referer and Cookie (see head_templates).
         template_key = None
-        if len(text) - line_end > MIN_SECTION_CHARS:  # a short head parses faster than it is cut
-            head, template_key = head_templates.lookup(text, rl_end, limits, caches)
+        if len(text) > MIN_SECTION_CHARS:  # a short head parses faster than it is cut
+            head, template_key = head_templates.lookup(text, limits, caches)
             if head is not None:
                 return head
         head = parse_head(text, limits, caches)
         if template_key is not None and len(text) <= caches.max_head_chars:
-            _admit_template(template_key, text, rl_end, head, limits, caches)
+            _admit_template(template_key, text, head, limits, caches)
         # Admitted to ``caches.heads`` on its second sighting only: a stream of unique heads then costs
         # one lookup and one insert each instead of holding their parses.  Inline, not a function: a call
         # less for every head parsed (load/bench_instructions.py unique: 63,364 -> 62,225).
@@ -235,9 +233,7 @@ class HeadReader:
         return head
 
 
-def _admit_template(
-    key: head_templates.Key, text: str, rl_end: int, head: RequestHead, limits: Limits, caches: HTTP1Caches
-) -> None:
+def _admit_template(key: head_templates.Key, text: str, head: RequestHead, limits: Limits, caches: HTTP1Caches) -> None:
     """Hold ``head``'s template under ``key`` on the key's second sighting (see ``head_templates``)."""
     seen = caches.heads_seen
     key_hash = hash(key)
@@ -245,7 +241,7 @@ def _admit_template(
         seen.misses += 1
         seen.put(key_hash, True)
         return
-    template = head_templates.template_for(text, rl_end, head, limits)
+    template = head_templates.template_for(text, head, limits)
     if template is not None:
         caches.head_templates.put(key, template)
 
