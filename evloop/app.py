@@ -57,9 +57,10 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
+from .app_fields import checked_app_fields
 from .http.fields import check_field
 from .http.target import split_target, target_parts
-from .http.writer import checked_app_fields, custom_status_line
+from .http.writer import custom_status_line
 from .routing import Handler as Handler  # re-exported: handlers were typed from here
 from .routing import Router
 
