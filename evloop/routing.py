@@ -36,7 +36,7 @@ Found = tuple["Handler | None", Mapping[str, str], Sequence[str], "str | None"]
 
 
 class _Route:
-    __slots__ = ("pattern", "regex", "plain", "handlers", "tail", "param", "by_position", "found")
+    __slots__ = ("pattern", "regex", "plain", "handlers", "tail", "param", "tail_calls", "found")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -46,10 +46,11 @@ class _Route:
         # parameter, "/items/{item_id}": (prefix, name), else None (see Router._tail_table).
         self.tail = _tail_of(pattern) if self.regex is not None else None
         self.param = self.tail[1] if self.tail is not None else ""
-        # The handlers that take the tail parameter as their second
-        # positional argument (plain functions named so): called without
-        # the keyword dict, which cost ~1,500 instructions a call.
-        self.by_position: dict[str, Handler] = {}
+        # A tail route's handlers by method, each with whether it takes the
+        # tail parameter as its second positional argument (a plain function
+        # naming it so): then called without the keyword dict, which cost
+        # ~1,500 instructions a call.
+        self.tail_calls: dict[str, tuple[Handler, bool]] = {}
         # A literal route's answer to Router._find by method, made once: (handler, {}, (), None).
         self.found: dict[str, Found] = {}
 
@@ -180,8 +181,8 @@ class Router:
             route.handlers[method] = handler
             if route.regex is None:
                 route.found[method] = (handler, _NO_PARAMS, (), None)
-            if route.tail is not None and _takes_by_position(handler, route.tail[1]):
-                route.by_position[method] = handler
+            if route.tail is not None:
+                route.tail_calls[method] = (handler, _takes_by_position(handler, route.param))
         if route.regex is not None:
             self._tails = self._tail_table()
 
@@ -282,10 +283,10 @@ class Router:
             cut = path.rfind("/") + 1
             tail = self._tails.get(path[:cut])
             if tail is not None and cut < len(path):
-                handler = tail.handlers.get(method)
-                if handler is not None:
+                call = tail.tail_calls.get(method)  # (handler, takes the value by position)
+                if call is not None:
                     value = path[cut:]
-                    return handler, {tail.param: value}, (), value if handler is tail.by_position.get(method) else None
+                    return call[0], {tail.param: value}, (), value if call[1] else None
         return self._search(method, path, route)
 
     def _search(self, method: str, path: str, exact: _Route | None) -> Found:
