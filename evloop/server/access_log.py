@@ -227,7 +227,7 @@ class AccessLog:
         status and size.  Remembering whole prefixes by all six fields, for
         the second, cost a browser's line more than it saved (a key to hash,
         a dict entry that is never read again: browser-log less browser in
-        load/bench_instructions.py --manual-clock 14,163 -> 9,721 instructions).
+        load/bench_instructions.py --manual-clock 14,163 -> 10,616 instructions).
         """
         host = client[0] if isinstance(client, tuple) else None  # client_host(client), without the call
         if host != self._last_host or when is not self._last_time:
