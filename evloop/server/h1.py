@@ -56,6 +56,7 @@ from ..http import (
 )
 from ..http.events import Event
 from ..net.base import Protocol, Transport
+from ..net.tls import TLSTransport
 from ..net.tls_context import TLSInfo
 from ..proxy import resolve_client
 from ..streamed_body import ReceiveBody
@@ -231,15 +232,21 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
     # ----------------------------------------------------------- lifecycle
     def connection_made(self, transport: Transport) -> None:
         self.transport = transport
-        self.tls = TLSInfo.of(transport)
-        self._scheme = "http" if self.tls is None else "https"  # read per request: kept per connection
+        # Asked of a TLS transport only (the constructor set None and "http"): the call of TLSInfo.of cost
+        # every connection ~1,200 instructions.  The scheme is read per request: kept per connection.
+        if type(transport) is TLSTransport:
+            self.tls = TLSInfo.of(transport)
+            self._scheme = "http" if self.tls is None else "https"
         self.ctx.connection_opened(self)
         queue = self.ctx.h1.deadlines[NEW]
         if queue is not None:
             timeout = queue.timeout_s
             if self.tls is not None:  # the head's deadline counts from the accept, as over TCP
                 timeout -= transport.get_extra_info("handshake_s", 0.0)
-            self._set_deadline(queue, timeout)
+            # _set_deadline for a connection in no queue yet, without its two calls (~1,000 instructions).
+            deadline = self.deadline = self.reactor.time() + timeout
+            self._deadlines = queue
+            queue.add(self, deadline)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.phase is DEFERRED:
@@ -249,8 +256,10 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self.transport = None
         if self._sink is not None:
             self._release_body(f"the connection was lost ({exc or 'closed'})")
-        self._move_deadline(None)
-        self._to("lost")
+        if self._deadlines is not None:  # self._move_deadline(None) and self._to("lost"), without the calls
+            self._deadlines.discard(self)
+            self._deadlines = None
+        self.phase, self._arm_pending = self.phase.exits["lost"]
         self.ctx.connection_closed(self)
         self.request = None
         # Break the cycles through this protocol (its bound responder, the
