@@ -96,6 +96,8 @@ __all__ = ["HTTPProtocol"]
 # idle connection holds no request (~190 bytes each, with the last request's
 # head).
 _refcount = sys.getrefcount
+# A connection's phases after its last response (CLOSED once the transport called connection_lost).
+_AFTER_LAST_RESPONSE = frozenset((CLOSING, CLOSED))
 
 logger = logging.getLogger("evloop.server")
 
@@ -435,9 +437,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
                     continue
                 request._responded = True  # a later respond() is an error
                 self._send(response)
-                phase = self.phase  # IDLE, or after a connection's last response CLOSING (CLOSED once lost)
-                if (phase is IDLE or phase is CLOSING or phase is CLOSED) and _refcount(request) == 2:
-                    # Only this frame refers to it: a spare (for a new connection's first request too).
+                if (self.phase is IDLE or self.phase in _AFTER_LAST_RESPONSE) and _refcount(request) == 2:  # a spare
                     if request.body:
                         request.body, request._stream = b"", None  # the spare holds no body, nor a BytesIO over it
                     shared.spare_request = request
