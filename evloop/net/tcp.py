@@ -57,7 +57,9 @@ class SocketTransport(Transport):
     high mark the protocol's ``pause_writing()`` is called, and
     ``resume_writing()`` once it drains to the low mark.  The arguments
     may be passed by position: a listener does, as a call with keywords
-    builds a dict for them on every accepted connection.
+    builds a dict for them on every accepted connection.  ``nodelay``
+    False: TCP_NODELAY is set already (else the transport sets it on a TCP
+    socket).
     """
 
     __slots__ = (
@@ -75,6 +77,7 @@ class SocketTransport(Transport):
         peername: Any = None,
         sockname: Any = None,
         family: int | None = None,
+        nodelay: bool = True,
     ) -> None:
         self._reactor = reactor
         self._sock = sock
@@ -106,7 +109,9 @@ class SocketTransport(Transport):
         sock.setblocking(False)
         # ``family``: the socket's, when the caller knows it (a listener reads
         # its sockets' once): ``sock.family`` makes an enum, ~6,300 instructions.
-        if (sock.family if family is None else family) in _TCP_FAMILIES:
+        # ``nodelay`` False: the socket has TCP_NODELAY already (a listener
+        # whose connections inherit it from the listening socket, listener.py).
+        if nodelay and (sock.family if family is None else family) in _TCP_FAMILIES:
             # Responses are written whole; Nagle would only delay them.
             sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
 

@@ -6,6 +6,8 @@
   served in the accept's callback.
 - A TCP listener on Linux asks the kernel whether connections are left in
   its queue (TCP_INFO), instead of accepting until an accept fails (EAGAIN).
+- A TCP listener on Linux sets TCP_NODELAY on its listening socket, which
+  its connections inherit, instead of on each connection.
 
 Either way the protocol must see the same calls and bytes, and no
 connection may wait for a readiness event that never comes.
@@ -245,3 +247,31 @@ def test_a_tcp_listener_on_linux_reads_its_queue_length(monkeypatch):
         finally:
             for client in clients:
                 client.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("nodelay", ["inherited", "per-connection"])
+def test_every_accepted_tcp_connection_has_nagle_off(reactor, run_until, monkeypatch, host, nodelay):
+    """TCP_NODELAY on each accepted connection, whether inherited from the listening socket or set on it."""
+    if nodelay == "per-connection":
+        monkeypatch.setattr(evloop.listener, "_passes_nodelay_on", lambda sock: False)
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    servers: list[Echo] = []
+
+    def factory() -> Echo:
+        servers.append(Echo())
+        return servers[-1]
+
+    try:
+        listener = listen(reactor, factory, host, 0)
+    except OSError:
+        pytest.skip(f"cannot bind {host}")
+    clients = [socket.create_connection((host, listener.port), timeout=5) for _ in range(3)]
+    try:
+        run_until(reactor, lambda: len(servers) == 3)
+        for server in servers:
+            assert server.transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            assert server.transport.socket.getblocking() is False
+    finally:
+        _close_all(reactor, listener, clients, servers)

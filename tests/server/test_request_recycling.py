@@ -128,3 +128,48 @@ def test_renew_leaves_exactly_what_a_fresh_request_has():
     earlier._renew(*args, target_parts("/c?y=2"))
     fresh = Request(*args[:6], **connection, scheme=args[6])
     assert _slots(earlier) == _slots(fresh)
+
+
+def _close_answers(kept: list | None) -> tuple[list[dict], list, list[int]]:
+    """Three connections, one Connection: close request each: the fields each handler saw, the request ids,
+    and each client's own port."""
+    seen_ids: list = []
+    app = App()
+
+    def show(request):
+        seen_ids.append(id(request))
+        if kept is not None:
+            kept.append(request)
+        return Response(body=json.dumps({"fields": json.loads(_fields(request)), "client": list(request.client),
+                                         "server": list(request.server)}).encode())
+
+    app.add_route("/show", show, methods=["GET"])
+    server = LiveServer(app)
+    answers, ports = [], []
+    try:
+        for i in range(3):
+            sock = server.connect()
+            ports.append(sock.getsockname()[1])
+            sock.send(b"GET /show?n=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i)
+            data = server.read_until(sock, lambda data: False)  # until the server closes
+            sock.close()
+            assert b"\r\nConnection: close\r\n" in data
+            answer = json.loads(data.partition(b"\r\n\r\n")[2])
+            assert answer.pop("server") == ["127.0.0.1", server.port]
+            answers.append(answer)
+        return answers, seen_ids, ports
+    finally:
+        server.close()
+
+
+def test_a_connections_last_request_is_recycled_for_the_next_connection():
+    """A Connection: close request nobody kept serves the next connection's first request, which sees its own
+    client, server and fields, as a fresh request does."""
+    plain, plain_ids, plain_ports = _close_answers([])
+    recycled, recycled_ids, recycled_ports = _close_answers(None)
+    assert len(set(plain_ids)) == 3 and len(set(recycled_ids)) == 1
+    for answers, ports in ((plain, plain_ports), (recycled, recycled_ports)):
+        assert [answer["client"] for answer in answers] == [["127.0.0.1", port] for port in ports]
+    for answer in plain + recycled:
+        answer.pop("client")
+    assert plain == recycled
