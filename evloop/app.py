@@ -660,7 +660,7 @@ class App(Router):
         route = self._exact.get(request.path)
         if route is not None:
             found = route.found.get(request.method)
-            if found is not None:
+            if found is not None and found[0] is not None:  # its handler: never None there
                 return found[0](request)
         handler, params, allowed, value = self._find(request.method, request.path)
         if handler is not None:
