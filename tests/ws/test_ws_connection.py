@@ -487,7 +487,7 @@ def test_whole_frame_fast_path_unmasks_every_small_size_as_plain_xor():
             assert event == BinaryMessage(payload) and type(event.data) is bytes, (size, mask)
 
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096, 65535])
 def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
     """``next_event``'s whole-frame branch (its unmasking inline below SMALL_PAYLOAD) against the general
     path (the frame in pieces of 3 bytes: _start_frame, _read_payload); ``frame`` masks byte by byte."""
