@@ -445,6 +445,17 @@ def test_send_text_fast_path_frames_as_the_general_path(role, text):
     assert fast.send_text(text) == plain._send_data(OP_TEXT, text.encode("utf-8"), True, "send_text")
 
 
+def test_send_text_small_heads_as_encode_frame():
+    """A server's small text frame (its head from ``frames.TEXT_HEADS``) against ``encode_frame``, every size
+    the table covers and the first past it, ASCII and two-byte UTF-8."""
+    from evloop.ws.frames import OP_TEXT
+
+    conn = server()
+    for size in range(130):
+        for text in ("a" * size, "é" * (size // 2)):
+            assert conn.send_text(text) == encode_frame(0x80 | OP_TEXT, text.encode()), (size, text)
+
+
 def test_needs_data_only_when_the_next_call_would_say_none():
     """``needs_data`` (the server glue's shortcut) against the plain ``next_event`` to None."""
     conn = server()
@@ -476,7 +487,7 @@ def test_whole_frame_fast_path_unmasks_every_small_size_as_plain_xor():
             assert event == BinaryMessage(payload) and type(event.data) is bytes, (size, mask)
 
 
-@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 16, 125, 126, 318, 319, 320, 321, 4096, 65535])
 def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
     """``next_event``'s whole-frame branch (its unmasking inline below SMALL_PAYLOAD) against the general
     path (the frame in pieces of 3 bytes: _start_frame, _read_payload); ``frame`` masks byte by byte."""
