@@ -127,7 +127,8 @@ def test_server_memory_growth_and_idle():
 
 def test_bench_ws_glue_reports_each_size():
     out = run_script(str(LOAD / "bench_ws_glue.py"), "--quick")
-    assert len(re.findall(r"glue \d+\.\d+ us a message", out)) == 2, out
+    # The glue is a difference of two timings: on a loaded machine it can come out below zero.
+    assert len(re.findall(r"glue -?\d+\.\d+ us a message", out)) == 2, out
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is missing")
