@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from typing import AnyStr
 
 from ..buffers import ReceiveBuffer
-from .body_readers import Reader, body_reader, read_no_body
+from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
 from .caches import BoundedCache, FieldsKey, FramedKey, HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
@@ -239,7 +239,13 @@ class ServerConnection:
         """``implicit_end``: a request without a body is complete with its
         ``RequestHead`` (the receiving side goes straight to DONE and no
         ``EndOfMessage`` follows); for a server that answers such requests
-        at once, this saves an event and a call per request.
+        at once, this saves an event and a call per request.  Likewise a
+        Content-Length body is complete with the ``Data`` that holds its
+        last byte (the receiving side is DONE when it is returned): the
+        owner tests ``their_state`` after each ``Data`` instead of asking
+        for an ``EndOfMessage`` (load/bench_instructions.py echo4k, against
+        the EndOfMessage event: see the server's ``_process``).  A chunked body
+        still ends with ``EndOfMessage`` (its trailers).
 
         ``implicit_next_cycle``: a response completed with ``keep_alive``
         (by ``send_complete_response``, ``send_response`` or ``send_end``)
@@ -372,8 +378,9 @@ class ServerConnection:
             self._head_request = head.is_head
             return head
         if state is _RECV_BODY:
+            reader: Reader = self._reader  # type: ignore[assignment]  # BODY: a reader is set
             try:
-                event = self._reader(self._buf)  # type: ignore[misc]  # BODY: a reader is set
+                event = reader(self._buf)
             except ProtocolError as exc:
                 self._fail(exc)
                 raise
@@ -384,7 +391,12 @@ class ServerConnection:
                     self.keep_alive = False
                     return ConnectionClosed()
                 return NEED_DATA
-            self.their_state = _RECV_AFTER_DATA if event.__class__ is Data else _RECV_AFTER_END
+            if event.__class__ is not Data:
+                self.their_state = _RECV_AFTER_END
+            elif self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining:
+                self.their_state = _RECV_AFTER_END  # its last byte: the request is complete, no EndOfMessage follows
+            else:
+                self.their_state = _RECV_AFTER_DATA
             return event
         if state is _RECV_DONE:
             return PAUSED
