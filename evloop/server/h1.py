@@ -659,14 +659,13 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         """The whole response is queued: log it, then start the next cycle or close."""
         if self._response is not None:
             self._end_response()
-        ctx = self.ctx
         # Counted here, summed by the server: a small per-connection number
         # is one of Python's cached ints, a server-wide total past 256 is a
         # new int object per request (~300 instructions).
         self.requests_served += 1
-        access_log = ctx.access_log
-        counts = self._counts
-        if access_log is not None or counts is not None:
+        if self._timed:  # the access log or the metrics are on
+            access_log = self.ctx.access_log
+            counts = self._counts
             # What the access log and the metrics both take, worked out once.
             head: Any = self.head
             status = self._status
