@@ -42,11 +42,11 @@ from typing import AnyStr
 
 from ..buffers import ReceiveBuffer
 from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
-from .caches import BoundedCache, FieldsKey, FramedKey, HTTP1Caches
+from .caches import FramedKey, HTTP1Caches
 from .errors import ProtocolError, StateError
-from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
+from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
 from .parser import HeadReader, Limits
-from .writer import LAST_CHUNK, AppFields, chunk, encode_fields, error_body, prepare_fields, response_head
+from .writer import LAST_CHUNK, chunk, encode_fields, error_body, plain_response_head, prepare_fields, response_head
 
 
 class RecvState(enum.Enum):
@@ -179,28 +179,6 @@ _CONNECTION_CLOSE = b"Connection: close\r\n"
 _CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
 _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _TEXT_PLAIN = b"Content-Type: text/plain; charset=utf-8\r\n"
-
-
-def _frame_plain(
-    status: int,
-    headers: Iterable[tuple[AnyStr, AnyStr]],
-    length: int,
-    date: bytes | None,
-    server: bytes | None,
-    fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]],
-) -> bytes | None:
-    """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
-    body, or None when the general path must decide (a field evloop manages
-    among ``headers``, a status without content, an invalid status)."""
-    if headers:
-        block, app = prepare_fields(headers, fields)
-        if app is not None:
-            return None
-    else:
-        block = b""
-    if status == 204 or status == 304 or not 200 <= status <= 599:
-        return None
-    return response_head(status, block, b"Content-Length: %d\r\n" % length, b"", date, server)
 
 
 class ServerConnection:
@@ -344,11 +322,31 @@ class ServerConnection:
         """
         state = self.their_state
         if state is _RECV_IDLE:
-            try:
-                head = self._heads.read(self._buf)
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
+            heads = self._heads
+            buf = self._buf
+            data = buf.data
+            pos = buf.pos
+            last = heads.last
+            head: RequestHead | None
+            if len(data) == pos:
+                # All parsed (a keep-alive request's end): the reader's own first step, without its call.  Cleared
+                # now, not at the next read, so an idle connection holds no bytes.
+                if pos:
+                    data.clear()
+                    buf.pos = 0
+                head = None
+            elif last is not None and data.startswith(last.raw, pos):
+                # The bytes of the last head taken from the cache again: it ends where that one did, at its first
+                # empty line, and parses the same (under the same limits: ``last`` passed them).  See HeadReader.
+                buf.pos = pos + len(last.raw)
+                buf.searched = 0
+                head = last.head
+            else:
+                try:
+                    head = heads.read(buf)
+                except ProtocolError as exc:
+                    self._fail(exc)
+                    raise
             if head is None:
                 if self._eof:
                     if len(self._buf):
@@ -453,7 +451,7 @@ class ServerConnection:
 
         The common response; its common case (keep-alive HTTP/1.1, a body
         allowed, no field evloop manages among ``headers``) is framed by
-        ``_frame_plain``, without the general path's decisions, and the framed
+        ``writer.plain_response_head``, without the general path's decisions, and the framed
         head is remembered: handlers answer the same way again and again, and
         then a response is one lookup and one concatenation.  The last one
         with a short body is remembered whole (``HTTP1Caches.last_framed``):
@@ -513,7 +511,7 @@ class ServerConnection:
             key = head = None
         if head is None:
             framed.misses += 1
-            head = _frame_plain(status, headers, length, date, server, caches.fields)
+            head = plain_response_head(status, headers, length, date, server, caches.fields)
             if head is None:
                 return None
             if key is not None:

@@ -499,7 +499,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         With ``implicit_end`` the part holding a Content-Length body's last
         byte completes the request (no EndOfMessage follows).  A body in one
         part, the usual small body, is handed to the app as it came: one
-        call here, no copy (load/bench_instructions.py echo4k: 69,078 -> ...
+        call here, no copy (load/bench_instructions.py echo4k: 68,854 -> 61,709
         against the EndOfMessage event, its loop turn and two calls more).
         """
         self.phase, self._arm_pending = self.phase.exits["body_progress"]  # first: a sink may answer, and leave BODY
