@@ -329,8 +329,7 @@ class ServerConnection:
             last = heads.last
             head: RequestHead | None
             if len(data) == pos:
-                # All parsed (a keep-alive request's end): the reader's own first step, without its call.  Cleared
-                # now, not at the next read, so an idle connection holds no bytes.
+                # All parsed: the reader's own first step, without its call; cleared now: an idle connection holds none.
                 if pos:
                     data.clear()
                     buf.pos = 0
@@ -348,19 +347,10 @@ class ServerConnection:
                     self._fail(exc)
                     raise
             if head is None:
-                if self._eof:
-                    if len(self._buf):
-                        error = ProtocolError(400, "connection closed inside request head")
-                        self._fail(error)
-                        raise error
-                    self.their_state = recv_transition(state, "eof")
-                    return ConnectionClosed()
-                return NEED_DATA
+                return self._closed_before_head() if self._eof else NEED_DATA
             # The request begins.  The sending side is normally IDLE too.
             our_state = self.our_state
-            self.our_state = (
-                _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
-            )
+            self.our_state = _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
             if not head.keep_alive:
                 self.keep_alive = False  # once off, off for good (as h11's): the server may turn it off first
             if head.chunked or head.content_length:
@@ -391,16 +381,24 @@ class ServerConnection:
                 return NEED_DATA
             if event.__class__ is not Data:
                 self.their_state = _RECV_AFTER_END
-            elif self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining:
-                self.their_state = _RECV_AFTER_END  # its last byte: the request is complete, no EndOfMessage follows
-            else:
-                self.their_state = _RECV_AFTER_DATA
+            else:  # the last byte of a Content-Length body completes the request: no EndOfMessage follows
+                last_byte = self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining
+                self.their_state = _RECV_AFTER_END if last_byte else _RECV_AFTER_DATA
             return event
         if state is _RECV_DONE:
             return PAUSED
         if state is _RECV_CLOSED:
             return ConnectionClosed()
         raise self._error  # type: ignore[misc]  # ERROR: _fail has set it
+
+    def _closed_before_head(self) -> Event:
+        """The peer closed with no complete head buffered: ConnectionClosed, or a 400 for part of one."""
+        if len(self._buf):
+            error = ProtocolError(400, "connection closed inside request head")
+            self._fail(error)
+            raise error
+        self.their_state = recv_transition(self.their_state, "eof")
+        return ConnectionClosed()
 
     def _fail(self, exc: ProtocolError) -> None:
         self.their_state = recv_transition(self.their_state, "error")
@@ -518,9 +516,14 @@ class ServerConnection:
                 framed.put(key, head)
         response = head + body
         # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
-        # copy of a list, which the application may change.
+        # copy of a list, which the application may change.  Remembered whole when the body object comes a
+        # second time: a new body each time (an echo, an item) costs a marker, not the copy (browser 118,691 ->
+        # ... instructions a request).
         if key is not None and length <= _REMEMBERED_BODY_BYTES and framed.max_entries and type(body) is bytes:
-            if type(given) is list:
+            last = caches.last_framed
+            if last is None or last[0] is not body:
+                caches.last_framed = (body, None, None, None, None, None)  # seen once
+            elif type(given) is list:
                 caches.last_framed = (body, status, list(given), date, server, response)
             elif type(given) is tuple:
                 caches.last_framed = (body, status, given, date, server, response)

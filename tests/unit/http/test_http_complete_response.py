@@ -192,10 +192,18 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     assert caches.last_framed is not None and caches.last_framed[0] is body
     caches.clear()
     assert caches.last_framed is None
-    # Nothing remembered: an iterator of fields, a long body, or caches that hold nothing.
-    ready(REQUESTS["1.1"], True, caches).send_complete_response(200, iter(fields), body, DATE)
-    ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * 2048, DATE)
+    # Nothing remembered whole: an iterator of fields, a long body, a new body object each time, or caches that
+    # hold nothing.
+    for _ in range(2):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, iter(fields), body, DATE)
+    assert caches.last_framed is not None and caches.last_framed[1:] == (None,) * 5
+    caches.clear()
+    for _ in range(2):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * 2048, DATE)
     assert caches.last_framed is None
+    for n in range(3):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"item %d" % n, DATE)
+        assert caches.last_framed is not None and caches.last_framed[1] is None
     disabled = HTTP1Caches.disabled()
     ready(REQUESTS["1.1"], True, disabled).send_complete_response(200, fields, body, DATE)
     assert disabled.last_framed is None
