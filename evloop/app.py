@@ -57,9 +57,10 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
+from .app_fields import checked_app_fields
 from .http.fields import check_field
 from .http.target import split_target, target_parts
-from .http.writer import checked_app_fields, custom_status_line
+from .http.writer import custom_status_line
 from .routing import Handler as Handler  # re-exported: handlers were typed from here
 from .routing import Router
 
@@ -653,32 +654,15 @@ class App(Router):
     """
 
     def __call__(self, request: Request) -> Response | None:
-        # Fast path: a literal route with a handler for the method itself
-        # (saves the tuple, dict and list that resolve() builds per request).
-        route = self._exact.get(request.path)
-        if route is not None:
-            handler = route.handlers.get(request.method)
-            if handler is not None:
-                return handler(request)
-        else:
-            # Second fast path: a route "/prefix/{name}" found by the path's
-            # last segment (Router._tail_table says when that is the match
-            # resolve() would find), its handler called with the value by
-            # position (callgrind: the demo's GET /items/ID through App 18,660 -> 14,000 instructions,
-            # ~1,500 of them the keyword call; tests/unit/app/test_app_fast_paths.py checks it against resolve()).
-            path = request.path
-            cut = path.rfind("/") + 1
-            tail = self._tails.get(path[:cut])
-            if tail is not None and cut < len(path):
-                handler = tail.by_position.get(request.method)
-                if handler is not None:
-                    value = path[cut:]
-                    request.path_params = {tail.tail[1]: value}  # type: ignore[index]
-                    return handler(request, value)
-        handler, params, allowed = self.resolve(request.method, request.path)
+        handler, params, allowed, value = self._find(request.method, request.path)
         if handler is not None:
-            request.path_params = params
-            return handler(request, **params)
+            if value is not None:  # the handler takes the one parameter by position (see Router._find)
+                request.path_params = params
+                return handler(request, value)
+            if params:
+                request.path_params = params
+                return handler(request, **params)
+            return handler(request)
         if not allowed:
             return Response(404, None, b"Not Found\n", content_type=TEXT_PLAIN)
         allow = ", ".join(allowed)

@@ -6,7 +6,7 @@ in a dict; the others are joined into one regex with a branch per pattern, so
 a path costs one C-level scan however many routes there are.  A pattern
 that is a literal prefix and one last segment (``/items/{item_id}``) is also
 found by that prefix in a dict, when no earlier pattern could match its
-paths (``Router._tail_table``; ``App`` asks it first).  ``Router``
+paths (``Router._tail_table``; ``Router._find`` looks there first).  ``Router``
 builds no request and no response: ``evloop.app.App`` is a ``Router`` that
 serves requests, answering 404, 405 and OPTIONS itself.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .http.target import target_parts
@@ -27,13 +27,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Handler", "Router"]
 
+_NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}")
 _CONVERTERS = {None: "[^/]+", "str": "[^/]+", "path": ".*"}
 Handler = Callable[..., "Response | None"]
+# What Router._find answers: (handler, path_params, allowed, the positional value), see there.
+Found = tuple["Handler | None", Mapping[str, str], Sequence[str], "str | None"]
 
 
 class _Route:
-    __slots__ = ("pattern", "regex", "plain", "handlers", "tail", "by_position")
+    __slots__ = ("pattern", "regex", "plain", "handlers", "tail", "param", "tail_calls", "found")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -42,10 +45,14 @@ class _Route:
         # A pattern that is a literal prefix ending in "/" and one segment
         # parameter, "/items/{item_id}": (prefix, name), else None (see Router._tail_table).
         self.tail = _tail_of(pattern) if self.regex is not None else None
-        # The handlers that take the tail parameter as their second
-        # positional argument (plain functions named so): called without
-        # the keyword dict, which cost ~1,500 instructions a call.
-        self.by_position: dict[str, Handler] = {}
+        self.param = self.tail[1] if self.tail is not None else ""
+        # A tail route's handlers by method, each with whether it takes the
+        # tail parameter as its second positional argument (a plain function
+        # naming it so): then called without the keyword dict, which cost
+        # ~1,500 instructions a call.
+        self.tail_calls: dict[str, tuple[Handler, bool]] = {}
+        # A literal route's answer to Router._find by method, made once: (handler, {}, (), None).
+        self.found: dict[str, Found] = {}
 
     def lookup(self, method: str) -> Handler | None:
         handler = self.handlers.get(method)
@@ -132,7 +139,7 @@ class Router:
         self._dynamic: list[_Route] = []
         # Tail routes by their prefix ("/items/" for "/items/{item_id}"),
         # those that no earlier pattern can match before them (see
-        # _tail_table): the app finds one with a dict lookup instead of the
+        # _tail_table): _find finds one with a dict lookup instead of the
         # combined regex.
         self._tails: dict[str, _Route] = {}
         self._combined: re.Pattern[str] | None = None
@@ -172,8 +179,10 @@ class Router:
             if method in route.handlers:
                 raise ValueError(f"{method} {pattern} registered twice")
             route.handlers[method] = handler
-            if route.tail is not None and _takes_by_position(handler, route.tail[1]):
-                route.by_position[method] = handler
+            if route.regex is None:
+                route.found[method] = (handler, _NO_PARAMS, (), None)
+            if route.tail is not None:
+                route.tail_calls[method] = (handler, _takes_by_position(handler, route.param))
         if route.regex is not None:
             self._tails = self._tail_table()
 
@@ -247,19 +256,56 @@ class Router:
         ``handler`` is None when nothing matches: then ``allowed`` lists the
         methods of the routes matching the path (empty: 404; else 405).
         """
-        allowed: list[str] = []
+        handler, params, allowed, _ = self._find(method, path)
+        return handler, dict(params), list(allowed)  # the caller's own: find() may share them
+
+    def _find(self, method: str, path: str) -> Found:
+        """``resolve()``'s answer, without its copies, and how to call the handler: the one place a path is resolved.
+
+        The fourth item is the value of the path's one parameter when the
+        handler takes it as its second positional argument (``App`` calls
+        ``handler(request, value)``; a keyword call cost ~1,500 instructions
+        more), else None.  The mappings and lists returned may be shared
+        between calls: read them, never change them.
+
+        Two lookups come before the combined regex: a literal route, and a
+        "/prefix/{name}" route found by the path's last segment when
+        ``_tail_table`` says that is the match the regex would find
+        (callgrind: the demo's GET /items/ID through App 18,660 -> 14,000
+        instructions; tests/unit/app/test_app_fast_paths.py checks it against the regex).
+        That App asks here, not in its own lookups, costs a request this
+        call and its tuple: ~750 instructions (load/bench_instructions.py
+        --manual-clock: pipelined 19,531 -> 20,270, browser 115,770 -> 116,977).
+        """
         route = self._exact.get(path)
         if route is not None:
-            handler = route.lookup(method)
+            found = route.found.get(method)  # (handler, {}, (), None), made when the handler was added
+            if found is not None:
+                return found
+        else:
+            cut = path.rfind("/") + 1
+            tail = self._tails.get(path[:cut])
+            if tail is not None and cut < len(path):
+                call = tail.tail_calls.get(method)  # (handler, takes the value by position)
+                if call is not None:
+                    value = path[cut:]
+                    return call[0], {tail.param: value}, (), value if call[1] else None
+        return self._search(method, path, route)
+
+    def _search(self, method: str, path: str, exact: _Route | None) -> Found:
+        """``_find()`` for the paths its lookups leave: HEAD served by GET, a pattern, 404 or 405."""
+        allowed: list[str] = []
+        if exact is not None:
+            handler = exact.lookup(method)
             if handler is not None:
-                return handler, {}, allowed
-            allowed = route.allowed()
+                return handler, {}, allowed, None
+            allowed = exact.allowed()
         if not self._dynamic:
-            return None, {}, allowed
+            return None, {}, allowed, None
         combined = self._combined or self._combine()
         m = combined.fullmatch(path)
         if m is None:
-            return None, {}, allowed
+            return None, {}, allowed, None
         # The first pattern that matches, in registration order (alternation
         # tries its branches in order); its outer group closes last.
         # lastindex is set: every branch is a group, and one of them matched.
@@ -270,8 +316,8 @@ class Router:
                 # One parameter, the common route: no comprehension to run
                 # (callgrind: ~1,500 instructions less a request).
                 ((name, index),) = params
-                return handler, {name: m[index]}, []
-            return handler, {name: m.group(i) for name, i in params}, []
+                return handler, {name: m[index]}, allowed, None
+            return handler, {name: m.group(i) for name, i in params}, allowed, None
         # Wrong method on the first match: the slow path looks at every
         # matching pattern, for a handler or for the Allow list.
         for route in self._dynamic:
@@ -280,11 +326,11 @@ class Router:
                 continue
             handler = route.lookup(method)
             if handler is not None:
-                return handler, m.groupdict(), []
+                return handler, m.groupdict(), [], None
             for name in route.allowed():
                 if name not in allowed:
                     allowed.append(name)
-        return None, {}, allowed
+        return None, {}, allowed, None
 
     def _combine(self) -> re.Pattern[str]:
         """One regex with a branch per pattern: a single C-level scan per request."""

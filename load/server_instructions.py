@@ -3,7 +3,8 @@
 Run: .venv/bin/python load/server_instructions.py [--src DIR] [--counts FEWER MORE] [--keep DIR] CASE [-- DEMO ARGS...]
 
 Cases: ``keepalive`` (one hello request at a time on one connection),
-``pipelined`` (16 hello requests per send), ``close`` (a new connection per
+``pipelined`` (16 hello requests per send), ``browser`` (the ``browser-unique``
+scenario's heads, ``load/bench/browser.py``, one at a time on one connection), ``close`` (a new connection per
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
 with a 4 KiB body at a time on one connection), ``bytes1m`` (``GET
 /bytes/1048576`` on one connection: the figure is per MiB), ``ws16`` and ``ws4k``
@@ -55,7 +56,7 @@ CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
 BYTES1M = b"GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-CASES = ("keepalive", "pipelined", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
+CASES = ("keepalive", "pipelined", "browser", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
          "flask-keepalive", "flask-close", "bytes1m", "tls-keepalive", "tls-bytes1m", "tls-handshake")
 # Fewer requests where each costs millions of instructions under valgrind.
 DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300)}
@@ -144,6 +145,14 @@ def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) 
             return
         if case == "echo4k":
             _echo(sock, n)
+            return
+        if case == "browser":
+            from browser import head  # load/bench/browser.py: the browser-unique scenario's heads
+
+            heads = [head(i, "127.0.0.1") for i in range(1, n + 1)]
+            for data in heads:
+                sock.sendall(data)
+                _recv_until(sock, 1, count=b"item ")
             return
         depth = 16 if case == "pipelined" else 1
         for _ in range(n // depth):

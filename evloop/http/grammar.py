@@ -66,6 +66,10 @@ FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(rf"^{_FIELD_LINE_NO_TRAILING_OWS}\r?\
 ONE_FIELD_LINE_RE = re.compile(_FIELD_LINE)
 ONE_FIELD_LINE_NO_TRAILING_OWS_RE = re.compile(_FIELD_LINE_NO_TRAILING_OWS)
 FIELD_VALUE_RE = re.compile(rf"[\t {VCHAR}]*+")
+# The same characters as a table for ``bytes.translate``: it keeps them and changes every other byte, so
+# a value (encoded as latin-1) is made of them when translating leaves it equal.  The check runs in C,
+# ~5 instructions a character against the pattern's ~25 (``head_templates``; tested against the pattern).
+FIELD_VALUE_BYTES = bytes(c if c == 9 or 32 <= c != 127 else c + 1 for c in range(256))
 
 # RFC 9112 6.1 / RFC 9110 10.1.4: transfer-coding = token *( OWS ";" OWS
 # transfer-parameter ).

@@ -25,7 +25,9 @@ the validation that already passed on identical bytes.  Each ``HeadReader``
 (one per connection) also remembers the last head it took from that cache:
 when the next bytes start with exactly those bytes (a keep-alive client, a
 pipelined burst) the head is taken with one comparison, without searching or
-decoding.
+decoding.  A browser's heads never repeat whole: their target, Referer and
+Cookie change.  A longer head is then looked up without those three
+(``head_templates``), and a hit checks only them.
 
 Line endings: RFC 9112 2.2 lets a recipient accept a bare LF as the end of a
 line in the request line and header section, and evloop does (some scripted
@@ -41,7 +43,7 @@ import re
 from dataclasses import dataclass
 
 from ..buffers import ReceiveBuffer
-from . import grammar
+from . import grammar, head_templates
 from .caches import BoundedCache, CachedHead, HTTP1Caches
 from .errors import ProtocolError
 from .events import RequestHead
@@ -203,7 +205,15 @@ class HeadReader:
             return cached.head
         heads.misses += 1
         caches = self.caches
+        # A head that differs from an earlier one only in its target, Referer and Cookie (see head_templates).
+        template_key = None
+        if len(text) > MIN_SECTION_CHARS:  # a short head parses faster than it is cut
+            head, template_key = head_templates.lookup(text, limits, caches)
+            if head is not None:
+                return head
         head = parse_head(text, limits, caches)
+        if template_key is not None and len(text) <= caches.max_head_chars:
+            _admit_template(template_key, text, head, limits, caches)
         # Admitted to ``caches.heads`` on its second sighting only: a stream of unique heads then costs
         # one lookup and one insert each instead of holding their parses.  Inline, not a function: a call
         # less for every head parsed (load/bench_instructions.py unique: 63,364 -> 62,225).
@@ -216,6 +226,19 @@ class HeadReader:
             else:
                 heads.put(text, CachedHead(limits, head, text.encode("latin-1")))
         return head
+
+
+def _admit_template(key: head_templates.Key, text: str, head: RequestHead, limits: Limits, caches: HTTP1Caches) -> None:
+    """Hold ``head``'s template under ``key`` on the key's second sighting (see ``head_templates``)."""
+    seen = caches.heads_seen
+    key_hash = hash(key)
+    if key_hash not in seen.entries:
+        seen.misses += 1
+        seen.put(key_hash, True)
+        return
+    template = head_templates.template_for(text, head, limits)
+    if template is not None:
+        caches.head_templates.put(key, template)
 
 
 def _check_partial_head(buf: ReceiveBuffer, limits: Limits, lo: int) -> None:

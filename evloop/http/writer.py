@@ -11,7 +11,7 @@ from typing import Any, AnyStr, overload
 
 from . import grammar
 from .caches import BoundedCache, FieldsKey
-from .fields import check_field, field_error, parse_content_length
+from .fields import field_error, parse_content_length
 
 STATUS_LINES: dict[int, bytes] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in HTTPStatus
@@ -111,31 +111,6 @@ def _why_invalid(headers: Sequence[Sequence[Any]]) -> str:
         if error is not None:
             return error
     return f"invalid response header in {headers!r}"
-
-
-def checked_app_fields(
-    headers: Iterable[tuple[str, str]] | dict[str, str],
-) -> tuple[list[tuple[str, str]], int | None, bool]:
-    """An application's response fields (``evloop.app.Response``), each checked as the wire's rules
-    say (``ValueError`` for one that breaks them, so it fails as a 500): the list without its
-    Content-Length, the length that declared (None: none), and whether a Content-Type is among them."""
-    header_list = list(headers.items()) if isinstance(headers, dict) else list(headers)
-    kept = []
-    lengths = None
-    has_content_type = False
-    for name, value in header_list:
-        check_field(name, value)
-        lname = name.lower()
-        if lname == "content-length":
-            if lengths is None:
-                lengths = [value]
-            else:
-                lengths.append(value)
-            continue
-        if lname == "content-type":
-            has_content_type = True
-        kept.append((name, value))
-    return kept, None if lengths is None else parse_content_length(lengths), has_content_type
 
 
 def has_special_fields(block: bytes) -> bool:

@@ -54,7 +54,7 @@ _FLUSH_INTERVAL_S = 1.0
 # and hello (load/bench/run.py, against a build without idle flushes).
 _IDLE_FLUSH_SPACING_S = 0.02
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
-_MAX_PREFIXES = 256  # remembered line prefixes (see AccessLog.log); emptied when full
+_MAX_STARTS = 256  # remembered line starts, by client host (see AccessLog._prefix); emptied when full
 _MAX_STATUS_PARTS = 256  # remembered status parts of lines, by status and size; emptied when full
 _MAX_DURATIONS = 4096  # remembered duration texts, by whole microseconds; emptied when full
 
@@ -133,9 +133,10 @@ def install_access_handler(stream: IO[str] | None = None) -> BufferedAccessHandl
 class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
-    __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer",
-                 "_prefixes", "_prefixes_time", "_last_flush", "_idle_flush", "_last_client", "_last_head",
-                 "_last_status", "_last_size", "_last_prefix", "_durations", "_starts", "_status_parts")
+    __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer", "_last_flush",
+                 "_idle_flush", "_durations", "_starts", "_status_parts", "_last_time", "_last_host", "_last_start",
+                 "_last_target", "_last_method", "_last_version", "_last_line", "_last_status", "_last_size",
+                 "_last_end", "_last_client", "_last_head", "_last_prefix")
 
     def __init__(self, reactor: Reactor, wall: WallClock, logger: logging.Logger = access_logger) -> None:
         self._reactor = reactor
@@ -148,24 +149,21 @@ class AccessLog:
         # when no flush is scheduled for the waiting lines.
         self._idle_flush: Any = None
         self._last_flush = -_IDLE_FLUSH_SPACING_S
-        # Line prefixes (``access_log_prefix``) by their fields, for the
-        # second of ``_prefixes_time``: clients repeat their requests, and
-        # then a line is one lookup and the duration.
-        self._prefixes: dict[tuple[str | None, str, str, str, int, int], str] = {}
-        self._prefixes_time = ""
-        # A prefix not remembered is joined from parts that are: its start by
-        # the client's host (for the same second), its status part by status
-        # and size (a browser's targets are new on every request: AccessLog.log
-        # 15,430 -> 12,580 instructions a line under callgrind; browser-log less
-        # browser in load/bench_instructions.py 16,516 -> 13,889).  Both bounded.
+        # The parts of the last line's prefix, and what they were made from
+        # (see _prefix); the starts of this second's hosts and the status
+        # parts by status and size are remembered, both bounded.
         self._starts: dict[str | None, str] = {}
         self._status_parts: dict[tuple[int, int], str] = {}
-        # The key and prefix of the last line (see log).
-        # The client, head, status and size of the last line, compared by identity first (see log).
-        self._last_client: Any = None
-        self._last_head: Any = None
+        self._last_time = ""
+        self._last_host: str | None = ""  # never a host: the first line makes its start
+        self._last_start = ""
+        self._last_target = self._last_method = self._last_version = self._last_line = ""
         self._last_status = 0
         self._last_size = -1
+        self._last_end = ""
+        # The client and head of the last line, compared by identity first (see log).
+        self._last_client: Any = None
+        self._last_head: Any = None
         self._last_prefix = ""
         self._durations: dict[float, str] = {}
         self._choose_route()
@@ -178,14 +176,14 @@ class AccessLog:
         direct = self._direct
         if direct is None and not self._logger.isEnabledFor(logging.INFO):
             return
-        # The line up to its duration is remembered for the current second,
-        # then a line is one lookup and the duration (the same text as
-        # format_access_log; measured with load/bench_instructions.py against
-        # formatting every line whole: pipelined-log 33,486 -> 29,932,
+        # The line up to its duration is the line before's when nothing in it
+        # changed, else joined from remembered parts (_prefix): the same text
+        # as format_access_log (measured with load/bench_instructions.py
+        # against formatting every line whole: pipelined-log 33,486 -> 29,932,
         # keepalive-log 44,321 -> 40,440 instructions a request).
         when = self._wall.log_time
         if (head is self._last_head and client is self._last_client and status == self._last_status
-                and size == self._last_size and when is self._prefixes_time):
+                and size == self._last_size and when is self._last_time):
             # The connection and the head of the line before (the parser hands
             # out one object for a repeated head): no key to build and hash,
             # and compared by identity rather than field by field (pipelined
@@ -220,34 +218,47 @@ class AccessLog:
             self._schedule_flush()
 
     def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
-        """The line up to its duration, from this second's prefixes (made and remembered when new)."""
-        prefixes = self._prefixes
-        if when is not self._prefixes_time:
-            prefixes.clear()
-            self._starts.clear()
-            self._prefixes_time = when
+        """The line up to its duration, joined from three parts, each kept from the line before when it is the same.
+
+        The start by the client's host and second (remembered for the
+        second: connections from one host take turns), the request line by
+        its method, target and version (a browser's target is new on every
+        request: it is escaped and never remembered), the status part by
+        status and size.  Remembering whole prefixes by all six fields, for
+        the second, cost a browser's line more than it saved (a key to hash,
+        a dict entry that is never read again: browser-log less browser in
+        load/bench_instructions.py --manual-clock 14,163 -> 10,616 instructions).
+        """
         host = client[0] if isinstance(client, tuple) else None  # client_host(client), without the call
-        key = (host, head.method, head.target, head.version, status, size)
-        prefix = prefixes.get(key)
-        if prefix is None:
-            if len(prefixes) >= _MAX_PREFIXES:
-                prefixes.clear()
+        if host != self._last_host or when is not self._last_time:
             starts = self._starts
+            if when is not self._last_time:
+                starts.clear()
+                self._last_time = when
             start = starts.get(host)
             if start is None:
-                if len(starts) >= _MAX_PREFIXES:
+                if len(starts) >= _MAX_STARTS:
                     starts.clear()
                 start = starts[host] = line_start(host, when)
+            self._last_host, self._last_start = host, start
+        method, target, version = head.method, head.target, head.version
+        if target != self._last_target or method != self._last_method or version != self._last_version:
+            self._last_target, self._last_method, self._last_version = target, method, version
+            line = f"{method} {target} {version}"
+            # in_quotes(line), its check without the call: most lines need no escape
+            if not (line.isascii() and line.isprintable()) or '"' in line or "\\" in line:
+                line = in_quotes(line)
+            self._last_line = line
+        if status != self._last_status or size != self._last_size:
             status_parts = self._status_parts
             end = status_parts.get((status, size))
             if end is None:
                 if len(status_parts) >= _MAX_STATUS_PARTS:
                     status_parts.clear()
                 end = status_parts[status, size] = line_status(status, size)
-            # access_log_prefix(host, head.method, head.target, head.version, status, size, when), from its parts
-            prefix = prefixes[key] = start + in_quotes(f"{head.method} {head.target} {head.version}") + end
-        self._last_client, self._last_head, self._last_status, self._last_size = client, head, status, size
-        self._last_prefix = prefix
+            self._last_status, self._last_size, self._last_end = status, size, end
+        self._last_client, self._last_head = client, head
+        prefix = self._last_prefix = f"{self._last_start}{self._last_line}{self._last_end}"
         return prefix
 
     def log_unusual(self, client_host: str | None, request_line: str, status: int, size: int, duration_s: float,

@@ -38,8 +38,9 @@ def _app() -> App:
 
 
 def _plain(app: App, method: str, path: str) -> bytes:
-    """What resolve() (the combined regex, in registration order) makes of the request."""
-    handler, params, allowed = app.resolve(method, path)
+    """What the plain path (a literal route, else the combined regex in registration order) makes of the request:
+    Router._search, which Router._find (App's and resolve()'s) falls back to when its lookups find nothing."""
+    handler, params, allowed, _ = app._search(method, path, app._exact.get(path))
     if handler is None:
         return b"404" if not allowed else b"405"
     request = Request(method, path)
@@ -68,18 +69,30 @@ PATHS = ["/items/1a", "/items/", "/items", "/items/a/b", "/items/specialx", "/it
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "PUT", "DELETE"])
 @pytest.mark.parametrize("path", PATHS)
-def test_tail_routes_serve_what_resolve_finds(method, path):
+def test_tail_routes_serve_what_the_plain_path_finds(method, path):
     app = _app()
     assert _served(app, method, path) == _plain(app, method, path)
+    handler, params, allowed = app.resolve(method, path)  # resolve() answers through the same lookups
+    plain_handler, plain_params, plain_allowed, _ = app._search(method, path, app._exact.get(path))
+    assert (handler, params, allowed) == (plain_handler, plain_params, plain_allowed)
+
+
+def test_resolve_gives_the_caller_its_own_mappings():
+    """Router._find shares a literal route's answer between calls; resolve() copies it."""
+    app = _app()
+    _, params, allowed = app.resolve("GET", "/users/me")
+    params["x"], allowed[:] = "y", ["PATCH"]
+    assert app.resolve("GET", "/users/me")[1:] == ({}, [])
 
 
 def test_the_tail_table_holds_only_routes_nothing_earlier_can_match():
     app = _app()
     assert set(app._tails) == {"/kw/", "/pos/", "/users/", "/a/"}  # /items/ is behind /items/special{x}
-    assert not app._tails["/kw/"].by_position and not app._tails["/pos/"].by_position  # called by keyword
+    by_position = {prefix: [m for m, (_, by) in route.tail_calls.items() if by] for prefix, route in app._tails.items()}
+    assert by_position["/kw/"] == by_position["/pos/"] == []  # called by keyword
     alone = App()
     alone.add_route("/items/{item_id}", _recording("items"), ["GET"])
-    assert set(alone._tails) == {"/items/"} and set(alone._tails["/items/"].by_position) == {"GET"}
+    assert set(alone._tails) == {"/items/"} and alone._tails["/items/"].tail_calls["GET"][1]  # by position
     assert _served(alone, "GET", "/items/7") == _plain(alone, "GET", "/items/7")
 
 

@@ -32,7 +32,7 @@ def test_groups_are_independent_and_disabled_holds_nothing():
     first, second = HTTP1Caches(), HTTP1Caches()
     first.hosts.put("h", True)
     assert "h" not in second.hosts.entries
-    assert [s.name for s in first.stats()] == ["heads", "heads_seen", "field_lines", "hosts", "fields", "framed"]
+    assert [s.name for s in first.stats()] == ["heads", "heads_seen", "head_templates", "field_lines", "hosts", "fields", "framed"]
     disabled = HTTP1Caches.disabled()
     for cache in disabled.all():
         cache.put("k", True)
