@@ -517,8 +517,8 @@ class ServerConnection:
         response = head + body
         # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
         # copy of a list, which the application may change.  Remembered whole when the body object comes a
-        # second time: a new body each time (an echo, an item) costs a marker, not the copy (browser 118,691 ->
-        # ... instructions a request).
+        # second time: a new body each time (an echo, an item) costs a marker, not the copy (which took browser
+        # 115,888 -> 118,691 instructions a request).
         if key is not None and length <= _REMEMBERED_BODY_BYTES and framed.max_entries and type(body) is bytes:
             last = caches.last_framed
             if last is None or last[0] is not body:
