@@ -74,7 +74,7 @@ def head_only(head: bytes, unique: bool = False):
         for h in heads:
             buf = ReceiveBuffer()
             buf.feed(h)
-            # A new reader each time: the head comes from the shared cache, not the reader's last-head memo.
+            # A new reader each time: the head comes from the shared cache (the last-head memo is the connection's).
             HeadReader(limits, caches).read(buf)
 
     return run

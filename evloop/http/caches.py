@@ -150,10 +150,16 @@ class HTTP1Caches:
         instead of the field check, the join and the Content-Length
         formatting (``keepalive``: 40,259 -> 33,100).  A new Date each second
         makes new keys; the old ones go with the next emptying.
+    ``last_framed`` -- the last plain complete response with a short body
+        whose body object came twice, whole: ``(body, status, fields, date,
+        server, bytes)`` (``(body, None, ...)`` after its first time), or
+        None (``ServerConnection.send_complete_response``).  One entry, not
+        a bounded cache: it is compared, not looked up.  Never set when
+        ``framed`` holds nothing.
     """
 
     __slots__ = ("heads", "max_head_chars", "heads_seen", "head_templates", "field_lines", "max_field_line_chars",
-                 "hosts", "fields", "framed")
+                 "hosts", "fields", "framed", "last_framed")
 
     def __init__(
         self,
@@ -177,6 +183,7 @@ class HTTP1Caches:
         self.hosts: BoundedCache[str, bool] = BoundedCache("hosts", max_hosts)
         self.fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]] = BoundedCache("fields", max_fields)
         self.framed: BoundedCache[FramedKey, bytes] = BoundedCache("framed", max_framed)
+        self.last_framed: tuple[Any, ...] | None = None
 
     @classmethod
     def disabled(cls) -> HTTP1Caches:
@@ -193,6 +200,7 @@ class HTTP1Caches:
         """Empty every cache."""
         for cache in self.all():
             cache.clear()
+        self.last_framed = None
 
     def stats(self) -> list[CacheStats]:
         return [cache.stats() for cache in self.all()]

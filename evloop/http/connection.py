@@ -41,12 +41,13 @@ from collections.abc import Iterable, Sequence
 from typing import AnyStr
 
 from ..buffers import ReceiveBuffer
-from .body_readers import Reader, body_reader, read_no_body
-from .caches import BoundedCache, FieldsKey, FramedKey, HTTP1Caches
+from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
+from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
-from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event
+from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
+from .framed import frame_remembered, framed_head
 from .parser import HeadReader, Limits
-from .writer import LAST_CHUNK, AppFields, chunk, encode_fields, error_body, prepare_fields, response_head
+from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, response_head
 
 
 class RecvState(enum.Enum):
@@ -180,28 +181,6 @@ _CHUNKED = b"Transfer-Encoding: chunked\r\n"
 _TEXT_PLAIN = b"Content-Type: text/plain; charset=utf-8\r\n"
 
 
-def _frame_plain(
-    status: int,
-    headers: Iterable[tuple[AnyStr, AnyStr]],
-    length: int,
-    date: bytes | None,
-    server: bytes | None,
-    fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]],
-) -> bytes | None:
-    """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
-    body, or None when the general path must decide (a field evloop manages
-    among ``headers``, a status without content, an invalid status)."""
-    if headers:
-        block, app = prepare_fields(headers, fields)
-        if app is not None:
-            return None
-    else:
-        block = b""
-    if status == 204 or status == 304 or not 200 <= status <= 599:
-        return None
-    return response_head(status, block, b"Content-Length: %d\r\n" % length, b"", date, server)
-
-
 class ServerConnection:
     """One HTTP/1.1 server connection: bytes in, events out; calls in, bytes out.
 
@@ -240,7 +219,11 @@ class ServerConnection:
         """``implicit_end``: a request without a body is complete with its
         ``RequestHead`` (the receiving side goes straight to DONE and no
         ``EndOfMessage`` follows); for a server that answers such requests
-        at once, this saves an event and a call per request.
+        at once, this saves an event and a call per request.  Likewise a
+        Content-Length body is complete with the ``Data`` holding its last
+        byte (the receiving side is DONE when it is returned; the server's
+        ``_body_part`` says what that saves); a chunked body still ends with
+        ``EndOfMessage`` (its trailers).
 
         ``implicit_next_cycle``: a response completed with ``keep_alive``
         (by ``send_complete_response``, ``send_response`` or ``send_end``)
@@ -339,25 +322,35 @@ class ServerConnection:
         """
         state = self.their_state
         if state is _RECV_IDLE:
-            try:
-                head = self._heads.read(self._buf)
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
+            heads = self._heads
+            buf = self._buf
+            data = buf.data
+            pos = buf.pos
+            last = heads.last
+            head: RequestHead | None
+            if len(data) == pos:
+                # All parsed: the reader's own first step, without its call; cleared now: an idle connection holds none.
+                if pos:
+                    data.clear()
+                    buf.pos = 0
+                head = None
+            elif last is not None and data.startswith(last.raw, pos):
+                # The bytes of the last head taken from the cache again: it ends where that one did, at its first
+                # empty line, and parses the same (under the same limits: ``last`` passed them).  See HeadReader.
+                buf.pos = pos + len(last.raw)
+                buf.searched = 0
+                head = last.head
+            else:
+                try:
+                    head = heads.read(buf)
+                except ProtocolError as exc:
+                    self._fail(exc)
+                    raise
             if head is None:
-                if self._eof:
-                    if len(self._buf):
-                        error = ProtocolError(400, "connection closed inside request head")
-                        self._fail(error)
-                        raise error
-                    self.their_state = recv_transition(state, "eof")
-                    return ConnectionClosed()
-                return NEED_DATA
+                return self._closed_before_head() if self._eof else NEED_DATA
             # The request begins.  The sending side is normally IDLE too.
             our_state = self.our_state
-            self.our_state = (
-                _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
-            )
+            self.our_state = _SEND_AFTER_REQUEST if our_state is _SEND_IDLE else send_transition(our_state, "request")
             if not head.keep_alive:
                 self.keep_alive = False  # once off, off for good (as h11's): the server may turn it off first
             if head.chunked or head.content_length:
@@ -373,8 +366,9 @@ class ServerConnection:
             self._head_request = head.is_head
             return head
         if state is _RECV_BODY:
+            reader: Reader = self._reader  # type: ignore[assignment]  # BODY: a reader is set
             try:
-                event = self._reader(self._buf)  # type: ignore[misc]  # BODY: a reader is set
+                event = reader(self._buf)
             except ProtocolError as exc:
                 self._fail(exc)
                 raise
@@ -385,13 +379,26 @@ class ServerConnection:
                     self.keep_alive = False
                     return ConnectionClosed()
                 return NEED_DATA
-            self.their_state = _RECV_AFTER_DATA if event.__class__ is Data else _RECV_AFTER_END
+            if event.__class__ is not Data:
+                self.their_state = _RECV_AFTER_END
+            else:  # the last byte of a Content-Length body completes the request: no EndOfMessage follows
+                last_byte = self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining
+                self.their_state = _RECV_AFTER_END if last_byte else _RECV_AFTER_DATA
             return event
         if state is _RECV_DONE:
             return PAUSED
         if state is _RECV_CLOSED:
             return ConnectionClosed()
         raise self._error  # type: ignore[misc]  # ERROR: _fail has set it
+
+    def _closed_before_head(self) -> Event:
+        """The peer closed with no complete head buffered: ConnectionClosed, or a 400 for part of one."""
+        if len(self._buf):
+            error = ProtocolError(400, "connection closed inside request head")
+            self._fail(error)
+            raise error
+        self.their_state = recv_transition(self.their_state, "eof")
+        return ConnectionClosed()
 
     def _fail(self, exc: ProtocolError) -> None:
         self.their_state = recv_transition(self.their_state, "error")
@@ -440,14 +447,19 @@ class ServerConnection:
         """``send_response(status, headers, content_length=len(body), date=date,
         server=server, body=body, reason=reason)``: a response complete with its bytes body.
 
-        The common response; its common case (HTTP/1.1, a body
-        allowed, no field evloop manages among ``headers``) is framed by
-        ``_frame_plain``, without the general path's decisions, and the framed
+        The common response; its common case (HTTP/1.1, a body allowed, no
+        field evloop manages among ``headers``) is framed by
+        ``writer.plain_response_head``, without the general path's decisions, and the framed
         head is remembered: handlers answer the same way again and again, and
-        then a response is one lookup and one concatenation.  The last
-        response of a connection (``keep_alive`` off) is that head with
-        ``Connection: close`` added (load/bench_instructions.py: close
-        65,719 -> 58,953, wsgi-close 94,063 -> 87,566 instructions a request).
+        then a response is one lookup and one concatenation.  The last one
+        with a short body is remembered whole (``HTTP1Caches.last_framed``):
+        the same body object with equal fields, status, Date and Server (a
+        prebuilt response, a health check) is its bytes again, without key,
+        lookup or concatenation (load/bench_instructions.py against the
+        lookup: pipelined 19,538 -> 17,847, keepalive 28,412 -> 26,875).
+        The last response of a connection (``keep_alive`` off) is the framed
+        head with ``Connection: close`` added (close 65,719 -> 58,953,
+        wsgi-close 94,063 -> 87,566 instructions a request).
         """
         if (
             reason is None
@@ -456,28 +468,18 @@ class ServerConnection:
             and not self._http10
             and not self._head_request
         ):
-            length = len(body)
-            headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
-            framed = self.caches.framed
-            key: FramedKey | None
-            try:
-                key = (status, headers, length, date, server)
-                head = framed.entries.get(key)
-            except TypeError:  # unhashable pairs (lists): nothing to remember
-                key = head = None
-            if head is None:
-                framed.misses += 1
-                head = _frame_plain(status, headers, length, date, server, self.caches.fields)
-                if head is not None and key is not None:
-                    framed.put(key, head)
-            if head is not None:
-                if not self.keep_alive:
-                    # The connection's last response (a Connection: close request): the same head, its
-                    # connection field last (response_head's order), as send_response frames it.
-                    self.our_state = _SEND_MUST_CLOSE
-                    self._body = _BY_LENGTH
-                    self._remaining = 0
-                    return head[:-2] + _CONNECTION_CLOSE_END + body
+            if not self.keep_alive:
+                return self._send_closing(status, headers, body, date, server)
+            caches = self.caches
+            last = caches.last_framed  # (body, status, fields, date, server, bytes)
+            if (last is not None and last[0] is body and last[1] == status and last[3] is date and last[4] is server
+                    and last[2] == headers):
+                framed_response: bytes | None = last[5]
+            else:
+                given = headers
+                headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
+                framed_response = frame_remembered(self.caches, status, given, headers, body, date, server)
+            if framed_response is not None:
                 if self._implicit_next_cycle:
                     # DONE, then start_next_cycle's resets (inline: the call is
                     # what implicit_next_cycle saves; keep the two in step).
@@ -489,9 +491,24 @@ class ServerConnection:
                     self.our_state = _SEND_AFTER_COMPLETE_RESPONSE
                     self._body = _BY_LENGTH
                     self._remaining = 0
-                return head + body
+                return framed_response
         return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body,
                                   reason=reason)
+
+    def _send_closing(
+        self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes | None,
+        server: bytes | None,
+    ) -> bytes:
+        """``send_complete_response`` for the connection's last response (a Connection: close request): the
+        framed head, its connection field last (response_head's order), as send_response frames it."""
+        headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
+        head, _ = framed_head(self.caches, status, headers, len(body), date, server)
+        if head is None:
+            return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
+        self.our_state = _SEND_MUST_CLOSE
+        self._body = _BY_LENGTH
+        self._remaining = 0
+        return head[:-2] + _CONNECTION_CLOSE_END + body
 
     def send_response(
         self,

@@ -7,8 +7,9 @@ Per request the call grammar is::
 then, after ``start_next_cycle``, the next request, or ``ConnectionClosed``
 once the peer has closed and nothing is buffered.  ``NEED_DATA`` may appear
 anywhere before ``EndOfMessage``.  A connection made with ``implicit_end``
-returns a request without a body as its ``RequestHead`` alone (no
-``EndOfMessage`` follows it).
+returns a request without a body as its ``RequestHead`` alone, and one with
+a Content-Length body as ``RequestHead Data*`` (no ``EndOfMessage`` follows:
+the receiving side is DONE once the last ``Data`` is returned).
 """
 
 from dataclasses import dataclass, field

@@ -103,22 +103,25 @@ def skip_empty_lines(buf: ReceiveBuffer) -> None:
 class HeadReader:
     """Takes request heads out of one connection's receive buffer.
 
-    Owns the connection's memo of the last head it took from
-    ``HTTP1Caches.heads`` (a ``CachedHead``): when the next bytes start with
-    exactly that head's bytes (a keep-alive client, a pipelined burst) the
-    head is taken with one comparison, without searching, decoding or a cache
-    lookup.  Measured with ``load/bench_instructions.py`` (against the same
-    run without the memo): ``keepalive`` 38,497 -> 33,100 instructions a
-    request.  The memo is about bytes, not offsets, so the
-    buffer's compaction leaves it valid.
+    Keeps the connection's memo of the last head it took from
+    ``HTTP1Caches.heads`` (``last``, a ``CachedHead``): when the next bytes
+    start with exactly that head's bytes (a keep-alive client, a pipelined
+    burst) the head is taken with one comparison, without searching,
+    decoding or a cache lookup.  ``ServerConnection.next_event`` makes that
+    comparison before it calls ``read`` (without the call: pipelined
+    17,728 -> 17,380 instructions a request), so ``read`` itself does not.
+    Measured with ``load/bench_instructions.py`` (against the same run
+    without the memo): ``keepalive`` 38,497 -> 33,100 instructions a
+    request.  The memo is about bytes, not offsets, so the buffer's
+    compaction leaves it valid.
     """
 
-    __slots__ = ("limits", "caches", "_last")
+    __slots__ = ("limits", "caches", "last")
 
     def __init__(self, limits: Limits, caches: HTTP1Caches) -> None:
         self.limits = limits
         self.caches = caches
-        self._last: CachedHead | None = None  # always checked against ``limits``
+        self.last: CachedHead | None = None  # always checked against ``limits``
 
     def read(self, buf: ReceiveBuffer) -> RequestHead | None:
         """Consume and parse one complete request head, or return None.
@@ -132,20 +135,12 @@ class HeadReader:
         pos = buf.pos
         size = len(data)
         if pos == size:
-            # Before the memo: asked once a keep-alive request (load/bench_instructions.py: keepalive 33,556 ->
-            # 32,513).  All parsed: cleared now, not at the next read, so an idle connection holds no head.
+            # Asked once a keep-alive request (load/bench_instructions.py: keepalive 33,556 -> 32,513).  All
+            # parsed: cleared now, not at the next read, so an idle connection holds no head.
             if size:
                 data.clear()
                 buf.pos = 0
             return None
-        last = self._last
-        if last is not None and data.startswith(last.raw, pos):
-            # The same bytes as the last head taken from the cache: the head
-            # ends where that one did, at its first empty line, and parses
-            # the same (under the same limits: ``_last`` passed them).
-            buf.pos = pos + len(last.raw)
-            buf.searched = 0
-            return last.head
         c = data[pos]
         if c == 13 or c == 10:
             skip_empty_lines(buf)
@@ -206,7 +201,7 @@ class HeadReader:
         cached = heads.entries.get(text)
         if cached is not None and cached.limits is limits:
             # Identical text already passed validation under these limits (and the size limits above).
-            self._last = cached
+            self.last = cached
             return cached.head
         heads.misses += 1
         caches = self.caches

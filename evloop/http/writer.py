@@ -191,3 +191,25 @@ def chunk(data: bytes) -> bytes:
 
 def error_body(status: int, reason: str) -> bytes:
     return f"{status} {reason_phrase(status)}: {reason}\n".encode()
+
+
+def plain_response_head(
+    status: int,
+    headers: Iterable[tuple[AnyStr, AnyStr]],
+    length: int,
+    date: bytes | None,
+    server: bytes | None,
+    fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]],
+) -> bytes | None:
+    """The head of a keep-alive HTTP/1.1 response with a ``length``-byte
+    body, or None when the general path must decide (a field evloop manages
+    among ``headers``, a status without content, an invalid status)."""
+    if headers:
+        block, app = prepare_fields(headers, fields)
+        if app is not None:
+            return None
+    else:
+        block = b""
+    if status == 204 or status == 304 or not 200 <= status <= 599:
+        return None
+    return response_head(status, block, b"Content-Length: %d\r\n" % length, b"", date, server)

@@ -1,6 +1,6 @@
 """How an HTTP/1.1 connection ends when something goes wrong, a part of ``HTTPProtocol`` (``h1.py``).
 
-Deadlines that expire (header, body, keep-alive, send, handler, linger),
+Applications that raise or answer twice, deadlines that expire (header, body, keep-alive, send, handler, linger),
 protocol errors (a 4xx with a lingering close), responses the writer refuses
 (500, or an abort once bytes are out), responses cut short and requests
 abandoned by their clients, each with its log line and access-log line.
@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..exits import is_stop_request
 from ..http import ProtocolError, RequestHead, SendState, ServerConnection
 from .config import LINGER_TOTAL_S
 from .context import ServerContext
-from .outcomes import handler_timeout, internal_error, peer_text, request_line
+from .outcomes import close_quietly, handler_timeout, internal_error, peer_text, request_line
 from .phases import BODY, DEFERRED, HEAD, IDLE, LINGER, NEW, Phase
 
 if TYPE_CHECKING:
@@ -71,6 +72,23 @@ class FaultHandling:
         def _respond_later(self, response: Response) -> None: ...
         def _set_deadline(self, queue: Any, delay_s: float) -> None: ...
         def _release_body(self, why: str) -> None: ...
+
+    def _app_failed(self, request: Request, exc: BaseException) -> Response | None:
+        """The app raised: a stop request goes on up; else logged, and a 500 unless it had responded."""
+        if is_stop_request(exc):
+            raise exc
+        logger.exception("handler for %s %s failed", request.method, request.target, exc_info=exc)
+        return None if request._responded else internal_error()
+
+    def _not_answered_now(self, request: Request, response: Response | None) -> None:
+        """The app returned no response (it defers, or answered with respond()), or answered twice."""
+        if response is None:
+            if not request._responded:
+                self._to("deferred")  # request.respond() comes later; bytes meanwhile stay buffered
+            return
+        logger.error("handler for %s %s called respond() and also returned a response; "
+                     "the returned one is dropped", request.method, request.target)
+        close_quietly(response)
 
     def _on_deadline(self) -> None:
         """The entry of the connection's ``DeadlineQueue`` expired (the queue has let go of it)."""

@@ -170,3 +170,41 @@ def test_fields_from_an_iterator_work_on_every_path(request_name):
         expected = ready(REQUESTS[request_name], True).send_complete_response(200, list(pairs), b"ok", DATE)
         got = ready(REQUESTS[request_name], True).send_complete_response(200, iter(pairs), b"ok", DATE)
         assert got == expected and b"X-Iter: 1\r\n" in got
+
+
+def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
+    """``HTTP1Caches.last_framed``: a response with the same body object is its remembered bytes only while
+    status, fields (compared, not by identity: a list changed in place), Date and Server are equal."""
+    caches = HTTP1Caches()
+    body = b"Hello, World!"
+    fields = [("Content-Type", "text/plain")]
+    later = b"Fri, 02 Jan 2026 00:00:00 GMT"
+    steps = [(200, DATE, b"evloop"), (200, DATE, b"evloop"), (404, DATE, b"evloop"), (200, later, b"evloop"),
+             (200, later, None), (200, later, None)]
+    for i, (status, date, server) in enumerate(steps * 2):
+        if i == len(steps):
+            fields.append(("X-Added", "1"))  # the same list, changed in place: the remembered bytes are stale
+        plain = ready(REQUESTS["1.1"], True, HTTP1Caches.disabled())
+        expected = plain.send_response(status, list(fields), content_length=len(body), date=date, server=server,
+                                       body=body)
+        conn = ready(REQUESTS["1.1"], True, caches, implicit_next_cycle=True)
+        assert conn.send_complete_response(status, fields, body, date, server) == expected, i
+        assert conn.our_state is SendState.IDLE and conn.their_state is RecvState.IDLE
+    assert caches.last_framed is not None and caches.last_framed[0] is body
+    caches.clear()
+    assert caches.last_framed is None
+    # Nothing remembered whole: an iterator of fields, a long body, a new body object each time, or caches that
+    # hold nothing.
+    for _ in range(2):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, iter(fields), body, DATE)
+    assert caches.last_framed is not None and caches.last_framed[1:] == (None,) * 5
+    caches.clear()
+    for _ in range(2):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * 2048, DATE)
+    assert caches.last_framed is None
+    for n in range(3):
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"item %d" % n, DATE)
+        assert caches.last_framed is not None and caches.last_framed[1] is None
+    disabled = HTTP1Caches.disabled()
+    ready(REQUESTS["1.1"], True, disabled).send_complete_response(200, fields, body, DATE)
+    assert disabled.last_framed is None

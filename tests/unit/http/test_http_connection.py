@@ -524,15 +524,40 @@ def test_implicit_end_completes_a_bodiless_request_with_its_head():
     conn.send_response(200, [], content_length=0, date=DATE)
     assert conn.start_next_cycle() > 0  # the next requests are already buffered
     head = conn.next_event()
-    assert head.target == "/b" and conn.their_state is RecvState.BODY  # a body: events as usual
+    assert head.target == "/b" and conn.their_state is RecvState.BODY
     assert conn.next_event().data == b"hi"
-    assert isinstance(conn.next_event(), EndOfMessage)
+    # The Data holding a Content-Length body's last byte completes the request: no EndOfMessage.
+    assert conn.their_state is RecvState.DONE and conn.next_event() is PAUSED
     conn.send_response(200, [], content_length=0, date=DATE)
     conn.start_next_cycle()
     assert conn.next_event().target == "/c" and conn.their_state is RecvState.DONE  # Content-Length: 0
     conn.send_response(200, [], content_length=0, date=DATE)
     assert conn.start_next_cycle() == 0
     assert conn.next_event() is NEED_DATA
+
+
+def test_implicit_end_completes_a_length_body_with_its_last_data_whatever_the_split():
+    request = b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+    for split in range(len(request) - 5, len(request)):
+        conn = ServerConnection(implicit_end=True)
+        conn.receive_data(request[:split])
+        events = []
+        while (event := conn.next_event()) is not NEED_DATA:
+            events.append(event)
+        assert conn.their_state is RecvState.BODY  # bytes of the body are missing
+        conn.receive_data(request[split:])
+        while (event := conn.next_event()) is not PAUSED:
+            events.append(event)
+        assert isinstance(events[0], RequestHead) and not any(isinstance(e, EndOfMessage) for e in events)
+        assert b"".join(e.data for e in events[1:]) == b"hello" and conn.their_state is RecvState.DONE
+
+
+def test_implicit_end_still_ends_a_chunked_body_with_end_of_message():
+    conn = ServerConnection(implicit_end=True)
+    conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+    assert isinstance(conn.next_event(), RequestHead)
+    assert conn.next_event().data == b"hi" and conn.their_state is RecvState.BODY
+    assert isinstance(conn.next_event(), EndOfMessage) and conn.their_state is RecvState.DONE
 
 
 def test_without_implicit_end_a_bodiless_request_still_ends_with_end_of_message():
