@@ -275,7 +275,9 @@ class Router:
         instructions; tests/unit/app/test_app_fast_paths.py checks it against the regex).
         That App asks here, not in its own lookups, costs a request this
         call and its tuple: ~750 instructions (load/bench_instructions.py
-        --manual-clock: pipelined 19,531 -> 20,270, browser 115,770 -> 116,977).
+        --manual-clock: pipelined 19,531 -> 20,270, browser 115,770 -> 116,977);
+        ``App.__call__`` therefore takes a literal route's ``found`` answer
+        itself, and pays the call for the other paths only.
         """
         route = self._exact.get(path)
         if route is not None:
