@@ -126,7 +126,14 @@ class SpooledBody:
 
     def close(self, why: str) -> None:
         """The request ended (``why``): close (and so delete) the file."""
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            # A write that failed (a full disk) can leave bytes in the file's
+            # buffer: close flushes them, fails again and raises, though the
+            # descriptor is closed all the same.  The failure was logged when
+            # the write failed, and the 500 for it is still to be sent.
+            pass
         request = self.protocol.request  # still set: the protocol releases the body before it lets go
         if type(request) is SpooledRequest and request._stream is self.file:
             request.unspool()

@@ -297,3 +297,37 @@ def test_a_recycled_request_streams_its_own_body_not_the_last_ones(live, seen):
     sock.close()
     assert [data for _, data in seen["peeks"]] == bodies
     assert len({ident for ident, _ in seen["peeks"][1:]}) == 1  # one Request object, recycled
+
+
+def test_a_disk_that_fills_with_bytes_still_buffered_gets_500_not_a_dropped_connection(tmp_path, seen, caplog,
+                                                                                        monkeypatch):
+    # /dev/full is a disk that is full: a write fails with ENOSPC once the file's buffer flushes.  The
+    # first 2,000 bytes fit in that buffer; the next part makes it flush, which fails with the 2,000 bytes
+    # still buffered, so closing the file fails too (as it can on a real disk, for a CI run found it).
+    import tempfile
+    opened = []
+
+    def full_disk(*args, **kwargs):
+        opened.append(open("/dev/full", "w+b"))  # noqa: SIM115 (closed by the server)
+        return opened[-1]
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", full_disk)
+    live = LiveServer(recording_app(seen), tmp_dir=str(tmp_path), body_spool_bytes=1000)
+    try:
+        sock = live.connect()
+        request = content_length_request("/keep", LONG)
+        head_and_some = request.index(b"\r\n\r\n") + 4 + 2000
+        sock.sendall(request[:head_and_some])
+        live.run_until(lambda: opened)
+        send(live, sock, request[head_and_some:], until=lambda: select.select([sock], [], [], 0)[0])
+        reply = live.read_until(sock, lambda data: False)
+        assert reply.startswith(b"HTTP/1.1 500 ") and b"the request body could not be stored" in reply
+        assert opened[0].closed and "request" not in seen
+        assert any("No space left on device" in record.getMessage() for record in caplog.records)
+        sock.close()
+        sock = live.connect()
+        send(live, sock, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert response_of(live, sock).endswith(b"hello")
+        sock.close()
+    finally:
+        live.close()
