@@ -456,6 +456,17 @@ def test_send_text_small_heads_as_encode_frame():
             assert conn.send_text(text) == encode_frame(0x80 | OP_TEXT, text.encode()), (size, text)
 
 
+def test_send_text_16_bit_heads_as_encode_frame():
+    """A server's text frame of 126 bytes to 64 KiB (its head packed in ``send_text``) against ``encode_frame``,
+    at the edges of the 16-bit length and past it, ASCII and two-byte UTF-8."""
+    from evloop.ws.frames import OP_TEXT
+
+    conn = server()
+    for size in (126, 127, 4096, 65534, 65535, 65536, 65537):
+        for text in ("a" * size, "é" * (size // 2), "é" * (size // 2) + "a"):
+            assert conn.send_text(text) == encode_frame(0x80 | OP_TEXT, text.encode()), (size, len(text))
+
+
 def test_needs_data_only_when_the_next_call_would_say_none():
     """``needs_data`` (the server glue's shortcut) against the plain ``next_event`` to None."""
     conn = server()
