@@ -344,13 +344,13 @@ class WebSocketProtocol(Protocol):
         if self._timed:
             self._last_received = self.reactor.time()
         conn = self.conn
-        if data:
-            conn.receive_data(data)
         handler = self.handler
         self._batching = True
         try:
             # None (more bytes needed) first: every read ends with it, and skips type() (~9 opcodes a read).
-            while (event := conn.next_event()) is not None:
+            # The read's bytes go in with the first next_event (eof_received gave EOF to receive_data).
+            event = conn.next_event(data) if data else conn.next_event()
+            while event is not None:
                 kind = type(event)
                 if kind is TextMessage or kind is BinaryMessage:
                     try:
@@ -377,6 +377,7 @@ class WebSocketProtocol(Protocol):
                 elif kind is ConnectionClosed:
                     break
                 # A Ping: its Pong is queued already (data_to_send).
+                event = conn.next_event()
         finally:
             self._batching = False
         self._flush()
