@@ -306,22 +306,19 @@ class WebSocketConnection:
         while (event := self.next_event()) is not None:
             yield event
 
+    # next_event: ``received`` is bytes to add first, as ``receive_data(received)`` does (a glue's read and
+    # its first event in one call: ~350 instructions a 16 B message fewer, callgrind; the bytes of a read
+    # that finds the buffer consumed become it here, the rest goes through ``receive_data``, the plain
+    # path: tests/ws/test_ws_connection.py compares the two).  See ``events`` for the grammar; a peer's
+    # protocol violation is a ``ConnectionFailed`` (never raised).  A frame header (RFC 6455 5.2) is read
+    # here, not in a method of its own (callgrind, 16 B echo), a 16-bit length too.  The usual frame
+    # (whole, uncompressed, text or binary, no fragmented message before it) is answered here: header,
+    # unmask, decode, event; others go to ``_start_frame``.
     def next_event(self, received: bytes | None = None) -> Event | None:
-        """The next event, or None when more bytes are needed (or nothing is left).
-
-        ``received``: bytes to add first, as ``receive_data(received)`` does (a glue's read and its first
-        event in one call: ~400 instructions a 16 B message fewer, callgrind; the bytes of a read that finds
-        the buffer consumed become it here, the rest goes through ``receive_data``, the plain path,
-        tests/ws/test_ws_connection.py compares the two).
-        See ``events`` for the grammar; a peer's protocol violation is a ``ConnectionFailed`` (never raised).
-        A frame header (RFC 6455 5.2) is read here, not in a method of its own (callgrind, 16 B echo), a
-        16-bit length too.  The usual frame (whole, uncompressed, text or binary, no fragmented message
-        before it) is answered here: header, unmask, decode, event; others go to ``_start_frame``."""
+        """The next event, or None when more bytes are needed; ``received``: bytes to add first (see above)."""
         if received is not None:
             if received and self._pos >= len(self._buf) and self.state is not _CLOSED:
-                self.needs_data = False
-                self._buf = received
-                self._pos = 0
+                self._buf, self._pos, self.needs_data = received, 0, False
             else:
                 self.receive_data(received)
         while self.state is not _CLOSED:
