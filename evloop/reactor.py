@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from .clock import Clock, MonotonicClock
 from .forking import fork_and_discard, live_reactors
 from .futures import Future
+from .reactor_files import SELECT_FD_LIMIT, FileWatching, selector_internals
 from .reporting import ErrorReporting, safe_repr
 from .reporting import ExceptionHandler as ExceptionHandler  # re-exported: handlers were typed from here
 from .selfpipe import SelfPipe
@@ -55,13 +56,9 @@ __all__ = ["Reactor", "Handle", "Timer", "PeriodicHandle", "LoopStats", "Clock"]
 logger = logging.getLogger("evloop")
 
 T = TypeVar("T")
-FileLike = Any  # an int file descriptor or an object with fileno()
 
 READ_BUFFER_SIZE = 256 * 1024  # the most one read of TLS, pipes, UDP takes (Reactor.read_buffer)
 _MAX_SELECT_TIMEOUT_S = 24 * 3600.0  # selectors reject absurd timeouts on some platforms
-# select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger one is accepted by
-# SelectSelector.register and then kills every select call.
-SELECT_FD_LIMIT = 1024
 # The most events one epoll.poll returns (the rest, still ready, come first in the next pass): its default of
 # 1023 mallocs 12 KiB a call, 64 a block glibc keeps cached (~215 instructions a pass, callgrind).
 _EPOLL_MAX_EVENTS = 64
@@ -73,7 +70,7 @@ _NOT_POLLOUT, _NOT_POLLIN = ~_POLLOUT, ~_POLLIN
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
 
 
-class Reactor(ErrorReporting):
+class Reactor(ErrorReporting, FileWatching):
     """A selector-based event loop: timers, ready callbacks, file readiness, signals, futures.
 
     ``selector`` defaults to ``selectors.DefaultSelector()`` (epoll on Linux);
@@ -94,7 +91,7 @@ class Reactor(ErrorReporting):
         slow_callback_s: float | None = None,
     ) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
-        self._fd_keys, self._epoll = _selector_internals(self._selector)
+        self._fd_keys, self._epoll = selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.  Server deadlines read it on every
@@ -282,75 +279,6 @@ class Reactor(ErrorReporting):
             self._resolver = Resolver(self)
         return self._resolver.resolve(host, port, family, type)  # type: ignore[no-any-return]
 
-    # ------------------------------------------------------------------- I/O
-    def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` whenever ``fileobj`` (an fd or object with fileno()) is readable; re-adding replaces
-        the callback.  With ``SelectSelector``, a descriptor of 1024 or more raises ``ValueError``."""
-        self._add(fileobj, selectors.EVENT_READ, Handle(fn, args))
-
-    def add_writer(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` whenever ``fileobj`` is writable; re-adding replaces the callback."""
-        self._add(fileobj, selectors.EVENT_WRITE, Handle(fn, args))
-
-    def remove_reader(self, fileobj: FileLike) -> bool:
-        """Stop watching ``fileobj`` for reading; returns whether a reader was removed."""
-        return self._remove(fileobj, selectors.EVENT_READ)
-
-    def remove_writer(self, fileobj: FileLike) -> bool:
-        """Stop watching ``fileobj`` for writing; returns whether a writer was removed."""
-        return self._remove(fileobj, selectors.EVENT_WRITE)
-
-    def _add(self, fileobj: FileLike, event: int, handle: Handle) -> None:
-        self._check_open()  # closed, or discarded in a forked child: never touch the selector
-        selector = self._selector
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
-        # Registered yet?  Looked up by number in the selector's fd -> key dict: asking get_key() for a new
-        # socket costs its miss, a KeyError whose message holds the socket's repr (its addresses, family
-        # and type looked up): ~76,000 instructions, a quarter of a Connection: close request
-        # (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
-        keys = self._fd_keys
-        if fd not in (keys if keys is not None else selector.get_map()):
-            if self._fd_limit is not None and fd >= self._fd_limit:
-                raise ValueError(
-                    f"descriptor {fd} is beyond what select() can watch (below {self._fd_limit}, "
-                    "FD_SETSIZE): use PollSelector or EpollSelector"
-                )
-            data = (handle, None) if event == selectors.EVENT_READ else (None, handle)
-            selector.register(fileobj, event, data)  # ValueError for a closed file (fd -1)
-            return
-        key = selector.get_key(fileobj)
-        reader, writer = key.data
-        if event == selectors.EVENT_READ:
-            old, data = reader, (handle, writer)
-        else:
-            old, data = writer, (reader, handle)
-        selector.modify(fileobj, key.events | event, data)
-        if old is not None:
-            old.cancel()
-
-    def _remove(self, fileobj: FileLike, event: int) -> bool:
-        if self._closed:
-            return False
-        selector = self._selector
-        try:
-            key = selector.get_key(fileobj)
-        except (KeyError, ValueError):
-            return False
-        reader, writer = key.data
-        if event == selectors.EVENT_READ:
-            old, data = reader, (None, writer)
-        else:
-            old, data = writer, (reader, None)
-        if old is None:
-            return False
-        mask = key.events & ~event
-        if mask:
-            selector.modify(fileobj, mask, data)
-        else:
-            selector.unregister(fileobj)
-        old.cancel()
-        return True
-
     # --------------------------------------------------------------- signals
     def add_signal_handler(self, signum: int, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` as an ordinary loop callback whenever ``signum`` arrives.
@@ -406,8 +334,6 @@ class Reactor(ErrorReporting):
         if not self._runnable:
             self._check_can_run()
         ready = self._ready
-        timers = self._timers
-        clock = self._clock
         timer_deadline = None
         # Idle callbacks wait for a pass that starts with nothing ready and whose poll (not a wait: timeout 0)
         # finds no I/O and no due timer: under load, the pass's own select, so no system call more.
@@ -416,25 +342,36 @@ class Reactor(ErrorReporting):
             timeout: float | None = 0.0
         elif self._idle:
             poll_for_idle, timeout = True, 0.0
+        elif timeout_s is None and self._real_clock and (
+            not (heap := self._timers.heap) or not (first := heap[0])[2].cancelled
+        ):
+            # run()'s pass on the real clock, the nearest timer live (or none): its wait read here, not by
+            # _wait_bound's general steps (whose deadline only a manual clock uses): ~1,000 instructions a
+            # pass fewer (load/server_instructions.py ws16; tests/reactor/test_reactor_wait.py compares them).
+            if heap:
+                timeout = first[0] - self.time()
+                if timeout < 0.0:
+                    timeout = 0.0
+                elif timeout > _MAX_SELECT_TIMEOUT_S:
+                    timeout = _MAX_SELECT_TIMEOUT_S
+            else:
+                timeout = None
         else:
             timeout, timer_deadline = self._wait_bound(timeout_s)
 
         self._in_pass = True
         try:
-            epoll = self._epoll
-            try:  # (fd, poll bits) pairs, from epoll itself when it can (see __init__)
-                if epoll is not None:
-                    events = epoll.poll(timeout, _EPOLL_MAX_EVENTS)  # None blocks; _wait_bound keeps timeouts >= 0
+            try:  # (fd, poll bits) pairs, from epoll itself when it can (see reactor_files.selector_internals)
+                if (epoll := self._epoll) is not None:
+                    events = epoll.poll(timeout, _EPOLL_MAX_EVENTS)  # None blocks; timeouts are kept >= 0
                 else:
                     events = [(key.fd, _POLL_BITS[mask]) for key, mask in self._selector.select(timeout)]
             except InterruptedError:
                 events = []
             if timer_deadline is not None and not events:
-                clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
+                self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
-            run_callback = self._run_callback
-            # I/O callbacks are called here, through _run_callback only when timed (slow_callback_s): its
-            # frame cost ~400 instructions a keep-alive request (load/server_instructions.py).
+            # I/O callbacks called here, through _run_callback only when timed: ~400 instructions a request fewer.
             timed = self.slow_callback_s is not None
             keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
             for fd, mask in events:
@@ -446,35 +383,39 @@ class Reactor(ErrorReporting):
                 reader, writer = key.data
                 if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
                     try:
-                        run_callback(reader) if timed else reader.callback(*reader.args)
+                        self._run_callback(reader) if timed else reader.callback(*reader.args)
                     except BaseException as exc:
                         self._callback_failed(reader, exc)
                 if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
                     try:
-                        run_callback(writer) if timed else writer.callback(*writer.args)
+                        self._run_callback(writer) if timed else writer.callback(*writer.args)
                     except BaseException as exc:
                         self._callback_failed(writer, exc)
 
-            heap = timers.heap
-            if heap and (heap[0][0] <= clock.time() or heap[0][2].cancelled):
+            if (heap := self._timers.heap) and (heap[0][0] <= self.time() or heap[0][2].cancelled):
                 self._ready_due_timers()
-
             if poll_for_idle and not events and not ready:
                 ready.extend(self._idle)
                 self._idle.clear()
 
-            # Only what was ready when this step began: later additions wait a pass
-            # (none once a callback closed or discarded the reactor: ready is empty).
             count = len(ready)
             self._passes += 1
             self._callbacks_run += count + len(events)
-            while count and ready:  # no range object for the usual count of 0 (~250 instructions a pass)
-                count -= 1
-                handle = ready.popleft()
-                if not handle.cancelled:
-                    run_callback(handle)
+            if count:
+                self._run_ready(count)
         finally:
             self._in_pass = False
+
+    def _run_ready(self, count: int) -> None:
+        """Run the first ``count`` ready callbacks: those that were ready when this step of the pass began
+        (later additions wait a pass; none once a callback closed or discarded the reactor: ready is empty).
+        A method of its own called only when there are some: a pass of one-in-flight I/O has none."""
+        ready = self._ready
+        while count and ready:
+            count -= 1
+            handle = ready.popleft()
+            if not handle.cancelled:
+                self._run_callback(handle)
 
     def _ready_due_timers(self) -> None:
         """Move the timers that are due onto the ready queue (a cancelled one on top of the heap is dropped)."""
@@ -669,10 +610,6 @@ class Reactor(ErrorReporting):
     def _untrack(self, resource: Any) -> None:
         self._resources.discard(resource)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("reactor is closed")
-
     def _check_can_run(self) -> None:
         if os.getpid() != self._pid:
             raise RuntimeError(
@@ -682,19 +619,3 @@ class Reactor(ErrorReporting):
         self._check_open()
         if self._running:
             raise RuntimeError("reactor is already running")
-
-
-def _selector_internals(selector: selectors.BaseSelector) -> tuple[dict[int, selectors.SelectorKey] | None, Any]:
-    """The selector's fd -> key dict (None: use its public get_map()), and its epoll object if it is an EpollSelector.
-
-    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn comes:
-    selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B WebSocket echo,
-    callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered by an earlier
-    callback of the pass is skipped either way; a registration reusing its fd number may see one spurious
-    readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs (~2,900
-    instructions a pass more)."""
-    fd_keys: dict[int, selectors.SelectorKey] | None = getattr(selector, "_fd_to_key", None)
-    epoll = None
-    if type(selector) is selectors.EpollSelector and fd_keys is not None:
-        epoll = getattr(selector, "_selector", None)
-    return fd_keys, epoll

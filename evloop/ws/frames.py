@@ -21,6 +21,7 @@ __all__ = [
     "encode_frame",
     "is_valid_received_code",
     "mask_payload",
+    "pack_head_16",
     "parse_close_payload",
 ]
 
@@ -163,6 +164,9 @@ _PACK_8 = struct.Struct("!BB").pack  # ~500 instructions a frame fewer than byte
 # where _PACK_8 costs ~560 instructions (callgrind); ``WebSocketConnection.send_text`` takes it.
 TEXT_HEADS = tuple(bytes((FIN | OP_TEXT, n)) for n in range(126))
 _PACK_16 = struct.Struct("!BBH").pack
+# ``(first_byte, 126, n) -> bytes``: a frame head with a 16-bit length (126 to 65,535 bytes): a server's whole
+# text message of that size takes it in ``WebSocketConnection.send_text`` without encode_frame's call.
+pack_head_16 = _PACK_16
 _PACK_64 = struct.Struct("!BBQ").pack
 
 

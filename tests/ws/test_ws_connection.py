@@ -456,6 +456,17 @@ def test_send_text_small_heads_as_encode_frame():
             assert conn.send_text(text) == encode_frame(0x80 | OP_TEXT, text.encode()), (size, text)
 
 
+def test_send_text_16_bit_heads_as_encode_frame():
+    """A server's text frame of 126 bytes to 64 KiB (its head packed in ``send_text``) against ``encode_frame``,
+    at the edges of the 16-bit length and past it, ASCII and two-byte UTF-8."""
+    from evloop.ws.frames import OP_TEXT
+
+    conn = server()
+    for size in (126, 127, 4096, 65534, 65535, 65536, 65537):
+        for text in ("a" * size, "é" * (size // 2), "é" * (size // 2) + "a"):
+            assert conn.send_text(text) == encode_frame(0x80 | OP_TEXT, text.encode()), (size, len(text))
+
+
 def test_needs_data_only_when_the_next_call_would_say_none():
     """``needs_data`` (the server glue's shortcut) against the plain ``next_event`` to None."""
     conn = server()
@@ -497,3 +508,42 @@ def test_whole_frame_fast_path_unmasks_as_the_general_path(size):
                            (frame(TEXT, text), TextMessage(text.decode()))):
         assert collect(server(), data) == [expected]
         assert collect(server(), data, 3) == [expected]
+
+
+def _events_through_next_event(conn: WebSocketConnection, pieces: list[bytes]) -> list:
+    """Every event, each read's bytes handed to the first ``next_event(received)`` (the server glue's way)."""
+    events: list = []
+    for piece in pieces:
+        event = conn.next_event(piece)
+        while event is not None:
+            events.append(event)
+            event = conn.next_event()
+    return events
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 5000, None])
+@pytest.mark.parametrize("ending", ["close", "unmasked", "eof"])
+def test_next_event_with_received_bytes_as_receive_data(chunk, ending):
+    """``next_event(received)`` against the plain ``receive_data`` + ``next_event``: the same events and the
+    same frames to send, whatever the reads' sizes, through a fragmented message, a Ping, a 4 KiB text, a
+    failure, a Close, bytes after it and EOF."""
+    from evloop.ws.frames import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT
+
+    stream = (frame(OP_TEXT, b"hello") + frame(OP_BINARY, bytes(range(200)))
+              + frame(OP_TEXT, b"frag", fin=False) + frame(OP_PING, b"p") + frame(OP_CONTINUATION, b"ment")
+              + frame(OP_TEXT, "é".encode() * 2048) + frame(OP_TEXT, b""))
+    if ending == "close":
+        stream += frame(OP_CLOSE, b"\x03\xe8bye") + frame(OP_TEXT, b"after the close")
+    elif ending == "unmasked":
+        stream += frame(OP_TEXT, b"no mask", mask=None)
+    size = chunk or len(stream)
+    pieces = [stream[i:i + size] for i in range(0, len(stream), size)] + [b""]  # b"": EOF
+    plain, fast = server(), server()
+    expected = []
+    for piece in pieces:
+        plain.receive_data(piece)
+        expected.extend(plain.events())
+    assert _events_through_next_event(fast, pieces) == expected
+    assert fast.data_to_send() == plain.data_to_send()
+    assert fast.state is plain.state
+    assert len(expected) >= 6

@@ -1,0 +1,122 @@
+"""The reactor's file watching: which descriptors it watches, and the callbacks their readiness runs.
+
+Each registered file has one ``SelectorKey`` whose ``data`` is the pair
+``(reader, writer)`` of ``Handle`` (either None): one registration per
+descriptor whatever it is watched for, changed with ``modify`` as readers
+and writers come and go.  ``Reactor.run_once`` reads that pair for each
+ready descriptor (see ``selector_internals`` for how it finds it).
+"""
+
+from __future__ import annotations
+
+import selectors
+from collections.abc import Callable
+from typing import Any
+
+from .timers import Handle
+
+__all__ = ["FileWatching", "SELECT_FD_LIMIT", "selector_internals"]
+
+FileLike = Any  # an int file descriptor or an object with fileno()
+
+# select(2) takes descriptors below FD_SETSIZE only (1024 with glibc); a larger one is accepted by
+# SelectSelector.register and then kills every select call.
+SELECT_FD_LIMIT = 1024
+
+
+class FileWatching:
+    """The ``add_reader``/``add_writer`` half of ``Reactor`` (a mixin: the reactor makes the selector)."""
+
+    _selector: selectors.BaseSelector
+    _fd_keys: dict[int, selectors.SelectorKey] | None  # the selector's own fd -> key dict, when it has one
+    _fd_limit: int | None  # SELECT_FD_LIMIT for a SelectSelector
+    _closed: bool
+
+    def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` whenever ``fileobj`` (an fd or object with fileno()) is readable; re-adding replaces
+        the callback.  With ``SelectSelector``, a descriptor of 1024 or more raises ``ValueError``."""
+        self._add(fileobj, selectors.EVENT_READ, Handle(fn, args))
+
+    def add_writer(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` whenever ``fileobj`` is writable; re-adding replaces the callback."""
+        self._add(fileobj, selectors.EVENT_WRITE, Handle(fn, args))
+
+    def remove_reader(self, fileobj: FileLike) -> bool:
+        """Stop watching ``fileobj`` for reading; returns whether a reader was removed."""
+        return self._remove(fileobj, selectors.EVENT_READ)
+
+    def remove_writer(self, fileobj: FileLike) -> bool:
+        """Stop watching ``fileobj`` for writing; returns whether a writer was removed."""
+        return self._remove(fileobj, selectors.EVENT_WRITE)
+
+    def _add(self, fileobj: FileLike, event: int, handle: Handle) -> None:
+        self._check_open()  # closed, or discarded in a forked child: never touch the selector
+        selector = self._selector
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        # Registered yet?  Looked up by number in the selector's fd -> key dict: asking get_key() for a new
+        # socket costs its miss, a KeyError whose message holds the socket's repr (its addresses, family
+        # and type looked up): ~76,000 instructions, a quarter of a Connection: close request
+        # (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
+        keys = self._fd_keys
+        if fd not in (keys if keys is not None else selector.get_map()):
+            if self._fd_limit is not None and fd >= self._fd_limit:
+                raise ValueError(
+                    f"descriptor {fd} is beyond what select() can watch (below {self._fd_limit}, "
+                    "FD_SETSIZE): use PollSelector or EpollSelector"
+                )
+            data = (handle, None) if event == selectors.EVENT_READ else (None, handle)
+            selector.register(fileobj, event, data)  # ValueError for a closed file (fd -1)
+            return
+        key = selector.get_key(fileobj)
+        reader, writer = key.data
+        if event == selectors.EVENT_READ:
+            old, data = reader, (handle, writer)
+        else:
+            old, data = writer, (reader, handle)
+        selector.modify(fileobj, key.events | event, data)
+        if old is not None:
+            old.cancel()
+
+    def _remove(self, fileobj: FileLike, event: int) -> bool:
+        if self._closed:
+            return False
+        selector = self._selector
+        try:
+            key = selector.get_key(fileobj)
+        except (KeyError, ValueError):
+            return False
+        reader, writer = key.data
+        if event == selectors.EVENT_READ:
+            old, data = reader, (None, writer)
+        else:
+            old, data = writer, (reader, None)
+        if old is None:
+            return False
+        mask = key.events & ~event
+        if mask:
+            selector.modify(fileobj, mask, data)
+        else:
+            selector.unregister(fileobj)
+        old.cancel()
+        return True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("reactor is closed")
+
+
+
+def selector_internals(selector: selectors.BaseSelector) -> tuple[dict[int, selectors.SelectorKey] | None, Any]:
+    """The selector's fd -> key dict (None: use its public get_map()), and its epoll object if it is an EpollSelector.
+
+    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn comes:
+    selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B WebSocket echo,
+    callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered by an earlier
+    callback of the pass is skipped either way; a registration reusing its fd number may see one spurious
+    readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs (~2,900
+    instructions a pass more)."""
+    fd_keys: dict[int, selectors.SelectorKey] | None = getattr(selector, "_fd_to_key", None)
+    epoll = None
+    if type(selector) is selectors.EpollSelector and fd_keys is not None:
+        epoll = getattr(selector, "_selector", None)
+    return fd_keys, epoll
