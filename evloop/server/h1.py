@@ -97,6 +97,18 @@ __all__ = ["HTTPProtocol"]
 # idle connection holds no request (~190 bytes each, with the last request's
 # head).
 _refcount = sys.getrefcount
+
+# Protocol reuse (for_connection, connection_lost): a closed connection's
+# protocol, with its state machine, head reader and receive buffer, serves
+# the server's next connection, renewed (_renew, ServerConnection.renew)
+# rather than made: no allocation, constructors and deallocation of the four
+# objects (~16,000 instructions, callgrind; load/bench_instructions.py close
+# 57,210 -> ...).  It is taken only when nothing else holds it any more
+# (a reference count, as for the spare request), so an app that kept a
+# request of the old connection can never answer on the new one; the
+# buffered bytes and body of the old connection are dropped when it closes.
+# Bounded: a burst of closes keeps at most this many (~1 KiB each, idle).
+IDLE_PROTOCOLS_MAX = 64
 # A connection's phases after its last response (CLOSED once the transport called connection_lost).
 _AFTER_LAST_RESPONSE = frozenset((CLOSING, CLOSED))
 
@@ -119,10 +131,42 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.reactor = ctx.reactor
-        self.transport: Transport | None = None   # None once the connection is lost
         # implicit_next_cycle: a keep-alive response done leaves the connection ready for the next request.
         # By position (implicit_end, implicit_next_cycle, caches): keywords cost a dict a connection.
         self.conn = ServerConnection(ctx.config.limits, True, True, ctx.http1_caches)
+        self._log_heads = ctx.config.debug_log_heads
+        # --metrics-path: the server's counts (evloop.metrics); None when off,
+        # so that a request without metrics pays one test in _response_done.
+        self._counts = ctx.metrics.counts if ctx.metrics is not None else None
+        self._renew()
+
+    @classmethod
+    def for_connection(cls, ctx: ServerContext) -> HTTPProtocol:
+        """The protocol for a connection just accepted: a closed connection's, renewed, or a new one.
+
+        See "Protocol reuse" above: the last one ``connection_lost`` put in
+        ``ctx.h1.idle_protocols`` is taken when nothing but this call holds
+        it any more (its count is 2: the local name and getrefcount's
+        argument).  One that something still holds (a request an app kept,
+        whose ``respond()`` would reach it) is left to that holder.
+        """
+        shared = ctx.h1
+        idle = shared.idle_protocols
+        if idle:
+            protocol = idle.pop()
+            spare = shared.spare_request
+            if spare is not None and getattr(spare._responder, "__self__", None) is protocol:
+                # The spare answered this protocol's last request: made another connection's when it is
+                # next used (_process), and no longer a holder of this protocol.
+                spare._responder = None
+            if type(protocol) is cls and _refcount(protocol) == 2:
+                protocol._renew()
+                return protocol
+        return cls(ctx)
+
+    def _renew(self) -> None:
+        """Every field of one connection, as a new protocol has them (``__init__``, ``for_connection``)."""
+        self.transport: Transport | None = None   # None once the connection is lost
         self.phase = NEW
         self.head: RequestHead | None = None
         # The request body so far: the first part as it came, then a bytearray
@@ -133,7 +177,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         # once it passes _memory_room bytes, or a streamed-body route (then
         # the room is 0: every part goes on at once).  One test per part.
         self._sink: SpooledBody | StreamedBody | None = None
-        self._memory_room = ctx.config.body_spool_bytes
+        self._memory_room = self.ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
         self._deadlines: DeadlineQueue | None = None  # the queue holding this connection's deadline
@@ -142,6 +186,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._stream: Iterator[bytes] | None = None
         self._started = 0.0   # when the read that completed the request's head came (the access log's duration)
         self._last_buffer_size = 0   # the write buffer when the send deadline was armed
+        self._linger_ends = 0.0
         self._body_bytes = 0   # response body bytes, for the access log
         self._status = 0
         # The transport's flow control, not phases: writes above the high
@@ -150,21 +195,17 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._reading_paused = False
         self.requests_served = 0  # responses completed on this connection
         self._arm_pending = False  # a transition's deadline waits for _finish
-        # Bound once, not per request; a cycle (the method holds this
-        # protocol) that connection_lost breaks, so a closed connection is
-        # freed by its reference counts, not by the cyclic GC.
+        # Bound once a connection, not per request; a cycle (the method holds
+        # this protocol) that connection_lost breaks, so a closed connection
+        # is freed by its reference counts, not by the cyclic GC.
         self._responder: Callable[[Response], None] | None = self._respond_later
-        self._log_heads = ctx.config.debug_log_heads
         # The access log's durations count from the read that completed a
         # request's head: the clock is read once per read, not per request,
         # and a pipelined request's duration includes the wait for the
         # answers before it (it arrived with them).  Only while the access
         # log is on (load/bench_instructions.py against a clock read per
         # head: pipelined-log 30,880 -> 29,932, keepalive-log 41,150 -> 40,440).
-        self._timed = ctx.access_log is not None or ctx.metrics is not None
-        # --metrics-path: the server's counts (evloop.metrics); None when off,
-        # so that a request without metrics pays one test in _response_done.
-        self._counts = ctx.metrics.counts if ctx.metrics is not None else None
+        self._timed = self.ctx.access_log is not None or self._counts is not None
         self._received_at = 0.0  # when the last read came
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
         self._scheme = "http"
@@ -264,13 +305,20 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
             self._deadlines.discard(self)
             self._deadlines = None
         self.phase, self._arm_pending = self.phase.exits["lost"]
-        self.ctx.connection_closed(self)
+        ctx = self.ctx
+        ctx.connection_closed(self)
         self.request = None
         # Break the cycles through this protocol (its bound responder, the
         # spare request holding it): without this every closed connection
         # was left to the cyclic GC, ~12,000 instructions a connection
         # (callgrind of evloop-demo under 50 concurrent Connection: close clients).
         self._responder = None
+        idle = ctx.h1.idle_protocols
+        if len(idle) < IDLE_PROTOCOLS_MAX:
+            # For the next connection (for_connection): its buffered bytes and body go now, not when reused.
+            self.conn.renew()
+            self.body = b""
+            idle.append(self)
 
     def eof_received(self) -> bool | None:
         if self.phase is LINGER:
