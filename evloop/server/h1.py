@@ -65,6 +65,7 @@ from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .config import LINGER_S
 from .context import ServerContext
 from .h1_faults import FaultHandling
+from .h1_reuse import IDLE_PROTOCOLS_MAX, ProtocolReuse
 from .h1_streaming import ResponseStreaming
 from .outcomes import close_quietly, internal_error, peer_text
 from .phases import (
@@ -98,17 +99,6 @@ __all__ = ["HTTPProtocol"]
 # head).
 _refcount = sys.getrefcount
 
-# Protocol reuse (for_connection, connection_lost): a closed connection's
-# protocol, with its state machine, head reader and receive buffer, serves
-# the server's next connection, renewed (_renew, ServerConnection.renew)
-# rather than made: no allocation, constructors and deallocation of the four
-# objects (~16,000 instructions, callgrind; load/bench_instructions.py close
-# 57,210 -> ...).  It is taken only when nothing else holds it any more
-# (a reference count, as for the spare request), so an app that kept a
-# request of the old connection can never answer on the new one; the
-# buffered bytes and body of the old connection are dropped when it closes.
-# Bounded: a burst of closes keeps at most this many (~1 KiB each, idle).
-IDLE_PROTOCOLS_MAX = 64
 # A connection's phases after its last response (CLOSED once the transport called connection_lost).
 _AFTER_LAST_RESPONSE = frozenset((CLOSING, CLOSED))
 
@@ -118,7 +108,7 @@ _BODILESS_STATUSES = frozenset((204, 304))
 _RECV_DONE = RecvState.DONE  # a module global: an Enum class attribute is slow to read on 3.11
 
 
-class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
+class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
@@ -140,38 +130,13 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._counts = ctx.metrics.counts if ctx.metrics is not None else None
         self._renew()
 
-    @classmethod
-    def for_connection(cls, ctx: ServerContext) -> HTTPProtocol:
-        """The protocol for a connection just accepted: a closed connection's, renewed, or a new one.
-
-        See "Protocol reuse" above: the last one ``connection_lost`` put in
-        ``ctx.h1.idle_protocols`` is taken when nothing but this call holds
-        it any more (its count is 2: the local name and getrefcount's
-        argument).  One that something still holds (a request an app kept,
-        whose ``respond()`` would reach it) is left to that holder.
-        """
-        shared = ctx.h1
-        idle = shared.idle_protocols
-        if idle:
-            protocol = idle.pop()
-            spare = shared.spare_request
-            if spare is not None and getattr(spare._responder, "__self__", None) is protocol:
-                # The spare answered this protocol's last request: made another connection's when it is
-                # next used (_process), and no longer a holder of this protocol.
-                spare._responder = None
-            if type(protocol) is cls and _refcount(protocol) == 2:
-                protocol._renew()
-                return protocol
-        return cls(ctx)
-
     def _renew(self) -> None:
-        """Every field of one connection, as a new protocol has them (``__init__``, ``for_connection``)."""
+        """Every field of one connection, as a new protocol has them (``__init__``, ``for_connection``: h1_reuse.py)."""
         self.transport: Transport | None = None   # None once the connection is lost
         self.phase = NEW
         self.head: RequestHead | None = None
-        # The request body so far: the first part as it came, then a bytearray
-        # that later parts are appended to (one object however small the
-        # reads: a list of one-byte parts cost ~52 bytes a body byte).
+        # The request body so far: the first part as it came, then a bytearray that later parts are appended
+        # to (one object however small the reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
         # Where a body goes that does not stay in memory (bodies.py): a file
         # once it passes _memory_room bytes, or a streamed-body route (then
@@ -189,8 +154,7 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._linger_ends = 0.0
         self._body_bytes = 0   # response body bytes, for the access log
         self._status = 0
-        # The transport's flow control, not phases: writes above the high
-        # water mark, and reading stopped by us.
+        # The transport's flow control, not phases: writes above the high water mark, and reading stopped by us.
         self._write_paused = False
         self._reading_paused = False
         self.requests_served = 0  # responses completed on this connection
