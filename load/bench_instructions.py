@@ -92,6 +92,7 @@ def drive_connections(case: str, reads: int, manual_clock: bool) -> None:
             if not self.closed:
                 self.closed = True
                 self.protocol.connection_lost(None)
+                self.protocol = None  # as SocketTransport lets go of its protocol
 
         abort = close
 
@@ -107,12 +108,13 @@ def drive_connections(case: str, reads: int, manual_clock: bool) -> None:
             app = make_app(None)
         server = Server(app, reactor, ServerConfig(access_log=False))
         for _ in range(200 + reads):  # 200 to warm up
-            protocol = HTTPProtocol(server)
+            protocol = HTTPProtocol.for_connection(server)  # as the listener makes them: reused once closed
             transport = ClosingTransport(protocol)
             protocol.connection_made(transport)  # type: ignore[arg-type]
             protocol.data_received(request)
             if not transport.closed:
                 raise RuntimeError("the server kept the connection open")
+            del protocol, transport  # a closed connection's protocol is held by nothing, as in the server
 
 
 def drive(case: str, reads: int, made: int, manual_clock: bool = False) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..app import Request, Response
 from ..deadlines import DeadlineQueue
@@ -39,7 +39,9 @@ class HTTP1Shared:
     that value), None for a phase without a timeout; a connection's
     deadline is in its phase's queue, which calls its ``_on_deadline`` once
     it passes.  ``spare_request``: a ``Request`` nobody kept, for the next
-    request on any connection to reuse (server/h1.py).
+    request on any connection to reuse (server/h1.py).  ``idle_protocols``:
+    closed connections' protocols for new connections to reuse
+    (``HTTPProtocol.for_connection``), at most ``h1.IDLE_PROTOCOLS_MAX``.
 
     An object of their own, not attributes of the server: the server's
     instance dict is at CPython 3.11's limit of 29 keys that stay a split
@@ -47,7 +49,7 @@ class HTTP1Shared:
     (load/bench_instructions.py: keepalive +119 instructions a request).
     """
 
-    __slots__ = ("timeouts", "deadlines", "spare_request")
+    __slots__ = ("timeouts", "deadlines", "spare_request", "idle_protocols")
 
     def __init__(self, reactor: Reactor, phase_timeouts: dict[Phase, float | None]) -> None:
         self.timeouts = phase_timeouts
@@ -59,12 +61,14 @@ class HTTP1Shared:
                 by_timeout[timeout] = DeadlineQueue(reactor, expired, timeout)
             self.deadlines[phase] = None if timeout is None else by_timeout[timeout]
         self.spare_request: Request | None = None
+        self.idle_protocols: list[Any] = []
 
     def close(self) -> None:
         """The server closes: no deadline fires after this (its connections are aborted)."""
         for queue in self.deadlines.values():
             if queue is not None:
                 queue.close()
+        self.idle_protocols.clear()
 
 
 class ServedConnection(Protocol):

@@ -65,6 +65,7 @@ from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .config import LINGER_S
 from .context import ServerContext
 from .h1_faults import FaultHandling
+from .h1_reuse import IDLE_PROTOCOLS_MAX, ProtocolReuse
 from .h1_streaming import ResponseStreaming
 from .outcomes import close_quietly, internal_error, peer_text
 from .phases import (
@@ -97,6 +98,7 @@ __all__ = ["HTTPProtocol"]
 # idle connection holds no request (~190 bytes each, with the last request's
 # head).
 _refcount = sys.getrefcount
+
 # A connection's phases after its last response (CLOSED once the transport called connection_lost).
 _AFTER_LAST_RESPONSE = frozenset((CLOSING, CLOSED))
 
@@ -106,7 +108,7 @@ _BODILESS_STATUSES = frozenset((204, 304))
 _RECV_DONE = RecvState.DONE  # a module global: an Enum class attribute is slow to read on 3.11
 
 
-class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
+class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
@@ -119,21 +121,28 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.reactor = ctx.reactor
-        self.transport: Transport | None = None   # None once the connection is lost
         # implicit_next_cycle: a keep-alive response done leaves the connection ready for the next request.
         # By position (implicit_end, implicit_next_cycle, caches): keywords cost a dict a connection.
         self.conn = ServerConnection(ctx.config.limits, True, True, ctx.http1_caches)
+        self._log_heads = ctx.config.debug_log_heads
+        # --metrics-path: the server's counts (evloop.metrics); None when off,
+        # so that a request without metrics pays one test in _response_done.
+        self._counts = ctx.metrics.counts if ctx.metrics is not None else None
+        self._renew()
+
+    def _renew(self) -> None:
+        """Every field of one connection, as a new protocol has them (``__init__``, ``for_connection``: h1_reuse.py)."""
+        self.transport: Transport | None = None   # None once the connection is lost
         self.phase = NEW
         self.head: RequestHead | None = None
-        # The request body so far: the first part as it came, then a bytearray
-        # that later parts are appended to (one object however small the
-        # reads: a list of one-byte parts cost ~52 bytes a body byte).
+        # The request body so far: the first part as it came, then a bytearray that later parts are appended
+        # to (one object however small the reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
         # Where a body goes that does not stay in memory (bodies.py): a file
         # once it passes _memory_room bytes, or a streamed-body route (then
         # the room is 0: every part goes on at once).  One test per part.
         self._sink: SpooledBody | StreamedBody | None = None
-        self._memory_room = ctx.config.body_spool_bytes
+        self._memory_room = self.ctx.config.body_spool_bytes
         self.request: Request | None = None
         self.deadline = 0.0
         self._deadlines: DeadlineQueue | None = None  # the queue holding this connection's deadline
@@ -142,29 +151,25 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
         self._stream: Iterator[bytes] | None = None
         self._started = 0.0   # when the read that completed the request's head came (the access log's duration)
         self._last_buffer_size = 0   # the write buffer when the send deadline was armed
+        self._linger_ends = 0.0
         self._body_bytes = 0   # response body bytes, for the access log
         self._status = 0
-        # The transport's flow control, not phases: writes above the high
-        # water mark, and reading stopped by us.
+        # The transport's flow control, not phases: writes above the high water mark, and reading stopped by us.
         self._write_paused = False
         self._reading_paused = False
         self.requests_served = 0  # responses completed on this connection
         self._arm_pending = False  # a transition's deadline waits for _finish
-        # Bound once, not per request; a cycle (the method holds this
-        # protocol) that connection_lost breaks, so a closed connection is
-        # freed by its reference counts, not by the cyclic GC.
+        # Bound once a connection, not per request; a cycle (the method holds
+        # this protocol) that connection_lost breaks, so a closed connection
+        # is freed by its reference counts, not by the cyclic GC.
         self._responder: Callable[[Response], None] | None = self._respond_later
-        self._log_heads = ctx.config.debug_log_heads
         # The access log's durations count from the read that completed a
         # request's head: the clock is read once per read, not per request,
         # and a pipelined request's duration includes the wait for the
         # answers before it (it arrived with them).  Only while the access
         # log is on (load/bench_instructions.py against a clock read per
         # head: pipelined-log 30,880 -> 29,932, keepalive-log 41,150 -> 40,440).
-        self._timed = ctx.access_log is not None or ctx.metrics is not None
-        # --metrics-path: the server's counts (evloop.metrics); None when off,
-        # so that a request without metrics pays one test in _response_done.
-        self._counts = ctx.metrics.counts if ctx.metrics is not None else None
+        self._timed = self.ctx.access_log is not None or self._counts is not None
         self._received_at = 0.0  # when the last read came
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
         self._scheme = "http"
@@ -264,13 +269,20 @@ class HTTPProtocol(FaultHandling, ResponseStreaming, Protocol):
             self._deadlines.discard(self)
             self._deadlines = None
         self.phase, self._arm_pending = self.phase.exits["lost"]
-        self.ctx.connection_closed(self)
+        ctx = self.ctx
+        ctx.connection_closed(self)
         self.request = None
         # Break the cycles through this protocol (its bound responder, the
         # spare request holding it): without this every closed connection
         # was left to the cyclic GC, ~12,000 instructions a connection
         # (callgrind of evloop-demo under 50 concurrent Connection: close clients).
         self._responder = None
+        idle = ctx.h1.idle_protocols
+        if len(idle) < IDLE_PROTOCOLS_MAX:
+            # For the next connection (for_connection): its buffered bytes and body go now, not when reused.
+            self.conn.renew()
+            self.body = b""
+            idle.append(self)
 
     def eof_received(self) -> bool | None:
         if self.phase is LINGER:

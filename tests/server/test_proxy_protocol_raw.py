@@ -190,6 +190,22 @@ def test_the_ssl_tlv_says_whether_the_client_used_https(served, client_flags, sc
     sock.close()
 
 
+def test_a_reused_protocol_takes_the_next_headers_client_and_scheme(served):
+    """A closed connection's protocol serves the next (HTTPProtocol.for_connection): nothing of the last header stays."""
+    s = served()
+    ssl_tlv = tlv(PP2_TYPE_SSL, b"\x01\0\0\0\0" + tlv(PP2_SUBTYPE_SSL_VERSION, b"TLSv1.3"))
+    for header, client, scheme in ((v2("198.51.100.9", tlvs=ssl_tlv), "198.51.100.9", "https"),
+                                   (v1("198.51.100.10"), "198.51.100.10", "http"),
+                                   (v2("2001:db8::5", "2001:db8::1", tlvs=ssl_tlv), "2001:db8::5", "https"),
+                                   (v2(command=0), "127.0.0.1", "http")):  # LOCAL: the proxy's own connection
+        sock = s.connect()
+        answer = s.answer(sock, header + REQUEST)
+        assert (answer["client"][0], answer["scheme"]) == (client, scheme)
+        sock.close()
+        s.pump(lambda: not s.server.connections)
+    assert len(s.server.h1.idle_protocols) == 1  # kept for the next connection
+
+
 def test_wsgi_remote_addr_is_the_headers_client(served):
     def wsgi(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json")])

@@ -280,6 +280,17 @@ def test_client_certificates_reach_the_app(start_demo, certs):
         get_json(server, certs, "/tls")  # required, and none sent
 
 
+def test_a_connections_tls_facts_are_its_own_when_its_protocol_is_reused(start_demo, certs):
+    """Closed connections' protocols serve the next ones (HTTPProtocol.for_connection): each sees its own TLS."""
+    server = start_demo(*tls_args(certs, "--ca-certs", str(certs.ca_file), "--cert-reqs", "optional",
+                                  "--app", "tls_apps:app"), env={"PYTHONPATH": TESTS_DIR + os.pathsep +
+                                                                   os.environ.get("PYTHONPATH", "")})
+    with_cert = certs.client_context(with_client_cert=True)
+    for context, has_cert in ((None, False), (with_cert, True), (None, False), (with_cert, True)):
+        body = get_json(server, certs, "/tls", context=context)
+        assert body["scheme"] == "https" and body["client_cert"] is has_cert
+
+
 def test_wsgi_environ_has_mod_ssl_variables(start_demo, certs):
     server = start_demo(*tls_args(certs, "--ca-certs", str(certs.ca_file), "--cert-reqs", "optional",
                                   "--wsgi", "tls_apps:wsgi_app"), env={"PYTHONPATH": TESTS_DIR + os.pathsep +
