@@ -78,6 +78,7 @@ from evloop.wsgi_environ import (
     _REQUEST_KEYS,
     SERVER_SOFTWARE,
     FileWrapper,
+    LastEnviron,
     LastFields,
     _fill_environ,
     build_environ,
@@ -168,21 +169,25 @@ class WSGICaches:
     ``keys`` -- request header names to their environ keys (``environ_key``).
     ``fields`` -- what ``header_fields`` made of the last request's header
         pairs, for the next with the same (``LastFields``): one entry.
+    ``environ`` -- the last request's environ before its per-request keys,
+        for the next with the same head over the same connection
+        (``LastEnviron``): one entry.
 
     What each saves was measured with load/bench_instructions.py (see
     ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
     """
 
-    __slots__ = ("heads", "keys", "fields")
+    __slots__ = ("heads", "keys", "fields", "environ")
 
-    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_fields: bool = True) -> None:
+    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_environ: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
-        self.fields = LastFields() if remember_fields else None
+        self.fields = LastFields() if remember_environ else None
+        self.environ = LastEnviron() if remember_environ else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
-        return cls(max_heads=0, max_keys=0, remember_fields=False)
+        return cls(max_heads=0, max_keys=0, remember_environ=False)
 
     def stats(self) -> list[CacheStats]:
         return [self.heads.stats(), self.keys.stats()]
@@ -412,7 +417,8 @@ class WSGIApp:
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
-        environ = _fill_environ(request, self._template, self.caches.keys, self.caches.fields)
+        caches = self.caches
+        environ = _fill_environ(request, self._template, caches.keys, caches.fields, caches.environ)
         # Made without running Response.__init__, and set here rather than by
         # an __init__ of its own: the call of a Python __init__ cost ~490
         # instructions a request.

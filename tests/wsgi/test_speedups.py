@@ -301,7 +301,7 @@ def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own()
         # itself, found by identity again; the empty tuple has no copy).
         for copy in (pairs, pairs, tuple(list(pairs))):
             request = Request("POST", "/", headers=copy, body=b"", server=("127.0.0.1", 80))
-            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields)
+            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)
             plain = build_environ(request, template=app._template)
             assert {k: v for k, v in fast.items() if k != "wsgi.input"} == \
                    {k: v for k, v in plain.items() if k != "wsgi.input"}
@@ -309,7 +309,7 @@ def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own()
     # A list of pairs (a Request made by hand) is never remembered: a list can change.
     headers = [("Host", "h")]
     request = Request("GET", "/", headers=headers, server=("127.0.0.1", 80))
-    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "h"
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)["HTTP_HOST"] == "h"
     headers[0] = ("Host", "other")
-    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "other"
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)["HTTP_HOST"] == "other"
     assert header_fields((("Content-Length", "5"), ("Accept", "*/*"))) == ({"HTTP_ACCEPT": "*/*"}, True)
