@@ -169,6 +169,8 @@ class WSGICaches:
     ``keys`` -- request header names to their environ keys (``environ_key``).
     ``fields`` -- what ``header_fields`` made of the last request's header
         pairs, for the next with the same (``LastFields``): one entry.
+    ``last_head`` -- the last head ``heads`` gave, for a start_response with
+        an equal status and list (``LastHead``): one entry, in front of ``heads``.
     ``environ`` -- the last request's environ before its per-request keys,
         for the next with the same head over the same connection
         (``LastEnviron``): one entry.
@@ -177,13 +179,14 @@ class WSGICaches:
     ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
     """
 
-    __slots__ = ("heads", "keys", "fields", "environ")
+    __slots__ = ("heads", "keys", "fields", "environ", "last_head")
 
     def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_environ: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
         self.fields = LastFields() if remember_environ else None
         self.environ = LastEnviron() if remember_environ else None
+        self.last_head = LastHead() if max_heads else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
@@ -191,6 +194,23 @@ class WSGICaches:
 
     def stats(self) -> list[CacheStats]:
         return [self.heads.stats(), self.keys.stats()]
+
+
+class LastHead:
+    """start_response's last status and header list, and what ``check_head`` made of them (``WSGICaches.last_head``).
+
+    An app answers request after request with the same head: the list it
+    passes equals the last one, which a comparison in C finds with no key
+    made and hashed (``caches.heads`` is looked up by ``(status, tuple(headers))``).
+    Probe of start_response on a hello, 4,700 -> 3,400 instructions (see ``WSGIApp``).
+    """
+
+    __slots__ = ("status", "headers", "head")
+
+    def __init__(self) -> None:
+        self.status: object = object()  # equal to no status: the first call takes the plain path
+        self.headers: list[tuple[str, str]] = []
+        self.head: _Head = (200, None, (), None)
 
 
 class _Call(Response):
@@ -227,19 +247,30 @@ class _Call(Response):
                 exc_info = None  # no reference cycle through the frame
         elif self.started:
             raise RuntimeError("start_response() called twice without exc_info")
-        heads = self.app.caches.heads
-        head = key = None
-        if type(headers) is list:  # a tuple of pairs would hash as the list's key does, and is refused
-            try:
-                key = (status, tuple(headers))
-                head = heads.entries.get(key)
-            except TypeError:  # an unhashable status or pair: never valid, check_head says why
-                key = None
-        if head is None:
-            heads.misses += 1
-            head = check_head(status, headers, self.app.warned)
-            if key is not None:
-                heads.put(key, head)
+        caches = self.app.caches
+        last = caches.last_head
+        head: _Head | None
+        # A list is compared element by element in C, with no key made nor hashed.
+        if last is not None and type(headers) is list and headers == last.headers and status == last.status:
+            head = last.head
+        else:
+            heads = caches.heads
+            head = None
+            key = None
+            if type(headers) is list:  # a tuple of pairs would hash as the list's key does, and is refused
+                try:
+                    key = (status, tuple(headers))
+                    head = heads.entries.get(key)
+                except TypeError:  # an unhashable status or pair: never valid, check_head says why
+                    key = None
+            if head is None:
+                heads.misses += 1
+                head = check_head(status, headers, self.app.warned)
+                if key is not None:
+                    heads.put(key, head)
+            if last is not None and key is not None:
+                # A copy of the list: the app may change its own.
+                last.status, last.headers, last.head = status, headers.copy(), head
         status_code, self.reason, fields, self.declared = head
         self.status = status_code
         self.headers = list(fields)  # the response's own list: the cache's tuple stays as it is
