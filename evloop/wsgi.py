@@ -202,7 +202,7 @@ class LastHead:
     An app answers request after request with the same head: the list it
     passes equals the last one, which a comparison in C finds with no key
     made and hashed (``caches.heads`` is looked up by ``(status, tuple(headers))``).
-    Probe of start_response on a hello, 4,700 -> 3,400 instructions (see ``WSGIApp``).
+    load/bench_instructions.py wsgi-keepalive 46,897 -> 45,379 (see ``WSGIApp``).
     """
 
     __slots__ = ("status", "headers", "head")
@@ -219,8 +219,9 @@ class _Call(Response):
     The call's state (``started``, ``headers_sent``, what ``write()`` was
     given) lives on the ``Response`` the server is handed, so a call makes one
     object, not two: ``WSGIApp.__call__`` sets the body and returns the call
-    itself (load/bench_instructions.py wsgi-keepalive 54,158 -> 51,040 against
-    a ``Response.checked`` made from a separate call object).  The server
+    itself (a call of ``WSGIApp`` on a hello, counted with callgrind: 31,212
+    -> 29,775 instructions against a ``Response.checked`` made from a
+    separate call object; see ``WSGIApp``).  The server
     sees an ordinary ``Response``; the app's later calls of start_response
     or write() cannot change what was sent (see the module docstring).
     """
@@ -429,6 +430,20 @@ class WSGIApp:
     all of these undone).  Filling the environ with one
     ``update`` from a dict display instead of the stores was tried: a
     request cost ~4,400 more.
+
+    Then (the WSGI per-request path, from wsgi-keepalive 54,158, wsgi-echo4k
+    82,238): the call object as the Response (``_Call``), 31,212 -> 29,775
+    a call of ``WSGIApp``; ``caches.environ``, the last request's environ
+    copied for a repeated request on a keep-alive connection, wsgi-keepalive
+    51,688 -> 45,379, wsgi-echo4k 80,000 -> 75,253; ``caches.last_head``,
+    wsgi-keepalive 46,897 -> 45,379 (each against the final code without
+    it).  In all wsgi-keepalive 54,158 -> 45,379, wsgi-echo4k
+    82,238 -> 75,253; the whole server (load/server_instructions.py,
+    ``--no-access-log``) 71,471 -> 61,929 and 100,261 -> 90,638, wsgi-close
+    133,593 -> 131,830 (its connections' one request never hits
+    ``caches.environ``).  Tried and left: splitting the memo in a head's and
+    a connection's items, each merged with ``dict.update``, saved a third of
+    what the one memo saves.
     """
 
     def __init__(

@@ -256,7 +256,8 @@ class LastEnviron:
     equal by identity, element by element in C: nothing to hash, nothing to
     bound; any other request takes the place.  A hit is one dict copy and
     four stores instead of the path's decoding, four ``str()`` and a dozen
-    stores (see ``WSGIApp`` for the figures).  Only a tuple of pairs is
+    stores: load/bench_instructions.py wsgi-keepalive 51,688 -> 45,379,
+    wsgi-echo4k 80,000 -> 75,253 (see ``WSGIApp``).  Only a tuple of pairs is
     remembered: a list (a Request made by hand) can change under the memo.
     """
 
