@@ -175,22 +175,24 @@ class WSGICaches:
         for the next with the same head over the same connection
         (``LastEnviron``): one entry.
 
-    What each saves was measured with load/bench_instructions.py (see
-    ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
+    ``remember_fields=False`` leaves out ``fields`` and ``environ``,
+    ``max_heads=0`` ``heads`` and ``last_head``.  What each saves was
+    measured with load/bench_instructions.py (see ``WSGIApp``).
+    ``disabled()`` holds nothing: every step takes the plain path.
     """
 
     __slots__ = ("heads", "keys", "fields", "environ", "last_head")
 
-    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_environ: bool = True) -> None:
+    def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_fields: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
-        self.fields = LastFields() if remember_environ else None
-        self.environ = LastEnviron() if remember_environ else None
+        self.fields = LastFields() if remember_fields else None
+        self.environ = LastEnviron() if remember_fields else None
         self.last_head = LastHead() if max_heads else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
-        return cls(max_heads=0, max_keys=0, remember_environ=False)
+        return cls(max_heads=0, max_keys=0, remember_fields=False)
 
     def stats(self) -> list[CacheStats]:
         return [self.heads.stats(), self.keys.stats()]
