@@ -441,8 +441,8 @@ class WSGIApp:
     wsgi-keepalive 46,897 -> 45,379 (each against the final code without
     it).  In all wsgi-keepalive 54,158 -> 45,379, wsgi-echo4k
     82,238 -> 75,253; the whole server (load/server_instructions.py,
-    ``--no-access-log``) 71,471 -> 61,929 and 100,261 -> 90,638, wsgi-close
-    133,593 -> 131,830 (its connections' one request never hits
+    ``--no-access-log``, each build through ``--src``) 70,673 -> 61,926 and
+    99,621 -> 90,577, wsgi-close 132,858 -> 131,806 (its connections' one request never hits
     ``caches.environ``).  Tried and left: splitting the memo in a head's and
     a connection's items, each merged with ``dict.update``, saved a third of
     what the one memo saves.
