@@ -78,6 +78,7 @@ from evloop.wsgi_environ import (
     _REQUEST_KEYS,
     SERVER_SOFTWARE,
     FileWrapper,
+    LastEnviron,
     LastFields,
     _fill_environ,
     build_environ,
@@ -168,17 +169,26 @@ class WSGICaches:
     ``keys`` -- request header names to their environ keys (``environ_key``).
     ``fields`` -- what ``header_fields`` made of the last request's header
         pairs, for the next with the same (``LastFields``): one entry.
+    ``last_head`` -- the last head ``heads`` gave, for a start_response with
+        an equal status and list (``LastHead``): one entry, in front of ``heads``.
+    ``environ`` -- the last request's environ before its per-request keys,
+        for the next with the same head over the same connection
+        (``LastEnviron``): one entry.
 
-    What each saves was measured with load/bench_instructions.py (see
-    ``WSGIApp``).  ``disabled()`` holds nothing: every step takes the plain path.
+    ``remember_fields=False`` leaves out ``fields`` and ``environ``,
+    ``max_heads=0`` ``heads`` and ``last_head``.  What each saves was
+    measured with load/bench_instructions.py (see ``WSGIApp``).
+    ``disabled()`` holds nothing: every step takes the plain path.
     """
 
-    __slots__ = ("heads", "keys", "fields")
+    __slots__ = ("heads", "keys", "fields", "environ", "last_head")
 
     def __init__(self, *, max_heads: int = 256, max_keys: int = 256, remember_fields: bool = True) -> None:
         self.heads: BoundedCache[tuple[str, tuple[tuple[str, str], ...]], _Head] = BoundedCache("wsgi_heads", max_heads)
         self.keys: BoundedCache[str, str] = BoundedCache("wsgi_keys", max_keys)
         self.fields = LastFields() if remember_fields else None
+        self.environ = LastEnviron() if remember_fields else None
+        self.last_head = LastHead() if max_heads else None
 
     @classmethod
     def disabled(cls) -> WSGICaches:
@@ -188,15 +198,40 @@ class WSGICaches:
         return [self.heads.stats(), self.keys.stats()]
 
 
-class _Call:
-    """The state of one application call: start_response, write, headers sent."""
+class LastHead:
+    """start_response's last status and header list, and what ``check_head`` made of them (``WSGICaches.last_head``).
 
-    __slots__ = ("status", "reason", "headers", "declared", "headers_sent", "pending", "started", "app")
-    # Set by start_response, read only once ``started`` is True: not stored
-    # by the constructor (four stores fewer a request).
-    status: int
-    reason: str | None
-    headers: tuple[tuple[str, str], ...]
+    An app answers request after request with the same head: the list it
+    passes equals the last one, which a comparison in C finds with no key
+    made and hashed (``caches.heads`` is looked up by ``(status, tuple(headers))``).
+    load/bench_instructions.py wsgi-keepalive 46,897 -> 45,379 (see ``WSGIApp``).
+    """
+
+    __slots__ = ("status", "headers", "head")
+
+    def __init__(self) -> None:
+        self.status: object = object()  # equal to no status: the first call takes the plain path
+        self.headers: list[tuple[str, str]] = []
+        self.head: _Head = (200, None, (), None)
+
+
+class _Call(Response):
+    """One application call, and the response it makes: start_response and write() fill it in.
+
+    The call's state (``started``, ``headers_sent``, what ``write()`` was
+    given) lives on the ``Response`` the server is handed, so a call makes one
+    object, not two: ``WSGIApp.__call__`` sets the body and returns the call
+    itself (a call of ``WSGIApp`` on a hello, counted with callgrind: 31,212
+    -> 29,775 instructions against a ``Response.checked`` made from a
+    separate call object; see ``WSGIApp``).  The server
+    sees an ordinary ``Response``; the app's later calls of start_response
+    or write() cannot change what was sent (see the module docstring).
+    """
+
+    __slots__ = ("declared", "headers_sent", "pending", "started", "app")
+    # Set by start_response (status, reason, headers, declared) and by
+    # WSGIApp.__call__ (body, content_length): read only once ``started`` is
+    # True; not stored by a constructor.
     declared: int | None
     # Set by WSGIApp.__call__, which makes it: a class without __init__.
     app: WSGIApp
@@ -215,20 +250,33 @@ class _Call:
                 exc_info = None  # no reference cycle through the frame
         elif self.started:
             raise RuntimeError("start_response() called twice without exc_info")
-        heads = self.app.caches.heads
-        head = key = None
-        if type(headers) is list:  # a tuple of pairs would hash as the list's key does, and is refused
-            try:
-                key = (status, tuple(headers))
-                head = heads.entries.get(key)
-            except TypeError:  # an unhashable status or pair: never valid, check_head says why
-                key = None
-        if head is None:
-            heads.misses += 1
-            head = check_head(status, headers, self.app.warned)
-            if key is not None:
-                heads.put(key, head)
-        self.status, self.reason, self.headers, self.declared = head
+        caches = self.app.caches
+        last = caches.last_head
+        head: _Head | None
+        # A list is compared element by element in C, with no key made nor hashed.
+        if last is not None and type(headers) is list and headers == last.headers and status == last.status:
+            head = last.head
+        else:
+            heads = caches.heads
+            head = None
+            key = None
+            if type(headers) is list:  # a tuple of pairs would hash as the list's key does, and is refused
+                try:
+                    key = (status, tuple(headers))
+                    head = heads.entries.get(key)
+                except TypeError:  # an unhashable status or pair: never valid, check_head says why
+                    key = None
+            if head is None:
+                heads.misses += 1
+                head = check_head(status, headers, self.app.warned)
+                if key is not None:
+                    heads.put(key, head)
+            if last is not None and key is not None:
+                # A copy of the list: the app may change its own.
+                last.status, last.headers, last.head = status, headers.copy(), head
+        status_code, self.reason, fields, self.declared = head
+        self.status = status_code
+        self.headers = list(fields)  # the response's own list: the cache's tuple stays as it is
         self.started = True
         return self.write
 
@@ -241,6 +289,14 @@ class _Call:
             self.headers_sent = True
             self.pending.append(bytes(data))
 
+    def sent(self, body: Any, content_length: int | None) -> _Call:
+        """This call as the response to send: ``body`` and its ``content_length`` (checked by the caller, as
+        ``Response.checked`` takes them); the head counts as sent from now on."""
+        self.headers_sent = True
+        self.body = body
+        self.content_length = content_length
+        return self
+
 
 def _asks_to_close(connection: str) -> bool:
     """Does a Connection field value hold the ``close`` option (RFC 9110 7.6.1)?"""
@@ -250,11 +306,13 @@ def _asks_to_close(connection: str) -> bool:
 class _WSGIBody:
     """The rest of an app iterable, as a body iterator with ``close()``."""
 
-    __slots__ = ("_call", "_iterable", "_iterator", "_first", "_closed")
+    __slots__ = ("_pending", "_iterable", "_iterator", "_first", "_closed")
 
-    def __init__(self, call: _Call, iterable: Any, iterator: Iterator[bytes] | None,
+    def __init__(self, pending: list[bytes], iterable: Any, iterator: Iterator[bytes] | None,
                  first: bytes | None) -> None:
-        self._call = call
+        # What write() was given, sent first: the call's list, not the call (the
+        # response), which holds this body: no reference cycle.
+        self._pending = pending
         self._iterable = iterable
         self._iterator = iterator  # None: the iterable is exhausted
         self._first = first
@@ -266,7 +324,7 @@ class _WSGIBody:
     def __next__(self) -> bytes:
         if self._closed:
             raise StopIteration
-        pending = self._call.pending
+        pending = self._pending
         if pending:
             return pending.pop(0)
         first = self._first
@@ -374,6 +432,20 @@ class WSGIApp:
     all of these undone).  Filling the environ with one
     ``update`` from a dict display instead of the stores was tried: a
     request cost ~4,400 more.
+
+    Then (the WSGI per-request path, from wsgi-keepalive 54,158, wsgi-echo4k
+    82,238): the call object as the Response (``_Call``), 31,212 -> 29,775
+    a call of ``WSGIApp``; ``caches.environ``, the last request's environ
+    copied for a repeated request on a keep-alive connection, wsgi-keepalive
+    51,688 -> 45,379, wsgi-echo4k 80,000 -> 75,253; ``caches.last_head``,
+    wsgi-keepalive 46,897 -> 45,379 (each against the final code without
+    it).  In all wsgi-keepalive 54,158 -> 45,379, wsgi-echo4k
+    82,238 -> 75,253; the whole server (load/server_instructions.py,
+    ``--no-access-log``, each build through ``--src``) 70,673 -> 61,926 and
+    99,621 -> 90,577, wsgi-close 132,858 -> 131,806 (its connections' one request never hits
+    ``caches.environ``).  Tried and left: splitting the memo in a head's and
+    a connection's items, each merged with ``dict.update``, saved a third of
+    what the one memo saves.
     """
 
     def __init__(
@@ -393,10 +465,12 @@ class WSGIApp:
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
-        environ = _fill_environ(request, self._template, self.caches.keys, self.caches.fields)
-        # Set here rather than by a _Call.__init__: the call of a Python
-        # __init__ cost ~490 instructions a request.
-        call = _Call()
+        caches = self.caches
+        environ = _fill_environ(request, self._template, caches.keys, caches.fields, caches.environ)
+        # Made without running Response.__init__, and set here rather than by
+        # an __init__ of its own: the call of a Python __init__ cost ~490
+        # instructions a request.
+        call = _Call.__new__(_Call)
         call.app = self
         call.headers_sent = call.started = False
         call.pending = []
@@ -407,8 +481,7 @@ class WSGIApp:
             # holds it to what _response makes of a one-item tuple).
             body = result[0]
             if type(body) is bytes and (call.declared is None or call.declared == len(body)):
-                call.headers_sent = True
-                return Response.checked(call.status, list(call.headers), body, len(body), call.reason)
+                return call.sent(body, len(body))
         try:
             return self._response(call, result)
         except BaseException:
@@ -417,7 +490,7 @@ class WSGIApp:
                 close()
             raise
 
-    def _response(self, call: _Call, result: Any) -> Response:
+    def _response(self, call: _Call, result: Any) -> _Call:
         result_type = type(result)
         if (result_type is list or result_type is tuple) and call.started and not call.pending:
             # A list or tuple of bytes (the common [b"body"]): its length is
@@ -425,14 +498,12 @@ class WSGIApp:
             # and a short one in one piece, head and body in one write.
             body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
-                call.headers_sent = True
-                return Response.checked(call.status, list(call.headers), body, size, call.reason)
+                return call.sent(body, size)
 
         if isinstance(result, FileWrapper) and call.started:
             file_body = _file_body(result, call)
             if file_body is not None:
-                call.headers_sent = True
-                return Response.checked(call.status, list(call.headers), file_body, file_body.count, call.reason)
+                return call.sent(file_body, file_body.count)
 
         # Pull until start_response was called and there is data to send, or
         # the iterable ends (PEP 3333: the head may wait for the first
@@ -452,9 +523,7 @@ class WSGIApp:
                 break
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
-        call.headers_sent = True
-        return Response.checked(call.status, list(call.headers), _WSGIBody(call, result, iterator, first),
-                                call.declared, call.reason)
+        return call.sent(_WSGIBody(call.pending, result, iterator, first), call.declared)
 
 
 _JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)
@@ -470,4 +539,4 @@ def _list_body(call: _Call, result: list[Any] | tuple[Any, ...]) -> tuple[Any, i
         size += len(data)
     if size <= _JOIN_MAX_BYTES:
         return b"".join(result), size
-    return _WSGIBody(call, result, iter(result), None), size
+    return _WSGIBody(call.pending, result, iter(result), None), size

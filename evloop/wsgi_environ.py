@@ -19,7 +19,8 @@ from evloop import __version__
 from evloop.app import Request, SpooledRequest
 from evloop.http.caches import BoundedCache
 
-__all__ = ["SERVER_SOFTWARE", "FileWrapper", "build_environ", "environ_key", "environ_template", "header_fields"]
+__all__ = ["SERVER_SOFTWARE", "FileWrapper", "LastEnviron", "LastFields", "build_environ", "environ_key",
+           "environ_template", "header_fields"]
 
 logger = logging.getLogger("evloop.wsgi")
 
@@ -230,6 +231,8 @@ class LastFields:
     fields in Python, whose cost grows with their number.  (A cache by value,
     a ``BoundedCache`` of 128 pairs, cost a head with a unique field, such as
     load/bench_instructions.py's wsgi-unique, ~5,500 instructions in misses.)
+    It serves the requests ``LastEnviron`` does not: a repeated head on a new
+    connection (wsgi-close).
     """
 
     __slots__ = ("pairs", "found")
@@ -237,6 +240,37 @@ class LastFields:
     def __init__(self) -> None:
         self.pairs: tuple[tuple[str, str], ...] | None = None
         self.found: _Fields = ({}, False)
+
+
+class LastEnviron:
+    """The last request's environ before its per-request keys, for a request from equal sources.
+
+    Everything in an environ but ``wsgi.input``, ``evloop.request``,
+    CONTENT_LENGTH and HTTP_X_REQUEST_ID comes from the request's head (its
+    header pairs, method, path, query and version), its connection (``client``,
+    ``server``, ``scheme``, ``tls``, ``reactor``) and the app's template:
+    ``key`` holds them, and equal sources give an equal environ.  The parser
+    hands out the same objects for every head it serves from its cache of
+    heads, and the server the same address tuples for every request of a
+    connection, so a repeated request on a keep-alive connection compares
+    equal by identity, element by element in C: nothing to hash, nothing to
+    bound; any other request takes the place.  A hit is one dict copy and
+    four stores instead of the path's decoding, four ``str()`` and a dozen
+    stores: load/bench_instructions.py wsgi-keepalive 51,688 -> 45,379,
+    wsgi-echo4k 80,000 -> 75,253 (see ``WSGIApp``).  Only a tuple of pairs is
+    remembered: a list (a Request made by hand) can change under the memo.
+    """
+
+    __slots__ = ("key", "environ", "framed", "client")
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        # The last request's client: an environ is remembered from a
+        # connection's second request on, so a connection that serves one
+        # request (Connection: close) never pays the memo's copy.
+        self.client: Any = None
+        self.environ: dict[str, Any] = {}
+        self.framed = False
 
 
 def build_environ(
@@ -259,63 +293,70 @@ def build_environ(
 
 
 def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache[str, str] | None,
-                  last: LastFields | None = None) -> dict[str, Any]:
-    """``build_environ``'s work: a copy of ``template`` filled for ``request``.
+                  fields: LastFields | None = None, last: LastEnviron | None = None) -> dict[str, Any]:
+    """``build_environ``'s work: a copy of ``template`` filled for ``request`` (or of the last request's, from
+    ``last``), then the request's own keys set.
 
     ``WSGIApp`` calls it by position (keyword arguments cost a call more).
-    ``last``: ``WSGICaches.fields``, what ``header_fields`` made of the last
-    header pairs.
+    ``fields`` and ``last``: ``WSGICaches.fields`` and ``.environ``.
     """
-    raw_path = request.raw_path
-    path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
-    script_name = template["SCRIPT_NAME"]
-    if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
-        path_info = path_info[len(script_name):]
-    server = request.server
-    if isinstance(server, tuple) and len(server) >= 2:
-        server_name, server_port = str(server[0]), str(server[1])
-    else:
-        server_name, server_port = _server_from_host(request)
+    pairs = request.header_pairs
+    key = None
+    if last is not None:
+        key = (pairs, request.raw_path, request.client, request.method, request.query_string, request.version,
+               request.server, request.scheme, request.tls, request.reactor, template)
+        if key == last.key:
+            environ = last.environ.copy()
+            framed = last.framed
+            key = None
+    if key is not None or last is None:
+        raw_path = request.raw_path
+        path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
+        script_name = template["SCRIPT_NAME"]
+        if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
+            path_info = path_info[len(script_name):]
+        server = request.server
+        if isinstance(server, tuple) and len(server) >= 2:
+            server_name, server_port = str(server[0]), str(server[1])
+        else:
+            server_name, server_port = _server_from_host(request)
+        client = request.client
+        environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = path_info
+        environ["QUERY_STRING"] = request.query_string
+        environ["SERVER_NAME"] = server_name
+        environ["SERVER_PORT"] = server_port
+        environ["SERVER_PROTOCOL"] = request.version
+        environ["wsgi.url_scheme"] = request.scheme
+        environ["evloop.reactor"] = request.reactor
+        if isinstance(client, tuple) and len(client) >= 2:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(client[0]), str(client[1])
+        else:
+            environ["REMOTE_ADDR"] = ""
+        if request.tls is not None:
+            environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
+        # The pairs as received: read through Headers, a lookup would build its index.
+        if fields is not None and pairs is fields.pairs:
+            items, framed = fields.found
+        else:
+            items, framed = found = header_fields(pairs, keys)
+            if fields is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
+                fields.pairs, fields.found = pairs, found
+        environ.update(items)
+        if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
+            if client is last.client:  # the connection's second request or later: remembered (see LastEnviron)
+                last.key, last.environ, last.framed = key, environ, framed
+                environ = environ.copy()  # the app's own: the memo's stays as it was made
+            last.client = client
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
-        wsgi_input: Any = request.stream
+        environ["wsgi.input"] = request.stream
         length = request.body_length
     else:
         body = request.body
-        wsgi_input = io.BytesIO(body) if body else _NO_BODY
+        environ["wsgi.input"] = io.BytesIO(body) if body else _NO_BODY
         length = len(body)
-    client = request.client
-    if isinstance(client, tuple) and len(client) >= 2:
-        remote_addr, remote_port = str(client[0]), str(client[1])
-    else:
-        remote_addr, remote_port = "", None
-    environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
-    environ["REQUEST_METHOD"] = request.method
-    environ["PATH_INFO"] = path_info
-    environ["QUERY_STRING"] = request.query_string
-    environ["SERVER_NAME"] = server_name
-    environ["SERVER_PORT"] = server_port
-    environ["SERVER_PROTOCOL"] = request.version
-    environ["wsgi.url_scheme"] = request.scheme
-    environ["wsgi.input"] = wsgi_input
     environ["evloop.request"] = request
-    environ["evloop.reactor"] = request.reactor
-    environ["REMOTE_ADDR"] = remote_addr
-    if remote_port is not None:
-        environ["REMOTE_PORT"] = remote_port
-    else:
-        environ.pop("REMOTE_PORT", None)  # a placeholder in WSGIApp's template (see _REQUEST_KEYS)
-    if request.tls is not None:
-        environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
-    # The pairs as received: read through Headers, a lookup would build its index.
-    pairs = request.header_pairs
-    if last is not None and pairs is last.pairs:
-        found = last.found
-    else:
-        found = header_fields(pairs, keys)
-        if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
-            last.pairs, last.found = pairs, found
-    items, framed = found
-    environ.update(items)
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
@@ -323,11 +364,12 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     return environ
 
 
-# The keys build_environ sets for every request (REMOTE_PORT: for a client
-# address): WSGIApp's template holds them too, as None, so that its copy has
-# room for them all and each store replaces a value instead of growing the
-# dict (two resizes a request): load/bench_instructions.py wsgi-keepalive
-# 61,904 -> 60,252.
+# The keys build_environ sets for every request: WSGIApp's template holds
+# them too, as None, so that its copy has room for them all and each store
+# replaces a value instead of growing the dict (two resizes a request):
+# load/bench_instructions.py wsgi-keepalive 61,904 -> 60,252.  (REMOTE_PORT,
+# set for a client address only, is not among them: a placeholder would have
+# to be taken out again for a Unix socket's client.)
 _REQUEST_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
-                 "wsgi.url_scheme", "wsgi.input", "evloop.request", "evloop.reactor", "REMOTE_ADDR", "REMOTE_PORT",
+                 "wsgi.url_scheme", "wsgi.input", "evloop.request", "evloop.reactor", "REMOTE_ADDR",
                  "HTTP_X_REQUEST_ID")

@@ -301,7 +301,7 @@ def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own()
         # itself, found by identity again; the empty tuple has no copy).
         for copy in (pairs, pairs, tuple(list(pairs))):
             request = Request("POST", "/", headers=copy, body=b"", server=("127.0.0.1", 80))
-            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields)
+            fast = _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)
             plain = build_environ(request, template=app._template)
             assert {k: v for k, v in fast.items() if k != "wsgi.input"} == \
                    {k: v for k, v in plain.items() if k != "wsgi.input"}
@@ -309,7 +309,64 @@ def test_environs_made_from_remembered_fields_are_the_plain_ones_and_their_own()
     # A list of pairs (a Request made by hand) is never remembered: a list can change.
     headers = [("Host", "h")]
     request = Request("GET", "/", headers=headers, server=("127.0.0.1", 80))
-    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "h"
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)["HTTP_HOST"] == "h"
     headers[0] = ("Host", "other")
-    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields)["HTTP_HOST"] == "other"
+    assert _fill_environ(request, app._template, app.caches.keys, app.caches.fields, app.caches.environ)["HTTP_HOST"] == "other"
     assert header_fields((("Content-Length", "5"), ("Accept", "*/*"))) == ({"HTTP_ACCEPT": "*/*"}, True)
+
+
+def plain_items(environ):
+    return {k: v for k, v in environ.items() if k != "wsgi.input"}
+
+
+def test_a_remembered_environ_is_the_plain_one_and_each_request_gets_its_own():
+    # A keep-alive connection repeating one head: the same objects each time, as the server hands them.
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    pairs = (("Host", "h:8080"), ("Content-Length", "4"), ("X-Multi", "1"), ("X-Multi", "2"))
+    client, server = ("10.0.0.1", 4321), ("127.0.0.1", 8080)
+    request = Request("POST", "/a%20b?x=1", headers=pairs, body=b"abcd", client=client, server=server)
+    environs = []
+    for _ in range(4):  # the first is not remembered, the second is, the others are copies of it
+        request._request_id = None  # a new id, as each request of the connection gets
+        fast = _fill_environ(request, app._template, caches.keys, caches.fields, caches.environ)
+        plain = build_environ(request, template=app._template)
+        assert plain_items(fast) == plain_items(plain)
+        assert fast["wsgi.input"].read() == b"abcd" and fast["CONTENT_LENGTH"] == "4"
+        fast["PATH_INFO"] = "/changed by the app"  # an app's change stays in its own environ
+        environs.append(fast)
+    assert caches.environ.key is not None  # the memo was taken: the later environs came from it
+    assert len({id(environ) for environ in environs}) == 4
+    assert len({environ["HTTP_X_REQUEST_ID"] for environ in environs}) == 4
+    # Another connection (a new client), another head, a body of another length: each its own environ.
+    for change in ({"client": ("10.0.0.2", 1)}, {"target": "/other"}, {"body": b"abcdefgh"},
+                   {"headers": (("Host", "h:8080"),)}):
+        args = {"method": "POST", "target": "/a%20b?x=1", "headers": pairs, "body": b"abcd", "client": client,
+                "server": server, **change}
+        other = Request(**args)
+        for _ in range(2):
+            fast = _fill_environ(other, app._template, caches.keys, caches.fields, caches.environ)
+            assert plain_items(fast) == plain_items(build_environ(other, template=app._template)), change
+
+
+def test_an_app_changing_its_one_header_list_gets_each_new_head_checked():
+    # The last head is remembered by a copy of the list: an app that keeps one list and changes it
+    # between calls gets what the plain path gives, a bad field refused, each time.
+    shared = [("Content-Type", "text/plain")]
+    changes = [None, ("X-A", "1"), None, ("X-B", "bad\r\nX-Injected: 1"), None]
+
+    def run(caches):
+        shared[:] = [("Content-Type", "text/plain")]
+        app = WSGIApp(answer([("200 OK", shared)]), caches=caches)
+        seen = []
+        for change in changes:
+            if change is not None:
+                shared.append(change)
+            seen.append(outcome(app, 0))
+            if change is not None and "bad" in change[1]:
+                shared.pop()
+        return seen
+
+    expected = run(WSGICaches.disabled())
+    assert run(WSGICaches()) == expected
+    assert expected[1][2] == [("Content-Type", "text/plain"), ("X-A", "1")] and expected[3][0] is ValueError
