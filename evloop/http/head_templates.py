@@ -11,15 +11,19 @@ How: ``cut`` takes those three out of the head's text: the key is the text
 without the target and without the values of the first ``Referer`` and
 ``Cookie`` lines (spelled as browsers send them over HTTP/1.1: ``"\\r\\nReferer: "``,
 ``"\\r\\nCookie: "``).  ``HTTP1Caches.head_templates`` maps a key to the parse
-of an earlier head with that key (a ``HeadTemplate``); the request's head is
-that parse with this request's target and values, each checked first with the
-plain path's pattern: the target with ``grammar.ORIGIN_FORM_RE`` (the part of
-``grammar.REQUEST_LINE_FAST_RE`` that matches it), a value with
-``grammar.FIELD_VALUE_RE`` and no whitespace around it (which the plain path
-would strip).  Whatever does not pass (a value with whitespace around it, a
-target of another form, an overlong request line) gives None, and the head is
-parsed by ``parse_head``, which refuses what it must: this module never
-refuses a head.
+of an earlier head with that key (a ``HeadTemplate``); ``fill`` makes the
+request's head from that parse with this request's target and values, each
+checked first with the plain path's pattern: the target with
+``grammar.ORIGIN_FORM_PARTS_RE`` (``grammar.ORIGIN_FORM_RE``, the part of
+``grammar.REQUEST_LINE_FAST_RE`` that matches it, split at its "?"), a value
+stripped of the whitespace around it (as the plain path strips it) and made
+of ``grammar.FIELD_VALUE_RE``'s characters.  Whatever does not pass (a target
+of another form, a value with a control character, an overlong request
+line) gives None, and the head is parsed by ``parse_head``, which refuses
+what it must: this module never refuses a head.  Each connection's
+``HeadReader`` keeps the template of its last head (``last_template``) and
+tries it first: ``fill`` compares the text with the key in place, without
+cutting the key out or hashing it.
 
 Why a hit gives what ``parse_head`` gives: the key keeps every character of
 the head but those taken out, and what is taken out holds no line end (a
@@ -30,8 +34,9 @@ lines all end in CRLF, whose request line took the fast pattern, and whose
 parse has those values, unchanged, at those places (``template_for``).
 
 Measured with ``load/bench_instructions.py --manual-clock browser``: 115,962 ->
-90,833 instructions a request (a hit: ~17,000 to cut, ~20,000 to check the
-three parts and make the head).  A head whose field section is at most
+90,833 instructions a request with the dictionary of keys alone; the
+connection's last template tried first, compared in place: 95,369 -> 79,295
+(``fill``: ~27,500 a browser head against ~41,000 to cut, hash and fill).  A head whose field section is at most
 ``field_lines.MIN_SECTION_CHARS`` long is not cut: parsing it costs less
 (``unique``, 2 short fields: 61,764 before, 62,065 with the length test).
 
@@ -47,29 +52,39 @@ from typing import TYPE_CHECKING
 
 from .events import RequestHead
 from .field_lines import MIN_SECTION_CHARS
-from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_RE
+from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_PARTS_RE
+from .target import decode_path
 
 if TYPE_CHECKING:
     from .caches import HTTP1Caches
     from .parser import Limits
 
-__all__ = ["HeadTemplate", "cut", "from_template", "template_for"]
+__all__ = ["HeadTemplate", "cut", "fill", "lookup", "template_for"]
 
 _VERSION_CHARS = len(" HTTP/1.1")  # the end of a request line the fast pattern takes
+_NEW_HEAD = RequestHead.__new__
 
 # The key: the head's text in four pieces, around the target and the two values.  A hole that is
 # not there is an empty piece where it would be: a piece around a hole that is there is never empty.
 Key = tuple[str, str, str, str]
+Fields = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class HeadTemplate:
-    """The parse of a head, and where its Referer and Cookie fields are in its ``headers`` (-1: none)."""
+    """The parse of a head, its key, and its fields around the Referer and Cookie fields.
+
+    ``before`` + Referer + ``between`` + Cookie + ``after`` are the head's
+    ``headers`` (a field that is not there: not in the sum, and its
+    neighbouring pieces empty).
+    """
 
     limits: Limits  # the limits it was checked against
     head: RequestHead
-    referer_place: int
-    cookie_place: int
+    key: Key
+    before: Fields
+    between: Fields
+    after: Fields
 
 
 def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | None:
@@ -106,36 +121,92 @@ def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | Non
     return key, text[sp + 1 : version_at], referer, cookie
 
 
-def from_template(
-    template: HeadTemplate, target: str, referer: str | None, cookie: str | None, rl_end: int
-) -> RequestHead | None:
-    """The head of the request ``template`` and these parts make, or None if a part must be parsed."""
-    if rl_end > template.limits.max_request_line_bytes or ORIGIN_FORM_RE.fullmatch(target) is None:
-        return None
-    head = template.head
-    headers = list(head.headers)
-    if referer is not None:
-        if not _plain_value(referer):
-            return None
-        headers[template.referer_place] = ("Referer", referer)
-    if cookie is not None:
-        if not _plain_value(cookie):
-            return None
-        headers[template.cookie_place] = ("Cookie", cookie)
-    return RequestHead(head.method, target, head.version, tuple(headers), head.keep_alive, head.content_length,
-                       head.chunked, head.expect_continue, head.host)
+def fill(template: HeadTemplate, text: str) -> RequestHead | None:
+    """The head of ``text`` made from ``template``, or None if ``text`` is not of its shape or a hole must be parsed.
 
-
-def _plain_value(value: str) -> bool:
-    """Whether ``value`` is a field value as the plain path gives it: valid, no whitespace around it.
-
-    ``grammar.FIELD_VALUE_BYTES`` checks the characters: ~4,000 instructions for a browser's
-    240-character Cookie against ~6,600 for ``FIELD_VALUE_RE``, which tests a class on each.
+    The text is compared with the template's key in place, where ``cut``
+    would cut it: its pieces are at the same places (the first space, the
+    first Referer line after the request line, the first Cookie line after
+    that: a piece of a key holds each of those only at its end, so a text
+    that starts each piece where ``cut`` looks has them there too), so
+    ``cut(text)`` would give this key.  Callgrind: ~27,500 instructions a
+    browser head, against ~41,000 to cut, hash and look the key up and fill
+    the holes (no slices of the key, no hash, the target checked and split
+    by one match, both values checked by one translate, the head made
+    without its ``__post_init__``).
     """
-    if not value or value[0] in " \t" or value[-1] in " \t":
-        return False
-    raw = value.encode("latin-1")
-    return raw.translate(FIELD_VALUE_BYTES) == raw
+    p0, p1, p2, p3 = template.key
+    line_end = text.find("\n")
+    version_at = line_end - 10  # " HTTP/1.1\r": the first non-empty piece after the target starts with it
+    if not text.startswith(p0) or line_end - 1 > template.limits.max_request_line_bytes:
+        return None
+    referer = cookie = ""
+    referer_end = version_at
+    if p1:  # the Referer hole
+        if not text.startswith(p1, version_at):
+            return None
+        referer_at = version_at + len(p1)
+        referer_end = text.find("\r\n", referer_at)
+        if referer_end < 0:  # a head that ends with a bare-LF empty line
+            return None
+        referer = text[referer_at:referer_end].strip(" \t")  # the plain path strips OWS too
+    # The last piece ends the text, so the Cookie value ends where it starts: no search for its line end
+    # (~2,000 instructions).  The line end the search would find is that one: the value holds no CR or LF
+    # (the check of its characters below).
+    tail_at = len(text) - len(p3)
+    if not text.endswith(p3):
+        return None
+    if p2:  # the Cookie hole
+        cookie_at = referer_end + len(p2)
+        if cookie_at > tail_at or not text.startswith(p2, referer_end):
+            return None
+        cookie = text[cookie_at:tail_at].strip(" \t")
+    elif tail_at != referer_end:
+        return None
+    # The target: checked and split at its first "?" by one match (grammar.ORIGIN_FORM_PARTS_RE).
+    target_match = ORIGIN_FORM_PARTS_RE.fullmatch(text, len(p0), version_at)
+    if target_match is None:
+        return None
+    # Both values' characters at once: one translate for the two (~2,000 instructions less than one each).
+    values = (referer + cookie).encode("latin-1")
+    if values.translate(FIELD_VALUE_BYTES) != values:
+        return None
+    # Unpacked into one display, not added up: ~450 instructions less (callgrind).
+    if p1 and p2:
+        headers = (*template.before, ("Referer", referer), *template.between, ("Cookie", cookie), *template.after)
+    elif p1:
+        headers = (*template.before, ("Referer", referer), *template.between)
+    elif p2:
+        headers = (*template.before, ("Cookie", cookie), *template.after)
+    else:
+        headers = template.before
+    target, raw_path, query = target_match.group(0, 1, 2)
+    return _like(template.head, target, headers,
+                 (raw_path, decode_path(raw_path) if "%" in raw_path else raw_path, query))
+
+
+def _like(head: RequestHead, target: str, headers: Fields, parts: tuple[str, str, str]) -> RequestHead:
+    """``head`` with another target (split into ``parts`` as ``target.target_parts`` splits it) and ``headers``.
+
+    Made without the class call, whose ``__post_init__`` would split the
+    target again: ~2,500 instructions less (callgrind).  Every field is set
+    (tests/unit/http/test_http_head_templates.py compares all of them with a
+    full parse's).
+    """
+    new = _NEW_HEAD(RequestHead)
+    new.method = head.method
+    new.target = target
+    new.version = head.version
+    new.headers = headers
+    new.keep_alive = head.keep_alive
+    new.content_length = head.content_length
+    new.chunked = head.chunked
+    new.expect_continue = head.expect_continue
+    new.host = head.host
+    new.http10 = head.http10
+    new.is_head = head.is_head
+    new.target_parts = parts
+    return new
 
 
 def template_for(text: str, head: RequestHead, limits: Limits) -> HeadTemplate | None:
@@ -152,8 +223,16 @@ def template_for(text: str, head: RequestHead, limits: Limits) -> HeadTemplate |
     cookie_place = _place(text, rl_end, len(text) - len(key[3]) - len(cookie or ""), "Cookie", cookie, head)
     if referer_place is None or cookie_place is None:
         return None
-    template = HeadTemplate(limits, head, referer_place, cookie_place)
-    return template if from_template(template, target, referer, cookie, rl_end) == head else None
+    fields = head.headers
+    if referer_place >= 0:
+        end = cookie_place if cookie_place >= 0 else len(fields)
+        before, between, after = fields[:referer_place], fields[referer_place + 1 : end], fields[end + 1 :]
+    elif cookie_place >= 0:
+        before, between, after = fields[:cookie_place], (), fields[cookie_place + 1 :]
+    else:
+        before, between, after = fields, (), ()
+    template = HeadTemplate(limits, head, key, before, between, after)
+    return template if fill(template, text) == head else None
 
 
 def _place(text: str, rl_end: int, at: int, name: str, value: str | None, head: RequestHead) -> int | None:
@@ -165,9 +244,10 @@ def _place(text: str, rl_end: int, at: int, name: str, value: str | None, head: 
     return place if place < len(head.headers) and head.headers[place] == (name, value) else None
 
 
-def lookup(text: str, limits: Limits, caches: HTTP1Caches) -> tuple[RequestHead | None, Key | None]:
-    """The head of ``text`` from a template: (head, None) on a hit; else (None, the key to admit after
-    parsing, or None: a head whose field section is short enough to parse faster than it is cut)."""
+def lookup(text: str, limits: Limits, caches: HTTP1Caches) -> tuple[HeadTemplate | None, Key | None]:
+    """The template of ``text``'s key: (template, None) when the caches hold one under these limits; else
+    (None, the key to admit after parsing, or None: a head whose field section is short enough to parse
+    faster than it is cut)."""
     line_end = text.find("\n")
     if len(text) - line_end <= MIN_SECTION_CHARS:
         return None, None
@@ -175,12 +255,10 @@ def lookup(text: str, limits: Limits, caches: HTTP1Caches) -> tuple[RequestHead 
     parts = cut(text, rl_end)
     if parts is None:
         return None, None
-    key, target, referer, cookie = parts
+    key = parts[0]
     templates = caches.head_templates
     template = templates.entries.get(key)
     if template is not None and template.limits is limits:
-        head = from_template(template, target, referer, cookie, rl_end)
-        if head is not None:
-            return head, None
+        return template, None
     templates.misses += 1
     return None, key

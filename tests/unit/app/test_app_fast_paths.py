@@ -87,12 +87,13 @@ def test_resolve_gives_the_caller_its_own_mappings():
 
 def test_the_tail_table_holds_only_routes_nothing_earlier_can_match():
     app = _app()
-    assert set(app._tails) == {"/kw/", "/pos/", "/users/", "/a/"}  # /items/ is behind /items/special{x}
+    # Keyed by the prefix without its last "/": /items/ is behind /items/special{x}
+    assert set(app._tails) == {"/kw", "/pos", "/users", "/a"}
     by_position = {prefix: [m for m, (_, by) in route.tail_calls.items() if by] for prefix, route in app._tails.items()}
-    assert by_position["/kw/"] == by_position["/pos/"] == []  # called by keyword
+    assert by_position["/kw"] == by_position["/pos"] == []  # called by keyword
     alone = App()
     alone.add_route("/items/{item_id}", _recording("items"), ["GET"])
-    assert set(alone._tails) == {"/items/"} and alone._tails["/items/"].tail_calls["GET"][1]  # by position
+    assert set(alone._tails) == {"/items"} and alone._tails["/items"].tail_calls["GET"][1]  # by position
     assert _served(alone, "GET", "/items/7") == _plain(alone, "GET", "/items/7")
 
 
@@ -105,3 +106,10 @@ def test_a_plain_bytes_response_is_what_the_general_path_makes(status, body, con
     assert (fast.status, fast.headers, fast.body, fast.content_length, fast.reason) == (
         general.status, general.headers, general.body, general.content_length, general.reason)
     assert fast.headers is not Response(status, body=body, content_type=content_type).headers  # its own list
+
+
+def test_a_tail_route_at_the_root_takes_what_the_regex_takes():
+    app = App()
+    app.add_route("/{name}", _recording("root"), ["GET"])
+    for path in ["/abc", "/", "*", "//x", "/a/b"]:
+        assert _served(app, "GET", path) == _plain(app, "GET", path), path

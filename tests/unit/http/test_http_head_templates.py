@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evloop.buffers import ReceiveBuffer
-from evloop.http import Limits, ProtocolError, RequestHead
+from evloop.http import Limits, ProtocolError, RequestHead, head_templates
 from evloop.http.caches import HTTP1Caches
-from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE
+from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE
 from evloop.http.parser import HeadReader
+from evloop.http.target import target_parts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "load" / "bench"))
 from browser import head as browser_head  # noqa: E402  (the browser-unique scenario's heads)
@@ -77,7 +78,7 @@ def test_any_target_and_values_read_through_a_template_as_the_plain_path_reads_t
 
 
 @pytest.mark.parametrize("referer, cookie", [(" r", "c"), ("r ", "c"), ("r", "\tc"), ("r", ""), ("", "c")])
-def test_values_with_whitespace_around_them_are_parsed_and_lose_it(referer, cookie):
+def test_values_with_whitespace_around_them_lose_it_through_a_template_as_parsed(referer, cookie):
     caches = HTTP1Caches()
     for _ in range(2):
         outcome(HeadReader(LIMITS, caches), head("/", "r", "c"))
@@ -85,7 +86,7 @@ def test_values_with_whitespace_around_them_are_parsed_and_lose_it(referer, cook
     data = head("/x", referer, cookie)
     result = outcome(HeadReader(LIMITS, caches), data)
     assert result == plain(data) and isinstance(result, RequestHead)
-    assert caches.head_templates.misses == misses + 1  # not from the template
+    assert caches.head_templates.misses == misses  # from the template: the value stripped as the plain path strips
 
 
 def test_a_template_is_checked_again_under_other_limits():
@@ -123,3 +124,86 @@ def test_the_value_table_keeps_exactly_the_characters_of_the_value_pattern():
     for c in range(256):
         raw = bytes([c])
         assert (raw.translate(FIELD_VALUE_BYTES) == raw) is (FIELD_VALUE_RE.fullmatch(chr(c)) is not None), c
+
+
+def full(result: RequestHead | tuple[int, str] | None) -> object:
+    """A result with the head's derived fields too (``RequestHead`` equality leaves them out)."""
+    if isinstance(result, RequestHead):
+        return result, result.http10, result.is_head, result.target_parts
+    return result
+
+
+def reader_on(referer: bool, cookie: bool, first: bool) -> HeadReader:
+    """A connection's reader whose last head came from the template of these heads' shape."""
+    caches = HTTP1Caches()
+    shapes = [head(f"/{i}", "r" if referer else None, "c" if cookie else None, first) for i in range(3)]
+    for shape in shapes[:2]:
+        outcome(HeadReader(LIMITS, caches), shape)  # admits the template
+    reader = HeadReader(LIMITS, caches)
+    outcome(reader, shapes[2])
+    assert reader.last_template is not None
+    return reader
+
+
+@settings(max_examples=400, deadline=None)
+@given(TARGET, st.none() | VALUE, st.none() | VALUE, st.booleans(), st.booleans(), st.booleans())
+def test_the_connections_last_template_reads_any_head_as_the_plain_path(target, referer, cookie, first, r, c):
+    reader = reader_on(r, c, first)
+    data = head(target, referer, cookie, first)
+    assert full(outcome(reader, data)) == full(plain(data)), data
+
+
+EDITS = st.sampled_from(["\r", "\n", "\r\n", " ", "\t", ":", "\r\nReferer: x", "\r\nCookie: y", "HTTP/1.0", "?", "%2",
+                         "a", "\x00", "\xe9", "Referer: ", "Cookie: ", "\r\n\r\n", "Host: b\r\n", "/"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.sampled_from([(True, True, False), (True, False, False), (False, True, False), (False, False, False),
+                        (True, True, True)]),
+       st.lists(st.tuples(st.integers(0, 400), st.integers(0, 3), EDITS), max_size=3))
+def test_heads_edited_anywhere_read_through_the_last_template_as_the_plain_path(holes, edits):
+    """Any head near a template's shape (bytes inserted or taken out anywhere, line ends and the
+    holes' names among them) reads as the plain path reads it, from the template or not."""
+    referer, cookie, first = holes
+    shape = head("/a?b", "r" if referer else None, "c" if cookie else None, first)
+    reader = reader_on(referer, cookie, first)
+    text = shape.decode("latin-1")
+    for at, removed, inserted in edits:
+        at = min(at, len(text) - 4)  # the head keeps its end
+        text = text[:at] + inserted + text[at + removed :]
+    data = text.encode("latin-1")
+    assert full(outcome(reader, data)) == full(plain(data)), data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(0, 3), EDITS), max_size=3))
+def test_a_head_filled_from_a_template_has_that_templates_key(edits):
+    shape = browser_head(5, "127.0.0.1:8080").decode("latin-1")
+    template = head_templates.template_for(shape, plain(shape.encode("latin-1")), LIMITS)
+    assert template is not None
+    text = browser_head(6, "127.0.0.1:8080").decode("latin-1")
+    for at, removed, inserted in edits:
+        at = min(at, len(text) - 4)
+        text = text[:at] + inserted + text[at + removed :]
+    if head_templates.fill(template, text) is not None:
+        line_end = text.find("\n")
+        parts = head_templates.cut(text, line_end - 1)
+        assert parts is not None and parts[0] == template.key
+
+
+def test_a_browsers_heads_on_one_connection_come_from_its_last_template():
+    caches = HTTP1Caches()
+    reader = HeadReader(LIMITS, caches)
+    for i in range(1, 12):
+        data = browser_head(i, "127.0.0.1:8080")
+        assert full(outcome(reader, data)) == full(plain(data))
+    assert caches.head_templates.misses == 2 and len(caches.heads) == 0
+    assert caches.heads.misses == 3  # the heads after the third never looked for whole
+
+
+def test_the_target_split_by_the_templates_pattern_is_target_parts():
+    for target in ["/", "/a", "/a?", "/a?b?c", "/a%2Fb?x=%41", "/%e9?q", "/?", "/a/b/c?d=e&f=g"]:
+        match = ORIGIN_FORM_PARTS_RE.fullmatch(target)
+        assert match is not None and (match[1], match[2]) == (target_parts(target)[0], target_parts(target)[2])
+    for target in ["/a%2", "/a#b", "/a b", "a", "/%zz?x", "/a?%"]:
+        assert ORIGIN_FORM_PARTS_RE.fullmatch(target) is None and ORIGIN_FORM_RE.fullmatch(target) is None
