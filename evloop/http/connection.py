@@ -256,13 +256,14 @@ class ServerConnection:
         the next one it accepts (``evloop.server.h1``: making one cost
         ~6,700 instructions, its receive buffer and head reader included).
         Bytes still buffered are dropped and the buffer's memory freed;
-        the memo of the last head goes too, so nothing of the last
-        connection's requests is kept or compared against.
+        the memos of the last head and of its template go too, so nothing
+        of the last connection's requests is kept or compared against.
         """
         buf = self._buf
         buf.data.clear()  # a bytearray emptied frees its storage
         buf.pos = buf.searched = 0
-        self._heads.last = None
+        heads = self._heads
+        heads.last = heads.last_template = None
         self._reader: Reader | None = None  # set while the receiving side is in BODY
         self._eof = False
         self._error: ProtocolError | None = None  # set in ERROR

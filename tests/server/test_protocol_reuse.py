@@ -167,6 +167,8 @@ def test_closed_protocols_are_reused_and_bounded(monkeypatch):
         server.run_until(lambda: not server.server.connections)
         assert len(idle) == 64  # the rest were freed
         assert all(p.transport is None and not p.conn.buffered_bytes for p in idle)
+        # Nor the last connection's head or its template (compared against the next connection's heads).
+        assert all(p.conn._heads.last is None and p.conn._heads.last_template is None for p in idle)
     finally:
         server.close()
 
