@@ -270,20 +270,26 @@ def test_request_stream_of_a_request_made_by_hand_is_its_body():
     assert request.body_length == 3 and request.spooled is False
 
 
+def assert_500_logged_and_served_on(live: LiveServer, sock: socket.socket, seen: dict, caplog, logged: str) -> None:
+    """The upload on ``sock`` got the 500 of a body that could not be stored, ``logged`` is in the log, the
+    handler never ran, and a new connection is served."""
+    reply = live.read_until(sock, lambda data: False)
+    assert reply.startswith(b"HTTP/1.1 500 ") and b"the request body could not be stored" in reply
+    assert "request" not in seen
+    assert any(logged in record.getMessage() for record in caplog.records)
+    sock.close()
+    sock = live.connect()
+    send(live, sock, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert response_of(live, sock).endswith(b"hello")
+    sock.close()
+
+
 def test_a_body_that_cannot_be_stored_gets_500_and_the_server_goes_on(tmp_path, seen, caplog):
     live = LiveServer(recording_app(seen), tmp_dir=str(tmp_path / "removed"))  # no such folder
     try:
         sock = live.connect()
         send(live, sock, content_length_request("/keep", LONG), until=lambda: select.select([sock], [], [], 0)[0])
-        reply = live.read_until(sock, lambda data: False)
-        assert reply.startswith(b"HTTP/1.1 500 ") and b"the request body could not be stored" in reply
-        assert "request" not in seen
-        assert any("could not be written to a temporary file" in record.getMessage() for record in caplog.records)
-        sock.close()
-        sock = live.connect()
-        send(live, sock, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert response_of(live, sock).endswith(b"hello")
-        sock.close()
+        assert_500_logged_and_served_on(live, sock, seen, caplog, "could not be written to a temporary file")
     finally:
         live.close()
 
@@ -320,14 +326,7 @@ def test_a_disk_that_fills_with_bytes_still_buffered_gets_500_not_a_dropped_conn
         sock.sendall(request[:head_and_some])
         live.run_until(lambda: opened)
         send(live, sock, request[head_and_some:], until=lambda: select.select([sock], [], [], 0)[0])
-        reply = live.read_until(sock, lambda data: False)
-        assert reply.startswith(b"HTTP/1.1 500 ") and b"the request body could not be stored" in reply
-        assert opened[0].closed and "request" not in seen
-        assert any("No space left on device" in record.getMessage() for record in caplog.records)
-        sock.close()
-        sock = live.connect()
-        send(live, sock, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert response_of(live, sock).endswith(b"hello")
-        sock.close()
+        assert_500_logged_and_served_on(live, sock, seen, caplog, "No space left on device")
+        assert opened[0].closed
     finally:
         live.close()
