@@ -301,15 +301,15 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     ``fields`` and ``last``: ``WSGICaches.fields`` and ``.environ``.
     """
     pairs = request.header_pairs
-    key = None
+    remembered = False
     if last is not None:
         key = (pairs, request.raw_path, request.client, request.method, request.query_string, request.version,
                request.server, request.scheme, request.tls, request.reactor, template)
         if key == last.key:
             environ = last.environ.copy()
             framed = last.framed
-            key = None
-    if key is not None or last is None:
+            remembered = True
+    if not remembered:
         raw_path = request.raw_path
         path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
         script_name = template["SCRIPT_NAME"]

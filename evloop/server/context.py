@@ -41,7 +41,7 @@ class HTTP1Shared:
     it passes.  ``spare_request``: a ``Request`` nobody kept, for the next
     request on any connection to reuse (server/h1.py).  ``idle_protocols``:
     closed connections' protocols for new connections to reuse
-    (``HTTPProtocol.for_connection``), at most ``h1.IDLE_PROTOCOLS_MAX``.
+    (``HTTPProtocol.for_connection``), at most ``h1_reuse.IDLE_PROTOCOLS_MAX``.
 
     An object of their own, not attributes of the server: the server's
     instance dict is at CPython 3.11's limit of 29 keys that stay a split
