@@ -209,6 +209,52 @@ def test_stop_lets_ready_callbacks_of_the_pass_run(reactor):
     assert out == [1]
 
 
+def _passes_script(reactor, log, stop_at=None):
+    """Callbacks that reschedule themselves, a timer and a socket pair's readiness, logging each pass's calls."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.send(b"x" * 3)
+
+    def read():  # one byte a pass, three passes
+        log.append(("read", a.recv(1)))
+        if sum(entry[0] == "read" for entry in log) == 3:
+            reactor.remove_reader(a)
+
+    def tick(n):
+        log.append(("tick",))
+        if n:
+            reactor.call_soon(tick, n - 1)
+        elif stop_at is not None:
+            reactor.stop()
+
+    reactor.add_reader(a, read)
+    reactor.call_soon(tick, 4)
+    reactor.call_later(0, log.append, ("timer",))
+    return a, b
+
+
+def test_run_takes_the_same_passes_as_run_once(reactor, selector_cls):
+    """run() loops over the pass in one frame (Reactor._run_passes): the same calls, in the same passes, as
+    run_once() called once a pass, and the same statistics."""
+    by_run_once, by_run = [], []
+    sockets = _passes_script(reactor, by_run_once)
+    for _ in range(5):
+        reactor.run_once(0)
+        by_run_once.append("pass")
+    once_passes = reactor.stats().passes
+    other = Reactor(selector_cls())
+    try:
+        sockets += _passes_script(other, by_run, stop_at=True)
+        other.call_soon(lambda: None)  # run()'s passes never block: every pass has a ready callback or I/O
+        other.run()
+        assert [entry for entry in by_run_once if entry != "pass"] == by_run
+        assert other.stats().passes == once_passes
+    finally:
+        other.close()
+        for sock in sockets:
+            sock.close()
+
+
 # ------------------------------------------------------------------ errors
 def test_callback_exception_is_logged_and_loop_continues(reactor, caplog):
     out = []
