@@ -276,8 +276,11 @@ class ServerConnection:
         self.keep_alive = True
 
     def __repr__(self) -> str:
-        return (f"<ServerConnection their_state={self.their_state.name} our_state={self.our_state.name} "
-                f"keep_alive={self.keep_alive} buffered={len(self._buf)}>")
+        return (
+            f"<ServerConnection their_state={self.their_state.name} "
+            f"our_state={self.our_state.name} keep_alive={self.keep_alive} "
+            f"buffered={len(self._buf)}>"
+        )
 
     # -- receiving side ---------------------------------------------------
 
@@ -317,18 +320,6 @@ class ServerConnection:
         (a call is ~400 instructions cheaper, load/bench_instructions.py)."""
         buf = self._buf
         return len(buf.data) > buf.pos
-
-    def drained(self) -> bool:
-        """True when ``next_event()`` would return NEED_DATA now: IDLE, every byte parsed, no EOF; the parsed
-        bytes are dropped then, as it drops them.  A keep-alive server asks this after each response, not
-        ``next_event()`` (the saving is measured in ``evloop.server.h1``)."""
-        buf = self._buf
-        if self.their_state is not _RECV_IDLE or self._eof or len(buf.data) != buf.pos:
-            return False
-        if buf.pos:
-            buf.data.clear()
-            buf.pos = 0
-        return True
 
     @property
     def should_pause_reading(self) -> bool:
@@ -589,7 +580,9 @@ class ServerConnection:
             framing, mode, close = b"", _BY_CLOSE, True
 
         complete = content_length is not None and len(body) == content_length
-        our_state = send_transition(self.our_state, "complete_response" if complete else "response", not close)
+        our_state = send_transition(
+            self.our_state, "complete_response" if complete else "response", not close
+        )
 
         if close:
             self.keep_alive = False
@@ -664,8 +657,9 @@ class ServerConnection:
             self.start_next_cycle()
         return LAST_CHUNK if mode is _BY_CHUNKS else b""
 
-    def send_error_response(self, status: int, reason: str, date: bytes | None,
-                            server: bytes | None = b"evloop") -> bytes:
+    def send_error_response(
+        self, status: int, reason: str, date: bytes | None, server: bytes | None = b"evloop"
+    ) -> bytes:
         """A complete ``text/plain`` error response with ``Connection: close``.
 
         Always moves the sending side to MUST_CLOSE.  Returns b"" when a
@@ -677,8 +671,9 @@ class ServerConnection:
         if state is not _SEND_IDLE and state is not _SEND_RESPONSE:
             return b""
         body = error_body(status, reason)
-        head = response_head(status, _TEXT_PLAIN, b"Content-Length: %d\r\n" % len(body), _CONNECTION_CLOSE, date,
-                             server)
+        head = response_head(
+            status, _TEXT_PLAIN, b"Content-Length: %d\r\n" % len(body), _CONNECTION_CLOSE, date, server
+        )
         return head if self._head_request and state is _SEND_RESPONSE else head + body
 
     def start_next_cycle(self) -> int:
@@ -690,8 +685,10 @@ class ServerConnection:
         their_state = self.their_state
         our_state = self.our_state
         if their_state is not _RECV_DONE or our_state is not _SEND_DONE:
-            raise StateError(f"cannot start next cycle: receiving side {their_state.name}, "
-                             f"sending side {our_state.name}")
+            raise StateError(
+                f"cannot start next cycle: receiving side {their_state.name}, "
+                f"sending side {our_state.name}"
+            )
         self.their_state = _RECV_AFTER_NEXT_CYCLE
         self.our_state = _SEND_AFTER_NEXT_CYCLE
         self._reader = None
