@@ -249,8 +249,10 @@ class SocketTransport(Transport):
         than the MSS for those bytes instead of sending it alone
         (``MSG_MORE``, a cork for one call); the next write without it
         pushes it, as does the next ACK (TCP_NODELAY is the socket's own
-        setting).  On loopback (MSS 65,483) a 64 KiB TLS piece is 65,624
-        bytes: without it every piece was a full segment and a 141-byte one.
+        setting).  A caller must write again: with nothing in flight a short
+        tail would wait for the kernel's probe timer.  On loopback (MSS
+        65,483) a 64 KiB TLS piece is 65,624 bytes: without it every piece
+        was a full segment and a 141-byte one.
         """
         if self._closing:
             return  # writing to a closing transport is ignored, like asyncio
