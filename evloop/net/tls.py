@@ -1,6 +1,6 @@
 """TLS transports: ``ssl.SSLObject`` over two ``MemoryBIO``, layered on a ``SocketTransport``.
 
-Contexts, the per-listener acceptor and ``TLSInfo`` are in ``tls_context.py``.
+Contexts, the per-listener acceptor, ``start_tls``'s ``upgrade`` and ``TLSInfo`` are in ``tls_context.py``.
 
 Theory of operation.  A ``TLSTransport`` sits between a ``SocketTransport``
 (ciphertext) and the application's protocol (plaintext), as CPython's
@@ -55,7 +55,7 @@ from ..reactor import Reactor
 from .base import DEFAULT_HIGH_WATER, Protocol, Transport, check_close_timeout, read_file_block
 from .tcp import SocketTransport
 
-__all__ = ["TLSTransport", "TLSOrigin", "TLSPhase", "DEFAULT_HANDSHAKE_TIMEOUT_S", "upgrade"]
+__all__ = ["TLSTransport", "TLSOrigin", "TLSPhase", "DEFAULT_HANDSHAKE_TIMEOUT_S"]
 
 logger = logging.getLogger("evloop")
 
@@ -64,6 +64,7 @@ _ENCRYPT_CHUNK = 64 * 1024          # plaintext per SSLObject.write (four full r
 _FILE_BLOCK = 256 * 1024            # sendfile under TLS: read-and-encrypt blocks
 _DIRECT_BATCH = 256 * 1024          # writelines encrypts a batch up to this (plus a chunk) without queueing it ...
 _DIRECT_MAX_CHUNKS = 16             # ... of at most this many chunks (each small one is a record of its own)
+_HOLD_MAX = 16 * 1024               # _seal: small chunks up to this much wait in the BIO for the next one
 _TLS_HANDSHAKE_RECORD = 0x16        # the first byte of every ClientHello (RFC 8446 section 5.1)
 _ALERT_FLUSH_S = 5.0                # a failed handshake: how long its alert may take to leave
 
@@ -426,10 +427,8 @@ class TLSTransport(Transport, Protocol):
         join's copy (``_seal``).  When nothing waits, a batch of at most
         ``_DIRECT_MAX_CHUNKS`` chunks and about ``_DIRECT_BATCH`` bytes is
         encrypted as the socket takes it without passing through the
-        plaintext queue (what the socket does not take waits there); with
-        the queue's ``take``, tls-bytes1m's Python went from 436,000 to
-        304,000 instructions a MiB.  Any other batch goes through the queue,
-        where small chunks coalesce.
+        plaintext queue (what the socket does not take waits there).  Any
+        other batch goes through the queue, where small chunks coalesce.
         """
         chunks = chunks if isinstance(chunks, list) else list(chunks)
         total = sum(map(len, chunks))
@@ -482,7 +481,7 @@ class TLSTransport(Transport, Protocol):
                     assert region is not None
                     data = read_file_block(region, _FILE_BLOCK)
                     plain.file_progress(region, len(data))
-                self._seal((data,))
+                self._seal((data,), more=bool(plain))
         except (OSError, EOFError) as exc:  # a file that could not be read, or ended early
             self._fail(exc)
             return
@@ -495,34 +494,43 @@ class TLSTransport(Transport, Protocol):
                 self._send_close_notify()
         self._maybe_resume_protocol()
 
-    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
+    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview], more: bool = False) -> int:
         """Encrypt ``chunks`` ``_ENCRYPT_CHUNK`` at a time, each piece's ciphertext written as it is made.
 
-        Stops before a chunk once the socket transport is over its high
-        water mark; returns how many chunks it encrypted.  One piece at a
-        time, because the outgoing BIO keeps its largest size for the life of
-        the connection (a ``MemoryBIO`` written 256 KiB at a time and read
-        held 260 KiB more, one written 64 KiB at a time 68 KiB), and because
-        pieces gathered for one ``sendmsg`` made glibc give the top of its
-        heap back after each batch and fault it in again (64 minor page
-        faults a MiB in tls-bytes1m against none); a piece sent at once is
-        freed before the next is made.
+        Stops before a chunk once the socket transport is over its high water
+        mark; returns how many chunks it encrypted.  A piece at a time: the
+        outgoing BIO keeps its largest size for the connection's life (68 KiB
+        so; 260 KiB read once per 256 KiB), and pieces gathered for one
+        ``sendmsg`` made glibc trim its heap and fault it in again each batch
+        (64 minor page faults a MiB).  A small chunk (a response head) waits
+        in the BIO and leaves with the next piece: one send fewer.  Every piece
+        but the last is written with ``more`` (``MSG_MORE``), the last too when
+        the caller says more follows at once: a 64 KiB piece is 65,624 bytes,
+        over loopback's MSS, and its 141-byte tail waits for the next piece
+        instead of being a segment of its own (tls-bytes1m: 30.9 segments a MiB -> 22.6).
         """
-        obj = self._obj
-        inner = self._inner
+        obj, inner, outgoing = self._obj, self._inner, self._outgoing
         assert obj is not None and inner is not None
-        outgoing = self._outgoing
+        final = len(chunks) - 1
+        held = 0  # plaintext whose records wait in the BIO for the next piece's
         for done, chunk in enumerate(chunks):
             if self._cipher_paused:
                 return done
-            if len(chunk) <= _ENCRYPT_CHUNK:
+            size = len(chunk)
+            if size <= _ENCRYPT_CHUNK:
                 obj.write(chunk)
-                inner.write(outgoing.read())
+                if done < final and held + size <= _HOLD_MAX:
+                    held += size
+                else:
+                    held = 0
+                    inner.write(outgoing.read(), more or done < final)
                 continue
+            held = 0
             view = memoryview(byte_view(chunk))  # slices count bytes, whatever the buffer's format
-            for start in range(0, len(view), _ENCRYPT_CHUNK):
+            end = len(view)
+            for start in range(0, end, _ENCRYPT_CHUNK):
                 obj.write(view[start:start + _ENCRYPT_CHUNK])
-                inner.write(outgoing.read())
+                inner.write(outgoing.read(), more or done < final or start + _ENCRYPT_CHUNK < end)
         return len(chunks)
 
     def _flush_outgoing(self) -> None:
@@ -675,23 +683,3 @@ def _peer(peername: Any) -> str:
         return f"{peername[0]}:{peername[1]}"
     return str(peername or "-")
 
-
-def upgrade(
-    transport: SocketTransport,
-    context: ssl.SSLContext,
-    *,
-    server_side: bool,
-    server_hostname: str | None,
-    handshake_timeout_s: float,
-    paused: bool,
-    high_water: int,
-    low_water: int,
-) -> tuple[TLSTransport, Future[TLSTransport]]:
-    """``SocketTransport.start_tls``: the layer that takes over ``transport``'s protocol, and its future."""
-    future: Future[TLSTransport] = transport.reactor.create_future()
-    tls = TLSTransport(transport.reactor, transport.protocol, context, origin=TLSOrigin.UPGRADED,
-                       server_side=server_side, server_hostname=server_hostname,
-                       handshake_timeout_s=handshake_timeout_s, waiter=future, high_water=high_water,
-                       low_water=low_water)
-    tls._cipher_paused = paused
-    return tls, future

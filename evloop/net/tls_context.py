@@ -1,5 +1,6 @@
-"""TLS set-up: server and client contexts, the acceptor a TLS listener wraps each connection in, and
-``TLSInfo`` (what a session tells the application: version, cipher, server name, client certificate).
+"""TLS set-up: server and client contexts, the acceptor a TLS listener wraps each connection in,
+``upgrade`` (``start_tls``), and ``TLSInfo`` (what a session tells the application: version,
+cipher, server name, client certificate).
 
 The transport itself is ``tls.py``.
 """
@@ -8,13 +9,17 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..reactor import Reactor
 from .base import DEFAULT_HIGH_WATER, Protocol, Transport
 from .tls import DEFAULT_HANDSHAKE_TIMEOUT_S, TLSOrigin, TLSTransport
 
-__all__ = ["TLSAcceptor", "TLSInfo", "server_context", "client_context"]
+if TYPE_CHECKING:
+    from ..futures import Future
+    from .tcp import SocketTransport
+
+__all__ = ["TLSAcceptor", "TLSInfo", "server_context", "client_context", "upgrade"]
 
 
 class TLSAcceptor:
@@ -187,3 +192,25 @@ def client_context(cafile: str | None = None, *, alpn_protocols: Iterable[str] =
     if alpn:
         context.set_alpn_protocols(alpn)
     return context
+
+
+def upgrade(
+    transport: SocketTransport,
+    context: ssl.SSLContext,
+    *,
+    server_side: bool,
+    server_hostname: str | None,
+    handshake_timeout_s: float,
+    paused: bool,
+    high_water: int,
+    low_water: int,
+) -> tuple[TLSTransport, Future[TLSTransport]]:
+    """``SocketTransport.start_tls``: the layer that takes over ``transport``'s protocol, and its future."""
+    future: Future[TLSTransport] = transport.reactor.create_future()
+    tls = TLSTransport(transport.reactor, transport.protocol, context, origin=TLSOrigin.UPGRADED,
+                       server_side=server_side, server_hostname=server_hostname,
+                       handshake_timeout_s=handshake_timeout_s, waiter=future, high_water=high_water,
+                       low_water=low_water)
+    if paused:
+        tls.pause_writing()  # the socket transport's buffer is over its high water mark already
+    return tls, future

@@ -516,6 +516,8 @@ WRITELINES_BATCHES = {
     "small": [b"head\r\n", b"a" * 100, bytearray(b"b" * 200), memoryview(b"c" * 300)],
     "streamed batch": [b"HTTP/1.1 200 OK\r\n\r\n"] + [_distinct(65536, i) for i in range(4)],
     "mixed buffers": [bytearray(_distinct(70000, 1)), memoryview(array.array("i", range(25000))), b"tail"],
+    "small ones around big ones": [b"h" * 100, _distinct(10000, 1), _distinct(9000, 2), _distinct(65536, 3),
+                                   b"x" * 5000, _distinct(70000, 4), b"end"],  # small chunks wait in the BIO
     "large": [b"head\r\n"] + [b"x" * 65536] * 4 + [bytearray(b"y" * 70000), memoryview(b"z" * 20000), b"\r\nend"],
     "over the socket buffer": [_distinct(128 * 1024, i) for i in range(60)],  # 7.5 MiB: past a 4 MiB SO_SNDBUF
     "many small": [b"%d," % i for i in range(30000)],
