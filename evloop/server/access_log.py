@@ -15,8 +15,8 @@ call per line (about 8 us of the 11 us a keep-alive request took), and a
   message as it is (no formatter of its own, no filters, no propagation),
   ``AccessLog`` appends the line to it directly: the same bytes, without the
   ``LogRecord``.  Any other configuration takes ``logger.info``.  The route
-  is chosen again at every flush, so a reconfiguration takes effect within a
-  second.
+  is chosen again by the once-a-second flush (and at shutdown), so a
+  reconfiguration takes effect within a second of the next line.
 
 A format of the user's (``--access-log-format``, ``--log-format json``)
 takes ``FormattedAccessLog``: the line comes from one function compiled
@@ -135,7 +135,7 @@ class AccessLog:
 
     __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer", "_last_flush",
                  "_idle_flush", "_durations", "_starts", "_status_parts", "_last_time", "_last_host", "_last_start",
-                 "_last_target", "_last_method", "_last_version", "_last_line", "_last_status", "_last_size",
+                 "_last_target", "_last_method", "_last_version", "_last_target_text", "_last_status", "_last_size",
                  "_last_end", "_last_client", "_last_head", "_last_prefix")
 
     def __init__(self, reactor: Reactor, wall: WallClock, logger: logging.Logger = access_logger) -> None:
@@ -157,7 +157,7 @@ class AccessLog:
         self._last_time = ""
         self._last_host: str | None = ""  # never a host: the first line makes its start
         self._last_start = ""
-        self._last_target = self._last_method = self._last_version = self._last_line = ""
+        self._last_target = self._last_method = self._last_version = self._last_target_text = ""
         self._last_status = 0
         self._last_size = -1
         self._last_end = ""
@@ -218,18 +218,21 @@ class AccessLog:
             self._schedule_flush()
 
     def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
-        """The line up to its duration, joined from three parts, each kept from the line before when it is the same.
+        """The line up to its duration, joined from parts, each kept from the line before when it is the same.
 
         The start by the client's host and second (remembered for the
-        second: connections from one host take turns), the request line by
-        its method, target and version (a browser's target is new on every
-        request: it is escaped and never remembered), the status part by
-        status and size.  Remembering whole prefixes by all six fields, for
-        the second, cost a browser's line more than it saved (a key to hash,
-        a dict entry that is never read again: browser-log less browser in
-        load/bench_instructions.py --manual-clock 14,163 -> 10,616 instructions).
+        second: connections from one host take turns), the request line's
+        fields (a browser's target is new on every request: it is escaped
+        and never remembered), the status part by status and size.  The
+        prefix is joined again only when a part changed (a new head object
+        for the same request keeps it).  Remembering whole prefixes by all
+        six fields, for the second, cost a browser's line more than it saved
+        (a key to hash, a dict entry that is never read again: browser-log
+        less browser in load/bench_instructions.py --manual-clock 14,163 ->
+        10,616 instructions).
         """
         host = client[0] if isinstance(client, tuple) else None  # client_host(client), without the call
+        changed = False
         if host != self._last_host or when is not self._last_time:
             starts = self._starts
             if when is not self._last_time:
@@ -241,14 +244,19 @@ class AccessLog:
                     starts.clear()
                 start = starts[host] = line_start(host, when)
             self._last_host, self._last_start = host, start
-        method, target, version = head.method, head.target, head.version
-        if target != self._last_target or method != self._last_method or version != self._last_version:
-            self._last_target, self._last_method, self._last_version = target, method, version
-            line = f"{method} {target} {version}"
-            # in_quotes(line), its check without the call: most lines need no escape
-            if not (line.isascii() and line.isprintable()) or '"' in line or "\\" in line:
-                line = in_quotes(line)
-            self._last_line = line
+            changed = True
+        target = head.target
+        if target != self._last_target or head.method != self._last_method or head.version != self._last_version:
+            self._last_target, self._last_method, self._last_version = target, head.method, head.version
+            # The parser admits a token as the method and HTTP/1.x as the
+            # version: only the target can need escaping, and escaping is
+            # per character, so the line is the same as in_quotes of it
+            # whole.  in_quotes(target), its check without the call: most
+            # targets need no escape.
+            if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
+                target = in_quotes(target)
+            self._last_target_text = target
+            changed = True
         if status != self._last_status or size != self._last_size:
             status_parts = self._status_parts
             end = status_parts.get((status, size))
@@ -257,9 +265,12 @@ class AccessLog:
                     status_parts.clear()
                 end = status_parts[status, size] = line_status(status, size)
             self._last_status, self._last_size, self._last_end = status, size, end
+            changed = True
         self._last_client, self._last_head = client, head
-        prefix = self._last_prefix = f"{self._last_start}{self._last_line}{self._last_end}"
-        return prefix
+        if changed:
+            self._last_prefix = (f"{self._last_start}{self._last_method} {self._last_target_text} {self._last_version}"
+                                 f"{self._last_end}")
+        return self._last_prefix
 
     def log_unusual(self, client_host: str | None, request_line: str, status: int, size: int, duration_s: float,
                     incomplete: bool, request: Any = None) -> None:
@@ -294,14 +305,20 @@ class AccessLog:
         self._idle_flush = self._reactor.call_when_idle(self._flush_idle)
 
     def _flush_idle(self) -> None:
+        # Writes only: the route is chosen again by the once-a-second flush
+        # (_flush_due), not on every idle pass (whole server, keep-alive with
+        # the log on: 49,240 -> 48,7xx instructions a request).
         self._idle_flush = None
-        self.flush()
+        self._write_waiting()
 
-    def flush(self) -> None:
-        """Write the waiting lines now, and choose the route again."""
+    def _write_waiting(self) -> None:
         self._last_flush = self._reactor.time()
         for handler in self._handlers:
             handler.flush()
+
+    def flush(self) -> None:
+        """Write the waiting lines now, and choose the route again."""
+        self._write_waiting()
         self._choose_route()
 
     def _flush_due(self) -> None:
