@@ -183,6 +183,26 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
         log.close()
 
 
+def test_a_reconfiguration_takes_effect_at_the_once_a_second_flush(access_handler):
+    """Idle flushes only write; the route (direct, or through logging) is chosen again each second."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        log = AccessLog(reactor, WallClock())
+        log.log(("h", 1), _head("GET", "/1"), 200, 5, 0.001)
+        handler.setFormatter(logging.Formatter("F %(message)s"))  # records must go through logging now
+        reactor.run_once(0)  # idle: the line is written, the route stays
+        log.log(("h", 1), _head("GET", "/2"), 200, 5, 0.001)
+        clock.advance(1.0)
+        reactor.run_once(0)  # the once-a-second flush: written, and the route chosen again
+        log.log(("h", 1), _head("GET", "/3"), 200, 5, 0.001)
+        log.close()
+    lines = stream.getvalue().splitlines()
+    assert ['"GET /1 ' in lines[0], '"GET /2 ' in lines[1], '"GET /3 ' in lines[2]] == [True] * 3
+    assert [line.startswith("F ") for line in lines] == [False, False, True]
+
+
 def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handler):
     handler, stream = access_handler
     _only_ours(handler)
