@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["format_access_log", "access_log_prefix", "request_log_prefix", "duration_text", "in_quotes",
-           "line_start", "line_status",
+           "line_start", "line_status", "THREE_DIGITS",
            "compile_access_format", "JSONAccessLine", "JSONFormatter", "LineFormat", "REQUEST_ID_FIELD"]
 
 # What the access log writes as is: inside the quoted request line, visible
@@ -70,10 +70,10 @@ def duration_text(duration_s: float) -> str:
     # (valgrind: ~4,800 -> ~3,400 instructions a call with Python's loop).
     seconds, fraction = divmod(int(duration_s * 1_000_000), 1_000_000)
     milli, micro = divmod(fraction, 1000)
-    return f"{seconds}.{_THREE_DIGITS[milli]}{_THREE_DIGITS[micro]}"
+    return f"{seconds}.{THREE_DIGITS[milli]}{THREE_DIGITS[micro]}"
 
 
-_THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # "000" to "999"
+THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # "000" to "999"
 
 
 def access_log_prefix(
