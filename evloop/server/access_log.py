@@ -9,14 +9,14 @@ call per line (about 8 us of the 11 us a keep-alive request took), and a
 
 - ``BufferedAccessHandler`` collects lines and writes them in one ``write``:
   when the loop goes idle (``reactor.call_when_idle``; at most every 20 ms),
-  at least once a second, when 512 lines (about 50 KiB) are waiting, and at shutdown.  ``evloop-demo``
-  installs it on ``evloop.access``.
+  at least once a second, when 512 lines (about 50 KiB) are waiting, and at
+  shutdown.  ``evloop-demo`` installs it on ``evloop.access``.
 - When that handler is the logger's only destination and would print the
   message as it is (no formatter of its own, no filters, no propagation),
   ``AccessLog`` appends the line to it directly: the same bytes, without the
   ``LogRecord``.  Any other configuration takes ``logger.info``.  The route
-  is chosen again at every flush, so a reconfiguration takes effect within a
-  second.
+  is chosen again by the once-a-second flush (and at shutdown), so a
+  reconfiguration takes effect within a second of the next line.
 
 A format of the user's (``--access-log-format``, ``--log-format json``)
 takes ``FormattedAccessLog``: the line comes from one function compiled
@@ -31,6 +31,7 @@ import sys
 from typing import IO, Any
 
 from ..logline import (
+    THREE_DIGITS,
     JSONAccessLine,
     LineFormat,
     compile_access_format,
@@ -56,7 +57,9 @@ _IDLE_FLUSH_SPACING_S = 0.02
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
 _MAX_STARTS = 256  # remembered line starts, by client host (see AccessLog._prefix); emptied when full
 _MAX_STATUS_PARTS = 256  # remembered status parts of lines, by status and size; emptied when full
-_MAX_DURATIONS = 4096  # remembered duration texts, by whole microseconds; emptied when full
+_MAX_DURATIONS = 4096  # remembered duration texts, by whole microseconds, and by milliseconds; each emptied when full
+# A duration's last three digits with the line's end.
+_MICRO_LINE_ENDS = tuple(f"{digits}\n" for digits in THREE_DIGITS)
 
 
 class BufferedAccessHandler(logging.Handler):
@@ -134,8 +137,9 @@ class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
     __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer", "_last_flush",
-                 "_idle_flush", "_durations", "_starts", "_status_parts", "_last_time", "_last_host", "_last_start",
-                 "_last_target", "_last_method", "_last_version", "_last_line", "_last_status", "_last_size",
+                 "_idle_flush", "_durations", "_millis", "_starts", "_status_parts", "_last_time", "_last_host",
+                 "_last_start",
+                 "_last_target", "_last_method", "_last_version", "_last_target_text", "_last_status", "_last_size",
                  "_last_end", "_last_client", "_last_head", "_last_prefix")
 
     def __init__(self, reactor: Reactor, wall: WallClock, logger: logging.Logger = access_logger) -> None:
@@ -157,7 +161,7 @@ class AccessLog:
         self._last_time = ""
         self._last_host: str | None = ""  # never a host: the first line makes its start
         self._last_start = ""
-        self._last_target = self._last_method = self._last_version = self._last_line = ""
+        self._last_target = self._last_method = self._last_version = self._last_target_text = ""
         self._last_status = 0
         self._last_size = -1
         self._last_end = ""
@@ -165,7 +169,8 @@ class AccessLog:
         self._last_client: Any = None
         self._last_head: Any = None
         self._last_prefix = ""
-        self._durations: dict[float, str] = {}
+        self._durations: dict[float, str] = {}  # by whole microseconds: "0.000125\n"
+        self._millis: dict[int, str] = {}  # by whole milliseconds: "0.000"
         self._choose_route()
 
     def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
@@ -194,15 +199,13 @@ class AccessLog:
             prefix = self._prefix(client, head, status, size, when)
         # Durations repeat at microsecond resolution: their texts (with the
         # line's newline) are remembered, by the float of whole microseconds
-        # (a float's floor is cheaper than int(), and hashes as the int would);
+        # (a float's floor is cheaper than int(), and hashes as the int would;
+        # 1e6, a float, keeps the product on the float fast path);
         # formatting a float cost ~3,000 instructions a line.
-        us = duration_s * 1_000_000 // 1
-        durations = self._durations
-        end = durations.get(us)
+        us = duration_s * 1e6 // 1
+        end = self._durations.get(us)
         if end is None:
-            if len(durations) >= _MAX_DURATIONS:
-                durations.clear()
-            end = durations[us] = duration_text(duration_s) + "\n"
+            end = self._duration_end(us)
         if direct is not None:
             # The prefix and the end go to the handler as two pieces, joined
             # only when written: no line string is made (_deliver, inline:
@@ -217,19 +220,49 @@ class AccessLog:
         if self._idle_flush is None:
             self._schedule_flush()
 
+    def _duration_end(self, us: float) -> str:
+        """The text of a duration of ``us`` whole microseconds not remembered, with the line's newline: remembered.
+
+        Joined from the text of its whole milliseconds (remembered too: far
+        fewer values) and a table of three-digit texts.  A response's
+        duration is new far more often than its prefix (a pipelined burst's
+        requests wait for the ones before: the whole server under valgrind
+        missed on most lines); formatting it whole (duration_text) cost
+        ~3,000 instructions more than this.  The same text as duration_text.
+        With the route chosen once a second (_flush_idle) and the prefix's
+        changes: load/server_instructions.py with the log on, pipelined
+        30,628 -> 26,012, keepalive 49,240 -> 48,019 instructions a request.
+        """
+        durations = self._durations
+        if len(durations) >= _MAX_DURATIONS:
+            durations.clear()
+        ms, micro = divmod(int(us), 1000)
+        millis = self._millis
+        text = millis.get(ms)
+        if text is None:
+            if len(millis) >= _MAX_DURATIONS:
+                millis.clear()
+            seconds, milli = divmod(ms, 1000)
+            text = millis[ms] = f"{seconds}.{THREE_DIGITS[milli]}"
+        end = durations[us] = text + _MICRO_LINE_ENDS[micro]
+        return end
+
     def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
-        """The line up to its duration, joined from three parts, each kept from the line before when it is the same.
+        """The line up to its duration, joined from parts, each kept from the line before when it is the same.
 
         The start by the client's host and second (remembered for the
-        second: connections from one host take turns), the request line by
-        its method, target and version (a browser's target is new on every
-        request: it is escaped and never remembered), the status part by
-        status and size.  Remembering whole prefixes by all six fields, for
-        the second, cost a browser's line more than it saved (a key to hash,
-        a dict entry that is never read again: browser-log less browser in
-        load/bench_instructions.py --manual-clock 14,163 -> 10,616 instructions).
+        second: connections from one host take turns), the request line's
+        fields (a browser's target is new on every request: it is escaped
+        and never remembered), the status part by status and size.  The
+        prefix is joined again only when a part changed (a new head object
+        for the same request keeps it).  Remembering whole prefixes by all
+        six fields, for the second, cost a browser's line more than it saved
+        (a key to hash, a dict entry that is never read again: browser-log
+        less browser in load/bench_instructions.py --manual-clock 14,163 ->
+        10,616 instructions).
         """
         host = client[0] if isinstance(client, tuple) else None  # client_host(client), without the call
+        changed = False
         if host != self._last_host or when is not self._last_time:
             starts = self._starts
             if when is not self._last_time:
@@ -241,14 +274,19 @@ class AccessLog:
                     starts.clear()
                 start = starts[host] = line_start(host, when)
             self._last_host, self._last_start = host, start
-        method, target, version = head.method, head.target, head.version
-        if target != self._last_target or method != self._last_method or version != self._last_version:
-            self._last_target, self._last_method, self._last_version = target, method, version
-            line = f"{method} {target} {version}"
-            # in_quotes(line), its check without the call: most lines need no escape
-            if not (line.isascii() and line.isprintable()) or '"' in line or "\\" in line:
-                line = in_quotes(line)
-            self._last_line = line
+            changed = True
+        target = head.target
+        if target != self._last_target or head.method != self._last_method or head.version != self._last_version:
+            self._last_target, self._last_method, self._last_version = target, head.method, head.version
+            # The parser admits a token as the method and HTTP/1.x as the
+            # version: only the target can need escaping, and escaping is
+            # per character, so the line is the same as in_quotes of it
+            # whole.  in_quotes(target), its check without the call: most
+            # targets need no escape.
+            if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
+                target = in_quotes(target)
+            self._last_target_text = target
+            changed = True
         if status != self._last_status or size != self._last_size:
             status_parts = self._status_parts
             end = status_parts.get((status, size))
@@ -257,9 +295,12 @@ class AccessLog:
                     status_parts.clear()
                 end = status_parts[status, size] = line_status(status, size)
             self._last_status, self._last_size, self._last_end = status, size, end
+            changed = True
         self._last_client, self._last_head = client, head
-        prefix = self._last_prefix = f"{self._last_start}{self._last_line}{self._last_end}"
-        return prefix
+        if changed:
+            self._last_prefix = (f"{self._last_start}{self._last_method} {self._last_target_text} {self._last_version}"
+                                 f"{self._last_end}")
+        return self._last_prefix
 
     def log_unusual(self, client_host: str | None, request_line: str, status: int, size: int, duration_s: float,
                     incomplete: bool, request: Any = None) -> None:
@@ -294,14 +335,20 @@ class AccessLog:
         self._idle_flush = self._reactor.call_when_idle(self._flush_idle)
 
     def _flush_idle(self) -> None:
+        # Writes only: the route is chosen again by the once-a-second flush
+        # (_flush_due), not on every idle write (~100 Python opcodes a write;
+        # measured with _duration_end's change, see there).
         self._idle_flush = None
-        self.flush()
+        self._write_waiting()
 
-    def flush(self) -> None:
-        """Write the waiting lines now, and choose the route again."""
+    def _write_waiting(self) -> None:
         self._last_flush = self._reactor.time()
         for handler in self._handlers:
             handler.flush()
+
+    def flush(self) -> None:
+        """Write the waiting lines now, and choose the route again."""
+        self._write_waiting()
         self._choose_route()
 
     def _flush_due(self) -> None:

@@ -183,6 +183,26 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
         log.close()
 
 
+def test_a_reconfiguration_takes_effect_at_the_once_a_second_flush(access_handler):
+    """Idle flushes only write; the route (direct, or through logging) is chosen again each second."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        log = AccessLog(reactor, WallClock())
+        log.log(("h", 1), _head("GET", "/1"), 200, 5, 0.001)
+        handler.setFormatter(logging.Formatter("F %(message)s"))  # records must go through logging now
+        reactor.run_once(0)  # idle: the line is written, the route stays
+        log.log(("h", 1), _head("GET", "/2"), 200, 5, 0.001)
+        clock.advance(1.0)
+        reactor.run_once(0)  # the once-a-second flush: written, and the route chosen again
+        log.log(("h", 1), _head("GET", "/3"), 200, 5, 0.001)
+        log.close()
+    lines = stream.getvalue().splitlines()
+    assert ['"GET /1 ' in lines[0], '"GET /2 ' in lines[1], '"GET /3 ' in lines[2]] == [True] * 3
+    assert [line.startswith("F ") for line in lines] == [False, False, True]
+
+
 def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handler):
     handler, stream = access_handler
     _only_ours(handler)
@@ -194,6 +214,27 @@ def test_a_full_buffer_is_written_at_once_and_memory_stays_bounded(access_handle
         assert stream.writes == 3 and stream.getvalue().count("\n") == handler.capacity_lines * 3
         log.close()  # shutdown: the rest
         assert stream.getvalue().count("\n") == handler.capacity_lines * 3 + 7
+
+
+def test_durations_not_remembered_end_lines_as_formatting_them_would(access_handler):
+    """A duration's text is remembered by whole microseconds, and a new one is joined from its whole
+    milliseconds' text (remembered too, both bounded): every line ends with the text that formatting the
+    microseconds makes."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    durations = [i * 0.000997 for i in range(5000)] + [i * 1.000013 for i in range(5000)]
+    durations += [0.0, 1e-6, 0.000999, 0.001, 0.999999, 1.0, 59.5] * 2
+    head = _head("GET", "/")
+    with Reactor() as reactor:
+        log = AccessLog(reactor, WallClock())
+        for duration_s in durations:
+            log.log(("h", 1), head, 200, 5, duration_s)
+        log.close()
+    expected = []
+    for duration_s in durations:
+        us = int(duration_s * 1_000_000)
+        expected.append(f"{us // 1_000_000}.{us % 1_000_000:06d}")
+    assert [line.rsplit(" ", 1)[1] for line in stream.getvalue().splitlines()] == expected
 
 
 def test_without_a_server_the_handler_writes_each_line():

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from evloop.app import Request
-from evloop.logline import JSONAccessLine, compile_access_format
+from evloop.logline import JSONAccessLine, compile_access_format, duration_text
 
 _ARGS = ("203.0.113.9", "GET /p?q=1 HTTP/1.1", "GET", "/p?q=1", "HTTP/1.1", 200, 0, 0.0123456, "06/Dec/2026:09:00:00 +0000")
 
@@ -81,3 +81,18 @@ def test_json_line_is_ascii_json_whatever_the_request_holds():
     record = json.loads(line)
     assert record["referer"] == "https://r/\u00e9\ud800" and record["user_agent"] == "x\ny"
     assert (record["status"], record["bytes"], record["path"], record["query"]) == (200, 0, "/p", "q=1")
+
+
+@pytest.mark.parametrize("duration_s", [0.0, 1e-6, 0.000999, 0.001, 0.125, 0.25, 0.999999, 1.0, 1.5, 12.000999,
+                                        3600.5, 86400.000001, 1e6 + 0.5])
+def test_duration_text_is_whole_microseconds_truncated(duration_s):
+    """duration_text joins remembered three-digit texts: the same text as formatting the microseconds."""
+    us = int(duration_s * 1_000_000)
+    assert duration_text(duration_s) == f"{us // 1_000_000}.{us % 1_000_000:06d}"
+
+
+def test_duration_text_for_every_millisecond_and_microsecond_digit():
+    for us in list(range(0, 2_000_000, 997)) + list(range(999_000, 1_001_000)):
+        duration_s = us / 1_000_000
+        whole = int(duration_s * 1_000_000)
+        assert duration_text(duration_s) == f"{whole // 1_000_000}.{whole % 1_000_000:06d}"
