@@ -52,12 +52,13 @@ import io
 import json
 import os
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs
 
 from .app_fields import checked_app_fields
+from .app_headers import Headers as Headers  # re-exported: defined in its own module
 from .http.fields import check_field
 from .http.target import split_target, target_parts
 from .http.writer import custom_status_line
@@ -82,73 +83,6 @@ _VALID_CONTENT_TYPES = frozenset((
     "application/json", "application/javascript", "application/octet-stream", "application/xml",
     "image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp", "image/x-icon",
 ))
-
-
-# --------------------------------------------------------------------- headers
-
-
-class Headers:
-    """Case-insensitive multi-dict over a list of ``(name, value)`` pairs.
-
-    ``raw`` is the sequence as received: names as sent, received order (a
-    tuple for a request's headers, which are read-only). Lookups build a
-    lowercase index on first use, so a request whose handler never reads a
-    header pays nothing for it.
-    """
-
-    __slots__ = ("raw", "_index")
-
-    def __init__(self, raw: Iterable[tuple[str, str]] | None = None) -> None:
-        self.raw: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (
-            raw if type(raw) is list or type(raw) is tuple else list(raw or ())
-        )
-        self._index: dict[str, list[str]] | None = None
-
-    def _build_index(self) -> dict[str, list[str]]:
-        index: dict[str, list[str]] = {}
-        for name, value in self.raw:
-            index.setdefault(name.lower(), []).append(value)
-        self._index = index
-        return index
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of field ``name``, or ``default``.
-
-        Use ``get_all`` for fields that may repeat (RFC 9110 section 5.3).
-        """
-        index = self._index if self._index is not None else self._build_index()
-        values = index.get(name.lower())
-        return values[0] if values else default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value of field ``name`` in received order (empty list if none)."""
-        index = self._index if self._index is not None else self._build_index()
-        return list(index.get(name.lower(), ()))
-
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        index = self._index if self._index is not None else self._build_index()
-        return name.lower() in index
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        """Yield ``(name, value)`` pairs in received order, names as sent."""
-        return iter(self.raw)
-
-    def __len__(self) -> int:
-        return len(self.raw)
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self.raw)
-
-    def __repr__(self) -> str:
-        return f"Headers({self.raw!r})"
 
 
 # --------------------------------------------------------------------- request
@@ -462,6 +396,8 @@ def _drop_response(response: Response) -> None:
 
 # -------------------------------------------------------------------- response
 
+_new_object = object.__new__
+
 
 class FileBody:
     """``count`` bytes of an open binary ``file`` from ``offset``, for sendfile.
@@ -608,6 +544,26 @@ class Response:
         return response
 
     @classmethod
+    def from_bytes(cls, body: bytes, content_type: str | None = None, status: int = 200) -> Response:
+        """``Response(status, body=body, content_type=content_type)``, the same response, made cheaper.
+
+        The common one (bytes, a content type known valid) is made without
+        the class call with keywords, CPython 3.11's dearest call: callgrind
+        ~4,000 instructions against ~5,300.  Anything else (a subclass too)
+        is the constructor's, with its checks and errors.
+        """
+        if cls is Response and type(body) is bytes and type(status) is int and 100 <= status <= 599 and (
+                content_type is None or content_type in _VALID_CONTENT_TYPES):
+            response = _new_object(cls)  # object.__new__: no __init__ call
+            response.status = status
+            response.headers = [] if content_type is None else [("Content-Type", content_type)]
+            response.body = body
+            response.content_length = len(body)
+            response.reason = None
+            return response
+        return cls(status, None, body, content_type=content_type)
+
+    @classmethod
     def text(
         cls,
         text: str,
@@ -654,20 +610,28 @@ class App(Router):
     """
 
     def __call__(self, request: Request) -> Response | None:
-        # A literal route's answer, made when its handler was added (Router._find's first lookup), taken
+        # A literal route's answer, made when its handler was added (Router._find_from's first lookup), taken
         # here without the call: ~750 instructions a request (load/bench_instructions.py --manual-clock
-        # pipelined 20,278 -> 19,541, keepalive 29,158 -> 28,435).  Every other path goes through _find.
-        route = self._exact.get(request.path)
+        # pipelined 20,278 -> 19,541, keepalive 29,158 -> 28,435).  What they miss goes to Router._search.
+        path = request.path
+        route = self._exact.get(path)
         if route is not None:
             found = route.found.get(request.method)
             if found is not None and found[0] is not None:  # its handler: never None there
                 return found[0](request)
-        # Router._find without its second lookup of the literal route (~600 instructions, browser).
-        handler, params, allowed, value = self._find_from(request.method, request.path, route)
+        else:
+            # A "/prefix/{name}" route by the path's last segment, as Router._find_from finds it, without
+            # that call and its tuple: ~1,000 instructions (callgrind, GET /items/ID; test_app_fast_paths.py).
+            prefix, slash, value = path.rpartition("/")
+            tail = self._tails.get(prefix)
+            if tail is not None and value and slash:
+                call = tail.tail_calls.get(request.method)  # (handler, takes the value by position)
+                if call is not None:
+                    one = request.path_params = {tail.param: value}
+                    return call[0](request, value) if call[1] else call[0](request, **one)
+        # What Router._find_from does after the two lookups above (the literal route's ``found``, the tail table).
+        handler, params, allowed, _ = self._search(request.method, path, route)
         if handler is not None:
-            if value is not None:  # the handler takes the one parameter by position (see Router._find)
-                request.path_params = params
-                return handler(request, value)
             if params:
                 request.path_params = params
                 return handler(request, **params)

@@ -157,7 +157,7 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
     def item(request: Request, item_id: str) -> Response:
         # A route with a path parameter whose value changes on every request, as a site's pages do:
         # the benchmark's ``browser-unique`` scenario fetches it.  surrogateescape: the bytes sent.
-        return Response(200, body=b"item " + item_id.encode("utf-8", "surrogateescape"), content_type="text/plain")
+        return Response.from_bytes(b"item " + item_id.encode("utf-8", "surrogateescape"), "text/plain")
 
     _add_websocket_routes(app)
     _add_static_routes(app, root, static_cache_control)

@@ -273,16 +273,16 @@ class Router:
         ``_tail_table`` says that is the match the regex would find
         (callgrind: the demo's GET /items/ID through App 18,660 -> 14,000
         instructions; tests/unit/app/test_app_fast_paths.py checks it against the regex).
-        That App asks here, not in its own lookups, costs a request this
-        call and its tuple: ~750 instructions (load/bench_instructions.py
-        --manual-clock: pipelined 19,531 -> 20,270, browser 115,770 -> 116,977);
-        ``App.__call__`` therefore takes a literal route's ``found`` answer
-        itself, and pays the call for the other paths only.
+        ``App.__call__`` makes the same two lookups itself, without this
+        call, its tuple and their unpacking (~750 instructions for a literal
+        route, ~1,000 for a tail route), and sends what they miss to
+        ``_search``; tests/unit/app/test_app_fast_paths.py compares its
+        answers with ``_search``'s and ``resolve()``'s.
         """
         return self._find_from(method, path, self._exact.get(path))
 
     def _find_from(self, method: str, path: str, route: _Route | None) -> Found:
-        """``_find()`` once the literal route of ``path`` is looked up (``route``; ``App`` looks it up itself).
+        """``_find()`` once the literal route of ``path`` is looked up (``route``).
 
         The path is cut at its last "/" by one ``rpartition`` (the tail table
         is keyed by the prefix without that "/"): ~1,200 instructions less

@@ -113,3 +113,44 @@ def test_a_tail_route_at_the_root_takes_what_the_regex_takes():
     app.add_route("/{name}", _recording("root"), ["GET"])
     for path in ["/abc", "/", "*", "//x", "/a/b"]:
         assert _served(app, "GET", path) == _plain(app, "GET", path), path
+
+
+def _fields(response):
+    return (type(response), response.status, response.headers, response.body, response.content_length,
+            response.reason)
+
+
+@pytest.mark.parametrize("body", [b"", b"item 1", b"x" * 70000, "text", bytearray(b"ba"), iter([b"a"])])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/json", "text/x-custom"])
+@pytest.mark.parametrize("status", [200, 204, 599])
+def test_from_bytes_makes_what_the_constructor_makes(status, body, content_type):
+    """Response.from_bytes's own path (bytes, a known content type) against the general path's response."""
+    fast = Response.from_bytes(body, content_type, status)
+    general = Response(status, [], body, content_type=content_type)  # a header list: the general path
+    if isinstance(body, bytes):
+        assert _fields(fast) == _fields(general)
+    else:
+        assert _fields(fast)[:3] == _fields(general)[:3] and fast.reason is None
+    assert fast.headers is not Response.from_bytes(body, content_type, status).headers  # its own list
+
+
+@pytest.mark.parametrize("args", [(b"x", "text/plain", 99), (b"x", "text/plain", 600), (b"x", "text/plain", "200"),
+                                  (b"x", "bad\r\nvalue", 200), (object(), None, 200)])
+def test_from_bytes_refuses_what_the_constructor_refuses(args):
+    body, content_type, status = args
+    with pytest.raises((ValueError, TypeError)) as plain:
+        Response(status, body=body, content_type=content_type)
+    with pytest.raises(plain.type):
+        Response.from_bytes(body, content_type, status)
+
+
+def test_from_bytes_of_a_subclass_runs_its_constructor():
+    class Tagged(Response):
+        __slots__ = ("tag",)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag = "made"
+
+    made = Tagged.from_bytes(b"x", "text/plain")
+    assert type(made) is Tagged and made.tag == "made" and made.headers == [("Content-Type", "text/plain")]
