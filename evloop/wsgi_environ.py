@@ -243,34 +243,47 @@ class LastFields:
 
 
 class LastEnviron:
-    """The last request's environ before its per-request keys, for a request from equal sources.
+    """The last remembered environ before its per-request keys, for a request from equal sources.
 
     Everything in an environ but ``wsgi.input``, ``evloop.request``,
-    CONTENT_LENGTH and HTTP_X_REQUEST_ID comes from the request's head (its
-    header pairs, method, path, query and version), its connection (``client``,
-    ``server``, ``scheme``, ``tls``, ``reactor``) and the app's template:
-    ``key`` holds them, and equal sources give an equal environ.  The parser
-    hands out the same objects for every head it serves from its cache of
-    heads, and the server the same address tuples for every request of a
-    connection, so a repeated request on a keep-alive connection compares
-    equal by identity, element by element in C: nothing to hash, nothing to
-    bound; any other request takes the place.  A hit is one dict copy and
-    four stores instead of the path's decoding, four ``str()`` and a dozen
-    stores: load/bench_instructions.py wsgi-keepalive 51,688 -> 45,379,
-    wsgi-echo4k 80,000 -> 75,253 (see ``WSGIApp``).  Only a tuple of pairs is
-    remembered: a list (a Request made by hand) can change under the memo.
+    CONTENT_LENGTH, HTTP_X_REQUEST_ID and the client's REMOTE_ADDR and
+    REMOTE_PORT comes from the request's head (its header pairs, method,
+    path, query and version), its connection (``server``, ``scheme``,
+    ``tls``, ``reactor``) and the app's template: ``key`` holds them, and
+    equal sources give an equal environ.  The parser hands out the same
+    objects for every head it serves from its cache of heads, so a repeated
+    head compares equal element by element in C: nothing to hash, nothing to
+    bound; any other request takes the place.  The client is left out of the
+    key: a hit from another connection than the memo's (``client``, the
+    same tuple for every request of a connection) sets its two keys anew.
+    So the memo serves a repeated head on one keep-alive connection, and as
+    well the same head from many connections taking turns (wrk's 50 or 1,000
+    connections; a new connection each request).  An environ is remembered
+    when a request's sources equal the request's before (``seen``): a stream
+    of different heads never pays the memo's copy.  A hit is one dict copy
+    and four stores instead of the path's decoding, four ``str()`` and a
+    dozen stores: load/bench_instructions.py wsgi-keepalive 51,688 -> 45,379,
+    wsgi-echo4k 80,000 -> 75,253 (see ``WSGIApp``).  Only a tuple of pairs
+    is remembered: a list (a Request made by hand) can change under the memo.
     """
 
-    __slots__ = ("key", "environ", "framed", "client")
+    __slots__ = ("key", "environ", "framed", "client", "seen")
 
     def __init__(self) -> None:
         self.key: tuple[Any, ...] | None = None
-        # The last request's client: an environ is remembered from a
-        # connection's second request on, so a connection that serves one
-        # request (Connection: close) never pays the memo's copy.
-        self.client: Any = None
+        self.seen: tuple[Any, ...] | None = None  # the sources of the last request not served by the memo
+        self.client: Any = None  # the client whose address the memo's environ holds
         self.environ: dict[str, Any] = {}
         self.framed = False
+
+
+def _set_client(environ: dict[str, Any], client: Any) -> None:
+    """REMOTE_ADDR and REMOTE_PORT of ``client`` (no REMOTE_PORT for an address that is not (host, port))."""
+    if isinstance(client, tuple) and len(client) >= 2:
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(client[0]), str(client[1])
+    else:
+        environ["REMOTE_ADDR"] = ""
+        environ.pop("REMOTE_PORT", None)
 
 
 def build_environ(
@@ -301,14 +314,17 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     ``fields`` and ``last``: ``WSGICaches.fields`` and ``.environ``.
     """
     pairs = request.header_pairs
+    client = request.client
     remembered = False
     if last is not None:
-        key = (pairs, request.raw_path, request.client, request.method, request.query_string, request.version,
+        key = (pairs, request.raw_path, request.method, request.query_string, request.version,
                request.server, request.scheme, request.tls, request.reactor, template)
         if key == last.key:
             environ = last.environ.copy()
             framed = last.framed
             remembered = True
+            if client is not last.client:  # another connection: its own address (see LastEnviron)
+                _set_client(environ, client)
     if not remembered:
         raw_path = request.raw_path
         path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
@@ -320,7 +336,6 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
             server_name, server_port = str(server[0]), str(server[1])
         else:
             server_name, server_port = _server_from_host(request)
-        client = request.client
         environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
         environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = path_info
@@ -330,10 +345,7 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         environ["SERVER_PROTOCOL"] = request.version
         environ["wsgi.url_scheme"] = request.scheme
         environ["evloop.reactor"] = request.reactor
-        if isinstance(client, tuple) and len(client) >= 2:
-            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = str(client[0]), str(client[1])
-        else:
-            environ["REMOTE_ADDR"] = ""
+        _set_client(environ, client)
         if request.tls is not None:
             environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
         # The pairs as received: read through Headers, a lookup would build its index.
@@ -345,10 +357,10 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
                 fields.pairs, fields.found = pairs, found
         environ.update(items)
         if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
-            if client is last.client:  # the connection's second request or later: remembered (see LastEnviron)
-                last.key, last.environ, last.framed = key, environ, framed
+            if key == last.seen:  # the same sources twice running: remembered (see LastEnviron)
+                last.key, last.environ, last.framed, last.client = key, environ, framed, client
                 environ = environ.copy()  # the app's own: the memo's stays as it was made
-            last.client = client
+            last.seen = key
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
         environ["wsgi.input"] = request.stream
         length = request.body_length

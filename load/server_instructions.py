@@ -17,7 +17,15 @@ connection a full handshake: the client offers no session, as ``openssl
 s_time -new``).  The ``wsgi-`` cases (``wsgi-keepalive``, ``wsgi-close``,
 ``wsgi-echo4k``) send the same requests to the raw WSGI app of ``load/bench/peers/wsgi_app.py``
 (``evloop-demo --wsgi wsgi_app:app``), ``flask-keepalive`` and ``flask-close``
-to the Flask app of ``load/bench/peers/flask_app.py``.
+to the Flask app of ``load/bench/peers/flask_app.py``.  ``conns50`` and
+``conns1000`` (and their ``wsgi-`` forms) hold that many keep-alive
+connections open and, each round, send one hello request on every one of
+them before reading the answers, as wrk keeps every connection busy: epoll
+returns many ready connections a pass.  Both runs open the same connections,
+so the figure is per request; ``conns1000`` against ``conns50`` is what the
+count of open connections costs a request.  They run with an hour's header
+and keep-alive timeouts: under valgrind a round of 1,000 requests outlasts
+the default 5 s, and wrk's connections never idle that long.
 
 Where ``load/bench_instructions.py`` counts the HTTP glue alone, this runs
 ``python -m evloop.demo`` itself under ``valgrind --tool=callgrind`` and
@@ -57,9 +65,12 @@ WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
 BYTES1M = b"GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 CASES = ("keepalive", "pipelined", "browser", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
-         "flask-keepalive", "flask-close", "bytes1m", "tls-keepalive", "tls-bytes1m", "tls-handshake")
+         "conns50", "conns1000", "wsgi-conns50", "wsgi-conns1000", "flask-keepalive", "flask-close", "bytes1m",
+         "tls-keepalive", "tls-bytes1m", "tls-handshake")
 # Fewer requests where each costs millions of instructions under valgrind.
-DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300)}
+DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300),
+                  "conns50": (1000, 3000), "wsgi-conns50": (1000, 3000),
+                  "conns1000": (1000, 3000), "wsgi-conns1000": (1000, 3000)}
 PEERS = ROOT / "load" / "bench" / "peers"  # the apps the load/bench peers serve
 WS_SIZES = {"ws16": 16, "ws4k": 4096}  # text message bytes of the WebSocket cases
 
@@ -114,9 +125,27 @@ def _download(sock: socket.socket, n: int) -> None:
         _recv_until(sock, (1 << 20) - len(data.partition(b"\r\n\r\n")[2]))
 
 
+def _many_connections(port: int, conns: int, n: int) -> None:
+    """``n`` hello requests over ``conns`` open connections: each round one request on every connection, then
+    every answer read (``n`` is rounded down to whole rounds)."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(conns)]
+    try:
+        for _ in range(n // conns):
+            for sock in socks:
+                sock.sendall(HELLO)
+            for sock in socks:
+                _recv_until(sock, 1, count=b"Hello, World!")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) -> None:
     """Send ``n`` requests (or messages) of ``case`` and wait for every answer (over TLS with ``context``)."""
     case = case.partition("-")[2] if case.startswith(("wsgi-", "flask-", "tls-")) else case
+    if case.startswith("conns"):
+        _many_connections(port, int(case[5:]), n)
+        return
     case = "close" if case == "handshake" else case
     if case == "close":
         for _ in range(n):
@@ -160,7 +189,7 @@ def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) 
             _recv_until(sock, depth, count=b"Hello, World!")
 
 
-def _port_from_log(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> int:
+def _port_from_log(log: Path, proc: subprocess.Popen[bytes], timeout_s: float = 600) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         match = re.search(rb"serving on https?://127\.0\.0\.1:(\d+)", log.read_bytes())
@@ -185,7 +214,7 @@ def instructions(src: Path, case: str, n: int, demo_args: list[str], work: Path,
         _drive(case, _port_from_log(log, proc), n, context)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
+        proc.wait(timeout=600)
     summary = subprocess.run(["callgrind_annotate", str(out)], capture_output=True, text=True, check=True).stdout
     match = re.search(r"([\d,]+)\s+(?:\(100\.0%\)\s+)?PROGRAM TOTALS", summary)
     if match is None:
@@ -198,12 +227,15 @@ def main() -> None:
     parser.add_argument("case", choices=CASES)
     parser.add_argument("--src", type=Path, default=ROOT, help="the checkout whose evloop runs (default: this one)")
     parser.add_argument("--counts", type=int, nargs=2, metavar=("FEWER", "MORE"),
-                        help="requests of the two runs (default 320 960; bytes1m and tls-bytes1m 20 60, tls-handshake 100 300)")
+                        help="requests of the two runs (default 320 960; bytes1m and tls-bytes1m 20 60, tls-handshake 100 300, "
+                             "conns50 and conns1000 1000 3000)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the callgrind outputs in DIR")
     parser.add_argument("demo_args", nargs="*", help="after --: extra evloop-demo arguments")
     args = parser.parse_args()
     shown = " ".join(args.demo_args)
     fewer, more = args.counts or DEFAULT_COUNTS.get(args.case, (320, 960))
+    if "conns" in args.case:
+        args.demo_args = ["--header-timeout", "3600", "--keepalive-timeout", "3600", *args.demo_args]
     if args.case.startswith(("wsgi-", "flask-")):
         app = "flask_app:app" if args.case.startswith("flask-") else "wsgi_app:app"
         args.demo_args = ["--chdir", str(PEERS), "--wsgi", app, *args.demo_args]

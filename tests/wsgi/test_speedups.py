@@ -370,3 +370,21 @@ def test_an_app_changing_its_one_header_list_gets_each_new_head_checked():
     expected = run(WSGICaches.disabled())
     assert run(WSGICaches()) == expected
     assert expected[1][2] == [("Content-Type", "text/plain"), ("X-A", "1")] and expected[3][0] is ValueError
+
+
+def test_a_remembered_environ_serves_other_connections_with_their_own_address():
+    # One head from connections taking turns (wrk's many connections, or a new connection a request): the memo
+    # is taken on the second request and serves the others with their own REMOTE_ADDR and REMOTE_PORT, also
+    # for a client that is no (host, port) pair (a Unix socket's), and back.
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    pairs = (("Host", "h:8080"), ("Accept", "*/*"))
+    server = ("127.0.0.1", 8080)
+    clients = [("10.0.0.1", 1), ("10.0.0.2", 2), "", ("10.0.0.3", 3), None, ("10.0.0.1", 1), ("10.0.0.4", 4)]
+    for client in clients * 2:
+        request = Request("GET", "/x?y=1", headers=pairs, client=client, server=server)
+        fast = _fill_environ(request, app._template, caches.keys, caches.fields, caches.environ)
+        plain = build_environ(request, template=app._template)
+        assert plain_items(fast) == plain_items(plain), client
+        fast["REMOTE_ADDR"] = "changed by the app"  # an app's change stays in its own environ
+    assert caches.environ.key is not None  # the memo served them
