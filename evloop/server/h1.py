@@ -289,7 +289,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
         self.conn.receive_data(b"")
         if self.phase.reads:
             self._process()
-        return True
+        # An error answered after the EOF (a head cut short by it) has nothing left to drain: the transport
+        # closes once the answer is sent, not at the drain's deadline (LINGER_S with the descriptor held).
+        return self.phase is not LINGER
 
     def data_received(self, data: bytes) -> None:
         phase = self.phase

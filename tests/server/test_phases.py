@@ -196,6 +196,21 @@ def test_a_head_begun_on_a_new_connection_must_end_within_the_header_timeout_of_
     assert h.transport.aborted and h.phase is Phase.CLOSED
 
 
+def test_an_error_answered_after_the_clients_eof_closes_at_once_without_a_drain(h):
+    # A head cut short by the client's EOF gets its 400, and the transport is told to close (False from
+    # eof_received: the real one sends the queued answer, then closes): nothing more can come, so there is
+    # nothing to drain and no reason to hold the descriptor until the linger deadline.
+    h.send(b"GET / HTTP/1.1\r\nHo")
+    assert h.protocol.eof_received() is False
+    assert h.transport.written.startswith(b"HTTP/1.1 400 ")
+    # An error answered before the EOF still lingers, and the EOF then ends the drain.
+    other = Harness()
+    other.send(b"\x00garbage\r\n\r\n")
+    assert other.transport.written.startswith(b"HTTP/1.1 400 ") and other.phase is Phase.LINGER
+    assert other.protocol.eof_received() is False
+    other.close()
+
+
 def test_the_lingering_drain_lasts_while_bytes_come_up_to_its_total(h):
     # A client still sending a large upload after its error response keeps the drain going, so that
     # it can read the response (nginx's lingering_timeout and lingering_time); one that never stops
