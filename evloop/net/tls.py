@@ -207,6 +207,7 @@ class TLSTransport(Transport, Protocol):
             self._handshake_failed(exc or ConnectionResetError("connection lost during the TLS handshake"))
         self._phase = TLSPhase.CLOSED
         lost = self._lost_exc or exc
+        self._lost_exc = None  # its traceback's frames hold this transport: kept, a cycle (as in SocketTransport)
         self._plain.clear(lost if lost is not None else ConnectionAbortedError("transport aborted"))
         if self._announced:
             self._announced = False

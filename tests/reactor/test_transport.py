@@ -626,6 +626,53 @@ def test_reset_by_peer_while_writing(tcp_pair, run_until, reactor, caplog):
     assert not caplog.records
 
 
+class _Forgetful(Protocol):
+    """Drops its transport when the connection ends, as a server's protocol does, and keeps no error."""
+
+    def __init__(self) -> None:
+        self.transport: SocketTransport | None = None
+        self.lost = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.transport = None
+        self.lost = True
+
+
+def test_a_reset_connection_leaves_no_cycle_for_the_garbage_collector(reactor, run_until):
+    # The error a reset raised carries a traceback whose frames hold the transport (their ``self``): a
+    # transport that kept it after connection_lost was a cycle with everything it referred to, freed only
+    # by a full collection (the heap of tests/reliability/test_resets_and_garbage.py grew ~12 KiB a reset
+    # connection until one ran).  Freed by reference counting alone, nothing of it is left for gc.
+    import gc
+
+    protocol = _Forgetful()
+    listener = listen(reactor, lambda: protocol, "127.0.0.1", 0)
+    client = socket.create_connection(("127.0.0.1", listener.port), timeout=5)
+    small_buffers(client)
+    run_until(reactor, lambda: protocol.transport is not None)
+    listener.close()
+    gc.collect()
+    gc.disable()
+    try:
+        transport = protocol.transport
+        assert transport is not None
+        transport.write(os.urandom(4 * 1024 * 1024))  # still queued when the reset comes
+        del transport
+        _reset(client)
+        run_until(reactor, lambda: protocol.lost)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if isinstance(o, (SocketTransport, BaseException))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
+
+
 # ---------------------------------------------------------------- sendfile
 @pytest.fixture(scope="module")
 def big_file(tmp_path_factory):
