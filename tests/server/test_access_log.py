@@ -7,6 +7,7 @@ checked against the plain one (``logger.info`` through the same handler).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import socket
@@ -183,14 +184,21 @@ def test_at_least_once_a_second_when_the_loop_never_goes_idle(access_handler):
         log.close()
 
 
-def test_a_reconfiguration_takes_effect_at_the_once_a_second_flush(access_handler):
-    """Idle flushes only write; the route (direct, or through logging) is chosen again each second."""
+@contextlib.contextmanager
+def _first_line_on_a_manual_clock(access_handler):
+    """evloop's handler alone, an AccessLog on a manual clock's reactor, and its first line (GET /1) logged."""
     handler, stream = access_handler
     _only_ours(handler)
     clock = ManualClock()
     with Reactor(clock=clock) as reactor:
         log = AccessLog(reactor, WallClock())
         log.log(("h", 1), _head("GET", "/1"), 200, 5, 0.001)
+        yield handler, stream, clock, reactor, log
+
+
+def test_a_reconfiguration_takes_effect_at_the_once_a_second_flush(access_handler):
+    """Idle flushes only write; the route (direct, or through logging) is chosen again each second."""
+    with _first_line_on_a_manual_clock(access_handler) as (handler, stream, clock, reactor, log):
         handler.setFormatter(logging.Formatter("F %(message)s"))  # records must go through logging now
         reactor.run_once(0)  # idle: the line is written, the route stays
         log.log(("h", 1), _head("GET", "/2"), 200, 5, 0.001)
@@ -321,12 +329,7 @@ def test_the_duration_counts_from_the_read_that_completed_the_head(access_handle
 
 
 def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
-    handler, stream = access_handler
-    _only_ours(handler)
-    clock = ManualClock()
-    with Reactor(clock=clock) as reactor:
-        log = AccessLog(reactor, WallClock())
-        log.log(("h", 1), _head("GET", "/1"), 200, 5, 0.001)
+    with _first_line_on_a_manual_clock(access_handler) as (_, stream, clock, reactor, log):
         reactor.run_once(0)  # idle: written at once (nothing was written lately)
         assert stream.writes == 1
         clock.advance(0.005)
