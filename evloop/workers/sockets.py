@@ -109,6 +109,8 @@ class ListeningSockets:
     def _open(self) -> None:
         cfg = self.config
         reuse_port = not self.share_socket and reuse_port_available()
+        # As Server.urls says it: a certificate (or a context) makes every bind HTTPS.
+        scheme = "http" if cfg.certfile is None and cfg.ssl_context is None else "https"
         child_binds: list[Bind] = []
         for bind in cfg.listen_binds():
             if bind.kind is BindKind.TCP and reuse_port:
@@ -116,7 +118,7 @@ class ListeningSockets:
                 self._held += held
                 self.own_per_worker = True
                 child_binds.append(Bind.tcp(bind.host, held[0].getsockname()[1]))
-                self.urls += [address_url(s.getsockname()) for s in held]
+                self.urls += [address_url(s.getsockname(), scheme) for s in held]
                 continue
             sockets = open_bind(bind, backlog=cfg.backlog, uds_mode=cfg.uds_mode, uds_group=cfg.uds_group)
             socket_file = SocketFile.of(bind.path) if bind.kind is BindKind.UNIX else None
@@ -124,9 +126,9 @@ class ListeningSockets:
                 self._socket_files.append(socket_file)
             self.shared += sockets
             child_binds += [Bind.of_socket(s) for s in sockets]
-            self.urls += [address_url(s.getsockname()) for s in sockets]
+            self.urls += [address_url(s.getsockname(), scheme) for s in sockets]
             logger.info("workers share one listening socket (%s): %s", _why_shared(bind, sockets, self.share_socket),
-                        ", ".join(address_url(s.getsockname()) for s in sockets))
+                        ", ".join(address_url(s.getsockname(), scheme) for s in sockets))
         self.child_config = dataclasses.replace(
             cfg, binds=tuple(child_binds), sock=None, reuse_port=reuse_port,
             # Workers sharing a socket take one connection at a time, so

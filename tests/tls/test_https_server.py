@@ -325,6 +325,13 @@ def test_workers_resume_sessions_across_processes(start_demo, certs):
     assert reused[0] is False and all(reused[1:]), reused
 
 
+@pytest.mark.parametrize("balance", ["reuseport", "shared"])
+def test_workers_announce_an_https_url(start_demo, certs, balance):
+    # The supervisor names the URL of its workers' sockets: https, as a single process says it.
+    server = start_demo(*tls_args(certs, "--workers", "2", "--balance", balance, "--no-access-log"))
+    assert server.url == f"https://127.0.0.1:{server.port}", server.log()
+
+
 def test_unix_socket_with_tls(start_demo, certs, tmp_path):
     path = str(tmp_path / "evloop.sock")
     start_demo(*tls_args(certs, "--uds", path))
