@@ -108,12 +108,16 @@ class ResponseStreaming:
             except StopIteration:
                 self._stream = None
                 self._body_bytes += size
-                try:
-                    batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
-                except ValueError as exc:  # shorter than its Content-Length: the framing cannot be kept
+                declared = self._response.content_length if self._response is not None else None
+                if declared is not None and self._body_bytes < declared:
+                    # Shorter than its Content-Length: send_end would only close
+                    # the connection, quietly, and the access log would count the
+                    # response whole.  The framing cannot be kept: an abort.
                     transport.writelines(batch)
-                    self._response_refused(exc)
+                    self._response_refused(ValueError(
+                        f"the body ended {declared - self._body_bytes} bytes short of its Content-Length {declared}"))
                     return
+                batch.append(conn.send_end())  # the last chunk, when chunked, in the same system call
                 self._out = batch
                 self._response_done()
                 return
@@ -121,6 +125,7 @@ class ResponseStreaming:
                 if is_stop_request(exc):
                     raise
                 transport.writelines(batch)  # the chunks before the failure were good
+                self._body_bytes += size  # and count: the log says how far the body went
                 head = self.head
                 logger.exception("response body of %s %s failed", head.method if head else "?",
                                  head.target if head else "?")

@@ -28,6 +28,15 @@ def app(environ, start_response):
     if path == "/close-fails":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return ClosingFails()
+    if path == "/short":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return iter([b"abc"])
+    if path == "/fails-after-first":
+        def body():
+            yield b"first "
+            raise RuntimeError("the body failed on purpose")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body()
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"no"]
 '''
@@ -78,3 +87,27 @@ def test_an_iterable_whose_close_raises_is_sent_whole_then_logged(edges):
     assert dechunk(body) == (b"first last", True)
     edges.stop()
     assert "close failed on purpose" in edges.log()
+
+
+def test_a_body_short_of_its_content_length_is_logged_and_cut(edges):
+    # The client sees the framing broken (the connection ends before 10 bytes), the
+    # log says why, and the access log does not count the response whole.
+    data = exchange(edges.host, edges.port, get("/short", close=False) * 2)
+    status, headers, body = split_response(data)
+    assert status == 200 and headers.get("content-length") == "10"
+    assert body == b"abc" and data.count(b"HTTP/1.1 ") == 1
+    edges.stop()
+    log = edges.log()
+    assert "the body ended 7 bytes short of its Content-Length 10" in log
+    assert any('"GET /short HTTP/1.1" 200 3 ' in line and line.endswith(" incomplete") for line in log.splitlines())
+
+
+def test_a_body_that_fails_after_a_chunk_is_logged_with_the_bytes_sent(edges):
+    status, _, body = split_response(exchange(edges.host, edges.port, get("/fails-after-first")))
+    assert status == 200 and dechunk(body) == (b"first ", False)
+    edges.stop()
+    log = edges.log()
+    assert "the body failed on purpose" in log
+    assert "cut short after 6 body bytes" in log
+    assert any('"GET /fails-after-first HTTP/1.1" 200 6 ' in line and line.endswith(" incomplete")
+               for line in log.splitlines())
