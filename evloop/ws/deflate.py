@@ -82,6 +82,10 @@ class DeflateParams:
     client_max_window_bits: int = 15
     compress_level: int = 6
     mem_level: int = 5
+    # The offer named server_max_window_bits: the answer must state it, 15
+    # included, or the client takes the offer as declined (RFC 7692 7.1.2.1;
+    # websockets' client then fails the handshake).
+    server_bits_offered: bool = False
 
     def response_value(self) -> str:
         """The ``Sec-WebSocket-Extensions`` value a server answers with."""
@@ -90,7 +94,7 @@ class DeflateParams:
             value += "; server_no_context_takeover"
         if self.client_no_context_takeover:
             value += "; client_no_context_takeover"
-        if self.server_max_window_bits != 15:
+        if self.server_max_window_bits != 15 or self.server_bits_offered:
             value += f"; server_max_window_bits={self.server_max_window_bits}"
         if self.client_max_window_bits != 15:
             value += f"; client_max_window_bits={self.client_max_window_bits}"
@@ -208,6 +212,7 @@ def negotiate_server(values: list[str], config: DeflateConfig) -> DeflateParams 
             client_max_window_bits=client_bits or 15,
             compress_level=config.compress_level,
             mem_level=config.mem_level,
+            server_bits_offered="server_max_window_bits" in offer,
         )
     return None
 

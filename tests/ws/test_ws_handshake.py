@@ -123,6 +123,8 @@ def test_deflate_accepted_and_declined():
     ("permessage-deflate", DeflateConfig(server_no_context_takeover=True, client_no_context_takeover=True),
      "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
     ("permessage-deflate; server_max_window_bits=10", DeflateConfig(), "permessage-deflate; server_max_window_bits=10"),
+    # An offered limit is answered even when it is the default: leaving it out declines it (RFC 7692 7.1.2.1).
+    ("permessage-deflate; server_max_window_bits=15", DeflateConfig(), "permessage-deflate; server_max_window_bits=15"),
     ("permessage-deflate; server_max_window_bits=12", DeflateConfig(server_max_window_bits=10),
      "permessage-deflate; server_max_window_bits=10"),
     ("permessage-deflate", DeflateConfig(server_max_window_bits=11), "permessage-deflate; server_max_window_bits=11"),

@@ -44,6 +44,7 @@ DEFLATE_CASES = [
     ("client_no_context_takeover", {"client_no_context_takeover": True}, DeflateConfig(client_no_context_takeover=True)),
     ("server_max_window_bits", {"server_max_window_bits": 10}, DeflateConfig(server_max_window_bits=10)),
     ("client_max_window_bits", {"client_max_window_bits": 9}, DeflateConfig(client_max_window_bits=9)),
+    ("server_max_window_bits_15", {"server_max_window_bits": 15}, DeflateConfig(server_max_window_bits=15)),
     ("all", {"server_no_context_takeover": True, "client_no_context_takeover": True,
              "server_max_window_bits": 11, "client_max_window_bits": 12},
      DeflateConfig(server_no_context_takeover=True, client_no_context_takeover=True,

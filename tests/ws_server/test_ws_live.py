@@ -15,6 +15,7 @@ import pytest
 from _ws_raw import close_code, masked, open_raw, read_frame
 from support.demo import DemoServer, DemoStarter
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.sync.client import connect
 
 MIB = 1024 * 1024
@@ -48,6 +49,18 @@ def test_echo_gives_back_text_as_text_and_binary_as_bytes(demo):
             ws.send(message)
             echoed = ws.recv(timeout=5)
             assert echoed == message and type(echoed) is type(message)
+
+
+@pytest.mark.parametrize("window_bits", [15, 12, 9])
+def test_websockets_offering_a_server_window_gets_compression(demo, window_bits):
+    # websockets takes an answer without the server_max_window_bits it offered as a refusal
+    # (RFC 7692 7.1.2.1) and fails the handshake; 15, the default, included.
+    factory = ClientPerMessageDeflateFactory(server_max_window_bits=window_bits)
+    with connect(url(demo), extensions=[factory], compression=None, open_timeout=5, close_timeout=5) as ws:
+        assert [type(ext).__name__ for ext in ws.protocol.extensions] == ["PerMessageDeflate"]
+        message = "evloop " * 10_000
+        ws.send(message)
+        assert ws.recv(timeout=5) == message
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
