@@ -338,13 +338,17 @@ def main(argv: list[str] | None = None, prog: str = "evloop-demo") -> int:
         parser.error(str(exc))
     if config.certfile is None and (settings.cert or settings.keyfile or settings.ca_certs):
         parser.error("--keyfile, --ca-certs and --cert need --certfile")
+    if config.cert_reqs != "none" and config.ca_certs is None:
+        # No CA trusted: every client certificate would fail its handshake.
+        parser.error(f"--cert-reqs {config.cert_reqs} needs --ca-certs (the CAs client certificates are verified "
+                     f"against)")
     if config.certfile is not None:
         from .server.tls import ServerTLS
 
         try:
             ServerTLS(config)  # a certificate that does not load is an error now, not in every worker
         except (OSError, ValueError, ssl.SSLError) as exc:
-            parser.error(f"TLS: cannot load the certificate {config.certfile} or its key: {exc}")
+            parser.error(f"TLS: {exc}")
     if settings.status_path is not None and settings.status_path == (settings.metrics_path or (
             "/metrics" if settings.metrics_bind is not None else None)):
         parser.error(f"--metrics-path and --status-path must differ, both are {settings.status_path!r}")

@@ -84,11 +84,19 @@ class ServerTLS:
         return context
 
     def _context_for(self, certfile: str, keyfile: str | None) -> ssl.SSLContext:
+        """A context serving ``certfile``; ValueError naming the files it was made from when one does not load
+        (OpenSSL's error names none: an --cert of SNI or the CA file was blamed on --certfile)."""
         cfg = self.config
-        return server_context(
-            certfile, keyfile, cfg.keyfile_password, ca_certs=cfg.ca_certs, cert_reqs=CERT_REQS[cfg.cert_reqs],
-            ciphers=cfg.ciphers, minimum_version=TLS_VERSIONS[cfg.tls_min_version], alpn_protocols=ALPN_PROTOCOLS,
-        )
+        try:
+            return server_context(
+                certfile, keyfile, cfg.keyfile_password, ca_certs=cfg.ca_certs, cert_reqs=CERT_REQS[cfg.cert_reqs],
+                ciphers=cfg.ciphers, minimum_version=TLS_VERSIONS[cfg.tls_min_version], alpn_protocols=ALPN_PROTOCOLS,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            files = f"the certificate {certfile}" + (f" or its key {keyfile}" if keyfile else " or its key")
+            if cfg.ca_certs is not None:
+                files += f" or the CA certificates {cfg.ca_certs}"
+            raise ValueError(f"cannot load {files}: {exc}") from exc
 
 
 def _sni_chooser(

@@ -96,6 +96,23 @@ def test_a_wrong_keyfile_password_stops_the_start_with_a_reason(start_demo, cert
     assert "Traceback" not in str(failure.value)
 
 
+@pytest.mark.parametrize("cert_reqs", ["optional", "required"])
+def test_client_certificates_without_a_ca_stop_the_start(start_demo, certs, cert_reqs):
+    # No CA trusted: every client certificate would fail its handshake, the server serving nobody.
+    with pytest.raises(RuntimeError, match="exited") as failure:
+        start_demo(*tls_args(certs, "--cert-reqs", cert_reqs, "--no-access-log"))
+    assert f"--cert-reqs {cert_reqs} needs --ca-certs" in str(failure.value)
+
+
+@pytest.mark.parametrize("option", ["--ca-certs", "--cert"])
+def test_a_file_that_does_not_load_is_named_in_the_error(start_demo, certs, tmp_path, option):
+    missing = tmp_path / "missing.pem"
+    value = str(missing) if option == "--ca-certs" else f"other.test={missing}"
+    with pytest.raises(RuntimeError, match="exited") as failure:
+        start_demo(*tls_args(certs, option, value, "--no-access-log"))
+    assert str(missing) in str(failure.value) and "Traceback" not in str(failure.value)
+
+
 def test_fd_with_tls(start_demo, certs):
     """``--fd``: an inherited listening socket serves HTTPS."""
     listener = socket.socket()
