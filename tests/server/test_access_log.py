@@ -345,12 +345,15 @@ def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
         log.close()
 
 
-def test_the_line_before_is_reused_only_for_the_same_client_head_status_and_size(access_handler):
+def test_the_line_before_is_reused_only_for_the_same_client_host_head_status_and_size(access_handler):
+    """Another connection from the line before's host takes its prefix too (the line shows the host only);
+    another host, or a client that is not an address, does not."""
     handler, stream = access_handler
     _only_ours(handler)
     head, when = _head("GET", "/"), "01/Jan/2026:00:00:00 +0000"
-    calls = [(("h", 1), 200, 5), (("h", 1), 200, 5), (("h", 1), 404, 5), (("h", 1), 404, 6),
-             (("g", 1), 404, 6), (None, 404, 6)]
+    calls = [(("h", 1), 200, 5), (("h", 1), 200, 5), (("h", 2), 200, 5), (("h", 1), 404, 5), (("h", 1), 404, 6),
+             (("g", 1), 404, 6), (("h", 1), 404, 6), (None, 404, 6), (("h", 3), 404, 6), (None, 404, 6),
+             (("g", 2), 404, 6), (("g", 1), 404, 6)]
     with Reactor() as reactor:
         wall = WallClock()
         wall.log_time = when
