@@ -253,6 +253,27 @@ def test_without_a_server_the_handler_writes_each_line():
     assert stream.getvalue() == "a line\n"
 
 
+def test_a_failing_log_file_is_reported_once_until_writing_works_again(capsys, caplog):
+    """A full disk (``/dev/full``: every write fails with ENOSPC) is reported with its traceback at the first
+    failed write, only counted after it, and said to be over at the next write that works."""
+    full = open("/dev/full", "w")  # closed below (its buffer can never be written)
+    handler = BufferedAccessHandler(full)
+    for n in range(5):
+        handler.add_line(f"line {n}")  # no server attached: each line is a write
+    reports = capsys.readouterr().err
+    assert reports.count("--- Logging error ---") == 1 and "No space left on device" in reports
+    assert (handler.failed_writes, handler.failed_lines) == (5, 5)
+    handler.stream = io.StringIO()
+    with caplog.at_level(logging.WARNING, logger="evloop.server"):
+        handler.add_line("line 5")
+    assert handler.stream.getvalue() == "line 5\n"
+    assert [r.getMessage() for r in caplog.records] == [
+        "access log: writing works again after 5 failed writes (5 lines, which may be lost)"]
+    assert (handler.failed_writes, handler.failed_lines) == (0, 0)
+    with contextlib.suppress(OSError):
+        full.close()
+
+
 def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
     """AccessLog remembers each line's prefix for the current second (bounded), and joins a new one
     from remembered parts (start, status part): every line is still what the plain ``format_access_log``
