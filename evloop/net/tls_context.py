@@ -128,16 +128,26 @@ def _subject_fields(dn: Any) -> list[tuple[str, str]]:
 
 
 def _dn_text(dn: Any) -> str:
-    """RFC 4514 text of a ``getpeercert()`` name, most specific first (``CN=alice,O=Example``)."""
-    parts = []
-    for name_type, value in reversed(_subject_fields(dn)):
-        escaped = "".join("\\" + ch if ch in ',+"\\<>;=' else ch for ch in value)
-        if escaped[:1] in ("#", " "):
-            escaped = "\\" + escaped
-        if escaped.endswith(" "):
-            escaped = escaped[:-1] + "\\ "
-        parts.append(f"{name_type}={escaped}")
-    return ",".join(parts)
+    """RFC 4514 text of a ``getpeercert()`` name, most specific first (``CN=alice,O=Example``).
+
+    As mod_ssl's ``SSL_CLIENT_S_DN`` (OpenSSL's RFC 2253 flags): the
+    attributes of a multi-valued RDN joined with ``+``; the special
+    characters escaped with a backslash, control characters as ``\\XX``
+    (a value of the peer's certificate must not put a line end into a log
+    or a header).
+    """
+    return ",".join("+".join(f"{_DN_SHORT_NAMES.get(key, key)}={_dn_value(value)}" for key, value in rdn)
+                    for rdn in reversed(dn))
+
+
+def _dn_value(value: str) -> str:
+    chars = ["\\" + ch if ch in ',+"\\<>;=' else "".join(f"\\{b:02X}" for b in ch.encode()) if ch < " " or ch == "\x7f"
+             else ch for ch in value]
+    if value[:1] in ("#", " "):  # RFC 4514 2.4: a leading "#" or space, and a trailing space
+        chars[0] = "\\" + chars[0]
+    if len(value) > 1 and value[-1] == " ":
+        chars[-1] = "\\ "
+    return "".join(chars)
 
 
 def _is_server_context(context: ssl.SSLContext) -> bool:
