@@ -193,6 +193,12 @@ def open_bind(
                 raise
             return [sock]
         sock = bind.sock if bind.sock is not None else socket.socket(fileno=_checked_fd(bind))
+        if sock.type != socket.SOCK_STREAM:
+            # listen() would say only "operation not supported".
+            kind = sock.type.name if isinstance(sock.type, socket.SocketKind) else str(sock.type)
+            if bind.sock is None:
+                sock.detach()  # the descriptor stays the caller's, open
+            raise OSError(errno.EOPNOTSUPP, f"a {kind} socket: HTTP needs a stream socket (SOCK_STREAM)")
         if backlog is not None:
             sock.listen(backlog)
         return [sock]

@@ -194,6 +194,19 @@ def test_an_unknown_uds_group_is_one_line(tmp_path):
                                           "'no-such-group-here'"), result.stderr
 
 
+def test_an_inherited_descriptor_that_is_not_a_stream_socket_is_one_line_naming_it():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        fd = udp.fileno()
+        for extra in ([], ["--workers", "2"]):
+            result = subprocess.run([sys.executable, "-m", "evloop", "--fd", str(fd), "--log-level", "error", *extra],
+                                    capture_output=True, text=True, timeout=30, pass_fds=[fd], stdin=subprocess.DEVNULL)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.strip().endswith(f"cannot listen on fd://{fd}: a SOCK_DGRAM socket: HTTP needs a "
+                                                  "stream socket (SOCK_STREAM)"), result.stderr
+            assert "Traceback" not in result.stderr
+
+
 def test_the_readme_toml_example_loads(tmp_path):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     example = re.search(r"```toml\n(# example: evloop\.toml\n.*?)```", text, re.S)
