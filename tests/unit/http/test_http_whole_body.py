@@ -98,3 +98,13 @@ def test_nothing_is_taken_without_implicit_end_or_outside_a_body():
     assert conn.take_whole_body(100) is None and isinstance(conn.next_event(), RequestHead)
     assert conn.take_whole_body(100) == b"hi" and conn.take_whole_body(100) is None  # taken once
     assert conn.their_state is RecvState.DONE and conn.next_event() is PAUSED
+
+
+def test_a_body_next_event_has_begun_is_left_to_next_event():
+    conn = ServerConnection(Limits(), True)
+    conn.receive_data(POST % 4 + b"ab")
+    conn.next_event()
+    assert conn.next_event() == Data(b"ab")  # its reader is made, two bytes read
+    conn.receive_data(b"cd")
+    assert conn.take_whole_body(100) is None and conn.next_event() == Data(b"cd")
+    assert conn.their_state is RecvState.DONE
