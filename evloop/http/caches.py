@@ -158,10 +158,11 @@ class HTTP1Caches:
         ``framed`` holds nothing.
     ``last_framed_fields`` -- the last head ``framed`` missed and the plain
         path made: ``(status, fields, date, server, the head without its
-        Content-Length and empty line)``, or None (``evloop.http.framed``).
-        A miss with the same status, fields, Date and Server (a new body
-        length) is that head and a new Content-Length.  One entry, compared;
-        never set when ``framed`` holds nothing.
+        Content-Length and empty line, the last length framed so)``, or None
+        (``evloop.http.framed``).  A miss with the same status, fields, Date
+        and Server (a new body length) is that head and a new Content-Length,
+        held in ``framed`` when the length comes twice running.  One entry,
+        compared; never set when ``framed`` holds nothing.
     """
 
     __slots__ = ("heads", "max_head_chars", "heads_seen", "head_templates", "field_lines", "max_field_line_chars",

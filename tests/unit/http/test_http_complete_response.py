@@ -233,3 +233,19 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     disabled = HTTP1Caches.disabled()
     ready(REQUESTS["1.1"], True, disabled).send_complete_response(200, fields, body, DATE)
     assert disabled.last_framed is None
+
+
+def test_a_new_length_is_held_in_the_framed_cache_when_it_comes_twice_running():
+    caches = HTTP1Caches()
+    fields = [("Content-Type", "text/plain")]
+
+    def send(length: int) -> bytes:
+        return ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * length, DATE)
+
+    send(1)  # framed by the plain path and held
+    assert (len(caches.framed), caches.framed.misses, caches.fields.misses) == (1, 1, 1)
+    assert send(2).endswith(b"\r\nContent-Length: 2\r\n\r\nxx")  # the last head's fields: not held
+    assert (len(caches.framed), caches.framed.misses, caches.fields.misses) == (1, 2, 1)
+    send(2)  # twice running: held
+    assert (len(caches.framed), caches.framed.misses) == (2, 3)
+    assert send(2) == send(2) and caches.framed.misses == 3  # hits
