@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Two small machines, joined by ``keep_alive``:
+Two small machines, joined by ``keep_alive`` (their tables: ``states``):
 
 receiving side (RecvState)::
 
@@ -47,76 +47,8 @@ from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
 from .framed import frame_remembered, framed_head
 from .parser import HeadReader, Limits
+from .states import RECV_TRANSITIONS, SEND_TRANSITIONS, RecvState, SendState, recv_transition, send_transition
 from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, response_head
-
-
-class RecvState(enum.Enum):
-    IDLE = "IDLE"
-    BODY = "BODY"
-    DONE = "DONE"
-    CLOSED = "CLOSED"
-    ERROR = "ERROR"
-
-    # Members are singletons; identity hashing keeps table lookups in C.
-    __hash__ = object.__hash__
-
-
-class SendState(enum.Enum):
-    IDLE = "IDLE"
-    SEND_RESPONSE = "SEND_RESPONSE"
-    SEND_BODY = "SEND_BODY"
-    DONE = "DONE"
-    MUST_CLOSE = "MUST_CLOSE"
-    SWITCHED = "SWITCHED"  # a 101 went out: the connection speaks another protocol now
-
-    __hash__ = object.__hash__
-
-
-RECV_EVENTS = ("head", "complete_head", "data", "end", "eof", "error", "next_cycle")
-RECV_TRANSITIONS = {
-    (RecvState.IDLE, "head"): RecvState.BODY,
-    # With implicit_end, a head without a body is the whole request.
-    (RecvState.IDLE, "complete_head"): RecvState.DONE,
-    (RecvState.BODY, "data"): RecvState.BODY,
-    (RecvState.BODY, "end"): RecvState.DONE,
-    (RecvState.DONE, "next_cycle"): RecvState.IDLE,
-    (RecvState.IDLE, "eof"): RecvState.CLOSED,
-    (RecvState.BODY, "eof"): RecvState.CLOSED,
-    (RecvState.IDLE, "error"): RecvState.ERROR,
-    (RecvState.BODY, "error"): RecvState.ERROR,
-}
-
-SEND_EVENTS = (
-    "request",
-    "informational",
-    "response",
-    "complete_response",
-    "data",
-    "end",
-    "error_response",
-    "next_cycle",
-    "switch_protocols",
-)
-SEND_TRANSITIONS = {
-    (SendState.IDLE, "request"): SendState.SEND_RESPONSE,
-    (SendState.SEND_RESPONSE, "informational"): SendState.SEND_RESPONSE,
-    (SendState.SEND_RESPONSE, "response"): SendState.SEND_BODY,
-    (SendState.SEND_RESPONSE, "complete_response"): SendState.DONE,
-    (SendState.SEND_BODY, "data"): SendState.SEND_BODY,
-    (SendState.SEND_BODY, "end"): SendState.DONE,
-    (SendState.DONE, "next_cycle"): SendState.IDLE,
-    # An error response is always possible; once a response has started it
-    # is empty and only forces the close.
-    (SendState.IDLE, "error_response"): SendState.MUST_CLOSE,
-    (SendState.SEND_RESPONSE, "error_response"): SendState.MUST_CLOSE,
-    (SendState.SEND_BODY, "error_response"): SendState.MUST_CLOSE,
-    (SendState.DONE, "error_response"): SendState.MUST_CLOSE,
-    (SendState.MUST_CLOSE, "error_response"): SendState.MUST_CLOSE,
-    # A 101 answers a complete request (the WebSocket handshake has no
-    # body); after it HTTP is over on this connection, in both directions.
-    (SendState.SEND_RESPONSE, "switch_protocols"): SendState.SWITCHED,
-}
-
 
 # The hot path's transitions from a state it has already checked: looked up
 # in the tables once here, so a request costs no table lookups or calls.
@@ -130,23 +62,6 @@ _RECV_AFTER_NEXT_CYCLE = RECV_TRANSITIONS[RecvState.DONE, "next_cycle"]
 _SEND_AFTER_REQUEST = SEND_TRANSITIONS[SendState.IDLE, "request"]
 _SEND_AFTER_COMPLETE_RESPONSE = SEND_TRANSITIONS[SendState.SEND_RESPONSE, "complete_response"]
 _SEND_AFTER_NEXT_CYCLE = SEND_TRANSITIONS[SendState.DONE, "next_cycle"]
-
-
-def recv_transition(state: RecvState, event: str) -> RecvState:
-    try:
-        return RECV_TRANSITIONS[state, event]
-    except KeyError:
-        raise StateError(f"receiving side: no transition from {state.name} on {event!r}") from None
-
-
-def send_transition(state: SendState, event: str, keep_alive: bool = True) -> SendState:
-    try:
-        new = SEND_TRANSITIONS[state, event]
-    except KeyError:
-        raise StateError(f"sending side: no transition from {state.name} on {event!r}") from None
-    if new is _SEND_DONE and not keep_alive:
-        return _SEND_MUST_CLOSE
-    return new
 
 
 class _Body(enum.Enum):
@@ -334,8 +249,7 @@ class ServerConnection:
         )
 
     def next_event(self) -> Event:
-        """Return the next event: RequestHead, Data, EndOfMessage,
-        ConnectionClosed, NEED_DATA or PAUSED.
+        """Return the next event: RequestHead, Data, EndOfMessage, ConnectionClosed, NEED_DATA or PAUSED.
 
         Raises ProtocolError on invalid input; the receiving side is then in
         ERROR, every later call raises the same error, and the server should
@@ -376,11 +290,9 @@ class ServerConnection:
                 self.keep_alive = False  # once off, off for good (as h11's): the server may turn it off first
             if head.chunked or head.content_length:
                 self.their_state = _RECV_AFTER_HEAD
-                self._reader = None  # made by the BODY branch when needed (see renew)
-                self._body_head = head
+                self._body_head = head  # its reader is made when it is read (in IDLE none is: renew, next cycle)
             elif self._implicit_end:
                 self.their_state = _RECV_AFTER_COMPLETE_HEAD
-                self._reader = None
             else:
                 self.their_state = _RECV_AFTER_HEAD
                 self._reader = read_no_body

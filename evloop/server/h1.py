@@ -401,13 +401,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
                     self._started = self._received_at
                     if self._log_heads:
                         self._log_head(head)
-                    if head.content_length or head.chunked:
-                        taken = self._head_with_body(head)
-                        if taken is None:
-                            continue  # the body follows
-                        body: bytes = taken
-                    else:
-                        body = b""
+                    body: Any = self._head_with_body(head) if head.content_length or head.chunked else b""
+                    if body is None:
+                        continue  # the body follows
                 elif event_type is Data or event_type is EndOfMessage:
                     data: Any = event
                     taken = self._body_part(data.data) if event_type is Data else self._body_ended()
@@ -476,12 +472,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
         """A head whose body follows: None (read the body), or the body to run the request with now: b"" when
         refused before its body or a streamed-body route's, the whole body when it is already buffered.
 
-        The whole body already buffered (a small POST in one read) is taken
-        here, one call to the state machine (``take_whole_body``) instead of
-        a turn of ``_process``'s loop, ``next_event``, the reader and
-        ``_body_part`` (load/bench_instructions.py echo4k 63,218 -> 57,466, wsgi-echo4k 72,692 -> 66,863;
-        tests/server/test_body_parts.py compares it with a body in parts).
-        """
+        A whole body already buffered (a small POST in one read) is taken by one call (``take_whole_body``),
+        not a turn of ``_process``'s loop, ``next_event``, the reader and ``_body_part``: load/bench_instructions.py
+        echo4k 63,218 -> 57,466, wsgi-echo4k 72,692 -> 66,863 (tests/server/test_body_parts.py: against parts)."""
         self.phase, self._arm_pending = self.phase.exits["head_with_body"]  # self._to(), without the call
         conn = self.conn
         if head.expect_continue:
