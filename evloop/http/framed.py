@@ -55,7 +55,7 @@ def _framed_anew(
         # The fields of the last head made with a new length (an echo, a JSON answer: a new length on most
         # responses): that head and the new Content-Length, without the field check and the join; held only
         # when its length comes twice running (a stream of new lengths would empty the cache): callgrind,
-        # frame_remembered of a 3-4 KiB body, 1,000 lengths in turn, 12,683 -> 9,107 instructions (a hit: 4,007).
+        # frame_remembered of a 3-4 KiB body, 1,000 lengths in turn, 12,672 -> 7,832 instructions (a hit: 4,007).
         again: bytes = last[4] + framing
         if last[5] == length:
             framed.put(key, again)
@@ -79,7 +79,7 @@ def frame_remembered(
     them, ``headers`` as a tuple."""
     length = len(body)
     framed = caches.framed
-    # framed_head's hit, without its call: a response with a new body object (most of them) 4,961 -> 4,007
+    # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
     # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
     key: FramedKey | None
     try:

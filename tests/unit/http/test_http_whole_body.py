@@ -133,3 +133,11 @@ def test_a_length_body_part_that_ends_the_buffer_is_what_the_view_copies(parsed,
             reader = ContentLengthReader(remaining)
             assert reader(followed) == Data(part) and reader.remaining == 0
             assert bytes(followed.data[followed.pos:]) == b"NEXT"
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 70000])
+def test_a_part_taken_by_slice_or_by_view_is_the_same_bytes(size):
+    from evloop.http.body_readers import _take
+
+    data = bytearray(b"h" * 3 + bytes(range(256)) * (size // 256 + 1) + b"t")
+    assert _take(data, 3, size) == bytes(data)[3 : 3 + size] and type(_take(data, 3, size)) is bytes
