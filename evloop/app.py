@@ -59,6 +59,7 @@ from urllib.parse import parse_qs
 from . import request_ids
 from .app_fields import checked_app_fields
 from .app_headers import Headers as Headers  # re-exported: defined in its own module
+from .app_headers import headers_of
 from .http.fields import check_field
 from .http.target import split_target, target_parts
 from .http.writer import custom_status_line
@@ -231,7 +232,8 @@ class Request:
     def headers(self) -> Headers:
         headers = self._headers
         if type(headers) is not Headers:
-            headers = self._headers = Headers(headers)
+            # The server's tuple of pairs (read-only) is wrapped as it is; anything else through the constructor.
+            headers = self._headers = headers_of(headers) if type(headers) is tuple else Headers(headers)
         return headers
 
     @property

@@ -109,8 +109,9 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
         content_type = request.headers.get("content-type") or "application/octet-stream"
         # A spooled body goes back from its file with sendfile, never whole in memory.  (``type() is``:
         # the cheapest test on CPython 3.11; request.spooled and isinstance() look attributes up.)
-        body = FileBody(request.stream) if type(request) is SpooledRequest else request.body
-        return Response(200, body=body, content_type=content_type)
+        if type(request) is SpooledRequest:
+            return Response(200, body=FileBody(request.stream), content_type=content_type)
+        return Response.from_bytes(request.body, content_type)
 
     @app.route("/inspect", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     def inspect(request: Request) -> Response:

@@ -3,10 +3,11 @@
 No sockets, selectors or clocks here; see ``connection.ServerConnection``.
 """
 
-from .connection import RecvState, SendState, ServerConnection
+from .connection import ServerConnection
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, EndOfMessage, RequestHead
 from .parser import Limits
+from .states import RecvState, SendState
 
 __all__ = [
     "NEED_DATA",

@@ -20,9 +20,16 @@ from .parser import Limits, field_error
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 
+# Up to this many bytes a part is copied twice (a bytearray slice, then bytes) rather than once through a
+# memoryview, whose objects cost more than such a copy: callgrind, 100 bytes 5,302 -> 2,423 instructions,
+# 4 KiB 6,061 -> 3,896; 64 KiB 71,439 against 134,553 (valgrind counts a long copy by the byte).
+_SLICED_PART_BYTES = 4096
+
+
 def _take(data: bytearray, pos: int, n: int) -> bytes:
-    # One copy (a bytearray slice would copy twice).
-    with memoryview(data) as view:
+    if n <= _SLICED_PART_BYTES:
+        return bytes(data[pos : pos + n])
+    with memoryview(data) as view:  # one copy
         return bytes(view[pos : pos + n])
 
 
@@ -52,10 +59,19 @@ class ContentLengthReader:
             return None
         if n > remaining:
             n = remaining
+        else:
+            # The part is all that is buffered (a body in the reads after its head): the parsed bytes dropped
+            # (a bytearray moves its start: no copy), the part copied once, the buffer emptied (callgrind, a
+            # 4 KiB body in the read after its head, at the state machine: 29,994 -> 25,571 instructions).
+            self.remaining = remaining - n
+            del data[:pos]
+            part = bytes(data)
+            data.clear()
+            buf.pos = 0
+            return Data(part)
         self.remaining = remaining - n
         buf.pos = pos + n
-        with memoryview(data) as view:  # _take's one copy, without its call (a small body is one part)
-            return Data(bytes(view[pos : pos + n]))
+        return Data(_take(data, pos, n))  # the part ends the body, more bytes follow it (pipelined)
 
 
 class _Chunk(enum.Enum):

@@ -156,10 +156,17 @@ class HTTP1Caches:
         None (``ServerConnection.send_complete_response``).  One entry, not
         a bounded cache: it is compared, not looked up.  Never set when
         ``framed`` holds nothing.
+    ``last_framed_fields`` -- the last head ``framed`` missed and the plain
+        path made: ``(status, fields, date, server, the head without its
+        Content-Length and empty line, the last length framed so)``, or None
+        (``evloop.http.framed``).  A miss with the same status, fields, Date
+        and Server (a new body length) is that head and a new Content-Length,
+        held in ``framed`` when the length comes twice running.  One entry,
+        compared; never set when ``framed`` holds nothing.
     """
 
     __slots__ = ("heads", "max_head_chars", "heads_seen", "head_templates", "field_lines", "max_field_line_chars",
-                 "hosts", "fields", "framed", "last_framed")
+                 "hosts", "fields", "framed", "last_framed", "last_framed_fields")
 
     def __init__(
         self,
@@ -184,6 +191,7 @@ class HTTP1Caches:
         self.fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]] = BoundedCache("fields", max_fields)
         self.framed: BoundedCache[FramedKey, bytes] = BoundedCache("framed", max_framed)
         self.last_framed: tuple[Any, ...] | None = None
+        self.last_framed_fields: tuple[Any, ...] | None = None
 
     @classmethod
     def disabled(cls) -> HTTP1Caches:
@@ -200,7 +208,7 @@ class HTTP1Caches:
         """Empty every cache."""
         for cache in self.all():
             cache.clear()
-        self.last_framed = None
+        self.last_framed = self.last_framed_fields = None
 
     def stats(self) -> list[CacheStats]:
         return [cache.stats() for cache in self.all()]

@@ -1,8 +1,9 @@
 """A request body in one read or in many: the same answers.
 
-In one read, a Content-Length body takes the server's short path (``HTTPProtocol._body_part``: the Data holding
-its last byte runs the request, the body goes to the app as it came); split over reads, its parts are held and
-joined.  A real server on real sockets (``support.live``) with the metrics on, so that each piece is known to be
+In one read with its head, a Content-Length body takes the server's short path (``HTTPProtocol._head_with_body``
+takes it whole with ``ServerConnection.take_whole_body``); after its head, in one read, the Data holding its last
+byte runs the request and the body goes to the app as it came (``_body_part``); split over reads, its parts are
+held and joined.  A real server on real sockets (``support.live``) with the metrics on, so that each piece is known to be
 read (``bytes_in``) before the next is sent: the reads split where the test says.
 """
 

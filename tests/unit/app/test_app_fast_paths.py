@@ -154,3 +154,41 @@ def test_from_bytes_of_a_subclass_runs_its_constructor():
 
     made = Tagged.from_bytes(b"x", "text/plain")
     assert type(made) is Tagged and made.tag == "made" and made.headers == [("Content-Type", "text/plain")]
+
+
+HEADER_PAIRS = [
+    (),
+    (("Host", "h"), ("Content-Type", "text/plain")),
+    (("host", "h"), ("X-Twice", "1"), ("x-twice", "2"), ("X-Empty", ""), ("CONTENT-TYPE", "a/b")),
+]
+LOOKED_UP = ["content-type", "Content-Type", "CONTENT-TYPE", "x-twice", "X-Empty", "host", "absent", ""]
+
+
+@pytest.mark.parametrize("pairs", HEADER_PAIRS)
+@pytest.mark.parametrize("name", LOOKED_UP)
+def test_a_first_header_lookup_by_scan_finds_what_the_index_finds(pairs, name):
+    from evloop.app_headers import Headers
+
+    for raw in (pairs, list(pairs)):
+        scanned = Headers(raw)
+        first = scanned.get(name, "default")  # the first lookup: a scan of the pairs
+        indexed = Headers(raw)
+        assert "anything" not in indexed  # a lookup that builds the index first
+        assert first == indexed.get(name, "default")
+        assert scanned.get(name, "default") == first  # the second lookup: the index, built now
+        assert scanned.get_all(name) == indexed.get_all(name) == [v for n, v in pairs if n.lower() == name.lower()]
+        assert (name in scanned) == (name in indexed) == bool(indexed.get_all(name))
+
+
+@pytest.mark.parametrize("pairs", HEADER_PAIRS)
+def test_a_requests_tuple_of_pairs_wrapped_without_the_constructor_is_what_the_constructor_makes(pairs):
+    from evloop.app_headers import Headers
+
+    wrapped = Request("GET", "/", headers=pairs).headers  # the server's tuple: headers_of
+    made = Headers(pairs)
+    assert type(wrapped) is Headers and wrapped.raw is pairs and repr(wrapped) == repr(made)
+    assert list(wrapped) == list(made) and len(wrapped) == len(made) and wrapped.items() == made.items()
+    for name in LOOKED_UP:
+        assert wrapped.get(name) == made.get(name) and wrapped.get_all(name) == made.get_all(name)
+        assert (name in wrapped) == (name in made)
+    assert Request("GET", "/", headers=list(pairs)).headers.raw == list(pairs)  # a list: the constructor's

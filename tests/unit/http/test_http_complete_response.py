@@ -97,10 +97,35 @@ def test_framed_cache_is_bounded():
     caches = HTTP1Caches(max_framed=16)
     for length in range(16 * 3):
         conn = ready(REQUESTS["1.1"], True, caches)
-        conn.send_complete_response(200, [("Content-Type", "text/plain")], b"x" * length, DATE)
+        # Two field lists in turn: each miss is framed by the plain path and held (last_framed_fields never matches).
+        content_type = "text/plain" if length % 2 else "text/html"
+        conn.send_complete_response(200, [("Content-Type", content_type)], b"x" * length, DATE)
         assert len(caches.framed) <= 16
     assert caches.framed.clears == 2 and caches.framed.misses == 48
-    assert caches.fields.misses == 1 and len(caches.fields) == 1  # one field list, encoded once
+    assert caches.fields.misses == 2 and len(caches.fields) == 2  # each field list encoded once
+
+
+@pytest.mark.parametrize("fields_name", ["none", "str", "bytes", "lists", "content-length", "date-and-server"])
+def test_a_new_length_with_the_last_heads_fields_gives_the_plain_paths_bytes(fields_name):
+    """``last_framed_fields``: a framed miss with the fields, status, Date and Server of the head made last is that
+    head with a new Content-Length; anything else that differs is framed anew."""
+    caches = HTTP1Caches()
+    fields = FIELDS[fields_name]
+    later = b"Fri, 02 Jan 2026 00:00:00 GMT"
+    steps = [(200, fields, n, DATE, b"evloop") for n in (0, 1, 9, 10, 100, 4096, 70000)]
+    # Each step changes one thing from the step before: the status, the Date, the Server, the fields.
+    steps += [(404, fields, 3, DATE, b"evloop"), (404, fields, 4, DATE, b"evloop"), (404, fields, 5, later, b"evloop"),
+              (404, fields, 6, later, b"other"), (404, fields, 7, later, None), (404, [("X-A", "1")], 8, later, None),
+              (404, [("X-A", "2")], 9, later, None), (204, fields, 0, DATE, b"evloop"), (200, fields, 11, DATE, b"e")]
+    for status, step_fields, length, date, server in steps * 2:  # the second time, the framed cache holds some
+        body = b"x" * length
+        plain = ready(REQUESTS["1.1"], True, HTTP1Caches.disabled())
+        expected = plain.send_complete_response(status, step_fields, body, date, server)
+        conn = ready(REQUESTS["1.1"], True, caches)
+        assert conn.send_complete_response(status, step_fields, body, date, server) == expected, (status, length)
+        assert state(conn) == state(plain)
+    if fields_name not in ("lists", "content-length", "date-and-server"):  # framed at all (hashable, unmanaged)
+        assert len(caches.framed) < caches.framed.misses  # some were framed from last_framed_fields, not held
 
 
 def test_connections_share_the_caches_they_are_given():
@@ -208,3 +233,19 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     disabled = HTTP1Caches.disabled()
     ready(REQUESTS["1.1"], True, disabled).send_complete_response(200, fields, body, DATE)
     assert disabled.last_framed is None
+
+
+def test_a_new_length_is_held_in_the_framed_cache_when_it_comes_twice_running():
+    caches = HTTP1Caches()
+    fields = [("Content-Type", "text/plain")]
+
+    def send(length: int) -> bytes:
+        return ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * length, DATE)
+
+    send(1)  # framed by the plain path and held
+    assert (len(caches.framed), caches.framed.misses, caches.fields.misses) == (1, 1, 1)
+    assert send(2).endswith(b"\r\nContent-Length: 2\r\n\r\nxx")  # the last head's fields: not held
+    assert (len(caches.framed), caches.framed.misses, caches.fields.misses) == (1, 2, 1)
+    send(2)  # twice running: held
+    assert (len(caches.framed), caches.framed.misses) == (2, 3)
+    assert send(2) == send(2) and caches.framed.misses == 3  # hits

@@ -17,7 +17,7 @@ from evloop.http import (
     ServerConnection,
     StateError,
 )
-from evloop.http.connection import RECV_EVENTS, SEND_EVENTS, recv_transition, send_transition
+from evloop.http.states import RECV_EVENTS, SEND_EVENTS, recv_transition, send_transition
 
 R, S = RecvState, SendState
 
