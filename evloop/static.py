@@ -218,7 +218,7 @@ class StaticFiles:
             return self._refuse(request, f"resolves outside the root to {real!r}")
         return real
 
-    def _open(self, request: Request, real: str) -> tuple[io.BufferedReader, os.stat_result] | Response:
+    def _open(self, request: Request, real: str) -> tuple[io.FileIO, os.stat_result] | Response:
         try:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except (OSError, ValueError) as exc:
@@ -228,7 +228,10 @@ class StaticFiles:
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
                 return self._refuse(request, "not a regular file")
-            return os.fdopen(fd, "rb"), st
+            # Unbuffered: the body goes by sendfile or pread on the descriptor, never through the file object,
+            # and a buffered reader cost two system calls more a request (an ioctl asking whether the file is a
+            # terminal, an lseek for its position; strace -c of a 2 KiB file's requests).
+            return io.FileIO(fd, "rb"), st
         except BaseException:
             os.close(fd)
             raise
@@ -280,7 +283,7 @@ class StaticFiles:
             file.close()
         return response
 
-    def _respond_file(self, request: Request, real: str, file: io.BufferedReader, st: os.stat_result) -> Response:
+    def _respond_file(self, request: Request, real: str, file: io.FileIO, st: os.stat_result) -> Response:
         size = st.st_size
         etag = make_etag(st)
         mtime = int(st.st_mtime)
