@@ -25,6 +25,14 @@ def wait_for_listening_port(pid: int, timeout_s: float = 20.0) -> int:
     return port
 
 
+def wait_until_ready(api: str, timeout_s: float = 30.0) -> None:
+    """Prometheus answers its API with 503 between listening and loading its storage: ``/-/ready`` says when."""
+    deadline = time.monotonic() + timeout_s
+    while requests.get(f"{api}/-/ready", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, f"prometheus at {api} was not ready within {timeout_s} s"
+        time.sleep(0.1)  # its readiness is only told by polling: nothing to wait on
+
+
 def query(api: str, expression: str) -> list[dict]:
     response = requests.get(f"{api}/api/v1/query", params={"query": expression}, timeout=10)
     assert response.status_code == 200, response.text
@@ -47,6 +55,7 @@ def test_prometheus_scrapes_evloop(start_demo, tmp_path):
                             stdin=subprocess.DEVNULL)
     try:
         api = f"http://127.0.0.1:{wait_for_listening_port(proc.pid)}"
+        wait_until_ready(api)
         deadline = time.monotonic() + 40
         while True:
             up = query(api, 'up{job="evloop"}')
