@@ -33,6 +33,25 @@ def _take(data: bytearray, pos: int, n: int) -> bytes:
         return bytes(view[pos : pos + n])
 
 
+def take_buffered(buf: ReceiveBuffer, n: int) -> bytes:
+    """The next ``n`` bytes of ``buf`` (at most what it holds), taken out of it.
+
+    When they are all that is buffered (a body in the reads after its head, or a small POST's body in the read
+    that brought its head), the parsed bytes are dropped (a bytearray moves its start: no copy), the part is
+    copied once and the buffer emptied: callgrind, a 4 KiB body at the state machine, 29,994 -> 25,571
+    instructions against ``_take``. When more bytes follow (pipelined), ``_take`` copies the part.
+    """
+    data = buf.data
+    pos = buf.pos
+    if pos + n == len(data):
+        del data[:pos]
+        part = bytes(data)
+        data.clear()
+        buf.pos = 0
+        return part
+    buf.pos = pos + n
+    return _take(data, pos, n)
+
 
 Reader = Callable[[ReceiveBuffer], Data | EndOfMessage | None]
 
@@ -52,26 +71,13 @@ class ContentLengthReader:
         remaining = self.remaining
         if not remaining:
             return EndOfMessage([])
-        data = buf.data
-        pos = buf.pos
-        n = len(data) - pos
+        n = len(buf.data) - buf.pos
         if not n:
             return None
         if n > remaining:
             n = remaining
-        else:
-            # The part is all that is buffered (a body in the reads after its head): the parsed bytes dropped
-            # (a bytearray moves its start: no copy), the part copied once, the buffer emptied (callgrind, a
-            # 4 KiB body in the read after its head, at the state machine: 29,994 -> 25,571 instructions).
-            self.remaining = remaining - n
-            del data[:pos]
-            part = bytes(data)
-            data.clear()
-            buf.pos = 0
-            return Data(part)
         self.remaining = remaining - n
-        buf.pos = pos + n
-        return Data(_take(data, pos, n))  # the part ends the body, more bytes follow it (pipelined)
+        return Data(take_buffered(buf, n))
 
 
 class _Chunk(enum.Enum):
