@@ -40,6 +40,7 @@ from . import __version__, cli
 from .app import App, FileBody, Request, Response, SpooledRequest
 from .binds import Bind, BindError, BindKind
 from .http import Limits
+from .http.fields import check_field
 from .loading import AppLoader, AppLoadError, load_object, put_cwd_first
 from .logsetup import LoggingSetupError, configure_logging
 from .options import GROUP_HELP, OPTIONS
@@ -378,6 +379,11 @@ def _check_loading_options(p: argparse.ArgumentParser, args: cli.Settings) -> No
         p.error(f"--root: not a directory: {args.root}")
     if args.tmp_dir is not None and not os.path.isdir(args.tmp_dir):
         p.error(f"--tmp-dir: not a directory: {args.tmp_dir}")
+    if args.static_cache_control is not None:
+        try:
+            check_field("Cache-Control", args.static_cache_control)
+        except ValueError as exc:
+            p.error(f"--static-cache-control: {exc}")
 
 
 def _wrapper(args: cli.Settings) -> Callable[[Any], Callable[..., Any]]:

@@ -7,7 +7,8 @@ Cases: ``keepalive`` (one hello request at a time on one connection),
 scenario's heads, ``load/bench/browser.py``, one at a time on one connection), ``close`` (a new connection per
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
 with a 4 KiB body at a time on one connection), ``bytes1m`` (``GET
-/bytes/1048576`` on one connection: the figure is per MiB), ``ws16`` and ``ws4k``
+/bytes/1048576`` on one connection: the figure is per MiB), ``static-small`` (a
+2 KiB file of ``--root``, one at a time on one connection), ``ws16`` and ``ws4k``
 (16-byte and 4 KiB text messages echoed on ``/ws/echo``, one at a time).  The
 ``tls-`` cases run the server with ``--certfile``/``--keyfile`` (an ECDSA
 P-256 certificate made for the run, as load/bench/run.py makes it) and drive
@@ -64,8 +65,10 @@ CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 WS_MASK = b"\x12\x34\x56\x78"
 ECHO4K = b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4096\r\n\r\n" + b"e" * 4096
 BYTES1M = b"GET /bytes/1048576 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+STATIC_SMALL = b"GET /static/small.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+STATIC_BYTES = 2048  # the static-small file's length, as load/bench/run.py's
 CASES = ("keepalive", "pipelined", "browser", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
-         "conns50", "conns1000", "wsgi-conns50", "wsgi-conns1000", "flask-keepalive", "flask-close", "bytes1m",
+         "conns50", "conns1000", "wsgi-conns50", "wsgi-conns1000", "flask-keepalive", "flask-close", "bytes1m", "static-small",
          "tls-keepalive", "tls-bytes1m", "tls-handshake")
 # Fewer requests where each costs millions of instructions under valgrind.
 DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300),
@@ -115,14 +118,14 @@ def _connect(port: int, context: ssl.SSLContext | None) -> socket.socket:
     return sock if context is None else context.wrap_socket(sock, server_hostname="localhost")
 
 
-def _download(sock: socket.socket, n: int) -> None:
-    """``n`` downloads of ``GET /bytes/1048576``, one at a time."""
+def _download(sock: socket.socket, n: int, request: bytes = BYTES1M, size: int = 1 << 20) -> None:
+    """``n`` downloads of ``request`` (a ``size``-byte body), one at a time."""
     for _ in range(n):
-        sock.sendall(BYTES1M)
+        sock.sendall(request)
         data = b""
         while b"\r\n\r\n" not in data:
             data += sock.recv(65536)
-        _recv_until(sock, (1 << 20) - len(data.partition(b"\r\n\r\n")[2]))
+        _recv_until(sock, size - len(data.partition(b"\r\n\r\n")[2]))
 
 
 def _many_connections(port: int, conns: int, n: int) -> None:
@@ -157,6 +160,9 @@ def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) 
     with _connect(port, context) as sock:
         if case == "bytes1m":
             _download(sock, n)
+            return
+        if case == "static-small":
+            _download(sock, n, STATIC_SMALL, STATIC_BYTES)
             return
         if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
@@ -243,6 +249,11 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         context = None
+        if args.case == "static-small":
+            root = Path(tmp) / "static"
+            root.mkdir()
+            (root / "small.bin").write_bytes(os.urandom(STATIC_BYTES))
+            args.demo_args = ["--root", str(root), *args.demo_args]
         if args.case.startswith("tls-"):
             ca, cert, key = bench.make_certificates(Path(tmp))
             args.demo_args = ["--certfile", str(cert), "--keyfile", str(key), *args.demo_args]

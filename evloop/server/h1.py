@@ -66,7 +66,7 @@ from .config import LINGER_S
 from .context import ServerContext
 from .h1_faults import FaultHandling
 from .h1_reuse import IDLE_PROTOCOLS_MAX, ProtocolReuse
-from .h1_streaming import ResponseStreaming
+from .h1_streaming import SMALL_FILE_BYTES, ResponseStreaming, small_file_bytes
 from .outcomes import close_quietly, internal_error, peer_text
 from .phases import BODY, CLOSED, CLOSING, DEFERRED, DRAINING, IDLE, IN_APP, LINGER, NEW, PhaseEvent
 from .ws import accept_websocket, start_websocket
@@ -572,6 +572,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
         conn = self.conn
         status = self._status = response.status
         body = response.body
+        if type(body) is FileBody and body.count <= SMALL_FILE_BYTES:  # as bytes unless it must go by sendfile
+            body = small_file_bytes(body, status, self.head.is_head)  # type: ignore[union-attr]
         try:
             if type(body) is not bytes:
                 self._send_body(response, status)

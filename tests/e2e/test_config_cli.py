@@ -50,6 +50,8 @@ def get(host: str, port: int, target: str = "/", family: int = socket.AF_INET) -
     (["--host", "127.0.0.1:21111"], {}, "error: --host: '127.0.0.1:21111' is not a host: give the port with --port, "
                                         "or use --bind 127.0.0.1:21111"),
     ([], {"EVLOOP_WORKERS": "0"}, "error: EVLOOP_WORKERS: must be at least 1, got 0"),
+    (["--static-cache-control", "max-age=60\r\nSet-Cookie: a=b"], {},
+     "error: --static-cache-control: invalid header value for Cache-Control"),
 ])
 def test_bad_values_exit_2_with_one_clear_message(args, env, message):
     result = run_cli(*args, env=env)

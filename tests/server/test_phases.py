@@ -372,8 +372,10 @@ def test_the_last_response_closes_after_it_is_sent_bounded_by_the_send_timeout(h
 
 
 def test_a_file_response_is_in_sending_file_until_its_region_is_sent(tmp_path):
+    from evloop.server.h1_streaming import SMALL_FILE_BYTES
+
     path = tmp_path / "f.bin"
-    path.write_bytes(b"z" * 5000)
+    path.write_bytes(b"z" * (SMALL_FILE_BYTES + 1))  # a small file is sent as bytes (the test below)
     harness = Harness()
     try:
         from evloop.app import FileBody
@@ -382,9 +384,26 @@ def test_a_file_response_is_in_sending_file_until_its_region_is_sent(tmp_path):
         harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert harness.phase is Phase.SENDING_FILE
         (file, offset, count, on_done), = harness.transport.sendfile_calls
-        assert (offset, count) == (0, 5000)
+        assert (offset, count) == (0, SMALL_FILE_BYTES + 1)
         on_done(None)
         assert harness.phase is Phase.IDLE and file.closed
+    finally:
+        harness.close()
+
+
+def test_a_small_file_response_goes_with_its_head_and_closes_the_file(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"z" * 5000)
+    harness = Harness()
+    try:
+        from evloop.app import FileBody
+
+        opened = []
+        harness.server.app = lambda request: Response(body=FileBody(opened.append(open(path, "rb")) or opened[-1]))
+        harness.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert harness.phase is Phase.IDLE and not harness.transport.sendfile_calls
+        assert harness.transport.written.endswith(b"Content-Length: 5000\r\n\r\n" + b"z" * 5000)
+        assert opened[0].closed
     finally:
         harness.close()
 

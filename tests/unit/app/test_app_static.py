@@ -248,6 +248,59 @@ def test_symlink_inside_root_followed(app, tree):
     assert read_body(get(app, "/static/alias.txt")) == b"hello\n"
 
 
+def test_directory_symlink_inside_root_followed(app, tree):
+    os.symlink(tree / "sub", tree / "aliasdir")
+    assert read_body(get(app, "/static/aliasdir/index.html")) == b"<h1>sub</h1>"
+    assert read_body(get(app, "/static/aliasdir/")) == b"<h1>sub</h1>"
+
+
+def test_index_that_is_a_directory_is_404(app, tree):
+    (tree / "d").mkdir()
+    (tree / "d" / "index.html").mkdir()
+    assert get(app, "/static/d/").status == 404
+
+
+def _opened_inode(opened):
+    if isinstance(opened, Response):
+        return opened.status
+    fd, st, _path = opened
+    os.close(fd)
+    return (st.st_dev, st.st_ino)
+
+
+@pytest.mark.parametrize(
+    "segments",
+    [[], ["hello.txt"], ["sub"], ["sub", "index.html"], ["nope.txt"], ["hello.txt", "more"], ["sub", "nope"],
+     ["alias.txt"], ["aliasdir", "index.html"], ["aliasdir"], ["link.txt"], ["linkdir", "index.html"],
+     ["aliasdir", "alias2.txt"]],
+)
+def test_opening_beneath_the_root_agrees_with_realpath(tree, tmp_path, segments):
+    """The lstat-and-O_NOFOLLOW walk (the fast path) opens what realpath's resolution opens, or refuses too."""
+    os.symlink(tree / "hello.txt", tree / "alias.txt")
+    os.symlink(tree / "sub", tree / "aliasdir")
+    os.symlink(tree / "index.html", tree / "sub" / "alias2.txt")
+    os.symlink(tmp_path / "secret.txt", tree / "link.txt")
+    os.symlink(tmp_path / "outside", tree / "linkdir")
+    static = StaticFiles(tree)
+    fast = _opened_inode(static._open_beneath(req("/x"), segments))
+    plain = _opened_inode(static._open_resolved(req("/x"), segments))
+    assert fast == plain
+
+
+def test_no_descriptor_leak_on_refusals(app, tree, tmp_path):
+    os.mkfifo(tree / "fifo")
+    os.symlink(tmp_path / "secret.txt", tree / "link.txt")
+    (tree / "d").mkdir()
+    (tree / "d" / "index.html").mkdir()
+    targets = ["/static/fifo", "/static/link.txt", "/static/d/", "/static/sub", "/static/noindex/",
+               "/static/hello.txt/", "/static/hello.txt/more", "/static/nope", "/static/sub/"]
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        for target in targets:
+            get(app, target).close()
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
 def test_root_itself_a_symlink(tmp_path, tree):
     os.symlink(tree, tmp_path / "rootlink")
     s = StaticFiles(tmp_path / "rootlink")
@@ -461,3 +514,58 @@ def test_non_utf8_file_name(app, tree):
         f.write(b"latin")
     r = get(app, "/static/%FF.txt")
     assert r.status == 200 and read_body(r) == b"latin"
+
+
+# ------------------------------------------------- the remembered file facts
+
+
+def _wire(response):
+    return response.status, response.headers, read_body(response)
+
+
+def test_a_changed_file_gets_new_validators(tree):
+    static = StaticFiles(tree)
+    first = static.serve(req("/hello.txt"), "hello.txt")
+    first.close()
+    path = tree / "hello.txt"
+    path.write_text("HELLO\n")  # the same size
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 2_000_000_000))
+    second = static.serve(req("/hello.txt"), "hello.txt")
+    assert hdr(second, "ETag") != hdr(first, "ETag") and hdr(second, "Last-Modified") != hdr(first, "Last-Modified")
+    assert read_body(second) == b"HELLO\n"
+    (tree / "new.txt").write_text("other\n")
+    os.replace(tree / "new.txt", path)  # a deploy's atomic rename: a new inode
+    third = static.serve(req("/hello.txt"), "hello.txt")
+    assert hdr(third, "ETag") != hdr(second, "ETag") and hdr(third, "ETag") == make_etag(os.stat(path))
+    assert read_body(third) == b"other\n"
+
+
+@pytest.mark.parametrize("headers", [[], [("If-None-Match", "*")], [("Range", "bytes=2-5")], [("If-Match", '"x"')]])
+def test_remembered_facts_answer_as_facts_made_for_each_request(tree, headers):
+    remembering = StaticFiles(tree, cache_control="max-age=60")
+    fresh = StaticFiles(tree, cache_control="max-age=60", max_cached_files=0)
+    for _ in range(3):
+        assert _wire(remembering.serve(req("/data.bin", headers=headers), "data.bin")) == _wire(
+            fresh.serve(req("/data.bin", headers=headers), "data.bin"))
+    assert len(remembering._facts) == 1 and len(fresh._facts) == 0
+
+
+def test_a_request_without_preconditions_answers_as_the_general_path(tree):
+    """The whole-file answer taken without the precondition steps equals the one after them: If-Range without
+    Range makes a request take every step and still get the whole file."""
+    static = StaticFiles(tree, cache_control="no-cache")
+    plain = static.serve(req("/data.bin", headers=[("Accept", "*/*")]), "data.bin")
+    stepped = static.serve(req("/data.bin", headers=[("Accept", "*/*"), ("If-Range", '"x"')]), "data.bin")
+    assert _wire(plain) == _wire(stepped) and plain.status == 200
+
+
+def test_the_remembered_files_are_bounded(tree):
+    static = StaticFiles(tree, max_cached_files=2)
+    for name in ("hello.txt", "data.bin", "empty.txt", "index.html"):
+        static.serve(req("/" + name), name).close()
+    assert len(static._facts) <= 2
+
+
+def test_a_bad_cache_control_fails_at_start_up(tree):
+    with pytest.raises(ValueError):
+        StaticFiles(tree, cache_control="a\r\nSet-Cookie: x=1")
