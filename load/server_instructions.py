@@ -8,7 +8,8 @@ scenario's heads, ``load/bench/browser.py``, one at a time on one connection), `
 ``Connection: close`` request, one at a time), ``echo4k`` (a ``POST /echo``
 with a 4 KiB body at a time on one connection), ``bytes1m`` (``GET
 /bytes/1048576`` on one connection: the figure is per MiB), ``static-small`` (a
-2 KiB file of ``--root``, one at a time on one connection), ``ws16`` and ``ws4k``
+2 KiB file of ``--root``, one at a time on one connection), ``static-304`` (that file
+revalidated with its ``ETag`` in ``If-None-Match``), ``ws16`` and ``ws4k``
 (16-byte and 4 KiB text messages echoed on ``/ws/echo``, one at a time).  The
 ``tls-`` cases run the server with ``--certfile``/``--keyfile`` (an ECDSA
 P-256 certificate made for the run, as load/bench/run.py makes it) and drive
@@ -69,6 +70,7 @@ STATIC_SMALL = b"GET /static/small.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 STATIC_BYTES = 2048  # the static-small file's length, as load/bench/run.py's
 CASES = ("keepalive", "pipelined", "browser", "close", "echo4k", "ws16", "ws4k", "wsgi-keepalive", "wsgi-close", "wsgi-echo4k",
          "conns50", "conns1000", "wsgi-conns50", "wsgi-conns1000", "flask-keepalive", "flask-close", "bytes1m", "static-small",
+         "static-304",
          "tls-keepalive", "tls-bytes1m", "tls-handshake")
 # Fewer requests where each costs millions of instructions under valgrind.
 DEFAULT_COUNTS = {"bytes1m": (20, 60), "tls-bytes1m": (20, 60), "tls-handshake": (100, 300),
@@ -164,6 +166,14 @@ def _drive(case: str, port: int, n: int, context: ssl.SSLContext | None = None) 
         if case == "static-small":
             _download(sock, n, STATIC_SMALL, STATIC_BYTES)
             return
+        if case == "static-304":
+            sock.sendall(STATIC_SMALL)
+            head = b""
+            while b"\r\n\r\n" not in head or len(head.partition(b"\r\n\r\n")[2]) < STATIC_BYTES:
+                head += sock.recv(65536)
+            etag = re.search(rb"\r\nETag: ([^\r]+)", head).group(1)  # type: ignore[union-attr]
+            _download(sock, n, STATIC_SMALL[:-2] + b"If-None-Match: " + etag + b"\r\n\r\n", 0)
+            return
         if case in WS_SIZES:
             key = base64.b64encode(os.urandom(16))
             sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -249,7 +259,7 @@ def main() -> None:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         context = None
-        if args.case == "static-small":
+        if args.case.startswith("static-"):
             root = Path(tmp) / "static"
             root.mkdir()
             (root / "small.bin").write_bytes(os.urandom(STATIC_BYTES))
