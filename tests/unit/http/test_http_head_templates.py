@@ -207,3 +207,43 @@ def test_the_target_split_by_the_templates_pattern_is_target_parts():
         assert match is not None and (match[1], match[2]) == (target_parts(target)[0], target_parts(target)[2])
     for target in ["/a%2", "/a#b", "/a b", "a", "/%zz?x", "/a?%"]:
         assert ORIGIN_FORM_PARTS_RE.fullmatch(target) is None and ORIGIN_FORM_RE.fullmatch(target) is None
+
+
+def reads(reader: HeadReader, data: bytes, split: int | None) -> list[object]:
+    """What ``reader`` makes of ``data`` fed in two parts (at ``split``; None: whole): each read's result and
+    how far it consumed, until it asks for more or refuses."""
+    buf = ReceiveBuffer()
+    results: list[object] = []
+    for part in [data] if split is None else [data[:split], data[split:]]:
+        buf.feed(part)
+        while True:
+            try:
+                result = reader.read(buf)
+            except ProtocolError as exc:
+                return [*results, (exc.status, exc.reason, buf.pos)]
+            results.append((full(result), buf.pos))
+            if result is None or result.content_length:  # a body follows: not read here
+                break
+    return results
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 800), st.integers(0, 3), EDITS), max_size=3),
+       st.sampled_from([b"", b"GET / HTTP/1.1\r\n", b"\r\n", b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n"]),
+       st.none() | st.integers(0, 800))
+def test_a_buffer_read_whole_through_the_last_template_ends_where_the_plain_path_ends_it(edits, trailing, split):
+    """The template fills a buffer that is one head without searching for its end (``HeadReader.read``):
+    heads near a browser's, alone, with the start of another behind them or in two parts, are taken
+    through the connection's last template as the plain path takes them, and end at the same byte."""
+    text = browser_head(7, "127.0.0.1:8080").decode("latin-1")
+    for at, removed, inserted in edits:
+        at = min(at, len(text) - 4)
+        text = text[:at] + inserted + text[at + removed :]
+    data = text.encode("latin-1") + trailing
+    caches = HTTP1Caches()
+    reader = HeadReader(LIMITS, caches)
+    for i in range(1, 4):
+        assert isinstance(outcome(reader, browser_head(i, "127.0.0.1:8080")), RequestHead)
+    assert reader.last_template is not None
+    plain_reader = HeadReader(Limits(), HTTP1Caches.disabled())
+    assert reads(reader, data, split) == reads(plain_reader, data, split), data
