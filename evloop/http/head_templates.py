@@ -37,8 +37,10 @@ Measured with ``load/bench_instructions.py --manual-clock browser``: 115,962 ->
 90,833 instructions a request with the dictionary of keys alone; the
 connection's last template tried first, compared in place: 95,369 -> 79,295
 (``fill``: then ~26,500 a browser head against ~41,000 to cut, hash and fill;
-since its one join and comparison: ~23,200, browser 72,833 -> 69,715).  A head whose field section is at most
-``field_lines.MIN_SECTION_CHARS`` long is not cut: parsing it costs less
+since its one join and comparison: ~23,200, browser 72,833 -> 69,715; a target
+without "%" checked by a translate, not a match: ~21,500, browser 65,031 -> 62,907).
+A head whose field section is at most ``field_lines.MIN_SECTION_CHARS`` long
+is not cut: parsing it costs less
 (``unique``, 2 short fields: 61,764 before, 62,065 with the length test).
 
 A key is admitted on its second sighting (``HTTP1Caches.heads_seen``), as
@@ -53,7 +55,7 @@ from typing import TYPE_CHECKING
 
 from .events import RequestHead
 from .field_lines import MIN_SECTION_CHARS
-from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_PARTS_RE
+from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_PARTS_RE, TARGET_BYTES
 from .target import decode_path
 
 if TYPE_CHECKING:
@@ -125,20 +127,14 @@ def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | Non
 def fill(template: HeadTemplate, text: str) -> RequestHead | None:
     """The head of ``text`` made from ``template``, or None if ``text`` is not of its shape or a hole must be parsed.
 
-    The holes are cut where ``cut`` would find them (the target ends at the
-    request line's " HTTP/1.1", the Referer value at its line's end, the
-    Cookie value where the last piece starts), and the text is the key with
-    those holes in it when joining them gives the text again: one join and
-    one comparison instead of a comparison a piece (a piece of a key holds
-    each place ``cut`` looks for only at its end, so ``cut(text)`` would
-    give this key).  Callgrind: ~23,200 instructions a browser head, against
-    ~26,500 with a ``startswith`` a piece and the head made by a function
-    of its own, and ~41,000 to cut, hash and look the key up and fill the
-    holes.  The target is checked and split by one match, both values by
-    one translate, and the head is made without its ``__post_init__``
-    (which would split the target again, ~2,500 instructions); every field
-    is set (tests/unit/http/test_http_head_templates.py compares all of
-    them with a full parse's).
+    The holes are cut where ``cut`` would find them (the target ends at the request line's " HTTP/1.1",
+    the Referer value at its line's end, the Cookie value where the last piece starts), and the text is
+    the key with those holes in it when joining them gives the text again: one join and one comparison
+    (a piece of a key holds each place ``cut`` looks for only at its end, so ``cut(text)`` would give
+    this key).  Callgrind: ~21,500 instructions a browser head (see the module docstring).  The target
+    is checked and split by one translate and one partition (or, with a "%", one match), both values by
+    one translate, and the head is made without its ``__post_init__`` (which would split the target
+    again, ~2,500 instructions); every field is set (test_http_head_templates.py compares them all).
     """
     p0, p1, p2, p3 = template.key
     line_end = text.find("\n")
@@ -161,10 +157,21 @@ def fill(template: HeadTemplate, text: str) -> RequestHead | None:
     cookie = text[cookie_at:tail_at]
     if "".join((p0, target, p1, referer, p2, cookie, p3)) != text:
         return None
-    # The target: checked and split at its first "?" by one match (grammar.ORIGIN_FORM_PARTS_RE).
-    target_match = ORIGIN_FORM_PARTS_RE.fullmatch(target)
-    if target_match is None:
-        return None
+    # The target, checked and split at its first "?" as ORIGIN_FORM_PARTS_RE splits it.  One with no "%"
+    # (most) by one translate and one partition: ~2,000 instructions less than the match (callgrind;
+    # load/bench_instructions.py --manual-clock browser 65,031 -> 62,907).
+    if "%" in target:
+        target_match = ORIGIN_FORM_PARTS_RE.fullmatch(target)
+        if target_match is None:
+            return None
+        raw_path, query = target_match.groups()
+        path = decode_path(raw_path) if "%" in raw_path else raw_path
+    else:
+        raw = target.encode("latin-1")
+        if target[:1] != "/" or raw.translate(TARGET_BYTES) != raw:
+            return None
+        raw_path, _, query = target.partition("?")
+        path = raw_path
     # Both values' characters at once: one translate for the two (~2,000 instructions less than one each).
     values = (referer + cookie).encode("latin-1")
     if values.translate(FIELD_VALUE_BYTES) != values:
@@ -179,7 +186,6 @@ def fill(template: HeadTemplate, text: str) -> RequestHead | None:
         headers = (*template.before, ("Cookie", cookie.strip(" \t")), *template.after)
     else:
         headers = template.before
-    raw_path, query = target_match.groups()
     head = template.head
     new = _NEW_HEAD(RequestHead)
     new.method = head.method
@@ -193,7 +199,7 @@ def fill(template: HeadTemplate, text: str) -> RequestHead | None:
     new.host = head.host
     new.http10 = head.http10
     new.is_head = head.is_head
-    new.target_parts = (raw_path, decode_path(raw_path) if "%" in raw_path else raw_path, query)
+    new.target_parts = (raw_path, path, query)
     return new
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from evloop.buffers import ReceiveBuffer
 from evloop.http import Limits, ProtocolError, RequestHead, head_templates
 from evloop.http.caches import HTTP1Caches
-from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE
+from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE, TARGET_BYTES
 from evloop.http.parser import HeadReader
 from evloop.http.target import target_parts
 
@@ -124,6 +124,28 @@ def test_the_value_table_keeps_exactly_the_characters_of_the_value_pattern():
     for c in range(256):
         raw = bytes([c])
         assert (raw.translate(FIELD_VALUE_BYTES) == raw) is (FIELD_VALUE_RE.fullmatch(chr(c)) is not None), c
+
+
+def test_the_target_table_keeps_exactly_the_characters_of_the_target_pattern_but_the_percent_sign():
+    for c in range(256):
+        raw = bytes([c])
+        assert (raw.translate(TARGET_BYTES) == raw) is (c != 0x25 and ORIGIN_FORM_RE.fullmatch("/" + chr(c)) is not None), c
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="/a?=%1Fg#\x00 \xe9\"", max_size=10))
+def test_a_target_filled_with_or_without_a_percent_sign_is_the_plain_paths(target):
+    """Both of ``fill``'s ways with a target (a translate and a partition, or with a "%" the pattern)
+    refuse what ORIGIN_FORM_RE refuses and split the rest as ``target_parts`` does."""
+    shape = browser_head(5, "127.0.0.1:8080").decode("latin-1")
+    template = head_templates.template_for(shape, plain(shape.encode("latin-1")), LIMITS)
+    assert template is not None
+    text = shape.replace("/items/5?after=4", target, 1)
+    filled = head_templates.fill(template, text)
+    if ORIGIN_FORM_RE.fullmatch(target) is None:
+        assert filled is None
+    else:
+        assert filled is not None and filled.target == target and filled.target_parts == target_parts(target)
 
 
 def full(result: RequestHead | tuple[int, str] | None) -> object:
