@@ -160,12 +160,6 @@ class HeadReader:
                 data.clear()
                 buf.pos = 0
             return None
-        c = data[pos]
-        if c == 13 or c == 10:
-            skip_empty_lines(buf)
-            pos = buf.pos
-            if pos == size:
-                return None
         limits = self.limits
         template = self.last_template
         whole = None  # the buffer's text, when it was decoded for the template
@@ -178,6 +172,12 @@ class HeadReader:
                 buf.pos = size
                 buf.searched = 0
                 return head
+        c = data[pos]
+        if c == 13 or c == 10:
+            skip_empty_lines(buf)
+            pos = buf.pos
+            if pos == size:
+                return None
         lo = pos + buf.searched
         # The head ends at the first empty line: "\n\r\n" or, with bare LF, "\n\n".
         i = data.find(b"\n\r\n", lo)
