@@ -75,6 +75,9 @@ FIELD_VALUE_RE = re.compile(rf"[\t {VCHAR}]*+")
 # a value (encoded as latin-1) is made of them when translating leaves it equal.  The check runs in C,
 # ~5 instructions a character against the pattern's ~25 (``head_templates``; tested against the pattern).
 FIELD_VALUE_BYTES = bytes(c if c == 9 or 32 <= c != 127 else c + 1 for c in range(256))
+# The same for a request-target's characters but "%" (_TARGET_CHAR): a target without "%" that starts with "/"
+# and that translating leaves equal is ORIGIN_FORM_RE's (``head_templates``; tested against the pattern).
+TARGET_BYTES = bytes(c if c in b'!"$' or 0x26 <= c <= 0x7E else c ^ 1 for c in range(256))
 
 # RFC 9112 6.1 / RFC 9110 10.1.4: transfer-coding = token *( OWS ";" OWS
 # transfer-parameter ).

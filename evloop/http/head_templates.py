@@ -22,8 +22,8 @@ of another form, a value with a control character, an overlong request
 line) gives None, and the head is parsed by ``parse_head``, which refuses
 what it must: this module never refuses a head.  Each connection's
 ``HeadReader`` keeps the template of its last head (``last_template``) and
-tries it first: ``fill`` compares the text with the key in place, without
-cutting the key out or hashing it.
+tries it first: ``fill`` cuts the holes where ``cut`` would and joins them
+with the key's pieces, without cutting the key out or hashing it.
 
 Why a hit gives what ``parse_head`` gives: the key keeps every character of
 the head but those taken out, and what is taken out holds no line end (a
@@ -36,8 +36,13 @@ parse has those values, unchanged, at those places (``template_for``).
 Measured with ``load/bench_instructions.py --manual-clock browser``: 115,962 ->
 90,833 instructions a request with the dictionary of keys alone; the
 connection's last template tried first, compared in place: 95,369 -> 79,295
-(``fill``: ~27,500 a browser head against ~41,000 to cut, hash and fill).  A head whose field section is at most
-``field_lines.MIN_SECTION_CHARS`` long is not cut: parsing it costs less
+(``fill``: then ~26,500 a browser head against ~41,000 to cut, hash and fill;
+since its one join and comparison: ~23,200, browser 72,833 -> 69,715; a target
+without "%" checked by a translate, not a match: ~21,500, browser 65,031 -> 62,907;
+the fields every head of a template shares set from one tuple, ``HeadTemplate.same``, and
+the template tried before the check for empty lines: ~21,150, browser 62,821 -> 62,412).
+A head whose field section is at most ``field_lines.MIN_SECTION_CHARS`` long
+is not cut: parsing it costs less
 (``unique``, 2 short fields: 61,764 before, 62,065 with the length test).
 
 A key is admitted on its second sighting (``HTTP1Caches.heads_seen``), as
@@ -48,11 +53,11 @@ an insert each.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .events import RequestHead
 from .field_lines import MIN_SECTION_CHARS
-from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_PARTS_RE
+from .grammar import FIELD_VALUE_BYTES, ORIGIN_FORM_PARTS_RE, TARGET_BYTES
 from .target import decode_path
 
 if TYPE_CHECKING:
@@ -85,6 +90,7 @@ class HeadTemplate:
     before: Fields
     between: Fields
     after: Fields
+    same: tuple[Any, ...]  # the head's fields that every head of the template shares, in fill's order
 
 
 def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | None:
@@ -124,88 +130,71 @@ def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | Non
 def fill(template: HeadTemplate, text: str) -> RequestHead | None:
     """The head of ``text`` made from ``template``, or None if ``text`` is not of its shape or a hole must be parsed.
 
-    The text is compared with the template's key in place, where ``cut``
-    would cut it: its pieces are at the same places (the first space, the
-    first Referer line after the request line, the first Cookie line after
-    that: a piece of a key holds each of those only at its end, so a text
-    that starts each piece where ``cut`` looks has them there too), so
-    ``cut(text)`` would give this key.  Callgrind: ~27,500 instructions a
-    browser head, against ~41,000 to cut, hash and look the key up and fill
-    the holes (no slices of the key, no hash, the target checked and split
-    by one match, both values checked by one translate, the head made
-    without its ``__post_init__``).
+    The holes are cut where ``cut`` would find them (the target ends at the request line's " HTTP/1.1",
+    the Referer value at its line's end, the Cookie value where the last piece starts), and the text is
+    the key with those holes in it when joining them gives the text again: one join and one comparison
+    (a piece of a key holds each place ``cut`` looks for only at its end, so ``cut(text)`` would give
+    this key).  Callgrind: ~21,150 instructions a browser head (see the module docstring).  The target
+    is checked and split by one translate and one partition (or, with a "%", one match), both values by
+    one translate, and the head is made without its ``__post_init__`` (which would split the target
+    again, ~2,500 instructions); every field is set (test_http_head_templates.py compares them all).
     """
     p0, p1, p2, p3 = template.key
     line_end = text.find("\n")
-    version_at = line_end - 10  # " HTTP/1.1\r": the first non-empty piece after the target starts with it
-    if not text.startswith(p0) or line_end - 1 > template.limits.max_request_line_bytes:
+    if line_end - 1 > template.limits.max_request_line_bytes:
         return None
-    referer = cookie = ""
-    referer_end = version_at
-    if p1:  # the Referer hole
-        if not text.startswith(p1, version_at):
-            return None
+    version_at = line_end - 10  # " HTTP/1.1\r": the first non-empty piece after the target starts with it
+    if p1:  # the Referer hole: its value ends at its line's end
         referer_at = version_at + len(p1)
         referer_end = text.find("\r\n", referer_at)
-        if referer_end < 0:  # a head that ends with a bare-LF empty line
-            return None
-        referer = text[referer_at:referer_end].strip(" \t")  # the plain path strips OWS too
-    # The last piece ends the text, so the Cookie value ends where it starts: no search for its line end
-    # (~2,000 instructions).  The line end the search would find is that one: the value holds no CR or LF
-    # (the check of its characters below).
+    else:
+        referer_at = referer_end = version_at
+    # The last piece ends the text, so the Cookie value ends where it starts (~2,000 instructions less than
+    # a search for its line end).
     tail_at = len(text) - len(p3)
-    if not text.endswith(p3):
+    cookie_at = referer_end + len(p2)
+    if (cookie_at > tail_at if p2 else cookie_at != tail_at) or referer_end < referer_at:
         return None
-    if p2:  # the Cookie hole
-        cookie_at = referer_end + len(p2)
-        if cookie_at > tail_at or not text.startswith(p2, referer_end):
+    target = text[len(p0):version_at]
+    referer = text[referer_at:referer_end]
+    cookie = text[cookie_at:tail_at]
+    if "".join((p0, target, p1, referer, p2, cookie, p3)) != text:
+        return None
+    # The target, checked and split at its first "?" as ORIGIN_FORM_PARTS_RE splits it.  One with no "%"
+    # (most) by one translate and one partition: ~2,000 instructions less than the match (callgrind;
+    # load/bench_instructions.py --manual-clock browser 65,031 -> 62,907).
+    if "%" in target:
+        target_match = ORIGIN_FORM_PARTS_RE.fullmatch(target)
+        if target_match is None:
             return None
-        cookie = text[cookie_at:tail_at].strip(" \t")
-    elif tail_at != referer_end:
-        return None
-    # The target: checked and split at its first "?" by one match (grammar.ORIGIN_FORM_PARTS_RE).
-    target_match = ORIGIN_FORM_PARTS_RE.fullmatch(text, len(p0), version_at)
-    if target_match is None:
-        return None
+        raw_path, query = target_match.groups()
+        path = decode_path(raw_path) if "%" in raw_path else raw_path
+    else:
+        raw = target.encode("latin-1")
+        if target[:1] != "/" or raw.translate(TARGET_BYTES) != raw:
+            return None
+        raw_path, _, query = target.partition("?")
+        path = raw_path
     # Both values' characters at once: one translate for the two (~2,000 instructions less than one each).
     values = (referer + cookie).encode("latin-1")
     if values.translate(FIELD_VALUE_BYTES) != values:
         return None
     # Unpacked into one display, not added up: ~450 instructions less (callgrind).
     if p1 and p2:
-        headers = (*template.before, ("Referer", referer), *template.between, ("Cookie", cookie), *template.after)
+        headers = (*template.before, ("Referer", referer.strip(" \t")), *template.between,
+                   ("Cookie", cookie.strip(" \t")), *template.after)
     elif p1:
-        headers = (*template.before, ("Referer", referer), *template.between)
+        headers = (*template.before, ("Referer", referer.strip(" \t")), *template.between)
     elif p2:
-        headers = (*template.before, ("Cookie", cookie), *template.after)
+        headers = (*template.before, ("Cookie", cookie.strip(" \t")), *template.after)
     else:
         headers = template.before
-    target, raw_path, query = target_match.group(0, 1, 2)
-    return _like(template.head, target, headers,
-                 (raw_path, decode_path(raw_path) if "%" in raw_path else raw_path, query))
-
-
-def _like(head: RequestHead, target: str, headers: Fields, parts: tuple[str, str, str]) -> RequestHead:
-    """``head`` with another target (split into ``parts`` as ``target.target_parts`` splits it) and ``headers``.
-
-    Made without the class call, whose ``__post_init__`` would split the
-    target again: ~2,500 instructions less (callgrind).  Every field is set
-    (tests/unit/http/test_http_head_templates.py compares all of them with a
-    full parse's).
-    """
     new = _NEW_HEAD(RequestHead)
-    new.method = head.method
+    (new.method, new.version, new.keep_alive, new.content_length, new.chunked, new.expect_continue, new.host,
+     new.http10, new.is_head) = template.same
     new.target = target
-    new.version = head.version
     new.headers = headers
-    new.keep_alive = head.keep_alive
-    new.content_length = head.content_length
-    new.chunked = head.chunked
-    new.expect_continue = head.expect_continue
-    new.host = head.host
-    new.http10 = head.http10
-    new.is_head = head.is_head
-    new.target_parts = parts
+    new.target_parts = (raw_path, path, query)
     return new
 
 
@@ -231,7 +220,9 @@ def template_for(text: str, head: RequestHead, limits: Limits) -> HeadTemplate |
         before, between, after = fields[:cookie_place], (), fields[cookie_place + 1 :]
     else:
         before, between, after = fields, (), ()
-    template = HeadTemplate(limits, head, key, before, between, after)
+    same = (head.method, head.version, head.keep_alive, head.content_length, head.chunked, head.expect_continue,
+            head.host, head.http10, head.is_head)
+    template = HeadTemplate(limits, head, key, before, between, after, same)
     return template if fill(template, text) == head else None
 
 

@@ -385,3 +385,23 @@ def test_the_line_before_is_reused_only_for_the_same_client_host_head_status_and
     assert stream.getvalue().splitlines() == [
         format_access_log(client[0] if client else None, "GET", "/", "HTTP/1.1", status, size, 0.5, when)
         for client, status, size in calls]
+
+
+def test_one_connections_lines_with_new_targets_give_format_access_log_lines(access_handler):
+    """A connection's client object again (its host taken as the line before's, _prefix), with a new target
+    each line, across a new second and between other clients' lines: every line is format_access_log's."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    ours, other = ("h", 1), ("g", 2)
+    expected = []
+    with Reactor() as reactor:
+        wall = WallClock()
+        log = AccessLog(reactor, wall)
+        for i in range(12):
+            when = f"01/Jan/2026:00:00:0{i // 4} +0000"
+            wall.log_time = when
+            client = other if i % 5 == 4 else ours
+            log.log(client, _head("GET", f"/items/{i}"), 200, 5, 0.5)
+            expected.append(format_access_log(client[0], "GET", f"/items/{i}", "HTTP/1.1", 200, 5, 0.5, when))
+        log.close()
+    assert stream.getvalue().splitlines() == expected

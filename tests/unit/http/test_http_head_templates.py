@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from evloop.buffers import ReceiveBuffer
 from evloop.http import Limits, ProtocolError, RequestHead, head_templates
 from evloop.http.caches import HTTP1Caches
-from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE
+from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE, TARGET_BYTES
 from evloop.http.parser import HeadReader
 from evloop.http.target import target_parts
 
@@ -126,6 +126,28 @@ def test_the_value_table_keeps_exactly_the_characters_of_the_value_pattern():
         assert (raw.translate(FIELD_VALUE_BYTES) == raw) is (FIELD_VALUE_RE.fullmatch(chr(c)) is not None), c
 
 
+def test_the_target_table_keeps_exactly_the_characters_of_the_target_pattern_but_the_percent_sign():
+    for c in range(256):
+        raw = bytes([c])
+        assert (raw.translate(TARGET_BYTES) == raw) is (c != 0x25 and ORIGIN_FORM_RE.fullmatch("/" + chr(c)) is not None), c
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="/a?=%1Fg#\x00 \xe9\"", max_size=10))
+def test_a_target_filled_with_or_without_a_percent_sign_is_the_plain_paths(target):
+    """Both of ``fill``'s ways with a target (a translate and a partition, or with a "%" the pattern)
+    refuse what ORIGIN_FORM_RE refuses and split the rest as ``target_parts`` does."""
+    shape = browser_head(5, "127.0.0.1:8080").decode("latin-1")
+    template = head_templates.template_for(shape, plain(shape.encode("latin-1")), LIMITS)
+    assert template is not None
+    text = shape.replace("/items/5?after=4", target, 1)
+    filled = head_templates.fill(template, text)
+    if ORIGIN_FORM_RE.fullmatch(target) is None:
+        assert filled is None
+    else:
+        assert filled is not None and filled.target == target and filled.target_parts == target_parts(target)
+
+
 def full(result: RequestHead | tuple[int, str] | None) -> object:
     """A result with the head's derived fields too (``RequestHead`` equality leaves them out)."""
     if isinstance(result, RequestHead):
@@ -207,3 +229,43 @@ def test_the_target_split_by_the_templates_pattern_is_target_parts():
         assert match is not None and (match[1], match[2]) == (target_parts(target)[0], target_parts(target)[2])
     for target in ["/a%2", "/a#b", "/a b", "a", "/%zz?x", "/a?%"]:
         assert ORIGIN_FORM_PARTS_RE.fullmatch(target) is None and ORIGIN_FORM_RE.fullmatch(target) is None
+
+
+def reads(reader: HeadReader, data: bytes, split: int | None) -> list[object]:
+    """What ``reader`` makes of ``data`` fed in two parts (at ``split``; None: whole): each read's result and
+    how far it consumed, until it asks for more or refuses."""
+    buf = ReceiveBuffer()
+    results: list[object] = []
+    for part in [data] if split is None else [data[:split], data[split:]]:
+        buf.feed(part)
+        while True:
+            try:
+                result = reader.read(buf)
+            except ProtocolError as exc:
+                return [*results, (exc.status, exc.reason, buf.pos)]
+            results.append((full(result), buf.pos))
+            if result is None or result.content_length:  # a body follows: not read here
+                break
+    return results
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 800), st.integers(0, 3), EDITS), max_size=3),
+       st.sampled_from([b"", b"GET / HTTP/1.1\r\n", b"\r\n", b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n"]),
+       st.none() | st.integers(0, 800))
+def test_a_buffer_read_whole_through_the_last_template_ends_where_the_plain_path_ends_it(edits, trailing, split):
+    """The template fills a buffer that is one head without searching for its end (``HeadReader.read``):
+    heads near a browser's, alone, with the start of another behind them or in two parts, are taken
+    through the connection's last template as the plain path takes them, and end at the same byte."""
+    text = browser_head(7, "127.0.0.1:8080").decode("latin-1")
+    for at, removed, inserted in edits:
+        at = min(at, len(text) - 4)
+        text = text[:at] + inserted + text[at + removed :]
+    data = text.encode("latin-1") + trailing
+    caches = HTTP1Caches()
+    reader = HeadReader(LIMITS, caches)
+    for i in range(1, 4):
+        assert isinstance(outcome(reader, browser_head(i, "127.0.0.1:8080")), RequestHead)
+    assert reader.last_template is not None
+    plain_reader = HeadReader(Limits(), HTTP1Caches.disabled())
+    assert reads(reader, data, split) == reads(plain_reader, data, split), data
