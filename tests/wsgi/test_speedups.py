@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import ssl
+import sys
 
 import pytest
 from support.raw_http import exchange, read_until_close, split_response
@@ -284,6 +285,28 @@ def test_a_one_item_list_gives_what_a_one_item_tuple_gives(scenario):
     assert sent(WSGIApp(one_item(scenario, list))) == expected
     if scenario == "plain":
         assert expected == (200, None, [("Content-Type", "text/plain")], 5, b"12345")
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_after_a_one_item_body_the_head_counts_as_sent(container):
+    # The shortcut for [b"body"] marks the head sent as _response does for a tuple: a later
+    # start_response with exc_info re-raises the app's error, and a later write() changes nothing sent.
+    kept = []
+
+    def app(environ, start_response):
+        kept.append(start_response)
+        kept.append(start_response("200 OK", [("Content-Type", "text/plain")]))
+        return container([b"12345"])
+
+    response = WSGIApp(app)(Request("GET", "/", client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
+    assert (response.status, response.body, response.content_length) == (200, b"12345", 5)
+    try:
+        raise KeyError("late")
+    except KeyError:
+        with pytest.raises(KeyError, match="late"):
+            kept[0]("500 Internal Server Error", [], sys.exc_info())
+    kept[1](b"more")  # write()
+    assert (response.status, response.body, response.content_length) == (200, b"12345", 5)
 
 
 FIELD_SETS = [
