@@ -259,7 +259,7 @@ class _Call(Response):
         last = caches.last_head
         head: _Head | None
         # A list is compared element by element in C, with no key made nor hashed.
-        if last is not None and type(headers) is list and headers == last.headers and status == last.status:
+        if last is not None and status == last.status and type(headers) is list and headers == last.headers:
             head = last.head
         else:
             heads = caches.heads
@@ -279,8 +279,7 @@ class _Call(Response):
             if last is not None and key is not None:
                 # A copy of the list: the app may change its own.
                 last.status, last.headers, last.head = status, headers.copy(), head
-        status_code, self.reason, fields, self.declared = head
-        self.status = status_code
+        self.status, self.reason, fields, self.declared = head
         self.headers = list(fields)  # the response's own list: the cache's tuple stays as it is
         self.started = True
         return self.write
