@@ -275,7 +275,9 @@ class Request:
                     and " " not in sent and '"' not in sent and "\\" not in sent:
                 request_id = sent
             else:
-                request_id = next(request_ids.made)  # a WSGI request always has one (evloop.wsgi)
+                # A WSGI request always has one: evloop.wsgi_environ makes it as here, without
+                # this property's call, when _request_id is None (keep the two in step).
+                request_id = next(request_ids.made)
             self._request_id = request_id
         return request_id
 

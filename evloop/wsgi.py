@@ -215,6 +215,9 @@ class LastHead:
         self.head: _Head = (200, None, (), None)
 
 
+_NO_WRITES = ()  # a call's ``pending`` before its first write()
+
+
 class _Call(Response):
     """One application call, and the response it makes: start_response and write() fill it in.
 
@@ -237,7 +240,9 @@ class _Call(Response):
     app: WSGIApp
     headers_sent: bool
     started: bool
-    pending: list[bytes]
+    # What write() was given: ``_NO_WRITES`` until its first call (most apps
+    # never make one), then the list ``writes()`` made.
+    pending: list[bytes] | tuple[()]
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -254,7 +259,7 @@ class _Call(Response):
         last = caches.last_head
         head: _Head | None
         # A list is compared element by element in C, with no key made nor hashed.
-        if last is not None and type(headers) is list and headers == last.headers and status == last.status:
+        if last is not None and status == last.status and type(headers) is list and headers == last.headers:
             head = last.head
         else:
             heads = caches.heads
@@ -274,8 +279,7 @@ class _Call(Response):
             if last is not None and key is not None:
                 # A copy of the list: the app may change its own.
                 last.status, last.headers, last.head = status, headers.copy(), head
-        status_code, self.reason, fields, self.declared = head
-        self.status = status_code
+        self.status, self.reason, fields, self.declared = head
         self.headers = list(fields)  # the response's own list: the cache's tuple stays as it is
         self.started = True
         return self.write
@@ -287,7 +291,19 @@ class _Call(Response):
             raise TypeError(f"write() needs bytes, got {type(data).__name__}")
         if data:
             self.headers_sent = True
-            self.pending.append(bytes(data))
+            self.writes().append(bytes(data))
+
+    def writes(self) -> list[bytes]:
+        """The list of what write() was given, made on first need: the body iterator shares it.
+
+        A call starts with the empty tuple ``_NO_WRITES`` in its place, not a
+        list of its own: a list made and freed each request that no write()
+        fills (see ``WSGIApp``).
+        """
+        pending = self.pending
+        if isinstance(pending, tuple):
+            pending = self.pending = []
+        return pending
 
     def sent(self, body: Any, content_length: int | None) -> _Call:
         """This call as the response to send: ``body`` and its ``content_length`` (checked by the caller, as
@@ -470,6 +486,16 @@ class WSGIApp:
     ``caches.environ``).  Tried and left: splitting the memo in a head's and
     a connection's items, each merged with ``dict.update``, saved a third of
     what the one memo saves.
+
+    Stop 33 (glue: ``PYTHONHASHSEED=0 load/bench_instructions.py --reads 300
+    900 --manual-clock``): ``_fill_environ`` reads the server's tuple of pairs
+    and a new request's id without the ``header_pairs`` and ``request_id``
+    properties' calls, and a remembered environ's path no longer passes the
+    head's (``_environ_of_head``, a call of its own on a miss):
+    wsgi-keepalive 44,005 -> 42,341, wsgi-close 72,291 -> 70,542, wsgi-echo4k
+    61,193 -> 58,750.  ``[b"body"]`` made the response without ``_Call.sent``'s
+    call, wsgi-keepalive 42,341 -> 41,972; ``write()``'s list made on its
+    first call (``_Call.writes``), not for every call, 41,972 -> 41,837.
     """
 
     def __init__(
@@ -497,7 +523,7 @@ class WSGIApp:
         call = _Call.__new__(_Call)
         call.app = self
         call.headers_sent = call.started = False
-        call.pending = []
+        call.pending = _NO_WRITES
         result = self.app(environ, call.start_response)
         if type(result) is list and len(result) == 1 and call.started and not call.pending:
             # [b"body"], the common answer: framed here, without _response's
@@ -505,7 +531,11 @@ class WSGIApp:
             # holds it to what _response makes of a one-item tuple).
             body = result[0]
             if type(body) is bytes and (call.declared is None or call.declared == len(body)):
-                return call.sent(body, len(body))
+                # call.sent(body, len(body)), without the call (see WSGIApp).
+                call.headers_sent = True
+                call.body = body
+                call.content_length = len(body)
+                return call
         try:
             return self._response(call, result)
         except BaseException:
@@ -547,7 +577,7 @@ class WSGIApp:
                 break
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
-        return call.sent(_WSGIBody(call.pending, result, iterator, first), call.declared)
+        return call.sent(_WSGIBody(call.writes(), result, iterator, first), call.declared)
 
 
 _JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)
@@ -563,4 +593,4 @@ def _list_body(call: _Call, result: list[Any] | tuple[Any, ...]) -> tuple[Any, i
         size += len(data)
     if size <= _JOIN_MAX_BYTES:
         return b"".join(result), size
-    return _WSGIBody(call.pending, result, iter(result), None), size
+    return _WSGIBody(call.writes(), result, iter(result), None), size

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from evloop import __version__
+from evloop import __version__, request_ids
 from evloop.app import Request, SpooledRequest
 from evloop.http.caches import BoundedCache
 
@@ -313,54 +313,20 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     ``WSGIApp`` calls it by position (keyword arguments cost a call more).
     ``fields`` and ``last``: ``WSGICaches.fields`` and ``.environ``.
     """
-    pairs = request.header_pairs
-    client = request.client
-    remembered = False
-    if last is not None:
-        key = (pairs, request.raw_path, request.method, request.query_string, request.version,
-               request.server, request.scheme, request.tls, request.reactor, template)
-        if key == last.key:
-            environ = last.environ.copy()
-            framed = last.framed
-            remembered = True
-            if client is not last.client:  # another connection: its own address (see LastEnviron)
-                _set_client(environ, client)
-    if not remembered:
-        raw_path = request.raw_path
-        path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
-        script_name = template["SCRIPT_NAME"]
-        if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
-            path_info = path_info[len(script_name):]
-        server = request.server
-        if isinstance(server, tuple) and len(server) >= 2:
-            server_name, server_port = str(server[0]), str(server[1])
-        else:
-            server_name, server_port = _server_from_host(request)
-        environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
-        environ["REQUEST_METHOD"] = request.method
-        environ["PATH_INFO"] = path_info
-        environ["QUERY_STRING"] = request.query_string
-        environ["SERVER_NAME"] = server_name
-        environ["SERVER_PORT"] = server_port
-        environ["SERVER_PROTOCOL"] = request.version
-        environ["wsgi.url_scheme"] = request.scheme
-        environ["evloop.reactor"] = request.reactor
-        _set_client(environ, client)
-        if request.tls is not None:
-            environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
-        # The pairs as received: read through Headers, a lookup would build its index.
-        if fields is not None and pairs is fields.pairs:
-            items, framed = fields.found
-        else:
-            items, framed = found = header_fields(pairs, keys)
-            if fields is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
-                fields.pairs, fields.found = pairs, found
-        environ.update(items)
-        if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
-            if key == last.seen:  # the same sources twice running: remembered (see LastEnviron)
-                last.key, last.environ, last.framed, last.client = key, environ, framed, client
-                environ = environ.copy()  # the app's own: the memo's stays as it was made
-            last.seen = key
+    pairs = request._headers  # header_pairs without the property's call, for the server's tuple
+    if type(pairs) is not tuple:
+        pairs = request.header_pairs
+    key = None
+    if last is not None and (key := (pairs, request.raw_path, request.method, request.query_string, request.version,
+                                      request.server, request.scheme, request.tls, request.reactor,
+                                      template)) == last.key:
+        environ = last.environ.copy()
+        framed = last.framed
+        client = request.client
+        if client is not last.client:  # another connection: its own address (see LastEnviron)
+            _set_client(environ, client)
+    else:
+        environ, framed = _environ_of_head(request, pairs, template, keys, fields, last, key)
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
         environ["wsgi.input"] = request.stream
         length = request.body_length
@@ -372,8 +338,59 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
-    environ["HTTP_X_REQUEST_ID"] = request.request_id
+    request_id = request._request_id
+    if request_id is None:
+        # Nobody asked yet and no proxy's to take: made as ``Request.request_id``
+        # makes it, without the property's call (see ``WSGIApp``).
+        request_id = request._request_id = next(request_ids.made)
+    elif type(request_id) is not str:
+        request_id = request.request_id
+    environ["HTTP_X_REQUEST_ID"] = request_id
     return environ
+
+
+def _environ_of_head(request: Request, pairs: Any, template: dict[str, Any], keys: BoundedCache[str, str] | None,
+                     fields: LastFields | None, last: LastEnviron | None,
+                     key: tuple[Any, ...] | None) -> tuple[dict[str, Any], bool]:
+    """``_fill_environ`` without a remembered environ: the template's copy filled from the request's head and
+    connection, and whether the request is framed; remembered in ``last`` when ``key`` came twice running."""
+    raw_path = request.raw_path
+    path_info = raw_path if "%" not in raw_path and raw_path.isascii() else _path_info(raw_path)
+    script_name = template["SCRIPT_NAME"]
+    if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
+        path_info = path_info[len(script_name):]
+    server = request.server
+    if isinstance(server, tuple) and len(server) >= 2:
+        server_name, server_port = str(server[0]), str(server[1])
+    else:
+        server_name, server_port = _server_from_host(request)
+    environ = template.copy()  # a dict copy, not nine constants stored anew (measured: see WSGIApp)
+    environ["REQUEST_METHOD"] = request.method
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = request.query_string
+    environ["SERVER_NAME"] = server_name
+    environ["SERVER_PORT"] = server_port
+    environ["SERVER_PROTOCOL"] = request.version
+    environ["wsgi.url_scheme"] = request.scheme
+    environ["evloop.reactor"] = request.reactor
+    client = request.client
+    _set_client(environ, client)
+    if request.tls is not None:
+        environ.update(request.tls.cgi_variables())  # HTTPS=on and mod_ssl's SSL_* (SSL_CLIENT_S_DN, ...)
+    # The pairs as received: read through Headers, a lookup would build its index.
+    if fields is not None and pairs is fields.pairs:
+        items, framed = fields.found
+    else:
+        items, framed = found = header_fields(pairs, keys)
+        if fields is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
+            fields.pairs, fields.found = pairs, found
+    environ.update(items)
+    if last is not None and type(pairs) is tuple:  # a tuple: the same object holds the same pairs
+        if key == last.seen:  # the same sources twice running: remembered (see LastEnviron)
+            last.key, last.environ, last.framed, last.client = key, environ, framed, client
+            environ = environ.copy()  # the app's own: the memo's stays as it was made
+        last.seen = key
+    return environ, framed
 
 
 # The keys build_environ sets for every request: WSGIApp's template holds

@@ -17,6 +17,7 @@ import io
 import json
 import socket
 import ssl
+import sys
 
 import pytest
 from support.raw_http import exchange, read_until_close, split_response
@@ -286,6 +287,28 @@ def test_a_one_item_list_gives_what_a_one_item_tuple_gives(scenario):
         assert expected == (200, None, [("Content-Type", "text/plain")], 5, b"12345")
 
 
+@pytest.mark.parametrize("container", [list, tuple])
+def test_after_a_one_item_body_the_head_counts_as_sent(container):
+    # The shortcut for [b"body"] marks the head sent as _response does for a tuple: a later
+    # start_response with exc_info re-raises the app's error, and a later write() changes nothing sent.
+    kept = []
+
+    def app(environ, start_response):
+        kept.append(start_response)
+        kept.append(start_response("200 OK", [("Content-Type", "text/plain")]))
+        return container([b"12345"])
+
+    response = WSGIApp(app)(Request("GET", "/", client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
+    assert (response.status, response.body, response.content_length) == (200, b"12345", 5)
+    try:
+        raise KeyError("late")
+    except KeyError:
+        with pytest.raises(KeyError, match="late"):
+            kept[0]("500 Internal Server Error", [], sys.exc_info())
+    kept[1](b"more")  # write()
+    assert (response.status, response.body, response.content_length) == (200, b"12345", 5)
+
+
 FIELD_SETS = [
     (("Host", "h"), ("Cookie", "a=1"), ("Cookie", "b=2"), ("X-Multi", "1"), ("X-Multi", "2"), ("X_Sneaky", "no")),
     (("Host", "h"), ("Content-Length", "0"), ("Content-Type", "text/plain"), ("Content-Type", "text/html")),
@@ -388,3 +411,29 @@ def test_a_remembered_environ_serves_other_connections_with_their_own_address():
         assert plain_items(fast) == plain_items(plain), client
         fast["REMOTE_ADDR"] = "changed by the app"  # an app's change stays in its own environ
     assert caches.environ.key is not None  # the memo served them
+
+
+def test_the_environs_request_id_is_the_one_request_id_gives():
+    # _fill_environ makes a new request's id itself, without Request.request_id's call: the id it puts in
+    # the environ must be the one the property gives afterwards, and a trusted proxy's id or an id already
+    # asked for must go through the property as before.
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    pairs = (("Host", "h"), ("X-Request-ID", "proxy-id-1"))
+    ids = []
+    for trusted, asked_first in ((False, False), (False, False), (False, True), (True, False), (True, True)):
+        request = Request("GET", "/", headers=pairs, server=("127.0.0.1", 80), client=("10.0.0.1", 1))
+        if trusted:
+            request.trust_request_id()
+        before = request.request_id if asked_first else None
+        environ = _fill_environ(request, app._template, caches.keys, caches.fields, caches.environ)
+        assert environ["HTTP_X_REQUEST_ID"] == request.request_id
+        if before is not None:
+            assert environ["HTTP_X_REQUEST_ID"] == before
+        if trusted:
+            assert request.request_id == "proxy-id-1"
+        else:
+            made = request.request_id
+            assert len(made) == 32 and int(made, 16) >= 0 and made != "proxy-id-1"
+            ids.append(made)
+    assert len(set(ids)) == len(ids)  # each request its own
