@@ -106,6 +106,14 @@ def _version(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
+_NO_DESCRIPTOR = -1  # an opened path's descriptor when it is a directory that cannot be read (see _open)
+
+
+def _close_descriptor(fd: int) -> None:
+    if fd != _NO_DESCRIPTOR:
+        os.close(fd)
+
+
 def content_type_for(path: str) -> str:
     """Content-Type for a file name, with ``charset=utf-8`` for text types."""
     ctype, encoding = _MIME.guess_type(path, strict=False)
@@ -204,7 +212,8 @@ def _parse_range(value: str, size: int) -> tuple[int, int] | Literal["unsatisfia
 class StaticFiles:
     """Serve the files under ``root``; see the module docstring.
 
-    ``index`` is the file served for a directory (None: directories are 404).
+    ``index`` is the file served for a directory (None: directories are 404),
+    a name in that directory (a path is a ``ValueError``).
     ``cache_control``, when given, is sent on 200, 206 and 304 responses.
     ``max_cached_files``: how many files' response fields (ETag,
     Last-Modified, Content-Type) are kept, checked against each request's
@@ -219,6 +228,9 @@ class StaticFiles:
         self.root = os.path.realpath(os.fspath(root))
         if not os.path.isdir(self.root):
             raise ValueError(f"static root is not a directory: {root}")
+        if index is not None and (index in ("", ".", "..") or "/" in index or os.sep in index or "\0" in index):
+            # One name in the directory: a path would be opened beyond the walk's checks (a symlink or ".." in it).
+            raise ValueError(f"index must be a file name, not a path: {index!r}")
         self.index = index
         if cache_control is not None:
             checked_app_fields([("Cache-Control", cache_control)])  # a ValueError now, not a 500 per request
@@ -300,8 +312,18 @@ class StaticFiles:
     @staticmethod
     def _open(path: str, flags: int) -> _Opened:
         """The open file (or directory) at ``path``, its ``fstat`` and its path (``O_NONBLOCK``: a FIFO never
-        blocks the loop; what it is, is checked on the descriptor, so it cannot change between check and use)."""
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC | flags)
+        blocks the loop; what it is, is checked on the descriptor, so it cannot change between check and use).
+
+        A directory that may be searched but not read (mode 0711: its index is served, it is never listed)
+        cannot be opened: it is given as ``_NO_DESCRIPTOR`` with its ``lstat``, as ``os.stat`` gave it before.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _O_CLOEXEC | flags)
+        except PermissionError:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                return _NO_DESCRIPTOR, st, path
+            raise
         try:
             return fd, os.fstat(fd), path
         except BaseException:
@@ -323,7 +345,7 @@ class StaticFiles:
             return opened
         fd, st, real = opened
         if stat.S_ISDIR(st.st_mode):
-            os.close(fd)
+            _close_descriptor(fd)
             return self._directory(request, segments)
         if rel_path.rpartition("/")[2] in ("", "."):
             # "a.txt/" names a directory; the file system agrees (ENOTDIR)
@@ -351,7 +373,7 @@ class StaticFiles:
             return opened
         fd, st, real = opened
         if stat.S_ISDIR(st.st_mode):
-            os.close(fd)
+            _close_descriptor(fd)
             return self._refuse(request, "the index is a directory")
         return self._file(request, fd, st, real)
 

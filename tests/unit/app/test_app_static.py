@@ -569,3 +569,62 @@ def test_the_remembered_files_are_bounded(tree):
 def test_a_bad_cache_control_fails_at_start_up(tree):
     with pytest.raises(ValueError):
         StaticFiles(tree, cache_control="a\r\nSet-Cookie: x=1")
+
+
+@pytest.mark.parametrize("index", ["", ".", "..", "d/index.html", "../outside/index.html", "a\0b"])
+def test_an_index_that_is_a_path_is_refused_at_start_up(tree, index):
+    with pytest.raises(ValueError, match="index must be a file name"):
+        StaticFiles(tree, index=index)
+
+
+_SEARCH_ONLY_PROBE = """
+import sys
+from evloop.app import Request
+from evloop.static import StaticFiles
+static = StaticFiles(sys.argv[1])
+for target in ("/pub", "/pub/", "/pub/a.txt"):
+    response = static.serve(Request("GET", target, headers=[]), target)
+    body = response.body
+    print(target, response.status, body.file.read().decode() if hasattr(body, "file") else "-")
+    response.close()
+"""
+
+
+def test_a_directory_that_may_be_searched_but_not_read_is_served_as_before(tmp_path):
+    """A directory of mode 0711 cannot be opened for reading (by anyone but root): its redirect and its index
+    are served, as when it was only stat()ed. Run as an unprivileged user when the tests run as root."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="evloop-static-")  # under /tmp, where another user can reach it
+    try:
+        os.chmod(base, 0o755)
+        shutil.copytree(os.path.dirname(os.path.dirname(__import__("evloop").__file__)) + "/evloop",
+                        os.path.join(base, "evloop"), ignore=shutil.ignore_patterns("__pycache__"))
+        root = os.path.join(base, "root")
+        os.makedirs(os.path.join(root, "pub"))
+        for name, text in (("index.html", "the index"), ("a.txt", "a file")):
+            with open(os.path.join(root, "pub", name), "w") as f:
+                f.write(text)
+        os.chmod(root, 0o755)
+        os.chmod(os.path.join(root, "pub"), 0o711)
+        command = [sys.executable, "-c", _SEARCH_ONLY_PROBE, root]
+        if os.geteuid() == 0:
+            python = shutil.which("python3", path="/usr/bin:/usr/local/bin")
+            setpriv = shutil.which("setpriv")
+            if python is None or setpriv is None:
+                pytest.skip("running as root without setpriv and a system python3 to drop privileges with")
+            version = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                                     capture_output=True, text=True, timeout=30).stdout.strip()
+            if version != "True":
+                pytest.skip("the system python3 is older than 3.11")
+            command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c",
+                       _SEARCH_ONLY_PROBE, root]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=base,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": base})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["/pub 301 -", "/pub/ 200 the index", "/pub/a.txt 200 a file"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
