@@ -269,14 +269,14 @@ class Request:
         unique across the workers of a server, not secret.
         """
         request_id = self._request_id
-        if type(request_id) is not str:
-            sent = self.headers.get("x-request-id") if request_id is True else None
+        if request_id is None:  # asked first, no proxy to believe: made (a WSGI request always asks, evloop.wsgi)
+            request_id = self._request_id = next(request_ids.made)
+        elif type(request_id) is not str:  # True: a trusted proxy's X-Request-ID, if it is one
+            sent = self.headers.get("x-request-id")
             if sent is not None and 0 < len(sent) <= 200 and sent.isascii() and sent.isprintable() \
                     and " " not in sent and '"' not in sent and "\\" not in sent:
                 request_id = sent
             else:
-                # A WSGI request always has one: evloop.wsgi_environ makes it as here, without
-                # this property's call, when _request_id is None (keep the two in step).
                 request_id = next(request_ids.made)
             self._request_id = request_id
         return request_id

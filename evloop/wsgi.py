@@ -489,13 +489,13 @@ class WSGIApp:
 
     Stop 33 (glue: ``PYTHONHASHSEED=0 load/bench_instructions.py --reads 300
     900 --manual-clock``): ``_fill_environ`` reads the server's tuple of pairs
-    and a new request's id without the ``header_pairs`` and ``request_id``
-    properties' calls, and a remembered environ's path no longer passes the
-    head's (``_environ_of_head``, a call of its own on a miss):
-    wsgi-keepalive 44,005 -> 42,341, wsgi-close 72,291 -> 70,542, wsgi-echo4k
-    61,193 -> 58,750.  ``[b"body"]`` made the response without ``_Call.sent``'s
-    call, wsgi-keepalive 42,341 -> 41,972; ``write()``'s list made on its
-    first call (``_Call.writes``), not for every call, 41,972 -> 41,837.
+    without the ``header_pairs`` property's call, and a remembered environ's
+    path no longer passes the head's (``_environ_of_head``, a call of its own
+    on a miss), with ``write()``'s list made on its first call
+    (``_Call.writes``): wsgi-keepalive 44,005 -> 42,925.  Tried and left, as
+    second copies of what they skip: the request id made here rather than by
+    ``Request.request_id`` (~600 less) and ``[b"body"]``'s response set without
+    ``_Call.sent``'s call (~370 less).
     """
 
     def __init__(
@@ -531,11 +531,7 @@ class WSGIApp:
             # holds it to what _response makes of a one-item tuple).
             body = result[0]
             if type(body) is bytes and (call.declared is None or call.declared == len(body)):
-                # call.sent(body, len(body)), without the call (see WSGIApp).
-                call.headers_sent = True
-                call.body = body
-                call.content_length = len(body)
-                return call
+                return call.sent(body, len(body))
         try:
             return self._response(call, result)
         except BaseException:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from evloop import __version__, request_ids
+from evloop import __version__
 from evloop.app import Request, SpooledRequest
 from evloop.http.caches import BoundedCache
 
@@ -338,14 +338,7 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
-    request_id = request._request_id
-    if request_id is None:
-        # Nobody asked yet and no proxy's to take: made as ``Request.request_id``
-        # makes it, without the property's call (see ``WSGIApp``).
-        request_id = request._request_id = next(request_ids.made)
-    elif type(request_id) is not str:
-        request_id = request.request_id
-    environ["HTTP_X_REQUEST_ID"] = request_id
+    environ["HTTP_X_REQUEST_ID"] = request.request_id
     return environ
 
 

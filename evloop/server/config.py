@@ -117,6 +117,11 @@ class ServerConfig:
     status_path: str | None = None
     metrics_bind: Bind | None = None
 
+    @property
+    def serves_https(self) -> bool:
+        """A certificate (or a context) makes every bind HTTPS."""
+        return self.certfile is not None or self.ssl_context is not None
+
     def listen_binds(self) -> tuple[Bind, ...]:
         """The addresses to listen on: ``binds``, else ``sock``, else ``uds``, else ``host``/``port``."""
         if self.binds:

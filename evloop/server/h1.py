@@ -572,8 +572,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
         conn = self.conn
         status = self._status = response.status
         body = response.body
-        if type(body) is FileBody and body.count <= SMALL_FILE_BYTES:  # as bytes unless it must go by sendfile
-            body = small_file_bytes(body, status, self.head.is_head)  # type: ignore[union-attr]
+        if type(body) is FileBody and body.count <= SMALL_FILE_BYTES and not (
+                self.head.is_head or status in _BODILESS_STATUSES):  # type: ignore[union-attr]
+            body = small_file_bytes(body)  # as bytes unless it must go by sendfile
         try:
             if type(body) is not bytes:
                 self._send_body(response, status)

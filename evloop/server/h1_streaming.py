@@ -34,7 +34,7 @@ _STREAM_BATCH_BYTES = 256 * 1024  # body bytes pulled from a streamed response p
 SMALL_FILE_BYTES = 16 * 1024
 
 
-def small_file_bytes(body: FileBody, status: int, is_head: bool) -> FileBody | bytes:
+def small_file_bytes(body: FileBody) -> FileBody | bytes:
     """A small file body's bytes, read now (and the body closed), or ``body`` itself to go by ``sendfile``.
 
     A file of at most ``SMALL_FILE_BYTES`` (a stylesheet, a script, an
@@ -42,14 +42,12 @@ def small_file_bytes(body: FileBody, status: int, is_head: bool) -> FileBody | b
     ``write`` of head and body, or the head's ``write`` and ``sendfile``),
     but as bytes it takes the server's path for a complete response, not the
     transport's file queue and its completion callback: a 2 KiB static file's
-    whole request 155,616 -> 94,558 instructions (load/server_instructions.py
-    static-small), and one copy of 16 KiB costs a few thousand.  A body that
-    sends nothing (HEAD, 204, 304), a file ``pread`` cannot read (a pipe) and
-    one shorter than promised are left to the ``sendfile`` path, which sends
-    or reports them as it always has.
+    whole request 155,616 -> 95,634 instructions (load/server_instructions.py
+    static-small), and one copy of 16 KiB costs a few thousand.  The caller
+    asks only for a body that is sent (not for HEAD, 204, 304).  A file
+    ``pread`` cannot read (a pipe) and one shorter than promised are left to
+    the ``sendfile`` path, which sends or reports them as it always has.
     """
-    if is_head or status == 204 or status == 304:
-        return body
     try:
         data = os.pread(body.file.fileno(), body.count, body.offset)
     except (OSError, ValueError, AttributeError):  # no descriptor, or one pread cannot read

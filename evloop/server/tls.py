@@ -51,7 +51,7 @@ class ServerTLS:
 
     @classmethod
     def of(cls, config: ServerConfig) -> ServerTLS | None:
-        if config.ssl_context is None and config.certfile is None:
+        if not config.serves_https:
             return None
         return cls(config)
 

@@ -109,8 +109,7 @@ class ListeningSockets:
     def _open(self) -> None:
         cfg = self.config
         reuse_port = not self.share_socket and reuse_port_available()
-        # As Server.urls says it: a certificate (or a context) makes every bind HTTPS.
-        scheme = "http" if cfg.certfile is None and cfg.ssl_context is None else "https"
+        scheme = "https" if cfg.serves_https else "http"
         child_binds: list[Bind] = []
         for bind in cfg.listen_binds():
             if bind.kind is BindKind.TCP and reuse_port:
