@@ -123,6 +123,7 @@ class ServerConnection:
         "their_state",
         "our_state",
         "keep_alive",
+        "awaits_next_request",
     )
 
     def __init__(
@@ -193,6 +194,7 @@ class ServerConnection:
         self.their_state = _RECV_IDLE
         self.our_state = _SEND_IDLE
         self.keep_alive = True
+        self.awaits_next_request = False  # see start_next_cycle
 
     def __repr__(self) -> str:
         return (
@@ -205,6 +207,7 @@ class ServerConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Add received bytes; ``b""`` means the peer closed its side (EOF)."""
+        self.awaits_next_request = False  # next_event has something to look at (see start_next_cycle)
         if data:
             if self._eof:
                 raise StateError("receiving side: data received after EOF")
@@ -445,10 +448,17 @@ class ServerConnection:
                 if self._implicit_next_cycle:
                     # DONE, then start_next_cycle's resets (inline: the call is
                     # what implicit_next_cycle saves; keep the two in step).
+                    # DONE, then start_next_cycle's resets (inline: the call is
+                    # what implicit_next_cycle saves; keep the two in step).
                     self.their_state = _RECV_AFTER_NEXT_CYCLE
                     self.our_state = _SEND_AFTER_NEXT_CYCLE
                     self._reader = None
                     self._body = _NO_BODY
+                    buf = self._buf
+                    if len(buf.data) == buf.pos and not self._eof:
+                        buf.data.clear()
+                        buf.pos = 0
+                        self.awaits_next_request = True
                 else:
                     self.our_state = _SEND_AFTER_COMPLETE_RESPONSE
                     self._body = _BY_LENGTH
@@ -626,6 +636,15 @@ class ServerConnection:
 
         Returns ``buffered_bytes``: whether the next request may already be
         here (one call instead of two per request on a busy connection).
+
+        With nothing buffered and no EOF, ``awaits_next_request`` becomes
+        True (until ``receive_data``): ``next_event`` would only say
+        NEED_DATA, so an owner can skip that call after a keep-alive
+        response.  The server does (load/server_instructions.py: keepalive
+        38,281 -> 36,611, browser 73,421 -> 71,946 instructions a request;
+        a pipelined burst's requests pay the check, 18,332 -> 18,733).  The
+        parsed bytes are dropped here, as that call would have: an idle
+        connection holds none.
         """
         their_state = self.their_state
         our_state = self.our_state
@@ -639,4 +658,9 @@ class ServerConnection:
         self._reader = None
         self._body = _NO_BODY
         buf = self._buf
-        return len(buf.data) - buf.pos
+        buffered = len(buf.data) - buf.pos
+        if not buffered and not self._eof:
+            buf.data.clear()
+            buf.pos = 0
+            self.awaits_next_request = True
+        return buffered

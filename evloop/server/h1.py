@@ -199,8 +199,7 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
                     if size == 0 and phase is CLOSING:
                         return  # all sent: the transport closes at once, nothing for a send timeout to guard
                 if self._deadlines is queue:
-                    # _set_deadline's usual case (a keep-alive request) without its call: ~300 instructions a
-                    # request (load/server_instructions.py keepalive).
+                    # _set_deadline's usual case (keep-alive) without its call: ~300 instructions a request.
                     self.deadline = self.reactor.time() + queue.timeout_s
                 else:
                     self._set_deadline(queue, queue.timeout_s)
@@ -372,9 +371,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
     def _process(self) -> None:
         """The read loop: take events from the state machine while the connection reads; run each complete request.
 
-        Running a request is this loop's body, not a method of its own: that frame cost ~500 instructions
-        a request (load/bench_instructions.py: pipelined 20,398 -> 19,940, keepalive 30,265 -> 29,826).
-        """
+        Running a request is the loop's body (a method of its own cost ~500 instructions a request); after a
+        keep-alive response with nothing buffered the loop ends without asking for NEED_DATA (see start_next_cycle)."""
         conn = self.conn
         try:
             # A lost connection is CLOSED, a closing one CLOSING or LINGER: the phase says it all.
@@ -443,6 +441,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
                     if request.body:
                         request.body, request._stream = b"", None  # the spare holds no body, nor a BytesIO over it
                     shared.spare_request = request
+                if conn.awaits_next_request and self.phase is IDLE and not self._write_paused:
+                    break  # next_event would say NEED_DATA: its call skipped (see start_next_cycle)
         finally:
             self._finish()
 

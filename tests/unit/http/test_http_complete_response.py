@@ -6,7 +6,7 @@ import itertools
 import pytest
 from _http_helpers import DATE
 
-from evloop.http import NEED_DATA, PAUSED, RecvState, RequestHead, SendState, ServerConnection
+from evloop.http import NEED_DATA, PAUSED, ConnectionClosed, RecvState, RequestHead, SendState, ServerConnection
 from evloop.http.caches import HTTP1Caches
 
 REQUESTS = {
@@ -42,7 +42,7 @@ def ready(
 
 
 def state(conn: ServerConnection):
-    return conn.our_state, conn.their_state, conn.keep_alive
+    return conn.our_state, conn.their_state, conn.keep_alive, conn.awaits_next_request
 
 
 @pytest.mark.parametrize("implicit_next_cycle", [False, True])
@@ -178,6 +178,45 @@ def test_implicit_next_cycle_reads_the_next_request_at_once(how):
         if request < 2:
             assert (conn.our_state, conn.their_state) == (SendState.IDLE, RecvState.IDLE)
     assert (conn.our_state, conn.their_state, conn.keep_alive) == (SendState.MUST_CLOSE, RecvState.DONE, False)
+
+
+@pytest.mark.parametrize("how", ["complete", "response", "explicit"])
+@pytest.mark.parametrize("after", ["nothing", "next request", "part of one", "eof", "next request and eof"])
+def test_awaits_next_request_exactly_when_next_event_would_need_data(how, after):
+    """``awaits_next_request`` (the server's reason to skip next_event after a keep-alive response) is True only
+    when that call would return NEED_DATA with nothing buffered, however the next cycle started; any bytes or
+    an EOF received end it."""
+    more = {"nothing": b"", "next request": REQUESTS["1.1"], "part of one": b"GE", "eof": b"",
+            "next request and eof": REQUESTS["1.1"]}[after]
+    conn = ServerConnection(implicit_end=True, implicit_next_cycle=how != "explicit")
+    conn.receive_data(REQUESTS["1.1"] + more)
+    if after.endswith("eof"):
+        conn.receive_data(b"")
+    assert type(conn.next_event()) is RequestHead and not conn.awaits_next_request
+    if how == "complete":
+        conn.send_complete_response(200, [], b"hi", DATE)
+    else:
+        conn.send_response(200, [], content_length=2, date=DATE, body=b"hi")
+        if how == "explicit":
+            conn.start_next_cycle()
+    assert (conn.their_state, conn.our_state) == (RecvState.IDLE, SendState.IDLE)
+    expected = after == "nothing"
+    assert conn.awaits_next_request is expected
+    event = conn.next_event()
+    assert (event is NEED_DATA and conn.buffered_bytes == 0) is expected
+    assert type(event) is {"next request": RequestHead, "eof": ConnectionClosed, "next request and eof": RequestHead,
+                           "part of one": type(NEED_DATA), "nothing": type(NEED_DATA)}[after]
+    if expected:
+        conn.receive_data(b"GET")
+        assert not conn.awaits_next_request and conn.next_event() is NEED_DATA and conn.buffered_bytes == 3
+
+
+def test_an_eof_between_requests_ends_awaits_next_request():
+    conn = ready(REQUESTS["1.1"], True, implicit_next_cycle=True)
+    conn.send_complete_response(200, [], b"hi", DATE)
+    assert conn.awaits_next_request
+    conn.receive_data(b"")  # the peer leaves between requests
+    assert not conn.awaits_next_request and type(conn.next_event()) is ConnectionClosed
 
 
 def test_fields_from_an_iterator_are_read_once():
