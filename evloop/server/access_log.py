@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from math import floor
 from typing import IO, Any
 
 from ..logline import (
@@ -58,7 +59,10 @@ _IDLE_FLUSH_SPACING_S = 0.02
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
 _MAX_STARTS = 256  # remembered line starts, by client host (see AccessLog._prefix); emptied when full
 _MAX_STATUS_PARTS = 256  # remembered status parts of lines, by status and size; emptied when full
-_MAX_DURATIONS = 4096  # remembered duration texts, by whole microseconds, and by milliseconds; each emptied when full
+# Durations under this many whole microseconds have their texts remembered
+# in a list, by index (see AccessLog.log); longer ones by their milliseconds.
+_LISTED_US = 10_000
+_MAX_MILLIS = 4096  # remembered texts of whole milliseconds; emptied when full
 # A duration's last three digits with the line's end.
 _MICRO_LINE_ENDS = tuple(f"{digits}\n" for digits in THREE_DIGITS)
 
@@ -153,7 +157,7 @@ class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
     __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer", "_last_flush",
-                 "_idle_flush", "_durations", "_millis", "_starts", "_status_parts", "_last_time", "_last_host",
+                 "_idle_flush", "_ends", "_millis", "_starts", "_status_parts", "_last_time", "_last_host",
                  "_last_start",
                  "_last_target", "_last_method", "_last_version", "_last_target_text", "_last_status", "_last_size",
                  "_last_end", "_last_client", "_last_head", "_last_prefix")
@@ -185,7 +189,9 @@ class AccessLog:
         self._last_client: Any = None
         self._last_head: Any = None
         self._last_prefix = ""
-        self._durations: dict[float, str] = {}  # by whole microseconds: "0.000125\n"
+        # Duration texts with the line's newline ("0.000125\n"), by whole
+        # microseconds under _LISTED_US: filled as they come.
+        self._ends: list[str | None] = [None] * _LISTED_US
         self._millis: dict[int, str] = {}  # by whole milliseconds: "0.000"
         self._choose_route()
 
@@ -217,14 +223,17 @@ class AccessLog:
             prefix = self._last_prefix
         else:
             prefix = self._prefix(client, head, status, size, when)
-        # Durations repeat at microsecond resolution: their texts (with the
-        # line's newline) are remembered, by the float of whole microseconds
-        # (a float's floor is cheaper than int(), and hashes as the int would;
-        # 1e6, a float, keeps the product on the float fast path);
-        # formatting a float cost ~3,000 instructions a line.
-        us = duration_s * 1e6 // 1
-        end = self._durations.get(us)
-        if end is None:
+        # Durations repeat at microsecond resolution: the texts of the short
+        # ones (with the line's newline) are remembered in a list, by whole
+        # microseconds (floor: an int index, no hash; a duration is never
+        # negative, the clock being monotonic); formatting a float cost ~3,000
+        # instructions a line, a float key in a dict ~350 more than the index.
+        us = floor(duration_s * 1e6)
+        if us < _LISTED_US:
+            end = self._ends[us]
+            if end is None:
+                end = self._ends[us] = self._duration_end(us)
+        else:
             end = self._duration_end(us)
         if direct is not None:
             # The prefix and the end go to the handler as two pieces, joined
@@ -240,32 +249,25 @@ class AccessLog:
         if self._idle_flush is None:
             self._schedule_flush()
 
-    def _duration_end(self, us: float) -> str:
-        """The text of a duration of ``us`` whole microseconds not remembered, with the line's newline: remembered.
+    def _duration_end(self, us: int) -> str:
+        """The text of a duration of ``us`` whole microseconds, with the line's newline.
 
-        Joined from the text of its whole milliseconds (remembered too: far
+        Joined from the text of its whole milliseconds (remembered: far
         fewer values) and a table of three-digit texts.  A response's
         duration is new far more often than its prefix (a pipelined burst's
         requests wait for the ones before: the whole server under valgrind
         missed on most lines); formatting it whole (duration_text) cost
         ~3,000 instructions more than this.  The same text as duration_text.
-        With the route chosen once a second (_flush_idle) and the prefix's
-        changes: load/server_instructions.py with the log on, pipelined
-        30,628 -> 26,012, keepalive 49,240 -> 48,019 instructions a request.
         """
-        durations = self._durations
-        if len(durations) >= _MAX_DURATIONS:
-            durations.clear()
-        ms, micro = divmod(int(us), 1000)
+        ms, micro = divmod(us, 1000)
         millis = self._millis
         text = millis.get(ms)
         if text is None:
-            if len(millis) >= _MAX_DURATIONS:
+            if len(millis) >= _MAX_MILLIS:
                 millis.clear()
             seconds, milli = divmod(ms, 1000)
             text = millis[ms] = f"{seconds}.{THREE_DIGITS[milli]}"
-        end = durations[us] = text + _MICRO_LINE_ENDS[micro]
-        return end
+        return text + _MICRO_LINE_ENDS[micro]
 
     def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
         """The line up to its duration, joined from parts, each kept from the line before when it is the same.
