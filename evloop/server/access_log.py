@@ -56,6 +56,9 @@ _FLUSH_INTERVAL_S = 1.0
 # between a client's bursts, and a write per burst cost 5-7% of pipeline16
 # and hello (load/bench/run.py, against a build without idle flushes).
 _IDLE_FLUSH_SPACING_S = 0.02
+# The statuses whose responses carry no body (RFC 9110 sections 15.3.5,
+# 15.4.5); nor does any response to HEAD.  The server frames by them too.
+BODILESS_STATUSES = frozenset((204, 304))
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
 _MAX_STARTS = 256  # remembered line starts, by client host (see AccessLog._prefix); emptied when full
 _MAX_STATUS_PARTS = 256  # remembered status parts of lines, by status and size; emptied when full
@@ -195,34 +198,17 @@ class AccessLog:
         self._millis: dict[int, str] = {}  # by whole milliseconds: "0.000"
         self._choose_route()
 
-    def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
+    def log(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float, request: Any = None) -> None:
         """Log one response: ``client`` the peer's address (a tuple, whose host is logged; anything else
-        is logged as ``-``), ``head`` the request's ``RequestHead`` (its method, target and version),
-        ``size`` the body bytes sent; ``request`` (an ``evloop.app.Request`` or None) is for the formats
-        that show its fields or id (``FormattedAccessLog``)."""
+        is logged as ``-``), ``head`` the request's ``RequestHead`` (its method, target, version and
+        ``is_head``), ``body_bytes`` the length of the response's body (logged as 0 when none is sent:
+        to a HEAD request, in a 204 or a 304: the line before's size is reused without working that out);
+        ``request`` (an ``evloop.app.Request`` or None) is for the formats that show its fields or id
+        (``FormattedAccessLog``)."""
         direct = self._direct
-        if direct is None and not self._logger.isEnabledFor(logging.INFO):
+        if direct is None:
+            self._log_through_logger(client, head, status, body_bytes, duration_s)
             return
-        # The line up to its duration is the line before's when nothing in it
-        # changed, else joined from remembered parts (_prefix): the same text
-        # as format_access_log (measured with load/bench_instructions.py
-        # against formatting every line whole: pipelined-log 33,486 -> 29,932,
-        # keepalive-log 44,321 -> 40,440 instructions a request).
-        when = self._wall.log_time
-        if (head is self._last_head and status == self._last_status and size == self._last_size
-                and when is self._last_time
-                and (client is self._last_client or type(client) is tuple and client[0] == self._last_host)):
-            # The head of the line before (the parser hands out one object for
-            # a repeated head) and its connection, or another connection from
-            # the same host (the line shows the host only; connections from a
-            # proxy or a load generator take turns: load/server_instructions.py
-            # keepalive, 50 connections, 43,888 -> 43,394): no key to build and hash,
-            # and compared by identity rather than field by field (pipelined
-            # requests through the glue with the log on, best of 9 CPU-time
-            # runs, three alternating: 2.29-2.42 against 2.24-2.34 us).
-            prefix = self._last_prefix
-        else:
-            prefix = self._prefix(client, head, status, size, when)
         # Durations repeat at microsecond resolution: the texts of the short
         # ones (with the line's newline) are remembered in a list, by whole
         # microseconds (floor: an int index, no hash; a duration is never
@@ -235,17 +221,41 @@ class AccessLog:
                 end = self._ends[us] = self._duration_end(us)
         else:
             end = self._duration_end(us)
-        if direct is not None:
-            # The prefix and the end go to the handler as two pieces, joined
-            # only when written: no line string is made (_deliver, inline:
-            # this runs for every response).
-            pieces = direct.pieces
-            pieces.append(prefix)
-            pieces.append(end)
-            if len(pieces) >= direct.capacity_pieces:
-                direct.flush()
+        # The line up to its duration is the line before's when nothing in it
+        # changed, else joined from remembered parts (_prefix): the same text
+        # as format_access_log (measured with load/bench_instructions.py
+        # against formatting every line whole: pipelined-log 33,486 -> 29,932,
+        # keepalive-log 44,321 -> 40,440 instructions a request).  The prefix
+        # and the end go to the handler as two pieces, joined only when
+        # written: no line string is made.
+        pieces = direct.pieces
+        when = self._wall.log_time
+        if (head is self._last_head and status == self._last_status and body_bytes == self._last_size
+                and when is self._last_time
+                and (client is self._last_client or type(client) is tuple and client[0] == self._last_host)):
+            # The head of the line before (the parser hands out one object for
+            # a repeated head) and its connection, or another connection from
+            # the same host (the line shows the host only; connections from a
+            # proxy or a load generator take turns: load/server_instructions.py
+            # keepalive, 50 connections, 43,888 -> 43,394): no key to build and hash,
+            # and compared by identity rather than field by field (pipelined
+            # requests through the glue with the log on, best of 9 CPU-time
+            # runs, three alternating: 2.29-2.42 against 2.24-2.34 us).
+            pieces.append(self._last_prefix)
         else:
-            self._logger.info(prefix + end[:-1])
+            pieces.append(self._prefix(client, head, status, body_bytes, when))
+        pieces.append(end)
+        if len(pieces) >= direct.capacity_pieces:
+            direct.flush()
+        if self._idle_flush is None:
+            self._schedule_flush()
+
+    def _log_through_logger(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float) -> None:
+        """``log``'s line as a record of the logger's, when the handler does not take it directly."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        self._logger.info(self._prefix(client, head, status, body_bytes, self._wall.log_time)
+                          + duration_text(duration_s))
         if self._idle_flush is None:
             self._schedule_flush()
 
@@ -269,13 +279,14 @@ class AccessLog:
             text = millis[ms] = f"{seconds}.{THREE_DIGITS[milli]}"
         return text + _MICRO_LINE_ENDS[micro]
 
-    def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
+    def _prefix(self, client: Any, head: Any, status: int, body_bytes: int, when: str) -> str:
         """The line up to its duration, joined from parts, each kept from the line before when it is the same.
 
         The start by the client's host and second (remembered for the
         second: connections from one host take turns), the request line's
         fields (a browser's target is new on every request: it is escaped
-        and never remembered), the status part by status and size.  The
+        and never remembered), the status part by status and size (the
+        status part first: it reads the method the line before had).  The
         prefix is joined again only when a part changed (a new head object
         for the same request keeps it).  Remembering whole prefixes by all
         six fields, for the second, cost a browser's line more than it saved
@@ -300,6 +311,18 @@ class AccessLog:
                     start = starts[host] = line_start(host, when)
                 self._last_host, self._last_start = host, start
                 changed = True
+        # The size logged: the body's length, 0 when none is sent (HEAD, 204,
+        # 304); worked out here, where a part changes, not for every line.
+        if status != self._last_status or body_bytes != self._last_size or head.method != self._last_method:
+            size = 0 if head.is_head or status in BODILESS_STATUSES else body_bytes
+            status_parts = self._status_parts
+            end = status_parts.get((status, size))
+            if end is None:
+                if len(status_parts) >= _MAX_STATUS_PARTS:
+                    status_parts.clear()
+                end = status_parts[status, size] = line_status(status, size)
+            self._last_status, self._last_size, self._last_end = status, body_bytes, end
+            changed = True
         target = head.target
         if target != self._last_target or head.method != self._last_method or head.version != self._last_version:
             self._last_target, self._last_method, self._last_version = target, head.method, head.version
@@ -311,15 +334,6 @@ class AccessLog:
             if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
                 target = in_quotes(target)
             self._last_target_text = target
-            changed = True
-        if status != self._last_status or size != self._last_size:
-            status_parts = self._status_parts
-            end = status_parts.get((status, size))
-            if end is None:
-                if len(status_parts) >= _MAX_STATUS_PARTS:
-                    status_parts.clear()
-                end = status_parts[status, size] = line_status(status, size)
-            self._last_status, self._last_size, self._last_end = status, size, end
             changed = True
         self._last_client, self._last_head = client, head
         if changed:
@@ -440,10 +454,11 @@ class FormattedAccessLog(AccessLog):
         super().__init__(reactor, wall, logger)
         self._line = line_format
 
-    def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
+    def log(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float, request: Any = None) -> None:
         if self._direct is None and not self._logger.isEnabledFor(logging.INFO):
             return
         method, target, version = head.method, head.target, head.version
+        size = 0 if head.is_head or status in BODILESS_STATUSES else body_bytes
         self._deliver(self._line(client_host(client), f"{method} {target} {version}", method, target, version,
                                  status, size, duration_s, self._wall.log_time, request))
 

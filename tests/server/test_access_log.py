@@ -232,6 +232,8 @@ def test_durations_not_remembered_end_lines_as_formatting_them_would(access_hand
     _only_ours(handler)
     durations = [i * 0.000997 for i in range(5000)] + [i * 1.000013 for i in range(5000)]
     durations += [0.0, 1e-6, 0.000999, 0.001, 0.999999, 1.0, 59.5] * 2
+    # Around the end of the remembered list (10 ms) and the first milliseconds' texts.
+    durations += [0.009999, 0.0099999, 0.01, 0.010001, 0.0100009, 0.002, 0.0020001, 0.0119999] * 2
     head = _head("GET", "/")
     with Reactor() as reactor:
         log = AccessLog(reactor, WallClock())
@@ -285,6 +287,12 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
              ('a b"\\', "GET", "/q", "HTTP/1.1", 200, 1)]  # a client's host escaped in the line's start
     cases += [("h", "GET", f"/{i}", "HTTP/1.1", 200, i) for i in range(600)]  # past the bound
     cases += [(f"10.0.{i // 200}.{i % 200}", "GET", "/", "HTTP/1.1", 200, 5) for i in range(300)]  # starts' bound
+    # A body that is not sent (HEAD, 204, 304) is logged as none, also right after a line that sent the same
+    # status and length (the status part is worked out again for a new method, not only a new status or length).
+    cases += [("h", "GET", "/b", "HTTP/1.1", 200, 7), ("h", "HEAD", "/b", "HTTP/1.1", 200, 7),
+              ("h", "GET", "/b", "HTTP/1.1", 200, 7), ("h", "GET", "/b", "HTTP/1.1", 204, 7),
+              ("h", "GET", "/b", "HTTP/1.1", 304, 7), ("h", "HEAD", "/c", "HTTP/1.1", 200, 7),
+              ("h", "GET", "/c", "HTTP/1.1", 200, 7)]
     expected = []
     # One head object per case, as the parser hands out for a repeated head
     # (the identity path), and a fresh one between (the lookup path).
@@ -300,14 +308,20 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
                     client = (host, 5000) if host is not None else None
                     for _ in range(2):  # the second is the line before's connection and head
                         log.log(client, _head(method, target, version) if fresh else head, status, size, i / 7)
-                        expected.append(format_access_log(*case, i / 7, when))
+                        expected.append(format_access_log(host, method, target, version, status,
+                                                          _logged_size(method, status, size), i / 7, when))
         log.close()
     assert stream.getvalue().splitlines() == expected
 
 
 def _head(method: str, target: str, version: str = "HTTP/1.1") -> SimpleNamespace:
     """What the access log reads of a ``RequestHead``."""
-    return SimpleNamespace(method=method, target=target, version=version)
+    return SimpleNamespace(method=method, target=target, version=version, is_head=method == "HEAD")
+
+
+def _logged_size(method: str, status: int, body_bytes: int) -> int:
+    """The size a line shows for a response whose body had ``body_bytes``: 0 when none was sent."""
+    return 0 if method == "HEAD" or status in (204, 304) else body_bytes
 
 
 class _Transport:
