@@ -300,8 +300,9 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
     with Reactor() as reactor:
         wall = WallClock()
         log = AccessLog(reactor, wall)
-        for when in ("01/Jan/2026:00:00:00 +0000", "01/Jan/2026:00:00:01 +0000"):
-            wall.log_time = when  # a new second: new prefixes
+        for now in (1767225600.0, 1767225601.0):
+            wall.refresh(now)  # a new second: new prefixes
+            when = wall.log_time
             for fresh in (False, True, False):
                 for i, (case, head) in enumerate(zip(cases, heads, strict=True)):
                     host, method, target, version, status, size = case
@@ -385,13 +386,14 @@ def test_the_line_before_is_reused_only_for_the_same_client_host_head_status_and
     another host, or a client that is not an address, does not."""
     handler, stream = access_handler
     _only_ours(handler)
-    head, when = _head("GET", "/"), "01/Jan/2026:00:00:00 +0000"
+    head = _head("GET", "/")
     calls = [(("h", 1), 200, 5), (("h", 1), 200, 5), (("h", 2), 200, 5), (("h", 1), 404, 5), (("h", 1), 404, 6),
              (("g", 1), 404, 6), (("h", 1), 404, 6), (None, 404, 6), (("h", 3), 404, 6), (None, 404, 6),
              (("g", 2), 404, 6), (("g", 1), 404, 6)]
     with Reactor() as reactor:
         wall = WallClock()
-        wall.log_time = when
+        wall.refresh(1767225600.0)
+        when = wall.log_time
         log = AccessLog(reactor, wall)
         for client, status, size in calls:
             log.log(client, head, status, size, 0.5)
@@ -412,10 +414,29 @@ def test_one_connections_lines_with_new_targets_give_format_access_log_lines(acc
         wall = WallClock()
         log = AccessLog(reactor, wall)
         for i in range(12):
-            when = f"01/Jan/2026:00:00:0{i // 4} +0000"
-            wall.log_time = when
+            wall.refresh(1767225600.0 + i // 4)
+            when = wall.log_time
             client = other if i % 5 == 4 else ours
             log.log(client, _head("GET", f"/items/{i}"), 200, 5, 0.5)
             expected.append(format_access_log(client[0], "GET", f"/items/{i}", "HTTP/1.1", 200, 5, 0.5, when))
         log.close()
     assert stream.getvalue().splitlines() == expected
+
+
+def test_a_new_second_gives_the_line_before_s_request_its_new_time(access_handler):
+    """The line before's prefix is taken without comparing times: the wall clock's refresh (once a second)
+    makes the access log join the next one again, with the new time."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    head, client = _head("GET", "/"), ("h", 1)
+    expected = []
+    with Reactor() as reactor:
+        wall = WallClock()
+        log = AccessLog(reactor, wall)
+        for second in range(3):
+            wall.refresh(1767225600.0 + second)
+            for _ in range(2):
+                log.log(client, head, 200, 5, 0.5)
+                expected.append(format_access_log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.5, wall.log_time))
+        log.close()
+    assert stream.getvalue().splitlines() == expected and len(set(expected)) == 3
