@@ -302,7 +302,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
             return
         conn = self.conn
         if self._timed:
-            self._received_at = self.reactor.time()
+            now = self.reactor.time  # then called: see _response_done
+            self._received_at = now()
             counts = self._counts
             if counts is not None:
                 counts.bytes_in += len(data)
@@ -671,8 +672,7 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
             now = self.reactor.time  # an attribute, then a call: a method-style call of it is never specialized
             duration_s = now() - self._started  # (LOAD_METHOD, ~110 instructions more under valgrind)
             if access_log is not None:
-                # The request's client: the real one when proxy headers were honoured.  The log works out
-                # the size (0 for HEAD, 204, 304) only when its line before's differs (AccessLog.log).
+                # The request's client: the real one when proxy headers were honoured; the body's length as it was.
                 request = self.request
                 access_log.log(request.client if request is not None else self.transport and self.transport.peername,
                                head, self._status, self._body_bytes, duration_s, request)
