@@ -440,3 +440,33 @@ def test_a_new_second_gives_the_line_before_s_request_its_new_time(access_handle
                 expected.append(format_access_log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.5, wall.log_time))
         log.close()
     assert stream.getvalue().splitlines() == expected and len(set(expected)) == 3
+
+
+def test_a_new_handler_s_capacity_bounds_the_lines_after_the_once_a_second_flush(access_handler):
+    """The route chosen again (the once-a-second flush) takes the new handler's capacity: its lines are
+    written when that many wait, while the loop stays busy, and a flush is scheduled for the rest."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        log = AccessLog(reactor, WallClock())
+
+        def busy() -> None:
+            reactor.call_soon(busy)
+
+        reactor.call_soon(busy)
+        log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
+        small_stream = CountingStream()
+        small = BufferedAccessHandler(small_stream, capacity_lines=3)
+        access_logger.handlers[:] = [small]
+        clock.advance(1.0)
+        reactor.run_once(0)  # the once-a-second flush: the first line written, the small handler chosen
+        assert stream.getvalue().count("\n") == 1
+        for n in range(1, 8):
+            log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
+            assert small.waiting_lines() == n % 3
+        assert small_stream.writes == 2
+        clock.advance(1.0)
+        reactor.run_once(0)
+        assert small_stream.getvalue().count("\n") == 7
+        log.close()
