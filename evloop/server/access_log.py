@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from math import floor
 from typing import IO, Any
 
 from ..logline import (
@@ -55,10 +56,16 @@ _FLUSH_INTERVAL_S = 1.0
 # between a client's bursts, and a write per burst cost 5-7% of pipeline16
 # and hello (load/bench/run.py, against a build without idle flushes).
 _IDLE_FLUSH_SPACING_S = 0.02
+# The statuses whose responses carry no body (RFC 9110 sections 15.3.5,
+# 15.4.5); nor does any response to HEAD.  The server frames by them too.
+BODILESS_STATUSES = frozenset((204, 304))
 _CAPACITY_LINES = 512  # about 50 KiB a write: few system calls, bounded memory
 _MAX_STARTS = 256  # remembered line starts, by client host (see AccessLog._prefix); emptied when full
 _MAX_STATUS_PARTS = 256  # remembered status parts of lines, by status and size; emptied when full
-_MAX_DURATIONS = 4096  # remembered duration texts, by whole microseconds, and by milliseconds; each emptied when full
+# Durations under this many whole microseconds have their texts remembered
+# in a list, by index (see AccessLog.log); longer ones by their milliseconds.
+_LISTED_US = 10_000
+_MAX_MILLIS = 4096  # remembered texts of whole milliseconds; emptied when full
 # A duration's last three digits with the line's end.
 _MICRO_LINE_ENDS = tuple(f"{digits}\n" for digits in THREE_DIGITS)
 
@@ -153,7 +160,7 @@ class AccessLog:
     """One server's access log: formats each line once and delivers it (see the module docstring)."""
 
     __slots__ = ("_reactor", "_wall", "_logger", "_direct", "_handlers", "_flush_timer", "_last_flush",
-                 "_idle_flush", "_durations", "_millis", "_starts", "_status_parts", "_last_time", "_last_host",
+                 "_idle_flush", "_act_at", "_ends", "_millis", "_starts", "_status_parts", "_last_time", "_last_host",
                  "_last_start",
                  "_last_target", "_last_method", "_last_version", "_last_target_text", "_last_status", "_last_size",
                  "_last_end", "_last_client", "_last_head", "_last_prefix")
@@ -168,6 +175,10 @@ class AccessLog:
         # The idle flush's handle, or the timer that will ask for it: None
         # when no flush is scheduled for the waiting lines.
         self._idle_flush: Any = None
+        # The waiting pieces at which log() turns to _lines_waiting: 0 while
+        # no flush is scheduled (the next line asks for one), else the direct
+        # handler's capacity.  One test a line for both (~4 opcodes, ~70 instructions less).
+        self._act_at = 0
         self._last_flush = -_IDLE_FLUSH_SPACING_S
         # The parts of the last line's prefix, and what they were made from
         # (see _prefix); the starts of this second's hosts and the status
@@ -185,26 +196,50 @@ class AccessLog:
         self._last_client: Any = None
         self._last_head: Any = None
         self._last_prefix = ""
-        self._durations: dict[float, str] = {}  # by whole microseconds: "0.000125\n"
+        # Duration texts with the line's newline ("0.000125\n"), by whole
+        # microseconds under _LISTED_US: filled as they come.
+        self._ends: list[str | None] = [None] * _LISTED_US
         self._millis: dict[int, str] = {}  # by whole milliseconds: "0.000"
         self._choose_route()
+        wall.when_refreshed(self._new_second)
 
-    def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
+    def _new_second(self) -> None:
+        # The wall clock's log_time has changed: the line before's prefix is
+        # not the next line's, whatever its head (see log).
+        self._last_head = None
+
+    def log(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float, request: Any = None) -> None:
         """Log one response: ``client`` the peer's address (a tuple, whose host is logged; anything else
-        is logged as ``-``), ``head`` the request's ``RequestHead`` (its method, target and version),
-        ``size`` the body bytes sent; ``request`` (an ``evloop.app.Request`` or None) is for the formats
-        that show its fields or id (``FormattedAccessLog``)."""
+        is logged as ``-``), ``head`` the request's ``RequestHead`` (its method, target, version and
+        ``is_head``), ``body_bytes`` the length of the response's body (logged as 0 when none is sent:
+        to a HEAD request, in a 204 or a 304: the line before's size is reused without working that out);
+        ``request`` (an ``evloop.app.Request`` or None) is for the formats that show its fields or id
+        (``FormattedAccessLog``)."""
         direct = self._direct
-        if direct is None and not self._logger.isEnabledFor(logging.INFO):
+        if direct is None:
+            self._log_through_logger(client, head, status, body_bytes, duration_s)
             return
+        # Durations repeat at microsecond resolution: the texts of the short
+        # ones (with the line's newline) are remembered in a list, by whole
+        # microseconds (floor: an int index, no hash; a duration is never
+        # negative, the clock being monotonic); formatting a float cost ~3,000
+        # instructions a line, a float key in a dict ~350 more than the index.
+        us = floor(duration_s * 1e6)
+        if us < _LISTED_US:
+            end = self._ends[us]
+            if end is None:
+                end = self._ends[us] = self._duration_end(us)
+        else:
+            end = self._duration_end(us)
         # The line up to its duration is the line before's when nothing in it
         # changed, else joined from remembered parts (_prefix): the same text
         # as format_access_log (measured with load/bench_instructions.py
         # against formatting every line whole: pipelined-log 33,486 -> 29,932,
-        # keepalive-log 44,321 -> 40,440 instructions a request).
-        when = self._wall.log_time
-        if (head is self._last_head and status == self._last_status and size == self._last_size
-                and when is self._last_time
+        # keepalive-log 44,321 -> 40,440 instructions a request).  The prefix
+        # and the end go to the handler as two pieces, joined only when
+        # written: no line string is made.
+        pieces = direct.pieces
+        if (head is self._last_head and status == self._last_status and body_bytes == self._last_size
                 and (client is self._last_client or type(client) is tuple and client[0] == self._last_host)):
             # The head of the line before (the parser hands out one object for
             # a repeated head) and its connection, or another connection from
@@ -214,66 +249,60 @@ class AccessLog:
             # and compared by identity rather than field by field (pipelined
             # requests through the glue with the log on, best of 9 CPU-time
             # runs, three alternating: 2.29-2.42 against 2.24-2.34 us).
-            prefix = self._last_prefix
+            # Its time is the line before's too: a new second forgets the
+            # line before's head (_new_second), as the wall clock says when
+            # it moves (no time to compare a line: ~180 instructions less).
+            pieces.append(self._last_prefix)
         else:
-            prefix = self._prefix(client, head, status, size, when)
-        # Durations repeat at microsecond resolution: their texts (with the
-        # line's newline) are remembered, by the float of whole microseconds
-        # (a float's floor is cheaper than int(), and hashes as the int would;
-        # 1e6, a float, keeps the product on the float fast path);
-        # formatting a float cost ~3,000 instructions a line.
-        us = duration_s * 1e6 // 1
-        end = self._durations.get(us)
-        if end is None:
-            end = self._duration_end(us)
-        if direct is not None:
-            # The prefix and the end go to the handler as two pieces, joined
-            # only when written: no line string is made (_deliver, inline:
-            # this runs for every response).
-            pieces = direct.pieces
-            pieces.append(prefix)
-            pieces.append(end)
-            if len(pieces) >= direct.capacity_pieces:
-                direct.flush()
-        else:
-            self._logger.info(prefix + end[:-1])
+            pieces.append(self._prefix(client, head, status, body_bytes, self._wall.log_time))
+        pieces.append(end)
+        if len(pieces) >= self._act_at:
+            self._lines_waiting(direct)
+
+    def _lines_waiting(self, direct: BufferedAccessHandler) -> None:
+        """``log``'s slow path: a full handler is written; a flush is scheduled if none is."""
+        if len(direct.pieces) >= direct.capacity_pieces:
+            direct.flush()
         if self._idle_flush is None:
             self._schedule_flush()
 
-    def _duration_end(self, us: float) -> str:
-        """The text of a duration of ``us`` whole microseconds not remembered, with the line's newline: remembered.
+    def _log_through_logger(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float) -> None:
+        """``log``'s line as a record of the logger's, when the handler does not take it directly."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        self._logger.info(self._prefix(client, head, status, body_bytes, self._wall.log_time)
+                          + duration_text(duration_s))
+        if self._idle_flush is None:
+            self._schedule_flush()
 
-        Joined from the text of its whole milliseconds (remembered too: far
+    def _duration_end(self, us: int) -> str:
+        """The text of a duration of ``us`` whole microseconds, with the line's newline.
+
+        Joined from the text of its whole milliseconds (remembered: far
         fewer values) and a table of three-digit texts.  A response's
         duration is new far more often than its prefix (a pipelined burst's
         requests wait for the ones before: the whole server under valgrind
         missed on most lines); formatting it whole (duration_text) cost
         ~3,000 instructions more than this.  The same text as duration_text.
-        With the route chosen once a second (_flush_idle) and the prefix's
-        changes: load/server_instructions.py with the log on, pipelined
-        30,628 -> 26,012, keepalive 49,240 -> 48,019 instructions a request.
         """
-        durations = self._durations
-        if len(durations) >= _MAX_DURATIONS:
-            durations.clear()
-        ms, micro = divmod(int(us), 1000)
+        ms, micro = divmod(us, 1000)
         millis = self._millis
         text = millis.get(ms)
         if text is None:
-            if len(millis) >= _MAX_DURATIONS:
+            if len(millis) >= _MAX_MILLIS:
                 millis.clear()
             seconds, milli = divmod(ms, 1000)
             text = millis[ms] = f"{seconds}.{THREE_DIGITS[milli]}"
-        end = durations[us] = text + _MICRO_LINE_ENDS[micro]
-        return end
+        return text + _MICRO_LINE_ENDS[micro]
 
-    def _prefix(self, client: Any, head: Any, status: int, size: int, when: str) -> str:
+    def _prefix(self, client: Any, head: Any, status: int, body_bytes: int, when: str) -> str:
         """The line up to its duration, joined from parts, each kept from the line before when it is the same.
 
         The start by the client's host and second (remembered for the
         second: connections from one host take turns), the request line's
         fields (a browser's target is new on every request: it is escaped
-        and never remembered), the status part by status and size.  The
+        and never remembered), the status part by status and size (the
+        status part first: it reads the method the line before had).  The
         prefix is joined again only when a part changed (a new head object
         for the same request keeps it).  Remembering whole prefixes by all
         six fields, for the second, cost a browser's line more than it saved
@@ -298,6 +327,18 @@ class AccessLog:
                     start = starts[host] = line_start(host, when)
                 self._last_host, self._last_start = host, start
                 changed = True
+        # The size logged: the body's length, 0 when none is sent (HEAD, 204,
+        # 304); worked out here, where a part changes, not for every line.
+        if status != self._last_status or body_bytes != self._last_size or head.method != self._last_method:
+            size = 0 if head.is_head or status in BODILESS_STATUSES else body_bytes
+            status_parts = self._status_parts
+            end = status_parts.get((status, size))
+            if end is None:
+                if len(status_parts) >= _MAX_STATUS_PARTS:
+                    status_parts.clear()
+                end = status_parts[status, size] = line_status(status, size)
+            self._last_status, self._last_size, self._last_end = status, body_bytes, end
+            changed = True
         target = head.target
         if target != self._last_target or head.method != self._last_method or head.version != self._last_version:
             self._last_target, self._last_method, self._last_version = target, head.method, head.version
@@ -309,15 +350,6 @@ class AccessLog:
             if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
                 target = in_quotes(target)
             self._last_target_text = target
-            changed = True
-        if status != self._last_status or size != self._last_size:
-            status_parts = self._status_parts
-            end = status_parts.get((status, size))
-            if end is None:
-                if len(status_parts) >= _MAX_STATUS_PARTS:
-                    status_parts.clear()
-                end = status_parts[status, size] = line_status(status, size)
-            self._last_status, self._last_size, self._last_end = status, size, end
             changed = True
         self._last_client, self._last_head = client, head
         if changed:
@@ -348,20 +380,25 @@ class AccessLog:
         reactor = self._reactor
         wait = self._last_flush + _IDLE_FLUSH_SPACING_S - reactor.time()
         if wait > 0:
-            self._idle_flush = reactor.call_later(wait, self._flush_when_idle)
+            self._set_idle_flush(reactor.call_later(wait, self._flush_when_idle))
         else:
-            self._idle_flush = reactor.call_when_idle(self._flush_idle)
+            self._set_idle_flush(reactor.call_when_idle(self._flush_idle))
         if self._flush_timer is None:
             self._flush_timer = reactor.call_later(_FLUSH_INTERVAL_S, self._flush_due)
 
+    def _set_idle_flush(self, handle: Any) -> None:
+        self._idle_flush = handle
+        direct = self._direct
+        self._act_at = 0 if handle is None or direct is None else direct.capacity_pieces
+
     def _flush_when_idle(self) -> None:
-        self._idle_flush = self._reactor.call_when_idle(self._flush_idle)
+        self._set_idle_flush(self._reactor.call_when_idle(self._flush_idle))
 
     def _flush_idle(self) -> None:
         # Writes only: the route is chosen again by the once-a-second flush
         # (_flush_due), not on every idle write (~100 Python opcodes a write;
         # measured with _duration_end's change, see there).
-        self._idle_flush = None
+        self._set_idle_flush(None)
         self._write_waiting()
 
     def _write_waiting(self) -> None:
@@ -390,7 +427,7 @@ class AccessLog:
             self._flush_timer = None
         if self._idle_flush is not None:
             self._idle_flush.cancel()
-            self._idle_flush = None
+            self._set_idle_flush(None)
         self.flush()
         for handler in self._handlers:
             handler.attached -= 1
@@ -420,6 +457,7 @@ class AccessLog:
             and logger.isEnabledFor(logging.INFO)
         )
         self._direct = only if plain and isinstance(only, BufferedAccessHandler) else None
+        self._set_idle_flush(self._idle_flush)  # the new handler's capacity
 
 
 class FormattedAccessLog(AccessLog):
@@ -438,10 +476,11 @@ class FormattedAccessLog(AccessLog):
         super().__init__(reactor, wall, logger)
         self._line = line_format
 
-    def log(self, client: Any, head: Any, status: int, size: int, duration_s: float, request: Any = None) -> None:
+    def log(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float, request: Any = None) -> None:
         if self._direct is None and not self._logger.isEnabledFor(logging.INFO):
             return
         method, target, version = head.method, head.target, head.version
+        size = 0 if head.is_head or status in BODILESS_STATUSES else body_bytes
         self._deliver(self._line(client_host(client), f"{method} {target} {version}", method, target, version,
                                  status, size, duration_s, self._wall.log_time, request))
 

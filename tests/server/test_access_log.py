@@ -232,6 +232,8 @@ def test_durations_not_remembered_end_lines_as_formatting_them_would(access_hand
     _only_ours(handler)
     durations = [i * 0.000997 for i in range(5000)] + [i * 1.000013 for i in range(5000)]
     durations += [0.0, 1e-6, 0.000999, 0.001, 0.999999, 1.0, 59.5] * 2
+    # Around the end of the remembered list (10 ms) and the first milliseconds' texts.
+    durations += [0.009999, 0.0099999, 0.01, 0.010001, 0.0100009, 0.002, 0.0020001, 0.0119999] * 2
     head = _head("GET", "/")
     with Reactor() as reactor:
         log = AccessLog(reactor, WallClock())
@@ -285,6 +287,12 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
              ('a b"\\', "GET", "/q", "HTTP/1.1", 200, 1)]  # a client's host escaped in the line's start
     cases += [("h", "GET", f"/{i}", "HTTP/1.1", 200, i) for i in range(600)]  # past the bound
     cases += [(f"10.0.{i // 200}.{i % 200}", "GET", "/", "HTTP/1.1", 200, 5) for i in range(300)]  # starts' bound
+    # A body that is not sent (HEAD, 204, 304) is logged as none, also right after a line that sent the same
+    # status and length (the status part is worked out again for a new method, not only a new status or length).
+    cases += [("h", "GET", "/b", "HTTP/1.1", 200, 7), ("h", "HEAD", "/b", "HTTP/1.1", 200, 7),
+              ("h", "GET", "/b", "HTTP/1.1", 200, 7), ("h", "GET", "/b", "HTTP/1.1", 204, 7),
+              ("h", "GET", "/b", "HTTP/1.1", 304, 7), ("h", "HEAD", "/c", "HTTP/1.1", 200, 7),
+              ("h", "GET", "/c", "HTTP/1.1", 200, 7)]
     expected = []
     # One head object per case, as the parser hands out for a repeated head
     # (the identity path), and a fresh one between (the lookup path).
@@ -292,22 +300,29 @@ def test_remembered_line_prefixes_give_format_access_log_lines(access_handler):
     with Reactor() as reactor:
         wall = WallClock()
         log = AccessLog(reactor, wall)
-        for when in ("01/Jan/2026:00:00:00 +0000", "01/Jan/2026:00:00:01 +0000"):
-            wall.log_time = when  # a new second: new prefixes
+        for now in (1767225600.0, 1767225601.0):
+            wall.refresh(now)  # a new second: new prefixes
+            when = wall.log_time
             for fresh in (False, True, False):
                 for i, (case, head) in enumerate(zip(cases, heads, strict=True)):
                     host, method, target, version, status, size = case
                     client = (host, 5000) if host is not None else None
                     for _ in range(2):  # the second is the line before's connection and head
                         log.log(client, _head(method, target, version) if fresh else head, status, size, i / 7)
-                        expected.append(format_access_log(*case, i / 7, when))
+                        expected.append(format_access_log(host, method, target, version, status,
+                                                          _logged_size(method, status, size), i / 7, when))
         log.close()
     assert stream.getvalue().splitlines() == expected
 
 
 def _head(method: str, target: str, version: str = "HTTP/1.1") -> SimpleNamespace:
     """What the access log reads of a ``RequestHead``."""
-    return SimpleNamespace(method=method, target=target, version=version)
+    return SimpleNamespace(method=method, target=target, version=version, is_head=method == "HEAD")
+
+
+def _logged_size(method: str, status: int, body_bytes: int) -> int:
+    """The size a line shows for a response whose body had ``body_bytes``: 0 when none was sent."""
+    return 0 if method == "HEAD" or status in (204, 304) else body_bytes
 
 
 class _Transport:
@@ -371,13 +386,14 @@ def test_the_line_before_is_reused_only_for_the_same_client_host_head_status_and
     another host, or a client that is not an address, does not."""
     handler, stream = access_handler
     _only_ours(handler)
-    head, when = _head("GET", "/"), "01/Jan/2026:00:00:00 +0000"
+    head = _head("GET", "/")
     calls = [(("h", 1), 200, 5), (("h", 1), 200, 5), (("h", 2), 200, 5), (("h", 1), 404, 5), (("h", 1), 404, 6),
              (("g", 1), 404, 6), (("h", 1), 404, 6), (None, 404, 6), (("h", 3), 404, 6), (None, 404, 6),
              (("g", 2), 404, 6), (("g", 1), 404, 6)]
     with Reactor() as reactor:
         wall = WallClock()
-        wall.log_time = when
+        wall.refresh(1767225600.0)
+        when = wall.log_time
         log = AccessLog(reactor, wall)
         for client, status, size in calls:
             log.log(client, head, status, size, 0.5)
@@ -398,10 +414,59 @@ def test_one_connections_lines_with_new_targets_give_format_access_log_lines(acc
         wall = WallClock()
         log = AccessLog(reactor, wall)
         for i in range(12):
-            when = f"01/Jan/2026:00:00:0{i // 4} +0000"
-            wall.log_time = when
+            wall.refresh(1767225600.0 + i // 4)
+            when = wall.log_time
             client = other if i % 5 == 4 else ours
             log.log(client, _head("GET", f"/items/{i}"), 200, 5, 0.5)
             expected.append(format_access_log(client[0], "GET", f"/items/{i}", "HTTP/1.1", 200, 5, 0.5, when))
         log.close()
     assert stream.getvalue().splitlines() == expected
+
+
+def test_a_new_second_gives_the_line_before_s_request_its_new_time(access_handler):
+    """The line before's prefix is taken without comparing times: the wall clock's refresh (once a second)
+    makes the access log join the next one again, with the new time."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    head, client = _head("GET", "/"), ("h", 1)
+    expected = []
+    with Reactor() as reactor:
+        wall = WallClock()
+        log = AccessLog(reactor, wall)
+        for second in range(3):
+            wall.refresh(1767225600.0 + second)
+            for _ in range(2):
+                log.log(client, head, 200, 5, 0.5)
+                expected.append(format_access_log("h", "GET", "/", "HTTP/1.1", 200, 5, 0.5, wall.log_time))
+        log.close()
+    assert stream.getvalue().splitlines() == expected and len(set(expected)) == 3
+
+
+def test_a_new_handler_s_capacity_bounds_the_lines_after_the_once_a_second_flush(access_handler):
+    """The route chosen again (the once-a-second flush) takes the new handler's capacity: its lines are
+    written when that many wait, while the loop stays busy, and a flush is scheduled for the rest."""
+    handler, stream = access_handler
+    _only_ours(handler)
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        log = AccessLog(reactor, WallClock())
+
+        def busy() -> None:
+            reactor.call_soon(busy)
+
+        reactor.call_soon(busy)
+        log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
+        small_stream = CountingStream()
+        small = BufferedAccessHandler(small_stream, capacity_lines=3)
+        access_logger.handlers[:] = [small]
+        clock.advance(1.0)
+        reactor.run_once(0)  # the once-a-second flush: the first line written, the small handler chosen
+        assert stream.getvalue().count("\n") == 1
+        for n in range(1, 8):
+            log.log(("h", 1), _head("GET", "/"), 200, 5, 0.001)
+            assert small.waiting_lines() == n % 3
+        assert small_stream.writes == 2
+        clock.advance(1.0)
+        reactor.run_once(0)
+        assert small_stream.getvalue().count("\n") == 7
+        log.close()
