@@ -160,8 +160,12 @@ HEADER_PAIRS = [
     (),
     (("Host", "h"), ("Content-Type", "text/plain")),
     (("host", "h"), ("X-Twice", "1"), ("x-twice", "2"), ("X-Empty", ""), ("CONTENT-TYPE", "a/b")),
+    # Names the scan's length test must not skip: U+0130 lowers to two characters, the Kelvin sign to "k";
+    # and names of the looked-up names' lengths that differ from them.
+    (("\u0130", "dotted"), ("\u212a", "kelvin"), ("Content-Typf", "f"), ("hosu", "u"), ("X-Twice", "1")),
 ]
-LOOKED_UP = ["content-type", "Content-Type", "CONTENT-TYPE", "x-twice", "X-Empty", "host", "absent", ""]
+LOOKED_UP = ["content-type", "Content-Type", "CONTENT-TYPE", "x-twice", "X-Empty", "host", "absent", "",
+             "i\u0307", "\u0130", "k", "K", "\u212a"]
 
 
 @pytest.mark.parametrize("pairs", HEADER_PAIRS)
