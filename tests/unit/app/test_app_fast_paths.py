@@ -188,7 +188,7 @@ def test_a_first_header_lookup_by_scan_finds_what_the_index_finds(pairs, name):
 def test_a_requests_tuple_of_pairs_wrapped_without_the_constructor_is_what_the_constructor_makes(pairs):
     from evloop.app_headers import Headers
 
-    wrapped = Request("GET", "/", headers=pairs).headers  # the server's tuple: headers_of
+    wrapped = Request("GET", "/", headers=pairs).headers  # the server's tuple: wrapped without the constructor
     made = Headers(pairs)
     assert type(wrapped) is Headers and wrapped.raw is pairs and repr(wrapped) == repr(made)
     assert list(wrapped) == list(made) and len(wrapped) == len(made) and wrapped.items() == made.items()
