@@ -451,9 +451,9 @@ class ServerConnection:
                     and last[2] == headers):
                 framed_response: bytes | None = last[5]
             else:
-                given = headers
-                headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
-                framed_response = frame_remembered(self.caches, status, given, headers, body, date, server)
+                if type(headers) is not list and type(headers) is not tuple:
+                    headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
+                framed_response = frame_remembered(self.caches, status, headers, body, date, server)
             if framed_response is not None:
                 if self._implicit_next_cycle:
                     # DONE, then start_next_cycle's resets (inline: the call is
