@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-__all__ = ["Headers", "headers_of"]
+__all__ = ["Headers"]
 
 
 # ``Headers._index`` after one lookup answered by a scan: the next lookup builds the index.
@@ -54,10 +54,15 @@ class Headers:
         if self._index is None:  # the first lookup: a scan (see the class docstring)
             self._index = _SCANNED_ONCE
             wanted = name.lower()
-            for field_name, value in self.raw:
-                if field_name.lower() == wanted:
-                    return value
-            return default
+            if wanted.isascii():
+                # The length first: len() makes no string, lower() does, and a name of another length cannot
+                # match (only U+0130 lowers to more characters, one of them not ASCII): the first get("content-type")
+                # of a browser's 12 fields 11,290 -> 8,624 instructions, of a POST's 2 5,166 -> 4,970 (callgrind).
+                size = len(wanted)
+                for field_name, value in self.raw:
+                    if len(field_name) == size and field_name.lower() == wanted:
+                        return value
+                return default
         values = self._indexed().get(name.lower())
         return values[0] if values else default
 
@@ -88,15 +93,3 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self.raw!r})"
-
-
-_new_object = object.__new__
-
-
-def headers_of(pairs: tuple[tuple[str, str], ...]) -> Headers:
-    """``Headers(pairs)`` for a request's tuple of pairs, without the ``__init__`` call (``Request.headers``,
-    on the first ask): callgrind 3,554 -> 1,774 instructions."""
-    headers: Headers = _new_object(Headers)
-    headers.raw = pairs
-    headers._index = None
-    return headers

@@ -7,12 +7,14 @@ the last such response with a short body is also held whole
 (``HTTP1Caches.last_framed``), which ``send_complete_response`` compares
 before anything else.  A head the cache misses whose status, fields, Date and
 Server are those of the last head made (``HTTP1Caches.last_framed_fields``)
-is that head with a new Content-Length, not held.
+is that head with a new Content-Length, not held.  The last head found in
+``framed`` is remembered with what made it (``HTTP1Caches.last_head``): a
+response with a new body object (an echo, an item) and the same status,
+fields, length, Date and Server is that head, compared before the lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import AnyStr
 
 from .caches import FramedKey, HTTP1Caches
@@ -71,32 +73,46 @@ def _framed_anew(
 
 
 def frame_remembered(
-    caches: HTTP1Caches, status: int, given: Iterable[tuple[AnyStr, AnyStr]],
-    headers: tuple[tuple[AnyStr, AnyStr], ...], body: bytes, date: bytes | None, server: bytes | None,
+    caches: HTTP1Caches, status: int, given: list[tuple[AnyStr, AnyStr]] | tuple[tuple[AnyStr, AnyStr], ...],
+    body: bytes, date: bytes | None, server: bytes | None,
 ) -> bytes | None:
     """``send_complete_response``'s plain response through ``HTTP1Caches.framed`` (None: the general path
-    frames it); a short body's is remembered as ``last_framed``.  ``given``: the fields as the caller gave
-    them, ``headers`` as a tuple."""
+    frames it); its head is remembered as ``last_head``, a short body's response as ``last_framed``.
+    ``given``: the fields as the caller gave them, a list or a tuple."""
     length = len(body)
     framed = caches.framed
-    # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
-    # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
-    key: FramedKey | None
-    try:
-        key = (status, headers, length, date, server)
-        head = framed.entries.get(key)
-    except TypeError:  # unhashable pairs: framed by the plain path, not held
-        key = head = None
-    if head is None:
-        head = _framed_anew(caches, key, status, headers, length, date, server)
-        if head is None:
-            return None
+    last_head = caches.last_head  # (status, fields, length, date, server, head)
+    if (last_head is not None and last_head[2] == length and last_head[3] is date and last_head[0] == status
+            and last_head[4] is server and last_head[1] == given):
+        # The head of the last response framed here, compared, not looked up: no tuple of the fields, no key
+        # to make, hash and compare (load/bench_instructions.py echo4k 46,148 -> 45,130).
+        head: bytes = last_head[5]
+    else:
+        headers = tuple(given)  # hashable, for the key (a tuple given is itself)
+        # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
+        # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
+        key: FramedKey | None
+        try:
+            key = (status, headers, length, date, server)
+            found = framed.entries.get(key)
+        except TypeError:  # unhashable pairs: framed by the plain path, not held
+            key = found = None
+        if found is not None:
+            # A head held in framed (only those: a head framed anew is held or not as _framed_anew decides).
+            # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
+            # copy of a list, which the application may change.
+            caches.last_head = (status, list(given) if type(given) is list else given, length, date, server, found)
+        else:
+            found = _framed_anew(caches, key, status, headers, length, date, server)
+            if found is None:
+                return None
+            if key is None or not framed.max_entries:
+                return found + body  # nothing remembered
+        head = found
     response = head + body
-    # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
-    # copy of a list, which the application may change.  Remembered whole when the body object comes a
-    # second time: a new body each time (an echo, an item) costs a marker, not the copy (which took browser
-    # 115,888 -> 118,691 instructions a request).
-    if key is not None and length <= _REMEMBERED_BODY_BYTES and framed.max_entries and type(body) is bytes:
+    # Remembered whole when the body object comes a second time: a new body each time (an echo, an item)
+    # costs a marker, not the copy (which took browser 115,888 -> 118,691 instructions a request).
+    if length <= _REMEMBERED_BODY_BYTES and type(body) is bytes:
         last = caches.last_framed
         if last is None or last[0] is not body:
             caches.last_framed = (body, None, None, None, None, None)  # seen once

@@ -160,8 +160,12 @@ HEADER_PAIRS = [
     (),
     (("Host", "h"), ("Content-Type", "text/plain")),
     (("host", "h"), ("X-Twice", "1"), ("x-twice", "2"), ("X-Empty", ""), ("CONTENT-TYPE", "a/b")),
+    # Names the scan's length test must not skip: U+0130 lowers to two characters, the Kelvin sign to "k";
+    # and names of the looked-up names' lengths that differ from them.
+    (("\u0130", "dotted"), ("\u212a", "kelvin"), ("Content-Typf", "f"), ("hosu", "u"), ("X-Twice", "1")),
 ]
-LOOKED_UP = ["content-type", "Content-Type", "CONTENT-TYPE", "x-twice", "X-Empty", "host", "absent", ""]
+LOOKED_UP = ["content-type", "Content-Type", "CONTENT-TYPE", "x-twice", "X-Empty", "host", "absent", "",
+             "i\u0307", "\u0130", "k", "K", "\u212a"]
 
 
 @pytest.mark.parametrize("pairs", HEADER_PAIRS)
@@ -184,7 +188,7 @@ def test_a_first_header_lookup_by_scan_finds_what_the_index_finds(pairs, name):
 def test_a_requests_tuple_of_pairs_wrapped_without_the_constructor_is_what_the_constructor_makes(pairs):
     from evloop.app_headers import Headers
 
-    wrapped = Request("GET", "/", headers=pairs).headers  # the server's tuple: headers_of
+    wrapped = Request("GET", "/", headers=pairs).headers  # the server's tuple: wrapped without the constructor
     made = Headers(pairs)
     assert type(wrapped) is Headers and wrapped.raw is pairs and repr(wrapped) == repr(made)
     assert list(wrapped) == list(made) and len(wrapped) == len(made) and wrapped.items() == made.items()

@@ -257,12 +257,8 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     assert caches.last_framed is not None and caches.last_framed[0] is body
     caches.clear()
     assert caches.last_framed is None
-    # Nothing remembered whole: an iterator of fields, a long body, a new body object each time, or caches that
-    # hold nothing.
-    for _ in range(2):
-        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, iter(fields), body, DATE)
-    assert caches.last_framed is not None and caches.last_framed[1:] == (None,) * 5
-    caches.clear()
+    # Nothing remembered whole: a long body, a new body object each time, or caches that hold nothing.  (An
+    # iterator of fields is read into a tuple first, remembered as any tuple is: a later iterator never equals it.)
     for _ in range(2):
         ready(REQUESTS["1.1"], True, caches).send_complete_response(200, fields, b"x" * 2048, DATE)
     assert caches.last_framed is None
@@ -288,3 +284,38 @@ def test_a_new_length_is_held_in_the_framed_cache_when_it_comes_twice_running():
     send(2)  # twice running: held
     assert (len(caches.framed), caches.framed.misses) == (2, 3)
     assert send(2) == send(2) and caches.framed.misses == 3  # hits
+
+
+@pytest.mark.parametrize("fields_name", ["none", "empty", "str", "bytes", "lists", "date-and-server"])
+def test_the_last_head_remembered_gives_the_plain_paths_bytes(fields_name):
+    """``last_head``: a response whose status, fields (compared: a list changed in place), length, Date and Server
+    are those of the last head ``framed`` held is that head and the new body; anything that differs is looked up."""
+    caches = HTTP1Caches()
+    fields = list(FIELDS[fields_name] or [])
+    later = b"Fri, 02 Jan 2026 00:00:00 GMT"
+    # Each step changes one thing from the one before; each comes three times (held, then remembered, then its
+    # head is the remembered one), each time with a new body object.
+    steps = [(200, 4096, DATE, b"evloop"), (404, 4096, DATE, b"evloop"), (404, 4097, DATE, b"evloop"),
+             (404, 4097, later, b"evloop"), (404, 4097, later, b"other"), (404, 4097, later, None),
+             (404, 10, later, None), (200, 10, later, None)]
+    for changed_in_place in (False, True):
+        if changed_in_place:
+            # The same list, changed in place: the remembered head is stale.
+            fields.append((b"X-Added", b"1") if fields_name == "bytes" else ("X-Added", "1"))
+        for status, length, date, server in steps:
+            for given in (fields, fields, tuple(fields), fields):
+                body = bytes(length)
+                plain = ready(REQUESTS["1.1"], True, HTTP1Caches.disabled())
+                expected = plain.send_complete_response(status, list(given), body, date, server)
+                conn = ready(REQUESTS["1.1"], True, caches)
+                assert conn.send_complete_response(status, given, body, date, server) == expected, (status, length)
+                assert state(conn) == state(plain)
+    if fields_name not in ("lists", "date-and-server"):  # framed here (hashable, unmanaged): held, then remembered
+        assert caches.last_head is not None and caches.last_head[:5] == (200, fields, 10, later, None)
+        misses = caches.framed.misses
+        ready(REQUESTS["1.1"], True, caches).send_complete_response(200, list(fields), bytes(10), later, None)
+        assert caches.framed.misses == misses  # the remembered head: not even a miss
+    else:
+        assert caches.last_head is None
+    caches.clear()
+    assert caches.last_head is None
