@@ -198,9 +198,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
                     size = self._last_buffer_size = self.transport.get_write_buffer_size()
                     if size == 0 and phase is CLOSING:
                         return  # all sent: the transport closes at once, nothing for a send timeout to guard
-                if self._deadlines is queue:
-                    # _set_deadline's usual case (keep-alive) without its call: ~300 instructions a request.
-                    self.deadline = self.reactor.time() + queue.timeout_s
+                if self._deadlines is queue:  # _set_deadline's usual case (keep-alive) without its call: ~300
+                    now = self.reactor.time  # an attribute, then a call: a method-style call of it is not specialized
+                    self.deadline = now() + queue.timeout_s
                 else:
                     self._set_deadline(queue, queue.timeout_s)
 
