@@ -497,6 +497,15 @@ class WSGIApp:
     second copies of what they skip: the request id made here rather than by
     ``Request.request_id`` (~600 less) and ``[b"body"]``'s response set without
     ``_Call.sent``'s call (~370 less).
+
+    Stop 34 (same glue command): ``_Call`` made by ``object.__new__`` bound
+    once (not looked up on the class), start_response's list made by
+    ``[*fields]`` (no call of ``list``), and a bodiless request's
+    ``wsgi.input`` the template's (no store): wsgi-keepalive 42,971 ->
+    42,245.  Tried and left: remembering the REMOTE_ADDR and REMOTE_PORT texts
+    of up to 1,024 clients (a hello over 100 connections in turn 45,500 ->
+    44,397), as the whole server's wsgi-close, a new client each request,
+    paid more (116,643 -> 121,076).
     """
 
     def __init__(
