@@ -151,6 +151,8 @@ def _server_from_host(request: Request) -> tuple[str, str]:
 def environ_template(script_name: str = "", multiprocess: bool = False, errors: Any = None) -> dict[str, Any]:
     """The environ keys that are the same for every request of one app: each request's environ starts as a copy.
 
+    ``wsgi.input`` is the empty stream every bodiless request shares (a
+    request with a body gets its own: one store less for the others).
     ``errors`` None: one ``wsgi.errors`` stream to the ``evloop.wsgi``
     logger, shared by the requests made from this template (as gunicorn
     shares its error log).
@@ -164,6 +166,7 @@ def environ_template(script_name: str = "", multiprocess: bool = False, errors: 
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
         "wsgi.input_terminated": True,
+        "wsgi.input": _NO_BODY,  # a bodiless request's; one with a body gets its own (see _NoBody)
         "wsgi.file_wrapper": FileWrapper,
     }
 
@@ -332,8 +335,9 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         length = request.body_length
     else:
         body = request.body
-        environ["wsgi.input"] = io.BytesIO(body) if body else _NO_BODY
         length = len(body)
+        if length:  # else the template's wsgi.input, the shared empty stream: no store
+            environ["wsgi.input"] = io.BytesIO(body)
     environ["evloop.request"] = request
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
@@ -393,5 +397,5 @@ def _environ_of_head(request: Request, pairs: Any, template: dict[str, Any], key
 # set for a client address only, is not among them: a placeholder would have
 # to be taken out again for a Unix socket's client.)
 _REQUEST_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
-                 "wsgi.url_scheme", "wsgi.input", "evloop.request", "evloop.reactor", "REMOTE_ADDR",
+                 "wsgi.url_scheme", "evloop.request", "evloop.reactor", "REMOTE_ADDR",
                  "HTTP_X_REQUEST_ID")
