@@ -334,8 +334,7 @@ class Reactor(ErrorReporting, FileWatching):
         frame, not a call of ``run_once`` each: ~1,100 instructions a keep-alive request (server_instructions.py)."""
         if self._in_pass:
             raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
-        ready = self._ready
-        time = self.time  # a local, called: a method-style call of the attribute is never specialized (~110 each)
+        ready, time = self._ready, self.time  # time: a method-style call of the attribute is never specialized
         self._in_pass = True
         try:
             while True:

@@ -461,8 +461,6 @@ class ServerConnection:
                 if self._implicit_next_cycle:
                     # DONE, then start_next_cycle's resets (inline: the call is
                     # what implicit_next_cycle saves; keep the two in step).
-                    # DONE, then start_next_cycle's resets (inline: the call is
-                    # what implicit_next_cycle saves; keep the two in step).
                     self.their_state = _RECV_AFTER_NEXT_CYCLE
                     self.our_state = _SEND_AFTER_NEXT_CYCLE
                     self._reader = None
