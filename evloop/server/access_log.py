@@ -268,12 +268,9 @@ class AccessLog:
 
     def _log_through_logger(self, client: Any, head: Any, status: int, body_bytes: int, duration_s: float) -> None:
         """``log``'s line as a record of the logger's, when the handler does not take it directly."""
-        if not self._logger.isEnabledFor(logging.INFO):
-            return
-        self._logger.info(self._prefix(client, head, status, body_bytes, self._wall.log_time)
-                          + duration_text(duration_s))
-        if self._idle_flush is None:
-            self._schedule_flush()
+        if self._logger.isEnabledFor(logging.INFO):
+            prefix = self._prefix(client, head, status, body_bytes, self._wall.log_time)
+            self._deliver(prefix + duration_text(duration_s))
 
     def _duration_end(self, us: int) -> str:
         """The text of a duration of ``us`` whole microseconds, with the line's newline.

@@ -437,3 +437,19 @@ def test_the_environs_request_id_is_the_one_request_id_gives():
             assert len(made) == 32 and int(made, 16) >= 0 and made != "proxy-id-1"
             ids.append(made)
     assert len(set(ids)) == len(ids)  # each request its own
+
+
+def test_a_remembered_environ_never_carries_another_requests_input():
+    """A bodiless request takes the template's shared empty wsgi.input: an environ remembered after a request
+    with a body (the same chunked head, whose bodies differ) must not hand that body's stream on."""
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    pairs = (("Host", "h"), ("Transfer-Encoding", "chunked"))
+    bodies = (b"abcd", b"efgh", b"", b"ijkl", b"")  # remembered from the second on
+    environs = []
+    for body in bodies:
+        request = Request("POST", "/", headers=pairs, body=body, client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+        environs.append(_fill_environ(request, app._template, caches.keys, caches.fields, caches.environ))
+    assert caches.environ.key is not None  # the memo was taken
+    # Read only now, the last first: a stream handed on would still hold its body unread.
+    assert [environ["wsgi.input"].read() for environ in reversed(environs)] == list(reversed(bodies))
