@@ -430,8 +430,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
                 if ctx.trusted_proxies is not None:
                     self._take_proxy_word(request, head)
                 self.request = request
+                call_app = ctx.call_app  # called from a local: a method-style call of the attribute is unspecialized
                 try:
-                    response = ctx.call_app(request)
+                    response = call_app(request)
                 except BaseException as exc:  # sys.exit() in a handler is a failed request, not a stop
                     response = self._app_failed(request, exc)
                 if response is None or request._responded:
