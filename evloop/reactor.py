@@ -373,7 +373,7 @@ class Reactor(ErrorReporting, FileWatching):
                 if timer_deadline is not None and not events:
                     self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
-                # I/O callbacks called here, through _run_callback only when timed: ~400 instructions a request fewer.
+                # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
                 timed = self.slow_callback_s is not None
                 keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
                 for fd, mask in events:
@@ -384,7 +384,7 @@ class Reactor(ErrorReporting, FileWatching):
                     reader, writer = key.data
                     if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
                         try:
-                            self._run_callback(reader) if timed else reader.callback(*reader.args)
+                            self._run_callback(reader) if timed or reader.args else reader.callback()
                         except BaseException as exc:
                             self._callback_failed(reader, exc)
                     if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
