@@ -91,7 +91,8 @@ class HeadTemplate:
     shape: tuple[str, str, str, str, int, int, int, int, int]
     # The head's fields, whose Referer and Cookie pairs (at these places, -1 for none) each fill replaces
     # before it copies them into the new head's tuple: fill's own scratch list, never handed out (fill
-    # runs to its end without a call out, so one list serves every connection).
+    # runs to its end without a call out, so one list serves every connection); it keeps the last values
+    # filled, as ``head`` keeps the first head's.
     fields: list[tuple[str, str]] = field(compare=False)
     referer_place: int
     cookie_place: int
