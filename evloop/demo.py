@@ -60,6 +60,9 @@ _BLOCK = b"x" * 65536        # /bytes/N is N times b"x", sent 64 KiB at a time
 _BUNDLED_ROOT = os.path.join(os.path.dirname(__file__), "demo_root")
 
 _TEXT = "text/plain; charset=utf-8"
+# Response.from_bytes bound once: a classmethod looked up on its class is an unspecialised lookup and a new
+# bound method on every call on CPython 3.11 (callgrind: GET /items/ID through the app 10,100 -> 9,750).
+_from_bytes = Response.from_bytes
 
 
 def _number(text: str, name: str, maximum: int) -> int | Response:
@@ -159,7 +162,7 @@ def make_app(root: str | None = None, *, static_cache_control: str | None = None
     def item(request: Request, item_id: str) -> Response:
         # A route with a path parameter whose value changes on every request, as a site's pages do:
         # the benchmark's ``browser-unique`` scenario fetches it.  surrogateescape: the bytes sent.
-        return Response.from_bytes(b"item " + item_id.encode("utf-8", "surrogateescape"), "text/plain")
+        return _from_bytes(b"item " + item_id.encode("utf-8", "surrogateescape"), "text/plain")
 
     _add_websocket_routes(app)
     _add_static_routes(app, root, static_cache_control)

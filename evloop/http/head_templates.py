@@ -40,7 +40,10 @@ connection's last template tried first, compared in place: 95,369 -> 79,295
 since its one join and comparison: ~23,200, browser 72,833 -> 69,715; a target
 without "%" checked by a translate, not a match: ~21,500, browser 65,031 -> 62,907;
 the fields every head of a template shares set from one tuple, ``HeadTemplate.same``, and
-the template tried before the check for empty lines: ~21,150, browser 62,821 -> 62,412).
+the template tried before the check for empty lines: ~21,150, browser 62,821 -> 62,412; no place
+found checked on its own, only the join and the holes' characters, the pieces' lengths read from one
+tuple, the fields filled into the template's scratch list, the holes encoded as UTF-8: ~17,900,
+browser 59,485 -> 56,323 with the demo's bound ``Response.from_bytes``).
 A head whose field section is at most ``field_lines.MIN_SECTION_CHARS`` long
 is not cut: parsing it costs less
 (``unique``, 2 short fields: 61,764 before, 62,065 with the length test).
@@ -52,7 +55,7 @@ an insert each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import RequestHead
@@ -72,25 +75,27 @@ _NEW_HEAD = RequestHead.__new__
 # The key: the head's text in four pieces, around the target and the two values.  A hole that is
 # not there is an empty piece where it would be: a piece around a hole that is there is never empty.
 Key = tuple[str, str, str, str]
-Fields = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class HeadTemplate:
-    """The parse of a head, its key, and its fields around the Referer and Cookie fields.
-
-    ``before`` + Referer + ``between`` + Cookie + ``after`` are the head's
-    ``headers`` (a field that is not there: not in the sum, and its
-    neighbouring pieces empty).
-    """
+    """The parse of a head, its key, and what ``fill`` needs to make the heads of that key."""
 
     limits: Limits  # the limits it was checked against
     head: RequestHead
     key: Key
-    before: Fields
-    between: Fields
-    after: Fields
     same: tuple[Any, ...]  # the head's fields that every head of the template shares, in fill's order
+    # What fill reads first, unpacked at once: the key's pieces, where the target starts, the lengths of
+    # the pieces before the Referer and the Cookie value, where the last piece starts (counted from the
+    # text's end), and the last place the request line's LF may be at (the request line limit).
+    shape: tuple[str, str, str, str, int, int, int, int, int]
+    # The head's fields, whose Referer and Cookie pairs (at these places, -1 for none) each fill replaces
+    # before it copies them into the new head's tuple: fill's own scratch list, never handed out (fill
+    # runs to its end without a call out, so one list serves every connection); it keeps the last values
+    # filled, as ``head`` keeps the first head's.
+    fields: list[tuple[str, str]] = field(compare=False)
+    referer_place: int
+    cookie_place: int
 
 
 def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | None:
@@ -128,36 +133,37 @@ def cut(text: str, rl_end: int) -> tuple[Key, str, str | None, str | None] | Non
 
 
 def fill(template: HeadTemplate, text: str) -> RequestHead | None:
-    """The head of ``text`` made from ``template``, or None if ``text`` is not of its shape or a hole must be parsed.
+    """The head of ``text`` (latin-1 text) made from ``template``, or None if ``text`` is not of its shape or a
+    hole must be parsed.
 
     The holes are cut where ``cut`` would find them (the target ends at the request line's " HTTP/1.1",
     the Referer value at its line's end, the Cookie value where the last piece starts), and the text is
-    the key with those holes in it when joining them gives the text again: one join and one comparison
-    (a piece of a key holds each place ``cut`` looks for only at its end, so ``cut(text)`` would give
-    this key).  Callgrind: ~21,150 instructions a browser head (see the module docstring).  The target
-    is checked and split by one translate and one partition (or, with a "%", one match), both values by
-    one translate, and the head is made without its ``__post_init__`` (which would split the target
-    again, ~2,500 instructions); every field is set (test_http_head_templates.py compares them all).
+    the key with those holes in it when joining them gives the text again: one join and one comparison.
+    That and the holes' characters are all there is to check: a text that is the key's pieces with
+    holes holding no CR or LF between them is cut by ``cut`` into that key and those holes (a piece of
+    a key holds each place ``cut`` looks for only at its end, and a hole ends at the CRLF that starts
+    the piece after it), however the holes were found, so no place found is checked on its own.
+    The target is checked and split by one translate and one partition (or, with a "%", one match),
+    both values by one translate, and the head is made without its ``__post_init__`` (which would split
+    the target again, ~2,500 instructions); every field is set (test_http_head_templates.py compares
+    them all).  Callgrind: ~17,900 instructions a browser head (see the module docstring).
     """
-    p0, p1, p2, p3 = template.key
+    p0, p1, p2, p3, target_at, referer_skip, cookie_skip, tail_at, line_end_max = template.shape
     line_end = text.find("\n")
-    if line_end - 1 > template.limits.max_request_line_bytes:
+    if line_end > line_end_max:
         return None
     version_at = line_end - 10  # " HTTP/1.1\r": the first non-empty piece after the target starts with it
+    target = text[target_at:version_at]
     if p1:  # the Referer hole: its value ends at its line's end
-        referer_at = version_at + len(p1)
+        referer_at = version_at + referer_skip
         referer_end = text.find("\r\n", referer_at)
+        referer = text[referer_at:referer_end]
     else:
-        referer_at = referer_end = version_at
+        referer_end = version_at
+        referer = ""
     # The last piece ends the text, so the Cookie value ends where it starts (~2,000 instructions less than
     # a search for its line end).
-    tail_at = len(text) - len(p3)
-    cookie_at = referer_end + len(p2)
-    if (cookie_at > tail_at if p2 else cookie_at != tail_at) or referer_end < referer_at:
-        return None
-    target = text[len(p0):version_at]
-    referer = text[referer_at:referer_end]
-    cookie = text[cookie_at:tail_at]
+    cookie = text[referer_end + cookie_skip : tail_at] if p2 else ""
     if "".join((p0, target, p1, referer, p2, cookie, p3)) != text:
         return None
     # The target, checked and split at its first "?" as ORIGIN_FORM_PARTS_RE splits it.  One with no "%"
@@ -170,25 +176,23 @@ def fill(template: HeadTemplate, text: str) -> RequestHead | None:
         raw_path, query = target_match.groups()
         path = decode_path(raw_path) if "%" in raw_path else raw_path
     else:
-        raw = target.encode("latin-1")
-        if target[:1] != "/" or raw.translate(TARGET_BYTES) != raw:
+        raw = target.encode()  # UTF-8: see the values below
+        if text[target_at] != "/" or raw.translate(TARGET_BYTES) != raw:
             return None
         raw_path, _, query = target.partition("?")
         path = raw_path
     # Both values' characters at once: one translate for the two (~2,000 instructions less than one each).
-    values = (referer + cookie).encode("latin-1")
+    # Encoded as UTF-8, not latin-1 (no codec name to look up): the text is latin-1, and a character
+    # past ASCII is two bytes past ASCII in UTF-8 and one in latin-1, so both tables pass the same texts.
+    values = (referer + cookie).encode()
     if values.translate(FIELD_VALUE_BYTES) != values:
         return None
-    # Unpacked into one display, not added up: ~450 instructions less (callgrind).
-    if p1 and p2:
-        headers = (*template.before, ("Referer", referer.strip(" \t")), *template.between,
-                   ("Cookie", cookie.strip(" \t")), *template.after)
-    elif p1:
-        headers = (*template.before, ("Referer", referer.strip(" \t")), *template.between)
-    elif p2:
-        headers = (*template.before, ("Cookie", cookie.strip(" \t")), *template.after)
-    else:
-        headers = template.before
+    fields = template.fields  # the template's scratch list (see HeadTemplate): no copy to make and free
+    if p1:
+        fields[template.referer_place] = ("Referer", referer.strip(" \t"))
+    if p2:
+        fields[template.cookie_place] = ("Cookie", cookie.strip(" \t"))
+    headers = tuple(fields)
     new = _NEW_HEAD(RequestHead)
     (new.method, new.version, new.keep_alive, new.content_length, new.chunked, new.expect_continue, new.host,
      new.http10, new.is_head) = template.same
@@ -212,17 +216,11 @@ def template_for(text: str, head: RequestHead, limits: Limits) -> HeadTemplate |
     cookie_place = _place(text, rl_end, len(text) - len(key[3]) - len(cookie or ""), "Cookie", cookie, head)
     if referer_place is None or cookie_place is None:
         return None
-    fields = head.headers
-    if referer_place >= 0:
-        end = cookie_place if cookie_place >= 0 else len(fields)
-        before, between, after = fields[:referer_place], fields[referer_place + 1 : end], fields[end + 1 :]
-    elif cookie_place >= 0:
-        before, between, after = fields[:cookie_place], (), fields[cookie_place + 1 :]
-    else:
-        before, between, after = fields, (), ()
     same = (head.method, head.version, head.keep_alive, head.content_length, head.chunked, head.expect_continue,
             head.host, head.http10, head.is_head)
-    template = HeadTemplate(limits, head, key, before, between, after, same)
+    p0, p1, p2, p3 = key
+    shape = (p0, p1, p2, p3, len(p0), len(p1), len(p2), -len(p3), limits.max_request_line_bytes + 1)
+    template = HeadTemplate(limits, head, key, same, shape, list(head.headers), referer_place, cookie_place)
     return template if fill(template, text) == head else None
 
 

@@ -137,6 +137,7 @@ class HeadReader:
         self.caches = caches
         self.last: CachedHead | None = None  # always checked against ``limits``
         # The template the connection's last head was made from: a browser's next head likely has its shape.
+        # Always one checked against ``limits`` (``head_templates.lookup`` finds no other).
         self.last_template: head_templates.HeadTemplate | None = None
 
     def read(self, buf: ReceiveBuffer) -> RequestHead | None:
@@ -163,8 +164,7 @@ class HeadReader:
         limits = self.limits
         template = self.last_template
         whole = None  # the buffer's text, when it was decoded for the template
-        if (template is not None and pos == 0 and data[-1] == 10 and size <= limits.max_head_bytes
-                and template.limits is limits):
+        if template is not None and not pos and data[-1] == 10 and size <= limits.max_head_bytes:
             # The buffer is one head of the shape of the connection's last (see the docstring): no search for its end.
             whole = data.decode("latin-1")
             head = head_templates.fill(template, whole)
@@ -239,7 +239,7 @@ class HeadReader:
             text = data[pos:end].decode("latin-1")
             whole = None
         template = self.last_template
-        if template is not None and template.limits is limits and whole is None:
+        if template is not None and whole is None:
             # The shape of the connection's last head, compared in place before the text is hashed for the
             # caches (head_templates.fill; load/bench_instructions.py --manual-clock browser 95,369 -> 79,295).
             head = head_templates.fill(template, text)

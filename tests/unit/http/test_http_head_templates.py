@@ -269,3 +269,28 @@ def test_a_buffer_read_whole_through_the_last_template_ends_where_the_plain_path
     assert reader.last_template is not None
     plain_reader = HeadReader(Limits(), HTTP1Caches.disabled())
     assert reads(reader, data, split) == reads(plain_reader, data, split), data
+
+
+def _browser_text(i: int) -> str:
+    return browser_head(i, "127.0.0.1:8080").decode("latin-1")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t[: t.index("Referer: ")] + t[t.index("Referer: ") :].replace("\r\n", "\n"),  # no CRLF after the Referer
+    lambda t: t.replace("\r\nCookie: ", "\r\nCookie:"),  # the Cookie hole's piece not there
+    lambda t: t.replace("\r\nCookie: ", "\r\nX: "),  # no Cookie line: its hole would start past the last piece
+    lambda t: t.replace("\r\nReferer: ", "\r\nReferer:\r\n X: "),  # a line end where the Referer value starts
+    lambda t: t.replace("\r\nAccept-Encoding", "\r\nReferer: x\r\nAccept-Encoding"),  # a second Referer
+    lambda t: t.replace(" HTTP/1.1\r\n", "HTTP/1.1\r\n", 1),  # the target runs into the version
+    lambda t: t.replace("GET /items/", "GET  /items/", 1),  # an empty target
+    lambda t: t.replace("GET /items/", "GET items/", 1),  # a target without its "/"
+    lambda t: t.replace("\r\n\r\n", "\r\n"),  # no end
+])
+def test_a_head_whose_holes_are_found_in_the_wrong_places_reads_as_the_plain_path(edit):
+    """``fill`` checks no place it found on its own, only the join of the pieces and the holes'
+    characters: heads whose holes it would cut in the wrong places read as the plain path reads them."""
+    reader = HeadReader(LIMITS, HTTP1Caches())
+    for i in range(1, 4):
+        assert isinstance(outcome(reader, browser_head(i, "127.0.0.1:8080")), RequestHead)
+    data = edit(_browser_text(4)).encode("latin-1")
+    assert full(outcome(reader, data)) == full(plain(data)), data
