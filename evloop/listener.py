@@ -20,7 +20,7 @@ from typing import Any
 
 from .net.base import DEFAULT_HIGH_WATER, DISCONNECT_ERRNOS, Protocol
 from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcceptor
-from .net.tcp import SocketTransport
+from .net.tcp import PlainSocket, SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
 from .net.unix import SocketFile, is_abstract_socket_name, unlink_stale_socket
@@ -197,7 +197,8 @@ class Listener:
                         break
                 known -= 1
             try:
-                # What socket.accept() does, with the kinds read once (see __init__).
+                # What socket.accept() does, with the kinds read once (see __init__), and its socket the plain
+                # C one (net/tcp.py PlainSocket: the transport hands out a socket.socket when asked).
                 fd, addr = sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 break
@@ -211,7 +212,7 @@ class Listener:
             if self._exhausted_episode:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
-            transport = self._serve(socket.socket(family, kind, proto, fd), addr, family, local, nodelay)
+            transport = self._serve(PlainSocket(family, kind, proto, fd), addr, family, local, nodelay)
             if transport is not None:
                 accepted.append(transport)
             count += 1
@@ -224,7 +225,7 @@ class Listener:
                 raise
         return count, exhausted
 
-    def _serve(self, conn: socket.socket, addr: Any, family: int, local: Any, nodelay: bool) -> SocketTransport | None:
+    def _serve(self, conn: PlainSocket, addr: Any, family: int, local: Any, nodelay: bool) -> SocketTransport | None:
         # A failing factory or connection_made costs that connection only:
         # it is reported with its context and the listener goes on accepting.
         try:
