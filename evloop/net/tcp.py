@@ -168,7 +168,8 @@ class SocketTransport(Transport):
         """
         if not self._closing and not self._reading_paused:
             self._on_readable()
-        self._watch()
+        if not self._closing:  # a Connection: close request is answered and closed by now: no _watch call
+            self._watch()
 
     def _watch(self) -> None:
         """Start reading unless closing, paused, at EOF or reading already."""
@@ -482,7 +483,7 @@ class SocketTransport(Transport):
         if self._reading:
             self._reading = False
             self._reactor.remove_reader(self._sock)
-        if not self._queue:
+        if not self._queue.size:  # empty (as in write): no Python __bool__ call
             self._finish_close(None)
         elif timeout_s is not None:
             self._arm_close_timer(timeout_s)
