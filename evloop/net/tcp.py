@@ -141,7 +141,10 @@ class SocketTransport(Transport):
         ``connection_made``; the listener calls ``_read_first()`` once it
         has accepted what was queued with this connection.
         """
-        self._reactor._track(self)
+        reactor = self._reactor
+        if reactor._closing or reactor._closed:
+            reactor._track(self)  # raises: nothing starts on a closing reactor
+        reactor._resources.add(self)  # reactor._track(self) without its call: every connection starts here
         try:
             self._protocol.connection_made(self)
         except BaseException:
@@ -528,7 +531,7 @@ class SocketTransport(Transport):
         if self._lost_called:
             return  # already called (by the reactor's close())
         self._lost_called = True
-        self._reactor._untrack(self)
+        self._reactor._resources.discard(self)  # reactor._untrack(self) without its call: every connection ends here
         try:
             self._protocol.connection_lost(self._lost_exc)
         except (KeyboardInterrupt, SystemExit):

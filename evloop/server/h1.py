@@ -695,6 +695,6 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, Protocol):
                 self._resume_reading()
         else:
             # The last response: nothing more is read or parsed on this connection.
-            self._to("last_response_done")
+            self.phase, self._arm_pending = self.phase.exits["last_response_done"]  # self._to(), without the call
             self._finish()
             transport.close()
