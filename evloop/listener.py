@@ -20,7 +20,7 @@ from typing import Any
 
 from .net.base import DEFAULT_HIGH_WATER, DISCONNECT_ERRNOS, Protocol
 from .net.proxy_protocol import DEFAULT_PROXY_HEADER_TIMEOUT_S, ProxyProtocolAcceptor
-from .net.tcp import SocketTransport
+from .net.tcp import PlainSocket, SocketTransport
 from .net.tls import DEFAULT_HANDSHAKE_TIMEOUT_S
 from .net.tls_context import TLSAcceptor
 from .net.unix import SocketFile, is_abstract_socket_name, unlink_stale_socket
@@ -139,7 +139,7 @@ class Listener:
             return
         self._accepting = True
         for sock in self.sockets:
-            self._reactor.add_reader(sock, self._on_acceptable, sock)
+            self._reactor.add_reader(sock, self._accept, sock, self._accept_batch, False)
 
     def _stop_accepting(self) -> None:
         if not self._accepting:
@@ -166,38 +166,34 @@ class Listener:
                 break
         return count
 
-    def _on_acceptable(self, sock: socket.socket) -> None:
-        _, exhausted = self._accept(sock, self._accept_batch, ignore_pause=False)
-        if exhausted is not None:
-            self._back_off(exhausted)
-
     def _accept(self, sock: socket.socket, limit: int | None, ignore_pause: bool) -> tuple[int, OSError | None]:
-        """Accept and serve up to ``limit`` connections (None: all queued).
-
-        Returns how many, and the error if descriptors ran out.
-        """
+        """Accept and serve up to ``limit`` connections (None: all queued); returns how many, and the error if
+        descriptors ran out.  The reader callback itself (``ignore_pause`` False: then it backs off when they ran
+        out), and the accepts, the sockets and the transports made in this one frame: a listener's Python frames
+        are a connection's, and each costs ~250 instructions beyond its bytecodes."""
         count = 0
         exhausted = None
         accepted: list[SocketTransport] = []  # to read once all that was queued is accepted (_read_first)
         family, kind, proto, local, tells_queue, nodelay = self._shared[sock]
-        # Accepts the kernel said are queued and not yet made (tells_queue:
-        # TCP_INFO, see _queued).  The queue is asked whether anything is
-        # left instead of accepting until an accept fails with EAGAIN: that
-        # failure, an exception, costs ~7,400 instructions, asking ~2,600
-        # (callgrind, one call in a loop).  The first accept asks nothing:
-        # readiness promised one.
+        reactor, factory = self._reactor, self._protocol_factory
+        high_water, low_water = self._high_water, self._low_water
+        # Accepts the kernel said are queued and not yet made (tells_queue: TCP_INFO, see _queued, written out
+        # here).  The queue is asked whether anything is left instead of accepting until an accept fails with
+        # EAGAIN: that failure, an exception, costs ~7,400 instructions, asking ~2,600 (callgrind, one call in a
+        # loop).  The first accept asks nothing: readiness promised one.
         known = 1
         while limit is None or count < limit:
             if self._closed or not (self._accepting or ignore_pause):
                 break  # a connection just served paused or closed us (--max-connections, shutdown)
             if tells_queue:
                 if not known:
-                    known = _queued(sock)
+                    known = _QUEUE_LENGTH.unpack(sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES))[0]  # type: ignore[arg-type]
                     if not known:
                         break
                 known -= 1
             try:
-                # What socket.accept() does, with the kinds read once (see __init__).
+                # What socket.accept() does, with the kinds read once (see __init__), and its socket the plain
+                # C one (net/tcp.py PlainSocket: the transport hands out a socket.socket when asked).
                 fd, addr = sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 break
@@ -211,10 +207,29 @@ class Listener:
             if self._exhausted_episode:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
-            transport = self._serve(socket.socket(family, kind, proto, fd), addr, family, local, nodelay)
-            if transport is not None:
-                accepted.append(transport)
             count += 1
+            conn = PlainSocket(family, kind, proto, fd)
+            # A failing factory or connection_made costs that connection only: it is reported with its context
+            # and the listener goes on accepting.
+            try:
+                transport = SocketTransport(reactor, conn, factory(), high_water, low_water, addr, local, family,
+                                            nodelay)
+            except (KeyboardInterrupt, SystemExit):
+                conn.close()
+                raise
+            except BaseException as exc:
+                conn.close()
+                reactor.call_exception_handler(
+                    {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self})
+                continue
+            try:
+                transport.start(True)  # read_first, by position: one per connection
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                transport._report(exc, "protocol.connection_made() failed; connection aborted")
+                continue
+            accepted.append(transport)
         for i, transport in enumerate(accepted):
             try:
                 transport._read_first()  # the request usually came with the connection
@@ -222,32 +237,9 @@ class Listener:
                 for rest in accepted[i + 1:]:
                     rest._watch()
                 raise
+        if exhausted is not None and not ignore_pause:
+            self._back_off(exhausted)
         return count, exhausted
-
-    def _serve(self, conn: socket.socket, addr: Any, family: int, local: Any, nodelay: bool) -> SocketTransport | None:
-        # A failing factory or connection_made costs that connection only:
-        # it is reported with its context and the listener goes on accepting.
-        try:
-            protocol = self._protocol_factory()
-            transport = SocketTransport(self._reactor, conn, protocol, self._high_water, self._low_water, addr, local,
-                                        family, nodelay)
-        except (KeyboardInterrupt, SystemExit):
-            conn.close()
-            raise
-        except BaseException as exc:
-            conn.close()
-            self._reactor.call_exception_handler(
-                {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self}
-            )
-            return None
-        try:
-            transport.start(True)  # read_first, by position: one per connection
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:
-            transport._report(exc, "protocol.connection_made() failed; connection aborted")
-            return None
-        return transport
 
     def _back_off(self, exc: OSError) -> None:
         self.backoffs += 1

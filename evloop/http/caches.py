@@ -156,6 +156,10 @@ class HTTP1Caches:
         None (``ServerConnection.send_complete_response``).  One entry, not
         a bounded cache: it is compared, not looked up.  Never set when
         ``framed`` holds nothing.
+    ``last_closing`` -- ``last_framed`` for a connection's last response
+        (``Connection: close`` added to the head; ``evloop.http.framed``
+        ``frame_closing``): a client that closes after each request is
+        answered from it.  Never set when ``framed`` holds nothing.
     ``last_framed_fields`` -- the last head ``framed`` missed and the plain
         path made: ``(status, fields, date, server, the head without its
         Content-Length and empty line, the last length framed so)``, or None
@@ -173,7 +177,7 @@ class HTTP1Caches:
     """
 
     __slots__ = ("heads", "max_head_chars", "heads_seen", "head_templates", "field_lines", "max_field_line_chars",
-                 "hosts", "fields", "framed", "last_framed", "last_framed_fields", "last_head")
+                 "hosts", "fields", "framed", "last_framed", "last_closing", "last_framed_fields", "last_head")
 
     def __init__(
         self,
@@ -198,6 +202,7 @@ class HTTP1Caches:
         self.fields: BoundedCache[FieldsKey, tuple[bytes, AppFields | None]] = BoundedCache("fields", max_fields)
         self.framed: BoundedCache[FramedKey, bytes] = BoundedCache("framed", max_framed)
         self.last_framed: tuple[Any, ...] | None = None
+        self.last_closing: tuple[Any, ...] | None = None
         self.last_framed_fields: tuple[Any, ...] | None = None
         self.last_head: tuple[Any, ...] | None = None
 
@@ -216,7 +221,7 @@ class HTTP1Caches:
         """Empty every cache."""
         for cache in self.all():
             cache.clear()
-        self.last_framed = self.last_framed_fields = self.last_head = None
+        self.last_framed = self.last_closing = self.last_framed_fields = self.last_head = None
 
     def stats(self) -> list[CacheStats]:
         return [cache.stats() for cache in self.all()]

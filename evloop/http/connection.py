@@ -45,7 +45,7 @@ from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
 from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
-from .framed import frame_remembered, framed_head
+from .framed import frame_closing, frame_remembered
 from .parser import HeadReader, Limits
 from .states import RECV_TRANSITIONS, SEND_TRANSITIONS, RecvState, SendState, recv_transition, send_transition
 from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, response_head
@@ -483,15 +483,27 @@ class ServerConnection:
         server: bytes | None,
     ) -> bytes:
         """``send_complete_response`` for the connection's last response (a Connection: close request): the
-        framed head, its connection field last (response_head's order), as send_response frames it."""
-        headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
-        head, _ = framed_head(self.caches, status, headers, len(body), date, server)
-        if head is None:
-            return self.send_response(status, headers, content_length=len(body), date=date, server=server, body=body)
+        framed head, its connection field last (response_head's order), as send_response frames it.  The last
+        one with a short body is remembered whole (``HTTP1Caches.last_closing``, as ``last_framed``): the same
+        body object with equal fields, status, Date and Server is its bytes again, without the fields' tuple,
+        the key's hash and lookup and the two joins (load/server_instructions.py close 88,064 -> 84,542,
+        wsgi-close 106,642 -> 102,729)."""
+        last = self.caches.last_closing  # (body, status, fields, date, server, bytes)
+        if (last is not None and last[0] is body and last[1] == status and last[3] is date and last[4] is server
+                and last[2] == headers):
+            response: bytes = last[5]
+        else:
+            if type(headers) is not list and type(headers) is not tuple:
+                headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
+            framed = frame_closing(self.caches, status, headers, body, _CONNECTION_CLOSE_END, date, server)
+            if framed is None:
+                return self.send_response(status, headers, content_length=len(body), date=date, server=server,
+                                          body=body)
+            response = framed
         self.our_state = _SEND_MUST_CLOSE
         self._body = _BY_LENGTH
         self._remaining = 0
-        return head[:-2] + _CONNECTION_CLOSE_END + body
+        return response
 
     def send_response(
         self,

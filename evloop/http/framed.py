@@ -5,7 +5,9 @@ manages among the application's) is made once by ``writer.plain_response_head``
 and held in ``HTTP1Caches.framed`` by (status, fields, length, Date, Server);
 the last such response with a short body is also held whole
 (``HTTP1Caches.last_framed``), which ``send_complete_response`` compares
-before anything else.  A head the cache misses whose status, fields, Date and
+before anything else.  A connection's last response (``Connection: close``) is framed from the same
+heads (``frame_closing``), and the last one with a short body is held whole
+too (``HTTP1Caches.last_closing``).  A head the cache misses whose status, fields, Date and
 Server are those of the last head made (``HTTP1Caches.last_framed_fields``)
 is that head with a new Content-Length, not held.  The last head found in
 ``framed`` is remembered with what made it (``HTTP1Caches.last_head``): a
@@ -20,7 +22,7 @@ from typing import AnyStr
 from .caches import FramedKey, HTTP1Caches
 from .writer import plain_response_head
 
-__all__ = ["frame_remembered", "framed_head"]
+__all__ = ["frame_closing", "frame_remembered", "framed_head"]
 
 # The longest body whose framed response ``HTTP1Caches.last_framed`` holds (a hello, a health check, an error text).
 _REMEMBERED_BODY_BYTES = 1024
@@ -120,4 +122,25 @@ def frame_remembered(
             caches.last_framed = (body, status, list(given), date, server, response)
         elif type(given) is tuple:
             caches.last_framed = (body, status, given, date, server, response)
+    return response
+
+
+def frame_closing(
+    caches: HTTP1Caches, status: int, given: list[tuple[AnyStr, AnyStr]] | tuple[tuple[AnyStr, AnyStr], ...],
+    body: bytes, close_end: bytes, date: bytes | None, server: bytes | None,
+) -> bytes | None:
+    """A connection's last plain response (None: the general path frames it): the framed head with its empty
+    line replaced by ``close_end`` (the Connection field and the empty line), then ``body``.  A short body's is
+    remembered whole as ``last_closing`` the second time its body object comes, as ``frame_remembered``
+    remembers ``last_framed``.  ``given``: the fields as the caller gave them, a list or a tuple."""
+    head, key = framed_head(caches, status, tuple(given), len(body), date, server)
+    if head is None:
+        return None
+    response = head[:-2] + close_end + body
+    if key is not None and caches.framed.max_entries and len(body) <= _REMEMBERED_BODY_BYTES and type(body) is bytes:
+        last = caches.last_closing
+        if last is None or last[0] is not body:
+            caches.last_closing = (body, None, None, None, None, None)  # seen once
+        else:
+            caches.last_closing = (body, status, list(given) if type(given) is list else given, date, server, response)
     return response

@@ -118,13 +118,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         # --metrics-path: the server's counts (evloop.metrics); None when off,
         # so that a request without metrics pays one test in _response_done.
         self._counts = ctx.metrics.counts if ctx.metrics is not None else None
-        self._renew()
-
-    def _renew(self) -> None:
-        """Every field of one connection, as a new protocol has them (``__init__``, ``for_connection``: h1_reuse.py)."""
+        # Set here once, not for each connection (_renew): what connection_lost leaves as a new protocol has it
+        # (tests/server/test_protocol_reuse.py), what is set before it is read, and what the server fixes.
         self.transport: Transport | None = None   # None once the connection is lost
-        self.phase = NEW
-        self.head: RequestHead | None = None
         # The request body so far: the first part as it came, then a bytearray that later parts are appended
         # to (one object however small the reads: a list of one-byte parts cost ~52 bytes a body byte).
         self.body: bytes | bytearray = b""
@@ -132,34 +128,37 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         # once it passes _memory_room bytes, or a streamed-body route (then
         # the room is 0: every part goes on at once).  One test per part.
         self._sink: SpooledBody | StreamedBody | None = None
-        self._memory_room = self.ctx.config.body_spool_bytes
+        self._memory_room = ctx.config.body_spool_bytes
         self.request: Request | None = None
-        self.deadline = 0.0
         self._deadlines: DeadlineQueue | None = None  # the queue holding this connection's deadline
-        self._out: list[bytes] = []   # bytes produced by this entry point, written at its end
         self._response: Response | None = None   # a response whose body must be closed when done
         self._stream: Iterator[bytes] | None = None
-        self._started = 0.0   # when the read that completed the request's head came (the access log's duration)
+        self.deadline = self._linger_ends = 0.0
         self._last_buffer_size = 0   # the write buffer when the send deadline was armed
-        self._linger_ends = 0.0
-        self._body_bytes = 0   # response body bytes, for the access log
-        self._status = 0
-        # The transport's flow control, not phases: writes above the high water mark, and reading stopped by us.
-        self._write_paused = False
-        self._reading_paused = False
-        self.requests_served = 0  # responses completed on this connection
-        self._arm_pending = False  # a transition's deadline waits for _finish
-        # Bound once a connection, not per request; a cycle (the method holds
-        # this protocol) that connection_lost breaks, so a closed connection
-        # is freed by its reference counts, not by the cyclic GC.
-        self._responder: Callable[[Response], None] | None = self._respond_later
         # The access log's durations count from the read that completed a
         # request's head: the clock is read once per read, not per request,
         # and a pipelined request's duration includes the wait for the
         # answers before it (it arrived with them).  Only while the access
         # log is on (load/bench_instructions.py against a clock read per
         # head: pipelined-log 30,880 -> 29,932, keepalive-log 41,150 -> 40,440).
-        self._timed = self.ctx.access_log is not None or self._counts is not None
+        self._timed = ctx.access_log is not None or self._counts is not None
+        self._renew()
+
+    def _renew(self) -> None:
+        """The fields a connection changes, as a new protocol has them (``__init__``; ``for_connection``)."""
+        self.phase = NEW
+        self.head: RequestHead | None = None
+        self._out: list[bytes] = []   # bytes produced by this entry point, written at its end
+        self._started = 0.0   # when the read that completed the request's head came (the access log's duration)
+        self._body_bytes = self._status = 0   # the response's body bytes (for the access log) and status
+        # The transport's flow control, not phases: writes above the high water mark, and reading stopped by us.
+        self._write_paused = self._reading_paused = False
+        self.requests_served = 0  # responses completed on this connection
+        self._arm_pending = False  # a transition's deadline waits for _finish
+        # Bound once a connection, not per request; a cycle (the method holds
+        # this protocol) that connection_lost breaks, so a closed connection
+        # is freed by its reference counts, not by the cyclic GC.
+        self._responder: Callable[[Response], None] | None = self._respond_later
         self._received_at = 0.0  # when the last read came
         self.tls: TLSInfo | None = None  # over TLS: the session's facts, read once per connection
         self._scheme = "http"
@@ -242,7 +241,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             if self.tls is not None:  # the head's deadline counts from the accept, as over TCP
                 timeout -= transport.get_extra_info("handshake_s", 0.0)
             # _set_deadline for a connection in no queue yet, without its two calls (~1,000 instructions).
-            deadline = self.deadline = self.reactor.time() + timeout
+            now = self.reactor.time  # then called: a method-style call of the attribute is never specialized
+            deadline = self.deadline = now() + timeout
             self._deadlines = queue
             queue.add(self, deadline)
 
@@ -679,6 +679,6 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
                 self._resume_reading()
         else:
             # The last response: nothing more is read or parsed on this connection.
-            self._to("last_response_done")
+            self.phase, self._arm_pending = self.phase.exits["last_response_done"]  # self._to(), without the call
             self._finish()
             transport.close()

@@ -211,11 +211,14 @@ class Server:
                 self.metrics.counts.websockets_opened += 1
 
     def connection_closed(self, protocol: ServedConnection) -> None:
-        if protocol in self.connections:
-            self.connections.discard(protocol)
+        connections = self.connections
+        if protocol in connections:
+            connections.discard(protocol)
             self._served_by_closed += protocol.requests_served
+        if not (self._accept_paused or self._limit_episode or self.shutting_down):
+            return  # the usual close: no limit reached, no shutdown
         limit = self.config.max_connections or 0
-        if self._accept_paused and len(self.connections) < limit:
+        if self._accept_paused and len(connections) < limit:
             # Accept again at once (clients wait in the backlog), but a server
             # hovering at the limit pauses and resumes with every connection:
             # the episode, and its one log line, end only below 3/4 of the
@@ -223,10 +226,10 @@ class Server:
             self._accept_paused = False
             for listener in self.listeners:
                 listener.resume_accepting()
-        if self._limit_episode and len(self.connections) <= limit * 3 // 4:
+        if self._limit_episode and len(connections) <= limit * 3 // 4:
             self._limit_episode = False
-            logger.info("%d connections open, below --max-connections again", len(self.connections))
-        if self.shutting_down and not self.connections:
+            logger.info("%d connections open, below --max-connections again", len(connections))
+        if self.shutting_down and not connections:
             self._finish_shutdown()
 
     # ------------------------------------------------------------ shutdown

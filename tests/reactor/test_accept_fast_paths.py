@@ -275,3 +275,40 @@ def test_every_accepted_tcp_connection_has_nagle_off(reactor, run_until, monkeyp
             assert server.transport.socket.getblocking() is False
     finally:
         _close_all(reactor, listener, clients, servers)
+
+
+@pytest.mark.parametrize("asked", ["while-open", "after-close"])
+def test_a_listeners_connection_hands_out_a_socket_socket_and_is_served_the_same(reactor, run_until, asked):
+    """A listener's transports hold the plain C socket (``net/tcp.py`` ``PlainSocket``) and hand out a
+    ``socket.socket`` all the same: one object for ``socket`` and ``get_extra_info("socket")``, open and
+    non-blocking while the connection is, closed after it.  Asked for mid-connection, reading, writing and
+    closing go on through it; the next connections (which may get the same descriptor number) are served too."""
+    servers: list[Echo] = []
+
+    def factory() -> Echo:
+        servers.append(Echo(close_after=10))
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    try:
+        for round_ in range(3):
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as client:
+                client.sendall(b"hello")
+                run_until(reactor, lambda n=round_: len(servers) > n and servers[n].data == b"hello")
+                server = servers[round_]
+                transport = server.transport
+                if asked == "while-open":
+                    sock = transport.get_extra_info("socket")
+                    assert type(sock) is socket.socket and transport.socket is sock
+                    assert sock.fileno() >= 0 and sock.getblocking() is False
+                    assert sock.getsockname() == client.getpeername()
+                    assert sock.getpeername() == client.getsockname()
+                client.sendall(b"world")
+                run_until(reactor, lambda s=server: s.lost)
+                assert _recv_all(client) == b"helloworld"
+            sock = transport.socket
+            assert type(sock) is socket.socket and sock.fileno() == -1
+            assert transport.get_extra_info("socket") is sock
+            assert server.events == ["CM", "DR", "CL"]
+    finally:
+        listener.close()

@@ -357,6 +357,39 @@ def test_io_callbacks_timed_or_not_report_and_go_on_alike(selector_cls, slow_cal
             reactor.remove_reader(a)
 
 
+@pytest.mark.parametrize("slow_callback_s", [None, 60.0], ids=["untimed", "timed"])
+def test_ready_callbacks_timed_or_not_report_and_go_on_alike(selector_cls, slow_callback_s):
+    # _run_ready calls ready callbacks itself unless they are timed (then
+    # through _run_callback): both paths skip a cancelled one, report a
+    # failing one with its handle, run the rest of the pass, leave what a
+    # callback queues for the next pass, and let a stop through.
+    with Reactor(selector_cls(), slow_callback_s=slow_callback_s) as reactor:
+        seen = []
+        reactor.set_exception_handler(lambda loop, context: seen.append((type(context["exception"]),
+                                                                         context["handle"])))
+        ran = []
+
+        def interrupt():
+            raise KeyboardInterrupt
+
+        failing = reactor.call_soon(divmod, 1, 0)
+        reactor.call_soon(ran.append, "first")
+        reactor.call_soon(ran.append, "cancelled").cancel()
+        reactor.call_soon(lambda: reactor.call_soon(ran.append, "next pass"))
+        reactor.call_soon(ran.append, "last")
+        reactor.run_once(0)
+        assert ran == ["first", "last"]
+        assert seen == [(ZeroDivisionError, failing)]
+        reactor.call_soon(interrupt)
+        reactor.call_soon(ran.append, "after the stop")
+        with pytest.raises(KeyboardInterrupt):
+            reactor.run_once(0)
+        assert ran == ["first", "last", "next pass"]
+        reactor.run_once(0)
+        assert ran == ["first", "last", "next pass", "after the stop"]
+        assert len(seen) == 1
+
+
 def test_exception_handler_receives_exception(reactor, caplog):
     seen = []
     reactor.set_exception_handler(lambda loop, context: seen.append((loop, context["exception"], context["handle"])))

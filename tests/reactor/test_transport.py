@@ -1255,3 +1255,36 @@ def test_accepted_transports_know_their_local_address(reactor, run_until, bind_h
         for transport in made:
             transport.abort()
         listener.close()
+
+
+def test_a_transport_starts_only_on_an_open_reactor_and_ends_with_it(selector_cls):
+    """start() tracks the transport for the reactor's close() (connection_lost before close() returns), and
+    refuses a closing or closed reactor before connection_made: a connection_lost that starts a replacement
+    during close() gets RuntimeError, as does a start after it."""
+    reactor = Reactor(selector_cls())
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    e, f = socket.socketpair()
+    refused: list[BaseException] = []
+    replacement = Recorder()
+
+    class Replacing(Recorder):
+        def connection_lost(self, exc):
+            super().connection_lost(exc)
+            try:
+                SocketTransport(reactor, c, replacement).start()
+            except RuntimeError as error:
+                refused.append(error)
+
+    protocol = Replacing()
+    SocketTransport(reactor, a, protocol).start()
+    reactor.run_once(0)
+    reactor.close()
+    assert protocol.events == ["CM", "CL"] and a.fileno() == -1
+    assert len(refused) == 1 and replacement.events == []
+    late = Recorder()
+    with pytest.raises(RuntimeError):
+        SocketTransport(reactor, e, late).start()
+    assert late.events == []
+    for sock in (b, c, d, e, f):
+        sock.close()

@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.live import LiveServer
@@ -139,6 +140,28 @@ def test_after_any_ending_the_next_connection_is_served_as_by_a_new_server(episo
             assert _probe(server) == _expected(), name
         for request in kept:  # the deferred requests' answers now go nowhere
             request.respond(Response(body=b"LATE"))
+        assert _probe(server) == _expected()
+    finally:
+        server.close()
+
+
+# Set by HTTPProtocol.__init__ alone, not renewed for each connection (_renew): what connection_lost leaves
+# as a new protocol has it (and the server's own setting, _timed).
+KEPT_AS_NEW = ("transport", "body", "_sink", "_memory_room", "request", "_deadlines", "_response", "_stream", "_timed")
+
+
+@pytest.mark.parametrize("name", sorted(EPISODES))
+def test_a_closed_connection_leaves_what_renewal_skips_as_a_new_protocol_has_it(name):
+    kept: list = []
+    server = LiveServer(_app(kept), body_spool_bytes=4096)
+    try:
+        _episode(server, name)
+        idle = server.server.h1.idle_protocols
+        assert len(idle) == (0 if name == "websocket" else 1)  # an upgraded connection's protocol let go of it
+        fresh = HTTPProtocol(server.server)
+        for protocol in idle:
+            assert {field: getattr(protocol, field) for field in KEPT_AS_NEW} == {
+                field: getattr(fresh, field) for field in KEPT_AS_NEW}
         assert _probe(server) == _expected()
     finally:
         server.close()

@@ -270,6 +270,45 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     assert disabled.last_framed is None
 
 
+def test_the_last_closing_response_remembered_whole_gives_the_plain_paths_bytes():
+    """``HTTP1Caches.last_closing``: a connection's last response with the same body object is its remembered
+    bytes only while status, fields (compared: a list changed in place), Date and Server are equal; the states
+    are the plain path's."""
+    caches = HTTP1Caches()
+    body = b"Hello, World!"
+    fields = [("Content-Type", "text/plain")]
+    later = b"Fri, 02 Jan 2026 00:00:00 GMT"
+    steps = [(200, DATE, b"evloop", fields), (200, DATE, b"evloop", fields), (404, DATE, b"evloop", fields),
+             (200, later, b"evloop", fields), (200, later, None, fields), (200, later, None, fields),
+             (200, later, None, tuple(fields)), (200, later, None, tuple(fields)), (200, later, None, None),
+             (200, later, None, None)]
+    for i, (status, date, server, given) in enumerate(steps * 2):
+        if i == len(steps):
+            fields.append(("X-Added", "1"))  # the same list, changed in place: the remembered bytes are stale
+        plain = ready(REQUESTS["1.1-close"], True, HTTP1Caches.disabled())
+        expected = plain.send_response(status, list(given or ()), content_length=len(body), date=date,
+                                       server=server, body=body)
+        conn = ready(REQUESTS["1.1-close"], True, caches, implicit_next_cycle=True)
+        assert conn.send_complete_response(status, given, body, date, server) == expected, i
+        assert b"Connection: close\r\n\r\n" in expected and state(conn) == state(plain), i
+        assert ready(REQUESTS["1.1-close"], True, HTTP1Caches.disabled()).send_complete_response(
+            status, given, body, date, server) == expected, i
+    assert caches.last_closing is not None and caches.last_closing[0] is body and caches.last_closing[1] == 200
+    caches.clear()
+    assert caches.last_closing is None
+    # Nothing remembered whole: a long body, a new body object each time, or caches that hold nothing.
+    for _ in range(2):
+        ready(REQUESTS["1.1-close"], True, caches).send_complete_response(200, fields, b"x" * 2048, DATE)
+    assert caches.last_closing is None
+    for n in range(3):
+        ready(REQUESTS["1.1-close"], True, caches).send_complete_response(200, fields, b"item %d" % n, DATE)
+        assert caches.last_closing is not None and caches.last_closing[1] is None
+    disabled = HTTP1Caches.disabled()
+    for _ in range(2):
+        ready(REQUESTS["1.1-close"], True, disabled).send_complete_response(200, fields, body, DATE)
+    assert disabled.last_closing is None
+
+
 def test_a_new_length_is_held_in_the_framed_cache_when_it_comes_twice_running():
     caches = HTTP1Caches()
     fields = [("Content-Type", "text/plain")]
