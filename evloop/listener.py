@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from functools import partial
 from ssl import SSLContext
 from typing import Any
 
@@ -139,7 +140,8 @@ class Listener:
             return
         self._accepting = True
         for sock in self.sockets:
-            self._reactor.add_reader(sock, self._accept, sock, self._accept_batch, False)
+            # A partial, not arguments: the reactor calls a reader without arguments in its own frame (see _run_passes).
+            self._reactor.add_reader(sock, partial(self._accept, sock, self._accept_batch, False))
 
     def _stop_accepting(self) -> None:
         if not self._accepting:
