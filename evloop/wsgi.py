@@ -534,7 +534,8 @@ class WSGIApp:
         call.app = self
         call.headers_sent = call.started = False
         call.pending = _NO_WRITES
-        result = self.app(environ, call.start_response)
+        app = self.app  # called from a local: 3.11 leaves ``self.app(...)`` of an instance attribute unspecialized
+        result = app(environ, call.start_response)
         if type(result) is list and len(result) == 1 and call.started and not call.pending:
             # [b"body"], the common answer: framed here, without _response's
             # call (~500 instructions a request; tests/wsgi/test_speedups.py

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from evloop import __version__
+from evloop import __version__, request_ids
 from evloop.app import Request, SpooledRequest
 from evloop.http.caches import BoundedCache
 
@@ -341,8 +341,15 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     environ["evloop.request"] = request
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
-    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
-    environ["HTTP_X_REQUEST_ID"] = request.request_id
+    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).  A request nobody
+    # asked yet gets its id made here, as ``Request.request_id`` makes it: 3.11 does not specialize a property
+    # read, whose call cost ~900 instructions a request (tests/wsgi/test_speedups.py: the id is the property's).
+    request_id = request._request_id
+    if request_id is None:
+        request_id = request._request_id = next(request_ids.made)
+    elif type(request_id) is not str:  # True: a trusted proxy's, read by the property
+        request_id = request.request_id
+    environ["HTTP_X_REQUEST_ID"] = request_id
     return environ
 
 
