@@ -327,7 +327,11 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         framed = last.framed
         client = request.client
         if client is not last.client:  # another connection: its own address (see LastEnviron)
-            _set_client(environ, client)
+            if type(client) is tuple and len(client) >= 2:  # _set_client's (host, port), without its call
+                environ["REMOTE_ADDR"] = str(client[0])
+                environ["REMOTE_PORT"] = str(client[1])
+            else:
+                _set_client(environ, client)
     else:
         environ, framed = _environ_of_head(request, pairs, template, keys, fields, last, key)
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
