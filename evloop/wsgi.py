@@ -306,14 +306,6 @@ class _Call(Response):
             pending = self.pending = []
         return pending
 
-    def sent(self, body: Any, content_length: int | None) -> _Call:
-        """This call as the response to send: ``body`` and its ``content_length`` (checked by the caller, as
-        ``Response.checked`` takes them); the head counts as sent from now on."""
-        self.headers_sent = True
-        self.body = body
-        self.content_length = content_length
-        return self
-
 
 def _asks_to_close(connection: str) -> bool:
     """Does a Connection field value hold the ``close`` option (RFC 9110 7.6.1)?"""
@@ -536,22 +528,32 @@ class WSGIApp:
         call.pending = _NO_WRITES
         app = self.app  # called from a local: 3.11 leaves ``self.app(...)`` of an instance attribute unspecialized
         result = app(environ, call.start_response)
-        if type(result) is list and len(result) == 1 and call.started and not call.pending:
+        body: Any
+        if (type(result) is list and len(result) == 1 and call.started and not call.pending
+                and type(body := result[0]) is bytes and (call.declared is None or call.declared == len(body))):
             # [b"body"], the common answer: framed here, without _response's
             # call (~500 instructions a request; tests/wsgi/test_speedups.py
             # holds it to what _response makes of a one-item tuple).
-            body = result[0]
-            if type(body) is bytes and (call.declared is None or call.declared == len(body)):
-                return call.sent(body, len(body))
-        try:
-            return self._response(call, result)
-        except BaseException:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-            raise
+            length: int | None = len(body)
+        else:
+            try:
+                body, length = self._response(call, result)
+            except BaseException:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise
+        # The call is the response to send (the body and its length checked
+        # above, as Response.checked takes them), set here for every kind of
+        # body, without a call of its own (~370 instructions a request); its
+        # head counts as sent from now on.
+        call.headers_sent = True
+        call.body = body
+        call.content_length = length
+        return call
 
-    def _response(self, call: _Call, result: Any) -> _Call:
+    def _response(self, call: _Call, result: Any) -> tuple[Any, int | None]:
+        """The body to send for the app's ``result`` and its length (None: unknown, the body is streamed)."""
         result_type = type(result)
         if (result_type is list or result_type is tuple) and call.started and not call.pending:
             # A list or tuple of bytes (the common [b"body"]): its length is
@@ -559,12 +561,12 @@ class WSGIApp:
             # and a short one in one piece, head and body in one write.
             body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
-                return call.sent(body, size)
+                return body, size
 
         if isinstance(result, FileWrapper) and call.started:
             file_body = _file_body(result, call)
             if file_body is not None:
-                return call.sent(file_body, file_body.count)
+                return file_body, file_body.count
 
         # Pull until start_response was called and there is data to send, or
         # the iterable ends (PEP 3333: the head may wait for the first
@@ -584,7 +586,7 @@ class WSGIApp:
                 break
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
-        return call.sent(_WSGIBody(call.writes(), result, iterator, first), call.declared)
+        return _WSGIBody(call.writes(), result, iterator, first), call.declared
 
 
 _JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)
