@@ -306,14 +306,6 @@ class _Call(Response):
             pending = self.pending = []
         return pending
 
-    def sent(self, body: Any, content_length: int | None) -> _Call:
-        """This call as the response to send: ``body`` and its ``content_length`` (checked by the caller, as
-        ``Response.checked`` takes them); the head counts as sent from now on."""
-        self.headers_sent = True
-        self.body = body
-        self.content_length = content_length
-        return self
-
 
 def _asks_to_close(connection: str) -> bool:
     """Does a Connection field value hold the ``close`` option (RFC 9110 7.6.1)?"""
@@ -493,10 +485,7 @@ class WSGIApp:
     without the ``header_pairs`` property's call, and a remembered environ's
     path no longer passes the head's (``_environ_of_head``, a call of its own
     on a miss), with ``write()``'s list made on its first call
-    (``_Call.writes``): wsgi-keepalive 44,005 -> 42,925.  Tried and left, as
-    second copies of what they skip: the request id made here rather than by
-    ``Request.request_id`` (~600 less) and ``[b"body"]``'s response set without
-    ``_Call.sent``'s call (~370 less).
+    (``_Call.writes``): wsgi-keepalive 44,005 -> 42,925.
 
     Stop 34 (same glue command): ``_Call`` made by ``object.__new__`` bound
     once (not looked up on the class), start_response's list made by
@@ -506,6 +495,18 @@ class WSGIApp:
     of up to 1,024 clients (a hello over 100 connections in turn 45,500 ->
     44,397), as the whole server's wsgi-close, a new client each request,
     paid more (116,643 -> 121,076).
+
+    Stop 35 (same glue command, from wsgi-keepalive 40,345, wsgi-echo4k
+    56,485, wsgi-close 70,981): a new request's id made by ``_fill_environ``
+    (a property read is left unspecialized by 3.11) and the app called from
+    a local, -740; a remembered environ's REMOTE_ADDR and REMOTE_PORT for
+    another connection set without ``_set_client``'s call (a loop of
+    ``_fill_environ`` over 1,000 clients in turn 10,378 -> 9,936); the
+    response set in one tail of ``__call__`` for every body, so
+    ``[b"body"]`` makes no call of its own (-340): wsgi-keepalive 39,300,
+    wsgi-close 69,911.  Tried and left: a cache of port-number texts
+    (REMOTE_PORT), 1,000 clients in turn 9,936 -> 9,645 but a new client each
+    request 9,674 -> 10,949.
     """
 
     def __init__(
@@ -534,23 +535,36 @@ class WSGIApp:
         call.app = self
         call.headers_sent = call.started = False
         call.pending = _NO_WRITES
-        result = self.app(environ, call.start_response)
-        if type(result) is list and len(result) == 1 and call.started and not call.pending:
+        app = self.app  # called from a local: 3.11 leaves ``self.app(...)`` of an instance attribute unspecialized
+        result = app(environ, call.start_response)
+        body: Any
+        length: int | None
+        if (type(result) is list and len(result) == 1 and call.started and not call.pending
+                and type(body := result[0]) is bytes
+                and ((length := len(body)) == call.declared or call.declared is None)):
             # [b"body"], the common answer: framed here, without _response's
             # call (~500 instructions a request; tests/wsgi/test_speedups.py
             # holds it to what _response makes of a one-item tuple).
-            body = result[0]
-            if type(body) is bytes and (call.declared is None or call.declared == len(body)):
-                return call.sent(body, len(body))
-        try:
-            return self._response(call, result)
-        except BaseException:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-            raise
+            pass
+        else:
+            try:
+                body, length = self._response(call, result)
+            except BaseException:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise
+        # The call is the response to send (the body and its length checked
+        # above, as Response.checked takes them), set here for every kind of
+        # body, without a call of its own (~370 instructions a request); its
+        # head counts as sent from now on.
+        call.headers_sent = True
+        call.body = body
+        call.content_length = length
+        return call
 
-    def _response(self, call: _Call, result: Any) -> _Call:
+    def _response(self, call: _Call, result: Any) -> tuple[Any, int | None]:
+        """The body to send for the app's ``result`` and its length (None: unknown, the body is streamed)."""
         result_type = type(result)
         if (result_type is list or result_type is tuple) and call.started and not call.pending:
             # A list or tuple of bytes (the common [b"body"]): its length is
@@ -558,12 +572,12 @@ class WSGIApp:
             # and a short one in one piece, head and body in one write.
             body, size = _list_body(call, result)
             if size is not None and (call.declared is None or call.declared == size):
-                return call.sent(body, size)
+                return body, size
 
         if isinstance(result, FileWrapper) and call.started:
             file_body = _file_body(result, call)
             if file_body is not None:
-                return call.sent(file_body, file_body.count)
+                return file_body, file_body.count
 
         # Pull until start_response was called and there is data to send, or
         # the iterable ends (PEP 3333: the head may wait for the first
@@ -583,7 +597,7 @@ class WSGIApp:
                 break
         if not call.started:
             raise RuntimeError("WSGI app produced its body without calling start_response()")
-        return call.sent(_WSGIBody(call.writes(), result, iterator, first), call.declared)
+        return _WSGIBody(call.writes(), result, iterator, first), call.declared
 
 
 _JOIN_MAX_BYTES = 64 * 1024  # a longer list or tuple is streamed as it is (a copy would double its memory)

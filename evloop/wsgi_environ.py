@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from evloop import __version__
+from evloop import __version__, request_ids
 from evloop.app import Request, SpooledRequest
 from evloop.http.caches import BoundedCache
 
@@ -327,7 +327,11 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         framed = last.framed
         client = request.client
         if client is not last.client:  # another connection: its own address (see LastEnviron)
-            _set_client(environ, client)
+            if type(client) is tuple and len(client) >= 2:  # _set_client's (host, port), without its call
+                environ["REMOTE_ADDR"] = str(client[0])
+                environ["REMOTE_PORT"] = str(client[1])
+            else:
+                _set_client(environ, client)
     else:
         environ, framed = _environ_of_head(request, pairs, template, keys, fields, last, key)
     if type(request) is SpooledRequest:  # a long body, in a temporary file (evloop.server.bodies)
@@ -341,8 +345,15 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
     environ["evloop.request"] = request
     if length or framed:
         environ["CONTENT_LENGTH"] = str(length)
-    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).
-    environ["HTTP_X_REQUEST_ID"] = request.request_id
+    # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).  A request nobody
+    # asked yet gets its id made here, as ``Request.request_id`` makes it: 3.11 does not specialize a property
+    # read, whose call cost ~900 instructions a request (tests/wsgi/test_speedups.py: the id is the property's).
+    request_id = request._request_id
+    if request_id is None:
+        request_id = request._request_id = next(request_ids.made)
+    elif type(request_id) is not str:  # True: a trusted proxy's, read by the property
+        request_id = request.request_id
+    environ["HTTP_X_REQUEST_ID"] = request_id
     return environ
 
 
