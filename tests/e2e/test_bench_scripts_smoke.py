@@ -145,6 +145,7 @@ def test_bench_floor_reports_both_floors():
     out = run_script(str(LOAD / "bench" / "floor.py"), "--duration", "1", "--rounds", "1", "--scenarios", "hello")
     for server in ("floor", "floor-selectors", "evloop"):
         assert re.search(rf"^hello +{server} +[\d,]+ +[\d.]+ +[\d.]+x", out, re.M), out
+    assert re.search(r"^hello +floor-selectors +[\d.]+x  [\d.]+$", out, re.M), out  # the rounds' own ratios
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="the run makes its certificates with openssl")
