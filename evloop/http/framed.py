@@ -118,10 +118,8 @@ def frame_remembered(
         last = caches.last_framed
         if last is None or last[0] is not body:
             caches.last_framed = (body, None, None, None, None, None)  # seen once
-        elif type(given) is list:
-            caches.last_framed = (body, status, list(given), date, server, response)
-        elif type(given) is tuple:
-            caches.last_framed = (body, status, given, date, server, response)
+        else:
+            caches.last_framed = (body, status, list(given) if type(given) is list else given, date, server, response)
     return response
 
 
