@@ -71,7 +71,7 @@ from .h1_reuse import IDLE_PROTOCOLS_MAX, ProtocolReuse
 from .h1_streaming import SMALL_FILE_BYTES, ResponseStreaming, small_file_bytes
 from .h1_upgrade import WebSocketUpgrading
 from .outcomes import close_quietly, internal_error, peer_text
-from .phases import BODY, CLOSED, CLOSING, DEFERRED, DRAINING, IDLE, IN_APP, LINGER, NEW, PhaseEvent
+from .phases import BODY, CLOSED, CLOSING, DEFERRED, DRAINING, IDLE, IN_APP, LINGER, NEW, PhaseError, PhaseEvent
 
 __all__ = ["HTTPProtocol"]
 
@@ -168,7 +168,7 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         """The one transition: enter the phase ``TRANSITIONS`` names; its deadline is armed by ``_finish``.
 
         An event the phase does not allow raises ``PhaseError`` (the phase's
-        ``exits`` mapping does).  The two transitions of every request
+        ``exits`` dict has no key for it: see phases.py).  The two transitions of every request
         (``request``, ``response_done``) write this line out where they
         happen: the call cost ~200 instructions each.
 
@@ -180,7 +180,10 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         """
         # A transition that does not arm (NEW -> HEAD) is always a
         # callback's first, so it never clears another's pending arm.
-        self.phase, self._arm_pending = self.phase.exits[event]  # TRANSITIONS, indexed by phase
+        try:
+            self.phase, self._arm_pending = self.phase.exits[event]  # TRANSITIONS, indexed by phase
+        except KeyError:
+            raise PhaseError(self.phase, event) from None
 
     def _finish(self) -> None:
         """End of every entry point: write what it produced, then arm the deadline of the phase it left."""

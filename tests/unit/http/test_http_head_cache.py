@@ -195,3 +195,18 @@ def test_head_facts_are_its_fields_computed(head):
         assert parsed.http10 is (parsed.version == "HTTP/1.0")
         assert parsed.is_head is (parsed.method == "HEAD")
         assert parsed.target_parts == target_parts(parsed.target)
+
+
+def test_last_head_memo_compares_a_whole_read_and_a_prefix_alike():
+    """next_event compares a read that starts the buffer with the last head by ``==`` first, then by
+    ``startswith``: a read of exactly that head, that head and more, the same length with one byte changed,
+    and a shorter read all parse as on a connection that never saw it."""
+    changed = HEAD.replace(b"X-Two: 2", b"X-Two: 3")
+    assert len(changed) == len(HEAD)
+    reads = [HEAD, HEAD, HEAD + HEAD[:10], HEAD[10:], changed, HEAD, HEAD[:-2], b"\r\n", HEAD + b"X", b"Y"]
+    remembering = run(reads, Limits(), caches=HTTP1Caches())
+    reference = run([b"".join(reads)], Limits(), caches=HTTP1Caches.disabled())
+    assert summary(remembering[0]) == summary(reference[0])
+    assert remembering[1] is None and reference[1] is None
+    heads = [event for event in remembering[0] if isinstance(event, RequestHead)]
+    assert [head.headers[-1][1] for head in heads] == ["2", "2", "2", "2", "3", "2", "2", "2"]
