@@ -450,7 +450,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
                 if conn.awaits_next_request and self.phase is IDLE and not self._write_paused:
                     break  # next_event would say NEED_DATA: its call skipped (see start_next_cycle)
         finally:
-            self._finish()
+            if self._out or self._arm_pending:  # else nothing to write or arm (see _send): the call skipped
+                self._finish()
 
     def _take_proxy_word(self, request: Request, head: RequestHead) -> None:
         """Behind a trusted proxy (``--forwarded-allow-ips``): the client, scheme and request id it vouches for."""
@@ -587,8 +588,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
                 return
             # The common case: complete at once, nothing to close later.
             self._body_bytes = len(body)  # the access log counts 0 for a bodiless response
-            self._out.append(conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
-                                                         ctx.server_header, response.reason))
+            framed = conn.send_complete_response(status, response.headers, body, ctx.wall.http_date,
+                                                 ctx.server_header, response.reason)
         except Exception as exc:
             # The app gave a response that cannot be framed (a header changed
             # to a bad or non-str value after the Response was built, a wrong
@@ -606,7 +607,19 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             self.phase, self._arm_pending = self.phase.exits["response_done"]  # self._to(), without the call
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
+            if not conn.awaits_next_request or self._out or (queue := self._deadlines) is None or (
+                    queue is not self.ctx.h1.deadlines[IDLE]):
+                self._out.append(framed)  # _finish writes it, with the read's other responses, and arms the deadline
+                return
+            # The read's one response, in IDLE's queue already (keep-alive): _finish's steps, arm then write,
+            # without its call: _process then has nothing to finish (whole server keepalive 34,331 -> 33,201
+            # instructions, pipelined +180 for the checks; tests/server/test_response_done_fast.py).
+            now = self.reactor.time  # an attribute, then a call: a method-style call of it is not specialized
+            self.deadline = now() + queue.timeout_s
+            self._arm_pending = False
+            self.transport.write(framed)  # a write that backs up goes on to DRAINING and arms again (pause_writing)
             return
+        self._out.append(framed)
         self._response_done()
 
     def _send_body(self, response: Response, status: int) -> None:

@@ -142,3 +142,47 @@ def test_the_end_of_a_response_resumes_reading_a_burst_it_held_up(settings, acce
     plain = _serve("/drawn", 20_000, settings, access_lines, first)
     assert fast[0].count(b"HTTP/1.1 200 OK") == 20_001 and fast[1][0][1] == 20_001
     assert fast == plain
+
+
+def _one_at_a_time(path: str, count: int, settings: dict, access_lines) -> tuple[bytes, list, list, object, list]:
+    """``count`` GETs of ``path``, each sent once the last is answered (a read holds one request): the answers,
+    the state after, the log, the metrics, and the deadline after each answer."""
+    access_lines.lines.clear()
+    clock = ManualClock()
+    with Reactor(clock=clock) as reactor:
+        server = Server(_app([]), reactor, ServerConfig(port=0, **settings))
+        server.start()
+        sock = socket.create_connection(("127.0.0.1", server.listeners[0].port), timeout=5)
+        sock.setblocking(False)
+        got, deadlines = bytearray(), []
+        give_up = time.monotonic() + 10
+        for i in range(count):
+            clock.advance(1.0)  # each answer's keep-alive deadline starts from its own time
+            sock.send(f"GET {path}?q={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            while got.count(b"HTTP/1.1 200 OK") <= i:
+                assert time.monotonic() < give_up, f"{got.count(b'HTTP/1.1 200 OK')} of {count} answered"
+                reactor.run_once(0.01)
+                try:
+                    got.extend(sock.recv(1 << 20))
+                except BlockingIOError:
+                    pass
+            deadlines.append([p.deadline for p in server.connections])
+        state = _state(server)
+        metrics = server.metrics.counts.counters() if server.metrics is not None else None
+        sock.close()
+        server.close()
+        reactor.run_once(0)
+    lines = [line.split("[")[0] + line.split("]")[1].replace(path, "PATH") for line in access_lines.lines]
+    return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", bytes(got)), state, lines, metrics, deadlines
+
+
+@pytest.mark.parametrize("settings", [{"access_log": False}, {}], ids=["plain", "access-log"])
+def test_a_response_alone_in_its_read_is_written_and_armed_as_finish_does(settings, access_lines):
+    """The read's one response, in IDLE's queue already, is written and its keep-alive deadline armed by ``_send``
+    itself (``_process`` then skips ``_finish``): the same bytes, state and deadlines as the pulled body's path."""
+    fast = _one_at_a_time("/whole", 5, settings, access_lines)
+    plain = _one_at_a_time("/drawn", 5, settings, access_lines)
+    assert fast[0].count(b"HTTP/1.1 200 OK") == 5
+    keepalive_s = ServerConfig().keepalive_timeout_s
+    assert [d[0] for d in fast[4]] == [i + 1.0 + keepalive_s for i in range(5)]  # armed from each answer's time
+    assert fast == plain
