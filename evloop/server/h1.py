@@ -67,11 +67,12 @@ from .bodies import SpooledBody, StreamedBody, body_overflowed, stream_body
 from .config import LINGER_S
 from .context import ServerContext
 from .h1_faults import FaultHandling
+from .h1_flow import FlowControl
 from .h1_reuse import IDLE_PROTOCOLS_MAX, ProtocolReuse
 from .h1_streaming import SMALL_FILE_BYTES, ResponseStreaming, small_file_bytes
 from .h1_upgrade import WebSocketUpgrading
 from .outcomes import close_quietly, internal_error, peer_text
-from .phases import BODY, CLOSED, CLOSING, DEFERRED, DRAINING, IDLE, IN_APP, LINGER, NEW, PhaseError, PhaseEvent
+from .phases import BODY, CLOSED, CLOSING, DEFERRED, IDLE, IN_APP, LINGER, NEW, PhaseError, PhaseEvent
 
 __all__ = ["HTTPProtocol"]
 
@@ -98,7 +99,7 @@ logger = logging.getLogger("evloop.server")
 _RECV_DONE = RecvState.DONE  # a module global: an Enum class attribute is slow to read on 3.11
 
 
-class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpgrading, Protocol):
+class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpgrading, FlowControl, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
     __slots__ = (
@@ -321,57 +322,6 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             conn.receive_data(data)
             if conn.should_pause_reading:
                 self._pause_reading()  # a pipelining client got too far ahead
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-        if self.phase is IDLE:
-            # A response (or a burst of them) went out above the high water
-            # mark: the next request waits until the peer takes them, and the
-            # send timeout (not the keep-alive one) bounds how long it may pin them.
-            # Reading stops too: nothing would parse what came meanwhile.
-            self._to("writes_backed_up")
-            self._pause_reading()
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._stream is not None:
-            self._pump_stream()
-        if self.phase is DRAINING:
-            self._to("writes_drained")
-        if self.phase.reads and self.transport is not None:
-            self._resume_reading()
-            self._process()
-        else:
-            self._finish()
-
-    def close_when_idle(self) -> None:
-        """Graceful shutdown: close now if no request is in progress, else after its response."""
-        if self.phase in (NEW, IDLE, DRAINING) and not self.conn.buffered_bytes:
-            self._close()
-        else:
-            self.conn.keep_alive = False  # the response in progress (or the next, buffered) is the last
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _close(self) -> None:
-        """Close after what is queued is sent (bounded by the send timeout)."""
-        if self.transport is not None:
-            self._to("close")
-            self._finish()
-            self.transport.close()
-
-    # ------------------------------------------------------------- reading
-    def _pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None:
-            self._reading_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None:
-            self._reading_paused = False
-            self.transport.resume_reading()
 
     def _process(self) -> None:
         """The read loop: take events from the state machine while the connection reads; run each complete request.
