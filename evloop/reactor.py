@@ -93,6 +93,8 @@ class Reactor(ErrorReporting, FileWatching):
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._fd_keys, self._epoll = selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
+        self._readers: list[Handle | None] = []  # fd -> reader, fd -> writer (evloop.reactor_files)
+        self._writers: list[Handle | None] = []
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.  Server deadlines read it on every
         # request: the frame of a method, with the finite-delay check as a function call, cost 600 instructions a
@@ -374,20 +376,20 @@ class Reactor(ErrorReporting, FileWatching):
                     self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
+                # Each ready fd's handles are slots of the fd-indexed lists (a None: unregistered by a callback of
+                # this pass), not its selector key's data: ~6 fewer cache misses a request with 1,000 connections
+                # open, where the key's dict entry, int, SelectorKey and tuple were each cold (reactor_files).
                 timed = self.slow_callback_s is not None
-                keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
+                readers, writers = self._readers, self._writers
                 for fd, mask in events:
                     if self._closed:
                         break  # a callback discarded the reactor (a forked child that went on)
-                    if (key := keys.get(fd)) is None:
-                        continue  # unregistered by a callback of this pass
-                    reader, writer = key.data
-                    if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
+                    if mask & _NOT_POLLOUT and (reader := readers[fd]) is not None and not reader.cancelled:
                         try:
                             self._run_callback(reader) if timed or reader.args else reader.callback()
                         except BaseException as exc:
                             self._callback_failed(reader, exc)
-                    if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
+                    if mask & _NOT_POLLIN and (writer := writers[fd]) is not None and not writer.cancelled:
                         try:
                             self._run_callback(writer) if timed else writer.callback(*writer.args)
                         except BaseException as exc:

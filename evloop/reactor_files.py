@@ -1,10 +1,19 @@
 """The reactor's file watching: which descriptors it watches, and the callbacks their readiness runs.
 
-Each registered file has one ``SelectorKey`` whose ``data`` is the pair
-``(reader, writer)`` of ``Handle`` (either None): one registration per
-descriptor whatever it is watched for, changed with ``modify`` as readers
-and writers come and go.  ``Reactor.run_once`` reads that pair for each
-ready descriptor (see ``selector_internals`` for how it finds it).
+Each registered file has one selector registration whatever it is watched
+for, changed with ``modify`` as readers and writers come and go.  The
+callbacks are not in the selector's keys but in two lists indexed by
+descriptor number, ``_readers`` and ``_writers`` (a ``Handle`` or None;
+never shrunk: descriptors are small numbers the kernel reuses lowest
+first), kept in step with the registrations here: every ``register``,
+``modify`` and ``unregister`` goes through ``_add`` and ``_remove``.
+``Reactor.run_once`` reads a ready descriptor's reader as
+``_readers[fd]``: one slot of an array that eight descriptors share a
+cache line of, where the selector's way was a dict entry, its key's int
+(a separate object past 256), the ``SelectorKey`` and its ``(reader,
+writer)`` tuple, each a cache line of its own that a server with many open
+connections finds cold (load/server_instructions.py conns1000 under
+callgrind's cache simulation: see ``Reactor._run_passes``).
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ class FileWatching:
     _selector: selectors.BaseSelector
     _fd_keys: dict[int, selectors.SelectorKey] | None  # the selector's own fd -> key dict, when it has one
     _fd_limit: int | None  # SELECT_FD_LIMIT for a SelectSelector
+    _readers: list[Handle | None]  # fd -> the reader's handle (see the module docstring)
+    _writers: list[Handle | None]  # fd -> the writer's handle
     _closed: bool
 
     def add_reader(self, fileobj: FileLike, fn: Callable[..., Any], *args: Any) -> None:
@@ -58,24 +69,31 @@ class FileWatching:
         # and type looked up): ~76,000 instructions, a quarter of a Connection: close request
         # (load/server_instructions.py close: 303,092 -> 212,272).  By number it still raised (~16,000).
         keys = self._fd_keys
+        handles = self._readers if event == selectors.EVENT_READ else self._writers
         if fd not in (keys if keys is not None else selector.get_map()):
             if self._fd_limit is not None and fd >= self._fd_limit:
                 raise ValueError(
                     f"descriptor {fd} is beyond what select() can watch (below {self._fd_limit}, "
                     "FD_SETSIZE): use PollSelector or EpollSelector"
                 )
-            data = (handle, None) if event == selectors.EVENT_READ else (None, handle)
-            selector.register(fileobj, event, data)  # ValueError for a closed file (fd -1)
+            selector.register(fileobj, event)  # ValueError for a closed file (fd -1)
+            if fd >= len(handles):
+                self._grow_handles(fd)
+            handles[fd] = handle
             return
         key = selector.get_key(fileobj)
-        reader, writer = key.data
-        if event == selectors.EVENT_READ:
-            old, data = reader, (handle, writer)
-        else:
-            old, data = writer, (reader, handle)
-        selector.modify(fileobj, key.events | event, data)
+        if not key.events & event:
+            selector.modify(fileobj, key.events | event)
+        old = handles[fd]
+        handles[fd] = handle
         if old is not None:
             old.cancel()
+
+    def _grow_handles(self, fd: int) -> None:
+        """Make both lists long enough for ``fd`` (doubling: a server's descriptors come in rising order)."""
+        extra = max(fd + 1, 2 * len(self._readers)) - len(self._readers)
+        self._readers.extend([None] * extra)
+        self._writers.extend([None] * extra)
 
     def _remove(self, fileobj: FileLike, event: int) -> bool:
         if self._closed:
@@ -85,16 +103,15 @@ class FileWatching:
             key = selector.get_key(fileobj)
         except (KeyError, ValueError):
             return False
-        reader, writer = key.data
-        if event == selectors.EVENT_READ:
-            old, data = reader, (None, writer)
-        else:
-            old, data = writer, (reader, None)
+        fd = key.fd
+        handles = self._readers if event == selectors.EVENT_READ else self._writers
+        old = handles[fd]
         if old is None:
             return False
+        handles[fd] = None
         mask = key.events & ~event
         if mask:
-            selector.modify(fileobj, mask, data)
+            selector.modify(fileobj, mask)
         else:
             selector.unregister(fileobj)
         old.cancel()
@@ -109,12 +126,12 @@ class FileWatching:
 def selector_internals(selector: selectors.BaseSelector) -> tuple[dict[int, selectors.SelectorKey] | None, Any]:
     """The selector's fd -> key dict (None: use its public get_map()), and its epoll object if it is an EpollSelector.
 
-    With epoll, run_once polls the epoll object and finds each ready fd's key in the dict when that fd's turn comes:
+    The dict answers ``_add``'s "registered yet?" by number.  With epoll, run_once polls the epoll object itself:
     selectors' select() builds a list of (key, events) in Python first, ~90 opcodes a pass (a 16 B WebSocket echo,
-    callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A key unregistered by an earlier
-    callback of the pass is skipped either way; a registration reusing its fd number may see one spurious
-    readiness, as epoll allows.  Other selectors' (key, events) become the same (fd, bits) pairs (~2,900
-    instructions a pass more)."""
+    callgrind of the whole server: 49,157 -> 43,061 instructions a message).  A descriptor unregistered by an
+    earlier callback of the pass is skipped either way (its slot of ``_readers``/``_writers`` is None); a
+    registration reusing its fd number may see one spurious readiness, as epoll allows.  Other selectors'
+    (key, events) become the same (fd, bits) pairs (~2,900 instructions a pass more)."""
     fd_keys: dict[int, selectors.SelectorKey] | None = getattr(selector, "_fd_to_key", None)
     epoll = None
     if type(selector) is selectors.EpollSelector and fd_keys is not None:
