@@ -8,10 +8,11 @@ never shrunk: descriptors are small numbers the kernel reuses lowest
 first), kept in step with the registrations here: every ``register``,
 ``modify`` and ``unregister`` goes through ``_add`` and ``_remove``.
 ``Reactor.run_once`` reads a ready descriptor's reader as
-``_readers[fd]``: one slot of an array that eight descriptors share a
-cache line of, where the selector's way was a dict entry, its key's int
+``_reader_calls[fd]`` (its callback itself, when it takes no arguments, as
+every transport's does; else None, and the handle is called): one slot of
+an array that eight descriptors share a cache line of, where the selector's way was a dict entry, its key's int
 (a separate object past 256), the ``SelectorKey`` and its ``(reader,
-writer)`` tuple, each a cache line of its own that a server with many open
+writer)`` tuple and the ``Handle``, each a cache line of its own that a server with many open
 connections finds cold (load/server_instructions.py conns1000 under
 callgrind's cache simulation: see ``Reactor._run_passes``).
 """
@@ -40,6 +41,7 @@ class FileWatching:
     _fd_keys: dict[int, selectors.SelectorKey] | None  # the selector's own fd -> key dict, when it has one
     _fd_limit: int | None  # SELECT_FD_LIMIT for a SelectSelector
     _readers: list[Handle | None]  # fd -> the reader's handle (see the module docstring)
+    _reader_calls: list[Callable[[], Any] | None]  # fd -> the reader's callback when it takes no arguments
     _writers: list[Handle | None]  # fd -> the writer's handle
     _closed: bool
 
@@ -80,12 +82,16 @@ class FileWatching:
             if fd >= len(handles):
                 self._grow_handles(fd)
             handles[fd] = handle
+            if event == selectors.EVENT_READ:
+                self._reader_calls[fd] = None if handle.args else handle.callback
             return
         key = selector.get_key(fileobj)
         if not key.events & event:
             selector.modify(fileobj, key.events | event)
         old = handles[fd]
         handles[fd] = handle
+        if event == selectors.EVENT_READ:
+            self._reader_calls[fd] = None if handle.args else handle.callback
         if old is not None:
             old.cancel()
 
@@ -94,6 +100,7 @@ class FileWatching:
         extra = max(fd + 1, 2 * len(self._readers)) - len(self._readers)
         self._readers.extend([None] * extra)
         self._writers.extend([None] * extra)
+        self._reader_calls.extend([None] * extra)
 
     def _remove(self, fileobj: FileLike, event: int) -> bool:
         if self._closed:
@@ -109,6 +116,8 @@ class FileWatching:
         if old is None:
             return False
         handles[fd] = None
+        if event == selectors.EVENT_READ:
+            self._reader_calls[fd] = None
         mask = key.events & ~event
         if mask:
             selector.modify(fileobj, mask)

@@ -9,6 +9,7 @@ the selector watches exactly the events that have a callback.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
@@ -31,8 +32,9 @@ def _ready_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed):
-    """Random add/remove of readers and writers on ready files: each pass runs exactly the model's callbacks,
-    ``remove_*`` answers as the model does, and the selector's interest is the model's (no stale events)."""
+    """Random add/remove of readers and writers (with and without arguments) on ready files: each pass runs
+    exactly the model's callbacks, ``remove_*`` answers as the model does, and the selector's interest is the
+    model's (no stale events)."""
     rng = random.Random(seed)
     pairs = _ready_pairs(6)
     reactor = Reactor(selector_cls())
@@ -44,7 +46,10 @@ def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed)
             sock = pairs[index][0]
             if rng.random() < 0.6:
                 add = reactor.add_reader if kind == "r" else reactor.add_writer
-                add(sock, ran.append, (index, kind, step))
+                if rng.random() < 0.5:
+                    add(sock, ran.append, (index, kind, step))  # with arguments: called through its handle
+                else:
+                    add(sock, functools.partial(ran.append, (index, kind, step)))  # without: called as it is
                 model[index, kind] = step
             else:
                 remove = reactor.remove_reader if kind == "r" else reactor.remove_writer
@@ -68,33 +73,36 @@ def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed)
             b.close()
 
 
-def test_a_callback_replacing_another_ready_files_reader_runs_the_new_one_in_the_pass(selector_cls):
-    """As with the selector's keys: a reader replaced by an earlier callback of the pass is never called, and
-    its replacement is, in that pass; a reader removed and a writer added by it change nothing else."""
+def test_a_callback_removing_or_replacing_other_ready_files_readers_in_the_pass(selector_cls):
+    """As with the selector's keys: whichever ready file's reader runs first removes the reader of another ready
+    file and replaces a third's; in that pass the removed and the replaced are never called, the replacement is."""
     pairs = _ready_pairs(3)
+    socks = [ours for ours, _ in pairs]
     reactor = Reactor(selector_cls())
     calls: list[str] = []
-    first, second, third = (ours for ours, _ in pairs)
 
-    def replace_the_others() -> None:
-        calls.append("first")
-        reactor.add_reader(second, calls.append, "second, new")
-        reactor.remove_reader(third)
+    def first_to_run(index: int, with_args: bool) -> None:
+        calls.append(f"reader {index}")
+        if len(calls) == 1:
+            others = [sock for sock in socks if sock is not socks[index]]
+            reactor.remove_reader(others[0])
+            if with_args:
+                reactor.add_reader(others[1], calls.append, "replacement")
+            else:
+                reactor.add_reader(others[1], functools.partial(calls.append, "replacement"))
 
     try:
-        for sock, name in ((first, "first"), (second, "second"), (third, "third")):
-            reactor.add_reader(sock, calls.append, name)
-        reactor.add_reader(first, replace_the_others)
-        reactor.add_reader(second, calls.append, "second")
-        reactor.add_reader(third, calls.append, "third")
-        reactor.run_once(0)  # the three are ready in one poll, served in the order it gives
-        if calls[0] == "first":
-            assert calls == ["first", "second, new"]
-        else:  # the poll gave another file first: it ran before first changed anything
-            assert "first" in calls and "second" not in calls[calls.index("first"):]
-        calls.clear()
-        reactor.run_once(0)
-        assert sorted(calls) == ["first", "second, new"]
+        for with_args in (False, True):
+            calls.clear()
+            for index, sock in enumerate(socks):
+                if with_args:
+                    reactor.add_reader(sock, first_to_run, index, with_args)
+                else:
+                    reactor.add_reader(sock, functools.partial(first_to_run, index, with_args))
+            reactor.run_once(0)  # the three are ready in one poll
+            assert calls[1:] == ["replacement"]
+            for sock in socks:
+                reactor.remove_reader(sock)
     finally:
         reactor.close()
         for a, b in pairs:
