@@ -39,6 +39,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
+from types import MethodType
 from typing import Any, TypeVar
 
 from .clock import Clock, MonotonicClock
@@ -95,7 +96,8 @@ class Reactor(ErrorReporting, FileWatching):
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
         self._readers: list[Handle | None] = []  # fd -> reader, fd -> writer (evloop.reactor_files)
         self._writers: list[Handle | None] = []
-        self._reader_calls: list[Callable[[], Any] | None] = []
+        self._reader_calls: list[Callable[..., Any] | None] = []
+        self._reader_owners: list[Any] = []
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.  Server deadlines read it on every
         # request: the frame of a method, with the finite-delay check as a function call, cost 600 instructions a
@@ -378,20 +380,24 @@ class Reactor(ErrorReporting, FileWatching):
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
                 # Each ready fd's callbacks are slots of the fd-indexed lists (None: unregistered by a callback of
-                # this pass), not its selector key's data, and a reader without arguments is called as it is, not
-                # through its Handle: ~6 fewer cache misses a request with 1,000 connections open, where the key's
-                # dict entry, int, SelectorKey, tuple and Handle were each cold (reactor_files).
+                # this pass), not its selector key's data, and a reader without arguments is called as
+                # call(owner) or call(), not through its Handle and bound method: fewer cache misses a request
+                # with 1,000 connections open, where the key's dict entry, int, SelectorKey, tuple, Handle and
+                # bound method were each cold (reactor_files).
                 timed = self.slow_callback_s is not None
                 readers, writers, reader_calls = self._readers, self._writers, self._reader_calls
+                reader_owners = self._reader_owners
                 for fd, mask in events:
                     if self._closed:
                         break  # a callback discarded the reactor (a forked child that went on)
                     if mask & _NOT_POLLOUT:
                         if (call := reader_calls[fd]) is not None and not timed:
+                            owner = reader_owners[fd]
                             try:
-                                call()
+                                call(owner) if owner is not None else call()
                             except BaseException as exc:
-                                self._callback_failed(Handle(call, ()), exc)
+                                self._callback_failed(Handle(call if owner is None else MethodType(call, owner), ()),
+                                                      exc)
                         elif (reader := readers[fd]) is not None and not reader.cancelled:
                             try:
                                 self._run_callback(reader)

@@ -8,11 +8,13 @@ never shrunk: descriptors are small numbers the kernel reuses lowest
 first), kept in step with the registrations here: every ``register``,
 ``modify`` and ``unregister`` goes through ``_add`` and ``_remove``.
 ``Reactor.run_once`` reads a ready descriptor's reader as
-``_reader_calls[fd]`` (its callback itself, when it takes no arguments, as
-every transport's does; else None, and the handle is called): one slot of
-an array that eight descriptors share a cache line of, where the selector's way was a dict entry, its key's int
+``_reader_calls[fd]`` and ``_reader_owners[fd]`` (when it takes no
+arguments, as every transport's does: a bound method as its function and
+its object, so ``call(owner)``, another callable as it is; else None, and
+the handle is called): slots of arrays that eight descriptors share a
+cache line of, where the selector's way was a dict entry, its key's int
 (a separate object past 256), the ``SelectorKey`` and its ``(reader,
-writer)`` tuple and the ``Handle``, each a cache line of its own that a server with many open
+writer)`` tuple, the ``Handle`` and the bound method, each a cache line of its own that a server with many open
 connections finds cold (load/server_instructions.py conns1000 under
 callgrind's cache simulation: see ``Reactor._run_passes``).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import selectors
 from collections.abc import Callable
+from types import MethodType
 from typing import Any
 
 from .timers import Handle
@@ -41,7 +44,8 @@ class FileWatching:
     _fd_keys: dict[int, selectors.SelectorKey] | None  # the selector's own fd -> key dict, when it has one
     _fd_limit: int | None  # SELECT_FD_LIMIT for a SelectSelector
     _readers: list[Handle | None]  # fd -> the reader's handle (see the module docstring)
-    _reader_calls: list[Callable[[], Any] | None]  # fd -> the reader's callback when it takes no arguments
+    _reader_calls: list[Callable[..., Any] | None]  # fd -> the reader's function, when it takes no arguments
+    _reader_owners: list[Any]  # fd -> the object a bound method reader is bound to (None: call it without)
     _writers: list[Handle | None]  # fd -> the writer's handle
     _closed: bool
 
@@ -83,7 +87,7 @@ class FileWatching:
                 self._grow_handles(fd)
             handles[fd] = handle
             if event == selectors.EVENT_READ:
-                self._reader_calls[fd] = None if handle.args else handle.callback
+                self._set_reader_call(fd, handle)
             return
         key = selector.get_key(fileobj)
         if not key.events & event:
@@ -91,7 +95,7 @@ class FileWatching:
         old = handles[fd]
         handles[fd] = handle
         if event == selectors.EVENT_READ:
-            self._reader_calls[fd] = None if handle.args else handle.callback
+            self._set_reader_call(fd, handle)
         if old is not None:
             old.cancel()
 
@@ -101,6 +105,18 @@ class FileWatching:
         self._readers.extend([None] * extra)
         self._writers.extend([None] * extra)
         self._reader_calls.extend([None] * extra)
+        self._reader_owners.extend([None] * extra)
+
+    def _set_reader_call(self, fd: int, handle: Handle) -> None:
+        """What the loop calls for ``fd``'s reader: a bound method as its function and its object (the method
+        object itself is never touched), another callable as it is; None when it takes arguments (its handle)."""
+        callback = handle.callback
+        if handle.args:
+            self._reader_calls[fd] = self._reader_owners[fd] = None
+        elif type(callback) is MethodType:
+            self._reader_calls[fd], self._reader_owners[fd] = callback.__func__, callback.__self__
+        else:
+            self._reader_calls[fd], self._reader_owners[fd] = callback, None
 
     def _remove(self, fileobj: FileLike, event: int) -> bool:
         if self._closed:
@@ -117,7 +133,7 @@ class FileWatching:
             return False
         handles[fd] = None
         if event == selectors.EVENT_READ:
-            self._reader_calls[fd] = None
+            self._reader_calls[fd] = self._reader_owners[fd] = None
         mask = key.events & ~event
         if mask:
             selector.modify(fileobj, mask)

@@ -21,6 +21,16 @@ from evloop import Reactor
 EVENT_READ, EVENT_WRITE = 1, 2  # selectors' values
 
 
+class _Recorder:
+    """A bound method reader, as a transport's ``_on_readable``."""
+
+    def __init__(self, ran: list[tuple[int, str, int]], tag: tuple[int, str, int]) -> None:
+        self.ran, self.tag = ran, tag
+
+    def fire(self) -> None:
+        self.ran.append(self.tag)
+
+
 def _ready_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
     """Socket pairs whose first end is both readable (a byte waits, never read) and writable."""
     pairs = [socket.socketpair() for _ in range(count)]
@@ -32,7 +42,7 @@ def _ready_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed):
-    """Random add/remove of readers and writers (with and without arguments) on ready files: each pass runs
+    """Random add/remove of readers and writers (with arguments, without, bound methods) on ready files: each pass runs
     exactly the model's callbacks, ``remove_*`` answers as the model does, and the selector's interest is the
     model's (no stale events)."""
     rng = random.Random(seed)
@@ -46,10 +56,13 @@ def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed)
             sock = pairs[index][0]
             if rng.random() < 0.6:
                 add = reactor.add_reader if kind == "r" else reactor.add_writer
-                if rng.random() < 0.5:
+                form = rng.randrange(3)
+                if form == 0:
                     add(sock, ran.append, (index, kind, step))  # with arguments: called through its handle
-                else:
+                elif form == 1:
                     add(sock, functools.partial(ran.append, (index, kind, step)))  # without: called as it is
+                else:
+                    add(sock, _Recorder(ran, (index, kind, step)).fire)  # a bound method: its function(owner)
                 model[index, kind] = step
             else:
                 remove = reactor.remove_reader if kind == "r" else reactor.remove_writer
