@@ -94,7 +94,8 @@ class Reactor(ErrorReporting, FileWatching):
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._fd_keys, self._epoll = selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
-        self._readers: list[Handle | None] = []  # fd -> reader, fd -> writer (evloop.reactor_files)
+        # fd -> reader handle, writer handle, reader's function and its object (evloop.reactor_files).
+        self._readers: list[Handle | None] = []
         self._writers: list[Handle | None] = []
         self._reader_calls: list[Callable[..., Any] | None] = []
         self._reader_owners: list[Any] = []
@@ -379,30 +380,19 @@ class Reactor(ErrorReporting, FileWatching):
                     self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
-                # Each ready fd's callbacks are slots of the fd-indexed lists (None: unregistered by a callback of
-                # this pass), not its selector key's data, and a reader without arguments is called as
-                # call(owner) or call(), not through its Handle and bound method: fewer cache misses a request
-                # with 1,000 connections open, where the key's dict entry, int, SelectorKey, tuple, Handle and
-                # bound method were each cold (reactor_files).
+                # From fd-indexed lists (None: unregistered by a callback of this pass): see evloop.reactor_files.
                 timed = self.slow_callback_s is not None
-                readers, writers, reader_calls = self._readers, self._writers, self._reader_calls
-                reader_owners = self._reader_owners
+                readers, writers, calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
                 for fd, mask in events:
                     if self._closed:
                         break  # a callback discarded the reactor (a forked child that went on)
-                    if mask & _NOT_POLLOUT:
-                        if (call := reader_calls[fd]) is not None and not timed:
-                            owner = reader_owners[fd]
-                            try:
-                                call(owner) if owner is not None else call()
-                            except BaseException as exc:
-                                self._callback_failed(Handle(call if owner is None else MethodType(call, owner), ()),
-                                                      exc)
-                        elif (reader := readers[fd]) is not None and not reader.cancelled:
-                            try:
-                                self._run_callback(reader)
-                            except BaseException as exc:
-                                self._callback_failed(reader, exc)
+                    if mask & _NOT_POLLOUT and (call := calls[fd]) is not None and not timed:
+                        try:
+                            call(owner) if (owner := owners[fd]) is not None else call()  # a bound method's, or not
+                        except BaseException as exc:
+                            self._reader_failed(call, owner, exc)
+                    elif mask & _NOT_POLLOUT and (reader := readers[fd]) is not None and not reader.cancelled:
+                        self._run_callback(reader)  # reports what the reader raises
                     if mask & _NOT_POLLIN and (writer := writers[fd]) is not None and not writer.cancelled:
                         try:
                             self._run_callback(writer) if timed else writer.callback(*writer.args)
@@ -485,6 +475,10 @@ class Reactor(ErrorReporting, FileWatching):
             if took >= slow_s:
                 self._slow_callbacks += 1
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
+
+    def _reader_failed(self, call: Callable[..., Any], owner: Any, exc: BaseException) -> None:
+        """A reader called as ``call(owner)`` or ``call()`` raised: reported with a handle of that callback."""
+        self._callback_failed(Handle(call if owner is None else MethodType(call, owner), ()), exc)
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         """A callback raised: report it and go on (a stop request, see ``exit_stops_loop``, goes on up)."""

@@ -142,3 +142,29 @@ def test_descriptors_far_apart_are_watched(selector_cls):
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def test_a_failing_bound_method_reader_is_reported_by_name_and_the_pass_goes_on(selector_cls):
+    """A reader called as its function and object reports as its bound method would, even after removing itself."""
+    pairs = _ready_pairs(2)
+    reactor = Reactor(selector_cls())
+    seen: list[str] = []
+    ran: list[tuple[int, str, int]] = []
+    reactor.set_exception_handler(lambda loop, context: seen.append(context["message"]))
+
+    class Failing:
+        def on_readable(self) -> None:
+            reactor.remove_reader(pairs[0][0])
+            raise KeyError("reader")
+
+    try:
+        reactor.add_reader(pairs[0][0], Failing().on_readable)
+        reactor.add_reader(pairs[1][0], _Recorder(ran, (1, "r", 0)).fire)
+        reactor.run_once(0)
+        assert len(seen) == 1 and "Failing.on_readable" in seen[0]
+        assert ran == [(1, "r", 0)]
+    finally:
+        reactor.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
