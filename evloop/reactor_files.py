@@ -91,17 +91,22 @@ class FileWatching:
             selector.register(fileobj, event)  # ValueError for a closed file (fd -1)
             if fd >= len(handles):
                 self._grow_handles(fd)
-            handles[fd] = handle
-            if event == selectors.EVENT_READ:
-                self._set_reader_call(fd, handle)
-            return
-        key = selector.get_key(fileobj)
-        if not key.events & event:
-            selector.modify(fileobj, key.events | event)
-        old = handles[fd]
+            old = None
+        else:
+            key = selector.get_key(fileobj)
+            if not key.events & event:
+                selector.modify(fileobj, key.events | event)
+            old = handles[fd]
         handles[fd] = handle
+        # A reader's call for the loop (see the module docstring), inline: every watched connection comes here.
         if event == selectors.EVENT_READ:
-            self._set_reader_call(fd, handle)
+            callback = handle.callback
+            if handle.args:
+                self._reader_calls[fd] = self._reader_owners[fd] = None
+            elif type(callback) is MethodType:
+                self._reader_calls[fd], self._reader_owners[fd] = callback.__func__, callback.__self__
+            else:
+                self._reader_calls[fd], self._reader_owners[fd] = callback, None
         if old is not None:
             old.cancel()
 
@@ -112,17 +117,6 @@ class FileWatching:
         self._writers.extend([None] * extra)
         self._reader_calls.extend([None] * extra)
         self._reader_owners.extend([None] * extra)
-
-    def _set_reader_call(self, fd: int, handle: Handle) -> None:
-        """What the loop calls for ``fd``'s reader: a bound method as its function and its object (the method
-        object itself is never touched), another callable as it is; None when it takes arguments (its handle)."""
-        callback = handle.callback
-        if handle.args:
-            self._reader_calls[fd] = self._reader_owners[fd] = None
-        elif type(callback) is MethodType:
-            self._reader_calls[fd], self._reader_owners[fd] = callback.__func__, callback.__self__
-        else:
-            self._reader_calls[fd], self._reader_owners[fd] = callback, None
 
     def _remove(self, fileobj: FileLike, event: int) -> bool:
         if self._closed:
