@@ -21,7 +21,7 @@ cache line each; two slots of arrays that eight descriptors share a cache
 line of replace them.  load/server_instructions.py conns1000 under
 callgrind's cache simulation (a 1 MiB last level, as this machine's L2):
 25.7 -> 21.5 last-level misses a request (23.4 with the lists of handles
-alone), 0 at conns50 either way; instructions conns1000 29,674 -> 28,955,
+alone), 0 at conns50 either way; instructions conns1000 29,674 -> 28,860,
 keepalive 35,222 -> 34,838 (no Handle attributes read per event).
 """
 
