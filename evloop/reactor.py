@@ -39,6 +39,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
+from types import MethodType
 from typing import Any, TypeVar
 
 from .clock import Clock, MonotonicClock
@@ -93,6 +94,11 @@ class Reactor(ErrorReporting, FileWatching):
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._fd_keys, self._epoll = selector_internals(self._selector)
         self._fd_limit = SELECT_FD_LIMIT if isinstance(self._selector, selectors.SelectSelector) else None
+        # fd -> reader handle, writer handle, reader's function and its object (evloop.reactor_files).
+        self._readers: list[Handle | None] = []
+        self._writers: list[Handle | None] = []
+        self._reader_calls: list[Callable[..., Any] | None] = []
+        self._reader_owners: list[Any] = []
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # reactor.time(): the clock's own function, not a method calling it.  Server deadlines read it on every
         # request: the frame of a method, with the finite-delay check as a function call, cost 600 instructions a
@@ -374,20 +380,20 @@ class Reactor(ErrorReporting, FileWatching):
                     self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
+                # From fd-indexed lists (None: unregistered by a callback of this pass): see evloop.reactor_files.
                 timed = self.slow_callback_s is not None
-                keys = self._fd_keys if self._fd_keys is not None else self._selector.get_map()
+                readers, writers, calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
                 for fd, mask in events:
                     if self._closed:
                         break  # a callback discarded the reactor (a forked child that went on)
-                    if (key := keys.get(fd)) is None:
-                        continue  # unregistered by a callback of this pass
-                    reader, writer = key.data
-                    if mask & _NOT_POLLOUT and reader is not None and not reader.cancelled:
+                    if mask & _NOT_POLLOUT and (call := calls[fd]) is not None and not timed:
                         try:
-                            self._run_callback(reader) if timed or reader.args else reader.callback()
+                            call(owner) if (owner := owners[fd]) is not None else call()  # a bound method's, or not
                         except BaseException as exc:
-                            self._callback_failed(reader, exc)
-                    if mask & _NOT_POLLIN and writer is not None and not writer.cancelled:
+                            self._reader_failed(call, owner, exc)
+                    elif mask & _NOT_POLLOUT and (reader := readers[fd]) is not None and not reader.cancelled:
+                        self._run_callback(reader)  # reports what the reader raises
+                    if mask & _NOT_POLLIN and (writer := writers[fd]) is not None and not writer.cancelled:
                         try:
                             self._run_callback(writer) if timed else writer.callback(*writer.args)
                         except BaseException as exc:
@@ -469,6 +475,10 @@ class Reactor(ErrorReporting, FileWatching):
             if took >= slow_s:
                 self._slow_callbacks += 1
                 logger.warning("slow callback %r held the loop for %.3f s", handle, took)
+
+    def _reader_failed(self, call: Callable[..., Any], owner: Any, exc: BaseException) -> None:
+        """A reader called as ``call(owner)`` or ``call()`` raised: reported with a handle of that callback."""
+        self._callback_failed(Handle(call if owner is None else MethodType(call, owner), ()), exc)
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         """A callback raised: report it and go on (a stop request, see ``exit_stops_loop``, goes on up)."""

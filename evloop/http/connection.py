@@ -105,25 +105,26 @@ class ServerConnection:
     ``start_next_cycle()`` when ``keep_alive`` and both sides are DONE.
     """
 
+    # Those a keep-alive request touches first (fewer cache lines a request when many connections are open).
     __slots__ = (
-        "_limits",
         "_implicit_end",
         "_implicit_next_cycle",
         "caches",
         "_heads",
         "_buf",
         "_reader",
-        "_body_head",
         "_eof",
-        "_error",
         "_http10",
         "_head_request",
         "_body",
-        "_remaining",
         "their_state",
         "our_state",
         "keep_alive",
         "awaits_next_request",
+        "_limits",
+        "_body_head",
+        "_error",
+        "_remaining",
     )
 
     def __init__(

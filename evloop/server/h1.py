@@ -102,11 +102,12 @@ _RECV_DONE = RecvState.DONE  # a module global: an Enum class attribute is slow 
 class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpgrading, FlowControl, Protocol):
     """One HTTP/1.1 connection: feeds bytes to the state machine and runs the app."""
 
+    # Those a keep-alive request touches first: fewer (cold, with 1,000 connections open) cache lines a request.
     __slots__ = (
-        "ctx", "reactor", "transport", "conn", "phase", "head", "body", "request", "deadline",
-        "_deadlines", "_out", "_response", "_stream", "_started", "_body_bytes", "_status",
-        "_write_paused", "_reading_paused", "requests_served", "_arm_pending", "_responder", "_log_heads", "_timed",
-        "_received_at", "tls", "_scheme", "_counts", "_sink", "_memory_room",
+        "ctx", "reactor", "transport", "conn", "phase", "head", "request", "deadline", "_deadlines", "_out",
+        "_response", "_started", "_body_bytes", "_status", "_write_paused", "_reading_paused", "requests_served",
+        "_arm_pending", "_responder", "_log_heads", "_timed", "_received_at", "tls", "_scheme", "_sink", "_counts",
+        "body", "_stream", "_memory_room", "_last_buffer_size", "_linger_ends",
     )
 
     def __init__(self, ctx: ServerContext) -> None:

@@ -40,7 +40,10 @@ class FaultHandling:
     # The write buffer's size when the send deadline was armed: a smaller one
     # at the deadline is progress (a slow reader), not a stalled peer.
     # When a lingering drain ends however much still comes (config.LINGER_TOTAL_S).
-    __slots__ = ("_last_buffer_size", "_linger_ends")
+    # Both are slots of HTTPProtocol, after those a request touches (see its __slots__); hidden from mypy,
+    # which would otherwise want every name set here among this class's slots.
+    if not TYPE_CHECKING:
+        __slots__ = ()
     _last_buffer_size: int
     _linger_ends: float
 
