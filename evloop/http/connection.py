@@ -46,6 +46,7 @@ from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
 from .framed import frame_closing, frame_remembered
+from .head_templates import fill as fill_template
 from .parser import HeadReader, Limits
 from .states import RECV_TRANSITIONS, SEND_TRANSITIONS, RecvState, SendState, recv_transition, send_transition
 from .writer import LAST_CHUNK, chunk, encode_fields, error_body, prepare_fields, response_head
@@ -205,7 +206,6 @@ class ServerConnection:
         )
 
     # -- receiving side ---------------------------------------------------
-
     def receive_data(self, data: bytes) -> None:
         """Add received bytes; ``b""`` means the peer closed its side (EOF)."""
         self.awaits_next_request = False  # next_event has something to look at (see start_next_cycle)
@@ -280,8 +280,16 @@ class ServerConnection:
                 buf.searched = 0
                 head = last.head
             else:
+                template = heads.last_template
                 try:
-                    head = heads.read(buf)
+                    if template is None or pos or data[-1] != 10 or len(data) > heads.limits.max_head_bytes:
+                        head = heads.read(buf)
+                    elif (head := fill_template(template, whole := data.decode("latin-1"))) is not None:
+                        # One head of the shape of the connection's last, filled before its end is searched for (see
+                        # HeadReader) here, not by the reader: a frame less (browser 55,513 -> 54,976 instructions).
+                        buf.pos, buf.searched = len(data), 0
+                    else:
+                        head = heads.read(buf, whole)
                 except ProtocolError as exc:
                     self._fail(exc)
                     raise
@@ -304,33 +312,35 @@ class ServerConnection:
             self._head_request = head.is_head
             return head
         if state is _RECV_BODY:
-            reader = self._reader
-            if reader is None:  # the body's first read: its reader (RFC 9112 6.3)
-                reader = self._reader = body_reader(self._body_head, self._limits)  # type: ignore[arg-type]
-                self._body_head = None  # held no longer than needed (an idle connection holds no head)
-            try:
-                event = reader(self._buf)
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
-            if event is None:
-                if self._eof:
-                    # The request can never complete; nobody waits for an answer.
-                    self.their_state = recv_transition(state, "eof")
-                    self.keep_alive = False
-                    return ConnectionClosed()
-                return NEED_DATA
-            if event.__class__ is not Data:
-                self.their_state = _RECV_AFTER_END
-            else:  # the last byte of a Content-Length body completes the request: no EndOfMessage follows
-                last_byte = self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining
-                self.their_state = _RECV_AFTER_END if last_byte else _RECV_AFTER_DATA
-            return event
+            return self._body_event()
         if state is _RECV_DONE:
             return PAUSED
         if state is _RECV_CLOSED:
             return ConnectionClosed()
         raise self._error  # type: ignore[misc]  # ERROR: _fail has set it
+
+    def _body_event(self) -> Event:
+        """``next_event`` in BODY: the body's next part, its end, or what the reader still needs."""
+        reader = self._reader
+        if reader is None:  # the body's first read: its reader (RFC 9112 6.3)
+            reader = self._reader = body_reader(self._body_head, self._limits)  # type: ignore[arg-type]
+            self._body_head = None  # held no longer than needed (an idle connection holds no head)
+        try:
+            event = reader(self._buf)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if event is None:
+            if self._eof:  # the request can never complete; nobody waits for an answer
+                self.their_state, self.keep_alive = recv_transition(_RECV_BODY, "eof"), False
+                return ConnectionClosed()
+            return NEED_DATA
+        if event.__class__ is not Data:
+            self.their_state = _RECV_AFTER_END
+        else:  # the last byte of a Content-Length body completes the request: no EndOfMessage follows
+            last_byte = self._implicit_end and reader.__class__ is ContentLengthReader and not reader.remaining
+            self.their_state = _RECV_AFTER_END if last_byte else _RECV_AFTER_DATA
+        return event
 
     def take_whole_body(self, max_bytes: int) -> bytes | None:
         """Right after a ``RequestHead`` with a Content-Length body: the whole body, when all of it is buffered

@@ -120,13 +120,14 @@ class HeadReader:
     (``head_templates.fill``), it is one complete head that ends where
     the buffer does and nowhere before: the key's pieces are a parsed
     head's, whose only empty line ends it, and the holes hold no line
-    end.  So the head is filled before the search for its empty line,
-    which is then not made (~3,600 instructions over a browser's head;
-    load/bench_instructions.py --manual-clock browser 69,715 -> 65,031
-    instructions a request).  A buffer the template does not fill goes
-    the plain way, its text decoded once (``_head_between``'s
+    end.  So ``ServerConnection.next_event`` fills the head before the
+    search for its empty line, which is then not made (~3,600
+    instructions over a browser's head; load/bench_instructions.py
+    --manual-clock browser 69,715 -> 65,031 instructions a request), and
+    without this reader's call (55,513 -> 54,976).  A buffer the template
+    does not fill comes here, its text decoded once (``read``'s
     ``whole``).  tests/unit/http/test_http_head_templates.py reads heads
-    whole, in two parts and with bytes behind them, through this and the
+    whole, in two parts and with bytes behind them, through that and the
     plain path.
     """
 
@@ -140,7 +141,7 @@ class HeadReader:
         # Always one checked against ``limits`` (``head_templates.lookup`` finds no other).
         self.last_template: head_templates.HeadTemplate | None = None
 
-    def read(self, buf: ReceiveBuffer) -> RequestHead | None:
+    def read(self, buf: ReceiveBuffer, whole: str | None = None) -> RequestHead | None:
         """Consume and parse one complete request head, or return None.
 
         Returns None when the head is not complete yet (nothing is consumed).
@@ -148,8 +149,8 @@ class HeadReader:
         incomplete heads are checked as they grow (limits, bare CR) so an
         attack is refused without waiting for its end.
 
-        A buffer that is one whole head of the connection's last template's shape
-        is filled first, unsearched (see the class's docstring).
+        ``whole``: the whole buffer's text, when the caller decoded it and the
+        connection's last template did not fill it (see the class's docstring).
         """
         data = buf.data
         pos = buf.pos
@@ -162,16 +163,6 @@ class HeadReader:
                 buf.pos = 0
             return None
         limits = self.limits
-        template = self.last_template
-        whole = None  # the buffer's text, when it was decoded for the template
-        if template is not None and not pos and data[-1] == 10 and size <= limits.max_head_bytes:
-            # The buffer is one head of the shape of the connection's last (see the docstring): no search for its end.
-            whole = data.decode("latin-1")
-            head = head_templates.fill(template, whole)
-            if head is not None:
-                buf.pos = size
-                buf.searched = 0
-                return head
         c = data[pos]
         if c == 13 or c == 10:
             skip_empty_lines(buf)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evloop.buffers import ReceiveBuffer
-from evloop.http import Limits, ProtocolError, RequestHead, head_templates
+from evloop.http import NEED_DATA, Limits, ProtocolError, RequestHead, ServerConnection, head_templates
 from evloop.http.caches import HTTP1Caches
 from evloop.http.grammar import FIELD_VALUE_BYTES, FIELD_VALUE_RE, ORIGIN_FORM_PARTS_RE, ORIGIN_FORM_RE, TARGET_BYTES
 from evloop.http.parser import HeadReader
@@ -29,13 +29,55 @@ LIMITS = Limits()  # one object, as a server shares it: a template holds the lim
 PAD = "X-Pad: " + "p" * 130  # past MIN_SECTION_CHARS: short heads are parsed, not cut
 
 
-def outcome(reader: HeadReader, data: bytes) -> RequestHead | tuple[int, str] | None:
+def outcome(reader: HeadReader | ServerConnection, data: bytes) -> RequestHead | tuple[int, str] | None:
+    """What ``reader`` (a head reader, or a connection as the server makes one) makes of ``data``, in one read."""
+    if isinstance(reader, ServerConnection):
+        reader.receive_data(data)
+        try:
+            event = reader.next_event()
+        except ProtocolError as exc:
+            return exc.status, exc.reason
+        if event is NEED_DATA:
+            return None
+        assert isinstance(event, RequestHead)
+        if not (event.content_length or event.chunked):
+            reader.send_complete_response(200, [], b"", None)  # the next cycle starts
+        return event
     buf = ReceiveBuffer()
     buf.feed(data)
     try:
         return reader.read(buf)
     except ProtocolError as exc:
         return exc.status, exc.reason
+
+
+def connection_on(caches: HTTP1Caches, limits: Limits = LIMITS) -> ServerConnection:
+    """A connection as the server makes one: its last template's heads are filled by ``next_event``, unsearched."""
+    return ServerConnection(limits, True, True, caches)
+
+
+def connection_reads(conn: ServerConnection, data: bytes, split: int | None) -> list[tuple[object, int]]:
+    """What ``conn`` makes of ``data`` received in two parts (at ``split``; None: whole): each head (answered,
+    so the next cycle starts) with the bytes left unparsed after it, until it asks for more or refuses."""
+    results: list[tuple[object, int]] = []
+    for part in [data] if split is None else [data[:split], data[split:]]:
+        if not part:
+            continue  # b"" would say the peer closed
+        conn.receive_data(part)
+        while True:
+            try:
+                event = conn.next_event()
+            except ProtocolError as exc:
+                return [*results, ((exc.status, exc.reason), conn.buffered_bytes)]
+            if event is NEED_DATA:
+                results.append((None, conn.buffered_bytes))
+                break
+            assert isinstance(event, RequestHead)
+            results.append((full(event), conn.buffered_bytes))
+            if event.content_length or event.chunked:  # a body follows: not read here
+                return results
+            conn.send_complete_response(200, [], b"", None)
+    return results
 
 
 def plain(data: bytes, limits: Limits | None = None) -> RequestHead | tuple[int, str] | None:
@@ -155,16 +197,15 @@ def full(result: RequestHead | tuple[int, str] | None) -> object:
     return result
 
 
-def reader_on(referer: bool, cookie: bool, first: bool) -> HeadReader:
-    """A connection's reader whose last head came from the template of these heads' shape."""
+def reader_on(referer: bool, cookie: bool, first: bool) -> ServerConnection:
+    """A connection whose last head came from the template of these heads' shape."""
     caches = HTTP1Caches()
     shapes = [head(f"/{i}", "r" if referer else None, "c" if cookie else None, first) for i in range(3)]
     for shape in shapes[:2]:
         outcome(HeadReader(LIMITS, caches), shape)  # admits the template
-    reader = HeadReader(LIMITS, caches)
-    outcome(reader, shapes[2])
-    assert reader.last_template is not None
-    return reader
+    conn = connection_on(caches)
+    assert isinstance(outcome(conn, shapes[2]), RequestHead)
+    return conn
 
 
 @settings(max_examples=400, deadline=None)
@@ -215,7 +256,7 @@ def test_a_head_filled_from_a_template_has_that_templates_key(edits):
 
 def test_a_browsers_heads_on_one_connection_come_from_its_last_template():
     caches = HTTP1Caches()
-    reader = HeadReader(LIMITS, caches)
+    reader = connection_on(caches)
     for i in range(1, 12):
         data = browser_head(i, "127.0.0.1:8080")
         assert full(outcome(reader, data)) == full(plain(data))
@@ -262,13 +303,18 @@ def test_a_buffer_read_whole_through_the_last_template_ends_where_the_plain_path
         at = min(at, len(text) - 4)
         text = text[:at] + inserted + text[at + removed :]
     data = text.encode("latin-1") + trailing
+    plain_reads = reads(HeadReader(Limits(), HTTP1Caches.disabled()), data, split)
     caches = HTTP1Caches()
     reader = HeadReader(LIMITS, caches)
+    conn = connection_on(caches)
     for i in range(1, 4):
         assert isinstance(outcome(reader, browser_head(i, "127.0.0.1:8080")), RequestHead)
+        assert isinstance(outcome(conn, browser_head(i + 3, "127.0.0.1:8080")), RequestHead)
     assert reader.last_template is not None
-    plain_reader = HeadReader(Limits(), HTTP1Caches.disabled())
-    assert reads(reader, data, split) == reads(plain_reader, data, split), data
+    assert reads(reader, data, split) == plain_reads, data  # the template tried once the head's end is found
+    # next_event's: the template tried first, no end searched for; the same heads, and the same bytes left
+    plain_conn = connection_reads(connection_on(HTTP1Caches.disabled()), data, split)
+    assert connection_reads(conn, data, split) == plain_conn, data
 
 
 def _browser_text(i: int) -> str:
@@ -289,7 +335,7 @@ def _browser_text(i: int) -> str:
 def test_a_head_whose_holes_are_found_in_the_wrong_places_reads_as_the_plain_path(edit):
     """``fill`` checks no place it found on its own, only the join of the pieces and the holes'
     characters: heads whose holes it would cut in the wrong places read as the plain path reads them."""
-    reader = HeadReader(LIMITS, HTTP1Caches())
+    reader = connection_on(HTTP1Caches())
     for i in range(1, 4):
         assert isinstance(outcome(reader, browser_head(i, "127.0.0.1:8080")), RequestHead)
     data = edit(_browser_text(4)).encode("latin-1")
