@@ -510,3 +510,19 @@ def test_a_call_still_held_by_the_app_is_not_reused():
     assert (second.status, second.headers, second.body, second.content_length) == \
            (200, [("Content-Type", "text/plain")], b"/two", 4)
     assert second.pending == ()  # the stale write() went to the first request's call
+
+
+def test_a_remembered_content_length_text_is_the_plain_one():
+    # The last CONTENT_LENGTH text is given again for the same length: any other length, or a framed empty body,
+    # gets its own, whatever head and connection it comes with.
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    chunked = (("Host", "h"), ("Transfer-Encoding", "chunked"))
+    for body, pairs in [(b"abcd", chunked), (b"efgh", chunked), (b"ijkl", (("Host", "h"), ("Content-Length", "4"))),
+                        (b"", chunked), (b"x" * 10, chunked), (b"", (("Host", "h"),)), (b"y" * 10, chunked),
+                        (b"", chunked)]:
+        request = Request("POST", "/", headers=pairs, body=body, client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+        fast = _fill_environ(request, app._template, caches.keys, caches.fields, caches.environ)
+        assert fast.get("CONTENT_LENGTH") == build_environ(request, template=app._template).get("CONTENT_LENGTH")
+        assert fast.get("CONTENT_LENGTH") == (str(len(body)) if body or pairs is chunked else None)
+    assert caches.environ.length == 0
