@@ -526,3 +526,29 @@ def test_a_remembered_content_length_text_is_the_plain_one():
         assert fast.get("CONTENT_LENGTH") == build_environ(request, template=app._template).get("CONTENT_LENGTH")
         assert fast.get("CONTENT_LENGTH") == (str(len(body)) if body or pairs is chunked else None)
     assert caches.environ.length == 0
+
+
+def test_the_server_calls_serve_request_which_answers_as_a_routed_call_does():
+    # The server calls WSGIApp.serve_request (no **path_params dict a request); a router calls __call__ with the
+    # path parameters, which are ignored: both give the same response, and other apps are called as before.
+    from evloop.app import App
+    from evloop.server.context import app_caller
+
+    wsgi = WSGIApp(one_item("plain", list))
+    caller = app_caller(wsgi)
+    assert caller.__func__ is WSGIApp.serve_request and caller.__self__ is wsgi
+    request = Request("GET", "/x/1", client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+    direct = caller(request)
+    direct = (direct.status, direct.headers, direct.body, direct.content_length)
+    routed = wsgi(request, item="1")
+    assert (routed.status, routed.headers, routed.body, routed.content_length) == direct
+    router = App()
+    router.route("/x/{item}")(wsgi)
+    via_router = router(request)
+    assert (via_router.status, via_router.headers, via_router.body, via_router.content_length) == direct
+    assert app_caller(router).__func__ is App.__call__
+
+    def plain(request):
+        return None
+
+    assert app_caller(plain) is plain
