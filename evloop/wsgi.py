@@ -516,7 +516,12 @@ class WSGIApp:
     54,445, wsgi-close 64,558): the last call reused when nothing holds it
     (``_spare_call``; tests/wsgi/test_speedups.py compares it with new
     calls and with an app that keeps its start_response): 37,888, 53,896
-    and 63,981.
+    and 63,981; the last CONTENT_LENGTH text given again for the same
+    length (``LastEnviron.length_text``), wsgi-echo4k 53,644 -> 53,392;
+    the server calling ``serve_request``, not ``__call__`` and its
+    ``**path_params`` dict: wsgi-keepalive 38,137 -> 37,660, wsgi-echo4k
+    53,392 -> 52,992.  (A docstring's change alone moves these by up to
+    ~250: object addresses, and so some dict probes, move with it.)
     """
 
     def __init__(
