@@ -66,6 +66,7 @@ import io
 import logging
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -217,6 +218,9 @@ class LastHead:
 
 _NO_WRITES = ()  # a call's ``pending`` before its first write()
 _new_object = object.__new__  # _Call made without the class's __new__ looked up (~210 instructions a call)
+_refcount = sys.getrefcount
+# The longest body a spare call (``WSGIApp._spare_call``) may keep alive until the next request.
+_SPARE_BODY_MAX_BYTES = 64 * 1024
 
 
 class _Call(Response):
@@ -507,6 +511,17 @@ class WSGIApp:
     wsgi-close 69,911.  Tried and left: a cache of port-number texts
     (REMOTE_PORT), 1,000 clients in turn 9,936 -> 9,645 but a new client each
     request 9,674 -> 10,949.
+
+    Stop 36 (same glue command, from wsgi-keepalive 38,699, wsgi-echo4k
+    54,445, wsgi-close 64,558): the last call reused when nothing holds it
+    (``_spare_call``; tests/wsgi/test_speedups.py compares it with new
+    calls and with an app that keeps its start_response): 37,888, 53,896
+    and 63,981; the last CONTENT_LENGTH text given again for the same
+    length (``LastEnviron.length_text``), wsgi-echo4k 53,644 -> 53,392;
+    the server calling ``serve_request``, not ``__call__`` and its
+    ``**path_params`` dict: wsgi-keepalive 38,137 -> 37,660, wsgi-echo4k
+    53,392 -> 52,992.  (A docstring's change alone moves these by up to
+    ~250: object addresses, and so some dict probes, move with it.)
     """
 
     def __init__(
@@ -520,19 +535,37 @@ class WSGIApp:
         self.caches = caches if caches is not None else WSGICaches()
         self.warned: set[str] = set()  # hop-by-hop names already warned about
         self._template = environ_template(self.script_name, multiprocess, errors) | dict.fromkeys(_REQUEST_KEYS)
+        # The last request's call, for the next request once nothing else
+        # holds it: the server let go of the response and the app kept no
+        # start_response or write() (a stale one must never reach a later
+        # request's response), which the reference count proves.  Only a
+        # call whose body is short bytes is kept (it keeps the body alive
+        # until the next request).  A call made and freed each request cost
+        # ~550-800 instructions (see Stop 36 in the docstring).
+        self._spare_call: _Call | None = None
 
     def would_accept(self, method: str, target: str) -> bool:
         """Always True: only the app knows, and it cannot be asked without running it."""
         return True
 
     def __call__(self, request: Request, **_path_params: str) -> Response:
+        """The request's response; a router's path parameters are ignored."""
+        return self.serve_request(request)
+
+    def serve_request(self, request: Request) -> Response:
+        """``__call__`` without a router's ``**path_params``, whose dict every call made (~470 instructions a
+        request): what the server calls (``evloop.server.context.app_caller``)."""
         caches = self.caches
         environ = _fill_environ(request, self._template, caches.keys, caches.fields, caches.environ)
-        # Made without running Response.__init__, and set here rather than by
-        # an __init__ of its own: the call of a Python __init__ cost ~490
-        # instructions a request.
-        call = _new_object(_Call)
-        call.app = self
+        # The last request's call when nothing holds it any more (see
+        # ``_spare_call``): its slot, this name and getrefcount's argument.
+        call = self._spare_call
+        if call is None or _refcount(call) != 3:
+            # Made without running Response.__init__, and set here rather than by
+            # an __init__ of its own: the call of a Python __init__ cost ~490
+            # instructions a request.
+            call = _new_object(_Call)
+            call.app = self
         call.headers_sent = call.started = False
         call.pending = _NO_WRITES
         app = self.app  # called from a local: 3.11 leaves ``self.app(...)`` of an instance attribute unspecialized
@@ -559,6 +592,8 @@ class WSGIApp:
         call.headers_sent = True
         call.body = body
         call.content_length = length
+        if type(body) is bytes and length <= _SPARE_BODY_MAX_BYTES:  # type: ignore[operator]
+            self._spare_call = call
         return call
 
     def _response(self, call: _Call, result: Any) -> tuple[Any, int | None]:

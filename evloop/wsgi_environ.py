@@ -270,9 +270,11 @@ class LastEnviron:
     is remembered: a list (a Request made by hand) can change under the memo.
     """
 
-    __slots__ = ("key", "environ", "framed", "client", "seen")
+    __slots__ = ("key", "environ", "framed", "client", "seen", "length", "length_text")
 
     def __init__(self) -> None:
+        self.length = -1  # the last CONTENT_LENGTH given, and its text (not part of the memo's environ)
+        self.length_text = ""
         self.key: tuple[Any, ...] | None = None
         self.seen: tuple[Any, ...] | None = None  # the sources of the last request not served by the memo
         self.client: Any = None  # the client whose address the memo's environ holds
@@ -344,7 +346,14 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
             environ["wsgi.input"] = io.BytesIO(body)
     environ["evloop.request"] = request
     if length or framed:
-        environ["CONTENT_LENGTH"] = str(length)
+        # The text of the last length met again (a client posting one size of body) is no new str() (~200
+        # instructions; tests/wsgi/test_speedups.py).
+        if last is not None and length == last.length:
+            environ["CONTENT_LENGTH"] = last.length_text
+        else:
+            environ["CONTENT_LENGTH"] = text = str(length)
+            if last is not None:
+                last.length, last.length_text = length, text
     # The request id: a trusted proxy's X-Request-ID, else made (a client's own is replaced).  A request nobody
     # asked yet gets its id made here, as ``Request.request_id`` makes it: 3.11 does not specialize a property
     # read, whose call cost ~900 instructions a request (tests/wsgi/test_speedups.py: the id is the property's).

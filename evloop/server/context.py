@@ -10,6 +10,7 @@ interface, and tests may pass anything else that does.
 from __future__ import annotations
 
 import operator
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -111,3 +112,18 @@ class ServerContext(Protocol):
 
     def connection_switched(self, old: ServedConnection, new: ServedConnection) -> None:
         """``new`` speaks for the connection ``old`` had (an upgrade): the registry swaps them."""
+
+
+def app_caller(app: Callable[..., Any]) -> Callable[[Request], Any]:
+    """What the server calls with each request: ``app``'s ``serve_request`` or ``__call__`` method bound to it.
+
+    Calling an instance of a class with a Python ``__call__`` (an App) goes
+    through a slot wrapper first: ~600 instructions a request (load/bench_instructions.py).
+    An app whose ``__call__`` takes a router's ``**path_params`` (a new dict
+    each call) names its request-only entry ``serve_request``:
+    ``evloop.wsgi.WSGIApp`` (~470 instructions a request).
+    """
+    method = getattr(type(app), "serve_request", None)
+    if type(method) is not types.FunctionType:
+        method = getattr(type(app), "__call__", None)  # noqa: B004 (the function itself is wanted, not a test)
+    return types.MethodType(method, app) if type(method) is types.FunctionType else app

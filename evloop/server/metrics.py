@@ -25,7 +25,6 @@ import collections
 import json
 import os
 import time
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from ..metrics import BACKOFF_KINDS, CONTENT_TYPE, STATUS_CLASSES, RequestCounts
 from ..reactor import Reactor
 from ..websocket import WebSocketHandler, WebSocketRoute, broadcast
 from .config import ServerConfig
+from .context import app_caller
 from .phases import Phase
 
 if TYPE_CHECKING:
@@ -190,12 +190,7 @@ class MetricsRoutes:
         if metrics_path is not None and metrics_path == status_path:
             raise ValueError(f"the metrics and status paths must differ, both are {metrics_path!r}")
         self.app = app
-        # The app's own __call__ bound to it, as Server calls an app (calling an
-        # instance goes through a slot wrapper first: ~600 instructions a request).
-        method = getattr(type(app), "__call__", None)  # noqa: B004 (the function itself is wanted)
-        self._call_app: Callable[..., Any] = (
-            types.MethodType(method, app) if type(method) is types.FunctionType else app
-        )
+        self._call_app: Callable[..., Any] = app_caller(app)  # as Server calls an app
         self.metrics_path = metrics_path
         self.status_path = status_path
         self.source = source

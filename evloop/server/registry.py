@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from ..proxy import TrustedProxies
 from ..reactor import Reactor
 from .access_log import AccessLog, make_access_log
 from .config import ServerConfig
-from .context import HTTP1Shared, ServedConnection
+from .context import HTTP1Shared, ServedConnection, app_caller
 from .h1 import HTTPProtocol
 from .metrics import MetricsRoutes, ServerMetrics, metrics_server
 from .phases import Phase, phase_timeouts
@@ -103,14 +102,7 @@ class Server:
     @app.setter
     def app(self, app: Callable[[Request], Response | None]) -> None:
         self._app = app
-        # An instance of a class with a Python __call__ (an App) is called
-        # through that method bound to it: calling the instance goes through
-        # a slot wrapper first (measured with load/bench_instructions.py:
-        # ~600 instructions a request).  The same method app(request) runs.
-        method = getattr(type(app), "__call__", None)  # noqa: B004 (the function itself is wanted, not a test)
-        self.call_app: Callable[[Request], Response | None] = (
-            types.MethodType(method, app) if type(method) is types.FunctionType else app
-        )
+        self.call_app: Callable[[Request], Response | None] = app_caller(app)  # its method, bound (see there)
         self.would_accept: Callable[[str, str], bool] | None = getattr(app, "would_accept", None)
         self.streams_body: Callable[[str, str], bool] | None = getattr(app, "streams_body", None)
 

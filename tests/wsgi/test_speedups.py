@@ -255,6 +255,11 @@ def one_item(scenario, container):
             write = start_response("200 OK", fields[:1] if scenario == "no length" else fields)
             if scenario == "write() first":
                 write(b"ab")
+            if scenario == "replaced by exc_info":  # before any body: the head may still change
+                try:
+                    raise KeyError("failed")
+                except KeyError:
+                    start_response("500 Internal Server Error", [("Content-Length", "5")], sys.exc_info())
         if scenario == "not bytes":
             body = "12345"
         if scenario == "empty":
@@ -263,10 +268,10 @@ def one_item(scenario, container):
     return app
 
 
-def sent(app):
+def sent(app, path="/"):
     """What the Response says and what its body gives when pulled; or the error."""
     try:
-        response = app(Request("GET", "/", client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
+        response = app(Request("GET", path, client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
     except Exception as exc:  # noqa: BLE001 (the error itself is compared)
         return type(exc), str(exc)
     body = response.body
@@ -454,3 +459,96 @@ def test_a_remembered_environ_never_carries_another_requests_input():
     assert caches.environ.key is not None  # the memo was taken
     # Read only now, the last first: a stream handed on would still hold its body unread.
     assert [environ["wsgi.input"].read() for environ in reversed(environs)] == list(reversed(bodies))
+
+
+SCENARIOS = ["plain", "no length", "wrong length", "write() first", "no start_response", "not bytes", "empty",
+             "replaced by exc_info"]
+
+
+def test_a_reused_call_gives_what_a_new_call_gives():
+    # A call nothing holds any more is the next request's (WSGIApp._spare_call): responses taken one at a time
+    # and let go reuse it; responses all held make a new call each.  Both give the same, scenario after scenario.
+    def mixed(environ, start_response):
+        scenario, container = environ["PATH_INFO"][1:].split(":")
+        return one_item(scenario, {"list": list, "tuple": tuple}[container])(environ, start_response)
+
+    paths = [f"/{s}:{c}" for s in SCENARIOS for c in ("list", "tuple")] * 2
+    held, released = WSGIApp(mixed), WSGIApp(mixed)
+    kept = []
+    reused = 0
+    for path in paths:
+        expected = sent(lambda request: kept.append(held(request)) or kept[-1], path)
+        spare = id(released._spare_call)
+        assert sent(released, path) == expected, path
+        if path.startswith("/replaced"):  # the new head, not the error: nothing was sent yet
+            assert expected[:2] == (500, None), expected
+        reused += id(released._spare_call) == spare
+    assert len({id(response) for response in kept}) == len(kept) > len(paths) // 2  # held: each its own
+    assert reused >= len(paths) // 2  # the [b"body"] answers reused one call
+
+
+def test_a_call_still_held_by_the_app_is_not_reused():
+    # An app that keeps start_response and write() of a request: calling them after the next request
+    # changes nothing of the next one's response, and start_response(exc_info) still re-raises.
+    kept = []
+
+    def app(environ, start_response):
+        kept.append((start_response, start_response("200 OK", [("Content-Type", "text/plain")])))
+        return [environ["PATH_INFO"].encode()]
+
+    wsgi = WSGIApp(app)
+    first = id(wsgi(Request("GET", "/one", client=("10.0.0.1", 1), server=("127.0.0.1", 80))))
+    second = wsgi(Request("GET", "/two", client=("10.0.0.1", 1), server=("127.0.0.1", 80)))
+    assert id(second) != first
+    stale_start, stale_write = kept[0]
+    stale_write(b"late")
+    try:
+        raise KeyError("late")
+    except KeyError:
+        with pytest.raises(KeyError, match="late"):
+            stale_start("500 Internal Server Error", [], sys.exc_info())
+    assert (second.status, second.headers, second.body, second.content_length) == \
+           (200, [("Content-Type", "text/plain")], b"/two", 4)
+    assert second.pending == ()  # the stale write() went to the first request's call
+
+
+def test_a_remembered_content_length_text_is_the_plain_one():
+    # The last CONTENT_LENGTH text is given again for the same length: any other length, or a framed empty body,
+    # gets its own, whatever head and connection it comes with.
+    app = WSGIApp(lambda environ, start_response: [])
+    caches = app.caches
+    chunked = (("Host", "h"), ("Transfer-Encoding", "chunked"))
+    for body, pairs in [(b"abcd", chunked), (b"efgh", chunked), (b"ijkl", (("Host", "h"), ("Content-Length", "4"))),
+                        (b"", chunked), (b"x" * 10, chunked), (b"", (("Host", "h"),)), (b"y" * 10, chunked),
+                        (b"", chunked)]:
+        request = Request("POST", "/", headers=pairs, body=body, client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+        fast = _fill_environ(request, app._template, caches.keys, caches.fields, caches.environ)
+        assert fast.get("CONTENT_LENGTH") == build_environ(request, template=app._template).get("CONTENT_LENGTH")
+        assert fast.get("CONTENT_LENGTH") == (str(len(body)) if body or pairs is chunked else None)
+    assert caches.environ.length == 0
+
+
+def test_the_server_calls_serve_request_which_answers_as_a_routed_call_does():
+    # The server calls WSGIApp.serve_request (no **path_params dict a request); a router calls __call__ with the
+    # path parameters, which are ignored: both give the same response, and other apps are called as before.
+    from evloop.app import App
+    from evloop.server.context import app_caller
+
+    wsgi = WSGIApp(one_item("plain", list))
+    caller = app_caller(wsgi)
+    assert caller.__func__ is WSGIApp.serve_request and caller.__self__ is wsgi
+    request = Request("GET", "/x/1", client=("10.0.0.1", 1), server=("127.0.0.1", 80))
+    direct = caller(request)
+    direct = (direct.status, direct.headers, direct.body, direct.content_length)
+    routed = wsgi(request, item="1")
+    assert (routed.status, routed.headers, routed.body, routed.content_length) == direct
+    router = App()
+    router.route("/x/{item}")(wsgi)
+    via_router = router(request)
+    assert (via_router.status, via_router.headers, via_router.body, via_router.content_length) == direct
+    assert app_caller(router).__func__ is App.__call__
+
+    def plain(request):
+        return None
+
+    assert app_caller(plain) is plain
