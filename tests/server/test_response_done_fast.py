@@ -108,11 +108,17 @@ def _serve(path: str, count: int, settings: dict, access_lines, first: str = "")
             if pending and all(p._reading_paused for p in server.connections):
                 pending.pop().respond(_whole() if path == "/whole" else _drawn())
             reactor.run_once(0.01)
-        state = _state(server)
-        metrics = server.metrics.counts.counters() if server.metrics is not None else None
-        sock.close()
-        server.close()
-        reactor.run_once(0)
+        return _ended(reactor, server, sock, path, got, access_lines)
+
+
+def _ended(reactor: Reactor, server: Server, sock: socket.socket, path: str, got: bytearray,
+           access_lines) -> tuple[bytes, list, list, object]:
+    """A run's outcome (the answers, the state after, the log, the metrics), the server and the socket closed."""
+    state = _state(server)
+    metrics = server.metrics.counts.counters() if server.metrics is not None else None
+    sock.close()
+    server.close()
+    reactor.run_once(0)
     # The timestamp (the wall clock's) differs from run to run; the paths are the same length.
     lines = [line.split("[")[0] + line.split("]")[1].replace(path, "PATH") for line in access_lines.lines]
     return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", bytes(got)), state, lines, metrics  # the wall clock's too
@@ -167,13 +173,7 @@ def _one_at_a_time(path: str, count: int, settings: dict, access_lines) -> tuple
                 except BlockingIOError:
                     pass
             deadlines.append([p.deadline for p in server.connections])
-        state = _state(server)
-        metrics = server.metrics.counts.counters() if server.metrics is not None else None
-        sock.close()
-        server.close()
-        reactor.run_once(0)
-    lines = [line.split("[")[0] + line.split("]")[1].replace(path, "PATH") for line in access_lines.lines]
-    return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", bytes(got)), state, lines, metrics, deadlines
+        return (*_ended(reactor, server, sock, path, got, access_lines), deadlines)
 
 
 @pytest.mark.parametrize("settings", [{"access_log": False}, {}], ids=["plain", "access-log"])
