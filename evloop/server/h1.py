@@ -22,7 +22,10 @@ entry point (bytes received, a deferred response, writes resumed, a file
 sent, a deadline) ends with ``_finish``: ``_out`` goes out with one
 ``write``, and the deadline of the phase the callback ends in is armed.  So the
 answers to a pipelined burst leave in one system call, and a streamed
-response's head leaves with its first body bytes.
+response's head leaves with its first body bytes.  One case does
+``_finish``'s steps itself: a read's only response, complete and keep-alive,
+is written and its keep-alive deadline armed by ``_send`` (nothing is left
+for ``_finish``, whose call ``_process`` then skips).
 
 Deadlines are cheap: no timer per connection.  Each phase's timeout is the
 same for every connection, so its deadlines come in the order they are set:
@@ -559,7 +562,7 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             if self._reading_paused and not self._write_paused:
                 self._resume_reading()
             if not conn.awaits_next_request or self._out or (queue := self._deadlines) is None or (
-                    queue is not self.ctx.h1.deadlines[IDLE]):
+                    queue is not ctx.h1.deadlines[IDLE]):
                 self._out.append(framed)  # _finish writes it, with the read's other responses, and arms the deadline
                 return
             # The read's one response, in IDLE's queue already (keep-alive): _finish's steps, arm then write,

@@ -142,8 +142,10 @@ PHASE_TIMEOUTS: dict[Phase, str | None] = {
 # specializes a subscript of an exact dict only, and a dict subclass's goes
 # through the generic ``__getitem__`` slot (~290 instructions against ~40;
 # two a keep-alive request).  So an event a phase does not allow is a
-# KeyError there, which ``HTTPProtocol._to`` turns into ``PhaseError``; the
-# sites that write a transition out are in phases that have it.
+# KeyError there, which ``HTTPProtocol._to`` turns into ``PhaseError``.  The
+# few sites in h1.py that write a transition out (``request``,
+# ``response_done``, ...) subscript ``exits`` themselves: a phase there that
+# lacks the event (a bug) raises a KeyError naming the event, not PhaseError.
 for _phase in Phase:
     _phase.exits = {event: target for (source, event), target in TRANSITIONS.items() if source is _phase}
     _phase.reads = _phase in READING_PHASES
