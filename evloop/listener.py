@@ -8,9 +8,11 @@ that bind are shared with the worker supervisor, which binds before it forks.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import ipaddress
 import logging
+import os
 import socket
 import struct
 import sys
@@ -210,17 +212,19 @@ class Listener:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
             count += 1
-            conn = PlainSocket(family, kind, proto, fd)
+            # Its descriptor alone when its local address is known (net/tcp.py: no socket object, whose making
+            # asks the kernel for that address); else the plain C socket, which the transport asks for it.
+            conn = fd if local is not None else PlainSocket(family, kind, proto, fd)
             # A failing factory or connection_made costs that connection only: it is reported with its context
             # and the listener goes on accepting.
             try:
                 transport = SocketTransport(reactor, conn, factory(), high_water, low_water, addr, local, family,
                                             nodelay)
             except (KeyboardInterrupt, SystemExit):
-                conn.close()
+                _close_accepted(conn)
                 raise
             except BaseException as exc:
-                conn.close()
+                _close_accepted(conn)
                 reactor.call_exception_handler(
                     {"message": "protocol factory failed; connection closed", "exception": exc, "listener": self})
                 continue
@@ -468,6 +472,14 @@ def _passes_nodelay_on(sock: socket.socket) -> bool:
     except OSError:
         return False
     return True
+
+
+def _close_accepted(conn: _socket.socket | int) -> None:
+    """Close a connection no transport took (its factory failed)."""
+    if isinstance(conn, int):
+        os.close(conn)
+    else:
+        conn.close()
 
 
 def _fixed_local_address(sock: socket.socket) -> Any:

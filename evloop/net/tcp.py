@@ -51,6 +51,8 @@ _RECV_SIZE = 64 * 1024
 # 6,271 a pair).  Unix only, as the rest of the reactor.
 _read = os.read
 _write = os.write
+_writev = os.writev
+_set_blocking = os.set_blocking  # what sendmsg() without ancillary data or an address is, for a descriptor
 _SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chunks to sendmsg at once
 # The socket module's constants as plain ints, read once: each connection tests and sets them.
 _TCP_FAMILIES = frozenset((int(socket.AF_INET), int(socket.AF_INET6)))
@@ -81,13 +83,13 @@ class SocketTransport(Transport):
     # Those every read and write touches first, next to the base classes' (fewer cache lines a request).
     __slots__ = (
         "_fd", "_queue", "_eof_pending", "_eof_written", "_sock", "_closed", "_reading", "_reading_paused",
-        "_writing_registered", "_eof_received", "_lost_exc", "_lost_called", "proxy_header",
+        "_writing_registered", "_eof_received", "_lost_exc", "_lost_called", "proxy_header", "_family",
     )
 
     def __init__(
         self,
         reactor: Reactor,
-        sock: _socket.socket,  # a socket.socket, or a listener's plain one (PlainSocket)
+        sock: _socket.socket | int,  # a socket.socket, a listener's plain one (PlainSocket) or its descriptor
         protocol: Protocol,
         high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
@@ -97,10 +99,6 @@ class SocketTransport(Transport):
         nodelay: bool = True,
     ) -> None:
         self._reactor = reactor
-        self._sock = sock
-        # The descriptor, read and written with os.read/os.write (see _read and _write below).  Valid while the
-        # transport may touch the socket: it is closed only in _call_connection_lost, after the last read or write.
-        self._fd = sock.fileno()
         self._protocol = protocol
         self._queue = SendQueue()
         self._high_water = high_water
@@ -119,6 +117,24 @@ class SocketTransport(Transport):
         self._lost_called = False
         self.proxy_header: ProxyHeader | None = None  # set by a listener's PROXY protocol stage (net/proxy_protocol.py)
         self.peername = peername
+        self._family = family
+        # The descriptor, read and written with os.read/os.write (see _read and _write below).  Valid while the
+        # transport may touch the socket: it is closed only in _call_connection_lost, after the last read or write.
+        if isinstance(sock, int):
+            # A listener's accepted descriptor whose addresses the listener knows (listener.py): no socket object
+            # until one is asked for (``socket``), as CPython checks every descriptor it wraps with a getsockname()
+            # system call (~700 ns a connection with the object, made and freed).
+            self._fd = sock
+            self._sock: _socket.socket | None = None
+            self.sockname = sockname
+            # Two system calls (F_GETFL, F_SETFL) where socket.setblocking() makes one (FIONBIO), yet ~450 ns
+            # against fcntl.ioctl's ~1,100 (its arguments parsed by format, an audit event, a result object).
+            _set_blocking(sock, False)
+            if nodelay and family in _TCP_FAMILIES:
+                self.socket.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)  # not inherited from the listener
+            return
+        self._sock = sock
+        self._fd = sock.fileno()
         try:
             # A listener that knows its connections' address passes it (listener.py).
             self.sockname = sockname if sockname is not None else sock.getsockname()
@@ -179,7 +195,7 @@ class SocketTransport(Transport):
         """Start reading unless closing, paused, at EOF or reading already."""
         if not self._closing and not self._reading_paused and not self._reading and not self._eof_received:
             try:
-                self._reactor.add_reader(self._sock, self._on_readable)
+                self._reactor.add_reader(self._fd, self._on_readable)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # e.g. a descriptor past SelectSelector's limit
@@ -191,9 +207,12 @@ class SocketTransport(Transport):
     # ------------------------------------------------------------ properties
     @property
     def socket(self) -> socket.socket:
-        """The ``socket.socket`` (a listener's plain C socket becomes one when first asked for: ``_full_socket``)."""
+        """The ``socket.socket`` (a listener's plain C socket or bare descriptor becomes one when first asked
+        for: ``_full_socket``, ``_socket_of``)."""
         sock = self._sock
-        if type(sock) is PlainSocket:
+        if sock is None:
+            self._sock = sock = _socket_of(self._fd, self._family)
+        elif type(sock) is PlainSocket:
             self._sock = sock = _full_socket(sock)
         return sock  # type: ignore[return-value]  # a socket.socket from here on
 
@@ -226,7 +245,7 @@ class SocketTransport(Transport):
         self._reading_paused = True
         if self._reading:
             self._reading = False
-            self._reactor.remove_reader(self._sock)
+            self._reactor.remove_reader(self._fd)
 
     def resume_reading(self) -> None:
         if not self._reading_paused:
@@ -235,7 +254,7 @@ class SocketTransport(Transport):
         # After EOF there is nothing left to read: eof_received is called once.
         if not self._closing and not self._reading and not self._eof_received:
             self._reading = True
-            self._reactor.add_reader(self._sock, self._on_readable)
+            self._reactor.add_reader(self._fd, self._on_readable)
 
     def is_reading(self) -> bool:
         return self._reading
@@ -258,7 +277,7 @@ class SocketTransport(Transport):
         self._eof_received = True
         if self._reading:  # not yet, when it came with the connection (_read_first)
             self._reading = False
-            self._reactor.remove_reader(self._sock)
+            self._reactor.remove_reader(self._fd)
         self._deliver_eof()
 
     def _abort_with(self, exc: BaseException | None) -> None:
@@ -292,7 +311,7 @@ class SocketTransport(Transport):
         queue = self._queue
         if not queue.size:  # empty (queued regions are never empty): no Python __bool__ call, ~400 instructions a write
             try:
-                sent = self._sock.send(data, _MSG_MORE) if more else _write(self._fd, data)
+                sent = self.socket.send(data, _MSG_MORE) if more else _write(self._fd, data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -332,7 +351,7 @@ class SocketTransport(Transport):
         drain = self._on_writable
         if not queue.size and type(chunks) is list and 0 < len(chunks) <= _SENDMSG_MAX_BUFFERS:
             try:
-                sent = self._sock.sendmsg(chunks)
+                sent = _writev(self._fd, chunks)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -406,24 +425,24 @@ class SocketTransport(Transport):
     def _shutdown_write(self) -> None:
         self._eof_written = True
         try:
-            self._sock.shutdown(socket.SHUT_WR)
+            self.socket.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
     def _register_writer(self) -> None:
         if not self._writing_registered:
             self._writing_registered = True
-            self._reactor.add_writer(self._sock, self._on_writable)
+            self._reactor.add_writer(self._fd, self._on_writable)
 
     def _on_writable(self) -> None:
         queue = self._queue
-        sock = self._sock
+        fd = self._fd
         try:
             while queue:
                 region = queue.head_file()
                 if region is None:
                     buffers = queue.buffers()
-                    sent = sock.sendmsg(buffers) if len(buffers) > 1 else _write(self._fd, buffers[0])
+                    sent = _writev(fd, buffers) if len(buffers) > 1 else _write(fd, buffers[0])
                     queue.consume(sent)
                     if queue.size and queue.head_file() is None:
                         break  # the socket took less than we offered: wait for writability
@@ -439,7 +458,7 @@ class SocketTransport(Transport):
         else:
             if self._writing_registered:
                 self._writing_registered = False
-                self._reactor.remove_writer(sock)
+                self._reactor.remove_writer(fd)
             if self._closing:
                 self._finish_close(None)
                 return
@@ -452,7 +471,7 @@ class SocketTransport(Transport):
         """Send part of the head file region; returns False when the socket is full."""
         queue = self._queue
         try:
-            sent = os.sendfile(self._sock.fileno(), region.fd, region.offset, min(region.remaining, _SENDFILE_BLOCK))
+            sent = os.sendfile(self._fd, region.fd, region.offset, min(region.remaining, _SENDFILE_BLOCK))
         except OSError as exc:
             if exc.errno not in _SENDFILE_UNSUPPORTED_ERRNOS:
                 raise
@@ -486,7 +505,7 @@ class SocketTransport(Transport):
         self._closing = True
         if self._reading:
             self._reading = False
-            self._reactor.remove_reader(self._sock)
+            self._reactor.remove_reader(self._fd)
         if not self._queue.size:  # empty (as in write): no Python __bool__ call
             self._finish_close(None)
         elif timeout_s is not None:
@@ -518,10 +537,10 @@ class SocketTransport(Transport):
         # Unregister before closing: a closed fd number may be reused at once.
         if self._reading:
             self._reading = False
-            reactor.remove_reader(self._sock)
+            reactor.remove_reader(self._fd)
         if self._writing_registered:
             self._writing_registered = False
-            reactor.remove_writer(self._sock)
+            reactor.remove_writer(self._fd)
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -540,7 +559,16 @@ class SocketTransport(Transport):
         except BaseException as exc:
             self._report(exc, "protocol.connection_lost() failed")
         finally:
-            self._sock.close()
+            # _close_socket() without its call (~300 instructions): every connection ends here.
+            sock = self._sock
+            if sock is not None:
+                sock.close()
+            else:
+                fd, self._fd = self._fd, -1
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             self._protocol = None  # type: ignore[assignment]  # break the cycle
             # And the error's: its traceback holds the frames that raised it, whose ``self`` is this transport.
             # Kept, it made every reset connection a cycle of ~25 objects (its request, response, body
@@ -563,7 +591,31 @@ class SocketTransport(Transport):
         self._closed = self._closing = self._lost_called = True
         self._reading = self._writing_registered = False
         self._close_timer = None
-        self._sock.close()
+        self._close_socket()
+
+    def _close_socket(self) -> None:
+        """Close the socket, or the bare descriptor of a listener's connection no one asked the socket of."""
+        sock = self._sock
+        if sock is not None:
+            sock.close()
+            return
+        fd, self._fd = self._fd, -1
+        try:
+            os.close(fd)
+        except OSError:  # ECONNRESET on some systems, as socket.close() ignores: the descriptor is gone all the same
+            pass
+
+
+def _socket_of(fd: int, family: int | None) -> socket.socket:
+    """A ``socket.socket`` owning a listener's accepted descriptor ``fd`` (its number, which the transport and
+    the selector know it by, stays); for -1 (closed by the transport), a closed stream socket of ``family``."""
+    if fd < 0:
+        full = _FullSocket(socket.AF_INET if family is None else family, socket.SOCK_STREAM)
+        full.close()
+        return full
+    full = _FullSocket(fileno=fd)  # its family, type and protocol asked of the kernel
+    full.setblocking(False)  # made from a descriptor, it would take the process's default timeout
+    return full
 
 
 def _full_socket(sock: _socket.socket) -> socket.socket:

@@ -15,6 +15,7 @@ connection may wait for a readiness event that never comes.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -310,5 +311,60 @@ def test_a_listeners_connection_hands_out_a_socket_socket_and_is_served_the_same
             assert type(sock) is socket.socket and sock.fileno() == -1
             assert transport.get_extra_info("socket") is sock
             assert server.events == ["CM", "DR", "CL"]
+    finally:
+        listener.close()
+
+
+class Gather(Echo):
+    """Answers each piece with ``writelines`` (several chunks: the gathered write) and half-closes after
+    ``close_after`` bytes (``write_eof``: a shutdown, which needs the socket object)."""
+
+    def data_received(self, data):
+        self.data += data
+        self.transport.writelines([b"<", bytes(data), b">"])
+        if self.close_after is not None and len(self.data) >= self.close_after:
+            self.transport.write_eof()
+
+    def eof_received(self):
+        self.transport.close()
+        return None
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"], ids=["one-address", "wildcard"])
+def test_a_listener_on_one_address_hands_its_transports_the_bare_descriptor(reactor, run_until, host):
+    """On one address a listener's transports get the accepted descriptor alone (no socket object, whose
+    making asks the kernel for the local address: ``net/tcp.py``), on a wildcard the plain C socket; both are
+    non-blocking, know both addresses, write single and gathered pieces, half-close and close the same, and
+    leave no descriptor open.  Nobody asks for the socket here, so the bare descriptor is all the first kind
+    ever holds until the half-close makes the socket object it shuts down."""
+    servers: list[Gather] = []
+
+    def factory() -> Gather:
+        servers.append(Gather(close_after=10))
+        return servers[-1]
+
+    listener = listen(reactor, factory, host, 0)
+    before = _open_descriptors()
+    try:
+        for round_ in range(3):
+            with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as client:
+                client.sendall(b"hello")
+                run_until(reactor, lambda n=round_: len(servers) > n and servers[n].data == b"hello")
+                transport = servers[round_].transport
+                assert (transport._sock is None) == (host == "127.0.0.1")
+                assert os.get_blocking(transport._fd) is False
+                assert transport.get_extra_info("sockname") == client.getpeername()
+                assert transport.get_extra_info("peername") == client.getsockname()
+                client.sendall(b"world")
+                run_until(reactor, lambda t=transport: t._eof_written)
+                assert _recv_all(client) == b"<hello><world>"  # ended by the server's write_eof
+            run_until(reactor, lambda s=servers[round_]: s.lost)
+            assert transport.socket.fileno() == -1
+        assert _open_descriptors() == before
     finally:
         listener.close()
