@@ -213,8 +213,10 @@ class Listener:
                 logger.warning("accepting connections again")
             count += 1
             # Its descriptor alone when its local address is known (net/tcp.py: no socket object, whose making
-            # asks the kernel for that address); else the plain C socket, which the transport asks for it.
-            conn = fd if local is not None else PlainSocket(family, kind, proto, fd)
+            # asks the kernel for that address); else the plain C socket, which the transport asks for it.  A
+            # TLS connection's sends ask for the socket (MSG_MORE): it gets the plain one, made cheaper here than
+            # the socket.socket the transport would make.
+            conn = fd if local is not None and self.tls is None else PlainSocket(family, kind, proto, fd)
             # A failing factory or connection_made costs that connection only: it is reported with its context
             # and the listener goes on accepting.
             try:
