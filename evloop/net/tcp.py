@@ -51,9 +51,9 @@ _RECV_SIZE = 64 * 1024
 # 6,271 a pair).  Unix only, as the rest of the reactor.
 _read = os.read
 _write = os.write
-_writev = os.writev
-_set_blocking = os.set_blocking  # what sendmsg() without ancillary data or an address is, for a descriptor
-_SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chunks to sendmsg at once
+_writev = os.writev  # what sendmsg() without ancillary data or an address is, for a descriptor
+_set_blocking = os.set_blocking
+_SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chunks to one writev at once
 # The socket module's constants as plain ints, read once: each connection tests and sets them.
 _TCP_FAMILIES = frozenset((int(socket.AF_INET), int(socket.AF_INET6)))
 _IPPROTO_TCP = int(socket.IPPROTO_TCP)
@@ -327,10 +327,10 @@ class SocketTransport(Transport):
         self._maybe_pause_protocol()
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write several chunks in order, gathered by ``sendmsg``.
+        """Write several chunks in order, gathered by ``writev`` (``sendmsg``'s work, on the descriptor).
 
         When nothing is queued, a list of at most ``_SENDMSG_MAX_BUFFERS``
-        chunks is offered to one ``sendmsg`` at once, as ``write`` sends
+        chunks is offered to one ``writev`` at once, as ``write`` sends
         first, and only what the socket did not take is queued (a streamed
         body, 256 KiB in 64 KiB chunks a call: the whole server's
         instructions a MiB, ``load/server_instructions.py bytes1m``, 304,136
@@ -633,7 +633,7 @@ def _full_socket(sock: _socket.socket) -> socket.socket:
 
 
 def _unsent(chunks: list[bytes | bytearray | memoryview], sent: int) -> list[bytes | bytearray | memoryview]:
-    """What ``sendmsg(chunks)`` left when it took ``sent`` bytes: the first chunk not wholly sent (a view of its
+    """What ``writev(fd, chunks)`` left when it took ``sent`` bytes: the first chunk not wholly sent (a view of its
     rest) and those after it."""
     for i, chunk in enumerate(chunks):
         size = len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes

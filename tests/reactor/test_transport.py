@@ -212,7 +212,7 @@ def test_partial_writes_drain_every_byte(pair, run_until, reactor):
 
 def test_writelines_partial_sends_keep_every_byte_in_order(pair, run_until, reactor):
     # Far more than the socket takes at once, in chunks of every kind and size,
-    # and more chunks than one sendmsg gathers: partial gathers must resume
+    # and more chunks than one writev gathers: partial gathers must resume
     # exactly where the kernel stopped.
     transport, protocol, peer = pair()
     sizes = [65536, 1, 300_000, 7, 0, 40_000] * 40 + [3] * 1500
@@ -234,7 +234,7 @@ def test_writelines_partial_sends_keep_every_byte_in_order(pair, run_until, reac
 
 def test_writelines_of_many_small_chunks_sends_them_all_at_once(pair):
     transport, protocol, peer = pair()
-    chunks = [b"%d," % i for i in range(1200)]  # more buffers than one sendmsg gathers
+    chunks = [b"%d," % i for i in range(1200)]  # more buffers than one writev gathers
     transport.writelines(chunks)
     assert transport.get_write_buffer_size() == 0
     expected = b"".join(chunks)

@@ -510,7 +510,7 @@ def _distinct(size: int, seed: int) -> bytes:
 
 # writelines over TLS: up to _ENCRYPT_CHUNK in all joined; a batch of the server's (few chunks,
 # about 256 KiB) encrypted at once without the plaintext queue; any other batch through the
-# queue.  Over TCP: a list of up to 64 chunks offered to sendmsg first, the rest queued.  Both
+# queue.  Over TCP: a list of up to 64 chunks offered to writev first, the rest queued.  Both
 # must give the bytes the other gives.
 WRITELINES_BATCHES = {
     "small": [b"head\r\n", b"a" * 100, bytearray(b"b" * 200), memoryview(b"c" * 300)],
@@ -553,7 +553,7 @@ def test_writelines_gives_the_same_bytes_over_tls_and_tcp(loop_thread, certs, ba
         loop_thread.call(listener.close)
         assert received == expected, (batch, tls, len(received))
     if batch == "over the socket buffer":
-        assert queued[0] > 0  # TCP: sendmsg took part of it, the rest waited in the queue
+        assert queued[0] > 0  # TCP: writev took part of it, the rest waited in the queue
 
 
 def test_a_batch_the_socket_stops_taking_midway_arrives_whole(loop_thread, certs):
