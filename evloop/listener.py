@@ -181,6 +181,11 @@ class Listener:
         family, kind, proto, local, tells_queue, nodelay = self._shared[sock]
         reactor, factory = self._reactor, self._protocol_factory
         high_water, low_water = self._high_water, self._low_water
+        # Its descriptor alone when its local address is known (net/tcp.py: no socket object, whose making asks
+        # the kernel for that address); else the plain C socket, which the transport asks for it.  A TLS
+        # connection's sends ask for the socket (MSG_MORE): it gets the plain one, cheaper to make here than the
+        # socket.socket the transport would make.
+        bare = local is not None and self.tls is None
         # Accepts the kernel said are queued and not yet made (tells_queue: TCP_INFO, see _queued, written out
         # here).  The queue is asked whether anything is left instead of accepting until an accept fails with
         # EAGAIN: that failure, an exception, costs ~7,400 instructions, asking ~2,600 (callgrind, one call in a
@@ -212,11 +217,7 @@ class Listener:
                 self._exhausted_episode = False
                 logger.warning("accepting connections again")
             count += 1
-            # Its descriptor alone when its local address is known (net/tcp.py: no socket object, whose making
-            # asks the kernel for that address); else the plain C socket, which the transport asks for it.  A
-            # TLS connection's sends ask for the socket (MSG_MORE): it gets the plain one, made cheaper here than
-            # the socket.socket the transport would make.
-            conn = fd if local is not None and self.tls is None else PlainSocket(family, kind, proto, fd)
+            conn = fd if bare else PlainSocket(family, kind, proto, fd)
             # A failing factory or connection_made costs that connection only: it is reported with its context
             # and the listener goes on accepting.
             try:
