@@ -130,8 +130,13 @@ class SocketTransport(Transport):
             # Two system calls (F_GETFL, F_SETFL) where socket.setblocking() makes one (FIONBIO), yet ~450 ns
             # against fcntl.ioctl's ~1,100 (its arguments parsed by format, an audit event, a result object).
             _set_blocking(sock, False)
-            if nodelay and family in _TCP_FAMILIES:
-                self.socket.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)  # not inherited from the listener
+            if nodelay and family in _TCP_FAMILIES:  # not inherited from the listener
+                # Through a socket object that gives the descriptor back: the listener closes it if this raises.
+                borrowed = PlainSocket(family, socket.SOCK_STREAM, 0, sock)
+                try:
+                    borrowed.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+                finally:
+                    borrowed.detach()
             return
         self._sock = sock
         self._fd = sock.fileno()
