@@ -68,7 +68,8 @@ _INF = math.inf
 # reader, anything but POLLIN the writer.  The loop asks ``mask != _POLLOUT`` and ``mask != _POLLIN``, which for
 # a mask that is not 0 is ``mask & ~_POLLOUT`` and ``mask & ~_POLLIN``: epoll never reports a descriptor with no
 # bit set (nor does the selectors path below), and 3.11 specializes a comparison of small ints where ``&`` takes
-# the generic path (load/server_instructions.py --no-access-log, a request: conns1000 26,677 -> 26,187, keepalive 32,905 -> 32,568).
+# the generic path (load/server_instructions.py --no-access-log, a request: conns1000 26,677 -> 26,187,
+# keepalive 32,905 -> 32,568).
 _POLLIN, _POLLOUT = 0x001, 0x004
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
 
