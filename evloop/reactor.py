@@ -344,6 +344,7 @@ class Reactor(ErrorReporting, FileWatching):
         if self._in_pass:
             raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
         ready, time = self._ready, self.time  # time: a method-style call of the attribute is never specialized
+        readers, writers, calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
         self._in_pass = True
         try:
             while True:
@@ -384,8 +385,7 @@ class Reactor(ErrorReporting, FileWatching):
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
                 # From fd-indexed lists (None: unregistered by a callback of this pass): see evloop.reactor_files.
-                timed = self.slow_callback_s is not None
-                readers, writers, calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
+                timed = self.slow_callback_s is not None  # (the fd-indexed lists are grown in place: read once above)
                 for fd, mask in events:
                     if self._closed:
                         break  # a callback discarded the reactor (a forked child that went on)
