@@ -13,6 +13,7 @@ import functools
 import os
 import random
 import socket
+from typing import Any
 
 import pytest
 
@@ -168,3 +169,83 @@ def test_a_failing_bound_method_reader_is_reported_by_name_and_the_pass_goes_on(
         for a, b in pairs:
             a.close()
             b.close()
+
+
+def _readiness_cases() -> list[tuple[str, Any, list[Any]]]:
+    """Sockets in each readiness a connection shows: (name, the socket watched, sockets to close after)."""
+    cases = []
+    idle, peer = socket.socketpair()
+    cases.append(("writable", idle, [idle, peer]))
+    both, peer = socket.socketpair()
+    peer.sendall(b"x")
+    cases.append(("readable and writable", both, [both, peer]))
+    full, peer = socket.socketpair()
+    full.setblocking(False)
+    try:
+        while True:
+            full.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    peer.sendall(b"y")
+    cases.append(("readable, send buffer full", full, [full, peer]))
+    hung, peer = socket.socketpair()
+    peer.close()
+    cases.append(("peer closed (hang-up)", hung, [hung]))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    accepted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    accepted.close()  # a reset: an error on the client's end
+    cases.append(("peer reset (error)", client, [client]))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    cases.append(("pipe without a reader (error, no POLLIN)", _Fd(write_end), [_Fd(write_end)]))
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    cases.append(("pipe without a writer (hang-up alone)", _Fd(read_end), [_Fd(read_end)]))
+    return cases
+
+
+class _Fd:
+    """A bare descriptor as a file object: ``fileno()`` and ``close()``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass  # closed already (the same descriptor listed twice)
+
+
+def test_a_ready_descriptor_wakes_the_callbacks_the_selectors_module_names(selector_cls):
+    """The loop tests ``mask != POLLOUT`` and ``mask != POLLIN`` where ``selectors`` tests ``mask & ~POLLOUT`` and
+    ``mask & ~POLLIN``: for each readiness a connection can show (writable, readable, both, hung up, reset) one
+    pass calls exactly the reader and writer that the plain selector's ``select()`` reports for the same file."""
+    cases = _readiness_cases()
+    reactor = Reactor(selector_cls())
+    plain = selector_cls()
+    ran: list[tuple[int, str, int]] = []
+    try:
+        for index, (_, sock, _) in enumerate(cases):
+            reactor.add_reader(sock, _Recorder(ran, (index, "r", 0)).fire)
+            reactor.add_writer(sock, _Recorder(ran, (index, "w", 0)).fire)
+            plain.register(sock, EVENT_READ | EVENT_WRITE, index)
+        expected = set()
+        for key, mask in plain.select(0):
+            expected |= {(key.data, kind, 0) for kind, bit in (("r", EVENT_READ), ("w", EVENT_WRITE)) if mask & bit}
+        reactor.run_once(0)
+        assert sorted(ran) == sorted(expected), [name for name, _, _ in cases]
+        assert {(index, "w", 0) for index in (0, 1, 3, 4)} | {(index, "r", 0) for index in (1, 2, 3, 4)} <= expected
+        if selector_cls.__name__ == "EpollSelector":  # epoll's bits: an error without POLLIN, a hang-up alone
+            assert {(5, "r", 0), (5, "w", 0), (6, "r", 0), (6, "w", 0)} <= expected
+    finally:
+        reactor.close()
+        plain.close()
+        for _, _, socks in cases:
+            for sock in socks:
+                sock.close()
