@@ -224,7 +224,10 @@ class ReceiveBuffer:
     ``data`` in place checks its type first: ``feed`` copies a kept read
     into a bytearray when more bytes follow it, ``take_buffered``
     (``evloop.http.body_readers``) slices one, and an owner empties either
-    by storing ``EMPTY`` (bytes have no ``clear()``).
+    by storing ``EMPTY`` (bytes have no ``clear()``).  Measured against
+    copying every read (the whole server, load/server_instructions.py
+    ``--no-access-log``): wsgi-echo4k 63,270 -> 60,922, echo4k 53,145 ->
+    50,764, keepalive 32,906 -> 32,152 instructions a request.
     """
 
     __slots__ = ("data", "pos", "searched")
