@@ -205,7 +205,7 @@ class _FramingProtocol(Protocol):
                 if rbuf.pos:
                     # Move the incomplete rest to the front.  Its bytes follow
                     # the unit just consumed, so no byte is moved here twice.
-                    del rbuf.data[:rbuf.pos]
+                    del rbuf.data[:rbuf.pos]  # type: ignore[union-attr]  # only fed: always a bytearray
                     rbuf.pos = 0
                 return True
         return False
@@ -213,7 +213,7 @@ class _FramingProtocol(Protocol):
     def _end_input(self) -> bool | None:
         rbuf = self._rbuf
         tail = bytes(rbuf.data[rbuf.pos:]) if self._state is _InputState.FRAMING else b""
-        rbuf.data.clear()
+        rbuf.data.clear()  # type: ignore[union-attr]  # only fed: always a bytearray
         rbuf.pos = rbuf.searched = 0
         return self.input_ended(tail)
 

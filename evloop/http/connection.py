@@ -40,7 +40,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from typing import AnyStr
 
-from ..buffers import ReceiveBuffer
+from ..buffers import EMPTY, ReceiveBuffer
 from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body, take_buffered
 from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
@@ -179,7 +179,7 @@ class ServerConnection:
         of the last connection's requests is kept or compared against.
         """
         buf = self._buf
-        buf.data.clear()  # a bytearray emptied frees its storage
+        buf.data = EMPTY  # the last connection's bytes freed
         buf.pos = buf.searched = 0
         heads = self._heads
         heads.last = heads.last_template = None
@@ -213,12 +213,13 @@ class ServerConnection:
             if self._eof:
                 raise StateError("receiving side: data received after EOF")
             buf = self._buf
-            if buf.pos:
-                buf.feed(data)  # compacts what was parsed first
+            if buf.pos != len(buf.data) or type(data) is not bytes:
+                buf.feed(data)  # compacts what was parsed, or copies a kept read (below) that more bytes follow
             else:
-                # Nothing parsed is kept (a keep-alive request: the last head's bytes were cleared): feed's
-                # own first step, without its call (~250 instructions a read, load/server_instructions.py).
-                buf.data += data
+                # Nothing unparsed (a keep-alive request): the read kept as it came and parsed where it is
+                # (ReceiveBuffer), no copy in nor out: load/bench_instructions.py echo4k 41,691 -> 39,062.
+                buf.data = data
+                buf.pos = 0
         else:
             self._eof = True
 
@@ -270,7 +271,7 @@ class ServerConnection:
             if len(data) == pos:
                 # All parsed: the reader's own first step, without its call; cleared now: an idle connection holds none.
                 if pos:
-                    data.clear()
+                    buf.data = EMPTY
                     buf.pos = 0
                 head = None
             elif last is not None and ((not pos and data == last.raw) or data.startswith(last.raw, pos)):
@@ -370,15 +371,13 @@ class ServerConnection:
             return None
         self.their_state = _RECV_AFTER_END
         self._body_head = None
-        if end != size:
-            return take_buffered(buf, length)  # a request follows it (pipelined)
-        # The body is all that is buffered (the usual small POST): take_buffered's case, without its call
-        # (load/bench_instructions.py echo4k 47,479 -> 46,655).
-        del data[:pos]  # the head's bytes: the bytearray moves its start, no copy
-        body = bytes(data)
-        data.clear()
+        if end != size or type(data) is not bytes:
+            return take_buffered(buf, length)  # a request follows it (pipelined), or the reads' bytearray
+        # The body ends the read that brought its head (the usual small POST), kept as it came: take_buffered's
+        # case, without its call (load/bench_instructions.py echo4k 47,479 -> 46,655).
+        buf.data = EMPTY
         buf.pos = 0
-        return body
+        return data[pos:]
 
     def _closed_before_head(self) -> Event:
         """The peer closed with no complete head buffered: ConnectionClosed, or a 400 for part of one."""
@@ -478,7 +477,7 @@ class ServerConnection:
                     self._body = _NO_BODY
                     buf = self._buf
                     if len(buf.data) == buf.pos and not self._eof:
-                        buf.data.clear()
+                        buf.data = EMPTY
                         buf.pos = 0
                         self.awaits_next_request = True
                 else:
@@ -694,7 +693,7 @@ class ServerConnection:
         buf = self._buf
         buffered = len(buf.data) - buf.pos
         if not buffered and not self._eof:
-            buf.data.clear()
+            buf.data = EMPTY
             buf.pos = 0
             self.awaits_next_request = True
         return buffered

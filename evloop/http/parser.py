@@ -42,7 +42,7 @@ The body after a head is read by ``body_readers``.  All errors are
 import re
 from dataclasses import dataclass
 
-from ..buffers import ReceiveBuffer
+from ..buffers import EMPTY, ReceiveBuffer
 from . import grammar, head_templates
 from .caches import BoundedCache, CachedHead, HTTP1Caches
 from .errors import ProtocolError
@@ -159,7 +159,7 @@ class HeadReader:
             # Asked once a keep-alive request (load/bench_instructions.py: keepalive 33,556 -> 32,513).  All
             # parsed: cleared now, not at the next read, so an idle connection holds no head.
             if size:
-                data.clear()
+                buf.data = EMPTY
                 buf.pos = 0
             return None
         limits = self.limits
@@ -208,7 +208,9 @@ class HeadReader:
                     raise ProtocolError(400, "bare CR in request head (RFC 9112 2.2)") from None
                 raise
 
-    def _head_between(self, data: bytearray, pos: int, end: int, limits: Limits, whole: str | None) -> RequestHead:
+    def _head_between(
+        self, data: bytes | bytearray, pos: int, end: int, limits: Limits, whole: str | None
+    ) -> RequestHead:
         """The head in ``data[pos:end]`` (ending with its empty line): from the cache of heads, else parsed.
 
         ``whole``: the buffer's text when ``read`` decoded it and the connection's template did not fill it.
