@@ -136,7 +136,9 @@ class HeadReader:
     def __init__(self, limits: Limits, caches: HTTP1Caches) -> None:
         self.limits = limits
         self.caches = caches
-        self.last: CachedHead | None = None  # always checked against ``limits``
+        # An entry of ``caches.heads`` (set on a hit only), so always checked against ``limits``; it outlives
+        # ``ServerConnection.renew``: the next connection's head compares with it as a lookup would.
+        self.last: CachedHead | None = None
         # The template the connection's last head was made from: a browser's next head likely has its shape.
         # Always one checked against ``limits`` (``head_templates.lookup`` finds no other).
         self.last_template: head_templates.HeadTemplate | None = None

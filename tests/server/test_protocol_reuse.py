@@ -236,7 +236,7 @@ def _browser_head(n: int) -> bytes:
             b"Referer: http://probe/show?page=%d\r\nCookie: session=%032d\r\n\r\n" % (n, n - 1, n))
 
 
-def test_a_renewed_protocol_holds_neither_the_last_head_nor_its_template():
+def test_a_renewed_protocol_holds_no_template_and_as_its_last_head_only_the_servers_cached_one():
     server = LiveServer(_app([]))
     try:
         sock = server.connect()
@@ -249,5 +249,19 @@ def test_a_renewed_protocol_holds_neither_the_last_head_nor_its_template():
         server.run_until(lambda: not server.server.connections)
         assert server.server.h1.idle_protocols == [protocol]
         assert protocol.conn._heads.last is None and protocol.conn._heads.last_template is None
+        # A head the server's cache holds (admitted on its second sighting, a hit from the third) stays the memo
+        # of the protocol that read it last: the cache's own entry, compared with the next connection's head.
+        head = b"GET /show?n=7 HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n"
+        answers = []
+        for _ in range(4):
+            sock = server.connect()
+            sock.sendall(head)
+            answers.append(server.read_until(sock, lambda got: got.endswith(b"}")).split(b"\r\n\r\n", 1)[1])
+            sock.close()
+            server.run_until(lambda: not server.server.connections)
+        assert len(set(answers)) == 1 and json.loads(answers[0])["target"] == "/show?n=7"
+        (protocol,) = server.server.h1.idle_protocols
+        cached = server.server.http1_caches.heads.entries[head.decode("latin-1")]
+        assert protocol.conn._heads.last is cached and protocol.conn._heads.last_template is None
     finally:
         server.close()

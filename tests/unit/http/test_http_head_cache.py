@@ -3,7 +3,7 @@ memo, must never change what a stream parses to: each is checked against the
 plain path (``HTTP1Caches.disabled()``, which holds nothing)."""
 
 import pytest
-from _http_helpers import bytewise, merge_data, run
+from _http_helpers import bytewise, drain, merge_data, run
 
 from evloop.buffers import ReceiveBuffer
 from evloop.http import Data, EndOfMessage, Limits, ProtocolError, RequestHead
@@ -210,3 +210,45 @@ def test_last_head_memo_compares_a_whole_read_and_a_prefix_alike():
     assert remembering[1] is None and reference[1] is None
     heads = [event for event in remembering[0] if isinstance(event, RequestHead)]
     assert [head.headers[-1][1] for head in heads] == ["2", "2", "2", "2", "3", "2", "2", "2"]
+
+
+RENEWED_FIRST_READS = {
+    "same": HEAD,
+    "same-twice": HEAD + HEAD,
+    "same-and-a-part": HEAD + HEAD[:10],
+    "a-prefix": HEAD[:-2],
+    "one-byte-changed": HEAD.replace(b"X-Two: 2", b"X-Two: 3"),
+    "longer-field": HEAD.replace(b"X-Two: 2", b"X-Two: 22"),
+    "more-fields": HEAD[:-2] + b"X-Three: 3\r\n\r\n",
+    "with-a-body": HEAD.replace(b"X-Two: 2", b"Content-Length: 3") + b"abc",
+    "bad": b"GET / HTTP/1.1\r\nHost: example.com\r\nBad Name: x\r\n\r\n",
+    "bare-lf-inside": HEAD.replace(b"X-One: 1\r\n", b"\n"),
+    "empty-lines-first": b"\r\n" + HEAD,
+}
+
+
+@pytest.mark.parametrize("name", sorted(RENEWED_FIRST_READS))
+def test_a_renewed_connection_reads_its_first_head_through_the_last_connections_memo_as_the_plain_path(name):
+    """``ServerConnection.renew`` keeps the last head's memo (an entry of the server's cache of heads): a new
+    connection's first reads, whole or byte by byte, parse as on a connection that never saw that head."""
+    stream = RENEWED_FIRST_READS[name]
+    caches = HTTP1Caches()
+    limits = Limits()  # one object: a cached head is taken under the limits it passed (``is``)
+    for _ in range(3):  # seen, admitted, a hit: the memo is set
+        events, error, conn = run([HEAD], limits, caches=caches)
+        assert error is None and len(events) == 2
+    assert conn._heads.last is caches.heads.entries[HEAD.decode("latin-1")]
+    reference = run([stream], Limits(), caches=HTTP1Caches.disabled())
+    expected = (summary(reference[0]), reference[1] and (reference[1].status, reference[1].reason))
+    for reads in ([stream], bytewise(stream)):
+        conn.renew()
+        assert conn._heads.last is not None and conn._heads.last.raw == HEAD
+        events: list = []
+        error = None
+        try:
+            for chunk in reads:
+                conn.receive_data(chunk)
+                drain(conn, events, True)
+        except ProtocolError as exc:
+            error = exc
+        assert (summary(events), error and (error.status, error.reason)) == expected
