@@ -316,7 +316,7 @@ class SocketTransport(Transport):
         queue = self._queue
         if not queue.size:  # empty (queued regions are never empty): no Python __bool__ call, ~400 instructions a write
             try:
-                sent = self.socket.send(data, _MSG_MORE) if more else _write(self._fd, data)
+                sent = (self._sock or self.socket).send(data, _MSG_MORE) if more else _write(self._fd, data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -430,7 +430,7 @@ class SocketTransport(Transport):
     def _shutdown_write(self) -> None:
         self._eof_written = True
         try:
-            self.socket.shutdown(socket.SHUT_WR)
+            (self._sock or self.socket).shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
