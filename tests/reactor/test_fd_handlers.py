@@ -9,10 +9,12 @@ the selector watches exactly the events that have a callback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import random
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,13 +34,22 @@ class _Recorder:
         self.ran.append(self.tag)
 
 
-def _ready_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
-    """Socket pairs whose first end is both readable (a byte waits, never read) and writable."""
+@contextlib.contextmanager
+def _ready_pairs(selector_cls: Any, count: int) -> Iterator[tuple[Reactor, list[tuple[socket.socket, socket.socket]]]]:
+    """A reactor on ``selector_cls``, and socket pairs whose first end is both readable (a byte waits, never read)
+    and writable; all closed after."""
     pairs = [socket.socketpair() for _ in range(count)]
     for ours, theirs in pairs:
         ours.setblocking(False)
         theirs.sendall(b"x")
-    return pairs
+    reactor = Reactor(selector_cls())
+    try:
+        yield reactor, pairs
+    finally:
+        reactor.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -47,11 +58,9 @@ def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed)
     exactly the model's callbacks, ``remove_*`` answers as the model does, and the selector's interest is the
     model's (no stale events)."""
     rng = random.Random(seed)
-    pairs = _ready_pairs(6)
-    reactor = Reactor(selector_cls())
-    model: dict[tuple[int, str], int] = {}  # (file index, "r"/"w") -> tag of the callback registered
-    ran: list[tuple[int, str, int]] = []
-    try:
+    with _ready_pairs(selector_cls, 6) as (reactor, pairs):
+        model: dict[tuple[int, str], int] = {}  # (file index, "r"/"w") -> tag of the callback registered
+        ran: list[tuple[int, str, int]] = []
         for step in range(400):
             index, kind = rng.randrange(len(pairs)), rng.choice("rw")
             sock = pairs[index][0]
@@ -80,32 +89,25 @@ def test_random_adds_and_removes_run_what_a_plain_model_says(selector_cls, seed)
                     fd = pairs[i][0].fileno()
                     expected[fd] = expected.get(fd, 0) | (EVENT_READ if k == "r" else EVENT_WRITE)
                 assert watched == expected
-    finally:
-        reactor.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
 
 
 def test_a_callback_removing_or_replacing_other_ready_files_readers_in_the_pass(selector_cls):
     """As with the selector's keys: whichever ready file's reader runs first removes the reader of another ready
     file and replaces a third's; in that pass the removed and the replaced are never called, the replacement is."""
-    pairs = _ready_pairs(3)
-    socks = [ours for ours, _ in pairs]
-    reactor = Reactor(selector_cls())
-    calls: list[str] = []
+    with _ready_pairs(selector_cls, 3) as (reactor, pairs):
+        socks = [ours for ours, _ in pairs]
+        calls: list[str] = []
 
-    def first_to_run(index: int, with_args: bool) -> None:
-        calls.append(f"reader {index}")
-        if len(calls) == 1:
-            others = [sock for sock in socks if sock is not socks[index]]
-            reactor.remove_reader(others[0])
-            if with_args:
-                reactor.add_reader(others[1], calls.append, "replacement")
-            else:
-                reactor.add_reader(others[1], functools.partial(calls.append, "replacement"))
+        def first_to_run(index: int, with_args: bool) -> None:
+            calls.append(f"reader {index}")
+            if len(calls) == 1:
+                others = [sock for sock in socks if sock is not socks[index]]
+                reactor.remove_reader(others[0])
+                if with_args:
+                    reactor.add_reader(others[1], calls.append, "replacement")
+                else:
+                    reactor.add_reader(others[1], functools.partial(calls.append, "replacement"))
 
-    try:
         for with_args in (False, True):
             calls.clear()
             for index, sock in enumerate(socks):
@@ -117,20 +119,13 @@ def test_a_callback_removing_or_replacing_other_ready_files_readers_in_the_pass(
             assert calls[1:] == ["replacement"]
             for sock in socks:
                 reactor.remove_reader(sock)
-    finally:
-        reactor.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
 
 
 def test_descriptors_far_apart_are_watched(selector_cls):
     """The lists grow to the largest descriptor watched; a low one registered after a high one still works."""
-    pairs = _ready_pairs(2)
-    reactor = Reactor(selector_cls())
-    high = pairs[1][0].fileno() + 200
-    calls: list[str] = []
-    try:
+    with _ready_pairs(selector_cls, 2) as (reactor, pairs):
+        high = pairs[1][0].fileno() + 200
+        calls: list[str] = []
         os.dup2(pairs[1][0].fileno(), high)
         reactor.add_reader(high, calls.append, "high")
         reactor.add_reader(pairs[0][0], calls.append, "low")
@@ -138,37 +133,25 @@ def test_descriptors_far_apart_are_watched(selector_cls):
         assert sorted(calls) == ["high", "low"]
         assert reactor.remove_reader(high) and not reactor.remove_reader(high)
         os.close(high)
-    finally:
-        reactor.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
 
 
 def test_a_failing_bound_method_reader_is_reported_by_name_and_the_pass_goes_on(selector_cls):
     """A reader called as its function and object reports as its bound method would, even after removing itself."""
-    pairs = _ready_pairs(2)
-    reactor = Reactor(selector_cls())
-    seen: list[str] = []
-    ran: list[tuple[int, str, int]] = []
-    reactor.set_exception_handler(lambda loop, context: seen.append(context["message"]))
+    with _ready_pairs(selector_cls, 2) as (reactor, pairs):
+        seen: list[str] = []
+        ran: list[tuple[int, str, int]] = []
+        reactor.set_exception_handler(lambda loop, context: seen.append(context["message"]))
 
-    class Failing:
-        def on_readable(self) -> None:
-            reactor.remove_reader(pairs[0][0])
-            raise KeyError("reader")
+        class Failing:
+            def on_readable(self) -> None:
+                reactor.remove_reader(pairs[0][0])
+                raise KeyError("reader")
 
-    try:
         reactor.add_reader(pairs[0][0], Failing().on_readable)
         reactor.add_reader(pairs[1][0], _Recorder(ran, (1, "r", 0)).fire)
         reactor.run_once(0)
         assert len(seen) == 1 and "Failing.on_readable" in seen[0]
         assert ran == [(1, "r", 0)]
-    finally:
-        reactor.close()
-        for a, b in pairs:
-            a.close()
-            b.close()
 
 
 def _readiness_cases() -> list[tuple[str, Any, list[Any]]]:
