@@ -142,6 +142,9 @@ OPTIONS: tuple[Option, ...] = (
            "LISTEN_FDS are served when no address is given", BINDING, metavar="N", check=off_or_positive),
     Option("backlog", integer, _server.backlog, "connections the kernel queues before they are accepted", BINDING,
            metavar="N", check=_backlog_problem, field="backlog"),
+    Option("deferred-accept", boolean, _server.deferred_accept, "accept a TCP connection once its first bytes "
+           "arrive, or after a second (Linux TCP_DEFER_ACCEPT, as nginx's listen ... deferred)", BINDING, flag=True,
+           field="deferred_accept"),
     # --------------------------------------------------------------------- TLS
     Option("certfile", _optional(text), None, "the server's certificate chain (and key, if in the same file)", TLS,
            metavar="PEM", field="certfile"),

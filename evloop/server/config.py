@@ -45,6 +45,9 @@ class ServerConfig:
     uds_group: str | None = None
     backlog: int = 1024
     reuse_port: bool = False
+    # TCP connections are accepted once their first bytes arrive (evloop.listener.listen's deferred_accept):
+    # HTTP's client speaks first.
+    deferred_accept: bool = True
     # Accepts per readiness event.  Workers sharing one listening socket take
     # one at a time, so that one about to block holds no others back.
     accept_batch: int = ACCEPT_BATCH

@@ -117,7 +117,7 @@ class Server:
         self.tls = ServerTLS.of(cfg)
         options: dict[str, Any] = {
             "backlog": cfg.backlog, "transport_kwargs": {"high_water": cfg.write_high_water},
-            "accept_batch": cfg.accept_batch,
+            "accept_batch": cfg.accept_batch, "deferred_accept": cfg.deferred_accept,
         }
         if self.tls is not None:
             # The header timeout covers the handshake too: a client that sends no

@@ -23,12 +23,15 @@ def test_slowloris_closed_at_header_deadline_while_others_are_served(start_demo,
         sock = connect(server.port)
         sock.setblocking(False)
         if i % 6 == 0:
-            late.append(sock)  # silent for a second first: the deadline counts from the accept
+            # Silent for a second first: the deadline counts from the accept, which Linux defers until the first
+            # bytes come (--deferred-accept, on by default), at most a second.
+            late.append(sock)
         else:
             sock.send(b"GET / HTTP/1.1\r\n")
         opened[sock] = time.monotonic()
         sel.register(sock, selectors.EVENT_READ)
 
+    silent = set(late)
     good: list[float] = []
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -85,10 +88,12 @@ def test_slowloris_closed_at_header_deadline_while_others_are_served(start_demo,
     assert not failures, failures[:3]
     assert len(closed_after) == SLOWLORIS_CONNECTIONS, f"only {len(closed_after)} slowloris connections closed"
     earliest, latest = min(closed_after.values()), max(closed_after.values())
+    latest_speaking = max(after for sock, after in closed_after.items() if sock not in silent)
     print(f"slowloris: {SLOWLORIS_CONNECTIONS} closed after {earliest:.2f}..{latest:.2f} s; "
           f"{len(good)} good requests, slowest {max(good):.3f} s")
     assert earliest >= HEADER_TIMEOUT_S - 0.05
-    assert latest <= HEADER_TIMEOUT_S + 0.5
+    assert latest_speaking <= HEADER_TIMEOUT_S + 0.5
+    assert latest <= HEADER_TIMEOUT_S + 1.0 + 0.5  # the silent ones: accepted with their first bytes, a second on
     assert len(good) >= 20 and max(good) < 1.0
     assert not error_lines(server.log())
 

@@ -14,7 +14,10 @@ __all__ = ["LiveServer"]
 class LiveServer:
     def __init__(self, app, clock=None, **settings):
         self.reactor = Reactor(clock=clock)
-        self.server = Server(app, self.reactor, ServerConfig(**{"port": 0, "access_log": False, **settings}))
+        # Accepts not deferred (the server's default): connect() waits for the accept before anything is sent,
+        # which Linux would hold for a second (TCP_DEFER_ACCEPT; tests/reactor/test_deferred_accept.py).
+        self.server = Server(app, self.reactor, ServerConfig(**{"port": 0, "access_log": False,
+                                                                "deferred_accept": False, **settings}))
         self.server.start()
         self.port = self.server.listeners[0].port
 

@@ -143,7 +143,8 @@ def test_proxy_headers_over_tls(start_demo, certs):
 
 def test_the_head_deadline_counts_from_the_accept(start_demo, certs):
     """A handshake done late leaves the head only what is left of --header-timeout, as over TCP."""
-    server = start_demo(*tls_args(certs, "--header-timeout", "1", "--no-access-log"))
+    # Accepted at once, so that the accept and the handshake are apart (a deferred accept waits for the ClientHello).
+    server = start_demo(*tls_args(certs, "--header-timeout", "1", "--no-access-log", "--no-deferred-accept"))
     context = certs.client_context()
     raw = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT_S)
     started = time.monotonic()
