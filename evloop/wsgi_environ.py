@@ -122,7 +122,6 @@ class _NoBody(io.BufferedIOBase):
 
 
 _NO_BODY = _NoBody()
-_BytesIO = io.BytesIO  # a request body's wsgi.input: a global, not the module's attribute (an opcode less)
 
 
 def _path_info(raw_path: str) -> str:
@@ -344,7 +343,7 @@ def _fill_environ(request: Request, template: dict[str, Any], keys: BoundedCache
         body = request.body
         length = len(body)
         if length:  # else the template's wsgi.input, the shared empty stream: no store
-            environ["wsgi.input"] = _BytesIO(body)
+            environ["wsgi.input"] = io.BytesIO(body)
     environ["evloop.request"] = request
     if length or framed:
         # The text of the last length met again (a client posting one size of body) is no new str() (~200
