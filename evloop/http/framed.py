@@ -82,7 +82,6 @@ def frame_remembered(
     frames it); its head is remembered as ``last_head``, a short body's response as ``last_framed``.
     ``given``: the fields as the caller gave them, a list or a tuple."""
     length = len(body)
-    framed = caches.framed
     last_head = caches.last_head  # (status, fields, length, date, server, head)
     if (last_head is not None and last_head[2] == length and last_head[3] is date and last_head[0] == status
             and last_head[4] is server and last_head[1] == given):
@@ -90,6 +89,7 @@ def frame_remembered(
         # to make, hash and compare (load/bench_instructions.py echo4k 46,148 -> 45,130).
         head: bytes = last_head[5]
     else:
+        framed = caches.framed
         headers = tuple(given)  # hashable, for the key (a tuple given is itself)
         # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
         # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
