@@ -555,7 +555,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             # its call: ~540 instructions a request (load/bench_instructions.py keepalive 24,114 -> 23,575);
             # tests/server/test_response_done_fast.py checks it against _response_done.
             self.requests_served += 1
-            ended = self._log_response() if self._timed else 0.0  # the clock read, for the deadline too
+            if self._timed:
+                self._log_response()
             self.request = self.head = None
             self.phase, self._arm_pending = self.phase.exits["response_done"]  # self._to(), without the call
             if self._reading_paused and not self._write_paused:
@@ -567,10 +568,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             # The read's one response, in IDLE's queue already (keep-alive): _finish's steps, arm then write,
             # without its call: _process then has nothing to finish (whole server keepalive 34,331 -> 33,201
             # instructions, pipelined +180 for the checks; tests/server/test_response_done_fast.py).
-            # From the log's reading, taken for this response a moment ago: one clock read a request, not two
-            # (~200 instructions; tests/server/test_response_done_fast.py).
             now = self.reactor.time  # an attribute, then a call: a method-style call of it is not specialized
-            self.deadline = (ended or now()) + queue.timeout_s
+            self.deadline = now() + queue.timeout_s
             self._arm_pending = False
             self.transport.write(framed)  # a write that backs up goes on to DRAINING and arms again (pause_writing)
             return
@@ -609,14 +608,12 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
             self._to("streaming")
             self._pump_stream()
 
-    def _log_response(self) -> float:
-        """The access log's line and the metrics' counts of the response just queued (``_timed``: one is on);
-        returns the clock's reading that ended its duration."""
+    def _log_response(self) -> None:
+        """The access log's line and the metrics' counts of the response just queued (``_timed``: one is on)."""
         access_log = self.ctx.access_log
         head: Any = self.head
         now = self.reactor.time  # an attribute, then a call: a method-style call of it is never specialized
-        ended = now()
-        duration_s = ended - self._started  # (LOAD_METHOD, ~110 instructions more under valgrind)
+        duration_s = now() - self._started  # (LOAD_METHOD, ~110 instructions more under valgrind)
         if access_log is not None:
             # The request's client: the real one when proxy headers were honoured; the body's length as it was.
             request = self.request
@@ -626,7 +623,6 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         if counts is not None:
             size = 0 if head.is_head or self._status in _BODILESS_STATUSES else self._body_bytes
             counts.response_done(head.method, self._status, size, duration_s)
-        return ended
 
     def _response_done(self) -> None:
         """The whole response is queued: log it, then start the next cycle or close."""
