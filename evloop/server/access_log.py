@@ -58,10 +58,9 @@ _FLUSH_INTERVAL_S = 1.0
 # and hello (load/bench/run.py, against a build without idle flushes).
 # Lines that come sooner wait for a timer at the spacing's end, which writes
 # them, idle or not: waiting for idle after it too cost an idle handle and
-# a pass (a request and its flush this way, under valgrind on a manual
-# clock: 94,467 -> 91,251 instructions); a loop that is never idle writes every
-# 20 ms instead of every second (at 50,000 lines a second, 512 lines fill
-# the handler first).
+# a pass (~3,000 instructions a flush: see AccessLog._lines_waiting); a loop
+# that is never idle writes every 20 ms instead of every second (at 50,000
+# lines a second, 512 lines fill the handler first).
 _IDLE_FLUSH_SPACING_S = 0.02
 # The statuses whose responses carry no body (RFC 9110 sections 15.3.5,
 # 15.4.5); nor does any response to HEAD.  The server frames by them too.
@@ -83,7 +82,8 @@ class BufferedAccessHandler(logging.Handler):
     Until a server has attached it (``AccessLog``), or when none is
     attached, every line is written at once, like ``logging.StreamHandler``.
     While attached, lines wait until the attached server flushes (loop idle,
-    once a second, shutdown) or ``capacity_chars`` are waiting.
+    or 20 ms after its last write; once a second; shutdown) or
+    ``capacity_lines`` are waiting.
     ``logging.shutdown()`` (run at exit) flushes it too.
     """
 
@@ -277,9 +277,10 @@ class AccessLog:
         The idle flush, or a timer that writes while the last write is nearer
         than ``_IDLE_FLUSH_SPACING_S``; and the once-a-second flush.  Its
         steps are here, not in calls of their own: with _flush_idle's and
-        the handler's, 6 calls a flush less (a request and its flush, under
-        valgrind on a manual clock: 96,592 -> 94,467 instructions, with the
-        one clock read a request of h1.py's _send).
+        the handler's, 6 calls a flush less.  With the timer's own write (see
+        _IDLE_FLUSH_SPACING_S), a keep-alive request and its flush 5 ms after
+        the last write cost 96,592 -> 90,170 instructions (valgrind, on a
+        manual clock); a flush costs the whole server ~42,000.
         """
         if direct is not None and len(direct.pieces) >= direct.capacity_pieces:
             direct.flush()
