@@ -280,7 +280,7 @@ class AccessLog:
         the handler's, 6 calls a flush less.  With the timer's own write (see
         _IDLE_FLUSH_SPACING_S), a keep-alive request and its flush 5 ms after
         the last write cost 96,592 -> 90,170 instructions (valgrind, on a
-        manual clock); a flush costs the whole server ~42,000.
+        manual clock).
         """
         if direct is not None and len(direct.pieces) >= direct.capacity_pieces:
             direct.flush()
