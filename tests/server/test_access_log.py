@@ -381,6 +381,25 @@ def test_idle_flushes_are_spaced_so_bursts_share_a_write(access_handler):
         log.close()
 
 
+def test_lines_soon_after_a_write_go_out_at_the_spacing_even_if_the_loop_is_never_idle(access_handler):
+    with _first_line_on_a_manual_clock(access_handler) as (_, stream, clock, reactor, log):
+        reactor.run_once(0)  # idle: written at once (nothing was written lately)
+        assert stream.writes == 1
+
+        def busy() -> None:  # from now on always something ready: the loop is never idle
+            reactor.call_soon(busy)
+
+        reactor.call_soon(busy)
+        clock.advance(0.005)
+        log.log(("h", 1), _head("GET", "/2"), 200, 5, 0.001)
+        reactor.run_once(0)
+        assert stream.writes == 1  # 5 ms after the last write: it waits
+        clock.advance(0.015)
+        reactor.run_once(0)  # the spacing's end: written though the loop is busy, not a second later
+        assert stream.writes == 2 and stream.getvalue().count("\n") == 2
+        log.close()
+
+
 def test_the_line_before_is_reused_only_for_the_same_client_host_head_status_and_size(access_handler):
     """Another connection from the line before's host takes its prefix too (the line shows the host only);
     another host, or a client that is not an address, does not."""
