@@ -83,10 +83,12 @@ def test_a_backed_up_transport_queues_in_its_own_queue_and_the_others_stay_empty
         assert other.get_write_buffer_size() == 0
         assert quick.recv(100) == b"quick and gathered"
         backed.close()  # after the queue drains
+        assert made[0].lost == []
         assert _drain(reactor, run_until, slow, len(payload)) == payload
         run_until(reactor, lambda: made[0].lost == [None])
         assert backed.get_write_buffer_size() == 0
         other.abort()  # the shared queue is not cleared: there is nothing in it
+        assert made[1].lost == []  # connection_lost comes on the next pass, as reactor.call_soon's would
         run_until(reactor, lambda: made[1].lost == [None])
         assert other.get_write_buffer_size() == 0
         slow.close()
