@@ -368,3 +368,33 @@ def test_a_listener_on_one_address_hands_its_transports_the_bare_descriptor(reac
         assert _open_descriptors() == before
     finally:
         listener.close()
+
+
+def test_a_stop_request_from_a_first_read_leaves_the_later_connections_watched(reactor, run_until):
+    """SystemExit from the second of three connections' first reads goes out of the pass; the third, whose
+    first read did not run, is watched all the same: its bytes are read on a later pass, as the first's are."""
+    servers: list[Echo] = []
+
+    class Stopping(Echo):
+        def data_received(self, data):
+            super().data_received(data)
+            if len(servers) == 3 and self is servers[1] and self.data == b"1":
+                raise SystemExit("stop")
+
+    def factory() -> Echo:
+        servers.append(Stopping())
+        return servers[-1]
+
+    listener = listen(reactor, factory, "127.0.0.1", 0)
+    clients = [socket.create_connection(("127.0.0.1", listener.port), timeout=5) for _ in range(3)]
+    for i, client in enumerate(clients):
+        client.sendall(b"%d" % i)
+    try:
+        with pytest.raises(SystemExit):
+            reactor.run_once(5)
+        assert len(servers) == 3 and [s.data for s in servers] == [b"0", b"1", b""]
+        for client in clients:
+            client.sendall(b"+")
+        run_until(reactor, lambda: servers[0].data == b"0+" and servers[2].data == b"2+")
+    finally:
+        _close_all(reactor, listener, clients, servers)
