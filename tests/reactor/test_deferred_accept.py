@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from support.raw_http import read_until_close
 
 from evloop import Protocol, cli, listen
 from evloop.demo import build_parser, config_from_settings
@@ -50,12 +51,12 @@ def made():
     return Served.made
 
 
-def _answer(client: socket.socket) -> bytes:
-    client.settimeout(5)
-    got = bytearray()
-    while chunk := client.recv(4096):
-        got += chunk
-    return bytes(got)
+def _accepted_at_once_then_served(reactor, run_until, made, client: socket.socket, payload: bytes) -> None:
+    """``client``, connected and silent, is accepted; then what it sends is answered."""
+    run_until(reactor, lambda: len(made) == 1)
+    client.sendall(payload)
+    run_until(reactor, lambda: made[0].transport.is_closing())
+    assert read_until_close(client) == b"ok:" + payload
 
 
 @linux_only
@@ -71,11 +72,11 @@ def test_an_idle_client_waits_in_the_kernel_and_one_that_speaks_is_served(reacto
             speaker.sendall(b"hello")
             run_until(reactor, lambda: len(made) == 1 and made[0].transport.is_closing())
             # Without the option the idle connection, first in the accept queue, would have been accepted first.
-            assert _answer(speaker) == b"ok:hello"
+            assert read_until_close(speaker) == b"ok:hello"
             assert len(made) == 1
             idle.sendall(b"at last")
             run_until(reactor, lambda: len(made) == 2 and made[1].transport.is_closing())
-            assert _answer(idle) == b"ok:at last"
+            assert read_until_close(idle) == b"ok:at last"
     finally:
         listener.close()
 
@@ -87,10 +88,7 @@ def test_without_the_option_an_idle_client_is_accepted_at_once(reactor, run_unti
     try:
         assert _defer_value(listener.sockets[0]) == 0
         with socket.create_connection(("127.0.0.1", listener.port)) as idle:
-            run_until(reactor, lambda: len(made) == 1)
-            idle.sendall(b"now")
-            run_until(reactor, lambda: made[0].transport.is_closing())
-            assert _answer(idle) == b"ok:now"
+            _accepted_at_once_then_served(reactor, run_until, made, idle, b"now")
     finally:
         listener.close()
 
@@ -116,10 +114,7 @@ def test_a_unix_listener_ignores_the_option(reactor, run_until, made, tmp_path):
     try:
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(path)
-            run_until(reactor, lambda: len(made) == 1)
-            client.sendall(b"unix")
-            run_until(reactor, lambda: made[0].transport.is_closing())
-            assert _answer(client) == b"ok:unix"
+            _accepted_at_once_then_served(reactor, run_until, made, client, b"unix")
     finally:
         listener.close()
 
