@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.clients import wait_until
 from support.demo import DemoServer
 from support.raw_http import read_until_close, split_response
 
@@ -154,7 +155,9 @@ def test_ipv4_and_ipv6_together_with_workers(tmp_path, balance):
     server = DemoServer(["--bind", "127.0.0.1:0", "--bind", "[::1]:0", "--bind", f"unix:{uds}", "--workers", "2",
                          "--balance", balance, "--no-access-log"], tmp_path / "binds.log")
     try:
-        seen = urls(server)
+        # The supervisor logs one line per address, one after the other: DemoServer returned at the first.
+        seen: list[str] = wait_until(lambda: len(found := urls(server)) >= 3 and found, 10,  # type: ignore[assignment]
+                                     what="a 'serving on' line for each of the three addresses")
         v4 = next(u for u in seen if u.startswith("http://127.0.0.1:"))
         v6 = next(u for u in seen if u.startswith("http://[::1]:"))
         assert f"unix:{uds}" in seen
