@@ -491,13 +491,13 @@ def _defer_accepts(sock: socket.socket) -> None:
 
     A client that speaks first usually sends its request right after the
     handshake, but the handshake's last ACK makes the listener readable
-    before the request comes: one connection in five or six under ``wrk -c50
-    -H 'Connection: close'`` over loopback, more across a real network.  Such
+    before the request comes: one connection in six under wrk (50 clients,
+    ``Connection: close``) over loopback, more across a real network.  Such
     a connection's first read fails (EAGAIN, an exception), it is registered
     with the poller and unregistered at close (two ``epoll_ctl``), and read
     again in a later pass.  With the option the first read finds the request:
-    whole server, WSGI hello with ``Connection: close``, ~15-20% fewer CPU
-    seconds a request (load/BENCHMARKS.md, stop 38).  A connection that sends
+    WSGI hello with ``Connection: close``, 1.08x the requests per CPU-second
+    of the same code without it (load/BENCHMARKS.md, stop 38).  One that sends
     nothing is accepted once the second has passed (the kernel's SYN-ACK
     retransmission), and its header deadline starts then.  1 second is what
     nginx sets; the kernel rounds it to its retransmission schedule.
