@@ -455,11 +455,14 @@ def _queued(sock: socket.socket) -> int:
     return queued
 
 
+def _is_linux_tcp(sock: socket.socket) -> bool:
+    """An IPv4 or IPv6 socket on Linux: where the TCP options the listener sets mean what it says."""
+    return sys.platform.startswith("linux") and sock.family in (socket.AF_INET, socket.AF_INET6)
+
+
 def _tells_queue(sock: socket.socket) -> bool:
     """Does ``_queued`` work on ``sock``: a TCP socket on Linux, whose (empty) queue it reads as 0?"""
-    if _TCP_INFO is None or not sys.platform.startswith("linux"):
-        return False
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if _TCP_INFO is None or not _is_linux_tcp(sock):
         return False
     try:
         info = sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, _QUEUE_INFO_BYTES)
@@ -477,7 +480,7 @@ def _passes_nodelay_on(sock: socket.socket) -> bool:
     the eight a ``Connection: close`` request made; strace -f of evloop-demo).
     Elsewhere, and for other families, each transport sets it as before.
     """
-    if not sys.platform.startswith("linux") or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if not _is_linux_tcp(sock):
         return False
     try:
         sock.setsockopt(_IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -502,7 +505,7 @@ def _defer_accepts(sock: socket.socket) -> None:
     retransmission), and its header deadline starts then.  1 second is what
     nginx sets; the kernel rounds it to its retransmission schedule.
     """
-    if not sys.platform.startswith("linux") or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if not _is_linux_tcp(sock):
         return
     try:
         sock.setsockopt(_IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
