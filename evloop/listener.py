@@ -186,10 +186,8 @@ class Listener:
         reactor, factory = self._reactor, self._protocol_factory
         high_water, low_water = self._high_water, self._low_water
         # Its descriptor alone when its local address is known (net/tcp.py: no socket object, whose making asks
-        # the kernel for that address); else the plain C socket, which the transport asks for it.  A TLS
-        # connection's sends ask for the socket (MSG_MORE): it gets the plain one, cheaper to make here than the
-        # socket.socket the transport would make.
-        bare = local is not None and self.tls is None
+        # the kernel for that address); else the plain C socket, which the transport asks for it.
+        bare = local is not None
         # Accepts the kernel said are queued and not yet made (tells_queue: TCP_INFO, see _queued, written out
         # here).  The queue is asked whether anything is left instead of accepting until an accept fails with
         # EAGAIN: that failure, an exception, costs ~7,400 instructions, asking ~2,600 (callgrind, one call in a

@@ -59,7 +59,6 @@ _SENDMSG_MAX_BUFFERS = 64             # writelines offers at most this many chun
 _TCP_FAMILIES = frozenset((int(socket.AF_INET), int(socket.AF_INET6)))
 _IPPROTO_TCP = int(socket.IPPROTO_TCP)
 _TCP_NODELAY = int(socket.TCP_NODELAY)
-_MSG_MORE = int(getattr(socket, "MSG_MORE", 0))  # Linux; elsewhere ``write(more=True)`` is a plain write
 # The C socket type that ``socket.socket`` derives from.  A listener gives its transports these (every method
 # the transport calls is the C one): ``socket.socket``'s Python-level ``__init__`` and ``close`` (and
 # ``_real_close``) cost ~3,600 instructions a connection more (callgrind, made and closed in a loop: 5,400
@@ -316,19 +315,8 @@ class SocketTransport(Transport):
         return not self._closed
 
     # --------------------------------------------------------------- writing
-    def write(self, data: bytes | bytearray | memoryview, more: bool = False) -> None:
-        """Send ``data``: at once if nothing is queued, else after what is queued.
-
-        ``more``: the caller writes again at once (the TLS layer, between the
-        pieces of a batch), so the kernel may hold a last segment shorter
-        than the MSS for those bytes instead of sending it alone
-        (``MSG_MORE``, a cork for one call); the next write without it
-        pushes it, as does the next ACK (TCP_NODELAY is the socket's own
-        setting).  A caller must write again: with nothing in flight a short
-        tail would wait for the kernel's probe timer.  On loopback (MSS
-        65,483) a 64 KiB TLS piece is 65,624 bytes: without it every piece
-        was a full segment and a 141-byte one.
-        """
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``: at once if nothing is queued, else after what is queued."""
         if self._closing:
             return  # writing to a closing transport is ignored, like asyncio
         if self._eof_pending or self._eof_written:
@@ -340,7 +328,7 @@ class SocketTransport(Transport):
         queue = self._queue
         if not queue.size:  # empty (queued regions are never empty): no Python __bool__ call, ~400 instructions a write
             try:
-                sent = (self._sock or self.socket).send(data, _MSG_MORE) if more else _write(self._fd, data)
+                sent = _write(self._fd, data)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:

@@ -482,7 +482,7 @@ class TLSTransport(Transport, Protocol):
                     assert region is not None
                     data = read_file_block(region, _FILE_BLOCK)
                     plain.file_progress(region, len(data))
-                self._seal((data,), more=bool(plain))
+                self._seal((data,))
         except (OSError, EOFError) as exc:  # a file that could not be read, or ended early
             self._fail(exc)
             return
@@ -495,7 +495,7 @@ class TLSTransport(Transport, Protocol):
                 self._send_close_notify()
         self._maybe_resume_protocol()
 
-    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview], more: bool = False) -> int:
+    def _seal(self, chunks: Sequence[bytes | bytearray | memoryview]) -> int:
         """Encrypt ``chunks`` ``_ENCRYPT_CHUNK`` at a time, each piece's ciphertext written as it is made.
 
         Stops before a chunk once the socket transport is over its high water
@@ -504,11 +504,15 @@ class TLSTransport(Transport, Protocol):
         so; 260 KiB read once per 256 KiB), and pieces gathered for one
         ``sendmsg`` made glibc trim its heap and fault it in again each batch
         (64 minor page faults a MiB).  A small chunk (a response head) waits
-        in the BIO and leaves with the next piece: one send fewer.  Every piece
-        but the last is written with ``more`` (``MSG_MORE``), the last too when
-        the caller says more follows at once: a 64 KiB piece is 65,624 bytes,
-        over loopback's MSS, and its 141-byte tail waits for the next piece
-        instead of being a segment of its own (tls-bytes1m: 30.9 segments a MiB -> 22.6).
+        in the BIO and leaves with the next piece: one send fewer.
+
+        Each piece is a plain ``write``.  A 64 KiB piece is 65,624 bytes,
+        over loopback's MSS, so it leaves as a full segment and a 141-byte
+        one; sending all but a batch's last piece with ``MSG_MORE`` held
+        those tails back (30.9 segments a MiB -> 22.6) but cost time:
+        tls-bytes1m 0.89x the MiB per CPU-second of plain writes (9 rounds,
+        0.79-0.92, ``load/bench/run.py --evloop-rev``), the kernel's
+        ``tcp_sendmsg`` and its timers dearer than the segments saved.
         """
         obj, inner, outgoing = self._obj, self._inner, self._outgoing
         assert obj is not None and inner is not None
@@ -524,14 +528,14 @@ class TLSTransport(Transport, Protocol):
                     held += size
                 else:
                     held = 0
-                    inner.write(outgoing.read(), more or done < final)
+                    inner.write(outgoing.read())
                 continue
             held = 0
             view = memoryview(byte_view(chunk))  # slices count bytes, whatever the buffer's format
             end = len(view)
             for start in range(0, end, _ENCRYPT_CHUNK):
                 obj.write(view[start:start + _ENCRYPT_CHUNK])
-                inner.write(outgoing.read(), more or done < final or start + _ENCRYPT_CHUNK < end)
+                inner.write(outgoing.read())
         return len(chunks)
 
     def _flush_outgoing(self) -> None:
