@@ -74,6 +74,19 @@ _POLLIN, _POLLOUT = 0x001, 0x004
 _POLL_BITS = (0, _POLLIN, _POLLOUT, _POLLIN | _POLLOUT)  # indexed by EVENT_READ | EVENT_WRITE
 
 
+class _NoDirectCalls:
+    """The loop's ``calls`` while callbacks are timed (``slow_callback_s``): no reader is called directly, every one
+    goes through its handle and ``_run_callback``; the untimed loop reads ``_reader_calls`` itself."""
+
+    __slots__ = ()
+
+    def __getitem__(self, fd: int) -> None:
+        return None
+
+
+_NO_DIRECT_CALLS = _NoDirectCalls()
+
+
 class Reactor(ErrorReporting, FileWatching):
     """A selector-based event loop: timers, ready callbacks, file readiness, signals, futures.
 
@@ -344,7 +357,7 @@ class Reactor(ErrorReporting, FileWatching):
         if self._in_pass:
             raise RuntimeError("run_once() called from a callback of the same reactor: the loop is not re-entrant")
         ready, time = self._ready, self.time  # time: a method-style call of the attribute is never specialized
-        readers, writers, calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
+        readers, writers, reader_calls, owners = self._readers, self._writers, self._reader_calls, self._reader_owners
         self._in_pass = True
         try:
             while True:
@@ -384,12 +397,12 @@ class Reactor(ErrorReporting, FileWatching):
                     self._clock.idle_until(timer_deadline)  # ManualClock(autojump=True) jumps here
 
                 # I/O callbacks run here: through _run_callback (~400 instructions) only when timed or with arguments.
-                # From fd-indexed lists (None: unregistered by a callback of this pass): see evloop.reactor_files.
+                # From fd-indexed lists (None: unregistered by a callback of this pass, or all once a callback discarded
+                # the reactor, _drop_state): see evloop.reactor_files.  Per event no test of _closed nor of timed.
                 timed = self.slow_callback_s is not None  # (the fd-indexed lists are grown in place: read once above)
+                calls = _NO_DIRECT_CALLS if timed else reader_calls
                 for fd, mask in events:
-                    if self._closed:
-                        break  # a callback discarded the reactor (a forked child that went on)
-                    if mask != _POLLOUT and (call := calls[fd]) is not None and not timed:
+                    if mask != _POLLOUT and (call := calls[fd]) is not None:
                         try:
                             call(owner) if (owner := owners[fd]) is not None else call()  # a bound method's, or not
                         except BaseException as exc:
@@ -604,6 +617,10 @@ class Reactor(ErrorReporting, FileWatching):
         self._closed = True
         self._runnable = False
         live_reactors.discard(self)
+        # No callback for the rest of a pass whose callback discarded the reactor (a forked child that went on):
+        # the loop finds None for each event's descriptor instead of testing _closed per event.
+        for handles in (self._readers, self._writers, self._reader_calls, self._reader_owners):
+            handles[:] = [None] * len(handles)
         self._ready.clear()
         self._idle.clear()
         self._timers.clear()

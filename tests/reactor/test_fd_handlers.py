@@ -232,3 +232,43 @@ def test_a_ready_descriptor_wakes_the_callbacks_the_selectors_module_names(selec
         for _, _, socks in cases:
             for sock in socks:
                 sock.close()
+
+
+@pytest.mark.parametrize("slow_callback_s", [None, 60.0], ids=["untimed", "timed"])
+def test_a_callback_discarding_the_reactor_ends_the_passs_callbacks(selector_cls, slow_callback_s):
+    """As the loop's test of ``_closed`` per event did: once a callback discards the reactor (a forked child that
+    goes on), no other reader or writer of the pass runs (bound methods, plain functions, with arguments), timed
+    or not; the next pass raises."""
+    with _ready_pairs(selector_cls, 4) as (reactor, pairs):
+        reactor.slow_callback_s = slow_callback_s
+        ran: list[tuple[int, str, int]] = []
+
+        def discard(tag: tuple[int, str, int]) -> None:
+            ran.append(tag)
+            if len(ran) == 1:
+                reactor.discard_after_fork(close_connections=False)
+
+        for index, (ours, _) in enumerate(pairs):
+            kind = index % 3
+            for event, add in (("r", reactor.add_reader), ("w", reactor.add_writer)):
+                tag = (index, event, kind)
+                if kind == 0:
+                    add(ours, discard, tag)
+                elif kind == 1:
+                    add(ours, functools.partial(discard, tag))
+                else:
+                    add(ours, _DiscardingRecorder(discard, tag).fire)
+        reactor.run_once(0)  # every file is ready, for reading and writing, in this one poll
+        assert len(ran) == 1
+        with pytest.raises(RuntimeError):
+            reactor.run_once(0)
+
+
+class _DiscardingRecorder:
+    """A bound method callback (a transport's kind) that calls ``discard`` with its tag."""
+
+    def __init__(self, discard: Any, tag: tuple[int, str, int]) -> None:
+        self.discard, self.tag = discard, tag
+
+    def fire(self) -> None:
+        self.discard(self.tag)
