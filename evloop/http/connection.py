@@ -345,19 +345,18 @@ class ServerConnection:
         return event
 
     def take_whole_body(self, max_bytes: int) -> bytes | None:
-        """Right after a ``RequestHead`` with a Content-Length body: the whole body, when all of it is buffered
-        and it is at most ``max_bytes`` long, else None (nothing changes: read it with ``next_event``).
+        """Right after a ``RequestHead`` with a Content-Length body and no ``Expect: 100-continue`` (the server may
+        refuse that body): the whole body, when all of it is buffered and it is at most ``max_bytes`` long, else
+        None (nothing changes: read it with ``next_event``).
 
-        With ``implicit_end``, what ``next_event`` returns then is one ``Data``
-        holding this body, the receiving side DONE with it; this is that
-        step without the event: the usual small POST, its body in the read
-        that brought its head, costs the server one call here instead of a
-        turn of its read loop, ``next_event``, the reader's call and a
-        ``Data`` (load/bench_instructions.py echo4k, see ``evloop.server.h1``).
-        Without ``implicit_end`` (an ``EndOfMessage`` would follow), always None.
+        With ``implicit_end``, what ``next_event`` returns then is one ``Data`` holding this body, the receiving
+        side DONE with it; this is that step without the event: the usual small POST, its body in the read that
+        brought its head, costs the server one call here instead of a turn of its read loop, ``next_event``, the
+        reader's call and a ``Data`` (load/bench_instructions.py echo4k, see ``evloop.server.h1``).  Without
+        ``implicit_end`` (an ``EndOfMessage`` would follow), always None.
         """
         head = self._body_head  # set in BODY until next_event reads from the body (its reader made): else None
-        if head is None or not self._implicit_end:
+        if head is None or not self._implicit_end or head.expect_continue:
             return None
         length = head.content_length
         if length is None or length > max_bytes:  # None: chunked (the parser refuses a length with it)
