@@ -45,7 +45,7 @@ from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
 from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
-from .framed import frame_closing, frame_remembered
+from .framed import REMEMBERED_BODY_BYTES, frame_closing, frame_remembered
 from .head_templates import fill as fill_template
 from .parser import HeadReader, Limits
 from .states import RECV_TRANSITIONS, SEND_TRANSITIONS, RecvState, SendState, recv_transition, send_transition
@@ -431,22 +431,17 @@ class ServerConnection:
         self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes | None,
         server: bytes | None = b"evloop", reason: str | None = None,
     ) -> bytes:
-        """``send_response(status, headers, content_length=len(body), date=date,
-        server=server, body=body, reason=reason)``: a response complete with its bytes body.
+        """``send_response(status, headers, content_length=len(body), date=date, server=server, body=body,
+        reason=reason)``: a response complete with its bytes body.
 
-        The common response; its common case (HTTP/1.1, a body allowed, no
-        field evloop manages among ``headers``) is framed by
-        ``writer.plain_response_head``, without the general path's decisions, and the framed
-        head is remembered: handlers answer the same way again and again, and
-        then a response is one lookup and one concatenation.  The last one
-        with a short body is remembered whole (``HTTP1Caches.last_framed``):
-        the same body object with equal fields, status, Date and Server (a
-        prebuilt response, a health check) is its bytes again, without key,
-        lookup or concatenation (load/bench_instructions.py against the
-        lookup: pipelined 19,538 -> 17,847, keepalive 28,412 -> 26,875).
-        The last response of a connection (``keep_alive`` off) is the framed
-        head with ``Connection: close`` added (close 65,719 -> 58,953,
-        wsgi-close 94,063 -> 87,566 instructions a request).
+        The common case (HTTP/1.1, a body allowed, no field evloop manages among ``headers``) is framed by
+        ``writer.plain_response_head`` without the general path's decisions, and the head is remembered: a response
+        is then one lookup and one concatenation.  The last one with a short body is remembered whole
+        (``HTTP1Caches.last_framed``): the same body object with equal fields, status, Date and Server (a health
+        check) is its bytes again (load/bench_instructions.py pipelined 19,538 -> 17,847, keepalive 28,412 ->
+        26,875).  A new body object with the last head's status, fields, length, Date and Server (an echo) is that
+        head (``last_head``) and the body, compared here, not in frame_remembered: wsgi-echo4k 48,000 -> 46,867.
+        A connection's last response adds ``Connection: close`` (close 65,719 -> 58,953).
         """
         if (
             reason is None
@@ -462,6 +457,12 @@ class ServerConnection:
             if (last is not None and last[0] is body and last[1] == status and last[3] is date and last[4] is server
                     and last[2] == headers):
                 framed_response: bytes | None = last[5]
+            elif ((head := caches.last_head) is not None and head[2] == len(body) and head[3] is date
+                  and head[0] == status and head[4] is server and head[1] == headers
+                  and (last is None or last[0] is not body)):  # (status, fields, length, date, server, head)
+                framed_response = head[5] + body
+                if head[2] <= REMEMBERED_BODY_BYTES and type(body) is bytes:  # its second coming: remembered whole
+                    caches.last_framed = (body, None, None, None, None, None)  # seen once (see frame_remembered)
             else:
                 if type(headers) is not list and type(headers) is not tuple:
                     headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works
