@@ -168,7 +168,8 @@ class HTTP1Caches:
         held in ``framed`` when the length comes twice running.  One entry,
         compared; never set when ``framed`` holds nothing.
     ``last_head`` -- the last head found in ``framed``: ``(status, fields,
-        length, date, server, head)``, or None (``evloop.http.framed``).  A
+        length, date, server, head)``, or None (``evloop.http.framed`` sets it,
+        ``ServerConnection.send_complete_response`` compares it).  A
         response whose body object is new (an echo, an item) with the same
         status, fields (compared: a copy of a list), length, Date and Server
         is that head, without the fields' tuple and the key's hash and

@@ -45,7 +45,7 @@ from .body_readers import ContentLengthReader, Reader, body_reader, read_no_body
 from .caches import HTTP1Caches
 from .errors import ProtocolError, StateError
 from .events import NEED_DATA, PAUSED, ConnectionClosed, Data, Event, RequestHead
-from .framed import frame_closing, frame_remembered
+from .framed import REMEMBERED_BODY_BYTES, frame_closing, frame_remembered
 from .head_templates import fill as fill_template
 from .parser import HeadReader, Limits
 from .states import RECV_TRANSITIONS, SEND_TRANSITIONS, RecvState, SendState, recv_transition, send_transition
@@ -345,19 +345,18 @@ class ServerConnection:
         return event
 
     def take_whole_body(self, max_bytes: int) -> bytes | None:
-        """Right after a ``RequestHead`` with a Content-Length body: the whole body, when all of it is buffered
-        and it is at most ``max_bytes`` long, else None (nothing changes: read it with ``next_event``).
+        """Right after a ``RequestHead`` with a Content-Length body and no ``Expect: 100-continue`` (the server may
+        refuse that body): the whole body, when all of it is buffered and it is at most ``max_bytes`` long, else
+        None (nothing changes: read it with ``next_event``).
 
-        With ``implicit_end``, what ``next_event`` returns then is one ``Data``
-        holding this body, the receiving side DONE with it; this is that
-        step without the event: the usual small POST, its body in the read
-        that brought its head, costs the server one call here instead of a
-        turn of its read loop, ``next_event``, the reader's call and a
-        ``Data`` (load/bench_instructions.py echo4k, see ``evloop.server.h1``).
-        Without ``implicit_end`` (an ``EndOfMessage`` would follow), always None.
+        With ``implicit_end``, what ``next_event`` returns then is one ``Data`` holding this body, the receiving
+        side DONE with it; this is that step without the event: the usual small POST, its body in the read that
+        brought its head, costs the server one call here instead of a turn of its read loop, ``next_event``, the
+        reader's call and a ``Data`` (load/bench_instructions.py echo4k, see ``evloop.server.h1``).  Without
+        ``implicit_end`` (an ``EndOfMessage`` would follow), always None.
         """
         head = self._body_head  # set in BODY until next_event reads from the body (its reader made): else None
-        if head is None or not self._implicit_end:
+        if head is None or not self._implicit_end or head.expect_continue:
             return None
         length = head.content_length
         if length is None or length > max_bytes:  # None: chunked (the parser refuses a length with it)
@@ -432,22 +431,17 @@ class ServerConnection:
         self, status: int, headers: Iterable[tuple[AnyStr, AnyStr]], body: bytes, date: bytes | None,
         server: bytes | None = b"evloop", reason: str | None = None,
     ) -> bytes:
-        """``send_response(status, headers, content_length=len(body), date=date,
-        server=server, body=body, reason=reason)``: a response complete with its bytes body.
+        """``send_response(status, headers, content_length=len(body), date=date, server=server, body=body,
+        reason=reason)``: a response complete with its bytes body.
 
-        The common response; its common case (HTTP/1.1, a body allowed, no
-        field evloop manages among ``headers``) is framed by
-        ``writer.plain_response_head``, without the general path's decisions, and the framed
-        head is remembered: handlers answer the same way again and again, and
-        then a response is one lookup and one concatenation.  The last one
-        with a short body is remembered whole (``HTTP1Caches.last_framed``):
-        the same body object with equal fields, status, Date and Server (a
-        prebuilt response, a health check) is its bytes again, without key,
-        lookup or concatenation (load/bench_instructions.py against the
-        lookup: pipelined 19,538 -> 17,847, keepalive 28,412 -> 26,875).
-        The last response of a connection (``keep_alive`` off) is the framed
-        head with ``Connection: close`` added (close 65,719 -> 58,953,
-        wsgi-close 94,063 -> 87,566 instructions a request).
+        The common case (HTTP/1.1, a body allowed, no field evloop manages among ``headers``) is framed by
+        ``writer.plain_response_head`` without the general path's decisions, and the head is remembered: a response
+        is then one lookup and one concatenation.  The last one with a short body is remembered whole
+        (``HTTP1Caches.last_framed``): the same body object with equal fields, status, Date and Server (a health
+        check) is its bytes again (load/bench_instructions.py pipelined 19,538 -> 17,847, keepalive 28,412 ->
+        26,875).  A new body object with the last head's status, fields, length, Date and Server (an echo) is that
+        head (``last_head``) and the body, compared here, not in frame_remembered: wsgi-echo4k 48,000 -> 47,302.
+        A connection's last response adds ``Connection: close`` (close 65,719 -> 58,953).
         """
         if (
             reason is None
@@ -463,6 +457,12 @@ class ServerConnection:
             if (last is not None and last[0] is body and last[1] == status and last[3] is date and last[4] is server
                     and last[2] == headers):
                 framed_response: bytes | None = last[5]
+            elif ((head := caches.last_head) is not None and head[2] == len(body) and head[3] is date
+                  and head[0] == status and head[4] is server and head[1] == headers
+                  and (last is None or last[0] is not body)):  # (status, fields, length, date, server, head)
+                framed_response = head[5] + body
+                if head[2] <= REMEMBERED_BODY_BYTES and type(body) is bytes:  # its second coming: remembered whole
+                    caches.last_framed = (body, None, None, None, None, None)  # seen once (see frame_remembered)
             else:
                 if type(headers) is not list and type(headers) is not tuple:
                     headers = tuple(headers) if headers else ()  # read once: an iterator of pairs works

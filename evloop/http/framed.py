@@ -12,7 +12,8 @@ Server are those of the last head made (``HTTP1Caches.last_framed_fields``)
 is that head with a new Content-Length, not held.  The last head found in
 ``framed`` is remembered with what made it (``HTTP1Caches.last_head``): a
 response with a new body object (an echo, an item) and the same status,
-fields, length, Date and Server is that head, compared before the lookup.
+fields, length, Date and Server is that head, which ``send_complete_response``
+compares before it calls ``frame_remembered``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import AnyStr
 from .caches import FramedKey, HTTP1Caches
 from .writer import plain_response_head
 
-__all__ = ["frame_closing", "frame_remembered", "framed_head"]
+__all__ = ["REMEMBERED_BODY_BYTES", "frame_closing", "frame_remembered", "framed_head"]
 
 # The longest body whose framed response ``HTTP1Caches.last_framed`` holds (a hello, a health check, an error text).
-_REMEMBERED_BODY_BYTES = 1024
+REMEMBERED_BODY_BYTES = 1024
 
 
 def framed_head(
@@ -80,41 +81,34 @@ def frame_remembered(
 ) -> bytes | None:
     """``send_complete_response``'s plain response through ``HTTP1Caches.framed`` (None: the general path
     frames it); its head is remembered as ``last_head``, a short body's response as ``last_framed``.
-    ``given``: the fields as the caller gave them, a list or a tuple."""
+    ``given``: the fields as the caller gave them, a list or a tuple.  ``send_complete_response`` has compared
+    ``last_head`` before this call (its hit needs no call: the head and the body)."""
     length = len(body)
-    last_head = caches.last_head  # (status, fields, length, date, server, head)
-    if (last_head is not None and last_head[2] == length and last_head[3] is date and last_head[0] == status
-            and last_head[4] is server and last_head[1] == given):
-        # The head of the last response framed here, compared, not looked up: no tuple of the fields, no key
-        # to make, hash and compare (load/bench_instructions.py echo4k 46,148 -> 45,130).
-        head: bytes = last_head[5]
+    framed = caches.framed
+    headers = tuple(given)  # hashable, for the key (a tuple given is itself)
+    # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
+    # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
+    key: FramedKey | None
+    try:
+        key = (status, headers, length, date, server)
+        head = framed.entries.get(key)
+    except TypeError:  # unhashable pairs: framed by the plain path, not held
+        key = head = None
+    if head is not None:
+        # A head held in framed (only those: a head framed anew is held or not as _framed_anew decides).
+        # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
+        # copy of a list, which the application may change.
+        caches.last_head = (status, list(given) if type(given) is list else given, length, date, server, head)
     else:
-        framed = caches.framed
-        headers = tuple(given)  # hashable, for the key (a tuple given is itself)
-        # framed_head's hit, without its call: a response with a new body object (most of them) 4,946 -> 4,007
-        # instructions (callgrind, a 4 KiB body; load/bench_instructions.py browser 74,135 -> 72,832, all told).
-        key: FramedKey | None
-        try:
-            key = (status, headers, length, date, server)
-            found = framed.entries.get(key)
-        except TypeError:  # unhashable pairs: framed by the plain path, not held
-            key = found = None
-        if found is not None:
-            # A head held in framed (only those: a head framed anew is held or not as _framed_anew decides).
-            # Hashable (so immutable) pairs in a list or tuple, which a later response can be compared with: a
-            # copy of a list, which the application may change.
-            caches.last_head = (status, list(given) if type(given) is list else given, length, date, server, found)
-        else:
-            found = _framed_anew(caches, key, status, headers, length, date, server)
-            if found is None:
-                return None
-            if key is None or not framed.max_entries:
-                return found + body  # nothing remembered
-        head = found
+        head = _framed_anew(caches, key, status, headers, length, date, server)
+        if head is None:
+            return None
+        if key is None or not framed.max_entries:
+            return head + body  # nothing remembered
     response = head + body
     # Remembered whole when the body object comes a second time: a new body each time (an echo, an item)
     # costs a marker, not the copy (which took browser 115,888 -> 118,691 instructions a request).
-    if length <= _REMEMBERED_BODY_BYTES and type(body) is bytes:
+    if length <= REMEMBERED_BODY_BYTES and type(body) is bytes:
         last = caches.last_framed
         if last is None or last[0] is not body:
             caches.last_framed = (body, None, None, None, None, None)  # seen once
@@ -135,7 +129,7 @@ def frame_closing(
     if head is None:
         return None
     response = head[:-2] + close_end + body
-    if key is not None and caches.framed.max_entries and len(body) <= _REMEMBERED_BODY_BYTES and type(body) is bytes:
+    if key is not None and caches.framed.max_entries and len(body) <= REMEMBERED_BODY_BYTES and type(body) is bytes:
         last = caches.last_closing
         if last is None or last[0] is not body:
             caches.last_closing = (body, None, None, None, None, None)  # seen once

@@ -110,7 +110,7 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         "ctx", "reactor", "transport", "conn", "phase", "head", "request", "deadline", "_deadlines", "_out",
         "_response", "_started", "_body_bytes", "_status", "_write_paused", "_reading_paused", "requests_served",
         "_arm_pending", "_responder", "_log_heads", "_timed", "_received_at", "tls", "_scheme", "_sink", "_counts",
-        "body", "_stream", "_memory_room", "_last_buffer_size", "_linger_ends",
+        "body", "_stream", "_memory_room", "_last_buffer_size", "_linger_ends", "_whole_room",
     )
 
     def __init__(self, ctx: ServerContext) -> None:
@@ -134,6 +134,9 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         # the room is 0: every part goes on at once).  One test per part.
         self._sink: SpooledBody | StreamedBody | None = None
         self._memory_room = ctx.config.body_spool_bytes
+        # The longest body _process takes whole at its head, without _head_with_body: none (-1) when the app
+        # streams some bodies (their route is asked at the head, by _head_with_body).
+        self._whole_room = self._memory_room if ctx.streams_body is None else -1
         self.request: Request | None = None
         self._deadlines: DeadlineQueue | None = None  # the queue holding this connection's deadline
         self._response: Response | None = None   # a response whose body must be closed when done
@@ -358,8 +361,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
                     self._started = self._received_at
                     if self._log_heads:
                         self._log_head(head)
-                    body: Any = self._head_with_body(head) if head.content_length or head.chunked else b""
-                    if body is None:
+                    body: Any = conn.take_whole_body(self._whole_room) if head.content_length or head.chunked else b""
+                    if body is None and (body := self._head_with_body(head)) is None:  # not whole: the plain path
                         continue  # the body follows
                 elif event_type is Data or event_type is EndOfMessage:
                     data: Any = event
@@ -435,7 +438,10 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
 
         A whole body already buffered (a small POST in one read) is taken by one call (``take_whole_body``),
         not a turn of ``_process``'s loop, ``next_event``, the reader and ``_body_part``: load/bench_instructions.py
-        echo4k 63,218 -> 57,466, wsgi-echo4k 72,692 -> 66,863 (tests/server/test_body_parts.py: against parts)."""
+        echo4k 63,218 -> 57,466, wsgi-echo4k 72,692 -> 66,863 (tests/server/test_body_parts.py: against parts).
+        ``_process`` makes that call itself first, without this one (and the BODY phase it would leave at once):
+        wsgi-echo4k 48,983 -> 48,043; this method is then the plain path, for a body that is not whole, too long,
+        expected (``Expect: 100-continue``) or maybe streamed (tests/server/test_body_parts.py)."""
         self.phase, self._arm_pending = self.phase.exits["head_with_body"]  # self._to(), without the call
         conn = self.conn
         if head.expect_continue:

@@ -115,6 +115,17 @@ def test_the_receiver_gets_the_body_in_parts_then_answers(live, receiver, framin
     sock.close()
 
 
+def test_a_small_body_that_came_with_its_head_still_goes_to_the_receiver(live, receiver):
+    """A body whole in its head's read is taken at once only for a route that does not stream it (``_process``
+    asks no route: an app with streamed routes takes the plain path, ``_head_with_body``, which asks)."""
+    sock = live.connect()
+    send(live, sock, content_length_request("/upload/s", b"small") + content_length_request("/echo", b"whole"))
+    reply = live.read_until(sock, lambda data: data.endswith(b"\r\n\r\nwhole"))
+    assert reply.startswith(b"HTTP/1.1 200 ") and hashlib.sha256(b"small").hexdigest().encode() in reply
+    assert receiver.calls == [("started", "POST", "s"), ("part", 5), ("received",)]
+    sock.close()
+
+
 def test_expect_100_continue_is_answered_before_the_body(live, receiver):
     sock = live.connect()
     head, _, body = content_length_request("/upload/x", b"12345", b"Expect: 100-continue\r\n").partition(b"\r\n\r\n")

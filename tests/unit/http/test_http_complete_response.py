@@ -270,6 +270,25 @@ def test_the_last_response_remembered_whole_gives_the_plain_paths_bytes():
     assert disabled.last_framed is None
 
 
+def test_a_short_body_that_comes_again_is_remembered_whole_also_after_the_last_heads_hits():
+    """``send_complete_response`` compares ``last_head`` itself for a new body object, and leaves a short body's
+    second coming to ``frame_remembered``, which remembers that response whole (``last_framed``): the same bytes
+    as the plain path all along."""
+    caches = HTTP1Caches()
+    fields = [("Content-Type", "text/plain")]
+    body = b"0123456789"
+    for n, given in enumerate([bytes(10), bytes(10), bytes(10), body, body, body, bytes(10), body, body]):
+        plain = ready(REQUESTS["1.1"], True, HTTP1Caches.disabled())
+        expected = plain.send_response(200, list(fields), content_length=10, date=DATE, body=given)
+        conn = ready(REQUESTS["1.1"], True, caches, implicit_next_cycle=True)
+        assert conn.send_complete_response(200, fields, given, DATE) == expected, n
+        assert conn.our_state is SendState.IDLE and conn.their_state is RecvState.IDLE
+        if n == 2:
+            assert caches.last_head is not None and caches.last_head[2] == 10  # new bodies: the last head's hits
+        if n in (5, 8):
+            assert caches.last_framed is not None and caches.last_framed[0] is body and caches.last_framed[1] == 200
+
+
 def test_the_last_closing_response_remembered_whole_gives_the_plain_paths_bytes():
     """``HTTP1Caches.last_closing``: a connection's last response with the same body object is its remembered
     bytes only while status, fields (compared: a list changed in place), Date and Server are equal; the states
