@@ -456,6 +456,8 @@ class HTTPProtocol(ProtocolReuse, FaultHandling, ResponseStreaming, WebSocketUpg
         # A streamed-body route is run at its head: it answers ReceiveBody (see _send_body).
         if streams_body is not None and streams_body(head.method, head.target):
             return b""
+        if self._whole_room >= 0:
+            return None  # _process asked take_whole_body already: not whole, too long or expected
         return conn.take_whole_body(self._memory_room)  # the room: a longer body is spooled (bodies.py)
 
     def _body_part(self, data: bytes) -> bytes | None:
